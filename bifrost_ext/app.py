@@ -1,0 +1,240 @@
+"""The jupyter_server extension app: settings, wiring, and the server-start warm-up.
+
+It builds the store, cache and installer from its traits, hands the assembled
+:class:`~bifrost_ext.service.PackageService` to the API handlers and to the kernel
+provisioner (through the web app's settings), makes ``bifrost-provisioner`` the default
+provisioner for kernels this server launches, and warms Redis from the database when the
+server starts, retrying in the background while either is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.provisioning import KernelProvisionerFactory
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Enum, Float, List, Type, Unicode, default, validate
+
+from . import config
+from .api_handlers import default_handlers
+from .cache import CacheUnavailable, RequirementsCache
+from .installer import Installer
+from .interpreter import resolve_python
+from .service import PackageService
+from .store import RequirementsStore, StoreUnavailable
+
+PROVISIONER_NAME = "bifrost-provisioner"
+SERVICE_SETTING = "bifrost_service"
+
+
+class BifrostApp(ExtensionApp):
+    """Persistent notebook package installs for jupyter_server."""
+
+    name = "bifrost_ext"
+    load_other_extensions = True
+
+    database_url = Unicode(
+        help=f"SQLAlchemy URL of the database that holds the requirements (${config.ENV_DATABASE_URL};"
+        " default: a SQLite file under the Jupyter data dir)."
+    ).tag(config=True)
+    redis_url = Unicode(
+        None,
+        allow_none=True,
+        help=f"Redis URL of the requirements cache (${config.ENV_REDIS_URL}; default: no cache).",
+    ).tag(config=True)
+    workspace = Unicode(
+        help=f"Workspace whose requirements this server serves (${config.ENV_WORKSPACE};"
+        " default: $JUPYTERHUB_USER, else 'default')."
+    ).tag(config=True)
+    site_dir = Unicode(
+        help=f"Folder holding the package directories kernels import from (${config.ENV_SITE_DIR};"
+        " default: 'bifrost/site' under the Jupyter data dir)."
+    ).tag(config=True)
+    installer = Enum(
+        config.INSTALLERS,
+        help=f"Installer: auto (uv when available, else pip), uv or pip (${config.ENV_INSTALLER}).",
+    ).tag(config=True)
+    index_url = Unicode(
+        None, allow_none=True, help=f"Package index URL (${config.ENV_INDEX_URL})."
+    ).tag(config=True)
+    find_links = List(
+        Unicode(), help=f"Extra wheel folders or pages (${config.ENV_FIND_LINKS}, space-separated)."
+    ).tag(config=True)
+    no_index = Bool(help=f"Install from find_links only (${config.ENV_NO_INDEX}).").tag(config=True)
+    install_timeout = Float(
+        help=f"Seconds one install may take before it is stopped (${config.ENV_INSTALL_TIMEOUT})."
+    ).tag(config=True)
+    use_provisioner = Bool(
+        True,
+        help="Make bifrost-provisioner the default provisioner of kernels this server starts"
+        " (kernelspecs that name another provisioner keep theirs).",
+    ).tag(config=True)
+    warm_retry_interval = Float(
+        5.0, help="Seconds between warm-up attempts while the database or Redis is down."
+    ).tag(config=True)
+
+    store_class = Type(
+        RequirementsStore, klass=RequirementsStore, help="The database store class."
+    ).tag(config=True)
+    cache_class = Type(
+        RequirementsCache, klass=RequirementsCache, help="The cache class."
+    ).tag(config=True)
+    installer_class = Type(Installer, klass=Installer, help="The installer class.").tag(
+        config=True
+    )
+
+    @default("database_url")
+    def _default_database_url(self) -> str:
+        return config.default_database_url()
+
+    @default("redis_url")
+    def _default_redis_url(self) -> str | None:
+        return config.default_redis_url()
+
+    @default("workspace")
+    def _default_workspace(self) -> str:
+        return config.default_workspace()
+
+    @validate("workspace")
+    def _validate_workspace(self, proposal: dict[str, Any]) -> str:
+        return config.check_workspace(proposal["value"])
+
+    @default("site_dir")
+    def _default_site_dir(self) -> str:
+        return config.default_site_dir()
+
+    @default("installer")
+    def _default_installer(self) -> str:
+        return config.default_installer()
+
+    @default("index_url")
+    def _default_index_url(self) -> str | None:
+        return config.default_index_url()
+
+    @default("find_links")
+    def _default_find_links(self) -> list[str]:
+        return config.default_find_links()
+
+    @default("no_index")
+    def _default_no_index(self) -> bool:
+        return config.default_no_index()
+
+    @default("install_timeout")
+    def _default_install_timeout(self) -> float:
+        return config.default_install_timeout()
+
+    def settings_snapshot(self) -> config.Settings:
+        """The resolved settings this server runs with."""
+        return config.Settings(
+            database_url=self.database_url,
+            redis_url=self.redis_url or None,
+            workspace=self.workspace,
+            site_dir=Path(self.site_dir).expanduser(),
+            installer=self.installer,
+            index_url=self.index_url or None,
+            find_links=tuple(self.find_links),
+            no_index=self.no_index,
+            install_timeout=self.install_timeout,
+        )
+
+    def initialize_settings(self) -> None:
+        """Build the service and, unless turned off, make our provisioner the default."""
+        settings = self.settings_snapshot()
+        self.service = PackageService(
+            settings,
+            store=self.store_class(parent=self, url=settings.database_url),
+            cache=self.cache_class(parent=self, url=settings.redis_url),
+            installer=self.installer_class(
+                parent=self,
+                tool=settings.installer,
+                index_url=settings.index_url,
+                find_links=list(settings.find_links),
+                no_index=settings.no_index,
+                timeout=settings.install_timeout,
+            ),
+            python=self._default_kernel_python(),
+            log=self.log,
+        )
+        self.settings[SERVICE_SETTING] = self.service
+        self._previous_provisioner: str | None = None
+        if self.use_provisioner:
+            # A KernelProvisionerFactory setting in config files does not reach the factory
+            # (it is a singleton that may already exist), so set the live instance.
+            factory = KernelProvisionerFactory.instance()
+            self._previous_provisioner = factory.default_provisioner_name
+            factory.default_provisioner_name = PROVISIONER_NAME
+        self._warm_task: asyncio.Task[None] | None = None
+        self.log.info(
+            "bifrost: workspace %r, database %s, cache %s, packages in %s",
+            settings.workspace,
+            _redact(settings.database_url),
+            _redact(settings.redis_url) if settings.redis_url else "off",
+            settings.site_dir,
+        )
+
+    def initialize_handlers(self) -> None:
+        """Register the packages API."""
+        self.handlers.extend(default_handlers)
+
+    def _default_kernel_python(self) -> str:
+        """The interpreter of the server's default kernelspec, which installs are made for."""
+        serverapp = self.serverapp
+        try:
+            ksm = serverapp.kernel_spec_manager
+            spec = ksm.get_kernel_spec(serverapp.kernel_manager.default_kernel_name)
+            if spec.language.lower().startswith("python") and spec.argv:
+                return resolve_python(spec.argv[0])
+        except Exception as exc:  # any broken kernelspec: installs still target this Python
+            self.log.debug("bifrost: default kernelspec not usable (%s)", exc)
+        return resolve_python("python")
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Server-start hook: warm the cache from the database, in the background."""
+        self._warm_task = asyncio.create_task(self._warm_until_done())
+
+    async def _warm_until_done(self) -> None:
+        warned = False
+        while True:
+            try:
+                record = await self.service.warm()
+            except (StoreUnavailable, CacheUnavailable) as exc:
+                if not warned:
+                    self.log.warning(
+                        "bifrost: could not warm the cache (%s); retrying every %g s",
+                        exc,
+                        self.warm_retry_interval,
+                    )
+                    warned = True
+                await asyncio.sleep(self.warm_retry_interval)
+                continue
+            self.log.info(
+                "bifrost: cache warm for workspace %r (%d requirements, %s)",
+                self.workspace,
+                len(record.lines),
+                record.hash[:12],
+            )
+            return
+
+    async def stop_extension(self) -> None:
+        """Stop the warm-up, restore the default provisioner and close connections."""
+        if self._warm_task is not None:
+            self._warm_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warm_task
+        if self._previous_provisioner is not None:
+            KernelProvisionerFactory.instance().default_provisioner_name = (
+                self._previous_provisioner
+            )
+        await asyncio.wait_for(asyncio.to_thread(self.service.close), timeout=10)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]

@@ -1,0 +1,128 @@
+"""The Redis cache: a fast copy of each workspace's requirements for kernel starts.
+
+request → requirements → installer → store → **cache** → kernels.
+
+The database (:mod:`bifrost_ext.store`) is the source of truth; this is a cache in front of it.
+A value is JSON ``{"content", "hash", "version"}`` under ``bifrost:requirements:content`` (the
+``default`` workspace) or ``bifrost:requirements:content:<workspace>``. Writes are
+compare-and-set on ``version`` in a small Lua script, so a slow writer can never put an older
+value back over a newer one. A write that fails leaves the key deleted when possible, so the
+next read falls through to the database instead of serving something stale. With no
+``redis_url`` the cache is off and every read goes to the database. Used by
+:mod:`bifrost_ext.service` (installs, warm-up) and :mod:`bifrost_ext.provisioner` (kernel starts).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from traitlets import Float, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .config import DEFAULT_WORKSPACE
+from .records import RequirementsRecord
+
+KEY_PREFIX = "bifrost:requirements:content"
+
+# Set KEYS[1] to ARGV[1] unless the stored value carries a newer version than ARGV[2].
+_PUT_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, value = pcall(cjson.decode, current)
+  if ok and type(value) == 'table' and tonumber(value['version'])
+     and tonumber(value['version']) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class CacheUnavailable(RuntimeError):
+    """Redis could not be reached."""
+
+
+def cache_key(workspace: str) -> str:
+    """The Redis key of a workspace's requirements."""
+    return KEY_PREFIX if workspace == DEFAULT_WORKSPACE else f"{KEY_PREFIX}:{workspace}"
+
+
+class RequirementsCache(LoggingConfigurable):
+    """A version-aware Redis copy of workspace requirements; disabled when ``url`` is empty."""
+
+    url = Unicode(None, allow_none=True, help="Redis URL, or None for no cache.").tag(config=True)
+    socket_timeout = Float(
+        2.0, help="Seconds to wait for Redis to connect or answer before treating it as down."
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._client: redis.Redis | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """True when a Redis URL is configured."""
+        return bool(self.url)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The client, created on first use with explicit timeouts and one quick retry."""
+        if self._client is None:
+            assert self.url
+            self._client = redis.Redis.from_url(
+                self.url,
+                socket_timeout=self.socket_timeout,
+                socket_connect_timeout=self.socket_timeout,
+                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
+                health_check_interval=30,
+            )
+        return self._client
+
+    def get(self, workspace: str) -> RequirementsRecord | None:
+        """Return the cached record, or None on a miss, when disabled or on a corrupt value."""
+        if not self.enabled:
+            return None
+        try:
+            raw = self.client.get(cache_key(workspace))
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
+        if raw is None:
+            return None
+        try:
+            return RequirementsRecord.from_json(workspace, json.loads(raw))
+        except (ValueError, KeyError, TypeError):
+            self.log.warning("bifrost: ignoring a corrupt cache value at %s", cache_key(workspace))
+            return None
+
+    def put(self, record: RequirementsRecord, force: bool = False) -> bool:
+        """Store a record unless the cache holds a newer version (or ``force``); True if written."""
+        if not self.enabled:
+            return False
+        key, value = cache_key(record.workspace), json.dumps(record.to_json())
+        try:
+            if force:
+                return bool(self.client.set(key, value))
+            written = self.client.eval(_PUT_IF_NEWER, 1, key, value, record.version)
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
+        return bool(written)
+
+    def invalidate(self, workspace: str) -> None:
+        """Delete a workspace's key so the next read goes to the database."""
+        if not self.enabled:
+            return
+        try:
+            self.client.delete(cache_key(workspace))
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,156 @@
+"""The installer: runs uv or pip to fill one package directory.
+
+request → requirements → **installer** → store → cache → kernels.
+
+It always runs with an argument list (never a shell), puts ``--`` before the user's specs,
+passes only the operator's index settings, runs in an empty working directory, and kills the
+whole process group when the operator's deadline passes. A failure raises
+:class:`InstallError` carrying the tail of the installer's output for the user. Called by
+:mod:`bifrost_ext.packagedir`, which decides *where* to install and when to switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Enum, Float, List, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .config import INSTALLERS
+
+#: How many lines of installer output a failure keeps for the user.
+OUTPUT_TAIL_LINES = 40
+
+OutputCallback = Callable[[str], None]
+
+
+class InstallError(RuntimeError):
+    """The installer failed, timed out or could not be started."""
+
+    def __init__(self, message: str, output: str = "", returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.output = output
+        self.returncode = returncode
+
+
+def find_uv() -> str | None:
+    """Return the uv binary shipped by the ``uv`` package or found on PATH, if any."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+class Installer(LoggingConfigurable):
+    """Builds installer command lines from operator settings and runs them."""
+
+    tool = Enum(
+        INSTALLERS, default_value="auto", help="auto (uv when available, else pip), uv or pip."
+    ).tag(config=True)
+    index_url = Unicode(None, allow_none=True, help="Package index URL.").tag(config=True)
+    find_links = List(Unicode(), help="Extra folders or pages of wheels.").tag(config=True)
+    no_index = Bool(False, help="Ignore package indexes (use find_links only).").tag(config=True)
+    timeout = Float(600.0, help="Overall deadline in seconds for one install.").tag(config=True)
+
+    def resolved_tool(self) -> str:
+        """The installer that will actually run: ``uv`` or ``pip``."""
+        if self.tool == "auto":
+            return "uv" if find_uv() else "pip"
+        return str(self.tool)
+
+    def command(self, python: str, target: Path, specs: Sequence[str]) -> list[str]:
+        """The argument list that installs ``specs`` into ``target`` for ``python``."""
+        index_args: list[str] = []
+        if self.index_url:
+            index_args += ["--index-url", self.index_url]
+        for link in self.find_links:
+            index_args += ["--find-links", link]
+        if self.no_index:
+            index_args.append("--no-index")
+        if self.resolved_tool() == "uv":
+            uv = find_uv()
+            if uv is None:
+                raise InstallError("installer 'uv' was requested but is not available")
+            head = [uv, "pip", "install", "--python", python, "--color", "never"]
+        else:
+            head = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+            head += ["--no-warn-script-location"]
+        return [*head, "--target", str(target), *index_args, "--", *specs]
+
+    async def install(
+        self,
+        python: str,
+        target: Path,
+        specs: Sequence[str],
+        on_output: OutputCallback | None = None,
+    ) -> str:
+        """Install ``specs`` into ``target``; return the output or raise :class:`InstallError`."""
+        cmd = self.command(python, target, specs)
+        self.log.info("bifrost: installing %s into %s", " ".join(specs), target)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=target.parent,
+                env=installer_env(),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise InstallError(f"could not start the installer: {exc}") from exc
+        lines: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
+        try:
+            await asyncio.wait_for(_collect(proc, lines, on_output), self.timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            _kill_group(proc)
+            await proc.wait()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise InstallError(
+                f"the installer did not finish within {self.timeout:g} s and was stopped",
+                "\n".join(lines),
+            ) from None
+        output = "\n".join(lines)
+        if proc.returncode != 0:
+            raise InstallError(
+                f"the installer failed (exit code {proc.returncode})", output, proc.returncode
+            )
+        return output
+
+
+async def _collect(
+    proc: asyncio.subprocess.Process, lines: deque[str], on_output: OutputCallback | None
+) -> None:
+    assert proc.stdout is not None
+    async for raw in proc.stdout:
+        line = raw.decode("utf-8", "replace").rstrip()
+        lines.append(line)
+        if on_output is not None:
+            on_output(line)
+    await proc.wait()
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def installer_env() -> dict[str, Any]:
+    """The server's environment minus what would leak the server's or a kernel's import path."""
+    env = dict(os.environ)
+    for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONUSERBASE"):
+        env.pop(name, None)
+    return env

@@ -1,0 +1,47 @@
+"""Which Python a kernel runs, and the tag that keeps its package directory apart.
+
+Package directories are specific to the kernel interpreter's Python version: a wheel built
+for CPython 3.11 must never be imported by 3.12. Used by :mod:`bifrost_ext.provisioner` and
+:mod:`bifrost_ext.service`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+
+
+def resolve_python(argv0: str) -> str:
+    """Resolve a kernelspec's ``argv[0]`` the way jupyter_client does, to an absolute path."""
+    major, minor = sys.version_info[:2]
+    if argv0 in {"python", f"python{major}", f"python{major}.{minor}"}:
+        return sys.executable
+    found = shutil.which(argv0)
+    return os.path.abspath(found or argv0)
+
+
+def python_tag(python: str) -> str:
+    """Return the interpreter's cache tag, such as ``cpython-311``."""
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        return _tag_of_this_interpreter()
+    return _query_tag(python, os.stat(python).st_mtime_ns)
+
+
+def _tag_of_this_interpreter() -> str:
+    return sys.implementation.cache_tag or f"py{sys.version_info[0]}{sys.version_info[1]}"
+
+
+@functools.lru_cache(maxsize=32)
+def _query_tag(python: str, _mtime_ns: int) -> str:
+    # Cached per (path, mtime): an interpreter upgraded in place gets asked again.
+    out = subprocess.run(
+        [python, "-I", "-c", "import sys; print(sys.implementation.cache_tag)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return out.stdout.strip()

@@ -1,0 +1,1 @@
+"""Alembic migrations for bifrost's tables; run by :meth:`bifrost_ext.store.RequirementsStore.ensure_schema`."""

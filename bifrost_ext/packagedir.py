@@ -1,0 +1,173 @@
+"""The package directory: where installed packages live and how kernels see them.
+
+request → requirements → **installer → package directory** → store → cache → kernels.
+
+Layout, for one workspace and one interpreter (``<site_dir>/<workspace>/<cache_tag>/``)::
+
+    envs/<sha256>/      one complete directory per requirements hash (built by the installer)
+    current -> envs/<sha256>   the symlink on every kernel's PYTHONPATH
+    active.json         the record (content, hash, version) that ``current`` holds
+    .lock               inter-process lock around building and switching
+
+An environment is built in a temporary folder and renamed into place only when the installer
+succeeded, then ``current`` is switched with an atomic rename: a kernel never sees a
+half-installed directory, a failed install changes nothing, and stale ``*.dist-info`` from
+upgrades cannot exist. Checking whether a kernel start has anything to do is one ``readlink``.
+Used by :mod:`bifrost_ext.service` (installs) and :mod:`bifrost_ext.provisioner` (kernel starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager, suppress
+from importlib.metadata import distributions
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from packaging.utils import canonicalize_name
+
+from .installer import Installer, OutputCallback
+from .records import RequirementsRecord
+
+#: A built environment younger than this is never garbage-collected: it may be an install
+#: that is waiting for its database save before it is switched to.
+KEEP_RECENT_SECONDS = 600.0
+
+
+class PackageDirectory:
+    """One workspace's package directory for one kernel interpreter."""
+
+    def __init__(self, root: Path, installer: Installer, python: str) -> None:
+        self.root = root
+        self.installer = installer
+        self.python = python
+        self.current = root / "current"
+        self.envs = root / "envs"
+
+    def active_hash(self) -> str | None:
+        """The hash that ``current`` points at, or None before the first switch."""
+        try:
+            return os.path.basename(os.readlink(self.current))
+        except OSError:
+            return None
+
+    def active_record(self) -> RequirementsRecord | None:
+        """The record that ``current`` holds, as written when it was switched."""
+        try:
+            data = json.loads((self.root / "active.json").read_text("utf-8"))
+            return RequirementsRecord.from_json(data["workspace"], data)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def is_current(self, record: RequirementsRecord) -> bool:
+        """True when kernels already see exactly this record (the cheap fast path)."""
+        return self.active_hash() == record.hash
+
+    async def build(
+        self, record: RequirementsRecord, on_output: OutputCallback | None = None
+    ) -> Path:
+        """Make sure ``envs/<hash>`` exists and is complete, without switching to it."""
+        async with self._locked():
+            return await self._build_locked(record, on_output)
+
+    async def ensure(
+        self, record: RequirementsRecord, on_output: OutputCallback | None = None
+    ) -> Path:
+        """Make ``current`` hold ``record`` (building it if needed) unless it holds a newer one."""
+        if self.is_current(record):
+            return self.current
+        async with self._locked():
+            if self.is_current(record):
+                return self.current
+            active = self.active_record()
+            if active is not None and active.version > record.version:
+                # A reader with an older copy of the requirements must not undo a newer install.
+                return self.current
+            env = await self._build_locked(record, on_output)
+            self._switch(env, record)
+            self._collect_garbage(keep={env.name})
+        return self.current
+
+    def installed(self, names: Iterable[str] | None = None) -> list[dict[str, str]]:
+        """Name and version of the distributions in ``current`` (all, or just ``names``)."""
+        wanted = None if names is None else set(names)
+        found = []
+        for dist in distributions(path=[str(self.current)]):
+            name = dist.metadata["Name"]
+            if wanted is None or _canonical(name) in wanted:
+                found.append({"name": name, "version": dist.version})
+        return sorted(found, key=lambda d: _canonical(d["name"]))
+
+    async def _build_locked(
+        self, record: RequirementsRecord, on_output: OutputCallback | None
+    ) -> Path:
+        env = self.envs / record.hash
+        if env.is_dir():
+            return env
+        self.envs.mkdir(parents=True, exist_ok=True)
+        tmp = self.envs / f".tmp-{record.hash[:12]}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            if record.lines:
+                await self.installer.install(self.python, tmp, record.lines, on_output)
+            os.rename(tmp, env)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        os.utime(env)
+        return env
+
+    def _switch(self, env: Path, record: RequirementsRecord) -> None:
+        link = self.root / f".current-{uuid.uuid4().hex[:8]}"
+        os.symlink(os.path.relpath(env, self.root), link)
+        os.replace(link, self.current)
+        data = {"workspace": record.workspace, **record.to_json()}
+        _write_atomic(self.root / "active.json", json.dumps(data))
+
+    def _collect_garbage(self, keep: set[str]) -> None:
+        if not self.envs.is_dir():
+            return
+        now = time.time()
+        for entry in self.envs.iterdir():
+            if entry.name in keep:
+                continue
+            stale_tmp = entry.name.startswith(".tmp-")  # left by a killed install
+            old = now - entry.stat().st_mtime > KEEP_RECENT_SECONDS
+            if stale_tmp or old:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.root / ".lock")
+        deadline = time.monotonic() + self.installer.timeout + 60
+        while True:
+            try:
+                lock.acquire(timeout=0)
+                break
+            except Timeout:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def _canonical(name: str) -> str:
+    return str(canonicalize_name(name))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text, "utf-8")
+    os.replace(tmp, path)
+    with suppress(OSError):
+        tmp.unlink()

@@ -1,0 +1,54 @@
+"""The value that moves through the flow: one saved version of a workspace's requirements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .requirements import content_hash
+
+REQUIREMENTS_PATH = "requirements.txt"
+REQUIREMENTS_ENTITY = "requirements"
+
+
+@dataclass(frozen=True)
+class RequirementsRecord:
+    """A workspace's requirements text, its sha256 and the database row version it came from.
+
+    ``version`` grows by one with every saved change; version 0 means "never saved".
+    """
+
+    workspace: str
+    content: str
+    hash: str
+    version: int
+
+    @classmethod
+    def empty(cls, workspace: str) -> RequirementsRecord:
+        """The requirements of a workspace that never installed anything."""
+        return cls(workspace, "", content_hash(""), 0)
+
+    @classmethod
+    def of(cls, workspace: str, content: str, version: int) -> RequirementsRecord:
+        """Build a record, computing the hash from the content."""
+        return cls(workspace, content, content_hash(content), version)
+
+    @property
+    def lines(self) -> list[str]:
+        """The requirement lines, in file order."""
+        return [line for line in self.content.splitlines() if line.strip()]
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON form used by the Redis cache and the local copy."""
+        return {"content": self.content, "hash": self.hash, "version": self.version}
+
+    @classmethod
+    def from_json(cls, workspace: str, data: dict[str, object]) -> RequirementsRecord:
+        """Read the JSON form, refusing a value whose hash does not match its content."""
+        content = data["content"]
+        version = data.get("version", 0)
+        if not isinstance(content, str) or not isinstance(version, int):
+            raise ValueError("malformed requirements record")
+        record = cls.of(workspace, content, version)
+        if data.get("hash") != record.hash:
+            raise ValueError("requirements record hash does not match its content")
+        return record

@@ -1,0 +1,121 @@
+"""Validation and merging of requirement specs: the first step of every change.
+
+request → **requirements** → installer → store → cache → kernels.
+
+A spec typed by a user is untrusted. It is accepted only as a plain PEP 508 requirement
+(name, extras, version specifiers, markers) and stored in its normalised form, so nothing
+a user types can ever reach an installer as an option, a URL, a path or an ``${VAR}``.
+The workspace's requirements are a mapping from canonical project name to requirement,
+rendered as a stable, sorted ``requirements.txt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidName, canonicalize_name
+
+#: Longest spec accepted; real requirements are far shorter.
+MAX_SPEC_LENGTH = 256
+#: Most specs accepted in one request.
+MAX_SPECS = 100
+
+_ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz")
+
+Requirements = dict[str, Requirement]
+
+
+class InvalidSpec(ValueError):
+    """A spec that is not a plain PEP 508 requirement."""
+
+    def __init__(self, spec: str, reason: str) -> None:
+        self.spec = spec
+        self.reason = reason
+        super().__init__(f"invalid requirement {spec!r}: {reason}")
+
+
+def parse_spec(spec: object) -> Requirement:
+    """Parse one user-supplied spec, refusing anything but a plain PEP 508 requirement."""
+    if not isinstance(spec, str):
+        raise InvalidSpec(repr(spec), "a requirement must be a string")
+    text = spec.strip()
+    if not text:
+        raise InvalidSpec(spec, "the requirement is empty")
+    if len(text) > MAX_SPEC_LENGTH:
+        raise InvalidSpec(spec[:40] + "…", f"longer than {MAX_SPEC_LENGTH} characters")
+    if any(not ch.isprintable() for ch in text):
+        raise InvalidSpec(spec, "control characters and line breaks are not allowed")
+    if text.startswith("-"):
+        raise InvalidSpec(spec, "installer options are not allowed, only package requirements")
+    if "$" in text:
+        raise InvalidSpec(spec, "'$' is not allowed (environment variable expansion)")
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise InvalidSpec(spec, f"not a valid requirement ({_first_line(exc)})") from None
+    if req.url:
+        raise InvalidSpec(spec, "direct references (name @ URL) are not allowed")
+    if any(s.operator == "===" for s in req.specifier):
+        raise InvalidSpec(spec, "the arbitrary-equality operator '===' is not allowed")
+    if req.name.lower().endswith(_ARCHIVE_SUFFIXES):
+        raise InvalidSpec(spec, "file names and archives are not allowed")
+    req.name = canonicalize_name(req.name)
+    return req
+
+
+def parse_specs(specs: object) -> Requirements:
+    """Parse a request's list of specs into requirements keyed by canonical name."""
+    if not isinstance(specs, list) or not specs:
+        raise InvalidSpec(repr(specs), "give a non-empty list of requirements")
+    if len(specs) > MAX_SPECS:
+        raise InvalidSpec(f"{len(specs)} specs", f"at most {MAX_SPECS} requirements per request")
+    parsed: Requirements = {}
+    for spec in specs:
+        req = parse_spec(spec)
+        if req.name in parsed:
+            raise InvalidSpec(spec, f"{req.name!r} is given more than once")
+        parsed[req.name] = req
+    return parsed
+
+
+def parse_name(name: object) -> str:
+    """Validate a bare project name (for removal) and return its canonical form."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidSpec(repr(name), "a project name must be a non-empty string")
+    try:
+        return canonicalize_name(name.strip(), validate=True)
+    except InvalidName:
+        raise InvalidSpec(name, "not a valid project name") from None
+
+
+def parse_content(content: str) -> Requirements:
+    """Parse a stored ``requirements.txt`` (written by :func:`render`)."""
+    reqs = (parse_spec(line) for line in content.splitlines() if line.strip())
+    return {req.name: req for req in reqs}
+
+
+def merge(current: Mapping[str, Requirement], new: Mapping[str, Requirement]) -> Requirements:
+    """Merge new requirements into the current ones; a new spec replaces its project's line."""
+    return {**current, **new}
+
+
+def remove(current: Mapping[str, Requirement], names: Iterable[str]) -> Requirements:
+    """Drop the named projects from the requirements."""
+    dropped = set(names)
+    return {name: req for name, req in current.items() if name not in dropped}
+
+
+def render(requirements: Mapping[str, Requirement]) -> str:
+    """Render requirements as a stable, sorted ``requirements.txt`` text."""
+    return "".join(f"{requirements[name]}\n" for name in sorted(requirements))
+
+
+def content_hash(content: str) -> str:
+    """Return the sha256 hex digest that identifies a requirements text."""
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,259 @@
+"""The package service: the one implementation of the flow, shared by API, provisioner and CLI.
+
+**request → requirements → installer → store → cache → kernels**, in that order:
+
+1. validate and merge the specs (:mod:`bifrost_ext.requirements`);
+2. build the merged environment beside the current one (:mod:`bifrost_ext.packagedir`,
+   :mod:`bifrost_ext.installer`); a failure stops here and nothing is saved;
+3. save to the database (:mod:`bifrost_ext.store`), optimistic on the row version, retried
+   from step 1 when another server saved first;
+4. copy to Redis (:mod:`bifrost_ext.cache`), never over a newer value;
+5. switch the package directory that kernels see, and keep a local copy of the record so a
+   kernel can still start when both Redis and the database are down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .cache import CacheUnavailable, RequirementsCache
+from .config import Settings
+from .installer import Installer, OutputCallback
+from .interpreter import python_tag
+from .packagedir import PackageDirectory, _write_atomic
+from .records import RequirementsRecord
+from .requirements import (
+    InvalidSpec,
+    Requirements,
+    merge,
+    parse_content,
+    parse_name,
+    parse_specs,
+    remove,
+    render,
+)
+from .store import RequirementsStore, StoreUnavailable, VersionConflict
+
+#: How often a change is retried when another server saved first.
+MAX_SAVE_ATTEMPTS = 5
+
+T = TypeVar("T")
+
+
+class NotInRequirements(LookupError):
+    """A removal named a project that the workspace does not require."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(f"not in the workspace requirements: {', '.join(names)}")
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """What an install or removal did."""
+
+    record: RequirementsRecord
+    installed: list[dict[str, str]] = field(default_factory=list)
+    changed: bool = True
+
+
+class PackageService:
+    """Installs, removes and serves one workspace's requirements."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RequirementsStore,
+        cache: RequirementsCache,
+        installer: Installer,
+        python: str,
+        log: logging.Logger,
+    ) -> None:
+        self.settings = settings
+        self.workspace = settings.workspace
+        self.store = store
+        self.cache = cache
+        self.installer = installer
+        self.python = python
+        self.log = log
+        self._change_lock = asyncio.Lock()
+        self._package_dirs: dict[str, PackageDirectory] = {}
+        self._cache_down = False
+
+    @property
+    def workspace_dir(self) -> Path:
+        """This workspace's folder under the site dir."""
+        return self.settings.site_dir / self.workspace
+
+    def package_dir(self, python: str | None = None) -> PackageDirectory:
+        """The package directory for a kernel interpreter (the service's own by default)."""
+        python = python or self.python
+        if python not in self._package_dirs:
+            root = self.workspace_dir / python_tag(python)
+            self._package_dirs[python] = PackageDirectory(root, self.installer, python)
+        return self._package_dirs[python]
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def read(self) -> RequirementsRecord:
+        """The saved requirements: from the cache, else the database (filling the cache)."""
+        cached = await self._cache_get()
+        if cached is not None:
+            return cached
+        record = await _run(self.store.get, self.workspace)
+        await self._cache_put(record)
+        return record
+
+    async def warm(self) -> RequirementsRecord:
+        """Copy the database's requirements into the cache (the server-start hook)."""
+        record = await _run(self.store.get, self.workspace)
+        if self.cache.enabled and not await _run(self.cache.put, record):
+            # The cache claims a newer version than the database has. Unless a save landed
+            # meanwhile, it came from another database (a restore, a reset): the database wins.
+            record = await _run(self.store.get, self.workspace)
+            cached = await _run(self.cache.get, self.workspace)
+            if cached is not None and cached.version > record.version:
+                self.log.warning("bifrost: cache was ahead of the database; replacing it")
+                await _run(partial(self.cache.put, record, force=True))
+        self._keep_local_copy(record)
+        return record
+
+    async def requirements_for_kernel(self) -> RequirementsRecord:
+        """What a starting kernel needs: cache, else database, else the last local copy."""
+        try:
+            record = await self.read()
+        except StoreUnavailable as exc:
+            local = self.local_copy()
+            if local is None:
+                raise
+            self.log.warning("bifrost: %s; using the last local copy (%s)", exc, local.hash[:12])
+            return local
+        self._keep_local_copy(record)
+        return record
+
+    async def prepare_kernel(
+        self, python: str, on_output: OutputCallback | None = None
+    ) -> PackageDirectory:
+        """Bring a kernel interpreter's package directory up to the saved requirements."""
+        record = await self.requirements_for_kernel()
+        package_dir = self.package_dir(python)
+        await package_dir.ensure(record, on_output)
+        return package_dir
+
+    # -- changing ------------------------------------------------------------------------
+
+    async def install(
+        self, specs: object, on_output: OutputCallback | None = None
+    ) -> ChangeResult:
+        """Validate, install and save new specs (a spec replaces its project's line)."""
+        new = parse_specs(specs)
+        return await self._change(partial(merge, new=new), new.keys(), on_output)
+
+    async def uninstall(
+        self, names: object, on_output: OutputCallback | None = None
+    ) -> ChangeResult:
+        """Remove projects from the requirements and the package directory."""
+        if not isinstance(names, list) or not names:
+            raise InvalidSpec(repr(names), "give a non-empty list of project names")
+        canonical = [parse_name(name) for name in names]
+
+        def edit(current: Requirements) -> Requirements:
+            missing = [name for name in canonical if name not in current]
+            if missing:
+                raise NotInRequirements(missing)
+            return remove(current, canonical)
+
+        return await self._change(edit, [], on_output)
+
+    async def _change(
+        self,
+        edit: Callable[[Requirements], Requirements],
+        touched: Iterable[str],
+        on_output: OutputCallback | None,
+    ) -> ChangeResult:
+        package_dir = self.package_dir()
+        async with self._change_lock:
+            for _ in range(MAX_SAVE_ATTEMPTS):
+                current = await _run(self.store.get, self.workspace)
+                content = render(edit(parse_content(current.content)))
+                if content == current.content:
+                    await package_dir.ensure(current, on_output)
+                    await self._cache_put(current)
+                    return ChangeResult(current, package_dir.installed(touched), changed=False)
+                candidate = RequirementsRecord.of(self.workspace, content, current.version + 1)
+                await package_dir.build(candidate, on_output)
+                try:
+                    saved = await _run(self.store.save, self.workspace, content, current.version)
+                except VersionConflict:
+                    self.log.info("bifrost: another server changed the requirements; retrying")
+                    continue
+                await self._cache_put(saved)
+                await package_dir.ensure(saved, on_output)
+                self._keep_local_copy(saved)
+                return ChangeResult(saved, package_dir.installed(touched))
+        raise VersionConflict(self.workspace)
+
+    # -- cache and local copy ------------------------------------------------------------
+
+    async def _cache_get(self) -> RequirementsRecord | None:
+        if not self.cache.enabled:
+            return None
+        try:
+            record = await _run(self.cache.get, self.workspace)
+        except CacheUnavailable as exc:
+            self._cache_failed(exc)
+            return None
+        self._cache_recovered()
+        return record
+
+    async def _cache_put(self, record: RequirementsRecord) -> None:
+        if not self.cache.enabled:
+            return
+        try:
+            await _run(self.cache.put, record)
+        except CacheUnavailable as exc:
+            self._cache_failed(exc)
+            return
+        self._cache_recovered()
+
+    def _cache_failed(self, exc: Exception) -> None:
+        if not self._cache_down:
+            self.log.warning("bifrost: %s; reading the database instead", exc)
+        self._cache_down = True
+
+    def _cache_recovered(self) -> None:
+        if self._cache_down:
+            self.log.info("bifrost: Redis is reachable again")
+        self._cache_down = False
+
+    def local_copy(self) -> RequirementsRecord | None:
+        """The last record this machine saw, kept for starts with no database and no cache."""
+        try:
+            data = json.loads((self.workspace_dir / "requirements.json").read_text("utf-8"))
+            return RequirementsRecord.from_json(self.workspace, data)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _keep_local_copy(self, record: RequirementsRecord) -> None:
+        local = self.local_copy()
+        if local is not None and local.version >= record.version and local.hash == record.hash:
+            return
+        self.workspace_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.workspace_dir / "requirements.json", json.dumps(record.to_json()))
+
+    def close(self) -> None:
+        """Close the database and Redis connections."""
+        self.store.close()
+        self.cache.close()
+
+
+async def _run(func: Callable[..., T], *args: Any) -> T:
+    """Run a blocking store or cache call off the event loop."""
+    return await asyncio.to_thread(func, *args)

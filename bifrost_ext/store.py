@@ -1,0 +1,227 @@
+"""The database store: the source of truth for every workspace's requirements.
+
+request → requirements → installer → **store** → cache → kernels.
+
+One row of ``workspace_files`` per (workspace, path) holds the ``requirements.txt`` text, its
+sha256 and a ``version`` that grows by one with each saved change. Writes are optimistic: a
+save names the version it read and fails with :class:`VersionConflict` when another writer got
+there first, which works the same on SQLite and PostgreSQL. The schema is created and upgraded
+by the Alembic migrations in :mod:`bifrost_ext.migrations` on first use. Related modules:
+:mod:`bifrost_ext.cache` (the Redis copy), :mod:`bifrost_ext.service` (the flow).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from filelock import FileLock
+from sqlalchemy.engine import Connection, Engine, make_url
+from traitlets import Float, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .records import REQUIREMENTS_ENTITY, REQUIREMENTS_PATH, RequirementsRecord
+
+VERSION_TABLE = "bifrost_alembic_version"
+#: Key of the PostgreSQL advisory lock that serialises schema migrations across servers.
+_MIGRATION_LOCK_KEY = 0x62696672  # "bifr"
+
+metadata = sa.MetaData()
+workspace_files = sa.Table(
+    "workspace_files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(128), nullable=False),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("entity_type", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("workspace", "path", name="uq_workspace_files_workspace_path"),
+)
+
+
+class StoreUnavailable(RuntimeError):
+    """The database could not be reached or refused the operation."""
+
+
+class VersionConflict(RuntimeError):
+    """Another writer saved a newer version since this one was read."""
+
+
+def engine_url(url: str) -> sa.URL:
+    """Map a plain ``postgresql://`` URL to the psycopg 3 driver that ships with bifrost."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+class RequirementsStore(LoggingConfigurable):
+    """Reads and saves workspace requirements in a SQL database (SQLite or PostgreSQL)."""
+
+    url = Unicode(help="SQLAlchemy URL of the database.").tag(config=True)
+    connect_timeout = Float(
+        5.0, help="Seconds to wait for a database connection before giving up."
+    ).tag(config=True)
+    busy_timeout = Float(
+        15.0, help="SQLite only: seconds to wait for another writer's lock."
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._engine: Engine | None = None
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, created on first use (never at import time)."""
+        if self._engine is None:
+            self._engine = self._create_engine()
+        return self._engine
+
+    def _create_engine(self) -> Engine:
+        url = engine_url(self.url)
+        if url.get_backend_name() == "sqlite":
+            if url.database and url.database != ":memory:":
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout})
+            sa.event.listen(engine, "connect", _sqlite_on_connect)
+            return engine
+        return sa.create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": max(1, int(self.connect_timeout))},
+        )
+
+    def ensure_schema(self) -> None:
+        """Create or upgrade the tables (Alembic), once per store, safely across processes."""
+        if self._schema_ready:
+            return
+        with self._schema_lock, self._guard():
+            if self._schema_ready:
+                return
+            if self.engine.dialect.name == "sqlite":
+                with self._sqlite_migration_lock():
+                    self._upgrade()
+            else:
+                self._upgrade()
+            self._schema_ready = True
+
+    def _upgrade(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def _sqlite_migration_lock(self) -> AbstractContextManager[object]:
+        # Two servers starting on one SQLite file must not both create the tables.
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            return nullcontext()
+        return FileLock(f"{database}.migrate.lock")
+
+    def get(self, workspace: str) -> RequirementsRecord:
+        """Return the saved requirements of a workspace (empty, version 0, if never saved)."""
+        self.ensure_schema()
+        with self._guard(), self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(workspace_files.c.content, workspace_files.c.version).where(
+                    *_row_key(workspace)
+                )
+            ).one_or_none()
+        if row is None:
+            return RequirementsRecord.empty(workspace)
+        return RequirementsRecord.of(workspace, row.content, row.version)
+
+    def save(self, workspace: str, content: str, expected_version: int) -> RequirementsRecord:
+        """Save new content if the row is still at ``expected_version``; return the new record.
+
+        Raises :class:`VersionConflict` when another writer saved first.
+        """
+        self.ensure_schema()
+        record = RequirementsRecord.of(workspace, content, expected_version + 1)
+        now = datetime.now(timezone.utc)
+        with self._guard(), self.engine.begin() as conn:
+            if expected_version == 0:
+                self._insert(conn, record, now)
+            else:
+                result = conn.execute(
+                    workspace_files.update()
+                    .where(*_row_key(workspace), workspace_files.c.version == expected_version)
+                    .values(
+                        content=record.content,
+                        content_hash=record.hash,
+                        version=record.version,
+                        updated_at=now,
+                    )
+                )
+                if result.rowcount != 1:
+                    raise VersionConflict(workspace)
+        return record
+
+    def _insert(self, conn: Connection, record: RequirementsRecord, now: datetime) -> None:
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    workspace_files.insert().values(
+                        workspace=record.workspace,
+                        path=REQUIREMENTS_PATH,
+                        entity_type=REQUIREMENTS_ENTITY,
+                        content=record.content,
+                        content_hash=record.hash,
+                        version=record.version,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise VersionConflict(record.workspace) from None
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def _guard(self) -> _StoreErrors:
+        return _StoreErrors(self.url)
+
+
+class _StoreErrors:
+    """Turn driver-level connection failures into :class:`StoreUnavailable`."""
+
+    def __init__(self, url: str) -> None:
+        self._where = make_url(url).render_as_string(hide_password=True)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+            detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StoreUnavailable(f"database {self._where} unavailable: {detail}") from exc
+
+
+def _row_key(workspace: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return (workspace_files.c.workspace == workspace, workspace_files.c.path == REQUIREMENTS_PATH)
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets kernel starts read while an install writes.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()

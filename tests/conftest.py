@@ -1,0 +1,133 @@
+"""Shared fixtures: real Redis and PostgreSQL on loopback, SQLite, and a local wheelhouse."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from tests.wheels import build_wheel
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+PG_ADMIN_URL = os.environ.get("BIFROST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BIFROST_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+# Every test here talks to real services; a missing one is a failure, never a skip.
+_SERVICE_HELP = "start it with scripts/services.sh (the test command does this for you)"
+
+
+def _worker_number(worker_id: str) -> int:
+    return int(worker_id[2:]) if worker_id.startswith("gw") else 0
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of tiny wheels: bfdemo 1.0 and 2.0, bfdep 1.0, bfapp 1.0 (needs bfdep)."""
+    house = tmp_path_factory.mktemp("wheelhouse")
+    build_wheel(house, "bfdemo", "1.0")
+    build_wheel(house, "bfdemo", "2.0")
+    build_wheel(house, "bfdep", "1.0")
+    build_wheel(house, "bfapp", "1.0", requires=["bfdep>=1"])
+    return house
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(worker_id: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (one per xdist worker)."""
+    name = f"bifrost_test_{_worker_number(worker_id)}_{os.getpid()}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not answering at {PG_ADMIN_URL}: {exc}; {_SERVICE_HELP}")
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS workspace_files, bifrost_alembic_version")
+    return pg_server_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database file of this test's own."""
+    return f"sqlite:///{tmp_path / 'bifrost.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each database test runs once on SQLite and once on PostgreSQL."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+def redis_url(worker_id: str) -> Iterator[str]:
+    """A Redis database number of this worker's own, flushed before and after each test."""
+    url = f"{REDIS_URL}/{1 + _worker_number(worker_id) % 15}"
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not answering at {REDIS_URL}: {exc}; {_SERVICE_HELP}")
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain client on the test's Redis database, to look at what bifrost wrote."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path) -> Path:
+    """The test's own package directory root."""
+    return tmp_path / "site"
+
+
+@pytest.fixture
+def bifrost_config(
+    database_url: str, redis_url: str, site_dir: Path, wheelhouse: Path
+) -> dict[str, Any]:
+    """BifrostApp settings for a server on the test's database, Redis and wheelhouse."""
+    return {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "site_dir": str(site_dir),
+        "find_links": [str(wheelhouse)],
+        "no_index": True,
+        "warm_retry_interval": 0.2,
+    }
+
+
+@pytest.fixture
+def jp_server_config(bifrost_config: dict[str, Any]) -> dict[str, Any]:
+    """A jupyter_server with the extension on and configured for this test."""
+    return {
+        "ServerApp": {"jpserver_extensions": {"bifrost_ext": True}},
+        "BifrostApp": bifrost_config,
+    }
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A short unique name for workspaces and keys."""
+    return f"t{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,49 @@
+"""Build tiny pure-Python wheels for tests, so installs never need the internet."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def build_wheel(
+    wheelhouse: Path,
+    name: str,
+    version: str,
+    requires: Sequence[str] = (),
+    code: str | None = None,
+) -> Path:
+    """Write ``<name>-<version>-py3-none-any.whl`` with one module that knows its version."""
+    module = name.replace("-", "_")
+    dist_info = f"{module}-{version}.dist-info"
+    files = {
+        f"{module}/__init__.py": code or f"__version__ = {version!r}\n",
+        f"{dist_info}/METADATA": "\n".join(
+            [
+                "Metadata-Version: 2.1",
+                f"Name: {name}",
+                f"Version: {version}",
+                *(f"Requires-Dist: {req}" for req in requires),
+                "",
+            ]
+        ),
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: bifrost-tests\n"
+        "Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record_lines = [f"{path},sha256={_digest(text)},{len(text.encode())}" for path, text in files.items()]
+    record_lines.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = "\n".join(record_lines) + "\n"
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    path = wheelhouse / f"{module}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for file_path, text in files.items():
+            archive.writestr(file_path, text)
+    return path
+
+
+def _digest(text: str) -> str:
+    raw = hashlib.sha256(text.encode()).digest()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
