@@ -91,7 +91,10 @@ class RequirementsStore(LoggingConfigurable):
         url = engine_url(self.url)
         if url.get_backend_name() == "sqlite":
             if url.database and url.database != ":memory:":
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreUnavailable(f"cannot create the SQLite database: {exc}") from exc
             engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout})
             sa.event.listen(engine, "connect", _sqlite_on_connect)
             return engine

@@ -1,0 +1,236 @@
+"""The packages REST API on a real jupyter_server, on SQLite and PostgreSQL, with real Redis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from tornado.httpclient import HTTPClientError
+
+from bifrost_ext.requirements import content_hash
+
+pytestmark = pytest.mark.usefixtures("jp_serverapp")
+
+
+async def call(jp_fetch: Any, action: str | None = None, body: Any = None, **kw: Any) -> tuple[int, dict[str, Any]]:
+    parts = ["api", "packages"] + ([action] if action else [])
+    kwargs: dict[str, Any] = {"method": "POST", "body": json.dumps(body)} if action else {}
+    try:
+        response = await jp_fetch(*parts, **kwargs, **kw)
+    except HTTPClientError as exc:
+        assert exc.response is not None
+        return exc.code, json.loads(exc.response.body or b"{}")
+    return response.code, json.loads(response.body)
+
+
+def saved_rows(database_url: str) -> list[tuple[str, str, str]]:
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("workspace_files"):
+                return []
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    sa.text("SELECT workspace, content, content_hash FROM workspace_files")
+                )
+            ]
+    finally:
+        engine.dispose()
+
+
+def cached(redis_client: redis.Redis) -> dict[str, Any] | None:
+    raw = redis_client.get("bifrost:requirements:content")
+    return None if raw is None else json.loads(raw)
+
+
+def current_dists(site_dir: Path) -> set[str]:
+    currents = list(site_dir.glob("default/*/current"))
+    if not currents:
+        return set()
+    return {p.name for p in currents[0].iterdir() if p.name.endswith(".dist-info")}
+
+
+async def test_install_saves_to_database_then_cache(
+    jp_fetch: Any, database_url: str, redis_client: redis.Redis, site_dir: Path
+) -> None:
+    status, body = await call(jp_fetch, "install", {"packages": ["BFDemo==1.0", "bfapp"]})
+    assert status == 200, body
+    content = "bfapp\nbfdemo==1.0\n"
+    assert body["workspace"] == "default"
+    assert body["requirements"] == ["bfapp", "bfdemo==1.0"]
+    assert body["content"] == content
+    assert body["hash"] == content_hash(content)
+    assert body["installed"] == [
+        {"name": "bfapp", "version": "1.0"},
+        {"name": "bfdemo", "version": "1.0"},
+    ]
+    assert saved_rows(database_url) == [("default", content, content_hash(content))]
+    assert cached(redis_client)["content"] == content
+    assert cached(redis_client)["hash"] == content_hash(content)
+    assert current_dists(site_dir) == {
+        "bfapp-1.0.dist-info",
+        "bfdemo-1.0.dist-info",
+        "bfdep-1.0.dist-info",
+    }
+
+    status, body = await call(jp_fetch)
+    assert status == 200
+    assert body == {
+        "workspace": "default",
+        "requirements": ["bfapp", "bfdemo==1.0"],
+        "content": content,
+        "hash": content_hash(content),
+    }
+
+
+async def test_a_new_spec_replaces_its_project_line(jp_fetch: Any, database_url: str) -> None:
+    await call(jp_fetch, "install", {"packages": ["bfdemo==1.0", "bfdep"]})
+    status, body = await call(jp_fetch, "install", {"packages": ["BFDemo>=2"]})
+    assert status == 200, body
+    assert body["requirements"] == ["bfdemo>=2", "bfdep"]
+    assert body["installed"] == [{"name": "bfdemo", "version": "2.0"}]
+    assert saved_rows(database_url)[0][1] == "bfdemo>=2\nbfdep\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"package": "bfdemo", "version": "1.0"}, ["bfdemo==1.0"]),
+        ({"package": "bfdemo", "version": ">=2"}, ["bfdemo>=2"]),
+        ({"package": "bfdemo"}, ["bfdemo"]),
+    ],
+)
+async def test_the_older_single_form_is_accepted(
+    jp_fetch: Any, body: dict[str, str], expected: list[str]
+) -> None:
+    status, reply = await call(jp_fetch, "install", body)
+    assert status == 200, reply
+    assert reply["requirements"] == expected
+
+
+async def test_uninstall_removes_from_requirements_and_directory(
+    jp_fetch: Any, database_url: str, redis_client: redis.Redis, site_dir: Path
+) -> None:
+    await call(jp_fetch, "install", {"packages": ["bfdemo==1.0", "bfapp"]})
+    status, body = await call(jp_fetch, "uninstall", {"packages": ["BFApp"]})
+    assert status == 200, body
+    assert body["requirements"] == ["bfdemo==1.0"]
+    assert saved_rows(database_url)[0][1] == "bfdemo==1.0\n"
+    assert cached(redis_client)["content"] == "bfdemo==1.0\n"
+    assert current_dists(site_dir) == {"bfdemo-1.0.dist-info"}
+
+
+async def test_uninstalling_what_is_not_required_is_404(
+    jp_fetch: Any, database_url: str
+) -> None:
+    await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
+    status, body = await call(jp_fetch, "uninstall", {"packages": ["bfdemo", "nope"]})
+    assert status == 404
+    assert body["names"] == ["nope"]
+    assert saved_rows(database_url)[0][1] == "bfdemo==1.0\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"packages": ["bfdemo", "--index-url=https://evil.example/simple"]}, "--index-url"),
+        ({"packages": ["bfdemo @ https://evil.example/bfdemo.whl"]}, "evil.example"),
+        ({"packages": ["bfdemo\n-r /etc/passwd"]}, "bfdemo"),
+        ({"packages": [""]}, "''"),
+        ({"packages": ["../../etc"]}, "../../etc"),
+        ({"packages": "bfdemo"}, "bfdemo"),
+        ({"packages": []}, "[]"),
+        ({"package": "bfdemo", "version": "1.0 --pre"}, "--pre"),
+        ({}, "None"),
+    ],
+)
+async def test_bad_specs_are_400_and_change_nothing(
+    jp_fetch: Any,
+    database_url: str,
+    redis_client: redis.Redis,
+    site_dir: Path,
+    body: dict[str, Any],
+    named: str,
+) -> None:
+    status, reply = await call(jp_fetch, "install", body)
+    assert status == 400
+    assert named in reply["message"]
+    assert saved_rows(database_url) == []
+    assert cached(redis_client) is None
+    assert not site_dir.exists() or not list(site_dir.glob("*/*/envs/*"))
+
+
+async def test_body_that_is_not_json_is_400(jp_fetch: Any) -> None:
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("api", "packages", "install", method="POST", body="{not json")
+    assert info.value.code == 400
+
+
+async def test_installer_failure_is_422_with_output_and_saves_nothing(
+    jp_fetch: Any, database_url: str, redis_client: redis.Redis, site_dir: Path
+) -> None:
+    await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
+    before = saved_rows(database_url)
+    status, body = await call(jp_fetch, "install", {"packages": ["not-in-wheelhouse"]})
+    assert status == 422
+    assert "installer failed" in body["message"]
+    assert "nothing was saved" in body["message"]
+    assert "not-in-wheelhouse" in body["output"]
+    assert saved_rows(database_url) == before
+    assert cached(redis_client)["content"] == "bfdemo==1.0\n"
+    assert current_dists(site_dir) == {"bfdemo-1.0.dist-info"}
+
+
+class TestDatabaseDown:
+    @pytest.fixture
+    def bifrost_config(self, bifrost_config: dict[str, Any]) -> dict[str, Any]:
+        return {**bifrost_config, "database_url": "postgresql://postgres@127.0.0.1:1/down"}
+
+    async def test_install_is_503_and_nothing_is_installed(
+        self, jp_fetch: Any, redis_client: redis.Redis, site_dir: Path
+    ) -> None:
+        status, body = await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
+        assert status == 503
+        assert "database" in body["message"]
+        assert "nothing was saved" in body["message"]
+        assert cached(redis_client) is None
+        assert not list(site_dir.glob("*/*/envs/*"))
+
+    async def test_read_is_503(self, jp_fetch: Any) -> None:
+        status, body = await call(jp_fetch)
+        assert status == 503
+        assert "unavailable" in body["message"]
+
+
+class TestRedisDown:
+    @pytest.fixture
+    def bifrost_config(self, bifrost_config: dict[str, Any]) -> dict[str, Any]:
+        return {**bifrost_config, "redis_url": "redis://127.0.0.1:1/0"}
+
+    async def test_install_still_saves_to_the_database(
+        self, jp_fetch: Any, database_url: str
+    ) -> None:
+        status, body = await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
+        assert status == 200, body
+        assert saved_rows(database_url)[0][1] == "bfdemo==1.0\n"
+        status, body = await call(jp_fetch)
+        assert (status, body["content"]) == (200, "bfdemo==1.0\n")
+
+
+class TestNoRedisConfigured:
+    @pytest.fixture
+    def bifrost_config(self, bifrost_config: dict[str, Any]) -> dict[str, Any]:
+        return {**bifrost_config, "redis_url": None}
+
+    async def test_the_database_alone_serves(
+        self, jp_fetch: Any, database_url: str, redis_client: redis.Redis
+    ) -> None:
+        status, _ = await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
+        assert status == 200
+        assert cached(redis_client) is None
+        assert (await call(jp_fetch))[1]["content"] == "bfdemo==1.0\n"

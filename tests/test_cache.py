@@ -1,0 +1,77 @@
+"""The Redis cache: key layout, value format, compare-and-set, outages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from bifrost_ext.cache import CacheUnavailable, RequirementsCache, cache_key
+from bifrost_ext.records import RequirementsRecord
+
+
+@pytest.fixture
+def cache(redis_url: str) -> Iterator[RequirementsCache]:
+    cache = RequirementsCache(url=redis_url)
+    yield cache
+    cache.close()
+
+
+def test_default_workspace_uses_the_contract_key(
+    cache: RequirementsCache, redis_client: redis.Redis
+) -> None:
+    record = RequirementsRecord.of("default", "bfdemo==1.0\n", 1)
+    assert cache.put(record)
+    value = json.loads(redis_client.get("bifrost:requirements:content"))
+    assert value["content"] == "bfdemo==1.0\n"
+    assert value["hash"] == record.hash
+    assert cache.get("default") == record
+
+
+def test_other_workspaces_get_keys_with_their_name(cache: RequirementsCache) -> None:
+    assert cache_key("alice") == "bifrost:requirements:content:alice"
+    cache.put(RequirementsRecord.of("alice", "a\n", 1))
+    assert cache.get("alice") is not None
+    assert cache.get("default") is None
+
+
+def test_an_older_version_never_replaces_a_newer_one(cache: RequirementsCache) -> None:
+    newer = RequirementsRecord.of("default", "new\n", 5)
+    assert cache.put(newer)
+    assert not cache.put(RequirementsRecord.of("default", "old\n", 4))
+    assert cache.get("default") == newer
+    assert cache.put(RequirementsRecord.of("default", "old\n", 4), force=True)
+    assert cache.get("default").version == 4
+
+
+def test_a_corrupt_value_reads_as_a_miss(
+    cache: RequirementsCache, redis_client: redis.Redis
+) -> None:
+    redis_client.set("bifrost:requirements:content", json.dumps({"content": "x\n", "hash": "bad"}))
+    assert cache.get("default") is None
+    redis_client.set("bifrost:requirements:content", "not json")
+    assert cache.get("default") is None
+    assert cache.put(RequirementsRecord.of("default", "x\n", 1))
+
+
+def test_invalidate_deletes_the_key(cache: RequirementsCache) -> None:
+    cache.put(RequirementsRecord.of("default", "x\n", 1))
+    cache.invalidate("default")
+    assert cache.get("default") is None
+
+
+def test_disabled_cache_is_a_no_op() -> None:
+    cache = RequirementsCache(url=None)
+    assert not cache.enabled
+    assert cache.get("default") is None
+    assert not cache.put(RequirementsRecord.of("default", "x\n", 1))
+
+
+def test_unreachable_redis_raises_cache_unavailable() -> None:
+    cache = RequirementsCache(url="redis://127.0.0.1:1/0", socket_timeout=0.5)
+    with pytest.raises(CacheUnavailable, match="Redis unavailable"):
+        cache.get("default")
+    with pytest.raises(CacheUnavailable):
+        cache.put(RequirementsRecord.of("default", "x\n", 1))

@@ -1,0 +1,107 @@
+"""The database store on SQLite and PostgreSQL: schema, reads, optimistic saves, outages."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+import pytest
+
+from bifrost_ext.records import RequirementsRecord
+from bifrost_ext.requirements import content_hash
+from bifrost_ext.store import (
+    RequirementsStore,
+    StoreUnavailable,
+    VersionConflict,
+    engine_url,
+)
+
+
+@pytest.fixture
+def store(database_url: str) -> RequirementsStore:
+    store = RequirementsStore(url=database_url)
+    yield store
+    store.close()
+
+
+def test_empty_workspace_reads_as_version_zero(store: RequirementsStore) -> None:
+    assert store.get("default") == RequirementsRecord.empty("default")
+
+
+def test_schema_is_created_by_the_migrations(store: RequirementsStore) -> None:
+    store.ensure_schema()
+    inspector = sa.inspect(store.engine)
+    columns = {c["name"] for c in inspector.get_columns("workspace_files")}
+    assert {"workspace", "path", "entity_type", "content", "content_hash", "updated_at"} <= columns
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM bifrost_alembic_version")).scalar() == "0001"
+
+
+def test_save_writes_the_storage_contract_row(store: RequirementsStore) -> None:
+    saved = store.save("default", "bfdemo==1.0\n", expected_version=0)
+    assert saved == RequirementsRecord("default", "bfdemo==1.0\n", content_hash("bfdemo==1.0\n"), 1)
+    second = store.save("default", "bfdemo>=2\n", expected_version=1)
+    assert second.version == 2
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT workspace, path, entity_type, content, content_hash, updated_at"
+                " FROM workspace_files"
+            )
+        ).all()
+    assert len(rows) == 1
+    workspace, path, entity_type, content, digest, updated_at = rows[0]
+    assert (workspace, path, entity_type, content) == (
+        "default",
+        "requirements.txt",
+        "requirements",
+        "bfdemo>=2\n",
+    )
+    assert digest == content_hash("bfdemo>=2\n")
+    assert updated_at is not None
+    assert store.get("default") == second
+
+
+def test_a_stale_writer_gets_a_conflict_and_changes_nothing(store: RequirementsStore) -> None:
+    store.save("default", "a\n", expected_version=0)
+    with pytest.raises(VersionConflict):
+        store.save("default", "b\n", expected_version=0)
+    store.save("default", "c\n", expected_version=1)
+    with pytest.raises(VersionConflict):
+        store.save("default", "d\n", expected_version=1)
+    assert store.get("default").content == "c\n"
+
+
+def test_workspaces_are_separate_rows(store: RequirementsStore) -> None:
+    store.save("alice", "a\n", expected_version=0)
+    store.save("bob", "b\n", expected_version=0)
+    assert store.get("alice").content == "a\n"
+    assert store.get("bob").content == "b\n"
+    assert store.get("carol").version == 0
+
+
+def test_two_stores_share_one_database(database_url: str) -> None:
+    first, second = RequirementsStore(url=database_url), RequirementsStore(url=database_url)
+    try:
+        first.save("default", "a\n", 0)
+        assert second.get("default").content == "a\n"
+        with pytest.raises(VersionConflict):
+            second.save("default", "b\n", 0)
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://postgres@127.0.0.1:1/none", "sqlite:////proc/no-such-dir/bifrost.db"],
+)
+def test_unreachable_database_raises_store_unavailable(url: str) -> None:
+    store = RequirementsStore(url=url, connect_timeout=1)
+    with pytest.raises(StoreUnavailable):
+        store.get("default")
+
+
+def test_plain_postgresql_urls_use_the_shipped_driver() -> None:
+    assert engine_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert engine_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert engine_url("sqlite:///x.db").drivername == "sqlite"
