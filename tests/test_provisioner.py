@@ -1,0 +1,115 @@
+"""Kernel starts through the real server: the provisioner installs before the first execution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from jupyter_client.provisioning import LocalProvisioner
+
+from bifrost_ext.provisioner import BifrostProvisioner
+from bifrost_ext.store import RequirementsStore
+from tests.kernels import IMPORT_BFDEMO, run_cell
+
+pytestmark = pytest.mark.usefixtures("jp_serverapp")
+
+
+async def start_kernel(jp_fetch: Any, name: str = "python3") -> str:
+    response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": name}))
+    kernel_id: str = json.loads(response.body)["id"]
+    return kernel_id
+
+
+async def install(jp_fetch: Any, *specs: str) -> None:
+    body = json.dumps({"packages": list(specs)})
+    response = await jp_fetch("api", "packages", "install", method="POST", body=body)
+    assert response.code == 200
+
+
+async def test_a_kernel_started_over_rest_goes_through_the_provisioner(
+    jp_fetch: Any, jp_serverapp: Any, site_dir: Path
+) -> None:
+    await install(jp_fetch, "bfdemo==1.0")
+    kernel_id = await start_kernel(jp_fetch)
+    km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+    assert isinstance(km.provisioner, BifrostProvisioner)
+    lines = (await run_cell(km, IMPORT_BFDEMO)).splitlines()
+    assert lines[0] == "1.0"
+    assert lines[1].startswith(str(site_dir / "default"))
+
+
+async def test_a_restarted_kernel_gets_the_new_requirements(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    await install(jp_fetch, "bfdemo==1.0")
+    kernel_id = await start_kernel(jp_fetch)
+    km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+    assert (await run_cell(km, IMPORT_BFDEMO)).startswith("1.0")
+    await install(jp_fetch, "bfdemo==2.0")
+    await jp_fetch("api", "kernels", kernel_id, "restart", method="POST", body="{}")
+    assert (await run_cell(km, IMPORT_BFDEMO)).startswith("2.0")
+
+
+async def test_a_kernel_start_installs_what_the_database_holds(
+    jp_fetch: Any, jp_serverapp: Any, database_url: str, redis_client: redis.Redis
+) -> None:
+    # Saved by another server: nothing in this server's package directory, nothing cached.
+    store = RequirementsStore(url=database_url)
+    store.save("default", "bfapp\nbfdemo==2.0\n", 0)
+    store.close()
+    assert redis_client.get("bifrost:requirements:content") is None
+    kernel_id = await start_kernel(jp_fetch)
+    km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+    output = await run_cell(km, IMPORT_BFDEMO + "; import bfapp, bfdep")
+    assert output.startswith("2.0"), output
+    # The kernel start filled the cache on its way.
+    assert json.loads(redis_client.get("bifrost:requirements:content"))["version"] == 1
+
+
+async def test_packages_never_reach_the_server_process(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    import importlib.util
+
+    await install(jp_fetch, "bfdemo==1.0")
+    kernel_id = await start_kernel(jp_fetch)
+    km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+    assert (await run_cell(km, IMPORT_BFDEMO)).startswith("1.0")
+    assert importlib.util.find_spec("bfdemo") is None
+
+
+class TestKernelspecWithItsOwnProvisioner:
+    @pytest.fixture(autouse=True)
+    def local_spec(self, jp_kernel_dir: Path) -> None:
+        import sys
+
+        spec_dir = jp_kernel_dir / "plain"
+        spec_dir.mkdir(parents=True)
+        spec = {
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "plain",
+            "language": "python",
+            "metadata": {"kernel_provisioner": {"provisioner_name": "local-provisioner"}},
+        }
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+
+    async def test_it_keeps_that_provisioner(self, jp_fetch: Any, jp_serverapp: Any) -> None:
+        kernel_id = await start_kernel(jp_fetch, "plain")
+        provisioner = jp_serverapp.kernel_manager.get_kernel(kernel_id).provisioner
+        assert type(provisioner) is LocalProvisioner
+
+
+class TestProvisionerTurnedOff:
+    @pytest.fixture
+    def bifrost_config(self, bifrost_config: dict[str, Any]) -> dict[str, Any]:
+        return {**bifrost_config, "use_provisioner": False}
+
+    async def test_kernels_use_the_local_provisioner(
+        self, jp_fetch: Any, jp_serverapp: Any
+    ) -> None:
+        kernel_id = await start_kernel(jp_fetch)
+        provisioner = jp_serverapp.kernel_manager.get_kernel(kernel_id).provisioner
+        assert type(provisioner) is LocalProvisioner

@@ -1,0 +1,114 @@
+"""The provisioner outside jupyter_server: plain jupyter_client, configured by environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bifrost_ext.store import RequirementsStore
+from tests.kernels import IMPORT_BFDEMO
+
+SCRIPT = """
+import asyncio, sys
+from jupyter_client.manager import AsyncKernelManager
+
+async def main():
+    km = AsyncKernelManager(kernel_name="python3")
+    await km.start_kernel()
+    print("provisioner:", type(km.provisioner).__name__)
+    kc = km.client()
+    kc.start_channels()
+    await kc.wait_for_ready(timeout=60)
+    out = []
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            out.append(msg["content"]["ename"] + ": " + msg["content"]["evalue"])
+    await kc.execute_interactive(sys.argv[1], output_hook=hook, timeout=60)
+    kc.stop_channels()
+    await km.shutdown_kernel(now=True)
+    print("".join(out), end="")
+
+asyncio.run(main())
+"""
+
+
+def run_kernel(env: dict[str, str], home: Path, code: str) -> list[str]:
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BIFROST_", "JUPYTER"))},
+        "HOME": str(home),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTER_DEFAULT_PROVISIONER_NAME": "bifrost-provisioner",
+        **env,
+    }
+    full_env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, code],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=home,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+@pytest.fixture
+def env(database_url: str, redis_url: str, tmp_path: Path, wheelhouse: Path) -> dict[str, str]:
+    return {
+        "BIFROST_DATABASE_URL": database_url,
+        "BIFROST_REDIS_URL": redis_url,
+        "BIFROST_SITE_DIR": str(tmp_path / "site"),
+        "BIFROST_FIND_LINKS": str(wheelhouse),
+        "BIFROST_NO_INDEX": "true",
+    }
+
+
+def test_plain_jupyter_client_kernels_get_the_saved_packages(
+    env: dict[str, str], database_url: str, tmp_path: Path
+) -> None:
+    store = RequirementsStore(url=database_url)
+    store.save("default", "bfdemo==2.0\n", 0)
+    store.close()
+    lines = run_kernel(env, tmp_path, IMPORT_BFDEMO)
+    assert lines[0] == "provisioner: BifrostProvisioner"
+    assert lines[1] == "2.0"
+    assert lines[2].startswith(str(tmp_path / "site" / "default"))
+
+
+def test_with_database_and_redis_down_the_local_copy_is_used(
+    env: dict[str, str], database_url: str, tmp_path: Path
+) -> None:
+    store = RequirementsStore(url=database_url)
+    store.save("default", "bfdemo==2.0\n", 0)
+    store.close()
+    assert run_kernel(env, tmp_path, IMPORT_BFDEMO)[1] == "2.0"
+
+    # The package directories are lost (a new image), and neither store answers.
+    for tag_dir in (tmp_path / "site" / "default").iterdir():
+        if tag_dir.is_dir():
+            shutil.rmtree(tag_dir)
+    down = {
+        **env,
+        "BIFROST_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/down",
+        "BIFROST_REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    assert run_kernel(down, tmp_path, IMPORT_BFDEMO)[1] == "2.0"
+
+
+def test_a_failing_install_still_starts_the_kernel(
+    env: dict[str, str], database_url: str, tmp_path: Path
+) -> None:
+    store = RequirementsStore(url=database_url)
+    store.save("default", "not-in-wheelhouse\n", 0)
+    store.close()
+    lines = run_kernel(env, tmp_path, "print('alive')")
+    assert lines == ["provisioner: BifrostProvisioner", "alive"]
