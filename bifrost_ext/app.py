@@ -14,8 +14,11 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.provisioning import KernelProvisionerFactory
+from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from jupyter_server.extension.application import ExtensionApp
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from traitlets import Bool, Enum, Float, List, Type, Unicode, default, validate
 
 from . import config
@@ -37,8 +40,8 @@ class BifrostApp(ExtensionApp):
     load_other_extensions = True
 
     database_url = Unicode(
-        help=f"SQLAlchemy URL of the database that holds the requirements (${config.ENV_DATABASE_URL};"
-        " default: a SQLite file under the Jupyter data dir)."
+        help="SQLAlchemy URL of the database that holds the requirements"
+        f" (${config.ENV_DATABASE_URL}; default: a SQLite file under the Jupyter data dir)."
     ).tag(config=True)
     redis_url = Unicode(
         None,
@@ -79,12 +82,10 @@ class BifrostApp(ExtensionApp):
     store_class = Type(
         RequirementsStore, klass=RequirementsStore, help="The database store class."
     ).tag(config=True)
-    cache_class = Type(
-        RequirementsCache, klass=RequirementsCache, help="The cache class."
-    ).tag(config=True)
-    installer_class = Type(Installer, klass=Installer, help="The installer class.").tag(
+    cache_class = Type(RequirementsCache, klass=RequirementsCache, help="The cache class.").tag(
         config=True
     )
+    installer_class = Type(Installer, klass=Installer, help="The installer class.").tag(config=True)
 
     @default("database_url")
     def _default_database_url(self) -> str:
@@ -181,13 +182,14 @@ class BifrostApp(ExtensionApp):
 
     def _default_kernel_python(self) -> str:
         """The interpreter of the server's default kernelspec, which installs are made for."""
-        serverapp = self.serverapp
+        serverapp: Any = self.serverapp
         try:
             ksm = serverapp.kernel_spec_manager
             spec = ksm.get_kernel_spec(serverapp.kernel_manager.default_kernel_name)
             if spec.language.lower().startswith("python") and spec.argv:
                 return resolve_python(spec.argv[0])
-        except Exception as exc:  # any broken kernelspec: installs still target this Python
+        except (NoSuchKernel, OSError, ValueError) as exc:
+            # No usable default kernelspec: installs still target this server's Python.
             self.log.debug("bifrost: default kernelspec not usable (%s)", exc)
         return resolve_python("python")
 
@@ -232,9 +234,8 @@ class BifrostApp(ExtensionApp):
 
 
 def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
+    """A URL fit for a log line: the password hidden."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+    except ArgumentError:
+        return url.rsplit("@", 1)[-1]

@@ -54,9 +54,7 @@ def default_redis_url(environ: Mapping[str, str] | None = None) -> str | None:
 
 def default_workspace(environ: Mapping[str, str] | None = None) -> str:
     """``$BIFROST_WORKSPACE``, else ``$JUPYTERHUB_USER``, else ``default``."""
-    return (
-        _env(ENV_WORKSPACE, environ) or _env("JUPYTERHUB_USER", environ) or DEFAULT_WORKSPACE
-    )
+    return _env(ENV_WORKSPACE, environ) or _env("JUPYTERHUB_USER", environ) or DEFAULT_WORKSPACE
 
 
 def default_site_dir(environ: Mapping[str, str] | None = None) -> str:

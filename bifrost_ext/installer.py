@@ -17,6 +17,7 @@ import shutil
 import signal
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +143,8 @@ async def _collect(
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def installer_env() -> dict[str, Any]:

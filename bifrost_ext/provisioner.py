@@ -22,7 +22,7 @@ import os
 import time
 from typing import Any
 
-from jupyter_client.provisioning import LocalProvisioner
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 from .config import Settings
 from .installer import InstallError
@@ -58,7 +58,7 @@ def standalone_service(log: logging.Logger) -> PackageService:
     return _standalone_services[settings]
 
 
-class BifrostProvisioner(LocalProvisioner):  # type: ignore[misc]
+class BifrostProvisioner(LocalProvisioner):
     """A local provisioner that makes the workspace's packages importable in the kernel."""
 
     package_path: str | None = None

@@ -149,9 +149,7 @@ class PackageService:
 
     # -- changing ------------------------------------------------------------------------
 
-    async def install(
-        self, specs: object, on_output: OutputCallback | None = None
-    ) -> ChangeResult:
+    async def install(self, specs: object, on_output: OutputCallback | None = None) -> ChangeResult:
         """Validate, install and save new specs (a spec replaces its project's line)."""
         new = parse_specs(specs)
         return await self._change(partial(merge, new=new), new.keys(), on_output)

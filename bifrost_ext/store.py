@@ -70,9 +70,9 @@ class RequirementsStore(LoggingConfigurable):
     connect_timeout = Float(
         5.0, help="Seconds to wait for a database connection before giving up."
     ).tag(config=True)
-    busy_timeout = Float(
-        15.0, help="SQLite only: seconds to wait for another writer's lock."
-    ).tag(config=True)
+    busy_timeout = Float(15.0, help="SQLite only: seconds to wait for another writer's lock.").tag(
+        config=True
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -213,7 +213,9 @@ class _StoreErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
         if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreUnavailable(f"database {self._where} unavailable: {detail}") from exc

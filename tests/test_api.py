@@ -16,7 +16,9 @@ from bifrost_ext.requirements import content_hash
 pytestmark = pytest.mark.usefixtures("jp_serverapp")
 
 
-async def call(jp_fetch: Any, action: str | None = None, body: Any = None, **kw: Any) -> tuple[int, dict[str, Any]]:
+async def call(
+    jp_fetch: Any, action: str | None = None, body: Any = None, **kw: Any
+) -> tuple[int, dict[str, Any]]:
     parts = ["api", "packages"] + ([action] if action else [])
     kwargs: dict[str, Any] = {"method": "POST", "body": json.dumps(body)} if action else {}
     try:
@@ -125,9 +127,7 @@ async def test_uninstall_removes_from_requirements_and_directory(
     assert current_dists(site_dir) == {"bfdemo-1.0.dist-info"}
 
 
-async def test_uninstalling_what_is_not_required_is_404(
-    jp_fetch: Any, database_url: str
-) -> None:
+async def test_uninstalling_what_is_not_required_is_404(jp_fetch: Any, database_url: str) -> None:
     await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
     status, body = await call(jp_fetch, "uninstall", {"packages": ["bfdemo", "nope"]})
     assert status == 404

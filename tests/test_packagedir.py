@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bifrost_ext.installer import InstallError, Installer, OutputCallback
+from bifrost_ext.installer import Installer, InstallError, OutputCallback
 from bifrost_ext.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
 
@@ -82,9 +82,7 @@ async def test_failed_install_changes_nothing(tmp_path: Path, wheelhouse: Path) 
     assert "bfdemo 1.0" in imported_versions(pkg.current, "bfdemo")
 
 
-async def test_unchanged_requirements_take_the_fast_path(
-    tmp_path: Path, wheelhouse: Path
-) -> None:
+async def test_unchanged_requirements_take_the_fast_path(tmp_path: Path, wheelhouse: Path) -> None:
     pkg = make_dir(tmp_path, wheelhouse)
     await pkg.ensure(record("bfdemo==1.0\n", 1))
     assert pkg.installer.calls == 1
@@ -97,9 +95,7 @@ async def test_unchanged_requirements_take_the_fast_path(
     assert other.installer.calls == 0
 
 
-async def test_a_stale_reader_never_undoes_a_newer_switch(
-    tmp_path: Path, wheelhouse: Path
-) -> None:
+async def test_a_stale_reader_never_undoes_a_newer_switch(tmp_path: Path, wheelhouse: Path) -> None:
     pkg = make_dir(tmp_path, wheelhouse)
     await pkg.ensure(record("bfdemo==2.0\n", 2))
     await pkg.ensure(record("bfdemo==1.0\n", 1))
@@ -130,7 +126,7 @@ async def test_an_installer_past_its_deadline_is_killed(tmp_path: Path) -> None:
     fake_python.chmod(0o755)
     installer = Installer(tool="pip", timeout=0.5)
     pkg = PackageDirectory(tmp_path / "site", installer, str(fake_python))
-    with pytest.raises(InstallError, match="did not finish within 0.5 s"):
+    with pytest.raises(InstallError, match=r"did not finish within 0\.5 s"):
         await pkg.ensure(record("bfdemo\n", 1))
     child = int(pid_file.read_text())
     time.sleep(0.1)

@@ -69,9 +69,7 @@ async def test_a_kernel_start_installs_what_the_database_holds(
     assert json.loads(redis_client.get("bifrost:requirements:content"))["version"] == 1
 
 
-async def test_packages_never_reach_the_server_process(
-    jp_fetch: Any, jp_serverapp: Any
-) -> None:
+async def test_packages_never_reach_the_server_process(jp_fetch: Any, jp_serverapp: Any) -> None:
     import importlib.util
 
     await install(jp_fetch, "bfdemo==1.0")

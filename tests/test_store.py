@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 import pytest
+import sqlalchemy as sa
 
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.requirements import content_hash
@@ -33,7 +32,10 @@ def test_schema_is_created_by_the_migrations(store: RequirementsStore) -> None:
     columns = {c["name"] for c in inspector.get_columns("workspace_files")}
     assert {"workspace", "path", "entity_type", "content", "content_hash", "updated_at"} <= columns
     with store.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM bifrost_alembic_version")).scalar() == "0001"
+        assert (
+            conn.execute(sa.text("SELECT version_num FROM bifrost_alembic_version")).scalar()
+            == "0001"
+        )
 
 
 def test_save_writes_the_storage_contract_row(store: RequirementsStore) -> None:

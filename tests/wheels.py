@@ -33,7 +33,9 @@ def build_wheel(
         f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: bifrost-tests\n"
         "Root-Is-Purelib: true\nTag: py3-none-any\n",
     }
-    record_lines = [f"{path},sha256={_digest(text)},{len(text.encode())}" for path, text in files.items()]
+    record_lines = [
+        f"{path},sha256={_digest(text)},{len(text.encode())}" for path, text in files.items()
+    ]
     record_lines.append(f"{dist_info}/RECORD,,")
     files[f"{dist_info}/RECORD"] = "\n".join(record_lines) + "\n"
     wheelhouse.mkdir(parents=True, exist_ok=True)

@@ -1,1 +1,4 @@
-"""Alembic migrations for bifrost's tables; run by :meth:`bifrost_ext.store.RequirementsStore.ensure_schema`."""
+"""Alembic migrations for bifrost's tables.
+
+Run by :meth:`bifrost_ext.store.RequirementsStore.ensure_schema` on first use.
+"""

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Make sure the services the tests talk to are answering on loopback:
+#   Redis 7       127.0.0.1:6379
+#   PostgreSQL    127.0.0.1:5432, user postgres with trust auth, database "test"
+# A service that already answers is left alone. One that does not is started the way the
+# project's machines start it (../shared/SERVICES.md) or, on a laptop without it, installed
+# from the OS packages (apt) and started as a throwaway instance under .bifrost-dev/.
+# Exits non-zero with a message when a service cannot be brought up: never a silent skip.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+STATE="$ROOT/.bifrost-dev"
+PYTHON="${VENV_PYTHON:-$ROOT/.venv/bin/python}"
+
+log() { echo "==> $*"; }
+die() { echo "error: $*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else return 1; fi
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || die "$* not installed and no apt-get here; install it with your package manager"
+  log "installing $* from the OS packages"
+  as_root apt-get update -qq || die "apt-get update failed"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
+    || die "apt-get install $* failed"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() {
+  for _ in $(seq 1 100); do port_open "$1" && return 0; sleep 0.1; done
+  return 1
+}
+
+redis_answers() {
+  "$PYTHON" - <<'PY' 2>/dev/null
+import redis, sys
+sys.exit(0 if redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2).ping() else 1)
+PY
+}
+
+ensure_redis() {
+  redis_answers && return 0
+  log "Redis is not answering on 127.0.0.1:6379; starting it"
+  command -v redis-server >/dev/null || apt_install redis-server
+  mkdir -p "$STATE/redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "$STATE/redis" --logfile "$STATE/redis/redis.log" >/dev/null
+  wait_for_port 6379 && redis_answers || die "Redis did not start (see $STATE/redis/redis.log)"
+}
+
+pg_check() {
+  # Prints nothing and succeeds when postgres@127.0.0.1:5432/test accepts us; creates "test".
+  "$PYTHON" - <<'PY'
+import sys, psycopg
+base = "postgresql://postgres@127.0.0.1:5432/"
+try:
+    psycopg.connect(base + "test", connect_timeout=5).close()
+except psycopg.OperationalError as exc:
+    if 'database "test" does not exist' not in str(exc):
+        sys.exit(f"PostgreSQL refused postgres@127.0.0.1:5432/test: {exc}".strip())
+    with psycopg.connect(base + "postgres", autocommit=True, connect_timeout=5) as conn:
+        conn.execute("CREATE DATABASE test")
+PY
+}
+
+pg_bindir() {
+  if command -v pg_config >/dev/null; then pg_config --bindir; return; fi
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+start_postgres() {
+  if [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null && ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start
+    return
+  fi
+  local bindir
+  bindir="$(pg_bindir)"
+  if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
+    apt_install postgresql
+    if [ "$(id -u)" = 0 ]; then start_postgres; return; fi
+    bindir="$(pg_bindir)"
+  fi
+  [ "$(id -u)" != 0 ] || die "PostgreSQL binaries found but no cluster; as root, create one with pg_createcluster"
+  local data="$STATE/pg"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    "$bindir/initdb" -D "$data" -A trust -U postgres >/dev/null
+  fi
+  "$bindir/pg_ctl" -D "$data" -l "$STATE/pg.log" -w \
+    -o "-p 5432 -c listen_addresses=127.0.0.1 -k $data" start >/dev/null
+}
+
+ensure_postgres() {
+  if ! port_open 5432; then
+    log "PostgreSQL is not answering on 127.0.0.1:5432; starting it"
+    start_postgres
+    wait_for_port 5432 || die "PostgreSQL did not start"
+  fi
+  local problem
+  problem="$(pg_check 2>&1)" || die "$problem
+  The tests need trust auth for user postgres on 127.0.0.1 (a line
+  'host all all 127.0.0.1/32 trust' in pg_hba.conf), or set BIFROST_TEST_PG_URL."
+}
+
+[ -x "$PYTHON" ] || die "$PYTHON is missing; run scripts/test, which creates it"
+if [ -z "${BIFROST_TEST_REDIS_URL:-}" ]; then ensure_redis; fi
+if [ -z "${BIFROST_TEST_PG_URL:-}" ]; then ensure_postgres; fi
+log "services: Redis and PostgreSQL are answering"
