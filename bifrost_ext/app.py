@@ -213,7 +213,8 @@ class BifrostApp(ExtensionApp):
                 await asyncio.sleep(self.warm_retry_interval)
                 continue
             self.log.info(
-                "bifrost: cache warm for workspace %r (%d requirements, %s)",
+                "bifrost: %s for workspace %r (%d requirements, %s)",
+                "cache warm" if self.service.cache.enabled else "database ready",
                 self.workspace,
                 len(record.lines),
                 record.hash[:12],

@@ -15,9 +15,9 @@ bootstrap_venv() {
     }
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
   fi
-  local stamp="$VENV/.bifrost-installed"
+  local stamp="$VENV/.bifrost-installed-$extras"
   local want
-  want="$extras $(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+  want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "==> installing bifrost_ext[$extras] into $VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$extras]"
