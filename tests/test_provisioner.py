@@ -111,3 +111,13 @@ class TestProvisionerTurnedOff:
         kernel_id = await start_kernel(jp_fetch)
         provisioner = jp_serverapp.kernel_manager.get_kernel(kernel_id).provisioner
         assert type(provisioner) is LocalProvisioner
+
+
+async def test_a_running_kernel_can_import_a_package_installed_after_it_started(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    kernel_id = await start_kernel(jp_fetch)
+    km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+    assert "ModuleNotFoundError" in await run_cell(km, "import bfdemo")
+    await install(jp_fetch, "bfdemo==1.0")
+    assert (await run_cell(km, IMPORT_BFDEMO)).startswith("1.0")
