@@ -144,20 +144,14 @@ class BifrostApp(ExtensionApp):
     def initialize_settings(self) -> None:
         """Build the service and, unless turned off, make our provisioner the default."""
         settings = self.settings_snapshot()
-        self.service = PackageService(
+        self.service = PackageService.from_settings(
             settings,
-            store=self.store_class(parent=self, url=settings.database_url),
-            cache=self.cache_class(parent=self, url=settings.redis_url),
-            installer=self.installer_class(
-                parent=self,
-                tool=settings.installer,
-                index_url=settings.index_url,
-                find_links=list(settings.find_links),
-                no_index=settings.no_index,
-                timeout=settings.install_timeout,
-            ),
             python=self._default_kernel_python(),
             log=self.log,
+            parent=self,
+            store_class=self.store_class,
+            cache_class=self.cache_class,
+            installer_class=self.installer_class,
         )
         self.settings[SERVICE_SETTING] = self.service
         self._previous_provisioner: str | None = None

@@ -35,25 +35,10 @@ _standalone_services: dict[Settings, PackageService] = {}
 
 def standalone_service(log: logging.Logger) -> PackageService:
     """The service for kernels started outside jupyter_server, built once per settings."""
-    from .cache import RequirementsCache
-    from .installer import Installer
-    from .store import RequirementsStore
-
     settings = Settings.from_env()
     if settings not in _standalone_services:
-        _standalone_services[settings] = PackageService(
-            settings,
-            store=RequirementsStore(url=settings.database_url),
-            cache=RequirementsCache(url=settings.redis_url),
-            installer=Installer(
-                tool=settings.installer,
-                index_url=settings.index_url,
-                find_links=list(settings.find_links),
-                no_index=settings.no_index,
-                timeout=settings.install_timeout,
-            ),
-            python=resolve_python("python"),
-            log=log,
+        _standalone_services[settings] = PackageService.from_settings(
+            settings, python=resolve_python("python"), log=log
         )
     return _standalone_services[settings]
 

@@ -87,6 +87,34 @@ class PackageService:
         self._package_dirs: dict[str, PackageDirectory] = {}
         self._cache_down = False
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        python: str,
+        log: logging.Logger,
+        parent: Any = None,
+        store_class: type[RequirementsStore] = RequirementsStore,
+        cache_class: type[RequirementsCache] = RequirementsCache,
+        installer_class: type[Installer] = Installer,
+    ) -> PackageService:
+        """Assemble the store, cache and installer that ``settings`` describe."""
+        return cls(
+            settings,
+            store=store_class(parent=parent, url=settings.database_url),
+            cache=cache_class(parent=parent, url=settings.redis_url),
+            installer=installer_class(
+                parent=parent,
+                tool=settings.installer,
+                index_url=settings.index_url,
+                find_links=list(settings.find_links),
+                no_index=settings.no_index,
+                timeout=settings.install_timeout,
+            ),
+            python=python,
+            log=log,
+        )
+
     @property
     def workspace_dir(self) -> Path:
         """This workspace's folder under the site dir."""

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 import redis
 
+from bifrost_ext.store import RequirementsStore
 from tests.wheels import build_wheel
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -76,6 +77,14 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def store(database_url: str) -> Iterator[RequirementsStore]:
+    """A store on the test's database, to set up or inspect what a server saved."""
+    store = RequirementsStore(url=database_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def redis_url(worker_id: str) -> Iterator[str]:
     """A Redis database number of this worker's own, flushed before and after each test."""
     url = f"{REDIS_URL}/{1 + _worker_number(worker_id) % 15}"
@@ -115,6 +124,20 @@ def bifrost_config(
         "find_links": [str(wheelhouse)],
         "no_index": True,
         "warm_retry_interval": 0.2,
+    }
+
+
+@pytest.fixture
+def bifrost_env(
+    database_url: str, redis_url: str, site_dir: Path, wheelhouse: Path
+) -> dict[str, str]:
+    """The same settings given the way an operator gives them: BIFROST_* variables."""
+    return {
+        "BIFROST_DATABASE_URL": database_url,
+        "BIFROST_REDIS_URL": redis_url,
+        "BIFROST_SITE_DIR": str(site_dir),
+        "BIFROST_FIND_LINKS": str(wheelhouse),
+        "BIFROST_NO_INDEX": "1",
     }
 
 

@@ -15,12 +15,8 @@ from bifrost_ext.store import RequirementsStore
 INSTALL = {"packages": ["bfdemo==1.0"]}
 
 
-def nothing_saved(database_url: str, site_dir: Path) -> bool:
-    store = RequirementsStore(url=database_url)
-    try:
-        return store.get("default").version == 0 and not list(site_dir.glob("*/*/envs/*"))
-    finally:
-        store.close()
+def nothing_saved(store: RequirementsStore, site_dir: Path) -> bool:
+    return store.get("default").version == 0 and not list(site_dir.glob("*/*/envs/*"))
 
 
 @pytest.mark.parametrize(
@@ -33,7 +29,7 @@ def nothing_saved(database_url: str, site_dir: Path) -> bool:
 )
 async def test_unauthenticated_calls_are_403_and_change_nothing(
     jp_fetch: Any,
-    database_url: str,
+    store: RequirementsStore,
     site_dir: Path,
     method: str,
     path: tuple[str, ...],
@@ -43,7 +39,7 @@ async def test_unauthenticated_calls_are_403_and_change_nothing(
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch(*path, method=method, headers={"Authorization": ""}, **kwargs)
     assert info.value.code == 403
-    assert nothing_saved(database_url, site_dir)
+    assert nothing_saved(store, site_dir)
 
 
 class ReadOnlyPackages(Authorizer):
@@ -65,12 +61,12 @@ class TestOperatorAuthorizer:
         }
 
     async def test_write_is_refused_and_read_is_allowed(
-        self, jp_fetch: Any, database_url: str, site_dir: Path
+        self, jp_fetch: Any, store: RequirementsStore, site_dir: Path
     ) -> None:
         with pytest.raises(HTTPClientError) as info:
             await jp_fetch("api", "packages", "install", method="POST", body=json.dumps(INSTALL))
         assert info.value.code == 403
-        assert nothing_saved(database_url, site_dir)
+        assert nothing_saved(store, site_dir)
         response = await jp_fetch("api", "packages")
         assert response.code == 200
         assert json.loads(response.body)["requirements"] == []

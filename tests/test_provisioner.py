@@ -54,12 +54,10 @@ async def test_a_restarted_kernel_gets_the_new_requirements(
 
 
 async def test_a_kernel_start_installs_what_the_database_holds(
-    jp_fetch: Any, jp_serverapp: Any, database_url: str, redis_client: redis.Redis
+    jp_fetch: Any, jp_serverapp: Any, store: RequirementsStore, redis_client: redis.Redis
 ) -> None:
     # Saved by another server: nothing in this server's package directory, nothing cached.
-    store = RequirementsStore(url=database_url)
     store.save("default", "bfapp\nbfdemo==2.0\n", 0)
-    store.close()
     assert redis_client.get("bifrost:requirements:content") is None
     kernel_id = await start_kernel(jp_fetch)
     km = jp_serverapp.kernel_manager.get_kernel(kernel_id)

@@ -15,20 +15,6 @@ from tests.servers import ServerProcess, wait_until
 
 
 @pytest.fixture
-def server_env(
-    database_url: str, redis_url: str, tmp_path: Path, wheelhouse: Path
-) -> dict[str, str]:
-    """Settings given the way an operator gives them: BIFROST_* environment variables."""
-    return {
-        "BIFROST_DATABASE_URL": database_url,
-        "BIFROST_REDIS_URL": redis_url,
-        "BIFROST_SITE_DIR": str(tmp_path / "site"),
-        "BIFROST_FIND_LINKS": str(wheelhouse),
-        "BIFROST_NO_INDEX": "1",
-    }
-
-
-@pytest.fixture
 def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
     started: list[ServerProcess] = []
     yield started
@@ -37,22 +23,23 @@ def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
 
 
 async def test_packages_survive_a_new_container(
-    server_env: dict[str, str],
+    bifrost_env: dict[str, str],
     tmp_path: Path,
+    site_dir: Path,
     servers: list[ServerProcess],
     redis_client: redis.Redis,
 ) -> None:
-    first = ServerProcess(tmp_path / "first", server_env).start()
+    first = ServerProcess(tmp_path / "first", bifrost_env).start()
     servers.append(first)
     status, body = first.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
     assert status == 200, body
     first.stop()
 
     # A new container: the package directory is gone and the cache is empty.
-    shutil.rmtree(tmp_path / "site")
+    shutil.rmtree(site_dir)
     redis_client.flushdb()
 
-    second = ServerProcess(tmp_path / "second", server_env).start()
+    second = ServerProcess(tmp_path / "second", bifrost_env).start()
     servers.append(second)
     wait_until(
         lambda: redis_client.get("bifrost:requirements:content") is not None,
@@ -69,5 +56,5 @@ async def test_packages_survive_a_new_container(
     output = await second.execute(kernel["id"], IMPORT_BFDEMO)
     version, path = output.splitlines()[:2]
     assert version == "1.0", output
-    assert path.startswith(str(tmp_path / "site" / "default"))
+    assert path.startswith(str(site_dir / "default"))
     assert "bifrost: cache warm for workspace 'default'" in second.log()

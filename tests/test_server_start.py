@@ -31,19 +31,13 @@ def capture_bifrost_log(serverapp: Any, caplog: pytest.LogCaptureFixture) -> Non
     app.log.addHandler(caplog.handler)
 
 
-def save(database_url: str, content: str) -> None:
-    store = RequirementsStore(url=database_url)
-    store.save("default", content, 0)
-    store.close()
-
-
 async def test_start_hook_warms_redis_from_the_database(
     jp_configurable_serverapp: Any,
     jp_server_config: dict[str, Any],
-    database_url: str,
+    store: RequirementsStore,
     redis_client: redis.Redis,
 ) -> None:
-    save(database_url, "bfdemo==1.0\n")
+    store.save("default", "bfdemo==1.0\n", 0)
     app = jp_configurable_serverapp(config=jp_server_config)
     await app._post_start()
     await wait_for(lambda: redis_client.get("bifrost:requirements:content") is not None)
@@ -68,11 +62,11 @@ class TestRedisDownAtStart:
         self,
         jp_configurable_serverapp: Any,
         jp_server_config: dict[str, Any],
-        database_url: str,
+        store: RequirementsStore,
         throwaway: ThrowawayRedis,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
-        save(database_url, "bfdemo==1.0\n")
+        store.save("default", "bfdemo==1.0\n", 0)
         app = jp_configurable_serverapp(config=jp_server_config)
         capture_bifrost_log(app, caplog)
         await app._post_start()

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from bifrost_ext.store import RequirementsStore
 from tests.kernels import IMPORT_BFDEMO
 
@@ -61,43 +59,28 @@ def run_kernel(env: dict[str, str], home: Path, code: str) -> list[str]:
     return result.stdout.splitlines()
 
 
-@pytest.fixture
-def env(database_url: str, redis_url: str, tmp_path: Path, wheelhouse: Path) -> dict[str, str]:
-    return {
-        "BIFROST_DATABASE_URL": database_url,
-        "BIFROST_REDIS_URL": redis_url,
-        "BIFROST_SITE_DIR": str(tmp_path / "site"),
-        "BIFROST_FIND_LINKS": str(wheelhouse),
-        "BIFROST_NO_INDEX": "true",
-    }
-
-
 def test_plain_jupyter_client_kernels_get_the_saved_packages(
-    env: dict[str, str], database_url: str, tmp_path: Path
+    bifrost_env: dict[str, str], store: RequirementsStore, tmp_path: Path, site_dir: Path
 ) -> None:
-    store = RequirementsStore(url=database_url)
     store.save("default", "bfdemo==2.0\n", 0)
-    store.close()
-    lines = run_kernel(env, tmp_path, IMPORT_BFDEMO)
+    lines = run_kernel(bifrost_env, tmp_path, IMPORT_BFDEMO)
     assert lines[0] == "provisioner: BifrostProvisioner"
     assert lines[1] == "2.0"
-    assert lines[2].startswith(str(tmp_path / "site" / "default"))
+    assert lines[2].startswith(str(site_dir / "default"))
 
 
 def test_with_database_and_redis_down_the_local_copy_is_used(
-    env: dict[str, str], database_url: str, tmp_path: Path
+    bifrost_env: dict[str, str], store: RequirementsStore, tmp_path: Path, site_dir: Path
 ) -> None:
-    store = RequirementsStore(url=database_url)
     store.save("default", "bfdemo==2.0\n", 0)
-    store.close()
-    assert run_kernel(env, tmp_path, IMPORT_BFDEMO)[1] == "2.0"
+    assert run_kernel(bifrost_env, tmp_path, IMPORT_BFDEMO)[1] == "2.0"
 
     # The package directories are lost (a new image), and neither store answers.
-    for tag_dir in (tmp_path / "site" / "default").iterdir():
+    for tag_dir in (site_dir / "default").iterdir():
         if tag_dir.is_dir():
             shutil.rmtree(tag_dir)
     down = {
-        **env,
+        **bifrost_env,
         "BIFROST_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/down",
         "BIFROST_REDIS_URL": "redis://127.0.0.1:1/0",
     }
@@ -105,10 +88,8 @@ def test_with_database_and_redis_down_the_local_copy_is_used(
 
 
 def test_a_failing_install_still_starts_the_kernel(
-    env: dict[str, str], database_url: str, tmp_path: Path
+    bifrost_env: dict[str, str], store: RequirementsStore, tmp_path: Path, site_dir: Path
 ) -> None:
-    store = RequirementsStore(url=database_url)
     store.save("default", "not-in-wheelhouse\n", 0)
-    store.close()
-    lines = run_kernel(env, tmp_path, "print('alive')")
+    lines = run_kernel(bifrost_env, tmp_path, "print('alive')")
     assert lines == ["provisioner: BifrostProvisioner", "alive"]

@@ -15,13 +15,6 @@ from bifrost_ext.store import (
 )
 
 
-@pytest.fixture
-def store(database_url: str) -> RequirementsStore:
-    store = RequirementsStore(url=database_url)
-    yield store
-    store.close()
-
-
 def test_empty_workspace_reads_as_version_zero(store: RequirementsStore) -> None:
     assert store.get("default") == RequirementsRecord.empty("default")
 
