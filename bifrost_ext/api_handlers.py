@@ -9,6 +9,7 @@ HTTP statuses.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -64,10 +65,10 @@ class PackagesAPIHandler(APIHandler):
             },
         )
 
-    async def run_change(self, change: Any) -> None:
+    async def run_change(self, change: Awaitable[ChangeResult]) -> None:
         """Await a service change and map its outcome to a response."""
         try:
-            result: ChangeResult = await change
+            result = await change
         except InvalidSpec as exc:
             self.reply(400, {"message": str(exc), "spec": exc.spec, "reason": exc.reason})
         except NotInRequirements as exc:

@@ -128,7 +128,7 @@ class PackageDirectory:
         os.symlink(os.path.relpath(env, self.root), link)
         os.replace(link, self.current)
         data = {"workspace": record.workspace, **record.to_json()}
-        _write_atomic(self.root / "active.json", json.dumps(data))
+        write_atomic(self.root / "active.json", json.dumps(data))
 
     def _collect_garbage(self, keep: set[str]) -> None:
         if not self.envs.is_dir():
@@ -165,7 +165,7 @@ def _canonical(name: str) -> str:
     return str(canonicalize_name(name))
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     tmp.write_text(text, "utf-8")
     os.replace(tmp, path)

@@ -22,6 +22,7 @@ import os
 import time
 from typing import Any
 
+from filelock import Timeout
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 from .config import Settings
@@ -73,7 +74,7 @@ class BifrostProvisioner(LocalProvisioner):
         service = self.service()
         try:
             package_dir = await service.prepare_kernel(python)
-        except (InstallError, StoreUnavailable) as exc:
+        except (InstallError, StoreUnavailable, Timeout) as exc:
             # A kernel with yesterday's packages beats no kernel: start with what is there.
             fallback = service.package_dir(python)
             self.log.error(

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -27,7 +28,7 @@ from .cache import CacheUnavailable, RequirementsCache
 from .config import Settings
 from .installer import Installer, OutputCallback
 from .interpreter import python_tag
-from .packagedir import PackageDirectory, _write_atomic
+from .packagedir import PackageDirectory, write_atomic
 from .records import RequirementsRecord
 from .requirements import (
     InvalidSpec,
@@ -86,6 +87,7 @@ class PackageService:
         self._change_lock = asyncio.Lock()
         self._package_dirs: dict[str, PackageDirectory] = {}
         self._cache_down = False
+        self._local_copy_written: RequirementsRecord | None = None
 
     @classmethod
     def from_settings(
@@ -220,7 +222,7 @@ class PackageService:
                 except VersionConflict:
                     self.log.info("bifrost: another server changed the requirements; retrying")
                     continue
-                await self._cache_put(saved)
+                await self._cache_put(saved, invalidate_on_failure=True)
                 await package_dir.ensure(saved, on_output)
                 self._keep_local_copy(saved)
                 return ChangeResult(saved, package_dir.installed(touched))
@@ -239,13 +241,19 @@ class PackageService:
         self._cache_recovered()
         return record
 
-    async def _cache_put(self, record: RequirementsRecord) -> None:
+    async def _cache_put(
+        self, record: RequirementsRecord, invalidate_on_failure: bool = False
+    ) -> None:
         if not self.cache.enabled:
             return
         try:
             await _run(self.cache.put, record)
         except CacheUnavailable as exc:
             self._cache_failed(exc)
+            if invalidate_on_failure:
+                # Better a miss that reads the database than the old value after a save.
+                with suppress(CacheUnavailable):
+                    await _run(self.cache.invalidate, record.workspace)
             return
         self._cache_recovered()
 
@@ -268,11 +276,11 @@ class PackageService:
             return None
 
     def _keep_local_copy(self, record: RequirementsRecord) -> None:
-        local = self.local_copy()
-        if local is not None and local.version >= record.version and local.hash == record.hash:
-            return
+        if record == self._local_copy_written:
+            return  # the common case on every kernel start: no disk access
         self.workspace_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.workspace_dir / "requirements.json", json.dumps(record.to_json()))
+        write_atomic(self.workspace_dir / "requirements.json", json.dumps(record.to_json()))
+        self._local_copy_written = record
 
     def close(self) -> None:
         """Close the database and Redis connections."""

@@ -234,3 +234,14 @@ class TestNoRedisConfigured:
         assert status == 200
         assert cached(redis_client) is None
         assert (await call(jp_fetch))[1]["content"] == "bfdemo==1.0\n"
+
+
+async def test_two_installs_at_once_both_land(jp_fetch: Any, store: Any) -> None:
+    import asyncio
+
+    replies = await asyncio.gather(
+        call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]}),
+        call(jp_fetch, "install", {"packages": ["bfdep"]}),
+    )
+    assert [status for status, _ in replies] == [200, 200]
+    assert store.get("default").lines == ["bfdemo==1.0", "bfdep"]

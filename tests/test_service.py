@@ -1,0 +1,97 @@
+"""The package service: concurrent changes, cache agreement, the local copy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bifrost_ext.config import Settings
+from bifrost_ext.service import PackageService
+
+
+def make_service(
+    database_url: str, redis_url: str, site_dir: Path, wheelhouse: Path
+) -> PackageService:
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        workspace="default",
+        site_dir=site_dir,
+        find_links=(str(wheelhouse),),
+        no_index=True,
+    )
+    return PackageService.from_settings(settings, sys.executable, logging.getLogger("test"))
+
+
+@pytest.fixture
+def two_servers(
+    database_url: str, redis_url: str, tmp_path: Path, wheelhouse: Path
+) -> Iterator[tuple[PackageService, PackageService]]:
+    """Two services sharing the database and Redis, each with its own package directory."""
+    first = make_service(database_url, redis_url, tmp_path / "a", wheelhouse)
+    second = make_service(database_url, redis_url, tmp_path / "b", wheelhouse)
+    yield first, second
+    first.close()
+    second.close()
+
+
+async def test_concurrent_installs_on_two_servers_keep_both(
+    two_servers: tuple[PackageService, PackageService],
+) -> None:
+    first, second = two_servers
+    results = await asyncio.gather(
+        first.install(["bfdemo==1.0"]), second.install(["bfdep"]), first.install(["bfapp"])
+    )
+    saved = await asyncio.to_thread(first.store.get, "default")
+    assert saved.lines == ["bfapp", "bfdemo==1.0", "bfdep"]
+    assert max(result.record.version for result in results) == saved.version == 3
+    assert first.cache.get("default") == saved
+    # Each server's package directory holds what that server last saved; a kernel start
+    # brings it up to the saved requirements.
+    await second.prepare_kernel(sys.executable)
+    assert second.package_dir().active_record() == saved
+
+
+async def test_reinstalling_the_same_spec_changes_nothing(
+    two_servers: tuple[PackageService, PackageService],
+) -> None:
+    first, _ = two_servers
+    installed = await first.install(["bfdemo==1.0"])
+    again = await first.install(["BFDemo==1.0"])
+    assert not again.changed
+    assert again.record == installed.record
+    assert again.installed == [{"name": "bfdemo", "version": "1.0"}]
+
+
+async def test_kernel_requirements_fall_back_to_the_local_copy(
+    database_url: str, redis_url: str, tmp_path: Path, wheelhouse: Path
+) -> None:
+    live = make_service(database_url, redis_url, tmp_path / "site", wheelhouse)
+    saved = (await live.install(["bfdemo==1.0"])).record
+    live.close()
+    down = make_service(
+        "postgresql://postgres@127.0.0.1:1/down",
+        "redis://127.0.0.1:1/0",
+        tmp_path / "site",
+        wheelhouse,
+    )
+    assert await down.requirements_for_kernel() == saved
+    down.close()
+
+
+async def test_warm_replaces_a_cache_that_is_ahead_of_the_database(
+    two_servers: tuple[PackageService, PackageService],
+) -> None:
+    from bifrost_ext.records import RequirementsRecord
+
+    first, _ = two_servers
+    saved = (await first.install(["bfdemo==1.0"])).record
+    # A cache left over from another database (a restore or a reset) claims version 9.
+    first.cache.put(RequirementsRecord.of("default", "other\n", 9), force=True)
+    assert await first.warm() == saved
+    assert first.cache.get("default") == saved
