@@ -16,3 +16,10 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .app import BifrostApp
 
     return [{"module": "bifrost_ext", "app": BifrostApp}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext bifrost_ext``: register the ``%bifrost`` magic."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)

@@ -1,21 +1,30 @@
-"""REST API: ``/api/packages`` (read), ``/api/packages/install`` and ``/uninstall`` (write).
+"""REST API: ``/api/packages`` and ``/status`` (read), ``/install`` and ``/uninstall`` (write).
 
 The entry of the flow: request → requirements → installer → store → cache → kernels. Every
 method is authenticated and authorized on the ``packages`` resource; the work itself is done
 by :class:`bifrost_ext.service.PackageService`, and this module only maps its outcomes to
 HTTP statuses.
+
+Besides the user's own credentials, a request may carry a kernel's scoped secret
+(:mod:`bifrost_ext.credentials`): it authenticates as the user who started that kernel, on
+these handlers only. Installs stream the installer's output as server-sent events when the
+client asks for ``text/event-stream``; otherwise they answer with one JSON body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
+from jupyter_server.auth.identity import User
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from .config import CREDENTIALS_SETTING, SERVICE_SETTING
+from .credentials import KernelCredentials, KernelGrant
 from .installer import InstallError
 from .records import RequirementsRecord
 from .requirements import InvalidSpec
@@ -29,12 +38,42 @@ class PackagesAPIHandler(APIHandler):
     """Base handler: the ``packages`` resource and error mapping."""
 
     auth_resource = AUTH_RESOURCE
+    kernel: KernelGrant | None = None
+    streaming = False
 
     @property
     def service(self) -> PackageService:
         """The workspace's package service."""
-        service: PackageService = self.settings["bifrost_service"]
+        service: PackageService = self.settings[SERVICE_SETTING]
         return service
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Accept a kernel's scoped secret here, else authenticate as jupyter_server does."""
+        credentials: KernelCredentials = self.settings[CREDENTIALS_SETTING]
+        grant = credentials.grant_for(self.request.headers.get("Authorization", ""))
+        if grant is None:
+            await super().prepare()
+            return
+        if not self.check_host():
+            raise web.HTTPError(403)
+        # A header secret cannot be sent cross-site, so no XSRF check applies (as for tokens).
+        self.kernel = grant
+        user = grant.user or User(username=f"kernel-{grant.kernel_id}")
+        self.current_user = self._jupyter_current_user = user
+
+    def wants_stream(self) -> bool:
+        """True when the client asked for server-sent events."""
+        return "text/event-stream" in self.request.headers.get("Accept", "")
+
+    def stream_line(self, line: str) -> None:
+        """Send one line of installer output as an ``output`` event."""
+        if not self.streaming:
+            self.streaming = True
+            self.set_header("Content-Type", "text/event-stream")
+            self.set_header("Cache-Control", "no-cache")
+            self.set_header("X-Accel-Buffering", "no")
+        self.write(f"event: output\ndata: {json.dumps(line)}\n\n")
+        self.flush().add_done_callback(_ignore_closed)
 
     def read_json(self) -> dict[str, Any]:
         """The request's JSON object body (400 when it is not one)."""
@@ -47,7 +86,11 @@ class PackagesAPIHandler(APIHandler):
         return body
 
     def reply(self, status: int, payload: dict[str, Any]) -> None:
-        """Finish with a JSON payload."""
+        """Finish with a JSON payload, or a final ``result`` event once streaming started."""
+        if self.streaming:
+            event = {"status": status, "body": payload}
+            self.finish(f"event: result\ndata: {json.dumps(event)}\n\n")
+            return
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(payload))
@@ -111,7 +154,8 @@ class InstallHandler(PackagesAPIHandler):
     @authorized
     async def post(self) -> None:
         """Install ``{"packages": [...]}`` (or the older ``{"package", "version"}``)."""
-        await self.run_change(self.service.install(install_specs(self.read_json())))
+        on_output = self.stream_line if self.wants_stream() else None
+        await self.run_change(self.service.install(install_specs(self.read_json()), on_output))
 
 
 class UninstallHandler(PackagesAPIHandler):
@@ -121,7 +165,35 @@ class UninstallHandler(PackagesAPIHandler):
     @authorized
     async def post(self) -> None:
         """Remove ``{"packages": [names]}``."""
-        await self.run_change(self.service.uninstall(self.read_json().get("packages")))
+        on_output = self.stream_line if self.wants_stream() else None
+        await self.run_change(self.service.uninstall(self.read_json().get("packages"), on_output))
+
+
+class StatusHandler(PackagesAPIHandler):
+    """``GET /api/packages/status``: database, cache and package directory, in sync or not."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Report each place the requirements live and whether they agree."""
+        self.reply(200, await self.service.status())
+
+
+class KernelRestartHandler(PackagesAPIHandler):
+    """``POST /api/packages/kernel/restart``: a kernel asks to be restarted (its secret only)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Schedule a restart of the calling kernel and answer at once (202)."""
+        if self.kernel is None:
+            raise web.HTTPError(403, "only a kernel's own credential can restart it")
+        kernel_manager = self.settings["kernel_manager"]
+        kernel_id = self.kernel.kernel_id
+        # The kernel that asked is waiting for this answer: restart only after sending it.
+        restart = kernel_manager.restart_kernel(kernel_id)
+        self.reply(202, {"kernel_id": kernel_id, "restarting": True})
+        _background(restart, self.log)
 
 
 def install_specs(body: dict[str, Any]) -> object:
@@ -138,8 +210,31 @@ def install_specs(body: dict[str, Any]) -> object:
     return [package.strip() + (version if version[0] in "<>=!~" else f"=={version}")]
 
 
+def _ignore_closed(future: Any) -> None:
+    # A client that went away mid-stream must not leave an unretrieved exception behind.
+    future.exception()
+
+
+_background_tasks: set[asyncio.Task[Any]] = set()
+
+
+def _background(awaitable: Awaitable[Any], log: Any) -> None:
+    async def run() -> None:
+        await asyncio.sleep(0.1)
+        try:
+            await awaitable
+        except Exception as exc:  # the requester is gone; the log is the only place left
+            log.error("bifrost: kernel restart failed: %s", exc)
+
+    task = asyncio.ensure_future(run())
+    _background_tasks.add(task)
+    task.add_done_callback(_background_tasks.discard)
+
+
 default_handlers = [
     (r"/api/packages", PackagesHandler),
+    (r"/api/packages/status", StatusHandler),
     (r"/api/packages/install", InstallHandler),
     (r"/api/packages/uninstall", UninstallHandler),
+    (r"/api/packages/kernel/restart", KernelRestartHandler),
 ]

@@ -24,13 +24,14 @@ from traitlets import Bool, Enum, Float, List, Type, Unicode, default, validate
 from . import config
 from .api_handlers import default_handlers
 from .cache import CacheUnavailable, RequirementsCache
+from .config import CREDENTIALS_SETTING, SERVER_URL_SETTING, SERVICE_SETTING
+from .credentials import KernelCredentials
 from .installer import Installer
 from .interpreter import resolve_python
 from .service import PackageService
 from .store import RequirementsStore, StoreUnavailable
 
 PROVISIONER_NAME = "bifrost-provisioner"
-SERVICE_SETTING = "bifrost_service"
 
 
 class BifrostApp(ExtensionApp):
@@ -154,6 +155,8 @@ class BifrostApp(ExtensionApp):
             installer_class=self.installer_class,
         )
         self.settings[SERVICE_SETTING] = self.service
+        self.settings[CREDENTIALS_SETTING] = self.kernel_credentials = KernelCredentials()
+        self.settings[SERVER_URL_SETTING] = self._server_url()
         self._previous_provisioner: str | None = None
         if self.use_provisioner:
             # A KernelProvisionerFactory setting in config files does not reach the factory
@@ -169,6 +172,16 @@ class BifrostApp(ExtensionApp):
             _redact(settings.redis_url) if settings.redis_url else "off",
             settings.site_dir,
         )
+
+    def _server_url(self) -> str:
+        """The URL a kernel on this machine uses to reach this server (loopback when possible)."""
+        serverapp: Any = self.serverapp
+        if serverapp.sock or serverapp.certfile:
+            return str(serverapp.connection_url)
+        host = serverapp.ip if serverapp.ip not in ("", "0.0.0.0", "*", "::") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{serverapp.port}{serverapp.base_url}"
 
     def initialize_handlers(self) -> None:
         """Register the packages API."""

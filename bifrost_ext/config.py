@@ -27,6 +27,11 @@ ENV_NO_INDEX = "BIFROST_NO_INDEX"
 ENV_INSTALL_TIMEOUT = "BIFROST_INSTALL_TIMEOUT"
 
 INSTALLERS = ("auto", "uv", "pip")
+
+# Keys under which the extension shares its objects in the web app's settings.
+SERVICE_SETTING = "bifrost_service"
+CREDENTIALS_SETTING = "bifrost_kernel_credentials"
+SERVER_URL_SETTING = "bifrost_server_url"
 DEFAULT_WORKSPACE = "default"
 DEFAULT_INSTALL_TIMEOUT = 600.0
 

@@ -20,14 +20,23 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from filelock import Timeout
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
-from .config import Settings
+from .config import (
+    CREDENTIALS_SETTING,
+    ENV_WORKSPACE,
+    SERVER_URL_SETTING,
+    SERVICE_SETTING,
+    Settings,
+)
+from .credentials import KernelCredentials
 from .installer import InstallError
 from .interpreter import resolve_python
+from .kernel_client import ENV_KERNEL_TOKEN, ENV_PACKAGE_DIR, ENV_SERVER_URL
 from .service import PackageService
 from .store import StoreUnavailable
 
@@ -49,16 +58,25 @@ class BifrostProvisioner(LocalProvisioner):
 
     package_path: str | None = None
     prepare_seconds: float = 0.0
+    kernel_env: dict[str, str] | None = None
 
-    def service(self) -> PackageService:
-        """The server's service when launched by jupyter_server, else one from the environment."""
+    def server_settings(self) -> dict[str, Any] | None:
+        """The web app settings of the jupyter_server that launches this kernel, if any."""
         owner = self.parent
         while owner is not None:
             web_app = getattr(owner, "web_app", None)
-            if web_app is not None and "bifrost_service" in web_app.settings:
-                service: PackageService = web_app.settings["bifrost_service"]
-                return service
+            if web_app is not None and SERVICE_SETTING in web_app.settings:
+                settings: dict[str, Any] = web_app.settings
+                return settings
             owner = getattr(owner, "parent", None)
+        return None
+
+    def service(self) -> PackageService:
+        """The server's service when launched by jupyter_server, else one from the environment."""
+        settings = self.server_settings()
+        if settings is not None:
+            service: PackageService = settings[SERVICE_SETTING]
+            return service
         return standalone_service(self.log)
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
@@ -67,6 +85,10 @@ class BifrostProvisioner(LocalProvisioner):
             started = time.monotonic()
             self.package_path = await self._prepare()
             self.prepare_seconds = time.monotonic() - started
+            self.kernel_env = self._kernel_env()
+            if self._is_ipykernel():
+                extra = kwargs.get("extra_arguments") or []
+                kwargs["extra_arguments"] = [*extra, "--IPKernelApp.extra_extensions=bifrost_ext"]
         return dict(await super().pre_launch(**kwargs))
 
     async def _prepare(self) -> str | None:
@@ -86,19 +108,75 @@ class BifrostProvisioner(LocalProvisioner):
             return str(fallback.current) if fallback.active_hash() else None
         return str(package_dir.current)
 
+    def _kernel_env(self) -> dict[str, str]:
+        """What the kernel needs to find its packages, the magic and its own server."""
+        service = self.service()
+        env = {ENV_WORKSPACE: service.workspace, ENV_PACKAGE_DIR: self.package_path or ""}
+        settings = self.server_settings()
+        if settings is not None:
+            credentials: KernelCredentials = settings[CREDENTIALS_SETTING]
+            previous = self.kernel_env or {}
+            # A restart keeps its secret; a first start gets one acting as its launcher.
+            token = previous.get(ENV_KERNEL_TOKEN) or credentials.issue(
+                self.kernel_id, _launching_user()
+            )
+            env[ENV_SERVER_URL] = settings[SERVER_URL_SETTING]
+            env[ENV_KERNEL_TOKEN] = token
+        return env
+
     def _is_python_kernel(self) -> bool:
         spec = self.kernel_spec
         return bool(spec.argv) and (spec.language or "").lower().startswith("python")
 
+    def _is_ipykernel(self) -> bool:
+        return any("ipykernel" in arg for arg in self.kernel_spec.argv)
+
     def _finalize_env(self, env: dict[str, str]) -> None:
-        """Put the package directory first on the kernel's import path."""
+        """Put the package directory first on the kernel's import path, bifrost's magic last."""
         super()._finalize_env(env)
-        if self.package_path:
-            existing = env.get("PYTHONPATH")
-            env["PYTHONPATH"] = (
-                os.pathsep.join([self.package_path, existing]) if existing else self.package_path
-            )
+        if self.kernel_env is None:
+            return
+        env.update(self.kernel_env)
+        entries = [self.package_path] if self.package_path else []
+        if env.get("PYTHONPATH"):
+            entries.append(env["PYTHONPATH"])
+        entries.append(str(magic_path(self.service().settings.site_dir)))
+        env["PYTHONPATH"] = os.pathsep.join(entries)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """Forget the kernel's secret when it shuts down for good."""
+        await super().cleanup(restart=restart)
+        settings = self.server_settings()
+        if not restart and settings is not None:
+            settings[CREDENTIALS_SETTING].revoke(self.kernel_id)
 
     def get_stable_start_time(self, recommended: float = 10.0) -> float:
         """Allow for the time the last install took before a restart counts as stable."""
         return float(recommended) + self.prepare_seconds
+
+
+def magic_path(site_dir: Path) -> Path:
+    """A folder holding only ``bifrost_ext``, so any kernel can load the magic.
+
+    The kernel's interpreter may live in another environment; this exposes bifrost's own
+    package (whose kernel-side modules need only the standard library and IPython) and none
+    of the server's other packages.
+    """
+    folder = site_dir / ".kernel-support"
+    link = folder / "bifrost_ext"
+    target = Path(__file__).resolve().parent
+    if not link.is_symlink() or Path(os.readlink(link)) != target:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".bifrost_ext-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target, target_is_directory=True)
+        os.replace(tmp, link)
+    return folder
+
+
+def _launching_user() -> Any:
+    """The user whose request is starting this kernel (None when no request is behind it)."""
+    from jupyter_server.base.call_context import CallContext
+
+    handler = CallContext.get(CallContext.JUPYTER_HANDLER)
+    return getattr(handler, "current_user", None)

@@ -177,6 +177,41 @@ class PackageService:
         await package_dir.ensure(record, on_output)
         return package_dir
 
+    async def status(self) -> dict[str, Any]:
+        """Where the requirements live (database, cache, package directory) and if they agree."""
+        database: dict[str, Any]
+        try:
+            saved = await _run(self.store.get, self.workspace)
+            database = {"ok": True, "hash": saved.hash, "version": saved.version}
+        except StoreUnavailable as exc:
+            database = {"ok": False, "error": str(exc)}
+        cache: dict[str, Any] = {"enabled": self.cache.enabled}
+        if self.cache.enabled:
+            try:
+                cached = await _run(self.cache.get, self.workspace)
+                cache.update(
+                    ok=True, hash=cached and cached.hash, version=cached and cached.version
+                )
+            except CacheUnavailable as exc:
+                cache.update(ok=False, error=str(exc))
+        package_dir = self.package_dir()
+        active = package_dir.active_record()
+        packages = {
+            "path": str(package_dir.current),
+            "hash": active and active.hash,
+            "version": active and active.version,
+        }
+        hashes = {database.get("hash"), packages["hash"]}
+        if self.cache.enabled:
+            hashes.add(cache.get("hash"))
+        return {
+            "workspace": self.workspace,
+            "database": database,
+            "cache": cache,
+            "package_dir": packages,
+            "in_sync": database["ok"] and len(hashes) == 1,
+        }
+
     # -- changing ------------------------------------------------------------------------
 
     async def install(self, specs: object, on_output: OutputCallback | None = None) -> ChangeResult:

@@ -1,0 +1,121 @@
+"""The kernel's side of the packages API: a small HTTP client for the ``%bifrost`` magic.
+
+Runs inside the kernel, whose environment may not have bifrost's dependencies: it uses the
+standard library only. The provisioner (:mod:`bifrost_ext.provisioner`) gives each kernel
+``BIFROST_SERVER_URL`` and a scoped ``BIFROST_KERNEL_TOKEN``; installs are read as
+server-sent events so the installer's output reaches the cell while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any
+
+ENV_SERVER_URL = "BIFROST_SERVER_URL"
+ENV_KERNEL_TOKEN = "BIFROST_KERNEL_TOKEN"
+ENV_PACKAGE_DIR = "BIFROST_PACKAGE_DIR"
+#: Seconds to wait for a quiet server; an install may print nothing for a long while.
+READ_TIMEOUT = 900.0
+
+
+class Unreachable(RuntimeError):
+    """The Jupyter server did not answer."""
+
+
+class ApiError(RuntimeError):
+    """The server answered with an error status."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(str(body.get("message") or f"HTTP {status}"))
+
+
+class PackagesClient:
+    """Calls this kernel's server with the kernel's own scoped credential."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.token = token
+
+    @classmethod
+    def from_env(cls) -> PackagesClient | None:
+        """The client for this kernel, or None when no bifrost server launched it."""
+        url, token = os.environ.get(ENV_SERVER_URL), os.environ.get(ENV_KERNEL_TOKEN)
+        return cls(url, token) if url and token else None
+
+    def get(self, path: str) -> dict[str, Any]:
+        """GET a JSON resource."""
+        return self._call("GET", path, None, None)
+
+    def post(
+        self, path: str, body: dict[str, Any], on_output: Callable[[str], None] | None = None
+    ) -> dict[str, Any]:
+        """POST JSON; with ``on_output``, stream the installer's lines to it as they come."""
+        return self._call("POST", path, body, on_output)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        on_output: Callable[[str], None] | None,
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"bifrost-kernel {self.token}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if on_output is not None:
+            headers["Accept"] = "text/event-stream"
+        request = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=READ_TIMEOUT) as response:
+                if response.headers.get_content_type() == "text/event-stream":
+                    status, result = _read_events(response, on_output or (lambda _: None))
+                else:
+                    status, result = response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            status, result = exc.code, _json_or_text(exc.read())
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Unreachable(
+                f"cannot reach the Jupyter server at {self.base_url} ({reason})"
+            ) from None
+        if status >= 400:
+            raise ApiError(status, result)
+        return result
+
+
+def _read_events(
+    lines: Iterable[bytes], on_output: Callable[[str], None]
+) -> tuple[int, dict[str, Any]]:
+    event, data = "message", []
+    for raw in lines:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and data:
+            payload = json.loads("\n".join(data))
+            if event == "output":
+                on_output(payload)
+            elif event == "result":
+                return int(payload["status"]), payload["body"]
+            event, data = "message", []
+    raise Unreachable("the server closed the stream before the result")
+
+
+def _json_or_text(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or b"{}")
+    except ValueError:
+        return {"message": raw.decode("utf-8", "replace")[:500]}
+    return value if isinstance(value, dict) else {"message": str(value)}

@@ -1,0 +1,296 @@
+"""The ``%bifrost`` line magic: persistent installs from a notebook cell.
+
+Loaded automatically in kernels that ``bifrost-provisioner`` launches, or by hand with
+``%load_ext bifrost_ext``. It calls this kernel's server through
+:mod:`bifrost_ext.kernel_client` (standard library only, like this module: the kernel's
+environment need not have bifrost's dependencies), streams the installer's output into the
+cell, and tells the truth about restarts: a distribution this kernel already imported and
+that changed version leaves stale modules behind, and the magic names them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import re
+import shlex
+import sys
+from typing import Any
+
+from IPython.core.magic import Magics, line_magic, magics_class
+
+from .kernel_client import ENV_PACKAGE_DIR, ApiError, PackagesClient, Unreachable
+
+USAGE = """\
+%bifrost install [--restart] SPEC...   install and keep across restarts (e.g. "pandas==2.2")
+%bifrost remove NAME...                 remove from the workspace's requirements
+%bifrost list                           saved requirements beside what this kernel imports
+%bifrost status                         database, cache and package directory: in sync?
+"""
+
+_PIP_INSTALL = re.compile(
+    r"^\s*[%!]\s*(?:python3?\s+-m\s+)?pip3?\s+install\s+(?P<args>.*)$", re.MULTILINE
+)
+# uv: "Because foo was not found in the package registry"; pip: "No matching distribution
+# found for foo".
+_NOT_FOUND = re.compile(
+    r"Because ([A-Za-z0-9][\w.-]*) was not found"
+    r"|No matching distribution found for ([A-Za-z0-9][\w.-]*)"
+)
+_CONTINUES = set("=<>!~@;,[(")
+_OPEN_ENDED = set("=<>!~@;,")
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+@magics_class
+class BifrostMagics(Magics):
+    """``%bifrost install|remove|list|status``."""
+
+    @line_magic
+    def bifrost(self, line: str) -> None:
+        """Install, remove and inspect the packages that persist for this workspace."""
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            _say(f"✗ cannot read that line: {exc}")
+            return
+        command, args = (words[0], words[1:]) if words else ("help", [])
+        handler = {
+            "install": self._install,
+            "remove": self._remove,
+            "uninstall": self._remove,
+            "list": self._list,
+            "status": self._status,
+        }.get(command)
+        if handler is None:
+            _say(USAGE if command == "help" else f"✗ unknown command {command!r}\n{USAGE}")
+            return
+        client = PackagesClient.from_env()
+        if client is None:
+            _say(
+                "✗ this kernel was not started by a Jupyter server with bifrost_ext,"
+                " so there is nowhere to save packages"
+            )
+            return
+        try:
+            handler(client, args)
+        except Unreachable as exc:
+            _say(f"✗ {exc}; nothing was changed")
+        except ApiError as exc:
+            _say(_explain(exc))
+
+    def _install(self, client: PackagesClient, args: list[str]) -> None:
+        restart = "--restart" in args
+        specs = join_specs([arg for arg in args if arg != "--restart"])
+        if not specs:
+            _say("✗ name at least one package: %bifrost install pandas==2.2")
+            return
+        before = _imported_distributions()
+        body = client.post("api/packages/install", {"packages": specs}, on_output=_say)
+        importlib.invalidate_caches()
+        installed = ", ".join(f"{d['name']} {d['version']}" for d in body.get("installed", []))
+        verb = "installed" if body.get("changed", True) else "already installed"
+        _say(f"{verb} {installed}; saved to workspace {body['workspace']!r}")
+        self._after_change(client, before, restart)
+
+    def _remove(self, client: PackagesClient, args: list[str]) -> None:
+        restart = "--restart" in args
+        names = [arg for arg in args if arg != "--restart"]
+        if not names:
+            _say("✗ name at least one package: %bifrost remove pandas")
+            return
+        before = _imported_distributions()
+        body = client.post("api/packages/uninstall", {"packages": names}, on_output=_say)
+        importlib.invalidate_caches()
+        _say(f"removed {', '.join(names)}; saved to workspace {body['workspace']!r}")
+        self._after_change(client, before, restart)
+
+    def _after_change(
+        self, client: PackagesClient, before: dict[str, tuple[str, list[str]]], restart: bool
+    ) -> None:
+        stale = _stale(before)
+        for dist, (old, new, modules) in sorted(stale.items()):
+            now = f"now {new}" if new else "now removed"
+            _say(
+                f"⚠ {dist} {old} is already imported in this kernel ({now});"
+                f" stale modules: {', '.join(modules)}"
+            )
+        if restart:
+            client.post("api/packages/kernel/restart", {})
+            _say("restarting the kernel…")
+        elif stale:
+            _say(
+                "  restart the kernel to use the new versions"
+                " (Kernel ▸ Restart, or add --restart to the %bifrost command)"
+            )
+
+    def _list(self, client: PackagesClient, args: list[str]) -> None:
+        body = client.get("api/packages")
+        lines = body.get("requirements", [])
+        if not lines:
+            _say(f"workspace {body['workspace']!r} has no saved requirements")
+            return
+        importlib.invalidate_caches()
+        rows = [("package", "saved", "in this kernel", "")]
+        for spec in lines:
+            name = _project_name(spec)
+            version = _version(name)
+            rows.append((name, spec, version or "not importable", _flag(spec, version)))
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        for row in rows:
+            _say("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + row[3])
+
+    def _status(self, client: PackagesClient, args: list[str]) -> None:
+        status = client.get("api/packages/status")
+        database, cache = status["database"], status["cache"]
+        saved_hash = database.get("hash")
+        _say(f"workspace {status['workspace']!r}")
+        if database["ok"]:
+            _say(f"database      ok     version {database['version']}, {_short(saved_hash)}")
+        else:
+            _say(f"database      DOWN   {database['error']}")
+        if not cache["enabled"]:
+            _say("cache         off    (no Redis configured)")
+        elif not cache["ok"]:
+            _say(f"cache         DOWN   {cache['error']}")
+        else:
+            _say(f"cache         ok     {_short(cache['hash'])}{_sync(cache['hash'], saved_hash)}")
+        kernel_hash = _kernel_hash()
+        _say(
+            f"this kernel   {os.environ.get(ENV_PACKAGE_DIR, '?')}"
+            f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}"
+        )
+        in_sync = status["in_sync"] and kernel_hash == saved_hash
+        _say("all in sync ✓" if in_sync else "not in sync: a kernel restart will catch up")
+
+
+def join_specs(words: list[str]) -> list[str]:
+    """Rejoin a spec typed with spaces (``pandas >= 2.2``, ``x @ url``) into one."""
+    specs: list[str] = []
+    for word in words:
+        continues = word[:1] in _CONTINUES or (specs and specs[-1][-1:] in _OPEN_ENDED)
+        if specs and continues:
+            specs[-1] = f"{specs[-1]} {word}"
+        else:
+            specs.append(word)
+    return specs
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _explain(exc: ApiError) -> str:
+    body = exc.body
+    if exc.status == 400:
+        return f"✗ {body.get('message')}"
+    if exc.status == 404:
+        return f"✗ {body.get('message')}"
+    if exc.status == 422:
+        # The installer's output was streamed into the cell already; say what it means.
+        output = body.get("output", "")
+        missing = sorted({uv or pip for uv, pip in _NOT_FOUND.findall(output)})
+        if missing:
+            names = ", ".join(repr(name) for name in missing)
+            return f"✗ {names} not found in the package index; nothing was saved"
+        return f"✗ {body.get('message')}"
+    if exc.status == 403:
+        return "✗ the server refused: this user may not change the workspace's packages"
+    if exc.status == 503:
+        return f"✗ the server cannot reach its database: {body.get('message')}"
+    return f"✗ the server answered {exc.status}: {body.get('message')}"
+
+
+def _project_name(spec: str) -> str:
+    match = _NAME.match(spec)
+    return match.group(1) if match else spec
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _flag(spec: str, version: str | None) -> str:
+    if version is None:
+        return "  ✗"
+    requirement = _requirement(spec)
+    if requirement is None or requirement.specifier.contains(version, prereleases=True):
+        return ""
+    return "  ✗ does not match"
+
+
+def _requirement(spec: str) -> Any:
+    """Parse with packaging, or pip's vendored copy; None when the kernel has neither."""
+    for module in ("packaging.requirements", "pip._vendor.packaging.requirements"):
+        try:
+            return importlib.import_module(module).Requirement(spec)
+        except ImportError:
+            continue
+    return None
+
+
+def _imported_distributions() -> dict[str, tuple[str, list[str]]]:
+    """Each distribution with an imported module: its current version and those modules."""
+    imported_tops = {name.partition(".")[0] for name in list(sys.modules)}
+    found: dict[str, tuple[str, list[str]]] = {}
+    for top, dists in importlib.metadata.packages_distributions().items():
+        if top not in imported_tops:
+            continue
+        for dist in dists:
+            version = _version(dist)
+            if version is not None:
+                found.setdefault(dist, (version, []))[1].append(top)
+    return found
+
+
+def _stale(
+    before: dict[str, tuple[str, list[str]]],
+) -> dict[str, tuple[str, str | None, list[str]]]:
+    stale = {}
+    for dist, (old, tops) in before.items():
+        new = _version(dist)
+        if new != old:
+            modules = sorted(name for name in sys.modules if name.partition(".")[0] in tops)
+            stale[dist] = (old, new, modules)
+    return stale
+
+
+def _kernel_hash() -> str | None:
+    try:
+        return os.path.basename(os.readlink(os.environ[ENV_PACKAGE_DIR]))
+    except (KeyError, OSError):
+        return None
+
+
+def _short(digest: str | None) -> str:
+    return f"hash {digest[:12]}" if digest else "empty"
+
+
+def _sync(value: str | None, saved: str | None) -> str:
+    return "  (in sync)" if value == saved else "  (out of sync)"
+
+
+def pip_hint(raw_cell: str) -> str | None:
+    """The hint for a cell that runs ``%pip install`` or ``!pip install``, if it does."""
+    match = _PIP_INSTALL.search(raw_cell)
+    if match is None:
+        return None
+    specs = [arg for arg in match.group("args").split() if not arg.startswith("-")]
+    suggestion = f"%bifrost install {' '.join(specs)}" if specs else "%bifrost install ..."
+    return f"bifrost: pip installs last until the kernel restarts; `{suggestion}` keeps them"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%bifrost`` and the ``%pip install`` hint."""
+    ipython.register_magics(BifrostMagics)
+
+    def hint(info: Any) -> None:
+        message = pip_hint(getattr(info, "raw_cell", "") or "")
+        if message:
+            _say(message)
+
+    ipython.events.register("pre_run_cell", hint)

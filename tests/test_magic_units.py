@@ -1,0 +1,67 @@
+"""The magic's pieces that need no kernel: hints, spec joining, error wording, loading."""
+
+from __future__ import annotations
+
+import pytest
+
+from bifrost_ext.kernel_client import ApiError
+from bifrost_ext.magic import _explain, join_specs, pip_hint
+
+
+def test_pip_hint_recognises_the_usual_spellings() -> None:
+    assert pip_hint("%pip install pandas") is not None
+    assert pip_hint("!pip3 install -U pandas requests") == (
+        "bifrost: pip installs last until the kernel restarts;"
+        " `%bifrost install pandas requests` keeps them"
+    )
+    assert pip_hint("!python -m pip install x") is not None
+    assert pip_hint("%pip list") is None
+    assert pip_hint("print('pip install x')") is None
+
+
+def test_specs_typed_with_spaces_are_rejoined() -> None:
+    assert join_specs(["pandas", ">=", "2.2,<3", "requests[socks]>=2"]) == [
+        "pandas >= 2.2,<3",
+        "requests[socks]>=2",
+    ]
+    assert join_specs(["x", "@", "https://h/x.whl", "y"]) == ["x @ https://h/x.whl", "y"]
+    assert join_specs(["a==1", "b"]) == ["a==1", "b"]
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (
+            "ERROR: No matching distribution found for nothere\n",
+            "✗ 'nothere' not found in the package index; nothing was saved",
+        ),
+        (
+            "  cause: Because nothere was not found in the package registry and ...",
+            "✗ 'nothere' not found in the package index; nothing was saved",
+        ),
+        (
+            "  cause: Because bfapp==1.0 depends on bfdep>=9 and ...",
+            "✗ the installer failed (exit code 1); nothing was saved",
+        ),
+    ],
+)
+def test_installer_failures_are_explained_for_uv_and_pip(output: str, expected: str) -> None:
+    body = {"message": "the installer failed (exit code 1); nothing was saved", "output": output}
+    assert _explain(ApiError(422, body)) == expected
+
+
+def test_load_ext_registers_the_magic_anywhere(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.delenv("BIFROST_SERVER_URL", raising=False)
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "bifrost_ext")
+        shell.run_line_magic("bifrost", "list")
+    finally:
+        InteractiveShell.clear_instance()
+    assert capsys.readouterr().out.startswith(
+        "✗ this kernel was not started by a Jupyter server with bifrost_ext"
+    )
