@@ -139,7 +139,8 @@ class BifrostMagics(Magics):
             rows.append((name, spec, version or "not importable", _flag(spec, version)))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         for row in rows:
-            _say("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + row[3])
+            cells = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3]))
+            _say((cells + row[3]).rstrip())
 
     def _status(self, client: PackagesClient, args: list[str]) -> None:
         status = client.get("api/packages/status")
