@@ -69,9 +69,17 @@ class Installer(LoggingConfigurable):
             return "uv" if find_uv() else "pip"
         return str(self.tool)
 
-    def command(self, python: str, target: Path, specs: Sequence[str]) -> list[str]:
+    def command(
+        self,
+        python: str,
+        target: Path,
+        specs: Sequence[str],
+        constraints: Path | None = None,
+    ) -> list[str]:
         """The argument list that installs ``specs`` into ``target`` for ``python``."""
         index_args: list[str] = []
+        if constraints is not None:
+            index_args += ["--constraint", str(constraints)]
         if self.index_url:
             index_args += ["--index-url", self.index_url]
         for link in self.find_links:
@@ -94,17 +102,33 @@ class Installer(LoggingConfigurable):
         target: Path,
         specs: Sequence[str],
         on_output: OutputCallback | None = None,
+        constraints: Sequence[str] = (),
     ) -> str:
-        """Install ``specs`` into ``target``; return the output or raise :class:`InstallError`."""
-        cmd = self.command(python, target, specs)
+        """Install ``specs`` into ``target``; return the output or raise :class:`InstallError`.
+
+        ``constraints`` are ``name==version`` pins (a lock bifrost wrote itself, never user
+        text) that keep every other package at the version it had.
+        """
+        constraints_file = None
+        if constraints:
+            constraints_file = target.parent / f"{target.name}.constraints.txt"
+            constraints_file.write_text("".join(f"{pin}\n" for pin in constraints), "utf-8")
         self.log.info("bifrost: installing %s into %s", " ".join(specs), target)
+        try:
+            cmd = self.command(python, target, specs, constraints_file)
+            return await self._run(cmd, target.parent, on_output)
+        finally:
+            if constraints_file is not None:
+                constraints_file.unlink(missing_ok=True)
+
+    async def _run(self, cmd: list[str], cwd: Path, on_output: OutputCallback | None) -> str:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                cwd=target.parent,
+                cwd=cwd,
                 env=installer_env(),
                 start_new_session=True,
             )

@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from importlib.metadata import distributions
 from pathlib import Path
@@ -32,7 +32,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
 
-from .installer import Installer, OutputCallback
+from .installer import Installer, InstallError, OutputCallback
 from .records import RequirementsRecord
 
 #: A built environment younger than this is never garbage-collected: it may be an install
@@ -70,11 +70,17 @@ class PackageDirectory:
         return self.active_hash() == record.hash
 
     async def build(
-        self, record: RequirementsRecord, on_output: OutputCallback | None = None
+        self,
+        record: RequirementsRecord,
+        on_output: OutputCallback | None = None,
+        pins: Sequence[str] | None = None,
     ) -> Path:
-        """Make sure ``envs/<hash>`` exists and is complete, without switching to it."""
+        """Make sure ``envs/<hash>`` exists and is complete, without switching to it.
+
+        ``pins`` (default: the record's lock) keep packages at known versions.
+        """
         async with self._locked():
-            return await self._build_locked(record, on_output)
+            return await self._build_locked(record, on_output, pins)
 
     async def ensure(
         self, record: RequirementsRecord, on_output: OutputCallback | None = None
@@ -94,6 +100,15 @@ class PackageDirectory:
             self._collect_garbage(keep={env.name})
         return self.current
 
+    @staticmethod
+    def freeze(env: Path) -> str:
+        """The lock of a built environment: ``name==version`` of each distribution, sorted."""
+        pins = {
+            f"{_canonical(dist.metadata['Name'])}=={dist.version}"
+            for dist in distributions(path=[str(env)])
+        }
+        return "".join(f"{pin}\n" for pin in sorted(pins))
+
     def installed(self, names: Iterable[str] | None = None) -> list[dict[str, str]]:
         """Name and version of the distributions in ``current`` (all, or just ``names``)."""
         wanted = None if names is None else set(names)
@@ -105,7 +120,10 @@ class PackageDirectory:
         return sorted(found, key=lambda d: _canonical(d["name"]))
 
     async def _build_locked(
-        self, record: RequirementsRecord, on_output: OutputCallback | None
+        self,
+        record: RequirementsRecord,
+        on_output: OutputCallback | None,
+        pins: Sequence[str] | None = None,
     ) -> Path:
         env = self.envs / record.hash
         if env.is_dir():
@@ -113,15 +131,36 @@ class PackageDirectory:
         self.envs.mkdir(parents=True, exist_ok=True)
         tmp = self.envs / f".tmp-{record.hash[:12]}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
+        pins = record.lock_lines if pins is None else pins
         try:
             if record.lines:
-                await self.installer.install(self.python, tmp, record.lines, on_output)
+                await self._install(tmp, record, on_output, pins)
             os.rename(tmp, env)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         os.utime(env)
         return env
+
+    async def _install(
+        self,
+        target: Path,
+        record: RequirementsRecord,
+        on_output: OutputCallback | None,
+        pins: Sequence[str],
+    ) -> None:
+        try:
+            await self.installer.install(self.python, target, record.lines, on_output, pins)
+        except InstallError as exc:
+            if not pins or exc.returncode is None:
+                raise
+            # The saved versions do not fit (another Python, or a spec that needs them to
+            # move): resolve the requirements afresh rather than fail.
+            if on_output is not None:
+                on_output("bifrost: the saved versions do not fit; resolving afresh")
+            shutil.rmtree(target)
+            target.mkdir()
+            await self.installer.install(self.python, target, record.lines, on_output)
 
     def _switch(self, env: Path, record: RequirementsRecord) -> None:
         link = self.root / f".current-{uuid.uuid4().hex[:8]}"

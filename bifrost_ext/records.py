@@ -15,12 +15,15 @@ class RequirementsRecord:
     """A workspace's requirements text, its sha256 and the database row version it came from.
 
     ``version`` grows by one with every saved change; version 0 means "never saved".
+    ``lock`` holds the exact ``name==version`` of every distribution that was installed when
+    the change was saved, so a rebuild reproduces that environment instead of re-resolving.
     """
 
     workspace: str
     content: str
     hash: str
     version: int
+    lock: str = ""
 
     @classmethod
     def empty(cls, workspace: str) -> RequirementsRecord:
@@ -28,27 +31,38 @@ class RequirementsRecord:
         return cls(workspace, "", content_hash(""), 0)
 
     @classmethod
-    def of(cls, workspace: str, content: str, version: int) -> RequirementsRecord:
+    def of(cls, workspace: str, content: str, version: int, lock: str = "") -> RequirementsRecord:
         """Build a record, computing the hash from the content."""
-        return cls(workspace, content, content_hash(content), version)
+        return cls(workspace, content, content_hash(content), version, lock)
 
     @property
     def lines(self) -> list[str]:
         """The requirement lines, in file order."""
         return [line for line in self.content.splitlines() if line.strip()]
 
+    @property
+    def lock_lines(self) -> list[str]:
+        """The pinned ``name==version`` lines."""
+        return [line for line in self.lock.splitlines() if line.strip()]
+
     def to_json(self) -> dict[str, object]:
         """The JSON form used by the Redis cache and the local copy."""
-        return {"content": self.content, "hash": self.hash, "version": self.version}
+        return {
+            "content": self.content,
+            "hash": self.hash,
+            "version": self.version,
+            "lock": self.lock,
+        }
 
     @classmethod
     def from_json(cls, workspace: str, data: dict[str, object]) -> RequirementsRecord:
         """Read the JSON form, refusing a value whose hash does not match its content."""
-        content = data["content"]
-        version = data.get("version", 0)
+        content, version, lock = data["content"], data.get("version", 0), data.get("lock", "")
         if not isinstance(content, str) or not isinstance(version, int):
             raise ValueError("malformed requirements record")
-        record = cls.of(workspace, content, version)
+        if not isinstance(lock, str):
+            raise ValueError("malformed requirements lock")
+        record = cls.of(workspace, content, version, lock)
         if data.get("hash") != record.hash:
             raise ValueError("requirements record hash does not match its content")
         return record

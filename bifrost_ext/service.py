@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -217,7 +217,7 @@ class PackageService:
     async def install(self, specs: object, on_output: OutputCallback | None = None) -> ChangeResult:
         """Validate, install and save new specs (a spec replaces its project's line)."""
         new = parse_specs(specs)
-        return await self._change(partial(merge, new=new), new.keys(), on_output)
+        return await self._change(partial(merge, new=new), list(new), on_output)
 
     async def uninstall(
         self, names: object, on_output: OutputCallback | None = None
@@ -233,14 +233,21 @@ class PackageService:
                 raise NotInRequirements(missing)
             return remove(current, canonical)
 
-        return await self._change(edit, [], on_output)
+        return await self._change(edit, canonical, on_output, report=False)
 
     async def _change(
         self,
         edit: Callable[[Requirements], Requirements],
-        touched: Iterable[str],
+        named: list[str],
         on_output: OutputCallback | None,
+        report: bool = True,
     ) -> ChangeResult:
+        """Apply ``edit`` to the saved requirements: build, save, cache, switch.
+
+        Every package the user did not name keeps its locked version; ``report`` lists the
+        installed versions of the ``named`` projects in the result.
+        """
+        touched = named if report else []
         package_dir = self.package_dir()
         async with self._change_lock:
             for _ in range(MAX_SAVE_ATTEMPTS):
@@ -251,9 +258,13 @@ class PackageService:
                     await self._cache_put(current)
                     return ChangeResult(current, package_dir.installed(touched), changed=False)
                 candidate = RequirementsRecord.of(self.workspace, content, current.version + 1)
-                await package_dir.build(candidate, on_output)
+                pins = [pin for pin in current.lock_lines if pin.split("==")[0] not in named]
+                env = await package_dir.build(candidate, on_output, pins)
+                lock = package_dir.freeze(env)
                 try:
-                    saved = await _run(self.store.save, self.workspace, content, current.version)
+                    saved = await _run(
+                        self.store.save, self.workspace, content, current.version, lock
+                    )
                 except VersionConflict:
                     self.log.info("bifrost: another server changed the requirements; retrying")
                     continue

@@ -40,6 +40,7 @@ workspace_files = sa.Table(
     sa.Column("entity_type", sa.String(64), nullable=False),
     sa.Column("content", sa.Text, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("lock_content", sa.Text, nullable=False, server_default=""),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -142,21 +143,25 @@ class RequirementsStore(LoggingConfigurable):
         self.ensure_schema()
         with self._guard(), self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(workspace_files.c.content, workspace_files.c.version).where(
-                    *_row_key(workspace)
-                )
+                sa.select(
+                    workspace_files.c.content,
+                    workspace_files.c.version,
+                    workspace_files.c.lock_content,
+                ).where(*_row_key(workspace))
             ).one_or_none()
         if row is None:
             return RequirementsRecord.empty(workspace)
-        return RequirementsRecord.of(workspace, row.content, row.version)
+        return RequirementsRecord.of(workspace, row.content, row.version, row.lock_content)
 
-    def save(self, workspace: str, content: str, expected_version: int) -> RequirementsRecord:
+    def save(
+        self, workspace: str, content: str, expected_version: int, lock: str = ""
+    ) -> RequirementsRecord:
         """Save new content if the row is still at ``expected_version``; return the new record.
 
         Raises :class:`VersionConflict` when another writer saved first.
         """
         self.ensure_schema()
-        record = RequirementsRecord.of(workspace, content, expected_version + 1)
+        record = RequirementsRecord.of(workspace, content, expected_version + 1, lock)
         now = datetime.now(timezone.utc)
         with self._guard(), self.engine.begin() as conn:
             if expected_version == 0:
@@ -168,6 +173,7 @@ class RequirementsStore(LoggingConfigurable):
                     .values(
                         content=record.content,
                         content_hash=record.hash,
+                        lock_content=record.lock,
                         version=record.version,
                         updated_at=now,
                     )
@@ -186,6 +192,7 @@ class RequirementsStore(LoggingConfigurable):
                         entity_type=REQUIREMENTS_ENTITY,
                         content=record.content,
                         content_hash=record.hash,
+                        lock_content=record.lock,
                         version=record.version,
                         created_at=now,
                         updated_at=now,

@@ -28,9 +28,10 @@ class CountingInstaller(Installer):
         target: Path,
         specs: Sequence[str],
         on_output: OutputCallback | None = None,
+        constraints: Sequence[str] = (),
     ) -> str:
         self.calls += 1
-        return await super().install(python, target, specs, on_output)
+        return await super().install(python, target, specs, on_output, constraints)
 
 
 def make_dir(root: Path, wheelhouse: Path, tool: str = "auto", **kw: Any) -> PackageDirectory:

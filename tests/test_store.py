@@ -27,7 +27,7 @@ def test_schema_is_created_by_the_migrations(store: RequirementsStore) -> None:
     with store.engine.connect() as conn:
         assert (
             conn.execute(sa.text("SELECT version_num FROM bifrost_alembic_version")).scalar()
-            == "0001"
+            == "0002"
         )
 
 
@@ -100,3 +100,35 @@ def test_plain_postgresql_urls_use_the_shipped_driver() -> None:
     assert engine_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
     assert engine_url("postgres://u@h/db").drivername == "postgresql+psycopg"
     assert engine_url("sqlite:///x.db").drivername == "sqlite"
+
+
+def test_the_lock_is_stored_beside_the_requirements(store: RequirementsStore) -> None:
+    store.save("default", "bfdemo\n", 0, lock="bfdemo==1.0\n")
+    assert store.get("default").lock == "bfdemo==1.0\n"
+    assert store.save("default", "bfdemo>=2\n", 1).lock == ""
+
+
+def test_a_database_from_the_first_release_is_upgraded_in_place(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    old = RequirementsStore(url=database_url)
+    config = Config()
+    config.set_main_option("script_location", "bifrost_ext:migrations")
+    with old.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            sa.text(
+                "INSERT INTO workspace_files (workspace, path, entity_type, content,"
+                " content_hash, version, created_at, updated_at) VALUES ('default',"
+                " 'requirements.txt', 'requirements', 'bfdemo\n', :h, 3, :t, :t)"
+            ),
+            {"h": content_hash("bfdemo\n"), "t": "2026-01-01 00:00:00"},
+        )
+    old.close()
+    store = RequirementsStore(url=database_url)
+    try:
+        assert store.get("default") == RequirementsRecord.of("default", "bfdemo\n", 3)
+    finally:
+        store.close()

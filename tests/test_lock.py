@@ -1,0 +1,89 @@
+"""The lock: rebuilds reproduce the versions resolved at install time, not today's newest."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bifrost_ext.config import Settings
+from bifrost_ext.records import RequirementsRecord
+from bifrost_ext.service import PackageService
+from tests.wheels import build_wheel
+
+
+@pytest.fixture
+def growing_wheelhouse(tmp_path: Path) -> Path:
+    """A wheelhouse of this test's own, to which newer releases can be added."""
+    house = tmp_path / "wheels"
+    build_wheel(house, "bfdemo", "1.0")
+    build_wheel(house, "bfdep", "1.0")
+    return house
+
+
+@pytest.fixture
+def service(
+    database_url: str, redis_url: str, site_dir: Path, growing_wheelhouse: Path
+) -> Iterator[PackageService]:
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        workspace="default",
+        site_dir=site_dir,
+        find_links=(str(growing_wheelhouse),),
+        no_index=True,
+    )
+    service = PackageService.from_settings(settings, sys.executable, logging.getLogger("t"))
+    yield service
+    service.close()
+
+
+def versions(service: PackageService) -> dict[str, str]:
+    return {d["name"]: d["version"] for d in service.package_dir().installed()}
+
+
+async def test_the_lock_is_saved_with_the_requirements(service: PackageService) -> None:
+    saved = (await service.install(["bfdemo"])).record
+    assert saved.content == "bfdemo\n"
+    assert saved.lock == "bfdemo==1.0\n"
+    assert service.store.get("default").lock == "bfdemo==1.0\n"
+    assert service.cache.get("default") == saved
+
+
+async def test_a_new_container_gets_the_locked_versions_not_the_newest(
+    service: PackageService, site_dir: Path, growing_wheelhouse: Path
+) -> None:
+    await service.install(["bfdemo"])
+    build_wheel(growing_wheelhouse, "bfdemo", "2.0")
+    shutil.rmtree(site_dir)
+    await service.prepare_kernel(sys.executable)
+    assert versions(service) == {"bfdemo": "1.0"}
+
+
+async def test_other_installs_keep_locked_versions_and_named_ones_move(
+    service: PackageService, growing_wheelhouse: Path
+) -> None:
+    await service.install(["bfdemo"])
+    build_wheel(growing_wheelhouse, "bfdemo", "2.0")
+    result = await service.install(["bfdep"])
+    assert versions(service) == {"bfdemo": "1.0", "bfdep": "1.0"}
+    assert result.record.lock == "bfdemo==1.0\nbfdep==1.0\n"
+    # Naming a project again is asking for it afresh.
+    result = await service.install(["bfdemo>=1"])
+    assert versions(service)["bfdemo"] == "2.0"
+    assert "bfdemo==2.0" in result.record.lock_lines
+
+
+async def test_pins_that_no_longer_fit_are_resolved_afresh(
+    service: PackageService, site_dir: Path
+) -> None:
+    # A lock from elsewhere names a version this machine cannot get.
+    record = RequirementsRecord.of("default", "bfdemo\n", 1, "bfdemo==9.9\n")
+    lines: list[str] = []
+    await service.package_dir().ensure(record, lines.append)
+    assert versions(service) == {"bfdemo": "1.0"}
+    assert "bifrost: the saved versions do not fit; resolving afresh" in lines
