@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -65,6 +63,10 @@ class PackagesClient:
         body: dict[str, Any] | None,
         on_output: Callable[[str], None] | None,
     ) -> dict[str, Any]:
+        # Imported here: loading the magic must not slow every kernel start.
+        import urllib.error
+        import urllib.request
+
         headers = {"Authorization": f"bifrost-kernel {self.token}"}
         data = None
         if body is not None:

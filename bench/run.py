@@ -1,0 +1,314 @@
+"""Measure bifrost's performance targets side by side in one run and print the ratios.
+
+Run with ``scripts/bench`` (sets up .venv and the services first). Everything is local:
+PostgreSQL and Redis on loopback, wheels built into a temporary wheelhouse, real ipykernel
+kernels. Each figure is the median of several runs, with the variants interleaved so that
+drift on the machine hits them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from jupyter_client.manager import AsyncKernelManager  # noqa: E402
+from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
+
+from bifrost_ext.config import Settings  # noqa: E402
+from bifrost_ext.installer import Installer, find_uv  # noqa: E402
+from bifrost_ext.packagedir import PackageDirectory  # noqa: E402
+from bifrost_ext.records import RequirementsRecord  # noqa: E402
+from bifrost_ext.service import PackageService  # noqa: E402
+from tests.servers import ServerProcess  # noqa: E402
+from tests.wheels import build_wheel  # noqa: E402
+
+PG_ADMIN = os.environ.get("BIFROST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("BIFROST_TEST_REDIS_URL", "redis://127.0.0.1:6379") + "/14"
+NAMES = [f"bfbench{i:02d}" for i in range(20)]
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def line(label: str, value: str, target: str, ok: bool) -> None:
+    print(f"  {label:<58} {value:>22}   target {target:<10} {'PASS' if ok else 'MISS'}")
+
+
+async def timed(action: Callable[[], Awaitable[Any]]) -> float:
+    start = time.perf_counter()
+    await action()
+    return time.perf_counter() - start
+
+
+def run_timed(cmd: list[str], **kwargs: Any) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, **kwargs)
+    return time.perf_counter() - start
+
+
+class Bench:
+    def __init__(self, work: Path, database_url: str, repeat: int) -> None:
+        self.work = work
+        self.repeat = repeat
+        self.wheelhouse = work / "wheels"
+        for name in NAMES:
+            build_wheel(self.wheelhouse, name, "1.0")
+        build_wheel(self.wheelhouse, "bfnew", "1.0")
+        self.settings = Settings(
+            database_url=database_url,
+            redis_url=REDIS,
+            workspace="default",
+            site_dir=work / "site",
+            installer="uv",
+            find_links=(str(self.wheelhouse),),
+            no_index=True,
+        )
+        self.log = logging.getLogger("bench")
+        self.env = {
+            "BIFROST_DATABASE_URL": database_url,
+            "BIFROST_REDIS_URL": REDIS,
+            "BIFROST_SITE_DIR": str(work / "site"),
+            "BIFROST_FIND_LINKS": str(self.wheelhouse),
+            "BIFROST_NO_INDEX": "1",
+            "BIFROST_INSTALLER": "uv",
+        }
+
+    def service(self) -> PackageService:
+        return PackageService.from_settings(self.settings, sys.executable, self.log)
+
+    def installer_cmd(self, tool: str, target: Path, specs: list[str]) -> list[str]:
+        installer = Installer(tool=tool, find_links=[str(self.wheelhouse)], no_index=True)
+        return installer.command(sys.executable, target, specs)
+
+    # -- 1. unchanged requirements ---------------------------------------------------------
+
+    async def start_to_first_execution(self, provisioner: str, code: str = "1") -> float:
+        """Seconds from asking for a kernel to the reply of its first execution."""
+        KernelProvisionerFactory.instance().default_provisioner_name = provisioner
+        km = AsyncKernelManager(kernel_name="python3")
+        start = time.perf_counter()
+        await km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = km.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        reply = await client.execute_interactive(code, timeout=60, output_hook=lambda _: None)
+        elapsed = time.perf_counter() - start
+        client.stop_channels()
+        await km.shutdown_kernel(now=True)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return elapsed
+
+    async def kernel_starts(self) -> None:
+        print("1. Kernel start → first execution, 20 requirements already installed")
+        service = self.service()
+        await service.install(NAMES)
+        service.close()
+        os.environ.update(self.env)
+        naive_venv = self.work / "naive-venv"
+        subprocess.run([sys.executable, "-m", "venv", str(naive_venv)], check=True)
+        reqs = self.work / "requirements.txt"
+        reqs.write_text("".join(f"{n}\n" for n in NAMES))
+        pip = [str(naive_venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+        pip += ["--no-index", "--find-links", str(self.wheelhouse), "-r", str(reqs)]
+        subprocess.run(pip, check=True, capture_output=True)
+
+        async def naive() -> float:
+            return run_timed(pip) + await self.start_to_first_execution("local-provisioner")
+
+        samples: dict[str, list[float]] = {"local": [], "bifrost": [], "naive": []}
+        # Untimed: warms both paths and proves the packages are importable through bifrost.
+        await self.start_to_first_execution("bifrost-provisioner", "import bfbench00, bfbench19")
+        await self.start_to_first_execution("local-provisioner")
+        for _ in range(self.repeat):
+            samples["local"].append(await self.start_to_first_execution("local-provisioner"))
+            samples["bifrost"].append(await self.start_to_first_execution("bifrost-provisioner"))
+            samples["naive"].append(await naive())
+        local, bifrost, naive_ms = (median_ms(samples[k]) for k in ("local", "bifrost", "naive"))
+        print(
+            f"  medians of {self.repeat}: local-provisioner {local:.0f} ms, "
+            f"bifrost-provisioner {bifrost:.0f} ms, pip install -r + local {naive_ms:.0f} ms"
+        )
+        line(
+            "bifrost / local-provisioner",
+            f"{bifrost / local:.3f}",
+            "≤ 1.02",
+            bifrost / local <= 1.02,
+        )
+        line(
+            "naive (pip install -r before start) / local-provisioner",
+            f"{naive_ms / local:.3f}",
+            "(for scale)",
+            True,
+        )
+
+    # -- 2. changed requirements: cold directory ----------------------------------------------
+
+    async def cold_installs(self) -> None:
+        print("2. Cold package directory, 20 wheels from a local wheelhouse")
+        runs = max(3, self.repeat // 2)
+        # One untimed run each so both installers have their caches warm.
+        for tool in ("uv", "pip"):
+            run_timed(self.installer_cmd(tool, self.work / f"warm-{tool}", NAMES))
+        uv_raw, pip_raw, provisioner = [], [], []
+        record = RequirementsRecord.of("default", "".join(f"{n}\n" for n in NAMES), 1)
+        for i in range(runs):
+            uv_raw.append(run_timed(self.installer_cmd("uv", self.work / f"uv-{i}", NAMES)))
+            pip_raw.append(run_timed(self.installer_cmd("pip", self.work / f"pip-{i}", NAMES)))
+            installer = Installer(tool="uv", find_links=[str(self.wheelhouse)], no_index=True)
+            package_dir = PackageDirectory(self.work / f"cold-{i}", installer, sys.executable)
+            provisioner.append(await timed(partial(package_dir.ensure, record)))
+        uv_ms, pip_ms, prov_ms = median_ms(uv_raw), median_ms(pip_raw), median_ms(provisioner)
+        print(
+            f"  medians of {runs}: uv {uv_ms:.0f} ms, pip {pip_ms:.0f} ms, "
+            f"bifrost package directory (uv) {prov_ms:.0f} ms"
+        )
+        line("pip / uv (uv speed-up)", f"{pip_ms / uv_ms:.1f}×", "≥ 10×", pip_ms / uv_ms >= 10)
+        line(
+            "bifrost build / raw uv command",
+            f"{prov_ms / uv_ms:.3f}",
+            "≤ 1.05",
+            prov_ms / uv_ms <= 1.05,
+        )
+
+    # -- 3. install API ---------------------------------------------------------------------
+
+    async def install_api(self) -> None:
+        print("3. POST api/packages/install of one wheel (PostgreSQL + Redis, real server)")
+        site = self.work / "api-site"
+        env = {**self.env, "BIFROST_SITE_DIR": str(site), "BIFROST_WORKSPACE": "benchapi"}
+        server = ServerProcess(self.work / "api-home", env).start()
+        api, raw = [], []
+        try:
+            for i in range(self.repeat):
+                server.request("POST", "/api/packages/uninstall", {"packages": ["bfnew"]})
+                # Drop the built environment so that every install really runs the installer.
+                current = {p.resolve() for p in site.glob("benchapi/*/current")}
+                for env_dir in site.glob("benchapi/*/envs/*"):
+                    if env_dir.resolve() not in current:
+                        shutil.rmtree(env_dir)
+                start = time.perf_counter()
+                status, body = server.request(
+                    "POST", "/api/packages/install", {"packages": ["bfnew==1.0"]}
+                )
+                api.append(time.perf_counter() - start)
+                assert status == 200, body
+                raw.append(
+                    run_timed(self.installer_cmd("uv", self.work / f"raw-{i}", ["bfnew==1.0"]))
+                )
+        finally:
+            server.stop()
+        api_ms, raw_ms = median_ms(api), median_ms(raw)
+        print(f"  medians of {self.repeat}: API {api_ms:.1f} ms, raw uv command {raw_ms:.1f} ms")
+        line(
+            "API total / raw installer", f"{api_ms / raw_ms:.3f}", "≤ 1.10", api_ms / raw_ms <= 1.10
+        )
+
+    # -- 4. warm-up ----------------------------------------------------------------------------
+
+    async def warm_up(self) -> None:
+        print("4. Warm the cache from the database, 500-line requirements")
+        settings = Settings(**{**self.settings.__dict__, "workspace": "benchwarm"})
+        service = PackageService.from_settings(settings, sys.executable, self.log)
+        content = "".join(f"bfwarm{i:03d}>=1.0\n" for i in range(500))
+        current = service.store.get("benchwarm")
+        service.store.save("benchwarm", content, current.version)
+        samples = [await timed(service.warm) for _ in range(20)]
+        service.close()
+        warm_ms = median_ms(samples)
+        print(f"  median of 20: {warm_ms:.1f} ms")
+        line("warm-up time", f"{warm_ms:.1f} ms", "≤ 50 ms", warm_ms <= 50)
+
+    # -- 5. many kernels at once ---------------------------------------------------------------
+
+    async def many_kernels(self) -> None:
+        print("5. Ten kernels starting at once right after the requirements changed")
+        service = self.service()
+        await service.install(["bfnew==1.0"])  # saved from "another server"...
+        shutil.rmtree(self.work / "site")  # ...so this machine's directory is behind
+        service.close()
+        from bifrost_ext.provisioner import standalone_service
+
+        shared = standalone_service(self.log)
+        real_install = shared.installer.install
+        runs = 0
+
+        async def counting(*args: Any, **kwargs: Any) -> str:
+            nonlocal runs
+            runs += 1
+            return await real_install(*args, **kwargs)
+
+        shared.installer.install = counting  # type: ignore[method-assign]
+        KernelProvisionerFactory.instance().default_provisioner_name = "bifrost-provisioner"
+
+        async def start_and_import() -> str:
+            km = AsyncKernelManager(kernel_name="python3")
+            await km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            client = km.client()
+            client.start_channels()
+            await client.wait_for_ready(timeout=120)
+            reply = await client.execute_interactive(
+                "import bfnew", timeout=60, output_hook=lambda _: None
+            )
+            client.stop_channels()
+            await km.shutdown_kernel(now=True)
+            return str(reply["content"]["status"])
+
+        statuses = await asyncio.gather(*(start_and_import() for _ in range(10)))
+        line("installer runs for 10 simultaneous kernel starts", str(runs), "= 1", runs == 1)
+        ok = statuses.count("ok")
+        line("kernels whose first cell imported the new package", f"{ok}/10", "10/10", ok == 10)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=10, help="samples per figure (default 10)")
+    args = parser.parse_args()
+    print(
+        f"bifrost benchmarks — {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+        f"uv {'found' if find_uv() else 'missing'}\n"
+    )
+    name = f"bifrost_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    work = Path(tempfile.mkdtemp(prefix="bifrost-bench-"))
+    os.environ["HOME"] = str(work / "home")  # kernels' runtime files stay in the sandbox
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
+    try:
+        bench = Bench(work, PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.repeat)
+        for step in (
+            bench.kernel_starts,
+            bench.cold_installs,
+            bench.install_api,
+            bench.warm_up,
+            bench.many_kernels,
+        ):
+            await step()
+            print()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(main())
