@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -81,29 +82,33 @@ class BifrostMagics(Magics):
             _say(_explain(exc))
 
     def _install(self, client: PackagesClient, args: list[str]) -> None:
-        restart = "--restart" in args
-        specs = join_specs([arg for arg in args if arg != "--restart"])
-        if not specs:
-            _say("✗ name at least one package: %bifrost install pandas==2.2")
-            return
-        before = _imported_distributions()
-        body = client.post("api/packages/install", {"packages": specs}, on_output=_say)
-        importlib.invalidate_caches()
-        installed = ", ".join(f"{d['name']} {d['version']}" for d in body.get("installed", []))
-        verb = "installed" if body.get("changed", True) else "already installed"
-        _say(f"{verb} {installed}; saved to workspace {body['workspace']!r}")
-        self._after_change(client, before, restart)
+        def summary(body: dict[str, Any], specs: list[str]) -> str:
+            installed = ", ".join(f"{d['name']} {d['version']}" for d in body["installed"])
+            return f"{'installed' if body['changed'] else 'already installed'} {installed}"
+
+        self._change(client, "install", join_specs(args), summary)
 
     def _remove(self, client: PackagesClient, args: list[str]) -> None:
+        self._change(client, "remove", args, lambda _, names: f"removed {', '.join(names)}")
+
+    def _change(
+        self,
+        client: PackagesClient,
+        command: str,
+        args: list[str],
+        summary: Callable[[dict[str, Any], list[str]], str],
+    ) -> None:
+        """Post a change, stream its output, then say what changed and what went stale."""
         restart = "--restart" in args
-        names = [arg for arg in args if arg != "--restart"]
-        if not names:
-            _say("✗ name at least one package: %bifrost remove pandas")
+        items = [arg for arg in args if arg != "--restart"]
+        if not items:
+            _say(f"✗ name at least one package: %bifrost {command} pandas")
             return
         before = _imported_distributions()
-        body = client.post("api/packages/uninstall", {"packages": names}, on_output=_say)
+        route = "install" if command == "install" else "uninstall"
+        body = client.post(f"api/packages/{route}", {"packages": items}, on_output=_say)
         importlib.invalidate_caches()
-        _say(f"removed {', '.join(names)}; saved to workspace {body['workspace']!r}")
+        _say(f"{summary(body, items)}; saved to workspace {body['workspace']!r}")
         self._after_change(client, before, restart)
 
     def _after_change(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 import sys
 from collections.abc import Iterator
@@ -10,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_ext.config import Settings
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.service import PackageService
-from tests.wheels import build_wheel
+from tests.wheels import build_wheel, make_service
 
 
 @pytest.fixture
@@ -29,15 +27,7 @@ def growing_wheelhouse(tmp_path: Path) -> Path:
 def service(
     database_url: str, redis_url: str, site_dir: Path, growing_wheelhouse: Path
 ) -> Iterator[PackageService]:
-    settings = Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        workspace="default",
-        site_dir=site_dir,
-        find_links=(str(growing_wheelhouse),),
-        no_index=True,
-    )
-    service = PackageService.from_settings(settings, sys.executable, logging.getLogger("t"))
+    service = make_service(database_url, redis_url, site_dir, growing_wheelhouse)
     yield service
     service.close()
 

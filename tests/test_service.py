@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bifrost_ext.config import Settings
 from bifrost_ext.service import PackageService
-
-
-def make_service(
-    database_url: str, redis_url: str, site_dir: Path, wheelhouse: Path
-) -> PackageService:
-    settings = Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        workspace="default",
-        site_dir=site_dir,
-        find_links=(str(wheelhouse),),
-        no_index=True,
-    )
-    return PackageService.from_settings(settings, sys.executable, logging.getLogger("test"))
+from tests.wheels import make_service
 
 
 @pytest.fixture

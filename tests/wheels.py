@@ -1,12 +1,17 @@
-"""Build tiny pure-Python wheels for tests, so installs never need the internet."""
+"""Build tiny pure-Python wheels for tests (no internet), and services that install them."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from bifrost_ext.config import Settings
+from bifrost_ext.service import PackageService
 
 
 def build_wheel(
@@ -49,3 +54,17 @@ def build_wheel(
 def _digest(text: str) -> str:
     raw = hashlib.sha256(text.encode()).digest()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def make_service(
+    database_url: str, redis_url: str, site_dir: Path, wheelhouse: Path
+) -> PackageService:
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        workspace="default",
+        site_dir=site_dir,
+        find_links=(str(wheelhouse),),
+        no_index=True,
+    )
+    return PackageService.from_settings(settings, sys.executable, logging.getLogger("test"))
