@@ -15,6 +15,7 @@ import asyncio
 import os
 import shutil
 import signal
+import subprocess
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -123,11 +124,11 @@ class Installer(LoggingConfigurable):
 
     async def _run(self, cmd: list[str], cwd: Path, on_output: OutputCallback | None) -> str:
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *cmd,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+            proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 cwd=cwd,
                 env=installer_env(),
                 start_new_session=True,
@@ -135,11 +136,16 @@ class Installer(LoggingConfigurable):
         except OSError as exc:
             raise InstallError(f"could not start the installer: {exc}") from exc
         lines: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
+        # A plain pipe read in a worker thread: cheaper than asyncio's subprocess transport,
+        # and each line still reaches on_output (on the event loop) as soon as it is printed.
+        pump = asyncio.ensure_future(
+            asyncio.to_thread(_pump, proc, lines, on_output, asyncio.get_running_loop())
+        )
         try:
-            await asyncio.wait_for(_collect(proc, lines, on_output), self.timeout)
+            returncode = await asyncio.wait_for(asyncio.shield(pump), self.timeout)
         except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
             _kill_group(proc)
-            await proc.wait()
+            await pump
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise InstallError(
@@ -147,26 +153,28 @@ class Installer(LoggingConfigurable):
                 "\n".join(lines),
             ) from None
         output = "\n".join(lines)
-        if proc.returncode != 0:
-            raise InstallError(
-                f"the installer failed (exit code {proc.returncode})", output, proc.returncode
-            )
+        if returncode != 0:
+            raise InstallError(f"the installer failed (exit code {returncode})", output, returncode)
         return output
 
 
-async def _collect(
-    proc: asyncio.subprocess.Process, lines: deque[str], on_output: OutputCallback | None
-) -> None:
+def _pump(
+    proc: subprocess.Popen[bytes],
+    lines: deque[str],
+    on_output: OutputCallback | None,
+    loop: asyncio.AbstractEventLoop,
+) -> int:
     assert proc.stdout is not None
-    async for raw in proc.stdout:
-        line = raw.decode("utf-8", "replace").rstrip()
-        lines.append(line)
-        if on_output is not None:
-            on_output(line)
-    await proc.wait()
+    with proc.stdout:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip()
+            lines.append(line)
+            if on_output is not None:
+                loop.call_soon_threadsafe(on_output, line)
+    return proc.wait()
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
 
