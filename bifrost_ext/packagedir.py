@@ -24,19 +24,20 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
-from importlib.metadata import distributions
+from importlib.metadata import Distribution, distributions
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from .installer import Installer, InstallError, OutputCallback
 from .records import RequirementsRecord
 
-#: A built environment younger than this is never garbage-collected: it may be an install
-#: that is waiting for its database save before it is switched to.
+#: A built environment younger than this is kept after ``current`` moves away from it, so that
+#: switching back soon (undoing a change) needs no reinstall.
 KEEP_RECENT_SECONDS = 600.0
 
 
@@ -69,18 +70,25 @@ class PackageDirectory:
         """True when kernels already see exactly this record (the cheap fast path)."""
         return self.active_hash() == record.hash
 
-    async def build(
+    async def build_and_switch(
         self,
         record: RequirementsRecord,
+        commit: Callable[[str], Awaitable[RequirementsRecord]],
         on_output: OutputCallback | None = None,
         pins: Sequence[str] | None = None,
-    ) -> Path:
-        """Make sure ``envs/<hash>`` exists and is complete, without switching to it.
+    ) -> RequirementsRecord:
+        """Build ``record``, let ``commit`` save it, then switch ``current`` to it.
 
-        ``pins`` (default: the record's lock) keep packages at known versions.
+        ``commit`` receives the lock of the built environment (see :meth:`freeze`) and returns
+        the record it saved; when it raises, nothing is switched. The directory lock is held
+        from the build to the switch, so no other process switches in between. ``pins``
+        (default: the record's lock) keep packages at known versions.
         """
         async with self._locked():
-            return await self._build_locked(record, on_output, pins)
+            env = await self._build_locked(record, on_output, pins)
+            saved = await commit(self.freeze(env))
+            self._switch_unless_older(env, saved)
+        return saved
 
     async def ensure(
         self, record: RequirementsRecord, on_output: OutputCallback | None = None
@@ -89,24 +97,24 @@ class PackageDirectory:
         if self.is_current(record):
             return self.current
         async with self._locked():
-            if self.is_current(record):
-                return self.current
-            active = self.active_record()
-            if active is not None and active.version > record.version:
-                # A reader with an older copy of the requirements must not undo a newer install.
+            if self.is_current(record) or self._holds_newer_than(record):
                 return self.current
             env = await self._build_locked(record, on_output)
-            self._switch(env, record)
-            self._collect_garbage(keep={env.name})
+            self._switch_unless_older(env, record)
         return self.current
 
     @staticmethod
     def freeze(env: Path) -> str:
-        """The lock of a built environment: ``name==version`` of each distribution, sorted."""
-        pins = {
-            f"{_canonical(dist.metadata['Name'])}=={dist.version}"
-            for dist in distributions(path=[str(env)])
-        }
+        """The lock of a built environment: ``name==version`` of each distribution, sorted.
+
+        Read from the ``<name>-<version>.dist-info`` folder names that installers write (one
+        ``scandir``); a folder whose name does not parse is read from its metadata instead.
+        """
+        pins = set()
+        with os.scandir(env) as entries:
+            for entry in entries:
+                if entry.name.endswith(".dist-info"):
+                    pins.add(_pin_of(Path(entry.path)))
         return "".join(f"{pin}\n" for pin in sorted(pins))
 
     def installed(self, names: Iterable[str] | None = None) -> list[dict[str, str]]:
@@ -162,12 +170,20 @@ class PackageDirectory:
             target.mkdir()
             await self.installer.install(self.python, target, record.lines, on_output)
 
-    def _switch(self, env: Path, record: RequirementsRecord) -> None:
+    def _holds_newer_than(self, record: RequirementsRecord) -> bool:
+        # A reader with an older copy of the requirements must not undo a newer install.
+        active = self.active_record()
+        return active is not None and active.version > record.version
+
+    def _switch_unless_older(self, env: Path, record: RequirementsRecord) -> None:
+        if self._holds_newer_than(record):
+            return
         link = self.root / f".current-{uuid.uuid4().hex[:8]}"
         os.symlink(os.path.relpath(env, self.root), link)
         os.replace(link, self.current)
         data = {"workspace": record.workspace, **record.to_json()}
         write_atomic(self.root / "active.json", json.dumps(data))
+        self._collect_garbage(keep={env.name})
 
     def _collect_garbage(self, keep: set[str]) -> None:
         if not self.envs.is_dir():
@@ -202,6 +218,20 @@ class PackageDirectory:
 
 def _canonical(name: str) -> str:
     return str(canonicalize_name(name))
+
+
+def _pin_of(dist_info: Path) -> str:
+    """``name==version`` of one ``.dist-info`` folder, from its name when that is well formed."""
+    name, _, version = dist_info.name[: -len(".dist-info")].rpartition("-")
+    try:
+        return f"{_canonical(name)}=={Version(version)}" if name else _pin_from_metadata(dist_info)
+    except InvalidVersion:
+        return _pin_from_metadata(dist_info)
+
+
+def _pin_from_metadata(dist_info: Path) -> str:
+    dist = Distribution.at(dist_info)
+    return f"{_canonical(dist.metadata['Name'])}=={dist.version}"
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -88,6 +88,8 @@ class PackageService:
         self._package_dirs: dict[str, PackageDirectory] = {}
         self._cache_down = False
         self._local_copy_written: RequirementsRecord | None = None
+        #: The newest record this server has read or saved: where the next change starts.
+        self._latest: RequirementsRecord | None = None
 
     @classmethod
     def from_settings(
@@ -136,8 +138,9 @@ class PackageService:
         """The saved requirements: from the cache, else the database (filling the cache)."""
         cached = await self._cache_get()
         if cached is not None:
+            self._latest = cached
             return cached
-        record = await _run(self.store.get, self.workspace)
+        record = await self._read_database()
         await self._cache_put(record)
         return record
 
@@ -152,6 +155,7 @@ class PackageService:
             if cached is not None and cached.version > record.version:
                 self.log.warning("bifrost: cache was ahead of the database; replacing it")
                 await _run(partial(self.cache.put, record, force=True))
+        self._latest = record
         self._keep_local_copy(record)
         return record
 
@@ -242,37 +246,66 @@ class PackageService:
         on_output: OutputCallback | None,
         report: bool = True,
     ) -> ChangeResult:
-        """Apply ``edit`` to the saved requirements: build, save, cache, switch.
+        """Apply ``edit`` to the saved requirements: build, save, switch, cache.
 
+        The edit starts from the newest record this server has seen, without a database read;
+        the save is conditional on that record still being the saved one, and when it is not
+        (another server saved first) the edit is applied again to what the database holds.
         Every package the user did not name keeps its locked version; ``report`` lists the
         installed versions of the ``named`` projects in the result.
         """
         touched = named if report else []
         package_dir = self.package_dir()
         async with self._change_lock:
+            base = self._latest or await self._read_database()
             for _ in range(MAX_SAVE_ATTEMPTS):
-                current = await _run(self.store.get, self.workspace)
-                content = render(edit(parse_content(current.content)))
-                if content == current.content:
-                    await package_dir.ensure(current, on_output)
-                    await self._cache_put(current)
-                    return ChangeResult(current, package_dir.installed(touched), changed=False)
-                candidate = RequirementsRecord.of(self.workspace, content, current.version + 1)
-                pins = [pin for pin in current.lock_lines if pin.split("==")[0] not in named]
-                env = await package_dir.build(candidate, on_output, pins)
-                lock = package_dir.freeze(env)
+                content = render(edit(parse_content(base.content)))
+                if content == base.content:
+                    saved = await self._read_database()
+                    if (saved.version, saved.hash) != (base.version, base.hash):
+                        base = saved  # our copy was behind: edit what is really saved
+                        continue
+                    await package_dir.ensure(saved, on_output)
+                    await self._cache_put(saved)
+                    return ChangeResult(saved, self._installed(saved, touched), changed=False)
+                candidate = RequirementsRecord.of(self.workspace, content, base.version + 1)
+                pins = [pin for pin in base.lock_lines if pin.split("==")[0] not in named]
+                commit = partial(self._save, base, content)
                 try:
-                    saved = await _run(
-                        self.store.save, self.workspace, content, current.version, lock
-                    )
+                    saved = await package_dir.build_and_switch(candidate, commit, on_output, pins)
                 except VersionConflict:
                     self.log.info("bifrost: another server changed the requirements; retrying")
+                    base = await self._read_database()
                     continue
-                await self._cache_put(saved, invalidate_on_failure=True)
-                await package_dir.ensure(saved, on_output)
-                self._keep_local_copy(saved)
-                return ChangeResult(saved, package_dir.installed(touched))
+                self._latest = saved
+                # Independent of each other: the cache round trip and the local copy's disk write.
+                await asyncio.gather(
+                    self._cache_put(saved, invalidate_on_failure=True),
+                    _run(self._keep_local_copy, saved),
+                )
+                return ChangeResult(saved, self._installed(saved, touched))
         raise VersionConflict(self.workspace)
+
+    async def _save(self, base: RequirementsRecord, content: str, lock: str) -> RequirementsRecord:
+        """Save ``content`` if ``base`` is still the saved one (else :class:`VersionConflict`)."""
+        return await _run(
+            partial(self.store.save, expected_hash=base.hash),
+            self.workspace,
+            content,
+            base.version,
+            lock,
+        )
+
+    async def _read_database(self) -> RequirementsRecord:
+        self._latest = await _run(self.store.get, self.workspace)
+        return self._latest
+
+    def _installed(self, record: RequirementsRecord, names: list[str]) -> list[dict[str, str]]:
+        """Name and version of ``names`` in ``record``'s environment, from its lock."""
+        if not record.lock:  # saved before locks existed
+            return self.package_dir().installed(names)
+        pinned = dict(pin.split("==", 1) for pin in record.lock_lines)
+        return [{"name": name, "version": pinned[name]} for name in sorted(names) if name in pinned]
 
     # -- cache and local copy ------------------------------------------------------------
 
@@ -324,8 +357,12 @@ class PackageService:
     def _keep_local_copy(self, record: RequirementsRecord) -> None:
         if record == self._local_copy_written:
             return  # the common case on every kernel start: no disk access
-        self.workspace_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.workspace_dir / "requirements.json", json.dumps(record.to_json()))
+        try:
+            self.workspace_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.workspace_dir / "requirements.json", json.dumps(record.to_json()))
+        except OSError as exc:  # only a fallback: the database and the cache hold the record
+            self.log.warning("bifrost: could not keep a local copy of the requirements: %s", exc)
+            return
         self._local_copy_written = record
 
     def close(self) -> None:

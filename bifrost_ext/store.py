@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from filelock import FileLock
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Engine, make_url
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
@@ -101,7 +101,6 @@ class RequirementsStore(LoggingConfigurable):
             return engine
         return sa.create_engine(
             url,
-            pool_pre_ping=True,
             connect_args={"connect_timeout": max(1, int(self.connect_timeout))},
         )
 
@@ -140,66 +139,82 @@ class RequirementsStore(LoggingConfigurable):
 
     def get(self, workspace: str) -> RequirementsRecord:
         """Return the saved requirements of a workspace (empty, version 0, if never saved)."""
-        self.ensure_schema()
-        with self._guard(), self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(
-                    workspace_files.c.content,
-                    workspace_files.c.version,
-                    workspace_files.c.lock_content,
-                ).where(*_row_key(workspace))
-            ).one_or_none()
-        if row is None:
+        query = sa.select(
+            workspace_files.c.content, workspace_files.c.version, workspace_files.c.lock_content
+        ).where(*_row_key(workspace))
+        _, rows = self._execute(query)
+        if not rows:
             return RequirementsRecord.empty(workspace)
+        row = rows[0]
         return RequirementsRecord.of(workspace, row.content, row.version, row.lock_content)
 
     def save(
-        self, workspace: str, content: str, expected_version: int, lock: str = ""
+        self,
+        workspace: str,
+        content: str,
+        expected_version: int,
+        lock: str = "",
+        expected_hash: str | None = None,
     ) -> RequirementsRecord:
         """Save new content if the row is still at ``expected_version``; return the new record.
 
-        Raises :class:`VersionConflict` when another writer saved first.
+        ``expected_hash`` also requires the saved content to be the one the caller edited (a
+        database restored from a backup can reach the same version with other content).
+        Raises :class:`VersionConflict` when another writer saved first. One statement, so one
+        round trip: an insert for the first save, else an update conditional on the version.
         """
-        self.ensure_schema()
         record = RequirementsRecord.of(workspace, content, expected_version + 1, lock)
         now = datetime.now(timezone.utc)
-        with self._guard(), self.engine.begin() as conn:
-            if expected_version == 0:
-                self._insert(conn, record, now)
-            else:
-                result = conn.execute(
-                    workspace_files.update()
-                    .where(*_row_key(workspace), workspace_files.c.version == expected_version)
-                    .values(
-                        content=record.content,
-                        content_hash=record.hash,
-                        lock_content=record.lock,
-                        version=record.version,
-                        updated_at=now,
-                    )
-                )
-                if result.rowcount != 1:
-                    raise VersionConflict(workspace)
+        values = {
+            "content": record.content,
+            "content_hash": record.hash,
+            "lock_content": record.lock,
+            "version": record.version,
+            "updated_at": now,
+        }
+        if expected_version == 0:
+            statement: sa.Executable = workspace_files.insert().values(
+                workspace=workspace,
+                path=REQUIREMENTS_PATH,
+                entity_type=REQUIREMENTS_ENTITY,
+                created_at=now,
+                **values,
+            )
+        else:
+            expected = [workspace_files.c.version == expected_version]
+            if expected_hash is not None:
+                expected.append(workspace_files.c.content_hash == expected_hash)
+            statement = workspace_files.update().where(*_row_key(workspace), *expected)
+            statement = statement.values(**values)
+        try:
+            updated, _ = self._execute(statement)
+        except sa.exc.IntegrityError:  # another writer inserted the row first
+            raise VersionConflict(workspace) from None
+        if expected_version != 0 and updated != 1:
+            raise VersionConflict(workspace)
         return record
 
-    def _insert(self, conn: Connection, record: RequirementsRecord, now: datetime) -> None:
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    workspace_files.insert().values(
-                        workspace=record.workspace,
-                        path=REQUIREMENTS_PATH,
-                        entity_type=REQUIREMENTS_ENTITY,
-                        content=record.content,
-                        content_hash=record.hash,
-                        lock_content=record.lock,
-                        version=record.version,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-        except sa.exc.IntegrityError:
-            raise VersionConflict(record.workspace) from None
+    def _execute(self, statement: sa.Executable) -> tuple[int, list[sa.Row[Any]]]:
+        """Run one statement in its own transaction; return its row count and rows.
+
+        Pooled connections are not pinged before use (a round trip on every call); one that
+        died with the database (a restart) is replaced and the statement tried once more.
+        Retrying a save is safe: it is conditional on the version it read.
+        """
+        self.ensure_schema()
+        with self._guard():
+            try:
+                return self._execute_once(statement)
+            except sa.exc.DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                self.log.info("bifrost: database connection was lost; reconnecting")
+                return self._execute_once(statement)
+
+    def _execute_once(self, statement: sa.Executable) -> tuple[int, list[sa.Row[Any]]]:
+        with self.engine.connect() as conn:
+            result = conn.execution_options(isolation_level="AUTOCOMMIT").execute(statement)
+            return result.rowcount, list(result) if result.returns_rows else []
 
     def close(self) -> None:
         """Release every pooled connection."""

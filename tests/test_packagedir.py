@@ -104,13 +104,46 @@ async def test_a_stale_reader_never_undoes_a_newer_switch(tmp_path: Path, wheelh
     assert pkg.installer.calls == 1
 
 
-async def test_build_does_not_switch(tmp_path: Path, wheelhouse: Path) -> None:
+async def test_a_failed_commit_does_not_switch(tmp_path: Path, wheelhouse: Path) -> None:
     pkg = make_dir(tmp_path, wheelhouse)
     await pkg.ensure(record("bfdemo==1.0\n", 1))
-    await pkg.build(record("bfdemo==2.0\n", 2))
+    locks: list[str] = []
+
+    async def refuse(lock: str) -> RequirementsRecord:
+        locks.append(lock)
+        raise RuntimeError("the database said no")
+
+    with pytest.raises(RuntimeError, match="the database said no"):
+        await pkg.build_and_switch(record("bfdemo==2.0\n", 2), refuse)
+    assert locks == ["bfdemo==2.0\n"]  # the commit saw the built environment's lock
     assert pkg.active_record() == record("bfdemo==1.0\n", 1)
+    assert "bfdemo 1.0" in imported_versions(pkg.current, "bfdemo")
     await pkg.ensure(record("bfdemo==2.0\n", 2))
     assert pkg.installer.calls == 2  # the switch reused the built directory
+
+
+async def test_a_commit_switches_to_what_it_saved(tmp_path: Path, wheelhouse: Path) -> None:
+    pkg = make_dir(tmp_path, wheelhouse)
+
+    async def save(lock: str) -> RequirementsRecord:
+        return RequirementsRecord.of("default", "bfapp\n", 1, lock)
+
+    saved = await pkg.build_and_switch(record("bfapp\n", 1), save)
+    assert saved.lock == "bfapp==1.0\nbfdep==1.0\n"
+    assert pkg.active_record() == saved
+
+
+def test_freeze_reads_folder_names_and_falls_back_to_metadata(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    (env / "Foo_Bar-1.0.dist-info").mkdir(parents=True)
+    (env / "zope.interface-6.0.post1.dist-info").mkdir()
+    odd = env / "odd-name.dist-info"  # not <name>-<version>: only the metadata knows
+    odd.mkdir()
+    (odd / "METADATA").write_text("Metadata-Version: 2.1\nName: Odd.Name\nVersion: 3.2\n")
+    (env / "foo_bar").mkdir()  # a package folder, not a distribution
+    assert (
+        PackageDirectory.freeze(env) == "foo-bar==1.0\nodd-name==3.2\nzope-interface==6.0.post1\n"
+    )
 
 
 async def test_empty_requirements_need_no_installer(tmp_path: Path, wheelhouse: Path) -> None:

@@ -80,3 +80,46 @@ async def test_warm_replaces_a_cache_that_is_ahead_of_the_database(
     first.cache.put(RequirementsRecord.of("default", "other\n", 9), force=True)
     assert await first.warm() == saved
     assert first.cache.get("default") == saved
+
+
+async def test_a_server_whose_copy_is_behind_edits_what_is_saved(
+    two_servers: tuple[PackageService, PackageService],
+) -> None:
+    first, second = two_servers
+    await second.install(["bfdep"])
+    await first.install(["bfdemo==1.0"])  # second does not know about this save
+    result = await second.install(["bfapp"])
+    assert result.record.lines == ["bfapp", "bfdemo==1.0", "bfdep"]
+    assert await asyncio.to_thread(first.store.get, "default") == result.record
+    assert second.package_dir().active_record() == result.record
+
+
+async def test_an_install_its_stale_copy_already_has_is_still_saved(
+    two_servers: tuple[PackageService, PackageService],
+) -> None:
+    first, second = two_servers
+    await second.install(["bfdep"])
+    await first.uninstall(["bfdep"])  # second still believes bfdep is saved
+    result = await second.install(["bfdep"])
+    assert result.changed
+    assert result.record.lines == ["bfdep"]
+    assert result.installed == [{"name": "bfdep", "version": "1.0"}]
+    assert await asyncio.to_thread(first.store.get, "default") == result.record
+
+
+async def test_a_restored_database_at_the_same_version_is_not_overwritten(
+    two_servers: tuple[PackageService, PackageService],
+) -> None:
+    from bifrost_ext.records import RequirementsRecord
+    from bifrost_ext.store import workspace_files
+
+    first, _ = two_servers
+    await first.install(["bfdep"])
+    # The database comes back from a backup that reached version 1 with other content.
+    restored = RequirementsRecord.of("default", "bfdemo==1.0\n", 1)
+    with first.store.engine.begin() as conn:
+        conn.execute(
+            workspace_files.update().values(content=restored.content, content_hash=restored.hash)
+        )
+    result = await first.install(["bfapp"])
+    assert result.record.lines == ["bfapp", "bfdemo==1.0"]

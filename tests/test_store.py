@@ -66,6 +66,17 @@ def test_a_stale_writer_gets_a_conflict_and_changes_nothing(store: RequirementsS
     assert store.get("default").content == "c\n"
 
 
+def test_a_writer_that_edited_other_content_gets_a_conflict(store: RequirementsStore) -> None:
+    first = store.save("default", "a\n", expected_version=0)
+    # Same version, other content: what a database restored from a backup can look like.
+    with pytest.raises(VersionConflict):
+        store.save(
+            "default", "b\n", 1, expected_hash=RequirementsRecord.of("default", "x\n", 1).hash
+        )
+    assert store.get("default") == first
+    assert store.save("default", "c\n", 1, expected_hash=first.hash).content == "c\n"
+
+
 def test_workspaces_are_separate_rows(store: RequirementsStore) -> None:
     store.save("alice", "a\n", expected_version=0)
     store.save("bob", "b\n", expected_version=0)
@@ -132,3 +143,24 @@ def test_a_database_from_the_first_release_is_upgraded_in_place(database_url: st
         assert store.get("default") == RequirementsRecord.of("default", "bfdemo\n", 3)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("action", ["get", "save"])
+def test_a_connection_lost_with_the_database_is_replaced(pg_url: str, action: str) -> None:
+    import psycopg
+
+    store = RequirementsStore(url=pg_url)
+    first = store.save("default", "a\n", 0)
+    # Every pooled connection dies, as when PostgreSQL restarts between two requests.
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert killed == (1,)
+    if action == "get":
+        assert store.get("default") == first
+    else:
+        assert store.save("default", "b\n", 1, expected_hash=first.hash).version == 2
+        assert store.get("default").content == "b\n"
+    store.close()
