@@ -19,7 +19,25 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext bifrost_ext``: register the ``%bifrost`` magic."""
-    from .magic import load_ipython_extension as load
+    """``%load_ext bifrost_ext``: the ``%bifrost`` magic and the ``%pip install`` hint.
 
-    load(ipython)
+    Every kernel that bifrost starts loads this before its first execution, so it imports
+    nothing: the magic's module is imported the first time ``%bifrost`` runs (IPython's lazy
+    magics), and the hint only when a cell mentions pip.
+    """
+    manager = ipython.magics_manager
+    if hasattr(manager, "register_lazy"):  # IPython >= 8.8
+        manager.register_lazy("bifrost", "bifrost_ext.magic")
+    else:
+        from .magic import load_ipython_extension as load
+
+        load(ipython)
+
+    def pip_hint(info: Any) -> None:
+        cell = getattr(info, "raw_cell", "") or ""
+        if "pip" in cell:
+            from .magic import show_pip_hint
+
+            show_pip_hint(cell)
+
+    ipython.events.register("pre_run_cell", pip_hint)

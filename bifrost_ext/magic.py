@@ -290,13 +290,13 @@ def pip_hint(raw_cell: str) -> str | None:
     return f"bifrost: pip installs last until the kernel restarts; `{suggestion}` keeps them"
 
 
+def show_pip_hint(raw_cell: str) -> None:
+    """Print :func:`pip_hint`'s hint for a cell, if it has one."""
+    message = pip_hint(raw_cell)
+    if message:
+        _say(message)
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """Register ``%bifrost`` and the ``%pip install`` hint."""
+    """Register ``%bifrost`` (the hint is registered by ``bifrost_ext`` itself)."""
     ipython.register_magics(BifrostMagics)
-
-    def hint(info: Any) -> None:
-        message = pip_hint(getattr(info, "raw_cell", "") or "")
-        if message:
-            _say(message)
-
-    ipython.events.register("pre_run_cell", hint)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from bifrost_ext.kernel_client import ApiError
@@ -65,3 +69,26 @@ def test_load_ext_registers_the_magic_anywhere(
     assert capsys.readouterr().out.startswith(
         "✗ this kernel was not started by a Jupyter server with bifrost_ext"
     )
+
+
+def test_loading_the_extension_imports_nothing_until_the_magic_is_used() -> None:
+    # Every kernel bifrost starts loads the extension before its first execution.
+    code = """
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+before = set(sys.modules)
+shell.run_line_magic("load_ext", "bifrost_ext")
+shell.run_cell("x = 1")
+print(sorted(m for m in set(sys.modules) - before if m.startswith("bifrost_ext")))
+shell.run_cell("y = 'no pip here'")
+shell.run_line_magic("bifrost", "")
+print("bifrost_ext.magic" in sys.modules)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert out.splitlines()[0] == "['bifrost_ext']"
+    assert "%bifrost install [--restart] SPEC..." in out
+    assert out.splitlines()[-1] == "True"

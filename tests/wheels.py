@@ -7,7 +7,7 @@ import hashlib
 import logging
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bifrost_ext.config import Settings
@@ -20,12 +20,17 @@ def build_wheel(
     version: str,
     requires: Sequence[str] = (),
     code: str | None = None,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write ``<name>-<version>-py3-none-any.whl`` with one module that knows its version."""
+    """Write ``<name>-<version>-py3-none-any.whl`` with one module that knows its version.
+
+    ``extra_files`` (path in the wheel → text) make it as big as a real library.
+    """
     module = name.replace("-", "_")
     dist_info = f"{module}-{version}.dist-info"
     files = {
         f"{module}/__init__.py": code or f"__version__ = {version!r}\n",
+        **(extra_files or {}),
         f"{dist_info}/METADATA": "\n".join(
             [
                 "Metadata-Version: 2.1",
