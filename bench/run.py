@@ -199,14 +199,26 @@ class Bench:
         # One untimed run each so both installers have their caches warm.
         for tool in ("uv", "pip"):
             run_timed(self.installer_cmd(tool, self.work / f"warm-{tool}", NAMES))
-        uv_raw, pip_raw, provisioner = [], [], []
+        uv_raw: list[float] = []
+        pip_raw: list[float] = []
+        provisioner: list[float] = []
         record = RequirementsRecord.of("default", "".join(f"{n}\n" for n in NAMES), 1)
-        for i in range(runs):
-            uv_raw.append(run_timed(self.installer_cmd("uv", self.work / f"uv-{i}", NAMES)))
-            pip_raw.append(run_timed(self.installer_cmd("pip", self.work / f"pip-{i}", NAMES)))
+
+        async def bifrost(i: int) -> None:
             installer = Installer(tool="uv", find_links=[str(self.wheelhouse)], no_index=True)
             package_dir = PackageDirectory(self.work / f"cold-{i}", installer, sys.executable)
             provisioner.append(await timed(partial(package_dir.ensure, record)))
+
+        async def uv(i: int) -> None:
+            uv_raw.append(run_timed(self.installer_cmd("uv", self.work / f"uv-{i}", NAMES)))
+
+        async def pip(i: int) -> None:
+            pip_raw.append(run_timed(self.installer_cmd("pip", self.work / f"pip-{i}", NAMES)))
+
+        for i in range(runs):
+            # uv and bifrost run back to back, taking turns to go first.
+            for variant in (uv, bifrost, pip) if i % 2 == 0 else (bifrost, uv, pip):
+                await variant(i)
         uv_ms, pip_ms, prov_ms = median_ms(uv_raw), median_ms(pip_raw), median_ms(provisioner)
         print(
             f"  medians of {runs}: uv {uv_ms:.0f} ms, pip {pip_ms:.0f} ms, "
