@@ -12,6 +12,7 @@ whole process group when the operator's deadline passes. A failure raises
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import signal
@@ -43,8 +44,13 @@ class InstallError(RuntimeError):
         self.returncode = returncode
 
 
+@functools.cache
 def find_uv() -> str | None:
-    """Return the uv binary shipped by the ``uv`` package or found on PATH, if any."""
+    """Return the uv binary shipped by the ``uv`` package or found on PATH, if any.
+
+    Looked up once per process: the lookup walks sysconfig paths (~0.25 ms), and an install
+    asks twice.
+    """
     try:
         from uv import find_uv_bin
 
