@@ -1,4 +1,5 @@
-"""REST API: ``/api/packages`` and ``/status`` (read), ``/install`` and ``/uninstall`` (write).
+"""REST API under ``/api/packages``: read (``""``, ``/status``, ``/history``) and change
+(``/install``, ``/uninstall``, ``/rollback``).
 
 The entry of the flow: request → requirements → installer → store → cache → kernels. Every
 method is authenticated and authorized on the ``packages`` resource; the work itself is done
@@ -25,13 +26,15 @@ from tornado import web
 
 from .config import CREDENTIALS_SETTING, SERVICE_SETTING
 from .credentials import KernelCredentials, KernelGrant
-from .installer import InstallError
-from .records import RequirementsRecord
+from .installer import InstallError, OutputCallback
+from .records import Origin, RequirementsRecord
 from .requirements import InvalidSpec
-from .service import ChangeResult, NotInRequirements, PackageService
+from .service import ChangeResult, NotInRequirements, PackageService, UnknownRevision
 from .store import StoreUnavailable, VersionConflict
 
 AUTH_RESOURCE = "packages"
+#: Most revisions one history request lists.
+MAX_HISTORY = 1000
 
 
 class PackagesAPIHandler(APIHandler):
@@ -60,6 +63,18 @@ class PackagesAPIHandler(APIHandler):
         self.kernel = grant
         user = grant.user or User(username=f"kernel-{grant.kernel_id}")
         self.current_user = self._jupyter_current_user = user
+
+    @property
+    def origin(self) -> Origin:
+        """Who is asking and through what, kept with the revision a change makes."""
+        user = self.current_user
+        name = getattr(user, "username", None) or getattr(user, "name", None)
+        source = f"kernel {self.kernel.kernel_id}" if self.kernel else "api"
+        return Origin(name, source)
+
+    def on_output(self) -> OutputCallback | None:
+        """Where installer output goes: server-sent events when the client asked for them."""
+        return self.stream_line if self.wants_stream() else None
 
     def wants_stream(self) -> bool:
         """True when the client asked for server-sent events."""
@@ -116,6 +131,8 @@ class PackagesAPIHandler(APIHandler):
             self.reply(400, {"message": str(exc), "spec": exc.spec, "reason": exc.reason})
         except NotInRequirements as exc:
             self.reply(404, {"message": str(exc), "names": exc.names})
+        except UnknownRevision as exc:
+            self.reply(404, {"message": str(exc)})
         except InstallError as exc:
             self.reply(
                 422,
@@ -154,8 +171,8 @@ class InstallHandler(PackagesAPIHandler):
     @authorized
     async def post(self) -> None:
         """Install ``{"packages": [...]}`` (or the older ``{"package", "version"}``)."""
-        on_output = self.stream_line if self.wants_stream() else None
-        await self.run_change(self.service.install(install_specs(self.read_json()), on_output))
+        specs = install_specs(self.read_json())
+        await self.run_change(self.service.install(specs, self.on_output(), self.origin))
 
 
 class UninstallHandler(PackagesAPIHandler):
@@ -165,8 +182,50 @@ class UninstallHandler(PackagesAPIHandler):
     @authorized
     async def post(self) -> None:
         """Remove ``{"packages": [names]}``."""
-        on_output = self.stream_line if self.wants_stream() else None
-        await self.run_change(self.service.uninstall(self.read_json().get("packages"), on_output))
+        names = self.read_json().get("packages")
+        await self.run_change(self.service.uninstall(names, self.on_output(), self.origin))
+
+
+class HistoryHandler(PackagesAPIHandler):
+    """``GET /api/packages/history``: every saved change, newest first."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """List revisions (``?limit=N``, default 100): who, when, from where, old → new."""
+        try:
+            limit = int(self.get_query_argument("limit", "100"))
+        except ValueError:
+            raise web.HTTPError(400, "limit must be a whole number") from None
+        if not 1 <= limit <= MAX_HISTORY:
+            raise web.HTTPError(400, f"limit must be between 1 and {MAX_HISTORY}")
+        try:
+            # One more than asked for, so the oldest listed revision can show what it replaced.
+            revisions = await self.service.history(limit + 1)
+        except StoreUnavailable as exc:
+            self.reply(503, {"message": str(exc)})
+            return
+        pairs = zip(revisions[:limit], [*revisions[1:], None], strict=False)
+        self.reply(
+            200,
+            {
+                "workspace": self.service.workspace,
+                "revisions": [revision.to_json(previous) for revision, previous in pairs],
+            },
+        )
+
+
+class RollbackHandler(PackagesAPIHandler):
+    """``POST /api/packages/rollback``: make an earlier revision current (a new revision)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Restore ``{"revision": id}``: installed from its lock, saved and cached."""
+        revision = self.read_json().get("revision")
+        if isinstance(revision, bool) or not isinstance(revision, int):
+            raise web.HTTPError(400, 'give the revision to restore as {"revision": <id>}')
+        await self.run_change(self.service.rollback(revision, self.on_output(), self.origin))
 
 
 class StatusHandler(PackagesAPIHandler):
@@ -236,5 +295,7 @@ default_handlers = [
     (r"/api/packages/status", StatusHandler),
     (r"/api/packages/install", InstallHandler),
     (r"/api/packages/uninstall", UninstallHandler),
+    (r"/api/packages/history", HistoryHandler),
+    (r"/api/packages/rollback", RollbackHandler),
     (r"/api/packages/kernel/restart", KernelRestartHandler),
 ]

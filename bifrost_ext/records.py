@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from .requirements import content_hash
 
@@ -66,3 +67,34 @@ class RequirementsRecord:
         if data.get("hash") != record.hash:
             raise ValueError("requirements record hash does not match its content")
         return record
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who asked for a change and through what: kept with the revision it makes."""
+
+    user: str | None
+    source: str  # "api", "kernel <id>", "rollback to revision <n>", "cli"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One saved version of a workspace's requirements, as the database's history keeps it."""
+
+    id: int
+    record: RequirementsRecord
+    origin: Origin
+    created_at: datetime
+
+    def to_json(self, previous: Revision | None) -> dict[str, object]:
+        """The JSON form of ``GET api/packages/history``: this revision and what it replaced."""
+        return {
+            "id": self.id,
+            "version": self.record.version,
+            "created_at": self.created_at.isoformat(),
+            "user": self.origin.user,
+            "source": self.origin.source,
+            "hash": self.record.hash,
+            "content": self.record.content,
+            "previous_content": previous.record.content if previous else "",
+        }

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from .config import Settings
 from .installer import Installer, OutputCallback
 from .interpreter import python_tag
 from .packagedir import PackageDirectory, write_atomic
-from .records import RequirementsRecord
+from .records import Origin, RequirementsRecord, Revision
 from .requirements import (
     InvalidSpec,
     Requirements,
@@ -42,10 +44,21 @@ from .requirements import (
 )
 from .store import RequirementsStore, StoreUnavailable, VersionConflict
 
-#: How often a change is retried when another server saved first.
-MAX_SAVE_ATTEMPTS = 5
+#: Longest pause before retrying a change that another server's save overtook.
+MAX_RETRY_PAUSE = 0.05
 
 T = TypeVar("T")
+
+#: The origin of a change made through the HTTP API by an unnamed caller.
+API_ORIGIN = Origin(None, "api")
+
+
+class UnknownRevision(LookupError):
+    """A rollback named a revision that this workspace does not have."""
+
+    def __init__(self, revision_id: object) -> None:
+        self.revision_id = revision_id
+        super().__init__(f"no revision {revision_id!r} in this workspace's history")
 
 
 class NotInRequirements(LookupError):
@@ -218,13 +231,21 @@ class PackageService:
 
     # -- changing ------------------------------------------------------------------------
 
-    async def install(self, specs: object, on_output: OutputCallback | None = None) -> ChangeResult:
+    async def install(
+        self,
+        specs: object,
+        on_output: OutputCallback | None = None,
+        origin: Origin = API_ORIGIN,
+    ) -> ChangeResult:
         """Validate, install and save new specs (a spec replaces its project's line)."""
         new = parse_specs(specs)
-        return await self._change(partial(merge, new=new), list(new), on_output)
+        return await self._change(partial(merge, new=new), list(new), on_output, origin)
 
     async def uninstall(
-        self, names: object, on_output: OutputCallback | None = None
+        self,
+        names: object,
+        on_output: OutputCallback | None = None,
+        origin: Origin = API_ORIGIN,
     ) -> ChangeResult:
         """Remove projects from the requirements and the package directory."""
         if not isinstance(names, list) or not names:
@@ -237,28 +258,58 @@ class PackageService:
                 raise NotInRequirements(missing)
             return remove(current, canonical)
 
-        return await self._change(edit, canonical, on_output, report=False)
+        return await self._change(edit, canonical, on_output, origin, report=False)
+
+    async def history(self, limit: int = 100) -> list[Revision]:
+        """The workspace's revisions, newest first."""
+        return await _run(partial(self.store.history, self.workspace, limit))
+
+    async def rollback(
+        self,
+        revision_id: object,
+        on_output: OutputCallback | None = None,
+        origin: Origin = API_ORIGIN,
+    ) -> ChangeResult:
+        """Make a revision's requirements current again: a new revision, built from its lock."""
+        if isinstance(revision_id, bool) or not isinstance(revision_id, int):
+            raise UnknownRevision(revision_id)
+        revision = await _run(self.store.revision, self.workspace, revision_id)
+        if revision is None:
+            raise UnknownRevision(revision_id)
+        wanted = parse_content(revision.record.content)
+        return await self._change(
+            lambda _current: wanted,
+            [],
+            on_output,
+            Origin(origin.user, f"{origin.source}: rollback to revision {revision_id}"),
+            report=False,
+            pins=revision.record.lock_lines,
+        )
 
     async def _change(
         self,
         edit: Callable[[Requirements], Requirements],
         named: list[str],
         on_output: OutputCallback | None,
+        origin: Origin,
         report: bool = True,
+        pins: list[str] | None = None,
     ) -> ChangeResult:
         """Apply ``edit`` to the saved requirements: build, save, switch, cache.
 
         The edit starts from the newest record this server has seen, without a database read;
         the save is conditional on that record still being the saved one, and when it is not
-        (another server saved first) the edit is applied again to what the database holds.
-        Every package the user did not name keeps its locked version; ``report`` lists the
-        installed versions of the ``named`` projects in the result.
+        (another server saved first) the edit is applied again to what the database holds,
+        until the installer's deadline. Every package the user did not name keeps its locked
+        version (``pins`` replaces that lock); ``report`` lists the installed versions of the
+        ``named`` projects in the result.
         """
         touched = named if report else []
         package_dir = self.package_dir()
+        deadline = time.monotonic() + self.installer.timeout
         async with self._change_lock:
             base = self._latest or await self._read_database()
-            for _ in range(MAX_SAVE_ATTEMPTS):
+            while True:
                 content = render(edit(parse_content(base.content)))
                 if content == base.content:
                     saved = await self._read_database()
@@ -269,12 +320,17 @@ class PackageService:
                     await self._cache_put(saved)
                     return ChangeResult(saved, self._installed(saved, touched), changed=False)
                 candidate = RequirementsRecord.of(self.workspace, content, base.version + 1)
-                pins = [pin for pin in base.lock_lines if pin.split("==")[0] not in named]
-                commit = partial(self._save, base, content)
+                keep = pins if pins is not None else base.lock_lines
+                keep = [pin for pin in keep if pin.split("==")[0] not in named]
+                commit = partial(self._save, base, content, origin)
                 try:
-                    saved = await package_dir.build_and_switch(candidate, commit, on_output, pins)
+                    saved = await package_dir.build_and_switch(candidate, commit, on_output, keep)
                 except VersionConflict:
+                    if time.monotonic() > deadline:
+                        raise
                     self.log.info("bifrost: another server changed the requirements; retrying")
+                    # A short random pause, so that two servers retrying do not collide again.
+                    await asyncio.sleep(random.uniform(0, MAX_RETRY_PAUSE))
                     base = await self._read_database()
                     continue
                 self._latest = saved
@@ -284,12 +340,13 @@ class PackageService:
                     _run(self._keep_local_copy, saved),
                 )
                 return ChangeResult(saved, self._installed(saved, touched))
-        raise VersionConflict(self.workspace)
 
-    async def _save(self, base: RequirementsRecord, content: str, lock: str) -> RequirementsRecord:
+    async def _save(
+        self, base: RequirementsRecord, content: str, origin: Origin, lock: str
+    ) -> RequirementsRecord:
         """Save ``content`` if ``base`` is still the saved one (else :class:`VersionConflict`)."""
         return await _run(
-            partial(self.store.save, expected_hash=base.hash),
+            partial(self.store.save, expected_hash=base.hash, origin=origin),
             self.workspace,
             content,
             base.version,

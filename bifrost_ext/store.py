@@ -24,7 +24,13 @@ from sqlalchemy.engine import Engine, make_url
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
-from .records import REQUIREMENTS_ENTITY, REQUIREMENTS_PATH, RequirementsRecord
+from .records import (
+    REQUIREMENTS_ENTITY,
+    REQUIREMENTS_PATH,
+    Origin,
+    RequirementsRecord,
+    Revision,
+)
 
 VERSION_TABLE = "bifrost_alembic_version"
 #: Key of the PostgreSQL advisory lock that serialises schema migrations across servers.
@@ -44,7 +50,24 @@ workspace_files = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("changed_by", sa.String(256), nullable=True),
+    sa.Column("change_source", sa.String(256), nullable=True),
     sa.UniqueConstraint("workspace", "path", name="uq_workspace_files_workspace_path"),
+)
+#: Written by a database trigger on every saved change (migration 0003), read by ``history``.
+workspace_revisions = sa.Table(
+    "workspace_revisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(128), nullable=False),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("lock_content", sa.Text, nullable=False, server_default=""),
+    sa.Column("changed_by", sa.String(256), nullable=True),
+    sa.Column("change_source", sa.String(256), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 
@@ -155,8 +178,11 @@ class RequirementsStore(LoggingConfigurable):
         expected_version: int,
         lock: str = "",
         expected_hash: str | None = None,
+        origin: Origin | None = None,
     ) -> RequirementsRecord:
         """Save new content if the row is still at ``expected_version``; return the new record.
+
+        The database keeps the change as a revision, with ``origin`` (who, through what).
 
         ``expected_hash`` also requires the saved content to be the one the caller edited (a
         database restored from a backup can reach the same version with other content).
@@ -171,6 +197,8 @@ class RequirementsStore(LoggingConfigurable):
             "lock_content": record.lock,
             "version": record.version,
             "updated_at": now,
+            "changed_by": origin.user if origin else None,
+            "change_source": origin.source if origin else None,
         }
         if expected_version == 0:
             statement: sa.Executable = workspace_files.insert().values(
@@ -193,6 +221,30 @@ class RequirementsStore(LoggingConfigurable):
         if expected_version != 0 and updated != 1:
             raise VersionConflict(workspace)
         return record
+
+    def history(self, workspace: str, limit: int = 100) -> list[Revision]:
+        """The workspace's revisions, newest first."""
+        query = (
+            _revisions()
+            .where(
+                workspace_revisions.c.workspace == workspace,
+                workspace_revisions.c.path == REQUIREMENTS_PATH,
+            )
+            .order_by(workspace_revisions.c.id.desc())
+            .limit(limit)
+        )
+        _, rows = self._execute(query)
+        return [_revision(workspace, row) for row in rows]
+
+    def revision(self, workspace: str, revision_id: int) -> Revision | None:
+        """One revision of the workspace, or None (also for another workspace's revision)."""
+        query = _revisions().where(
+            workspace_revisions.c.id == revision_id,
+            workspace_revisions.c.workspace == workspace,
+            workspace_revisions.c.path == REQUIREMENTS_PATH,
+        )
+        _, rows = self._execute(query)
+        return _revision(workspace, rows[0]) if rows else None
 
     def _execute(self, statement: sa.Executable) -> tuple[int, list[sa.Row[Any]]]:
         """Run one statement in its own transaction; return its row count and rows.
@@ -241,6 +293,22 @@ class _StoreErrors:
         if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreUnavailable(f"database {self._where} unavailable: {detail}") from exc
+
+
+def _revisions() -> sa.Select[Any]:
+    c = workspace_revisions.c
+    return sa.select(
+        c.id, c.version, c.content, c.lock_content, c.changed_by, c.change_source, c.created_at
+    )
+
+
+def _revision(workspace: str, row: sa.Row[Any]) -> Revision:
+    record = RequirementsRecord.of(workspace, row.content, row.version, row.lock_content)
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite hands back naive datetimes; they were saved in UTC
+        created = created.replace(tzinfo=timezone.utc)
+    origin = Origin(row.changed_by, row.change_source or "unknown")
+    return Revision(row.id, record, origin, created)
 
 
 def _row_key(workspace: str) -> tuple[sa.ColumnElement[bool], ...]:

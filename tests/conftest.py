@@ -58,7 +58,8 @@ def pg_server_url(worker_id: str) -> Iterator[str]:
 def pg_url(pg_server_url: str) -> str:
     """The session's PostgreSQL database, emptied for this test."""
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS workspace_files, bifrost_alembic_version")
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
     return pg_server_url
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from bifrost_ext.records import RequirementsRecord
+from bifrost_ext.records import Origin, RequirementsRecord
 from bifrost_ext.requirements import content_hash
 from bifrost_ext.store import (
     RequirementsStore,
@@ -27,7 +27,7 @@ def test_schema_is_created_by_the_migrations(store: RequirementsStore) -> None:
     with store.engine.connect() as conn:
         assert (
             conn.execute(sa.text("SELECT version_num FROM bifrost_alembic_version")).scalar()
-            == "0002"
+            == "0003"
         )
 
 
@@ -163,4 +163,60 @@ def test_a_connection_lost_with_the_database_is_replaced(pg_url: str, action: st
     else:
         assert store.save("default", "b\n", 1, expected_hash=first.hash).version == 2
         assert store.get("default").content == "b\n"
+    store.close()
+
+
+def test_every_save_is_kept_as_a_revision_with_its_origin(store: RequirementsStore) -> None:
+    first = store.save("default", "a\n", 0, lock="a==1\n", origin=Origin("alice", "api"))
+    second = store.save("default", "a\nb\n", 1, origin=Origin("bob", "kernel k1"))
+    store.save("other", "c\n", 0)
+    history = store.history("default")
+    assert [(r.record, r.origin) for r in history] == [
+        (second, Origin("bob", "kernel k1")),
+        (first, Origin("alice", "api")),
+    ]
+    assert history[0].created_at.tzinfo is not None
+    assert store.revision("default", history[1].id) == history[1]
+    other = store.history("other")[0]
+    assert store.revision("default", other.id) is None  # another workspace's revision
+
+
+def test_a_change_made_outside_bifrost_is_kept_too(store: RequirementsStore) -> None:
+    from bifrost_ext.store import workspace_files
+
+    store.save("default", "a\n", 0)
+    # An operator fixing the row by hand still leaves a revision: the database writes them.
+    with store.engine.begin() as conn:
+        conn.execute(
+            workspace_files.update().values(
+                content="b\n", content_hash=content_hash("b\n"), version=2
+            )
+        )
+    assert [r.record.content for r in store.history("default")] == ["b\n", "a\n"]
+
+
+def test_rows_saved_before_the_history_existed_become_its_first_revisions(
+    database_url: str,
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    store = RequirementsStore(url=database_url)
+    config = Config()
+    config.set_main_option("script_location", "bifrost_ext/migrations")
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+        conn.execute(
+            sa.text(
+                "INSERT INTO workspace_files (workspace, path, entity_type, content,"
+                " content_hash, lock_content, version, created_at, updated_at) VALUES"
+                " ('default', 'requirements.txt', 'requirements', 'old\n', :h, '', 7,"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ),
+            {"h": content_hash("old\n")},
+        )
+    assert [(r.record.content, r.record.version) for r in store.history("default")] == [
+        ("old\n", 7)
+    ]
     store.close()
