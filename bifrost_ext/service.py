@@ -20,7 +20,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -44,6 +43,8 @@ from .requirements import (
 )
 from .store import RequirementsStore, StoreUnavailable, VersionConflict
 
+#: Seconds between attempts to bring Redis up to date after it missed a save.
+CACHE_REPAIR_INTERVAL = 1.0
 #: Longest pause before retrying a change that another server's save overtook.
 MAX_RETRY_PAUSE = 0.05
 
@@ -100,6 +101,10 @@ class PackageService:
         self._change_lock = asyncio.Lock()
         self._package_dirs: dict[str, PackageDirectory] = {}
         self._cache_down = False
+        #: A saved record that Redis may hold an older value of (neither the write nor the
+        #: invalidation reached it): written to Redis before Redis is trusted again.
+        self._cache_behind: RequirementsRecord | None = None
+        self._cache_repair: asyncio.Task[None] | None = None
         self._local_copy_written: RequirementsRecord | None = None
         #: The newest record this server has read or saved: where the next change starts.
         self._latest: RequirementsRecord | None = None
@@ -369,6 +374,8 @@ class PackageService:
     async def _cache_get(self) -> RequirementsRecord | None:
         if not self.cache.enabled:
             return None
+        if self._cache_behind is not None and not await self._repair_cache():
+            return None  # Redis may still hold the value from before a save: not trusted
         try:
             record = await _run(self.cache.get, self.workspace)
         except CacheUnavailable as exc:
@@ -388,10 +395,40 @@ class PackageService:
             self._cache_failed(exc)
             if invalidate_on_failure:
                 # Better a miss that reads the database than the old value after a save.
-                with suppress(CacheUnavailable):
+                try:
                     await _run(self.cache.invalidate, record.workspace)
+                except CacheUnavailable:
+                    self._remember_cache_behind(record)
             return
+        if self._cache_behind is not None and record.version >= self._cache_behind.version:
+            self._cache_behind = None
         self._cache_recovered()
+
+    def _remember_cache_behind(self, record: RequirementsRecord) -> None:
+        """Redis missed a save and could not be invalidated: repair it as soon as it answers."""
+        self._cache_behind = record
+        if self._cache_repair is None or self._cache_repair.done():
+            self._cache_repair = asyncio.ensure_future(self._repair_cache_until_done())
+
+    async def _repair_cache_until_done(self) -> None:
+        while self._cache_behind is not None:
+            await asyncio.sleep(CACHE_REPAIR_INTERVAL)
+            await self._repair_cache()
+
+    async def _repair_cache(self) -> bool:
+        """Write the record Redis missed (never over a newer one); True once Redis has it."""
+        behind = self._cache_behind
+        if behind is None:
+            return True
+        try:
+            await _run(self.cache.put, behind)
+        except CacheUnavailable:
+            return False
+        if self._cache_behind is behind:
+            self._cache_behind = None
+        self.log.info("bifrost: Redis had missed a saved change; it is up to date again")
+        self._cache_recovered()
+        return True
 
     def _cache_failed(self, exc: Exception) -> None:
         if not self._cache_down:
@@ -424,6 +461,8 @@ class PackageService:
 
     def close(self) -> None:
         """Close the database and Redis connections."""
+        if self._cache_repair is not None:
+            self._cache_repair.cancel()
         self.store.close()
         self.cache.close()
 

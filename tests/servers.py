@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,10 +39,16 @@ def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> 
 
 
 class ServerProcess:
-    """A ``jupyter server`` subprocess configured only through its environment."""
+    """A ``jupyter server`` subprocess configured through its environment (and, for settings
+    that have no variable, an optional config file)."""
 
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, home: Path, env: dict[str, str], config: dict[str, Any] | None = None
+    ) -> None:
         self.home = home
+        if config:  # traitlets settings the environment cannot give, e.g. client timeouts
+            (home / "config").mkdir(parents=True, exist_ok=True)
+            (home / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
         self.port = free_port()
         self.token = uuid.uuid4().hex
         self.log_path = home / f"server-{self.port}.log"
@@ -210,3 +219,57 @@ class ThrowawayRedis:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): it keeps its data but answers nobody, as in a partition."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+
+class PartitionProxy:
+    """A TCP proxy in front of a real service that can drop everything, as a network partition
+    does: clients stay connected, their bytes never arrive, no answer comes back."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.partitioned = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, scheme: str = "redis", path: str = "/0") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                if not self.partitioned.is_set():
+                    target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
