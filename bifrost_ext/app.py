@@ -26,7 +26,7 @@ from .api_handlers import default_handlers
 from .cache import CacheUnavailable, RequirementsCache
 from .config import CREDENTIALS_SETTING, SERVER_URL_SETTING, SERVICE_SETTING
 from .credentials import KernelCredentials
-from .installer import Installer
+from .installer import Installer, InstallError
 from .interpreter import resolve_python
 from .service import PackageService
 from .store import RequirementsStore, StoreUnavailable
@@ -201,7 +201,8 @@ class BifrostApp(ExtensionApp):
         return resolve_python("python")
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        """Server-start hook: warm the cache from the database, in the background."""
+        """Server-start hook, in the background: warm the cache from the database, then bring
+        the package directory up to the saved requirements."""
         self._warm_task = asyncio.create_task(self._warm_until_done())
 
     async def _warm_until_done(self) -> None:
@@ -226,7 +227,17 @@ class BifrostApp(ExtensionApp):
                 len(record.lines),
                 record.hash[:12],
             )
-            return
+            break
+        # A new container, or a change saved while this server was down (or killed mid-way):
+        # bring the default kernel's package directory up to date before the first start.
+        try:
+            await self.service.package_dir().ensure(record)
+        except InstallError as exc:
+            self.log.warning(
+                "bifrost: could not install the saved requirements (%s); kernel starts will "
+                "try again",
+                exc,
+            )
 
     async def stop_extension(self) -> None:
         """Stop the warm-up, restore the default provisioner and close connections."""

@@ -194,8 +194,12 @@ class PackageDirectory:
                 continue
             stale_tmp = entry.name.startswith(".tmp-")  # left by a killed install
             old = now - entry.stat().st_mtime > KEEP_RECENT_SECONDS
-            if stale_tmp or old:
+            if not (stale_tmp or old):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
+            else:  # an installer's constraints file
+                entry.unlink(missing_ok=True)
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -18,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from tornado.websocket import websocket_connect
 
 
@@ -273,3 +275,71 @@ class PartitionProxy:
         for sock in self._sockets:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL server of the test's own (initdb in a temporary folder), to kill and start
+    again at will. As root it runs as the ``postgres`` user, which PostgreSQL requires."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="bifrost-pg-"))
+        self.data = self.workdir / "data"
+        self.proc: subprocess.Popen[bytes] | None = None
+        bindir = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        self.bindir = Path(bindir)
+        self._as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            self.workdir.chmod(0o755)
+            shutil.chown(self.workdir, "postgres", "postgres")
+            self._as_postgres = ["runuser", "-u", "postgres", "--"]
+        initdb = [str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust"]
+        initdb += ["-U", "postgres", "-E", "UTF8", "--no-sync"]
+        subprocess.run([*self._as_postgres, *initdb], check=True, capture_output=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> ThrowawayPostgres:
+        postgres = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+        postgres += ["-k", str(self.workdir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+        self.proc = subprocess.Popen(
+            [*self._as_postgres, *postgres],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._answers, timeout=30, what=f"postgres on port {self.port}")
+        return self
+
+    def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError("postgres exited at start")
+        try:
+            psycopg.connect(self.url, connect_timeout=1).close()
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def kill(self) -> None:
+        """Stop it the hard way (SIGKILL to the postmaster and its backends)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        subprocess.run(["pkill", "-KILL", "-P", str(postmaster)], check=False)
+        os.kill(postmaster, signal.SIGKILL)
+        self.proc.wait()
+        wait_until(lambda: not self._backends_alive(postmaster), timeout=10, what="backends")
+        (self.data / "postmaster.pid").unlink(missing_ok=True)
+
+    @staticmethod
+    def _backends_alive(postmaster: int) -> bool:
+        found = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True)
+        return found.returncode == 0
+
+    def remove(self) -> None:
+        self.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -6,7 +6,9 @@ the database, Redis and the package directory held afterwards.
 from __future__ import annotations
 
 import json
+import urllib.error
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,13 @@ import redis
 
 from bifrost_ext.store import RequirementsStore
 from tests.kernels import IMPORT_BFDEMO
-from tests.servers import PartitionProxy, ServerProcess, ThrowawayRedis, wait_until
+from tests.servers import (
+    PartitionProxy,
+    ServerProcess,
+    ThrowawayPostgres,
+    ThrowawayRedis,
+    wait_until,
+)
 
 #: Client timeouts short enough that a frozen Redis costs a test seconds, not minutes.
 FAST_CACHE = {"RequirementsCache": {"socket_timeout": 0.3}}
@@ -122,3 +130,123 @@ async def test_redis_restarted_empty_is_refilled_from_the_database(
     assert (await server.execute(kernel["id"], IMPORT_BFDEMO)).startswith("1.0\n")
     # The kernel start read the database and refilled the cache on its way.
     assert cached(throwaway_redis.url)["hash"] == body["hash"]
+
+
+@pytest.fixture
+def throwaway_pg() -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres()
+    yield server
+    server.remove()
+
+
+def env_for(database_url: str, redis_url: str, site: Path, wheelhouse: Path) -> dict[str, str]:
+    return {
+        "BIFROST_DATABASE_URL": database_url,
+        "BIFROST_REDIS_URL": redis_url,
+        "BIFROST_SITE_DIR": str(site),
+        "BIFROST_FIND_LINKS": str(wheelhouse),
+        "BIFROST_NO_INDEX": "1",
+    }
+
+
+def test_database_down_at_server_start(
+    throwaway_pg: ThrowawayPostgres,
+    redis_url: str,
+    wheelhouse: Path,
+    tmp_path: Path,
+    servers: list[ServerProcess],
+) -> None:
+    site = tmp_path / "site"
+    config = {"BifrostApp": {"warm_retry_interval": 0.2}}
+    env = env_for(throwaway_pg.url, redis_url, site, wheelhouse)
+    server = ServerProcess(tmp_path / "server", env, config).start()  # starts all the same
+    servers.append(server)
+    status, body = server.request("GET", "/api/packages")
+    assert status == 503
+    assert "unavailable" in body["message"]
+    status, body = server.request("POST", "/api/packages/install", {"packages": ["bfdemo"]})
+    assert status == 503, body
+    assert "nothing was saved" in body["message"]
+    assert not list(site.glob("default/*/current"))  # nothing was installed either
+
+    throwaway_pg.start()
+    wait_until(lambda: "cache warm for workspace" in server.log(), what="the warm-up retry")
+    assert server.request("GET", "/api/packages")[0] == 200
+    status, body = server.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
+    assert status == 200, body
+
+
+def test_database_killed_before_an_install_saves(
+    throwaway_pg: ThrowawayPostgres,
+    redis_url: str,
+    wheelhouse: Path,
+    tmp_path: Path,
+    servers: list[ServerProcess],
+) -> None:
+    throwaway_pg.start()
+    site = tmp_path / "site"
+    env = env_for(throwaway_pg.url, redis_url, site, wheelhouse)
+    server = ServerProcess(tmp_path / "server", env).start()
+    servers.append(server)
+    status, first = server.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
+    assert status == 200, first
+
+    # The database dies; the next install builds, then cannot save.
+    throwaway_pg.kill()
+    status, body = server.request("POST", "/api/packages/install", {"packages": ["bfdemo==2.0"]})
+    assert status == 503, body
+    assert "nothing was saved" in body["message"]
+    assert active_hash(site) == first["hash"]  # kernels still see what was saved
+    assert cached(redis_url)["hash"] == first["hash"]
+
+    # Back (same data): the pool's dead connections are replaced and installs work again.
+    throwaway_pg.start()
+    store = RequirementsStore(url=throwaway_pg.url)
+    assert store.get("default").hash == first["hash"]
+    store.close()
+    status, second = server.request("POST", "/api/packages/install", {"packages": ["bfdemo==2.0"]})
+    assert status == 200, second
+    assert active_hash(site) == second["hash"]
+
+
+async def test_server_killed_mid_install_comes_back_consistent(
+    pg_url: str,
+    redis_url: str,
+    wheelhouse: Path,
+    tmp_path: Path,
+    servers: list[ServerProcess],
+) -> None:
+    site = tmp_path / "site"
+    # pip is slow enough (~0.5 s) to be caught in the middle of an install.
+    env = {**env_for(pg_url, redis_url, site, wheelhouse), "BIFROST_INSTALLER": "pip"}
+    first = ServerProcess(tmp_path / "first", env).start()
+    servers.append(first)
+    status, saved = first.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
+    assert status == 200, saved
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(
+            first.request, "POST", "/api/packages/install", {"packages": ["bfapp"]}
+        )
+        wait_until(lambda: any(site.glob("default/*/envs/.tmp-*")), what="the install to start")
+        assert first.proc is not None
+        first.proc.kill()  # SIGKILL, mid-install
+        with pytest.raises((ConnectionError, urllib.error.URLError)):
+            pending.result()  # the client saw the connection drop
+
+    second = ServerProcess(tmp_path / "second", env).start()
+    servers.append(second)
+    wait_until(lambda: "cache warm for workspace" in second.log(), what="the warm-up")
+    store = RequirementsStore(url=pg_url)
+    in_database = store.get("default")
+    store.close()
+    assert in_database.hash == saved["hash"]  # the interrupted change was never saved
+    assert cached(redis_url)["hash"] == in_database.hash
+    assert active_hash(site) == in_database.hash
+    status, kernel = second.request("POST", "/api/kernels", {"name": "python3"})
+    assert status == 201, kernel
+    assert (await second.execute(kernel["id"], IMPORT_BFDEMO)).startswith("1.0\n")
+    # Nothing is left locked: the next install goes through, and the half-built folder is gone.
+    status, body = second.request("POST", "/api/packages/install", {"packages": ["bfapp"]})
+    assert status == 200, body
+    assert not any(site.glob("default/*/envs/.tmp-*"))
