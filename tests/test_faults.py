@@ -6,6 +6,8 @@ the database, Redis and the package directory held afterwards.
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import urllib.error
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -250,3 +252,33 @@ async def test_server_killed_mid_install_comes_back_consistent(
     status, body = second.request("POST", "/api/packages/install", {"packages": ["bfapp"]})
     assert status == 200, body
     assert not any(site.glob("default/*/envs/.tmp-*"))
+
+
+def test_an_installer_past_the_deadline_is_stopped_and_blocks_nothing(
+    pg_url: str, redis_url: str, tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    # An index that accepts connections and never answers: the installer hangs.
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+    site = tmp_path / "site"
+    index = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+    env = env_for(pg_url, redis_url, site, tmp_path)
+    env.update(BIFROST_FIND_LINKS="", BIFROST_NO_INDEX="", BIFROST_INDEX_URL=index)
+    server = ServerProcess(tmp_path / "server", env, {"BifrostApp": {"install_timeout": 2}})
+    servers.append(server.start())
+
+    status, body = server.request("POST", "/api/packages/install", {"packages": ["bfdemo"]})
+    assert status == 422, body
+    assert body["message"] == (
+        "the installer did not finish within 2 s and was stopped; nothing was saved"
+    )
+    store = RequirementsStore(url=pg_url)
+    assert store.get("default").version == 0
+    store.close()
+    assert cached(redis_url) is None or cached(redis_url)["version"] == 0
+    assert not any(site.glob("default/*/envs/.tmp-*"))
+    # Nothing holds the package directory: a kernel starts and runs at once.
+    status, kernel = server.request("POST", "/api/kernels", {"name": "python3"})
+    assert status == 201, kernel
+    silent.close()
