@@ -17,6 +17,7 @@ from typing import Any
 from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from jupyter_server.extension.application import ExtensionApp
+from packaging.utils import canonicalize_name
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from traitlets import Bool, Enum, Float, List, Type, Unicode, default, validate
@@ -70,6 +71,16 @@ class BifrostApp(ExtensionApp):
     no_index = Bool(help=f"Install from find_links only (${config.ENV_NO_INDEX}).").tag(config=True)
     install_timeout = Float(
         help=f"Seconds one install may take before it is stopped (${config.ENV_INSTALL_TIMEOUT})."
+    ).tag(config=True)
+    protected_packages = List(
+        Unicode(),
+        help="Packages the kernel itself runs on: a user install is held to the versions the"
+        " kernel's interpreter has, so it can never replace them with ones that break the"
+        f" kernel (${config.ENV_PROTECTED_PACKAGES}; default: ipykernel and its dependencies).",
+    ).tag(config=True)
+    denied_packages = List(
+        Unicode(),
+        help=f"Project names users may not install (${config.ENV_DENIED_PACKAGES}).",
     ).tag(config=True)
     use_provisioner = Bool(
         True,
@@ -128,6 +139,14 @@ class BifrostApp(ExtensionApp):
     def _default_install_timeout(self) -> float:
         return config.default_install_timeout()
 
+    @default("protected_packages")
+    def _default_protected_packages(self) -> list[str]:
+        return list(config.default_protected_packages())
+
+    @default("denied_packages")
+    def _default_denied_packages(self) -> list[str]:
+        return list(config.default_denied_packages())
+
     def settings_snapshot(self) -> config.Settings:
         """The resolved settings this server runs with."""
         return config.Settings(
@@ -140,6 +159,8 @@ class BifrostApp(ExtensionApp):
             find_links=tuple(self.find_links),
             no_index=self.no_index,
             install_timeout=self.install_timeout,
+            protected_packages=tuple(str(canonicalize_name(n)) for n in self.protected_packages),
+            denied_packages=tuple(str(canonicalize_name(n)) for n in self.denied_packages),
         )
 
     def initialize_settings(self) -> None:

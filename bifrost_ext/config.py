@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
+from packaging.utils import canonicalize_name
 
 ENV_DATABASE_URL = "BIFROST_DATABASE_URL"
 ENV_REDIS_URL = "BIFROST_REDIS_URL"
@@ -25,6 +26,25 @@ ENV_INDEX_URL = "BIFROST_INDEX_URL"
 ENV_FIND_LINKS = "BIFROST_FIND_LINKS"
 ENV_NO_INDEX = "BIFROST_NO_INDEX"
 ENV_INSTALL_TIMEOUT = "BIFROST_INSTALL_TIMEOUT"
+ENV_PROTECTED_PACKAGES = "BIFROST_PROTECTED_PACKAGES"
+ENV_DENIED_PACKAGES = "BIFROST_DENIED_PACKAGES"
+
+#: What ipykernel runs on: a user install may not move these away from the kernel's versions.
+DEFAULT_PROTECTED_PACKAGES = (
+    "comm",
+    "debugpy",
+    "ipykernel",
+    "ipython",
+    "jupyter-client",
+    "jupyter-core",
+    "matplotlib-inline",
+    "nest-asyncio",
+    "packaging",
+    "psutil",
+    "pyzmq",
+    "tornado",
+    "traitlets",
+)
 
 INSTALLERS = ("auto", "uv", "pip")
 
@@ -92,6 +112,24 @@ def default_install_timeout(environ: Mapping[str, str] | None = None) -> float:
     return float(_env(ENV_INSTALL_TIMEOUT, environ) or DEFAULT_INSTALL_TIMEOUT)
 
 
+def default_protected_packages(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``$BIFROST_PROTECTED_PACKAGES`` (names separated by spaces or commas), else ipykernel's
+    own dependencies; an empty value protects nothing."""
+    value = (environ if environ is not None else os.environ).get(ENV_PROTECTED_PACKAGES)
+    if value is None:
+        return DEFAULT_PROTECTED_PACKAGES
+    return _names(value)
+
+
+def default_denied_packages(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``$BIFROST_DENIED_PACKAGES``: project names a user may not install (none by default)."""
+    return _names(_env(ENV_DENIED_PACKAGES, environ))
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(str(canonicalize_name(n)) for n in value.replace(",", " ").split())
+
+
 def check_workspace(name: str) -> str:
     """Return a workspace name that is safe in a path and a Redis key, or raise ValueError."""
     if not _WORKSPACE_RE.match(name):
@@ -115,6 +153,8 @@ class Settings:
     find_links: tuple[str, ...] = field(default_factory=tuple)
     no_index: bool = False
     install_timeout: float = DEFAULT_INSTALL_TIMEOUT
+    protected_packages: tuple[str, ...] = DEFAULT_PROTECTED_PACKAGES
+    denied_packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_workspace(self.workspace)
@@ -134,4 +174,6 @@ class Settings:
             find_links=tuple(default_find_links(environ)),
             no_index=default_no_index(environ),
             install_timeout=default_install_timeout(environ),
+            protected_packages=default_protected_packages(environ),
+            denied_packages=default_denied_packages(environ),
         )

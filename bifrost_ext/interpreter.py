@@ -1,13 +1,15 @@
 """Which Python a kernel runs, and the tag that keeps its package directory apart.
 
 Package directories are specific to the kernel interpreter's Python version: a wheel built
-for CPython 3.11 must never be imported by 3.12. Used by :mod:`bifrost_ext.provisioner` and
-:mod:`bifrost_ext.service`.
+for CPython 3.11 must never be imported by 3.12. The versions of the packages the kernel
+itself runs on are read from the interpreter, so that installs can be held to them. Used by
+:mod:`bifrost_ext.provisioner`, :mod:`bifrost_ext.packagedir` and :mod:`bifrost_ext.service`.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -45,3 +47,41 @@ def _query_tag(python: str, _mtime_ns: int) -> str:
         timeout=30,
     )
     return out.stdout.strip()
+
+
+_VERSIONS = """
+import json, sys
+from importlib.metadata import PackageNotFoundError, version
+found = {}
+for name in sys.argv[1:]:
+    try:
+        found[name] = version(name)
+    except PackageNotFoundError:
+        pass
+print(json.dumps(found))
+"""
+
+
+def installed_versions(python: str, names: tuple[str, ...]) -> dict[str, str]:
+    """The versions of ``names`` installed in the interpreter's own environment.
+
+    Asked with ``-I``, so neither a package directory on ``PYTHONPATH`` nor user site-packages
+    count: this is what a kernel has before bifrost adds anything. Cached per interpreter.
+    """
+    if not names:
+        return {}
+    return dict(_query_versions(python, os.stat(python).st_mtime_ns, names))
+
+
+@functools.lru_cache(maxsize=32)
+def _query_versions(
+    python: str, _mtime_ns: int, names: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    out = subprocess.run(
+        [python, "-I", "-c", _VERSIONS, *names],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return tuple(sorted(json.loads(out.stdout).items()))

@@ -34,6 +34,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .installer import Installer, InstallError, OutputCallback
+from .interpreter import installed_versions
 from .records import RequirementsRecord
 
 #: A built environment younger than this is kept after ``current`` moves away from it, so that
@@ -44,10 +45,13 @@ KEEP_RECENT_SECONDS = 600.0
 class PackageDirectory:
     """One workspace's package directory for one kernel interpreter."""
 
-    def __init__(self, root: Path, installer: Installer, python: str) -> None:
+    def __init__(
+        self, root: Path, installer: Installer, python: str, protected: Sequence[str] = ()
+    ) -> None:
         self.root = root
         self.installer = installer
         self.python = python
+        self.protected = tuple(protected)
         self.current = root / "current"
         self.envs = root / "envs"
 
@@ -157,8 +161,14 @@ class PackageDirectory:
         on_output: OutputCallback | None,
         pins: Sequence[str],
     ) -> None:
+        # The kernel's own packages stay at the kernel's versions, whatever else is asked.
+        kernel = [f"{n}=={v}" for n, v in installed_versions(self.python, self.protected).items()]
+        held = {pin.split("==")[0] for pin in kernel}
+        pins = [pin for pin in pins if pin.split("==")[0] not in held]
         try:
-            await self.installer.install(self.python, target, record.lines, on_output, pins)
+            await self.installer.install(
+                self.python, target, record.lines, on_output, [*kernel, *pins]
+            )
         except InstallError as exc:
             if not pins or exc.returncode is None:
                 raise
@@ -168,7 +178,7 @@ class PackageDirectory:
                 on_output("bifrost: the saved versions do not fit; resolving afresh")
             shutil.rmtree(target)
             target.mkdir()
-            await self.installer.install(self.python, target, record.lines, on_output)
+            await self.installer.install(self.python, target, record.lines, on_output, kernel)
 
     def _holds_newer_than(self, record: RequirementsRecord) -> bool:
         # A reader with an older copy of the requirements must not undo a newer install.

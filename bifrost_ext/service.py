@@ -147,7 +147,9 @@ class PackageService:
         python = python or self.python
         if python not in self._package_dirs:
             root = self.workspace_dir / python_tag(python)
-            self._package_dirs[python] = PackageDirectory(root, self.installer, python)
+            self._package_dirs[python] = PackageDirectory(
+                root, self.installer, python, self.settings.protected_packages
+            )
         return self._package_dirs[python]
 
     # -- reading -------------------------------------------------------------------------
@@ -244,6 +246,9 @@ class PackageService:
     ) -> ChangeResult:
         """Validate, install and save new specs (a spec replaces its project's line)."""
         new = parse_specs(specs)
+        for name, requirement in new.items():
+            if name in self.settings.denied_packages:
+                raise InvalidSpec(str(requirement), "this package is not allowed here (policy)")
         return await self._change(partial(merge, new=new), list(new), on_output, origin)
 
     async def uninstall(

@@ -1,0 +1,105 @@
+"""The operator's policy: packages the kernel runs on stay at the kernel's versions, and
+denied names are refused before anything runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from bifrost_ext.store import RequirementsStore
+from tests.servers import ServerProcess
+from tests.wheels import build_wheel
+
+
+@pytest.fixture(scope="module")
+def breaker_house(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A package that wants an old traitlets, and an old traitlets that cannot even import."""
+    house = tmp_path_factory.mktemp("breaker")
+    build_wheel(house, "traitlets", "4.0", code="raise ImportError('an old, broken traitlets')\n")
+    build_wheel(house, "bfbreaker", "1.0", requires=["traitlets<5"])
+    return house
+
+
+def start(
+    tmp_path: Path, name: str, sqlite_url: str, wheels: list[Path], **env: str
+) -> ServerProcess:
+    variables = {
+        "BIFROST_DATABASE_URL": sqlite_url,
+        "BIFROST_REDIS_URL": "",
+        "BIFROST_SITE_DIR": str(tmp_path / f"site-{name}"),
+        "BIFROST_FIND_LINKS": " ".join(str(w) for w in wheels),
+        "BIFROST_NO_INDEX": "1",
+        **env,
+    }
+    return ServerProcess(tmp_path / name, variables).start()
+
+
+async def test_an_install_cannot_replace_what_the_kernel_runs_on(
+    tmp_path: Path, sqlite_url: str, wheelhouse: Path, breaker_house: Path
+) -> None:
+    server = start(tmp_path, "protected", sqlite_url, [wheelhouse, breaker_house])
+    try:
+        status, body = server.request("POST", "/api/packages/install", {"packages": ["bfbreaker"]})
+        assert status == 422, body
+        assert "nothing was saved" in body["message"]
+        assert "traitlets" in body["output"]  # the installer says what conflicts
+        store = RequirementsStore(url=sqlite_url)
+        assert store.get("default").version == 0
+        store.close()
+        # The kernel starts on its own traitlets, and other installs still work.
+        status, kernel = server.request("POST", "/api/kernels", {"name": "python3"})
+        assert status == 201, kernel
+        import traitlets
+
+        out = await server.execute(kernel["id"], "import traitlets; print(traitlets.__version__)")
+        assert out.strip() == traitlets.__version__
+        status, body = server.request("POST", "/api/packages/install", {"packages": ["bfdemo"]})
+        assert status == 200, body
+    finally:
+        server.stop()
+
+
+def test_without_protection_the_old_version_would_shadow_the_kernels(
+    tmp_path: Path, sqlite_url: str, wheelhouse: Path, breaker_house: Path
+) -> None:
+    # What the protection prevents: the same install, with it turned off, puts the broken
+    # traitlets first on every kernel's path.
+    server = start(
+        tmp_path, "open", sqlite_url, [wheelhouse, breaker_house], BIFROST_PROTECTED_PACKAGES=""
+    )
+    try:
+        status, body = server.request("POST", "/api/packages/install", {"packages": ["bfbreaker"]})
+        assert status == 200, body
+        current = next((tmp_path / "site-open").glob("default/*/current"))
+        assert (current / "traitlets-4.0.dist-info").is_dir()
+    finally:
+        server.stop()
+
+
+class TestDeniedPackages:
+    @pytest.fixture
+    def bifrost_config(self, bifrost_config: dict[str, Any]) -> dict[str, Any]:
+        return {**bifrost_config, "denied_packages": ["BFDemo"]}
+
+    @pytest.mark.usefixtures("jp_serverapp")
+    async def test_a_denied_name_is_400_and_changes_nothing(
+        self, jp_fetch: Any, store: RequirementsStore
+    ) -> None:
+        with pytest.raises(HTTPClientError) as info:
+            await jp_fetch(
+                "api",
+                "packages",
+                "install",
+                method="POST",
+                body=json.dumps({"packages": ["bfdep", "BFDemo==1.0"]}),
+            )
+        assert info.value.code == 400
+        assert info.value.response is not None
+        body = json.loads(info.value.response.body)
+        assert body["spec"] == "bfdemo==1.0"
+        assert body["reason"] == "this package is not allowed here (policy)"
+        assert store.get("default").version == 0
