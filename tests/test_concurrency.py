@@ -89,3 +89,45 @@ def test_fifty_installs_at_once_all_land(
     for server in servers:
         status, body = server.request("GET", "/api/packages")
         assert (status, body["hash"]) == (200, saved.hash)
+
+
+CHECK_ENVIRONMENT = """
+import importlib.metadata, os, sys, bfdemo
+root = os.path.realpath(os.environ["BIFROST_PACKAGE_DIR"])
+dists = sorted(p for p in os.listdir(root) if p.endswith(".dist-info"))
+print(bfdemo.__version__, importlib.metadata.version("bfdemo"), ",".join(dists))
+"""
+
+
+async def test_kernels_starting_during_a_change_see_a_whole_environment(
+    pg_url: str, redis_url: str, wheelhouse: Path, tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    env = {
+        "BIFROST_DATABASE_URL": pg_url,
+        "BIFROST_REDIS_URL": redis_url,
+        "BIFROST_SITE_DIR": str(tmp_path / "site"),
+        "BIFROST_FIND_LINKS": str(wheelhouse),
+        "BIFROST_NO_INDEX": "1",
+        "BIFROST_INSTALLER": "pip",  # slow enough for the starts to overlap the install
+    }
+    server = ServerProcess(tmp_path / "server", env).start()
+    servers.append(server)
+    assert server.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})[0] == 200
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        change = pool.submit(
+            server.request, "POST", "/api/packages/install", {"packages": ["bfdemo==2.0", "bfapp"]}
+        )
+        starts = [pool.submit(server.request, "POST", "/api/kernels", {"name": "python3"})]
+        starts.append(pool.submit(server.request, "POST", "/api/kernels", {"name": "python3"}))
+        assert change.result()[0] == 200
+        kernels = [start.result() for start in starts]
+
+    whole = {
+        "1.0 1.0 bfdemo-1.0.dist-info",
+        "2.0 2.0 bfapp-1.0.dist-info,bfdemo-2.0.dist-info,bfdep-1.0.dist-info",
+    }
+    for status, kernel in kernels:
+        assert status == 201, kernel
+        seen = (await server.execute(kernel["id"], CHECK_ENVIRONMENT)).strip()
+        assert seen in whole, seen
