@@ -59,9 +59,15 @@ def parse_spec(spec: object) -> Requirement:
         raise InvalidSpec(spec, "direct references (name @ URL) are not allowed")
     if any(s.operator == "===" for s in req.specifier):
         raise InvalidSpec(spec, "the arbitrary-equality operator '===' is not allowed")
-    if req.name.lower().endswith(_ARCHIVE_SUFFIXES):
+    # pip takes a requirement whose text ends like an archive ("foo==1.0+x.zip") for a file.
+    looks_like_file = [req.name, *(s.version for s in req.specifier)]
+    if any(part.lower().endswith(_ARCHIVE_SUFFIXES) for part in looks_like_file):
         raise InvalidSpec(spec, "file names and archives are not allowed")
-    req.name = canonicalize_name(req.name)
+    try:
+        # packaging lets a trailing "_" through; a project name must end in a letter or digit.
+        req.name = canonicalize_name(req.name, validate=True)
+    except InvalidName:
+        raise InvalidSpec(spec, "not a valid project name") from None
     return req
 
 

@@ -103,3 +103,11 @@ def test_remove_and_names() -> None:
     with pytest.raises(InvalidSpec, match="not a valid project name"):
         parse_name("-rf")
     assert render({}) == ""
+
+
+@pytest.mark.parametrize(
+    "spec", ["foo_", "foo_[x]>=1", "foo==1.0+x.zip", "foo>=1,==1.0+local.tar.gz", "foo.whl"]
+)
+def test_specs_an_installer_would_misread_are_refused(spec: str) -> None:
+    with pytest.raises(InvalidSpec):
+        parse_spec(spec)
