@@ -68,6 +68,7 @@ def parse_spec(spec: object) -> Requirement:
         req.name = canonicalize_name(req.name, validate=True)
     except InvalidName:
         raise InvalidSpec(spec, "not a valid project name") from None
+    req.extras = {canonicalize_name(extra) for extra in req.extras}  # PEP 685
     return req
 
 

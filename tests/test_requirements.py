@@ -111,3 +111,7 @@ def test_remove_and_names() -> None:
 def test_specs_an_installer_would_misread_are_refused(spec: str) -> None:
     with pytest.raises(InvalidSpec):
         parse_spec(spec)
+
+
+def test_extras_are_normalised_like_names() -> None:
+    assert str(parse_spec("Foo[A_b, C.D]>=1")) == str(parse_spec("foo[c-d,a-b]>=1"))
