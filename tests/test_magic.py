@@ -32,6 +32,14 @@ async def test_install_streams_progress_and_imports_without_restart(kernel: Any)
     assert (await run_cell(kernel, "import bfdemo, bfapp; print(bfdemo.__version__)")) == "1.0\n"
 
 
+async def test_history_says_which_kernel_made_a_change(kernel: Any, jp_fetch: Any) -> None:
+    await run_cell(kernel, "%bifrost install bfdemo==1.0")
+    response = await jp_fetch("api", "packages", "history")
+    latest = json.loads(response.body)["revisions"][0]
+    assert latest["source"] == f"kernel {kernel.kernel_id}"
+    assert latest["content"] == "bfdemo==1.0\n"
+
+
 async def test_the_install_api_sends_server_sent_events(
     http_server_client: Any, jp_base_url: str, jp_auth_header: dict[str, str]
 ) -> None:
