@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from bifrost_ext.store import RequirementsStore
+from tests.servers import ServerProcess
 from tests.wheels import build_wheel
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -155,3 +156,12 @@ def jp_server_config(bifrost_config: dict[str, Any]) -> dict[str, Any]:
 def unique_name() -> str:
     """A short unique name for workspaces and keys."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def servers() -> Iterator[list[ServerProcess]]:
+    """Server processes a test starts; each is stopped at the end, whatever happened."""
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        server.stop()

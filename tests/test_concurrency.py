@@ -8,7 +8,6 @@ again. Within one server, changes run one at a time.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,14 +27,6 @@ def many_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in PACKAGES:
         build_wheel(house, name, "1.0")
     return house
-
-
-@pytest.fixture
-def servers() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 @pytest.mark.parametrize(

@@ -38,12 +38,14 @@ def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
     server.stop()
 
 
-@pytest.fixture
-def servers() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.stop()
+def env_for(database_url: str, redis_url: str, site: Path, wheelhouse: Path) -> dict[str, str]:
+    return {
+        "BIFROST_DATABASE_URL": database_url,
+        "BIFROST_REDIS_URL": redis_url,
+        "BIFROST_SITE_DIR": str(site),
+        "BIFROST_FIND_LINKS": str(wheelhouse),
+        "BIFROST_NO_INDEX": "1",
+    }
 
 
 def cached(url: str) -> dict[str, Any] | None:
@@ -64,13 +66,7 @@ async def test_a_save_that_cannot_reach_redis_never_leaves_the_old_value_served(
 ) -> None:
     proxy = PartitionProxy(throwaway_redis.port)
     site = tmp_path / "site"
-    env = {
-        "BIFROST_DATABASE_URL": pg_url,
-        "BIFROST_REDIS_URL": proxy.url(),
-        "BIFROST_SITE_DIR": str(site),
-        "BIFROST_FIND_LINKS": str(wheelhouse),
-        "BIFROST_NO_INDEX": "1",
-    }
+    env = env_for(pg_url, proxy.url(), site, wheelhouse)
     server = ServerProcess(tmp_path / "server", env, FAST_CACHE).start()
     servers.append(server)
     status, first = server.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
@@ -113,13 +109,7 @@ async def test_redis_restarted_empty_is_refilled_from_the_database(
     throwaway_redis: ThrowawayRedis,
     servers: list[ServerProcess],
 ) -> None:
-    env = {
-        "BIFROST_DATABASE_URL": pg_url,
-        "BIFROST_REDIS_URL": throwaway_redis.url,
-        "BIFROST_SITE_DIR": str(tmp_path / "site"),
-        "BIFROST_FIND_LINKS": str(wheelhouse),
-        "BIFROST_NO_INDEX": "1",
-    }
+    env = env_for(pg_url, throwaway_redis.url, tmp_path / "site", wheelhouse)
     server = ServerProcess(tmp_path / "server", env, FAST_CACHE).start()
     servers.append(server)
     throwaway_redis.stop()
@@ -139,16 +129,6 @@ def throwaway_pg() -> Iterator[ThrowawayPostgres]:
     server = ThrowawayPostgres()
     yield server
     server.remove()
-
-
-def env_for(database_url: str, redis_url: str, site: Path, wheelhouse: Path) -> dict[str, str]:
-    return {
-        "BIFROST_DATABASE_URL": database_url,
-        "BIFROST_REDIS_URL": redis_url,
-        "BIFROST_SITE_DIR": str(site),
-        "BIFROST_FIND_LINKS": str(wheelhouse),
-        "BIFROST_NO_INDEX": "1",
-    }
 
 
 def test_database_down_at_server_start(

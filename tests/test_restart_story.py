@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
 from tests.kernels import IMPORT_BFDEMO
 from tests.servers import ServerProcess, wait_until
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 async def test_packages_survive_a_new_container(
