@@ -6,6 +6,7 @@ without pulling in jupyter_server.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 __version__ = "0.1.0"
@@ -23,7 +24,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
     Every kernel that bifrost starts loads this before its first execution, so it imports
     nothing: the magic's module is imported the first time ``%bifrost`` runs (IPython's lazy
-    magics), and the hint only when a cell mentions pip.
+    magics), and the hint only when a cell mentions pip. The package-directory watch costs
+    one ``readlink`` per execution.
     """
     manager = ipython.magics_manager
     if hasattr(manager, "register_lazy"):  # IPython >= 8.8
@@ -41,3 +43,11 @@ def load_ipython_extension(ipython: Any) -> None:
             show_pip_hint(cell)
 
     ipython.events.register("pre_run_cell", pip_hint)
+
+    package_dir = os.environ.get("BIFROST_PACKAGE_DIR")
+    if package_dir:  # a kernel started by bifrost: notice when its packages change under it
+        from .watch import start_watch
+
+        watch = start_watch(package_dir)
+        ipython.events.register("pre_run_cell", lambda _info: watch.before_cell())
+        ipython.events.register("post_run_cell", lambda _result: watch.after_cell())

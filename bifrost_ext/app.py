@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,11 @@ from .api_handlers import default_handlers
 from .cache import CacheUnavailable, RequirementsCache
 from .config import CREDENTIALS_SETTING, SERVER_URL_SETTING, SERVICE_SETTING
 from .credentials import KernelCredentials
+from .events import ChangeListener
 from .installer import Installer, InstallError
 from .interpreter import resolve_python
+from .records import RequirementsRecord
+from .recycle import KernelRecycler
 from .service import PackageService
 from .store import RequirementsStore, StoreUnavailable
 
@@ -90,6 +94,17 @@ class BifrostApp(ExtensionApp):
     warm_retry_interval = Float(
         5.0, help="Seconds between warm-up attempts while the database or Redis is down."
     ).tag(config=True)
+    recycle = Enum(
+        config.RECYCLE_POLICIES,
+        help="Running kernels that imported a distribution a change replaced: notify (they"
+        " name their stale modules on their next execution), restart-idle (also restarted"
+        f" once idle, never while busy) or never (${config.ENV_RECYCLE}; default notify).",
+    ).tag(config=True)
+    sync_interval = Float(
+        10.0,
+        help="Seconds between this server's checks that its packages match the saved ones"
+        " (besides change events), and between its reports to the servers' status.",
+    ).tag(config=True)
 
     store_class = Type(
         RequirementsStore, klass=RequirementsStore, help="The database store class."
@@ -139,6 +154,10 @@ class BifrostApp(ExtensionApp):
     def _default_install_timeout(self) -> float:
         return config.default_install_timeout()
 
+    @default("recycle")
+    def _default_recycle(self) -> str:
+        return config.default_recycle()
+
     @default("protected_packages")
     def _default_protected_packages(self) -> list[str]:
         return list(config.default_protected_packages())
@@ -161,6 +180,7 @@ class BifrostApp(ExtensionApp):
             install_timeout=self.install_timeout,
             protected_packages=tuple(str(canonicalize_name(n)) for n in self.protected_packages),
             denied_packages=tuple(str(canonicalize_name(n)) for n in self.denied_packages),
+            recycle=self.recycle,
         )
 
     def initialize_settings(self) -> None:
@@ -185,7 +205,17 @@ class BifrostApp(ExtensionApp):
             factory = KernelProvisionerFactory.instance()
             self._previous_provisioner = factory.default_provisioner_name
             factory.default_provisioner_name = PROVISIONER_NAME
+        serverapp: Any = self.serverapp
+        self.service.server_id = f"{socket.gethostname()}:{serverapp.port}"
+        self.service.server_ttl = 3 * self.sync_interval
         self._warm_task: asyncio.Task[None] | None = None
+        self._listener_task: asyncio.Task[None] | None = None
+        self.recycler = KernelRecycler(
+            settings.recycle,
+            serverapp.kernel_manager,
+            self.service.workspace_dir / "kernels",
+            self.log,
+        )
         self.log.info(
             "bifrost: workspace %r, database %s, cache %s, packages in %s",
             settings.workspace,
@@ -259,13 +289,32 @@ class BifrostApp(ExtensionApp):
                 "try again",
                 exc,
             )
+        if self.service.cache.enabled:
+            assert self.service.cache.url
+            listener = ChangeListener(
+                self.service,
+                self.service.cache.url,
+                self._on_change,
+                self.log,
+                interval=self.sync_interval,
+            )
+            self._listener_task = asyncio.create_task(listener.run())
+
+    async def _on_change(
+        self, before: RequirementsRecord | None, after: RequirementsRecord | None
+    ) -> None:
+        """This server's package directory moved: apply the recycle policy to its kernels."""
+        if after is not None:
+            await self.recycler.apply(before, after)
 
     async def stop_extension(self) -> None:
         """Stop the warm-up, restore the default provisioner and close connections."""
-        if self._warm_task is not None:
-            self._warm_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._warm_task
+        for task in (self._warm_task, self._listener_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.recycler.stop()
         if self._previous_provisioner is not None:
             KernelProvisionerFactory.instance().default_provisioner_name = (
                 self._previous_provisioner

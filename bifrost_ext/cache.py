@@ -27,6 +27,8 @@ from .config import DEFAULT_WORKSPACE
 from .records import RequirementsRecord
 
 KEY_PREFIX = "bifrost:requirements:content"
+EVENTS_PREFIX = "bifrost:requirements:events"
+SERVERS_PREFIX = "bifrost:servers"
 
 # Set KEYS[1] to ARGV[1] unless the stored value carries a newer version than ARGV[2].
 _PUT_IF_NEWER = """
@@ -50,6 +52,16 @@ class CacheUnavailable(RuntimeError):
 def cache_key(workspace: str) -> str:
     """The Redis key of a workspace's requirements."""
     return KEY_PREFIX if workspace == DEFAULT_WORKSPACE else f"{KEY_PREFIX}:{workspace}"
+
+
+def events_channel(workspace: str) -> str:
+    """The pub/sub channel that carries a workspace's change events."""
+    return f"{EVENTS_PREFIX}:{workspace}"
+
+
+def servers_key(workspace: str) -> str:
+    """The Redis hash where each server of a workspace records what its package dir holds."""
+    return f"{SERVERS_PREFIX}:{workspace}"
 
 
 class RequirementsCache(LoggingConfigurable):
@@ -120,6 +132,45 @@ class RequirementsCache(LoggingConfigurable):
             self.client.delete(cache_key(workspace))
         except redis.RedisError as exc:
             raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
+
+    def publish(self, record: RequirementsRecord, server: str) -> None:
+        """Tell every server of the workspace that ``record`` was saved (a change event)."""
+        if not self.enabled:
+            return
+        event = {"version": record.version, "hash": record.hash, "server": server}
+        try:
+            self.client.publish(events_channel(record.workspace), json.dumps(event))
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
+
+    def report_server(self, workspace: str, server: str, state: dict[str, object]) -> None:
+        """Record what this server's package directory holds (with the time it was seen)."""
+        if not self.enabled:
+            return
+        try:
+            self.client.hset(servers_key(workspace), server, json.dumps(state))
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
+
+    def servers(self, workspace: str, alive_after: float) -> dict[str, dict[str, object]]:
+        """The servers of a workspace seen since ``alive_after`` (epoch seconds); older entries
+        are servers that stopped or lost Redis, and are dropped."""
+        if not self.enabled:
+            return {}
+        try:
+            raw = self.client.hgetall(servers_key(workspace))
+            found, gone = {}, []
+            for name, value in raw.items():
+                state = json.loads(value)
+                if float(state.get("seen", 0)) >= alive_after:
+                    found[name.decode() if isinstance(name, bytes) else name] = state
+                else:
+                    gone.append(name)
+            if gone:
+                self.client.hdel(servers_key(workspace), *gone)
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
+        return dict(sorted(found.items()))
 
     def close(self) -> None:
         """Close the connection pool."""

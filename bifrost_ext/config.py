@@ -28,6 +28,10 @@ ENV_NO_INDEX = "BIFROST_NO_INDEX"
 ENV_INSTALL_TIMEOUT = "BIFROST_INSTALL_TIMEOUT"
 ENV_PROTECTED_PACKAGES = "BIFROST_PROTECTED_PACKAGES"
 ENV_DENIED_PACKAGES = "BIFROST_DENIED_PACKAGES"
+ENV_RECYCLE = "BIFROST_RECYCLE"
+
+#: What happens to running kernels that imported a distribution a change replaced.
+RECYCLE_POLICIES = ("notify", "restart-idle", "never")
 
 #: What ipykernel runs on: a user install may not move these away from the kernel's versions.
 DEFAULT_PROTECTED_PACKAGES = (
@@ -126,6 +130,11 @@ def default_denied_packages(environ: Mapping[str, str] | None = None) -> tuple[s
     return _names(_env(ENV_DENIED_PACKAGES, environ))
 
 
+def default_recycle(environ: Mapping[str, str] | None = None) -> str:
+    """``$BIFROST_RECYCLE``, else ``notify``."""
+    return _env(ENV_RECYCLE, environ) or "notify"
+
+
 def _names(value: str) -> tuple[str, ...]:
     return tuple(str(canonicalize_name(n)) for n in value.replace(",", " ").split())
 
@@ -155,9 +164,12 @@ class Settings:
     install_timeout: float = DEFAULT_INSTALL_TIMEOUT
     protected_packages: tuple[str, ...] = DEFAULT_PROTECTED_PACKAGES
     denied_packages: tuple[str, ...] = ()
+    recycle: str = "notify"
 
     def __post_init__(self) -> None:
         check_workspace(self.workspace)
+        if self.recycle not in RECYCLE_POLICIES:
+            raise ValueError(f"recycle must be one of {RECYCLE_POLICIES}, not {self.recycle!r}")
         if self.installer not in INSTALLERS:
             raise ValueError(f"installer must be one of {INSTALLERS}, not {self.installer!r}")
 
@@ -176,4 +188,5 @@ class Settings:
             install_timeout=default_install_timeout(environ),
             protected_packages=default_protected_packages(environ),
             denied_packages=default_denied_packages(environ),
+            recycle=default_recycle(environ),
         )

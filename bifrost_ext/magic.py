@@ -22,6 +22,7 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from .kernel_client import ENV_PACKAGE_DIR, ApiError, PackagesClient, Unreachable
+from .watch import acknowledge
 
 USAGE = """\
 %bifrost install [--restart] SPEC...   install and keep across restarts (e.g. "pandas==2.2")
@@ -108,6 +109,7 @@ class BifrostMagics(Magics):
         route = "install" if command == "install" else "uninstall"
         body = client.post(f"api/packages/{route}", {"packages": items}, on_output=_say)
         importlib.invalidate_caches()
+        acknowledge()  # the stale report below is this change's; the watch need not repeat it
         _say(f"{summary(body, items)}; saved to workspace {body['workspace']!r}")
         self._after_change(client, before, restart)
 

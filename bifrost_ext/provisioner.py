@@ -39,6 +39,7 @@ from .interpreter import resolve_python
 from .kernel_client import ENV_KERNEL_TOKEN, ENV_PACKAGE_DIR, ENV_SERVER_URL
 from .service import PackageService
 from .store import StoreUnavailable
+from .watch import ENV_KERNEL_STATE, ENV_RECYCLE
 
 _standalone_services: dict[Settings, PackageService] = {}
 
@@ -112,6 +113,9 @@ class BifrostProvisioner(LocalProvisioner):
         """What the kernel needs to find its packages, the magic and its own server."""
         service = self.service()
         env = {ENV_WORKSPACE: service.workspace, ENV_PACKAGE_DIR: self.package_path or ""}
+        env[ENV_RECYCLE] = service.settings.recycle
+        if service.settings.recycle == "restart-idle":
+            env[ENV_KERNEL_STATE] = str(kernel_state_file(service.workspace_dir, self.kernel_id))
         settings = self.server_settings()
         if settings is not None:
             credentials: KernelCredentials = settings[CREDENTIALS_SETTING]
@@ -144,15 +148,24 @@ class BifrostProvisioner(LocalProvisioner):
         env["PYTHONPATH"] = os.pathsep.join(entries)
 
     async def cleanup(self, restart: bool = False) -> None:
-        """Forget the kernel's secret when it shuts down for good."""
+        """Forget the kernel's secret, and what it imported, when it shuts down for good."""
         await super().cleanup(restart=restart)
+        if restart:
+            return
         settings = self.server_settings()
-        if not restart and settings is not None:
+        if settings is not None:
             settings[CREDENTIALS_SETTING].revoke(self.kernel_id)
+        if self.kernel_env and ENV_KERNEL_STATE in self.kernel_env:
+            Path(self.kernel_env[ENV_KERNEL_STATE]).unlink(missing_ok=True)
 
     def get_stable_start_time(self, recommended: float = 10.0) -> float:
         """Allow for the time the last install took before a restart counts as stable."""
         return float(recommended) + self.prepare_seconds
+
+
+def kernel_state_file(workspace_dir: Path, kernel_id: str) -> Path:
+    """Where a kernel reports the distributions it imported (see :mod:`bifrost_ext.recycle`)."""
+    return workspace_dir / "kernels" / f"{kernel_id}.json"
 
 
 def magic_path(site_dir: Path) -> Path:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,6 +110,10 @@ class PackageService:
         self._local_copy_written: RequirementsRecord | None = None
         #: The newest record this server has read or saved: where the next change starts.
         self._latest: RequirementsRecord | None = None
+        #: How this server names itself in change events and in the servers' status.
+        self.server_id = f"{socket.gethostname()}:{os.getpid()}"
+        #: A server not seen for this long is no longer listed in the status.
+        self.server_ttl = 30.0
 
     @classmethod
     def from_settings(
@@ -228,12 +234,15 @@ class PackageService:
         hashes = {database.get("hash"), packages["hash"]}
         if self.cache.enabled:
             hashes.add(cache.get("hash"))
+        servers = await self.servers(time.time() - self.server_ttl)
         return {
             "workspace": self.workspace,
             "database": database,
             "cache": cache,
             "package_dir": packages,
             "in_sync": database["ok"] and len(hashes) == 1,
+            "servers": servers,
+            "servers_in_sync": all(s.get("hash") == database.get("hash") for s in servers.values()),
         }
 
     # -- changing ------------------------------------------------------------------------
@@ -349,6 +358,7 @@ class PackageService:
                     self._cache_put(saved, invalidate_on_failure=True),
                     _run(self._keep_local_copy, saved),
                 )
+                await self._announce(saved)
                 return ChangeResult(saved, self._installed(saved, touched))
 
     async def _save(
@@ -373,6 +383,49 @@ class PackageService:
             return self.package_dir().installed(names)
         pinned = dict(pin.split("==", 1) for pin in record.lock_lines)
         return [{"name": name, "version": pinned[name]} for name in sorted(names) if name in pinned]
+
+    # -- many servers ----------------------------------------------------------------------
+
+    async def sync(self) -> tuple[RequirementsRecord | None, RequirementsRecord | None]:
+        """Bring this server's package directory up to the saved requirements (the same
+        single-flight path as a kernel start); return what it held before and holds now."""
+        package_dir = self.package_dir()
+        before = package_dir.active_record()
+        record = await self.requirements_for_kernel()
+        if before is None or before.hash != record.hash:
+            await package_dir.ensure(record)
+        after = package_dir.active_record()
+        await self.report_state()
+        return before, after
+
+    async def report_state(self) -> None:
+        """Record in Redis what this server's package directory holds, and when."""
+        active = self.package_dir().active_record()
+        state = {
+            "hash": active and active.hash,
+            "version": active and active.version,
+            "seen": time.time(),
+        }
+        try:
+            await _run(self.cache.report_server, self.workspace, self.server_id, state)
+        except CacheUnavailable as exc:
+            self._cache_failed(exc)
+
+    async def servers(self, alive_after: float) -> dict[str, dict[str, object]]:
+        """Every live server of the workspace and the hash its package directory holds."""
+        try:
+            return await _run(self.cache.servers, self.workspace, alive_after)
+        except CacheUnavailable as exc:
+            self._cache_failed(exc)
+            return {}
+
+    async def _announce(self, saved: RequirementsRecord) -> None:
+        """Publish the change to the workspace's other servers, and record our own state."""
+        try:
+            await _run(self.cache.publish, saved, self.server_id)
+        except CacheUnavailable as exc:  # they catch up when they next compare hashes
+            self._cache_failed(exc)
+        await self.report_state()
 
     # -- cache and local copy ------------------------------------------------------------
 

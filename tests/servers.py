@@ -240,7 +240,7 @@ class PartitionProxy:
         self.upstream_port = upstream_port
         self.partitioned = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
+        self.port: int = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -270,11 +270,23 @@ class PartitionProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
+    def cut(self) -> None:
+        """Close every connection and refuse new ones, as when the service goes away."""
+        self.close()
+
+    def restore(self) -> None:
+        """Accept connections again, on the same port."""
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
     def close(self) -> None:
         self._listener.close()
         for sock in self._sockets:
             with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 sock.close()
+        self._sockets.clear()
 
 
 class ThrowawayPostgres:

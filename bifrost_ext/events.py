@@ -1,0 +1,122 @@
+"""Change events: how the servers of one workspace converge on the same packages.
+
+… store → cache → **events** → kernels.
+
+Every saved change is published on the workspace's Redis channel (by
+:meth:`bifrost_ext.service.PackageService._announce`). Each server runs one
+:class:`ChangeListener`: on an event it brings its own package directory up to date through
+the same single-flight path as a kernel start, then hands what changed to the recycle policy
+(:mod:`bifrost_ext.recycle`). Pub/sub delivers only to connected subscribers, so the listener
+also compares hashes whenever it (re)connects and every ``interval`` seconds: a server that
+missed events while Redis was away catches up by itself. Each tick also records what this
+server's package directory holds, which ``GET api/packages/status`` lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+import redis
+import redis.asyncio
+
+from .cache import events_channel
+from .installer import InstallError
+from .records import RequirementsRecord
+from .service import PackageService
+from .store import StoreUnavailable
+
+#: Called with what the package directory held before a sync and holds after it.
+OnChange = Callable[[RequirementsRecord | None, RequirementsRecord | None], Awaitable[None]]
+
+
+class ChangeListener:
+    """Follows a workspace's change events and keeps this server's package directory current."""
+
+    def __init__(
+        self,
+        service: PackageService,
+        redis_url: str,
+        on_change: OnChange,
+        log: logging.Logger,
+        interval: float = 10.0,
+    ) -> None:
+        self.service = service
+        self.redis_url = redis_url
+        self.on_change = on_change
+        self.log = log
+        self.interval = interval
+        self._connected_once = False
+
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting (and catching up) whenever Redis comes back."""
+        warned = False
+        while True:
+            try:
+                await self._listen()
+            except (redis.RedisError, OSError) as exc:
+                if not warned:
+                    self.log.warning(
+                        "bifrost: change events unavailable (%s); retrying every %g s",
+                        exc,
+                        self.interval,
+                    )
+                    warned = True
+            else:
+                return
+            await self.catch_up()  # Redis is away: the database still knows the truth
+            await asyncio.sleep(self.interval)
+
+    async def _listen(self) -> None:
+        client = redis.asyncio.Redis.from_url(
+            self.redis_url,
+            socket_connect_timeout=self.interval,
+            socket_timeout=self.interval * 2,
+            health_check_interval=self.interval,
+        )
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(events_channel(self.service.workspace))
+            if self._connected_once:
+                self.log.info("bifrost: change events reconnected; catching up")
+            self._connected_once = True
+            await self.catch_up()
+            while True:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=self.interval
+                )
+                if message is None:
+                    await self.catch_up()  # a quiet period: compare hashes anyway
+                    continue
+                event = _parse(message.get("data"))
+                if event is None or event.get("server") == self.service.server_id:
+                    continue  # our own change, already applied
+                self.log.info(
+                    "bifrost: requirements changed on %s (version %s); updating",
+                    event.get("server"),
+                    event.get("version"),
+                )
+                await self.catch_up()
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await client.aclose()
+
+    async def catch_up(self) -> None:
+        """Bring the package directory up to the saved requirements; apply the policy."""
+        try:
+            before, after = await self.service.sync()
+        except (StoreUnavailable, InstallError) as exc:
+            self.log.warning("bifrost: could not bring packages up to date: %s", exc)
+            return
+        if after is not None and (before is None or before.hash != after.hash):
+            await self.on_change(before, after)
+
+
+def _parse(data: object) -> dict[str, object] | None:
+    try:
+        event = json.loads(data) if isinstance(data, (bytes, str)) else None
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None

@@ -1,0 +1,103 @@
+"""The recycle policy: what happens to running kernels when their packages change under them.
+
+… cache → events → **kernels**.
+
+A change replaces some distributions (a new version, or removed). A kernel that imported
+none of them is left alone under every policy. For one that did:
+
+- ``notify`` (default): the kernel itself notices, before its next execution, that its
+  package directory moved, and names its stale modules (see :mod:`bifrost_ext.watch`);
+- ``restart-idle``: also restarted by this server once it is idle (never while busy);
+- ``never``: nothing.
+
+Kernels report what they imported from the package directory to a small file
+(``<site>/<workspace>/kernels/<kernel id>.json``, written by the kernel only under
+``restart-idle``), which is how the server knows which kernels to restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from .records import RequirementsRecord
+
+#: Seconds between looks at a busy kernel that waits for its restart.
+IDLE_POLL_INTERVAL = 0.5
+#: How long a restart waits for a busy kernel to become idle before giving up.
+IDLE_WAIT_LIMIT = 3600.0
+
+
+def changed_distributions(before: RequirementsRecord | None, after: RequirementsRecord) -> set[str]:
+    """Canonical names whose installed version a change moved (or removed)."""
+    old = _pins(before.lock if before else "")
+    new = _pins(after.lock)
+    return {name for name, version in old.items() if new.get(name) != version}
+
+
+def imported_distributions(state_file: Path) -> set[str]:
+    """What a kernel reported importing from its package directory (empty if unknown)."""
+    try:
+        data = json.loads(state_file.read_text("utf-8"))
+        return {str(name) for name in data.get("distributions", [])}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+class KernelRecycler:
+    """Applies the policy to the kernels one server runs."""
+
+    def __init__(
+        self, policy: str, kernel_manager: Any, state_dir: Path, log: logging.Logger
+    ) -> None:
+        self.policy = policy
+        self.kernel_manager = kernel_manager
+        self.state_dir = state_dir
+        self.log = log
+        self._waiting: set[asyncio.Task[None]] = set()
+
+    async def apply(self, before: RequirementsRecord | None, after: RequirementsRecord) -> None:
+        """React to a change of this server's package directory."""
+        if self.policy != "restart-idle":
+            return  # notify happens inside each kernel; never does nothing
+        changed = changed_distributions(before, after)
+        for kernel_id in list(self.kernel_manager.list_kernel_ids()):
+            imported = imported_distributions(self.state_dir / f"{kernel_id}.json")
+            hit = sorted(imported & changed)
+            if not hit:
+                continue
+            self.log.info(
+                "bifrost: kernel %s imported %s, which changed; restarting it once idle",
+                kernel_id,
+                ", ".join(hit),
+            )
+            task = asyncio.ensure_future(self._restart_when_idle(kernel_id))
+            self._waiting.add(task)
+            task.add_done_callback(self._waiting.discard)
+
+    async def _restart_when_idle(self, kernel_id: str) -> None:
+        waited = 0.0
+        while waited < IDLE_WAIT_LIMIT:
+            try:
+                kernel = self.kernel_manager.get_kernel(kernel_id)
+            except KeyError:
+                return  # shut down meanwhile
+            if getattr(kernel, "execution_state", "idle") == "idle":
+                await self.kernel_manager.restart_kernel(kernel_id)
+                self.log.info("bifrost: restarted kernel %s on the new packages", kernel_id)
+                return
+            await asyncio.sleep(IDLE_POLL_INTERVAL)
+            waited += IDLE_POLL_INTERVAL
+        self.log.warning("bifrost: kernel %s stayed busy; not restarted", kernel_id)
+
+    def stop(self) -> None:
+        """Stop waiting for busy kernels."""
+        for task in self._waiting:
+            task.cancel()
+
+
+def _pins(lock: str) -> dict[str, str]:
+    return dict(line.split("==", 1) for line in lock.splitlines() if "==" in line)

@@ -1,0 +1,148 @@
+"""Three real servers on one PostgreSQL and one Redis converge without anyone restarting
+anything: change events, catch-up after a lost connection, the recycle policies, status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from tests.kernels import IMPORT_BFDEMO
+from tests.servers import PartitionProxy, ServerProcess, wait_until
+
+QUICK = {"sync_interval": 1.0, "warm_retry_interval": 0.5}
+
+
+def base_env(database_url: str, wheelhouse: Path) -> dict[str, str]:
+    return {
+        "BIFROST_DATABASE_URL": database_url,
+        "BIFROST_FIND_LINKS": str(wheelhouse),
+        "BIFROST_NO_INDEX": "1",
+    }
+
+
+def start(
+    name: str, tmp_path: Path, env: dict[str, str], redis_url: str, **bifrost: Any
+) -> ServerProcess:
+    variables = {**env, "BIFROST_REDIS_URL": redis_url, "BIFROST_SITE_DIR": str(tmp_path / name)}
+    config = {"BifrostApp": {**QUICK, **bifrost}, "RequirementsCache": {"socket_timeout": 1}}
+    return ServerProcess(tmp_path / f"home-{name}", variables, config).start()
+
+
+def server_hashes(server: ServerProcess) -> dict[str, Any]:
+    status, body = server.request("GET", "/api/packages/status")
+    assert status == 200, body
+    return {name: state["hash"] for name, state in body["servers"].items()}
+
+
+def converged(server: ServerProcess, ports: list[int], digest: str) -> bool:
+    hashes = server_hashes(server)
+    return all(hashes.get(f"{_host(hashes)}:{port}") == digest for port in ports)
+
+
+def _host(hashes: dict[str, Any]) -> str:
+    return next(iter(hashes)).rsplit(":", 1)[0] if hashes else ""
+
+
+async def start_kernel(server: ServerProcess, code: str) -> str:
+    status, kernel = server.request("POST", "/api/kernels", {"name": "python3"})
+    assert status == 201, kernel
+    await server.execute(kernel["id"], code)
+    return str(kernel["id"])
+
+
+async def test_three_servers_converge(
+    pg_url: str,
+    redis_url: str,
+    wheelhouse: Path,
+    tmp_path: Path,
+    servers: list[ServerProcess],
+) -> None:
+    env = base_env(pg_url, wheelhouse)
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    redis_db = redis_url.rsplit("/", 1)[1]
+    proxy = PartitionProxy(redis_port)  # B reaches Redis through this, so we can cut it
+    a = start("a", tmp_path, env, redis_url)
+    b = start("b", tmp_path, env, proxy.url(path=f"/{redis_db}"))
+    c = start("c", tmp_path, env, redis_url, recycle="restart-idle")
+    servers.extend([a, b, c])
+    ports = [a.port, b.port, c.port]
+
+    status, first = a.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
+    assert status == 200, first
+    wait_until(lambda: converged(a, ports, first["hash"]), timeout=20, what="all on version 1")
+    kernel_b = await start_kernel(b, "import bfdemo")
+    kernel_c = await start_kernel(c, "import bfdemo; marker = 1")
+
+    # A change on A reaches B and C through the change event.
+    status, second = a.request("POST", "/api/packages/install", {"packages": ["bfdemo==2.0"]})
+    assert status == 200, second
+    wait_until(lambda: converged(a, ports, second["hash"]), timeout=20, what="all on version 2")
+    status, body = a.request("GET", "/api/packages/status")
+    assert body["servers_in_sync"] is True
+    assert len(body["servers"]) == 3
+
+    # notify (B): the kernel that imported bfdemo 1.0 names its stale module, once.
+    notice = await b.execute(kernel_b, "print('ok')")
+    assert notice.splitlines()[0] == (
+        "⚠ bifrost: the workspace's packages changed: bfdemo 1.0 is imported in this kernel"
+        " (now 2.0); stale modules: bfdemo"
+    )
+    assert (await b.execute(kernel_b, "print('ok')")) == "ok\n"
+    # restart-idle (C): the idle kernel that imported bfdemo was restarted on 2.0.
+    wait_until(lambda: f"restarted kernel {kernel_c}" in c.log(), timeout=20, what="restart")
+    wait_until(lambda: _idle(c, kernel_c), timeout=30, what="the restarted kernel")
+    assert (await c.execute(kernel_c, "print('marker' in dir())")) == "False\n"
+    assert (await c.execute(kernel_c, IMPORT_BFDEMO)).startswith("2.0\n")
+    # A new kernel on C imports the new version.
+    kernel_new = await start_kernel(c, "pass")
+    assert (await c.execute(kernel_new, IMPORT_BFDEMO)).startswith("2.0\n")
+
+    # B loses Redis while A installs: no event reaches it; it catches up by itself.
+    proxy.cut()
+    status, third = a.request("POST", "/api/packages/install", {"packages": ["bfapp"]})
+    assert status == 200, third
+    proxy.restore()
+    wait_until(lambda: converged(a, ports, third["hash"]), timeout=30, what="B to catch up")
+    assert "bifrost: change events unavailable" in b.log()
+    wait_until(
+        lambda: "change events reconnected; catching up" in b.log(), timeout=10, what="resubscribe"
+    )
+    # bfapp and bfdep are new, not changed: B's kernel is not told anything.
+    assert (await b.execute(kernel_b, "print('ok')")) == "ok\n"
+    proxy.close()
+
+
+def _idle(server: ServerProcess, kernel_id: str) -> bool:
+    status, body = server.request("GET", f"/api/kernels/{kernel_id}")
+    return status == 200 and body["execution_state"] == "idle"
+
+
+def test_workspaces_sharing_a_database_and_redis_never_mix(
+    pg_url: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    wheelhouse: Path,
+    tmp_path: Path,
+    servers: list[ServerProcess],
+) -> None:
+    env = base_env(pg_url, wheelhouse)
+    alice = start("alice", tmp_path, {**env, "BIFROST_WORKSPACE": "alice"}, redis_url)
+    bob = start("bob", tmp_path, {**env, "JUPYTERHUB_USER": "bob"}, redis_url)
+    servers.extend([alice, bob])
+    status, body = alice.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
+    assert (status, body["workspace"]) == (200, "alice")
+    status, body = bob.request("GET", "/api/packages")
+    assert (status, body["workspace"], body["requirements"]) == (200, "bob", [])
+    status, body = bob.request("GET", "/api/packages/status")
+    assert list(body["servers"]) == [f"{_host(body['servers'])}:{bob.port}"]
+    assert not (tmp_path / "bob" / "alice").exists()
+    assert not any((tmp_path / "alice").glob("bob"))
+    cache_keys = sorted(k for k in redis_client.keys("bifrost:*") if k.endswith(("alice", "bob")))
+    assert cache_keys == [
+        "bifrost:requirements:content:alice",
+        "bifrost:requirements:content:bob",
+        "bifrost:servers:alice",
+        "bifrost:servers:bob",
+    ]
