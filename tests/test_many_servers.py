@@ -3,6 +3,7 @@ anything: change events, catch-up after a lost connection, the recycle policies,
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,12 @@ async def test_three_servers_converge(
     wait_until(lambda: converged(a, ports, first["hash"]), timeout=20, what="all on version 1")
     kernel_b = await start_kernel(b, "import bfdemo")
     kernel_c = await start_kernel(c, "import bfdemo; marker = 1")
+    kernel_plain = await start_kernel(c, "plain = 1")  # imports nothing from the packages
+    kernel_busy = await start_kernel(c, "import bfdemo")
+    busy = asyncio.ensure_future(
+        c.execute(kernel_busy, "import time; time.sleep(8); print('finished')", timeout=60)
+    )
+    await asyncio.sleep(1)  # the long cell is running
 
     # A change on A reaches B and C through the change event.
     status, second = a.request("POST", "/api/packages/install", {"packages": ["bfdemo==2.0"]})
@@ -82,6 +89,8 @@ async def test_three_servers_converge(
     status, body = a.request("GET", "/api/packages/status")
     assert body["servers_in_sync"] is True
     assert len(body["servers"]) == 3
+    assert not busy.done()
+    assert f"restarted kernel {kernel_busy}" not in c.log()
 
     # notify (B): the kernel that imported bfdemo 1.0 names its stale module, once.
     notice = await b.execute(kernel_b, "print('ok')")
@@ -95,6 +104,11 @@ async def test_three_servers_converge(
     wait_until(lambda: _idle(c, kernel_c), timeout=30, what="the restarted kernel")
     assert (await c.execute(kernel_c, "print('marker' in dir())")) == "False\n"
     assert (await c.execute(kernel_c, IMPORT_BFDEMO)).startswith("2.0\n")
+    # The busy kernel finished its cell undisturbed, and only then was restarted.
+    assert (await busy) == "finished\n"
+    wait_until(lambda: f"restarted kernel {kernel_busy}" in c.log(), timeout=20, what="restart")
+    # The kernel that imported nothing changed was left alone.
+    assert (await c.execute(kernel_plain, "print(plain)")) == "1\n"
     # A new kernel on C imports the new version.
     kernel_new = await start_kernel(c, "pass")
     assert (await c.execute(kernel_new, IMPORT_BFDEMO)).startswith("2.0\n")
