@@ -1,0 +1,84 @@
+"""The kernel-side watch and the server's view of what a change replaced."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from bifrost_ext.records import RequirementsRecord
+from bifrost_ext.recycle import changed_distributions, imported_distributions
+from bifrost_ext.watch import PackageWatch, stale_report
+
+
+def make_env(root: Path, name: str, dists: dict[str, str]) -> Path:
+    env = root / "envs" / name
+    for dist, version in dists.items():
+        info = env / f"{dist}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "RECORD").write_text(f"{dist}/__init__.py,,\n{info.name}/RECORD,,\n")
+    env.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def point(root: Path, env: Path) -> str:
+    link = root / "current"
+    tmp = root / ".link"
+    os.symlink(os.path.relpath(env, root), tmp)
+    os.replace(tmp, link)
+    return str(link)
+
+
+@pytest.fixture
+def imported_bfwatched(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "bfwatched", sys)  # any module object will do
+    monkeypatch.setitem(sys.modules, "bfwatched.sub", sys)
+
+
+@pytest.mark.usefixtures("imported_bfwatched")
+def test_only_imported_distributions_that_changed_are_named(tmp_path: Path) -> None:
+    old = make_env(tmp_path, "a", {"bfwatched": "1.0", "bfother": "1.0", "bfsame": "1.0"})
+    new = make_env(tmp_path, "b", {"bfwatched": "2.0", "bfother": "2.0", "bfsame": "1.0"})
+    assert stale_report(old, new) == [
+        "⚠ bifrost: the workspace's packages changed: bfwatched 1.0 is imported in this kernel"
+        " (now 2.0); stale modules: bfwatched, bfwatched.sub",
+        "  restart the kernel to use the new versions (Kernel ▸ Restart)",
+    ]
+    removed = make_env(tmp_path, "c", {"bfsame": "1.0"})
+    assert "(now removed)" in stale_report(old, removed)[0]
+
+
+@pytest.mark.usefixtures("imported_bfwatched")
+@pytest.mark.parametrize(
+    ("policy", "told"), [("notify", True), ("restart-idle", False), ("never", False)]
+)
+def test_the_watch_speaks_once_and_only_under_notify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], policy: str, told: bool
+) -> None:
+    link = point(tmp_path, make_env(tmp_path, "a", {"bfwatched": "1.0"}))
+    watch = PackageWatch(link, policy, None)
+    watch.before_cell()
+    assert capsys.readouterr().out == ""  # nothing moved yet
+    point(tmp_path, make_env(tmp_path, "b", {"bfwatched": "2.0"}))
+    watch.before_cell()
+    assert ("stale modules: bfwatched" in capsys.readouterr().out) is told
+    watch.before_cell()
+    assert capsys.readouterr().out == ""  # said once
+
+
+@pytest.mark.usefixtures("imported_bfwatched")
+def test_under_restart_idle_the_kernel_reports_what_it_imported(tmp_path: Path) -> None:
+    link = point(tmp_path, make_env(tmp_path, "a", {"bfwatched": "1.0", "bfunused": "1.0"}))
+    state = tmp_path / "kernels" / "k1.json"
+    PackageWatch(link, "restart-idle", str(state)).after_cell()
+    assert imported_distributions(state) == {"bfwatched"}
+    assert imported_distributions(tmp_path / "missing.json") == set()
+
+
+def test_changed_distributions_compare_the_locks() -> None:
+    before = RequirementsRecord.of("w", "a\nb\n", 1, "a==1.0\nb==1.0\nc==1.0\n")
+    after = RequirementsRecord.of("w", "a\nd\n", 2, "a==2.0\nc==1.0\nd==1.0\n")
+    assert changed_distributions(before, after) == {"a", "b"}
+    assert changed_distributions(None, after) == set()
