@@ -12,6 +12,16 @@ from typing import Any
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str) -> Any:
+    # ``from bifrost_ext import hookimpl`` for plugin authors, without importing pluggy into
+    # every kernel that loads the magic.
+    if name == "hookimpl":
+        from .hookspecs import hookimpl
+
+        return hookimpl
+    raise AttributeError(f"module 'bifrost_ext' has no attribute {name!r}")
+
+
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     """Tell jupyter_server where the extension app lives."""
     from .app import BifrostApp

@@ -100,6 +100,9 @@ class BifrostApp(ExtensionApp):
         " name their stale modules on their next execution), restart-idle (also restarted"
         f" once idle, never while busy) or never (${config.ENV_RECYCLE}; default notify).",
     ).tag(config=True)
+    hooks_dir = Unicode(
+        help=f"A folder whose *.py files are loaded as plugins (${config.ENV_HOOKS_DIR}).",
+    ).tag(config=True)
     sync_interval = Float(
         10.0,
         help="Seconds between this server's checks that its packages match the saved ones"
@@ -154,6 +157,10 @@ class BifrostApp(ExtensionApp):
     def _default_install_timeout(self) -> float:
         return config.default_install_timeout()
 
+    @default("hooks_dir")
+    def _default_hooks_dir(self) -> str:
+        return config.default_hooks_dir()
+
     @default("recycle")
     def _default_recycle(self) -> str:
         return config.default_recycle()
@@ -181,6 +188,7 @@ class BifrostApp(ExtensionApp):
             protected_packages=tuple(str(canonicalize_name(n)) for n in self.protected_packages),
             denied_packages=tuple(str(canonicalize_name(n)) for n in self.denied_packages),
             recycle=self.recycle,
+            hooks_dir=Path(self.hooks_dir).expanduser() if self.hooks_dir else None,
         )
 
     def initialize_settings(self) -> None:

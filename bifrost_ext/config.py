@@ -29,6 +29,7 @@ ENV_INSTALL_TIMEOUT = "BIFROST_INSTALL_TIMEOUT"
 ENV_PROTECTED_PACKAGES = "BIFROST_PROTECTED_PACKAGES"
 ENV_DENIED_PACKAGES = "BIFROST_DENIED_PACKAGES"
 ENV_RECYCLE = "BIFROST_RECYCLE"
+ENV_HOOKS_DIR = "BIFROST_HOOKS_DIR"
 
 #: What happens to running kernels that imported a distribution a change replaced.
 RECYCLE_POLICIES = ("notify", "restart-idle", "never")
@@ -130,6 +131,11 @@ def default_denied_packages(environ: Mapping[str, str] | None = None) -> tuple[s
     return _names(_env(ENV_DENIED_PACKAGES, environ))
 
 
+def default_hooks_dir(environ: Mapping[str, str] | None = None) -> str:
+    """``$BIFROST_HOOKS_DIR``: a folder of plugin files (none by default)."""
+    return _env(ENV_HOOKS_DIR, environ)
+
+
 def default_recycle(environ: Mapping[str, str] | None = None) -> str:
     """``$BIFROST_RECYCLE``, else ``notify``."""
     return _env(ENV_RECYCLE, environ) or "notify"
@@ -165,6 +171,7 @@ class Settings:
     protected_packages: tuple[str, ...] = DEFAULT_PROTECTED_PACKAGES
     denied_packages: tuple[str, ...] = ()
     recycle: str = "notify"
+    hooks_dir: Path | None = None
 
     def __post_init__(self) -> None:
         check_workspace(self.workspace)
@@ -189,4 +196,5 @@ class Settings:
             protected_packages=default_protected_packages(environ),
             denied_packages=default_denied_packages(environ),
             recycle=default_recycle(environ),
+            hooks_dir=Path(default_hooks_dir(environ)) if default_hooks_dir(environ) else None,
         )

@@ -85,3 +85,16 @@ def _query_versions(
         timeout=30,
     )
     return tuple(sorted(json.loads(out.stdout).items()))
+
+
+def default_kernel_python() -> str:
+    """The interpreter of the default ``python3`` kernelspec (what the server installs for)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec("python3")
+        if spec.argv:
+            return resolve_python(spec.argv[0])
+    except (NoSuchKernel, OSError, ValueError):
+        pass
+    return sys.executable

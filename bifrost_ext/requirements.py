@@ -21,6 +21,8 @@ from packaging.utils import InvalidName, canonicalize_name
 MAX_SPEC_LENGTH = 256
 #: Most specs accepted in one request.
 MAX_SPECS = 100
+#: Most lines accepted from an imported requirements file.
+MAX_FILE_LINES = 1000
 
 _ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz")
 
@@ -83,6 +85,23 @@ def parse_specs(specs: object) -> Requirements:
         req = parse_spec(spec)
         if req.name in parsed:
             raise InvalidSpec(spec, f"{req.name!r} is given more than once")
+        parsed[req.name] = req
+    return parsed
+
+
+def parse_requirements_file(text: str) -> Requirements:
+    """Parse an operator's ``requirements.txt`` for an import: each line is validated like a
+    user's spec; blank lines and ``#`` comments are skipped; options (``-r``, ``--index-url``,
+    …) are refused like any other spec that is not a plain requirement."""
+    lines = [line.split(" #", 1)[0].strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if len(lines) > MAX_FILE_LINES:
+        raise InvalidSpec(f"{len(lines)} lines", f"at most {MAX_FILE_LINES} requirements")
+    parsed: Requirements = {}
+    for line in lines:
+        req = parse_spec(line)
+        if req.name in parsed:
+            raise InvalidSpec(line, f"{req.name!r} is given more than once")
         parsed[req.name] = req
     return parsed
 

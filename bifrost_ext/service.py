@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from .cache import CacheUnavailable, RequirementsCache
 from .config import Settings
+from .hookspecs import plugin_manager
 from .installer import Installer, OutputCallback
 from .interpreter import python_tag
 from .packagedir import PackageDirectory, write_atomic
@@ -92,6 +93,7 @@ class PackageService:
         installer: Installer,
         python: str,
         log: logging.Logger,
+        plugins: Any = None,
     ) -> None:
         self.settings = settings
         self.workspace = settings.workspace
@@ -100,6 +102,8 @@ class PackageService:
         self.installer = installer
         self.python = python
         self.log = log
+        #: The operator's plugins (:mod:`bifrost_ext.hookspecs`); none unless configured.
+        self.plugins = plugins if plugins is not None else plugin_manager()
         self._change_lock = asyncio.Lock()
         self._package_dirs: dict[str, PackageDirectory] = {}
         self._cache_down = False
@@ -141,6 +145,7 @@ class PackageService:
             ),
             python=python,
             log=log,
+            plugins=plugin_manager(settings.hooks_dir, log),
         )
 
     @property
@@ -204,6 +209,8 @@ class PackageService:
         """Bring a kernel interpreter's package directory up to the saved requirements."""
         record = await self.requirements_for_kernel()
         package_dir = self.package_dir(python)
+        if not package_dir.is_current(record):
+            self._notify("bifrost_before_kernel_install", record=record, python=python)
         await package_dir.ensure(record, on_output)
         return package_dir
 
@@ -255,10 +262,32 @@ class PackageService:
     ) -> ChangeResult:
         """Validate, install and save new specs (a spec replaces its project's line)."""
         new = parse_specs(specs)
-        for name, requirement in new.items():
+        self._check_policy(new, origin)
+        return await self._change(partial(merge, new=new), list(new), on_output, origin)
+
+    async def replace(
+        self,
+        requirements: Requirements,
+        on_output: OutputCallback | None = None,
+        origin: Origin = API_ORIGIN,
+    ) -> ChangeResult:
+        """Make ``requirements`` the workspace's whole requirements (an import), resolved
+        afresh."""
+        self._check_policy(requirements, origin)
+        return await self._change(
+            lambda _current: dict(requirements), list(requirements), on_output, origin
+        )
+
+    def _check_policy(self, requirements: Requirements, origin: Origin) -> None:
+        """Refuse requirements the operator's deny list or a policy plugin refuses."""
+        for name, requirement in requirements.items():
             if name in self.settings.denied_packages:
                 raise InvalidSpec(str(requirement), "this package is not allowed here (policy)")
-        return await self._change(partial(merge, new=new), list(new), on_output, origin)
+            reason = self.plugins.hook.bifrost_validate_requirement(
+                requirement=requirement, workspace=self.workspace, origin=origin
+            )
+            if reason:
+                raise InvalidSpec(str(requirement), str(reason))
 
     async def uninstall(
         self,
@@ -342,16 +371,26 @@ class PackageService:
                 keep = pins if pins is not None else base.lock_lines
                 keep = [pin for pin in keep if pin.split("==")[0] not in named]
                 commit = partial(self._save, base, content, origin)
+                hook_args = {"requirements": candidate.lines, "origin": origin}
+                self._notify("bifrost_before_install", **hook_args)
                 try:
                     saved = await package_dir.build_and_switch(candidate, commit, on_output, keep)
-                except VersionConflict:
+                except VersionConflict as conflict:
                     if time.monotonic() > deadline:
+                        self._notify(
+                            "bifrost_after_install", **hook_args, record=None, error=conflict
+                        )
                         raise
                     self.log.info("bifrost: another server changed the requirements; retrying")
                     # A short random pause, so that two servers retrying do not collide again.
                     await asyncio.sleep(random.uniform(0, MAX_RETRY_PAUSE))
                     base = await self._read_database()
                     continue
+                except BaseException as exc:
+                    self._notify("bifrost_after_install", **hook_args, record=None, error=exc)
+                    raise
+                self._notify("bifrost_after_install", **hook_args, record=saved, error=None)
+                self._notify("bifrost_requirements_changed", old=base, new=saved, origin=origin)
                 self._latest = saved
                 # Independent of each other: the cache round trip and the local copy's disk write.
                 await asyncio.gather(
@@ -360,6 +399,13 @@ class PackageService:
                 )
                 await self._announce(saved)
                 return ChangeResult(saved, self._installed(saved, touched))
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        """Call a plugin hook that only watches: a failing plugin is logged, never fatal."""
+        try:
+            getattr(self.plugins.hook, hook)(workspace=self.workspace, **kwargs)
+        except Exception:
+            self.log.exception("bifrost: a plugin failed in %s", hook)
 
     async def _save(
         self, base: RequirementsRecord, content: str, origin: Origin, lock: str

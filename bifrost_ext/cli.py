@@ -1,0 +1,341 @@
+"""``jupyter bifrost``: the operator's command line, on the same service as the HTTP API.
+
+request (**a command**) → requirements → installer → store → cache → kernels.
+
+Settings come from the same places as the server's: ``c.BifrostApp.*`` in the
+``jupyter_server_config`` files (and ``jupyter_server_config.d/*.json``), the ``BIFROST_*``
+environment variables, and the flags below, which win. Every command runs
+:class:`bifrost_ext.service.PackageService`, so a change made here is validated, installed,
+saved, cached, announced to running servers and kept in the history like one made in a
+notebook.
+
+Exit codes: 0 done; 1 the installer failed; 2 bad usage or an invalid requirement (nothing
+changed); 3 not found (a name to remove, a revision); 4 the database is unavailable;
+5 the requirements kept changing (try again). Read commands take ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TextIO
+
+from packaging.utils import canonicalize_name
+
+from .config import Settings
+from .exporters import EXPORT_FORMATS, export
+from .installer import InstallError
+from .interpreter import default_kernel_python
+from .records import Origin
+from .requirements import InvalidSpec, parse_requirements_file
+from .service import NotInRequirements, PackageService, UnknownRevision
+from .store import StoreUnavailable, VersionConflict
+
+EXIT_OK, EXIT_INSTALL, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CONFLICT = range(6)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, with a help text for each command."""
+    parser = argparse.ArgumentParser(
+        prog="jupyter bifrost",
+        description="Persistent notebook packages: list, change and operate a workspace's"
+        " requirements with the same code as the server.",
+        epilog="Settings: c.BifrostApp.* in jupyter_server_config, BIFROST_* variables, then"
+        " these flags. Exit codes: 0 ok, 1 install failed, 2 usage or invalid requirement,"
+        " 3 not found, 4 database unavailable, 5 kept changing.",
+    )
+    parser.add_argument("--workspace", help="workspace (default: $BIFROST_WORKSPACE, …)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL of the database")
+    parser.add_argument("--redis-url", help="Redis URL of the cache ('' for none)")
+    parser.add_argument("--site-dir", help="where package directories live")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, json_output: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        if json_output:
+            sub.add_argument("--json", action="store_true", help="print JSON")
+        return sub
+
+    command("list", "the saved requirements", json_output=True)
+    command("install", "validate, install and save requirements").add_argument(
+        "specs", nargs="+", metavar="SPEC", help='PEP 508 requirements, e.g. "pandas==2.2"'
+    )
+    command("remove", "remove projects from the requirements").add_argument(
+        "names", nargs="+", metavar="NAME"
+    )
+    command("status", "database, cache, package directory and servers: in sync?", True)
+    history = command("history", "every saved change, newest first", json_output=True)
+    history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    command("rollback", "make an earlier revision current again").add_argument(
+        "revision", type=int, metavar="REV", help="a revision id from `history`"
+    )
+    command("warm", "load the database into Redis (an init container, before servers start)")
+    command("sync", "bring the package directory up to the saved requirements")
+    exporter = command("export", "write the requirements in another form")
+    exporter.add_argument("--format", choices=EXPORT_FORMATS, default="requirements")
+    command("import", "replace the requirements with a requirements.txt").add_argument(
+        "file", type=Path, metavar="FILE"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log = logging.getLogger("bifrost")
+    try:
+        service = _service(args, log)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return asyncio.run(COMMANDS[args.command](service, args))
+    except InvalidSpec as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (NotInRequirements, UnknownRevision) as exc:
+        return _fail(str(exc), EXIT_NOT_FOUND)
+    except InstallError as exc:
+        if exc.output:
+            print(exc.output, file=sys.stderr)
+        return _fail(f"{exc.message}; nothing was saved", EXIT_INSTALL)
+    except StoreUnavailable as exc:
+        return _fail(f"{exc}; nothing was saved", EXIT_STORE)
+    except VersionConflict:
+        return _fail("the requirements kept changing; try again", EXIT_CONFLICT)
+    finally:
+        service.close()
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _service(args: argparse.Namespace, log: logging.Logger) -> PackageService:
+    from traitlets.config import LoggingConfigurable
+
+    config = _server_config()
+    settings = Settings.from_env()
+    given = {k: v for k, v in config.get("BifrostApp", {}).items() if k in _SETTINGS}
+    given.update({k: v for k in _FLAGS if (v := getattr(args, k)) is not None})
+    settings = dataclasses.replace(settings, **{k: _SETTINGS[k](v) for k, v in given.items()})
+    # The config also reaches the store, cache and installer (their timeouts, say).
+    parent = LoggingConfigurable(config=config)
+    return PackageService.from_settings(settings, default_kernel_python(), log, parent=parent)
+
+
+def _names(values: Any) -> tuple[str, ...]:
+    return tuple(str(canonicalize_name(v)) for v in values)
+
+
+#: The BifrostApp settings a command uses, and how a config or flag value becomes one.
+_SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "database_url": str,
+    "redis_url": lambda v: v or None,
+    "workspace": str,
+    "site_dir": lambda v: Path(v).expanduser(),
+    "installer": str,
+    "index_url": lambda v: v or None,
+    "find_links": tuple,
+    "no_index": bool,
+    "install_timeout": float,
+    "protected_packages": _names,
+    "denied_packages": _names,
+    "recycle": str,
+    "hooks_dir": lambda v: Path(v).expanduser() if v else None,
+}
+_FLAGS = ("workspace", "database_url", "redis_url", "site_dir")
+
+
+def _server_config() -> Any:
+    """``c.BifrostApp`` and friends, read from the files the server reads."""
+    from jupyter_core.application import JupyterApp
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config.loader import Config, JSONFileConfigLoader
+
+    class ServerConfigReader(JupyterApp):
+        name = "jupyter-bifrost"
+        config_file_name = "jupyter_server_config"
+
+    config = Config()
+    for directory in reversed(jupyter_config_path()):
+        for path in sorted(Path(directory, "jupyter_server_config.d").glob("*.json")):
+            config.merge(JSONFileConfigLoader(path.name, str(path.parent)).load_config())
+    reader = ServerConfigReader()
+    reader.load_config_file()
+    config.merge(reader.config)
+    return config
+
+
+def _origin() -> Origin:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = None
+    return Origin(user, "cli")
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+async def _list(service: PackageService, args: argparse.Namespace) -> int:
+    record = await service.read()
+    if args.json:
+        _print_json(
+            {
+                "workspace": record.workspace,
+                "requirements": record.lines,
+                "hash": record.hash,
+                "version": record.version,
+            }
+        )
+    else:
+        for line in record.lines:
+            print(line)
+    return EXIT_OK
+
+
+async def _install(service: PackageService, args: argparse.Namespace) -> int:
+    result = await service.install(args.specs, _progress(sys.stdout), _origin())
+    _done(sys.stdout)
+    installed = ", ".join(f"{d['name']} {d['version']}" for d in result.installed)
+    print(f"installed {installed}; saved as version {result.record.version}")
+    return EXIT_OK
+
+
+async def _remove(service: PackageService, args: argparse.Namespace) -> int:
+    result = await service.uninstall(args.names, _progress(sys.stdout), _origin())
+    _done(sys.stdout)
+    print(f"removed {', '.join(args.names)}; saved as version {result.record.version}")
+    return EXIT_OK
+
+
+async def _status(service: PackageService, args: argparse.Namespace) -> int:
+    status = await service.status()
+    if args.json:
+        _print_json(status)
+    else:
+        database, cache = status["database"], status["cache"]
+        print(f"workspace     {status['workspace']}")
+        print(f"database      {_state(database)}")
+        print(f"cache         {_state(cache) if cache['enabled'] else 'off'}")
+        print(f"package dir   {status['package_dir']['hash'] or 'empty'}")
+        for name, server in status["servers"].items():
+            print(f"server        {name}  {server.get('hash')}")
+        print("in sync" if status["in_sync"] else "NOT in sync")
+    return EXIT_OK if status["database"]["ok"] else EXIT_STORE
+
+
+def _state(place: dict[str, Any]) -> str:
+    if not place.get("ok"):
+        return f"unavailable ({place.get('error')})"
+    return f"version {place.get('version')}, hash {place.get('hash')}"
+
+
+async def _history(service: PackageService, args: argparse.Namespace) -> int:
+    revisions = await service.history(args.limit + 1)
+    pairs = list(zip(revisions[: args.limit], [*revisions[1:], None], strict=False))
+    if args.json:
+        _print_json([revision.to_json(previous) for revision, previous in pairs])
+        return EXIT_OK
+    for revision, previous in pairs:
+        old = set(previous.record.lines) if previous else set()
+        new = set(revision.record.lines)
+        changes = [f"+{line}" for line in sorted(new - old)]
+        changes += [f"-{line}" for line in sorted(old - new)]
+        print(
+            f"{revision.id:>6}  v{revision.record.version:<4} "
+            f"{revision.created_at:%Y-%m-%d %H:%M:%S}  {revision.origin.user or '-'}"
+            f" ({revision.origin.source})  {' '.join(changes) or '(no change)'}"
+        )
+    return EXIT_OK
+
+
+async def _rollback(service: PackageService, args: argparse.Namespace) -> int:
+    result = await service.rollback(args.revision, _progress(sys.stdout), _origin())
+    _done(sys.stdout)
+    print(f"restored revision {args.revision} as version {result.record.version}")
+    return EXIT_OK
+
+
+async def _warm(service: PackageService, args: argparse.Namespace) -> int:
+    record = await service.warm()
+    where = "Redis" if service.cache.enabled else "nowhere (no Redis configured)"
+    print(f"loaded version {record.version} ({len(record.lines)} requirements) into {where}")
+    return EXIT_OK
+
+
+async def _sync(service: PackageService, args: argparse.Namespace) -> int:
+    record = await service.requirements_for_kernel()
+    package_dir = service.package_dir()
+    await package_dir.ensure(record, _progress(sys.stdout))
+    _done(sys.stdout)
+    print(f"{package_dir.current} holds version {record.version} ({record.hash[:12]})")
+    return EXIT_OK
+
+
+async def _export(service: PackageService, args: argparse.Namespace) -> int:
+    record = await service.read()
+    sys.stdout.write(export(record, args.format, service.python))
+    return EXIT_OK
+
+
+async def _import(service: PackageService, args: argparse.Namespace) -> int:
+    try:
+        text = args.file.read_text("utf-8")
+    except OSError as exc:
+        return _fail(f"cannot read {args.file}: {exc}", EXIT_USAGE)
+    requirements = parse_requirements_file(text)
+    result = await service.replace(requirements, _progress(sys.stdout), _origin())
+    _done(sys.stdout)
+    print(f"imported {len(requirements)} requirements; saved as version {result.record.version}")
+    return EXIT_OK
+
+
+def _progress(stream: TextIO) -> Callable[[str], None]:
+    """Installer output: on a terminal one status line rewritten in place (a spinner and the
+    installer's latest line), otherwise every line as it comes (for logs)."""
+    if not stream.isatty():
+        return lambda line: print(line, file=stream, flush=True)
+    frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+    step = 0
+
+    def show(line: str) -> None:
+        nonlocal step
+        stream.write(f"\r\x1b[K{frames[step % len(frames)]} {line[:70]}")
+        stream.flush()
+        step += 1
+
+    return show
+
+
+def _done(stream: TextIO) -> None:
+    if stream.isatty():
+        stream.write("\r\x1b[K")
+
+
+COMMANDS: dict[str, Callable[[PackageService, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "list": _list,
+    "install": _install,
+    "remove": _remove,
+    "status": _status,
+    "history": _history,
+    "rollback": _rollback,
+    "warm": _warm,
+    "sync": _sync,
+    "export": _export,
+    "import": _import,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

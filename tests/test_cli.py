@@ -1,0 +1,161 @@
+"""``jupyter bifrost`` as an operator runs it: a real subprocess against real services."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from bifrost_ext.store import RequirementsStore
+
+JUPYTER = str(Path(sys.executable).parent / "jupyter")
+
+
+class CLI:
+    def __init__(self, env: dict[str, str], home: Path) -> None:
+        self.env = env
+        self.home = home
+
+    def __call__(self, *args: str, code: int = 0) -> str:
+        done = subprocess.run(
+            [JUPYTER, "bifrost", *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+        return done.stdout + done.stderr
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "--json").split("\n\n")[0])
+
+
+# The commands run the service that the API tests cover on SQLite and PostgreSQL; here they
+# run once, on PostgreSQL and Redis, as in production.
+@pytest.fixture
+def store(pg_url: str) -> Iterator[RequirementsStore]:
+    store = RequirementsStore(url=pg_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def cli(pg_url: str, redis_url: str, site_dir: Path, wheelhouse: Path, tmp_path: Path) -> CLI:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BIFROST_", "JUPYTER"))}
+    env.pop("PYTHONPATH", None)
+    env.update(
+        BIFROST_DATABASE_URL=pg_url,
+        BIFROST_REDIS_URL=redis_url,
+        BIFROST_SITE_DIR=str(site_dir),
+        BIFROST_FIND_LINKS=str(wheelhouse),
+        BIFROST_NO_INDEX="1",
+        HOME=str(tmp_path),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+    )
+    return CLI(env, tmp_path)
+
+
+def test_help_reads_well(cli: CLI) -> None:
+    out = cli("--help")
+    for command in (
+        "list",
+        "install",
+        "remove",
+        "status",
+        "history",
+        "rollback",
+        "warm",
+        "sync",
+        "export",
+        "import",
+    ):
+        assert f"\n    {command} " in out
+    assert "Exit codes: 0 ok, 1 install failed" in " ".join(out.split())
+
+
+def test_install_list_remove_history_rollback(cli: CLI, store: RequirementsStore) -> None:
+    out = cli("install", "bfdemo==1.0", "bfapp")
+    assert out.splitlines()[-1] == "installed bfapp 1.0, bfdemo 1.0; saved as version 1"
+    assert "Resolved" in out  # not a terminal: the installer's lines, plain
+    assert cli("list") == "bfapp\nbfdemo==1.0\n"
+    listed = cli.json("list")
+    assert (listed["requirements"], listed["version"]) == (["bfapp", "bfdemo==1.0"], 1)
+    cli("remove", "bfapp")
+    history = cli.json("history")
+    assert [(r["version"], r["source"]) for r in history] == [(2, "cli"), (1, "cli")]
+    assert "-bfapp" in cli("history")
+    out = cli("rollback", str(history[1]["id"]))
+    assert out.splitlines()[-1] == f"restored revision {history[1]['id']} as version 3"
+    assert store.get("default").lines == ["bfapp", "bfdemo==1.0"]
+
+
+def test_exit_codes_a_script_can_rely_on(cli: CLI, store: RequirementsStore) -> None:
+    assert "invalid requirement" in cli("install", "bfdemo --pre", code=2)
+    assert "not in the workspace requirements" in cli("remove", "bfdemo", code=3)
+    assert "no revision 999" in cli("rollback", "999", code=3)
+    assert "nothing was saved" in cli("install", "not-in-wheelhouse", code=1)
+    assert "unavailable" in cli(
+        "--database-url", "postgresql://postgres@127.0.0.1:1/none", "list", code=4
+    )
+    assert store.get("default").version == 0
+
+
+def test_status_and_its_json(cli: CLI) -> None:
+    cli("install", "bfdemo==1.0")
+    assert cli("status").splitlines()[-1] == "in sync"
+    status = cli.json("status")
+    assert status["in_sync"] is True
+    assert status["database"]["version"] == 1
+
+
+def test_warm_and_sync_for_an_init_container(
+    cli: CLI, store: RequirementsStore, redis_client: redis.Redis, site_dir: Path
+) -> None:
+    store.save("default", "bfdemo==2.0\n", 0)  # saved elsewhere; this machine has nothing
+    assert "loaded version 1 (1 requirements) into Redis" in cli("warm")
+    assert json.loads(redis_client.get("bifrost:requirements:content"))["version"] == 1
+    out = cli("sync")
+    assert "holds version 1" in out.splitlines()[-1]
+    assert any(site_dir.glob("default/*/current/bfdemo-2.0.dist-info"))
+
+
+def test_export_formats(cli: CLI) -> None:
+    cli("install", "bfapp")
+    assert cli("export") == "bfapp\n"
+    assert cli("export", "--format", "lock") == "bfapp==1.0\nbfdep==1.0\n"
+    pep723 = cli("export", "--format", "pep723")
+    assert pep723.startswith("# /// script\n")
+    assert '#   "bfdep==1.0",' in pep723
+    major, minor = sys.version_info[:2]
+    dockerfile = cli("export", "--format", "dockerfile")
+    assert f"FROM python:{major}.{minor}-slim" in dockerfile
+    assert '"bfapp==1.0"' in dockerfile
+
+
+def test_import_replaces_the_requirements(
+    cli: CLI, store: RequirementsStore, tmp_path: Path
+) -> None:
+    cli("install", "bfapp")
+    good = tmp_path / "requirements.txt"
+    good.write_text("# the team's list\nbfdemo==1.0  # pinned\n\nbfdep\n")
+    assert "imported 2 requirements; saved as version 2" in cli("import", str(good))
+    assert store.get("default").lines == ["bfdemo==1.0", "bfdep"]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("bfdemo\n--index-url https://evil.example/simple\n")
+    assert "installer options are not allowed" in cli("import", str(bad), code=2)
+    assert store.get("default").version == 2
+
+
+def test_settings_come_from_the_server_config_files(cli: CLI, store: RequirementsStore) -> None:
+    conf = cli.home / "config" / "jupyter_server_config.d"
+    conf.mkdir(parents=True)
+    (conf / "team.json").write_text(json.dumps({"BifrostApp": {"workspace": "team"}}))
+    cli("install", "bfdemo==1.0")
+    assert store.get("team").lines == ["bfdemo==1.0"]
+    assert store.get("default").version == 0
+    cli("--workspace", "other", "install", "bfdep")  # a flag wins over the files
+    assert store.get("other").lines == ["bfdep"]
