@@ -401,11 +401,14 @@ class PackageService:
                 return ChangeResult(saved, self._installed(saved, touched))
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
-        """Call a plugin hook that only watches: a failing plugin is logged, never fatal."""
-        try:
-            getattr(self.plugins.hook, hook)(workspace=self.workspace, **kwargs)
-        except Exception:
-            self.log.exception("bifrost: a plugin failed in %s", hook)
+        """Call a hook that only watches, one plugin at a time: a plugin that fails is logged,
+        and neither the change nor the other plugins notice."""
+        kwargs["workspace"] = self.workspace
+        for impl in getattr(self.plugins.hook, hook).get_hookimpls():
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except Exception:
+                self.log.exception("bifrost: plugin %s failed in %s", impl.plugin_name, hook)
 
     async def _save(
         self, base: RequirementsRecord, content: str, origin: Origin, lock: str
