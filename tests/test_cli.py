@@ -159,3 +159,35 @@ def test_settings_come_from_the_server_config_files(cli: CLI, store: Requirement
     assert store.get("default").version == 0
     cli("--workspace", "other", "install", "bfdep")  # a flag wins over the files
     assert store.get("other").lines == ["bfdep"]
+
+
+def test_sync_on_a_terminal_rewrites_one_status_line(cli: CLI, store: RequirementsStore) -> None:
+    import pty
+
+    store.save("default", "bfapp\n", 0)
+    controller, terminal = pty.openpty()
+    done = subprocess.run(
+        [JUPYTER, "bifrost", "sync"],
+        env=cli.env,
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+        timeout=120,
+    )
+    os.close(terminal)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(controller)
+    assert done.returncode == 0, done.stderr
+    text = out.decode()
+    assert text.count("\r\x1b[K") >= 2  # each installer line replaced the previous one
+    assert "Resolved" in text
+    assert (
+        text.rstrip().splitlines()[-1].endswith("holds version 1 (" + text.split("(")[-1].strip())
+    )
