@@ -43,6 +43,7 @@ async def test_start_hook_warms_redis_from_the_database(
     await wait_for(lambda: redis_client.get("bifrost:requirements:content") is not None)
     value = json.loads(redis_client.get("bifrost:requirements:content"))
     assert (value["content"], value["version"]) == ("bfdemo==1.0\n", 1)
+    await app.extension_manager.stop_all_extensions()  # its change listener runs until then
 
 
 class TestRedisDownAtStart:
@@ -77,6 +78,7 @@ class TestRedisDownAtStart:
         await wait_for(lambda: client.get("bifrost:requirements:content") is not None)
         client.close()
         assert caplog.text.count(WARNING) == 1
+        await app.extension_manager.stop_all_extensions()
 
 
 class TestDatabaseDownAtStart:
