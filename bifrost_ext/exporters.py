@@ -9,8 +9,7 @@ image that installs the lock on the kernel's Python version.
 
 from __future__ import annotations
 
-import subprocess
-
+from .interpreter import python_version
 from .records import RequirementsRecord
 
 EXPORT_FORMATS = ("requirements", "lock", "pep723", "dockerfile")
@@ -24,27 +23,16 @@ def export(record: RequirementsRecord, fmt: str, python: str) -> str:
     if fmt == "lock":
         return "".join(f"{pin}\n" for pin in pins)
     if fmt == "pep723":
-        lines = ["# /// script", f'# requires-python = ">={_python_version(python)}"']
+        lines = ["# /// script", f'# requires-python = ">={python_version(python)}"']
         lines += ["# dependencies = ["] + [f'#   "{pin}",' for pin in pins] + ["# ]", "# ///"]
         return "\n".join(lines) + "\n"
     if fmt == "dockerfile":
         install = " \\\n    ".join(f'"{pin}"' for pin in pins)
         body = [
             f"# workspace {record.workspace!r}, version {record.version} ({record.hash[:12]})",
-            f"FROM python:{_python_version(python)}-slim",
+            f"FROM python:{python_version(python)}-slim",
         ]
         if pins:
             body.append(f"RUN pip install --no-cache-dir \\\n    {install}")
         return "\n".join(body) + "\n"
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
-
-
-def _python_version(python: str) -> str:
-    out = subprocess.run(
-        [python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return out.stdout.strip()

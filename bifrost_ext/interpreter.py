@@ -98,3 +98,22 @@ def default_kernel_python() -> str:
     except (NoSuchKernel, OSError, ValueError):
         pass
     return sys.executable
+
+
+def python_version(python: str) -> str:
+    """``major.minor`` of an interpreter, such as ``3.11``."""
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        return f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return _query_version(python, os.stat(python).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _query_version(python: str, _mtime_ns: int) -> str:
+    out = subprocess.run(
+        [python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return out.stdout.strip()

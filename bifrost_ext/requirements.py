@@ -80,13 +80,7 @@ def parse_specs(specs: object) -> Requirements:
         raise InvalidSpec(repr(specs), "give a non-empty list of requirements")
     if len(specs) > MAX_SPECS:
         raise InvalidSpec(f"{len(specs)} specs", f"at most {MAX_SPECS} requirements per request")
-    parsed: Requirements = {}
-    for spec in specs:
-        req = parse_spec(spec)
-        if req.name in parsed:
-            raise InvalidSpec(spec, f"{req.name!r} is given more than once")
-        parsed[req.name] = req
-    return parsed
+    return _parse_each(specs)
 
 
 def parse_requirements_file(text: str) -> Requirements:
@@ -97,11 +91,16 @@ def parse_requirements_file(text: str) -> Requirements:
     lines = [line for line in lines if line and not line.startswith("#")]
     if len(lines) > MAX_FILE_LINES:
         raise InvalidSpec(f"{len(lines)} lines", f"at most {MAX_FILE_LINES} requirements")
+    return _parse_each(lines)
+
+
+def _parse_each(specs: list[object] | list[str]) -> Requirements:
+    """Parse specs, refusing a project named twice."""
     parsed: Requirements = {}
-    for line in lines:
-        req = parse_spec(line)
+    for spec in specs:
+        req = parse_spec(spec)
         if req.name in parsed:
-            raise InvalidSpec(line, f"{req.name!r} is given more than once")
+            raise InvalidSpec(str(spec), f"{req.name!r} is given more than once")
         parsed[req.name] = req
     return parsed
 

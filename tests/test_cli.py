@@ -43,20 +43,27 @@ def store(pg_url: str) -> Iterator[RequirementsStore]:
     store.close()
 
 
-@pytest.fixture
-def cli(pg_url: str, redis_url: str, site_dir: Path, wheelhouse: Path, tmp_path: Path) -> CLI:
+def cli_env(
+    database_url: str, redis_url: str, site: Path, wheelhouse: Path, home: Path
+) -> dict[str, str]:
+    """An operator's environment: BIFROST_* only, no inherited Jupyter settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BIFROST_", "JUPYTER"))}
     env.pop("PYTHONPATH", None)
     env.update(
-        BIFROST_DATABASE_URL=pg_url,
+        BIFROST_DATABASE_URL=database_url,
         BIFROST_REDIS_URL=redis_url,
-        BIFROST_SITE_DIR=str(site_dir),
+        BIFROST_SITE_DIR=str(site),
         BIFROST_FIND_LINKS=str(wheelhouse),
         BIFROST_NO_INDEX="1",
-        HOME=str(tmp_path),
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        HOME=str(home),
+        JUPYTER_CONFIG_DIR=str(home / "config"),
     )
-    return CLI(env, tmp_path)
+    return env
+
+
+@pytest.fixture
+def cli(pg_url: str, redis_url: str, site_dir: Path, wheelhouse: Path, tmp_path: Path) -> CLI:
+    return CLI(cli_env(pg_url, redis_url, site_dir, wheelhouse, tmp_path), tmp_path)
 
 
 def test_help_reads_well(cli: CLI) -> None:

@@ -4,9 +4,7 @@ folder (server and CLI), a packaged plugin through its entry point, and the hook
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from bifrost_ext import hookimpl
 from bifrost_ext.installer import InstallError
 from bifrost_ext.records import Origin, RequirementsRecord
 from tests.servers import ServerProcess
+from tests.test_cli import CLI, cli_env
 from tests.wheels import make_service
 
 REPO_HOOKS = Path(__file__).resolve().parent.parent / "hooks"
@@ -94,25 +93,10 @@ def test_policy_and_audit_plugins_in_a_real_server(
 def test_the_cli_loads_the_same_hooks(
     operator_hooks: dict[str, str], pg_url: str, wheelhouse: Path, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BIFROST_", "JUPYTER"))}
-    env.update(
-        operator_hooks,
-        BIFROST_DATABASE_URL=pg_url,
-        BIFROST_SITE_DIR=str(tmp_path / "site"),
-        BIFROST_FIND_LINKS=str(wheelhouse),
-        BIFROST_NO_INDEX="1",
-        HOME=str(tmp_path),
-    )
-    jupyter = str(Path(sys.executable).parent / "jupyter")
-    done = subprocess.run(
-        [jupyter, "bifrost", "install", "bfapp"], env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 2
-    assert "denied by the package policy (bfapp)" in done.stderr
-    done = subprocess.run(
-        [jupyter, "bifrost", "install", "bfdep"], env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    env = cli_env(pg_url, "", tmp_path / "site", wheelhouse, tmp_path)
+    cli = CLI({**env, **operator_hooks}, tmp_path)
+    assert "denied by the package policy (bfapp)" in cli("install", "bfapp", code=2)
+    cli("install", "bfdep")
     assert [line["source"] for line in audit_lines(operator_hooks)] == ["cli"]
 
 
@@ -133,21 +117,9 @@ def test_a_packaged_plugin_is_found_through_its_entry_point(
         "def bifrost_validate_requirement(requirement):\n"
         "    return 'no bfdep here' if requirement.name == 'bfdep' else None\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BIFROST_", "JUPYTER"))}
-    env.update(
-        PYTHONPATH=str(site),
-        BIFROST_DATABASE_URL=pg_url,
-        BIFROST_SITE_DIR=str(tmp_path / "site"),
-        BIFROST_FIND_LINKS=str(wheelhouse),
-        BIFROST_NO_INDEX="1",
-        HOME=str(tmp_path),
-    )
-    jupyter = str(Path(sys.executable).parent / "jupyter")
-    done = subprocess.run(
-        [jupyter, "bifrost", "install", "bfdep"], env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 2
-    assert "no bfdep here" in done.stderr
+    env = cli_env(pg_url, "", tmp_path / "site", wheelhouse, tmp_path)
+    cli = CLI({**env, "PYTHONPATH": str(site)}, tmp_path)
+    assert "no bfdep here" in cli("install", "bfdep", code=2)
 
 
 class Recorder:
