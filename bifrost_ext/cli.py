@@ -40,6 +40,8 @@ from .store import StoreUnavailable, VersionConflict
 
 EXIT_OK, EXIT_INSTALL, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CONFLICT = range(6)
 
+Command = Callable[[PackageService, argparse.Namespace], Coroutine[Any, Any, int]]
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line, with a help text for each command."""
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return asyncio.run(COMMANDS[args.command](service, args))
+        return asyncio.run(_run(COMMANDS[args.command], service, args))
     except InvalidSpec as exc:
         return _fail(str(exc), EXIT_USAGE)
     except (NotInRequirements, UnknownRevision) as exc:
@@ -112,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("the requirements kept changing; try again", EXIT_CONFLICT)
     finally:
         service.close()
+
+
+async def _run(command: Command, service: PackageService, args: argparse.Namespace) -> int:
+    try:
+        return await command(service, args)
+    finally:
+        await service.settle()  # a change is announced to the running servers before exiting
 
 
 def _fail(message: str, code: int) -> int:
@@ -323,7 +332,7 @@ def _done(stream: TextIO) -> None:
         stream.write("\r\x1b[K")
 
 
-COMMANDS: dict[str, Callable[[PackageService, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+COMMANDS: dict[str, Command] = {
     "list": _list,
     "install": _install,
     "remove": _remove,

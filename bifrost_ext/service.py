@@ -21,7 +21,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -111,6 +111,7 @@ class PackageService:
         #: invalidation reached it): written to Redis before Redis is trusted again.
         self._cache_behind: RequirementsRecord | None = None
         self._cache_repair: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._local_copy_written: RequirementsRecord | None = None
         #: The newest record this server has read or saved: where the next change starts.
         self._latest: RequirementsRecord | None = None
@@ -397,7 +398,8 @@ class PackageService:
                     self._cache_put(saved, invalidate_on_failure=True),
                     _run(self._keep_local_copy, saved),
                 )
-                await self._announce(saved)
+                # Off the request's path: other servers also catch up by comparing hashes.
+                self._in_background(self._announce(saved))
                 return ChangeResult(saved, self._installed(saved, touched))
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
@@ -467,6 +469,16 @@ class PackageService:
         except CacheUnavailable as exc:
             self._cache_failed(exc)
             return {}
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def settle(self) -> None:
+        """Wait for background work (announcing changes) to finish, e.g. before a CLI exits."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _announce(self, saved: RequirementsRecord) -> None:
         """Publish the change to the workspace's other servers, and record our own state."""
@@ -568,8 +580,9 @@ class PackageService:
 
     def close(self) -> None:
         """Close the database and Redis connections."""
-        if self._cache_repair is not None:
-            self._cache_repair.cancel()
+        for task in [self._cache_repair, *self._background]:
+            if task is not None:
+                task.cancel()
         self.store.close()
         self.cache.close()
 

@@ -198,3 +198,16 @@ def test_sync_on_a_terminal_rewrites_one_status_line(cli: CLI, store: Requiremen
     assert (
         text.rstrip().splitlines()[-1].endswith("holds version 1 (" + text.split("(")[-1].strip())
     )
+
+
+def test_a_change_from_the_cli_is_announced_to_running_servers(
+    cli: CLI, redis_client: redis.Redis
+) -> None:
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe("bifrost:requirements:events:default")
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    cli("install", "bfdemo==1.0")
+    message = pubsub.get_message(timeout=10)
+    assert message is not None
+    assert json.loads(message["data"])["version"] == 1
+    pubsub.close()
