@@ -91,8 +91,11 @@ class ChangeListener:
                     await self.catch_up()  # a quiet period: compare hashes anyway
                     continue
                 event = _parse(message.get("data"))
-                if event is None or event.get("server") == self.service.server_id:
-                    continue  # our own change, already applied
+                if event is None:
+                    continue
+                if event.get("server") == self.service.server_id:
+                    await self.service.report_state()  # our own change, already applied
+                    continue
                 self.log.info(
                     "bifrost: requirements changed on %s (version %s); updating",
                     event.get("server"),

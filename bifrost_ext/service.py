@@ -481,12 +481,12 @@ class PackageService:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _announce(self, saved: RequirementsRecord) -> None:
-        """Publish the change to the workspace's other servers, and record our own state."""
+        """Publish the change to the workspace's servers (this one's listener records its new
+        state when the event comes back)."""
         try:
             await _run(self.cache.publish, saved, self.server_id)
         except CacheUnavailable as exc:  # they catch up when they next compare hashes
             self._cache_failed(exc)
-        await self.report_state()
 
     # -- cache and local copy ------------------------------------------------------------
 

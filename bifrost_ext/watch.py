@@ -32,6 +32,8 @@ class PackageWatch:
         self.seen = _readlink(link)
         self._modules_seen = 0
         self._reported: list[str] | None = None
+        self._tops: dict[str, set[str]] = {}
+        self._tops_of: str | None = None
 
     def before_cell(self) -> None:
         """Say which imported modules went stale, if the directory moved since last time."""
@@ -50,9 +52,11 @@ class PackageWatch:
         if self.state_file is None or len(sys.modules) == self._modules_seen:
             return
         self._modules_seen = len(sys.modules)
-        env = Path(self.link).parent / (self.seen or "")
+        if self._tops_of != self.seen:  # read the RECORD files once per environment
+            self._tops = _top_levels(Path(self.link).parent / (self.seen or ""))
+            self._tops_of = self.seen
         imported = sorted(
-            dist for dist, tops in _top_levels(env).items() if any(t in sys.modules for t in tops)
+            dist for dist, tops in self._tops.items() if any(t in sys.modules for t in tops)
         )
         if imported == self._reported:
             return

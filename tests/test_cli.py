@@ -211,3 +211,4 @@ def test_a_change_from_the_cli_is_announced_to_running_servers(
     assert message is not None
     assert json.loads(message["data"])["version"] == 1
     pubsub.close()
+    assert redis_client.hgetall("bifrost:servers:default") == {}  # a command is not a server
