@@ -6,16 +6,21 @@ The database (:mod:`bifrost_ext.store`) is the source of truth; this is a cache 
 A value is JSON ``{"content", "hash", "version"}`` under ``bifrost:requirements:content`` (the
 ``default`` workspace) or ``bifrost:requirements:content:<workspace>``. Writes are
 compare-and-set on ``version`` in a small Lua script, so a slow writer can never put an older
-value back over a newer one. A write that fails leaves the key deleted when possible, so the
-next read falls through to the database instead of serving something stale. With no
-``redis_url`` the cache is off and every read goes to the database. Used by
-:mod:`bifrost_ext.service` (installs, warm-up) and :mod:`bifrost_ext.provisioner` (kernel starts).
+value back over a newer one. :class:`GuardedCache` is how the flow uses it: Redis being down
+is a miss, and a save Redis missed is written before Redis is trusted again. Redis also
+carries each workspace's change events (``bifrost:requirements:events:<ws>``, see
+:mod:`bifrost_ext.events`) and what each server's package directory holds
+(``bifrost:servers:<ws>``). With no ``redis_url`` the cache is off and every read goes to the
+database. Used by :mod:`bifrost_ext.service` (installs, warm-up, kernel starts).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -29,6 +34,10 @@ from .records import RequirementsRecord
 KEY_PREFIX = "bifrost:requirements:content"
 EVENTS_PREFIX = "bifrost:requirements:events"
 SERVERS_PREFIX = "bifrost:servers"
+#: Seconds between attempts to bring Redis up to date after it missed a save.
+REPAIR_INTERVAL = 1.0
+
+T = TypeVar("T")
 
 # Set KEYS[1] to ARGV[1] unless the stored value carries a newer version than ARGV[2].
 _PUT_IF_NEWER = """
@@ -177,3 +186,106 @@ class RequirementsCache(LoggingConfigurable):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class GuardedCache:
+    """The cache as the flow uses it: a Redis that is down is a miss, not an error (said
+    once, and once more when it is back), and a Redis that missed a save is not trusted
+    until it has that save.
+
+    When neither the write of a saved record nor the invalidation reaches Redis (a
+    partition), Redis may still hold the value from before the save. The record is kept;
+    reads skip Redis until it has been written (put-if-newer), which is retried every
+    :data:`REPAIR_INTERVAL` seconds in the background.
+    """
+
+    def __init__(self, cache: RequirementsCache, log: logging.Logger) -> None:
+        self.cache = cache
+        self.log = log
+        self._down = False
+        self._behind: RequirementsRecord | None = None
+        self._repair: asyncio.Task[None] | None = None
+
+    async def get(self, workspace: str) -> RequirementsRecord | None:
+        """The cached record, or None on a miss, with no cache, or while Redis is not trusted."""
+        if not self.cache.enabled:
+            return None
+        if self._behind is not None and not await self._repair_once():
+            return None  # Redis may still hold the value from before a save
+        try:
+            record = await asyncio.to_thread(self.cache.get, workspace)
+        except CacheUnavailable as exc:
+            self._failed(exc)
+            return None
+        self._recovered()
+        return record
+
+    async def put(self, record: RequirementsRecord, invalidate_on_failure: bool = False) -> None:
+        """Write a record (never over a newer one); after a save, ``invalidate_on_failure``."""
+        if not self.cache.enabled:
+            return
+        try:
+            await asyncio.to_thread(self.cache.put, record)
+        except CacheUnavailable as exc:
+            self._failed(exc)
+            if invalidate_on_failure:
+                # Better a miss that reads the database than the old value after a save.
+                try:
+                    await asyncio.to_thread(self.cache.invalidate, record.workspace)
+                except CacheUnavailable:
+                    self._remember_behind(record)
+            return
+        if self._behind is not None and record.version >= self._behind.version:
+            self._behind = None
+        self._recovered()
+
+    async def call(self, func: Callable[..., T], *args: Any) -> T | None:
+        """Run another cache operation; None when Redis is down (or there is no cache)."""
+        if not self.cache.enabled:
+            return None
+        try:
+            result = await asyncio.to_thread(func, *args)
+        except CacheUnavailable as exc:
+            self._failed(exc)
+            return None
+        self._recovered()
+        return result
+
+    def close(self) -> None:
+        """Stop repairing."""
+        if self._repair is not None:
+            self._repair.cancel()
+
+    def _remember_behind(self, record: RequirementsRecord) -> None:
+        self._behind = record
+        if self._repair is None or self._repair.done():
+            self._repair = asyncio.ensure_future(self._repair_until_done())
+
+    async def _repair_until_done(self) -> None:
+        while self._behind is not None:
+            await asyncio.sleep(REPAIR_INTERVAL)
+            await self._repair_once()
+
+    async def _repair_once(self) -> bool:
+        behind = self._behind
+        if behind is None:
+            return True
+        try:
+            await asyncio.to_thread(self.cache.put, behind)
+        except CacheUnavailable:
+            return False
+        if self._behind is behind:
+            self._behind = None
+        self.log.info("bifrost: Redis had missed a saved change; it is up to date again")
+        self._recovered()
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._down:
+            self.log.warning("bifrost: %s; reading the database instead", exc)
+        self._down = True
+
+    def _recovered(self) -> None:
+        if self._down:
+            self.log.info("bifrost: Redis is reachable again")
+        self._down = False

@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .cache import CacheUnavailable, RequirementsCache
+from .cache import CacheUnavailable, GuardedCache, RequirementsCache
 from .config import Settings
 from .hookspecs import plugin_manager
 from .installer import Installer, OutputCallback
@@ -46,8 +46,6 @@ from .requirements import (
 )
 from .store import RequirementsStore, StoreUnavailable, VersionConflict
 
-#: Seconds between attempts to bring Redis up to date after it missed a save.
-CACHE_REPAIR_INTERVAL = 1.0
 #: Longest pause before retrying a change that another server's save overtook.
 MAX_RETRY_PAUSE = 0.05
 
@@ -106,11 +104,8 @@ class PackageService:
         self.plugins = plugins if plugins is not None else plugin_manager()
         self._change_lock = asyncio.Lock()
         self._package_dirs: dict[str, PackageDirectory] = {}
-        self._cache_down = False
-        #: A saved record that Redis may hold an older value of (neither the write nor the
-        #: invalidation reached it): written to Redis before Redis is trusted again.
-        self._cache_behind: RequirementsRecord | None = None
-        self._cache_repair: asyncio.Task[None] | None = None
+        #: The cache as the flow uses it: never raises, never trusts a Redis that missed a save.
+        self.guarded_cache = GuardedCache(cache, log)
         self._background: set[asyncio.Task[None]] = set()
         self._local_copy_written: RequirementsRecord | None = None
         #: The newest record this server has read or saved: where the next change starts.
@@ -168,12 +163,12 @@ class PackageService:
 
     async def read(self) -> RequirementsRecord:
         """The saved requirements: from the cache, else the database (filling the cache)."""
-        cached = await self._cache_get()
+        cached = await self.guarded_cache.get(self.workspace)
         if cached is not None:
             self._latest = cached
             return cached
         record = await self._read_database()
-        await self._cache_put(record)
+        await self.guarded_cache.put(record)
         return record
 
     async def warm(self) -> RequirementsRecord:
@@ -366,7 +361,7 @@ class PackageService:
                         base = saved  # our copy was behind: edit what is really saved
                         continue
                     await package_dir.ensure(saved, on_output)
-                    await self._cache_put(saved)
+                    await self.guarded_cache.put(saved)
                     return ChangeResult(saved, self._installed(saved, touched), changed=False)
                 candidate = RequirementsRecord.of(self.workspace, content, base.version + 1)
                 keep = pins if pins is not None else base.lock_lines
@@ -395,7 +390,7 @@ class PackageService:
                 self._latest = saved
                 # Independent of each other: the cache round trip and the local copy's disk write.
                 await asyncio.gather(
-                    self._cache_put(saved, invalidate_on_failure=True),
+                    self.guarded_cache.put(saved, invalidate_on_failure=True),
                     _run(self._keep_local_copy, saved),
                 )
                 # Off the request's path: other servers also catch up by comparing hashes.
@@ -457,18 +452,14 @@ class PackageService:
             "version": active and active.version,
             "seen": time.time(),
         }
-        try:
-            await _run(self.cache.report_server, self.workspace, self.server_id, state)
-        except CacheUnavailable as exc:
-            self._cache_failed(exc)
+        await self.guarded_cache.call(
+            self.cache.report_server, self.workspace, self.server_id, state
+        )
 
     async def servers(self, alive_after: float) -> dict[str, dict[str, object]]:
         """Every live server of the workspace and the hash its package directory holds."""
-        try:
-            return await _run(self.cache.servers, self.workspace, alive_after)
-        except CacheUnavailable as exc:
-            self._cache_failed(exc)
-            return {}
+        found = await self.guarded_cache.call(self.cache.servers, self.workspace, alive_after)
+        return found or {}
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -483,81 +474,10 @@ class PackageService:
     async def _announce(self, saved: RequirementsRecord) -> None:
         """Publish the change to the workspace's servers (this one's listener records its new
         state when the event comes back)."""
-        try:
-            await _run(self.cache.publish, saved, self.server_id)
-        except CacheUnavailable as exc:  # they catch up when they next compare hashes
-            self._cache_failed(exc)
+        # If Redis is down they catch up when they next compare hashes.
+        await self.guarded_cache.call(self.cache.publish, saved, self.server_id)
 
     # -- cache and local copy ------------------------------------------------------------
-
-    async def _cache_get(self) -> RequirementsRecord | None:
-        if not self.cache.enabled:
-            return None
-        if self._cache_behind is not None and not await self._repair_cache():
-            return None  # Redis may still hold the value from before a save: not trusted
-        try:
-            record = await _run(self.cache.get, self.workspace)
-        except CacheUnavailable as exc:
-            self._cache_failed(exc)
-            return None
-        self._cache_recovered()
-        return record
-
-    async def _cache_put(
-        self, record: RequirementsRecord, invalidate_on_failure: bool = False
-    ) -> None:
-        if not self.cache.enabled:
-            return
-        try:
-            await _run(self.cache.put, record)
-        except CacheUnavailable as exc:
-            self._cache_failed(exc)
-            if invalidate_on_failure:
-                # Better a miss that reads the database than the old value after a save.
-                try:
-                    await _run(self.cache.invalidate, record.workspace)
-                except CacheUnavailable:
-                    self._remember_cache_behind(record)
-            return
-        if self._cache_behind is not None and record.version >= self._cache_behind.version:
-            self._cache_behind = None
-        self._cache_recovered()
-
-    def _remember_cache_behind(self, record: RequirementsRecord) -> None:
-        """Redis missed a save and could not be invalidated: repair it as soon as it answers."""
-        self._cache_behind = record
-        if self._cache_repair is None or self._cache_repair.done():
-            self._cache_repair = asyncio.ensure_future(self._repair_cache_until_done())
-
-    async def _repair_cache_until_done(self) -> None:
-        while self._cache_behind is not None:
-            await asyncio.sleep(CACHE_REPAIR_INTERVAL)
-            await self._repair_cache()
-
-    async def _repair_cache(self) -> bool:
-        """Write the record Redis missed (never over a newer one); True once Redis has it."""
-        behind = self._cache_behind
-        if behind is None:
-            return True
-        try:
-            await _run(self.cache.put, behind)
-        except CacheUnavailable:
-            return False
-        if self._cache_behind is behind:
-            self._cache_behind = None
-        self.log.info("bifrost: Redis had missed a saved change; it is up to date again")
-        self._cache_recovered()
-        return True
-
-    def _cache_failed(self, exc: Exception) -> None:
-        if not self._cache_down:
-            self.log.warning("bifrost: %s; reading the database instead", exc)
-        self._cache_down = True
-
-    def _cache_recovered(self) -> None:
-        if self._cache_down:
-            self.log.info("bifrost: Redis is reachable again")
-        self._cache_down = False
 
     def local_copy(self) -> RequirementsRecord | None:
         """The last record this machine saw, kept for starts with no database and no cache."""
@@ -580,9 +500,9 @@ class PackageService:
 
     def close(self) -> None:
         """Close the database and Redis connections."""
-        for task in [self._cache_repair, *self._background]:
-            if task is not None:
-                task.cancel()
+        for task in self._background:
+            task.cancel()
+        self.guarded_cache.close()
         self.store.close()
         self.cache.close()
 
