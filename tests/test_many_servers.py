@@ -149,8 +149,9 @@ def test_workspaces_sharing_a_database_and_redis_never_mix(
     assert (status, body["workspace"]) == (200, "alice")
     status, body = bob.request("GET", "/api/packages")
     assert (status, body["workspace"], body["requirements"]) == (200, "bob", [])
+    wait_until(lambda: bool(server_hashes(bob)), timeout=20, what="bob to report itself")
     status, body = bob.request("GET", "/api/packages/status")
-    assert list(body["servers"]) == [f"{_host(body['servers'])}:{bob.port}"]
+    assert list(body["servers"]) == [f"{_host(body['servers'])}:{bob.port}"]  # not alice's
     assert not (tmp_path / "bob" / "alice").exists()
     assert not any((tmp_path / "alice").glob("bob"))
     cache_keys = sorted(k for k in redis_client.keys("bifrost:*") if k.endswith(("alice", "bob")))
