@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import http.client
 import json
 import logging
@@ -37,11 +38,11 @@ sys.path.insert(0, str(ROOT))
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
 
-from bifrost_ext.config import Settings  # noqa: E402
 from bifrost_ext.installer import Installer, find_uv  # noqa: E402
 from bifrost_ext.packagedir import PackageDirectory  # noqa: E402
 from bifrost_ext.records import RequirementsRecord  # noqa: E402
 from bifrost_ext.service import PackageService  # noqa: E402
+from bifrost_ext.settings import Settings  # noqa: E402
 from tests.servers import ServerProcess  # noqa: E402
 from tests.wheels import build_wheel  # noqa: E402
 
@@ -96,14 +97,17 @@ class Bench:
         module = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(150))
         wide = {f"bfwide/m{i:03d}.py": module for i in range(WIDE_MODULES)}
         build_wheel(self.wheelhouse, "bfwide", "1.0", extra_files=wide)
-        self.settings = Settings(
-            database_url=database_url,
-            redis_url=REDIS,
-            workspace="default",
-            site_dir=work / "site",
-            installer="uv",
-            find_links=(str(self.wheelhouse),),
-            no_index=True,
+        self.settings = Settings.from_values(
+            {
+                "database_url": database_url,
+                "redis_url": REDIS,
+                "workspace": "default",
+                "site_dir": str(work / "site"),
+                "installer": "uv",
+                "find_links": [str(self.wheelhouse)],
+                "no_index": True,
+            },
+            environ={},
         )
         self.log = logging.getLogger("bench")
         self.env = {
@@ -277,7 +281,7 @@ class Bench:
 
     async def warm_up(self) -> None:
         print("4. Warm the cache from the database, 500-line requirements")
-        settings = Settings(**{**self.settings.__dict__, "workspace": "benchwarm"})
+        settings = dataclasses.replace(self.settings, workspace="benchwarm")
         service = PackageService.from_settings(settings, sys.executable, self.log)
         content = "".join(f"bfwarm{i:03d}>=1.0\n" for i in range(500))
         current = service.store.get("benchwarm")
@@ -333,7 +337,7 @@ class Bench:
         await service.install(["bfnew==1.0"])  # saved from "another server"...
         shutil.rmtree(self.work / "site")  # ...so this machine's directory is behind
         service.close()
-        from bifrost_ext.provisioner import standalone_service
+        from bifrost_ext.server.provisioner import standalone_service
 
         shared = standalone_service(self.log)
         real_install = shared.installer.install
@@ -405,7 +409,15 @@ def lookup_worker(database_url: str, work: str, seed: int, count: int) -> dict[s
         for _ in range(count):
             name = f"ws{rng.randrange(LOOKUP_WORKSPACES):03d}"
             if name not in services:
-                settings = Settings(database_url, REDIS, name, Path(work) / "lookup-site")
+                settings = Settings.from_values(
+                    {
+                        "database_url": database_url,
+                        "redis_url": REDIS,
+                        "workspace": name,
+                        "site_dir": str(Path(work) / "lookup-site"),
+                    },
+                    environ={},
+                )
                 services[name] = PackageService(
                     settings, store, cache, Installer(), sys.executable, log
                 )

@@ -9,7 +9,7 @@ compare-and-set on ``version`` in a small Lua script, so a slow writer can never
 value back over a newer one. :class:`GuardedCache` is how the flow uses it: Redis being down
 is a miss, and a save Redis missed is written before Redis is trusted again. Redis also
 carries each workspace's change events (``bifrost:requirements:events:<ws>``, see
-:mod:`bifrost_ext.events`) and what each server's package directory holds
+:mod:`bifrost_ext.server.events`) and what each server's package directory holds
 (``bifrost:servers:<ws>``). With no ``redis_url`` the cache is off and every read goes to the
 database. Used by :mod:`bifrost_ext.service` (installs, warm-up, kernel starts).
 """
@@ -19,17 +19,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from traitlets import Float, Unicode
-from traitlets.config import LoggingConfigurable
+from traitlets import Float
 
-from .config import DEFAULT_WORKSPACE
 from .records import RequirementsRecord
+from .settings import DEFAULT_WORKSPACE, Component, Settings, owned
 
 KEY_PREFIX = "bifrost:requirements:content"
 EVENTS_PREFIX = "bifrost:requirements:events"
@@ -58,6 +58,15 @@ class CacheUnavailable(RuntimeError):
     """Redis could not be reached."""
 
 
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    """Turn any Redis client failure into :class:`CacheUnavailable`."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
+
+
 def cache_key(workspace: str) -> str:
     """The Redis key of a workspace's requirements."""
     return KEY_PREFIX if workspace == DEFAULT_WORKSPACE else f"{KEY_PREFIX}:{workspace}"
@@ -73,16 +82,16 @@ def servers_key(workspace: str) -> str:
     return f"{SERVERS_PREFIX}:{workspace}"
 
 
-class RequirementsCache(LoggingConfigurable):
+class RequirementsCache(Component):
     """A version-aware Redis copy of workspace requirements; disabled when ``url`` is empty."""
 
-    url = Unicode(None, allow_none=True, help="Redis URL, or None for no cache.").tag(config=True)
+    url = owned("redis_url")
     socket_timeout = Float(
         2.0, help="Seconds to wait for Redis to connect or answer before treating it as down."
     ).tag(config=True)
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
         self._client: redis.Redis | None = None
 
     @property
@@ -108,10 +117,8 @@ class RequirementsCache(LoggingConfigurable):
         """Return the cached record, or None on a miss, when disabled or on a corrupt value."""
         if not self.enabled:
             return None
-        try:
+        with _redis_errors():
             raw = self.client.get(cache_key(workspace))
-        except redis.RedisError as exc:
-            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
         if raw is None:
             return None
         try:
@@ -125,48 +132,40 @@ class RequirementsCache(LoggingConfigurable):
         if not self.enabled:
             return False
         key, value = cache_key(record.workspace), json.dumps(record.to_json())
-        try:
+        with _redis_errors():
             if force:
                 return bool(self.client.set(key, value))
             written = self.client.eval(_PUT_IF_NEWER, 1, key, value, record.version)
-        except redis.RedisError as exc:
-            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
         return bool(written)
 
     def invalidate(self, workspace: str) -> None:
         """Delete a workspace's key so the next read goes to the database."""
         if not self.enabled:
             return
-        try:
+        with _redis_errors():
             self.client.delete(cache_key(workspace))
-        except redis.RedisError as exc:
-            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
 
     def publish(self, record: RequirementsRecord, server: str) -> None:
         """Tell every server of the workspace that ``record`` was saved (a change event)."""
         if not self.enabled:
             return
         event = {"version": record.version, "hash": record.hash, "server": server}
-        try:
+        with _redis_errors():
             self.client.publish(events_channel(record.workspace), json.dumps(event))
-        except redis.RedisError as exc:
-            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
 
     def report_server(self, workspace: str, server: str, state: dict[str, object]) -> None:
         """Record what this server's package directory holds (with the time it was seen)."""
         if not self.enabled:
             return
-        try:
+        with _redis_errors():
             self.client.hset(servers_key(workspace), server, json.dumps(state))
-        except redis.RedisError as exc:
-            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
 
     def servers(self, workspace: str, alive_after: float) -> dict[str, dict[str, object]]:
         """The servers of a workspace seen since ``alive_after`` (epoch seconds); older entries
         are servers that stopped or lost Redis, and are dropped."""
         if not self.enabled:
             return {}
-        try:
+        with _redis_errors():
             raw = self.client.hgetall(servers_key(workspace))
             found, gone = {}, []
             for name, value in raw.items():
@@ -177,8 +176,6 @@ class RequirementsCache(LoggingConfigurable):
                     gone.append(name)
             if gone:
                 self.client.hdel(servers_key(workspace), *gone)
-        except redis.RedisError as exc:
-            raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
         return dict(sorted(found.items()))
 
     def close(self) -> None:

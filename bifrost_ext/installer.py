@@ -23,10 +23,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Enum, Float, List, Unicode
-from traitlets.config import LoggingConfigurable
-
-from .config import INSTALLERS
+from .settings import Component, owned
 
 #: How many lines of installer output a failure keeps for the user.
 OUTPUT_TAIL_LINES = 40
@@ -59,16 +56,18 @@ def find_uv() -> str | None:
         return shutil.which("uv")
 
 
-class Installer(LoggingConfigurable):
-    """Builds installer command lines from operator settings and runs them."""
+class Installer(Component):
+    """Builds installer command lines from operator settings and runs them.
 
-    tool = Enum(
-        INSTALLERS, default_value="auto", help="auto (uv when available, else pip), uv or pip."
-    ).tag(config=True)
-    index_url = Unicode(None, allow_none=True, help="Package index URL.").tag(config=True)
-    find_links = List(Unicode(), help="Extra folders or pages of wheels.").tag(config=True)
-    no_index = Bool(False, help="Ignore package indexes (use find_links only).").tag(config=True)
-    timeout = Float(600.0, help="Overall deadline in seconds for one install.").tag(config=True)
+    Its settings are ``installer``, ``index_url``, ``find_links``, ``no_index`` and
+    ``install_timeout``; ``c.Installer.<trait>`` sets them for the installer alone.
+    """
+
+    tool = owned("installer")
+    index_url = owned("index_url")
+    find_links = owned("find_links")
+    no_index = owned("no_index")
+    timeout = owned("install_timeout")
 
     def resolved_tool(self) -> str:
         """The installer that will actually run: ``uv`` or ``pip``."""

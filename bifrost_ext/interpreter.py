@@ -1,9 +1,10 @@
-"""Which Python a kernel runs, and the tag that keeps its package directory apart.
+"""Which Python a kernel runs, and what that interpreter has.
 
 Package directories are specific to the kernel interpreter's Python version: a wheel built
 for CPython 3.11 must never be imported by 3.12. The versions of the packages the kernel
 itself runs on are read from the interpreter, so that installs can be held to them. Used by
-:mod:`bifrost_ext.provisioner`, :mod:`bifrost_ext.packagedir` and :mod:`bifrost_ext.service`.
+:mod:`bifrost_ext.server.provisioner`, :mod:`bifrost_ext.packagedir`,
+:mod:`bifrost_ext.service` and :mod:`bifrost_ext.cli`.
 """
 
 from __future__ import annotations
@@ -14,41 +15,13 @@ import os
 import shutil
 import subprocess
 import sys
+from typing import Any
 
+#: The kernelspec a server starts when none is named (jupyter_client's default too).
+DEFAULT_KERNEL_NAME = "python3"
 
-def resolve_python(argv0: str) -> str:
-    """Resolve a kernelspec's ``argv[0]`` the way jupyter_client does, to an absolute path."""
-    major, minor = sys.version_info[:2]
-    if argv0 in {"python", f"python{major}", f"python{major}.{minor}"}:
-        return sys.executable
-    found = shutil.which(argv0)
-    return os.path.abspath(found or argv0)
-
-
-def python_tag(python: str) -> str:
-    """Return the interpreter's cache tag, such as ``cpython-311``."""
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
-        return _tag_of_this_interpreter()
-    return _query_tag(python, os.stat(python).st_mtime_ns)
-
-
-def _tag_of_this_interpreter() -> str:
-    return sys.implementation.cache_tag or f"py{sys.version_info[0]}{sys.version_info[1]}"
-
-
-@functools.lru_cache(maxsize=32)
-def _query_tag(python: str, _mtime_ns: int) -> str:
-    # Cached per (path, mtime): an interpreter upgraded in place gets asked again.
-    out = subprocess.run(
-        [python, "-I", "-c", "import sys; print(sys.implementation.cache_tag)"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return out.stdout.strip()
-
-
+_TAG = "import sys; print(sys.implementation.cache_tag)"
+_VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
 _VERSIONS = """
 import json, sys
 from importlib.metadata import PackageNotFoundError, version
@@ -62,6 +35,44 @@ print(json.dumps(found))
 """
 
 
+def resolve_python(argv0: str) -> str:
+    """Resolve a kernelspec's ``argv[0]`` the way jupyter_client does, to an absolute path."""
+    major, minor = sys.version_info[:2]
+    if argv0 in {"python", f"python{major}", f"python{major}.{minor}"}:
+        return sys.executable
+    found = shutil.which(argv0)
+    return os.path.abspath(found or argv0)
+
+
+def kernel_python(kernel_spec_manager: Any, kernel_name: str) -> str:
+    """The interpreter of a kernelspec, which installs are made for; this Python when the
+    kernelspec is missing or not a Python one. The server and ``jupyter bifrost`` both ask
+    this of their default kernel name."""
+    from jupyter_client.kernelspec import NoSuchKernel
+
+    try:
+        spec = kernel_spec_manager.get_kernel_spec(kernel_name)
+    except (NoSuchKernel, OSError, ValueError):
+        return sys.executable
+    if (spec.language or "").lower().startswith("python") and spec.argv:
+        return resolve_python(spec.argv[0])
+    return sys.executable
+
+
+def python_tag(python: str) -> str:
+    """Return the interpreter's cache tag, such as ``cpython-311``."""
+    if _is_this_interpreter(python):
+        return sys.implementation.cache_tag or f"py{sys.version_info[0]}{sys.version_info[1]}"
+    return _ask(python, _TAG)
+
+
+def python_version(python: str) -> str:
+    """``major.minor`` of an interpreter, such as ``3.11``."""
+    if _is_this_interpreter(python):
+        return f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return _ask(python, _VERSION)
+
+
 def installed_versions(python: str, names: tuple[str, ...]) -> dict[str, str]:
     """The versions of ``names`` installed in the interpreter's own environment.
 
@@ -70,47 +81,24 @@ def installed_versions(python: str, names: tuple[str, ...]) -> dict[str, str]:
     """
     if not names:
         return {}
-    return dict(_query_versions(python, os.stat(python).st_mtime_ns, names))
+    found: dict[str, str] = json.loads(_ask(python, _VERSIONS, *names))
+    return found
 
 
-@functools.lru_cache(maxsize=32)
-def _query_versions(
-    python: str, _mtime_ns: int, names: tuple[str, ...]
-) -> tuple[tuple[str, str], ...]:
+def _is_this_interpreter(python: str) -> bool:
+    return os.path.realpath(python) == os.path.realpath(sys.executable)
+
+
+def _ask(python: str, code: str, *args: str) -> str:
+    """What ``code`` prints in an isolated run of ``python``, cached per interpreter file."""
+    return _ask_cached(python, os.stat(python).st_mtime_ns, code, args)
+
+
+@functools.lru_cache(maxsize=64)
+def _ask_cached(python: str, _mtime_ns: int, code: str, args: tuple[str, ...]) -> str:
+    # Keyed by (path, mtime): an interpreter upgraded in place gets asked again.
     out = subprocess.run(
-        [python, "-I", "-c", _VERSIONS, *names],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return tuple(sorted(json.loads(out.stdout).items()))
-
-
-def default_kernel_python() -> str:
-    """The interpreter of the default ``python3`` kernelspec (what the server installs for)."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        spec = KernelSpecManager().get_kernel_spec("python3")
-        if spec.argv:
-            return resolve_python(spec.argv[0])
-    except (NoSuchKernel, OSError, ValueError):
-        pass
-    return sys.executable
-
-
-def python_version(python: str) -> str:
-    """``major.minor`` of an interpreter, such as ``3.11``."""
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
-        return f"{sys.version_info[0]}.{sys.version_info[1]}"
-    return _query_version(python, os.stat(python).st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _query_version(python: str, _mtime_ns: int) -> str:
-    out = subprocess.run(
-        [python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        [python, "-I", "-c", code, *args],
         capture_output=True,
         text=True,
         check=True,

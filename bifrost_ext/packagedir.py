@@ -13,7 +13,8 @@ An environment is built in a temporary folder and renamed into place only when t
 succeeded, then ``current`` is switched with an atomic rename: a kernel never sees a
 half-installed directory, a failed install changes nothing, and stale ``*.dist-info`` from
 upgrades cannot exist. Checking whether a kernel start has anything to do is one ``readlink``.
-Used by :mod:`bifrost_ext.service` (installs) and :mod:`bifrost_ext.provisioner` (kernel starts).
+Used by :mod:`bifrost_ext.service` (installs) and :mod:`bifrost_ext.server.provisioner`
+(kernel starts).
 """
 
 from __future__ import annotations

@@ -1,25 +1,28 @@
 """The package service: the one implementation of the flow, shared by API, provisioner and CLI.
 
-**request → requirements → installer → store → cache → kernels**, in that order:
+**request → requirements → installer → package directory → store → cache → kernels**:
 
-1. validate and merge the specs (:mod:`bifrost_ext.requirements`);
+1. validate and merge the specs (:mod:`bifrost_ext.requirements`), ask the policy plugins
+   (:mod:`bifrost_ext.plugins`);
 2. build the merged environment beside the current one (:mod:`bifrost_ext.packagedir`,
    :mod:`bifrost_ext.installer`); a failure stops here and nothing is saved;
-3. save to the database (:mod:`bifrost_ext.store`), optimistic on the row version, retried
-   from step 1 when another server saved first;
-4. copy to Redis (:mod:`bifrost_ext.cache`), never over a newer value;
-5. switch the package directory that kernels see, and keep a local copy of the record so a
-   kernel can still start when both Redis and the database are down.
+3. save to the database (:mod:`bifrost_ext.store`), conditional on the version the change
+   started from; when another server saved first, the change is applied again to what it saved
+   (:meth:`PackageService._apply` retries, :meth:`PackageService._attempt` tries once);
+4. switch the package directory that kernels see, copy to Redis (:mod:`bifrost_ext.cache`)
+   and to the local copy (:mod:`bifrost_ext.local_copy`), and tell the workspace's other
+   servers (:mod:`bifrost_ext.servers`).
+
+Kernel starts take the reading path: Redis, else the database, else the local copy, then the
+package directory's cheap check (:meth:`PackageService.prepare_kernel`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import logging
-import os
 import random
-import socket
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -27,12 +30,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pluggy
+
 from .cache import CacheUnavailable, GuardedCache, RequirementsCache
-from .config import Settings
-from .hookspecs import plugin_manager
 from .installer import Installer, OutputCallback
 from .interpreter import python_tag
-from .packagedir import PackageDirectory, write_atomic
+from .local_copy import LocalCopy
+from .packagedir import PackageDirectory
+from .plugins import notify, plugin_manager
 from .records import Origin, RequirementsRecord, Revision
 from .requirements import (
     InvalidSpec,
@@ -44,6 +49,8 @@ from .requirements import (
     remove,
     render,
 )
+from .servers import ServerRegistry
+from .settings import Settings
 from .store import RequirementsStore, StoreUnavailable, VersionConflict
 
 #: Longest pause before retrying a change that another server's save overtook.
@@ -51,8 +58,18 @@ MAX_RETRY_PAUSE = 0.05
 
 T = TypeVar("T")
 
-#: The origin of a change made through the HTTP API by an unnamed caller.
-API_ORIGIN = Origin(None, "api")
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks for a change (kept with the revision it makes), and where the installer's
+    output goes while it runs."""
+
+    origin: Origin
+    on_output: OutputCallback | None = None
+
+
+#: A change made through the HTTP API by an unnamed caller, its output not followed.
+API_CALLER = Caller(Origin(None, "api"))
 
 
 class UnknownRevision(LookupError):
@@ -72,12 +89,35 @@ class NotInRequirements(LookupError):
 
 
 @dataclass(frozen=True)
+class Change:
+    """A change a caller asked for: how it edits the requirements, and for whom."""
+
+    edit: Callable[[Requirements], Requirements]
+    caller: Caller
+    #: Projects the caller named: they may move; every other package keeps its locked version.
+    named: tuple[str, ...] = ()
+    #: Answer with the installed versions of ``named``.
+    report: bool = True
+    #: Build from this lock (a rollback's) instead of the current one.
+    pins: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class ChangeResult:
     """What an install or removal did."""
 
     record: RequirementsRecord
     installed: list[dict[str, str]] = field(default_factory=list)
     changed: bool = True
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An attempt that another server's save overtook: nothing of it was saved or switched."""
+
+    error: VersionConflict
+    #: What the attempt tried to install, for the plugins that watch installs.
+    requirements: list[str]
 
 
 class PackageService:
@@ -91,7 +131,8 @@ class PackageService:
         installer: Installer,
         python: str,
         log: logging.Logger,
-        plugins: Any = None,
+        plugins: pluggy.PluginManager | None = None,
+        server_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.workspace = settings.workspace
@@ -100,20 +141,23 @@ class PackageService:
         self.installer = installer
         self.python = python
         self.log = log
-        #: The operator's plugins (:mod:`bifrost_ext.hookspecs`); none unless configured.
-        self.plugins = plugins if plugins is not None else plugin_manager()
-        self._change_lock = asyncio.Lock()
-        self._package_dirs: dict[str, PackageDirectory] = {}
+        #: The operator's plugins and the built-in policy (:mod:`bifrost_ext.plugins`).
+        self.plugins = plugins if plugins is not None else plugin_manager(settings, log)
         #: The cache as the flow uses it: never raises, never trusts a Redis that missed a save.
         self.guarded_cache = GuardedCache(cache, log)
+        self.local_copy = LocalCopy(self.workspace_dir / "requirements.json", self.workspace, log)
+        self._package_dirs: dict[str, PackageDirectory] = {}
+        self.servers = ServerRegistry(
+            self.guarded_cache,
+            self.workspace,
+            lambda: self.package_dir().active_record(),
+            server_id,
+            ttl=3 * settings.sync_interval,
+        )
+        self._change_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        self._local_copy_written: RequirementsRecord | None = None
         #: The newest record this server has read or saved: where the next change starts.
         self._latest: RequirementsRecord | None = None
-        #: How this server names itself in change events and in the servers' status.
-        self.server_id = f"{socket.gethostname()}:{os.getpid()}"
-        #: A server not seen for this long is no longer listed in the status.
-        self.server_ttl = 30.0
 
     @classmethod
     def from_settings(
@@ -125,23 +169,18 @@ class PackageService:
         store_class: type[RequirementsStore] = RequirementsStore,
         cache_class: type[RequirementsCache] = RequirementsCache,
         installer_class: type[Installer] = Installer,
+        server_id: str | None = None,
     ) -> PackageService:
-        """Assemble the store, cache and installer that ``settings`` describe."""
+        """Assemble the store, cache and installer: each reads its own config section
+        (``c.Installer.timeout``) through ``parent``, else ``settings``."""
         return cls(
             settings,
-            store=store_class(parent=parent, url=settings.database_url),
-            cache=cache_class(parent=parent, url=settings.redis_url),
-            installer=installer_class(
-                parent=parent,
-                tool=settings.installer,
-                index_url=settings.index_url,
-                find_links=list(settings.find_links),
-                no_index=settings.no_index,
-                timeout=settings.install_timeout,
-            ),
+            store=store_class(settings, parent=parent),
+            cache=cache_class(settings, parent=parent),
+            installer=installer_class(settings, parent=parent),
             python=python,
             log=log,
-            plugins=plugin_manager(settings.hooks_dir, log),
+            server_id=server_id,
         )
 
     @property
@@ -183,7 +222,7 @@ class PackageService:
                 self.log.warning("bifrost: cache was ahead of the database; replacing it")
                 await _run(partial(self.cache.put, record, force=True))
         self._latest = record
-        self._keep_local_copy(record)
+        self.local_copy.keep(record)
         return record
 
     async def requirements_for_kernel(self) -> RequirementsRecord:
@@ -191,12 +230,12 @@ class PackageService:
         try:
             record = await self.read()
         except StoreUnavailable as exc:
-            local = self.local_copy()
+            local = self.local_copy.read()
             if local is None:
                 raise
             self.log.warning("bifrost: %s; using the last local copy (%s)", exc, local.hash[:12])
             return local
-        self._keep_local_copy(record)
+        self.local_copy.keep(record)
         return record
 
     async def prepare_kernel(
@@ -209,6 +248,13 @@ class PackageService:
             self._notify("bifrost_before_kernel_install", record=record, python=python)
         await package_dir.ensure(record, on_output)
         return package_dir
+
+    async def history(self, limit: int = 100) -> list[tuple[Revision, Revision | None]]:
+        """The workspace's last ``limit`` revisions, newest first, each with the one it
+        replaced (None for the first)."""
+        # One more than asked for, so the oldest listed revision can show what it replaced.
+        revisions = await _run(partial(self.store.history, self.workspace, limit + 1))
+        return list(zip(revisions[:limit], [*revisions[1:], None], strict=False))
 
     async def status(self) -> dict[str, Any]:
         """Where the requirements live (database, cache, package directory) and if they agree."""
@@ -237,7 +283,7 @@ class PackageService:
         hashes = {database.get("hash"), packages["hash"]}
         if self.cache.enabled:
             hashes.add(cache.get("hash"))
-        servers = await self.servers(time.time() - self.server_ttl)
+        servers = await self.servers.live()
         return {
             "workspace": self.workspace,
             "database": database,
@@ -250,51 +296,26 @@ class PackageService:
 
     # -- changing ------------------------------------------------------------------------
 
-    async def install(
-        self,
-        specs: object,
-        on_output: OutputCallback | None = None,
-        origin: Origin = API_ORIGIN,
-    ) -> ChangeResult:
+    async def install(self, specs: object, caller: Caller = API_CALLER) -> ChangeResult:
         """Validate, install and save new specs (a spec replaces its project's line)."""
         new = parse_specs(specs)
-        self._check_policy(new, origin)
-        return await self._change(partial(merge, new=new), list(new), on_output, origin)
+        self._check_policy(new, caller.origin)
+        return await self._apply(Change(partial(merge, new=new), caller, tuple(new)))
 
     async def replace(
-        self,
-        requirements: Requirements,
-        on_output: OutputCallback | None = None,
-        origin: Origin = API_ORIGIN,
+        self, requirements: Requirements, caller: Caller = API_CALLER
     ) -> ChangeResult:
         """Make ``requirements`` the workspace's whole requirements (an import), resolved
         afresh."""
-        self._check_policy(requirements, origin)
-        return await self._change(
-            lambda _current: dict(requirements), list(requirements), on_output, origin
-        )
+        self._check_policy(requirements, caller.origin)
+        wanted = dict(requirements)
+        return await self._apply(Change(lambda _: wanted, caller, tuple(wanted)))
 
-    def _check_policy(self, requirements: Requirements, origin: Origin) -> None:
-        """Refuse requirements the operator's deny list or a policy plugin refuses."""
-        for name, requirement in requirements.items():
-            if name in self.settings.denied_packages:
-                raise InvalidSpec(str(requirement), "this package is not allowed here (policy)")
-            reason = self.plugins.hook.bifrost_validate_requirement(
-                requirement=requirement, workspace=self.workspace, origin=origin
-            )
-            if reason:
-                raise InvalidSpec(str(requirement), str(reason))
-
-    async def uninstall(
-        self,
-        names: object,
-        on_output: OutputCallback | None = None,
-        origin: Origin = API_ORIGIN,
-    ) -> ChangeResult:
+    async def uninstall(self, names: object, caller: Caller = API_CALLER) -> ChangeResult:
         """Remove projects from the requirements and the package directory."""
         if not isinstance(names, list) or not names:
             raise InvalidSpec(repr(names), "give a non-empty list of project names")
-        canonical = [parse_name(name) for name in names]
+        canonical = tuple(parse_name(name) for name in names)
 
         def edit(current: Requirements) -> Requirements:
             missing = [name for name in canonical if name not in current]
@@ -302,18 +323,9 @@ class PackageService:
                 raise NotInRequirements(missing)
             return remove(current, canonical)
 
-        return await self._change(edit, canonical, on_output, origin, report=False)
+        return await self._apply(Change(edit, caller, canonical, report=False))
 
-    async def history(self, limit: int = 100) -> list[Revision]:
-        """The workspace's revisions, newest first."""
-        return await _run(partial(self.store.history, self.workspace, limit))
-
-    async def rollback(
-        self,
-        revision_id: object,
-        on_output: OutputCallback | None = None,
-        origin: Origin = API_ORIGIN,
-    ) -> ChangeResult:
+    async def rollback(self, revision_id: object, caller: Caller = API_CALLER) -> ChangeResult:
         """Make a revision's requirements current again: a new revision, built from its lock."""
         if isinstance(revision_id, bool) or not isinstance(revision_id, int):
             raise UnknownRevision(revision_id)
@@ -321,91 +333,88 @@ class PackageService:
         if revision is None:
             raise UnknownRevision(revision_id)
         wanted = parse_content(revision.record.content)
-        return await self._change(
-            lambda _current: wanted,
-            [],
-            on_output,
-            Origin(origin.user, f"{origin.source}: rollback to revision {revision_id}"),
+        origin = caller.origin
+        source = f"{origin.source}: rollback to revision {revision_id}"
+        change = Change(
+            lambda _: wanted,
+            dataclasses.replace(caller, origin=Origin(origin.user, source)),
             report=False,
-            pins=revision.record.lock_lines,
+            pins=tuple(revision.record.lock_lines),
         )
+        return await self._apply(change)
 
-    async def _change(
-        self,
-        edit: Callable[[Requirements], Requirements],
-        named: list[str],
-        on_output: OutputCallback | None,
-        origin: Origin,
-        report: bool = True,
-        pins: list[str] | None = None,
-    ) -> ChangeResult:
-        """Apply ``edit`` to the saved requirements: build, save, switch, cache.
+    def _check_policy(self, requirements: Requirements, origin: Origin) -> None:
+        """Refuse requirements a policy plugin refuses (the deny list is one, built in)."""
+        for requirement in requirements.values():
+            reason = self.plugins.hook.bifrost_validate_requirement(
+                requirement=requirement, workspace=self.workspace, origin=origin
+            )
+            if reason:
+                raise InvalidSpec(str(requirement), str(reason))
 
-        The edit starts from the newest record this server has seen, without a database read;
-        the save is conditional on that record still being the saved one, and when it is not
-        (another server saved first) the edit is applied again to what the database holds,
-        until the installer's deadline. Every package the user did not name keeps its locked
-        version (``pins`` replaces that lock); ``report`` lists the installed versions of the
-        ``named`` projects in the result.
+    async def _apply(self, change: Change) -> ChangeResult:
+        """Apply a change, one attempt after another until one is not overtaken by another
+        server's save, or the installer's deadline passes (then :class:`VersionConflict`).
+
+        Changes on this server wait for each other, in order. The first attempt starts from
+        the newest record this server has seen, without a database read; each later one from
+        what the database holds, after a short random pause so that two servers retrying do
+        not collide again.
         """
-        touched = named if report else []
-        package_dir = self.package_dir()
         deadline = time.monotonic() + self.installer.timeout
         async with self._change_lock:
             base = self._latest or await self._read_database()
             while True:
-                content = render(edit(parse_content(base.content)))
-                if content == base.content:
-                    saved = await self._read_database()
-                    if (saved.version, saved.hash) != (base.version, base.hash):
-                        base = saved  # our copy was behind: edit what is really saved
-                        continue
-                    await package_dir.ensure(saved, on_output)
-                    await self.guarded_cache.put(saved)
-                    return ChangeResult(saved, self._installed(saved, touched), changed=False)
-                candidate = RequirementsRecord.of(self.workspace, content, base.version + 1)
-                keep = pins if pins is not None else base.lock_lines
-                keep = [pin for pin in keep if pin.split("==")[0] not in named]
-                commit = partial(self._save, base, content, origin)
-                hook_args = {"requirements": candidate.lines, "origin": origin}
-                self._notify("bifrost_before_install", **hook_args)
-                try:
-                    saved = await package_dir.build_and_switch(candidate, commit, on_output, keep)
-                except VersionConflict as conflict:
-                    if time.monotonic() > deadline:
-                        self._notify(
-                            "bifrost_after_install", **hook_args, record=None, error=conflict
-                        )
-                        raise
-                    self.log.info("bifrost: another server changed the requirements; retrying")
-                    # A short random pause, so that two servers retrying do not collide again.
-                    await asyncio.sleep(random.uniform(0, MAX_RETRY_PAUSE))
-                    base = await self._read_database()
-                    continue
-                except BaseException as exc:
-                    self._notify("bifrost_after_install", **hook_args, record=None, error=exc)
-                    raise
-                self._notify("bifrost_after_install", **hook_args, record=saved, error=None)
-                self._notify("bifrost_requirements_changed", old=base, new=saved, origin=origin)
-                self._latest = saved
-                # Independent of each other: the cache round trip and the local copy's disk write.
-                await asyncio.gather(
-                    self.guarded_cache.put(saved, invalidate_on_failure=True),
-                    _run(self._keep_local_copy, saved),
-                )
-                # Off the request's path: other servers also catch up by comparing hashes.
-                self._in_background(self._announce(saved))
-                return ChangeResult(saved, self._installed(saved, touched))
+                outcome = await self._attempt(change, base)
+                if isinstance(outcome, ChangeResult):
+                    return outcome
+                if time.monotonic() > deadline:
+                    self._notify(
+                        "bifrost_after_install",
+                        requirements=outcome.requirements,
+                        origin=change.caller.origin,
+                        record=None,
+                        error=outcome.error,
+                    )
+                    raise outcome.error
+                self.log.info("bifrost: another server changed the requirements; retrying")
+                await asyncio.sleep(random.uniform(0, MAX_RETRY_PAUSE))
+                base = await self._read_database()
 
-    def _notify(self, hook: str, **kwargs: Any) -> None:
-        """Call a hook that only watches, one plugin at a time: a plugin that fails is logged,
-        and neither the change nor the other plugins notice."""
-        kwargs["workspace"] = self.workspace
-        for impl in getattr(self.plugins.hook, hook).get_hookimpls():
-            try:
-                impl.function(**{name: kwargs[name] for name in impl.argnames})
-            except Exception:
-                self.log.exception("bifrost: plugin %s failed in %s", impl.plugin_name, hook)
+    async def _attempt(self, change: Change, base: RequirementsRecord) -> ChangeResult | Conflict:
+        """Edit ``base``, build the result, save it if ``base`` is still the saved one, and
+        switch kernels to it; a :class:`Conflict` when another save came first."""
+        content = render(change.edit(parse_content(base.content)))
+        if content == base.content:
+            return await self._unchanged(change, base)
+        candidate = RequirementsRecord.of(self.workspace, content, base.version + 1)
+        keep = change.pins if change.pins is not None else base.lock_lines
+        keep = [pin for pin in keep if pin.split("==")[0] not in change.named]
+        commit = partial(self._save, base, content, change.caller.origin)
+        hook_args = {"requirements": candidate.lines, "origin": change.caller.origin}
+        self._notify("bifrost_before_install", **hook_args)
+        try:
+            saved = await self.package_dir().build_and_switch(
+                candidate, commit, change.caller.on_output, keep
+            )
+        except VersionConflict as conflict:
+            return Conflict(conflict, candidate.lines)
+        except BaseException as exc:
+            self._notify("bifrost_after_install", **hook_args, record=None, error=exc)
+            raise
+        self._notify("bifrost_after_install", **hook_args, record=saved, error=None)
+        await self._after_save(base, saved, change.caller.origin)
+        return ChangeResult(saved, self._installed(saved, change))
+
+    async def _unchanged(self, change: Change, base: RequirementsRecord) -> ChangeResult | Conflict:
+        """The edit changes nothing: if ``base`` is what is saved, make sure the package
+        directory and the cache hold it; else edit what is saved instead."""
+        saved = await self._read_database()
+        if (saved.version, saved.hash) != (base.version, base.hash):
+            return await self._attempt(change, saved)  # our copy was behind
+        await self.package_dir().ensure(saved, change.caller.on_output)
+        await self.guarded_cache.put(saved)
+        return ChangeResult(saved, self._installed(saved, change), changed=False)
 
     async def _save(
         self, base: RequirementsRecord, content: str, origin: Origin, lock: str
@@ -419,12 +428,29 @@ class PackageService:
             lock,
         )
 
+    async def _after_save(
+        self, base: RequirementsRecord, saved: RequirementsRecord, origin: Origin
+    ) -> None:
+        """Tell the plugins, then copy ``saved`` to the cache and the local copy, and announce
+        it to the other servers off the request's path."""
+        self._notify("bifrost_requirements_changed", old=base, new=saved, origin=origin)
+        self._latest = saved
+        await asyncio.gather(  # independent: a Redis round trip and a disk write
+            self.guarded_cache.put(saved, invalidate_on_failure=True),
+            _run(self.local_copy.keep, saved),
+        )
+        self._in_background(self.servers.announce(saved))
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        notify(self.plugins, hook, self.log, workspace=self.workspace, **kwargs)
+
     async def _read_database(self) -> RequirementsRecord:
         self._latest = await _run(self.store.get, self.workspace)
         return self._latest
 
-    def _installed(self, record: RequirementsRecord, names: list[str]) -> list[dict[str, str]]:
-        """Name and version of ``names`` in ``record``'s environment, from its lock."""
+    def _installed(self, record: RequirementsRecord, change: Change) -> list[dict[str, str]]:
+        """Name and version of the projects ``change`` named, from ``record``'s lock."""
+        names = change.named if change.report else ()
         if not record.lock:  # saved before locks existed
             return self.package_dir().installed(names)
         pinned = dict(pin.split("==", 1) for pin in record.lock_lines)
@@ -441,25 +467,8 @@ class PackageService:
         if before is None or before.hash != record.hash:
             await package_dir.ensure(record)
         after = package_dir.active_record()
-        await self.report_state()
+        await self.servers.report()
         return before, after
-
-    async def report_state(self) -> None:
-        """Record in Redis what this server's package directory holds, and when."""
-        active = self.package_dir().active_record()
-        state = {
-            "hash": active and active.hash,
-            "version": active and active.version,
-            "seen": time.time(),
-        }
-        await self.guarded_cache.call(
-            self.cache.report_server, self.workspace, self.server_id, state
-        )
-
-    async def servers(self, alive_after: float) -> dict[str, dict[str, object]]:
-        """Every live server of the workspace and the hash its package directory holds."""
-        found = await self.guarded_cache.call(self.cache.servers, self.workspace, alive_after)
-        return found or {}
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -470,33 +479,6 @@ class PackageService:
         """Wait for background work (announcing changes) to finish, e.g. before a CLI exits."""
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-
-    async def _announce(self, saved: RequirementsRecord) -> None:
-        """Publish the change to the workspace's servers (this one's listener records its new
-        state when the event comes back)."""
-        # If Redis is down they catch up when they next compare hashes.
-        await self.guarded_cache.call(self.cache.publish, saved, self.server_id)
-
-    # -- cache and local copy ------------------------------------------------------------
-
-    def local_copy(self) -> RequirementsRecord | None:
-        """The last record this machine saw, kept for starts with no database and no cache."""
-        try:
-            data = json.loads((self.workspace_dir / "requirements.json").read_text("utf-8"))
-            return RequirementsRecord.from_json(self.workspace, data)
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def _keep_local_copy(self, record: RequirementsRecord) -> None:
-        if record == self._local_copy_written:
-            return  # the common case on every kernel start: no disk access
-        try:
-            self.workspace_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.workspace_dir / "requirements.json", json.dumps(record.to_json()))
-        except OSError as exc:  # only a fallback: the database and the cache hold the record
-            self.log.warning("bifrost: could not keep a local copy of the requirements: %s", exc)
-            return
-        self._local_copy_written = record
 
     def close(self) -> None:
         """Close the database and Redis connections."""

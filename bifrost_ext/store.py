@@ -21,8 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from filelock import FileLock
 from sqlalchemy.engine import Engine, make_url
-from traitlets import Float, Unicode
-from traitlets.config import LoggingConfigurable
+from traitlets import Float
 
 from .records import (
     REQUIREMENTS_ENTITY,
@@ -31,6 +30,7 @@ from .records import (
     RequirementsRecord,
     Revision,
 )
+from .settings import Component, Settings, owned
 
 VERSION_TABLE = "bifrost_alembic_version"
 #: Key of the PostgreSQL advisory lock that serialises schema migrations across servers.
@@ -87,10 +87,10 @@ def engine_url(url: str) -> sa.URL:
     return parsed
 
 
-class RequirementsStore(LoggingConfigurable):
+class RequirementsStore(Component):
     """Reads and saves workspace requirements in a SQL database (SQLite or PostgreSQL)."""
 
-    url = Unicode(help="SQLAlchemy URL of the database.").tag(config=True)
+    url = owned("database_url")
     connect_timeout = Float(
         5.0, help="Seconds to wait for a database connection before giving up."
     ).tag(config=True)
@@ -98,8 +98,8 @@ class RequirementsStore(LoggingConfigurable):
         config=True
     )
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
         self._engine: Engine | None = None
         self._schema_ready = False
         self._schema_lock = threading.Lock()

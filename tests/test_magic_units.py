@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from bifrost_ext.kernel_client import ApiError
-from bifrost_ext.magic import _explain, join_specs, pip_hint
+from bifrost_ext.kernel.client import ApiError
+from bifrost_ext.kernel.magic import _explain, join_specs, pip_hint
 
 
 def test_pip_hint_recognises_the_usual_spellings() -> None:
@@ -83,12 +83,12 @@ shell.run_cell("x = 1")
 print(sorted(m for m in set(sys.modules) - before if m.startswith("bifrost_ext")))
 shell.run_cell("y = 'no pip here'")
 shell.run_line_magic("bifrost", "")
-print("bifrost_ext.magic" in sys.modules)
+print("bifrost_ext.kernel.magic" in sys.modules)
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     ).stdout
-    assert out.splitlines()[0] == "['bifrost_ext']"
+    assert out.splitlines()[0] == "['bifrost_ext', 'bifrost_ext.kernel', 'bifrost_ext.kernel.env']"
     assert "%bifrost install [--restart] SPEC..." in out
     assert out.splitlines()[-1] == "True"

@@ -10,7 +10,7 @@ import pytest
 import redis
 from jupyter_client.provisioning import LocalProvisioner
 
-from bifrost_ext.provisioner import BifrostProvisioner
+from bifrost_ext.server.provisioner import BifrostProvisioner
 from bifrost_ext.store import RequirementsStore
 from tests.kernels import IMPORT_BFDEMO, run_cell
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bifrost_ext.kernel.watch import PackageWatch, stale_report
 from bifrost_ext.records import RequirementsRecord
-from bifrost_ext.recycle import changed_distributions, imported_distributions
-from bifrost_ext.watch import PackageWatch, stale_report
+from bifrost_ext.server.recycle import changed_distributions, imported_distributions
 
 
 def make_env(root: Path, name: str, dists: dict[str, str]) -> Path:

@@ -10,8 +10,8 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bifrost_ext.config import Settings
 from bifrost_ext.service import PackageService
+from bifrost_ext.settings import Settings
 
 
 def build_wheel(
@@ -64,12 +64,15 @@ def _digest(text: str) -> str:
 def make_service(
     database_url: str, redis_url: str, site_dir: Path, wheelhouse: Path
 ) -> PackageService:
-    settings = Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        workspace="default",
-        site_dir=site_dir,
-        find_links=(str(wheelhouse),),
-        no_index=True,
+    settings = Settings.from_values(
+        {
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "workspace": "default",
+            "site_dir": str(site_dir),
+            "find_links": [str(wheelhouse)],
+            "no_index": True,
+        },
+        environ={},
     )
     return PackageService.from_settings(settings, sys.executable, logging.getLogger("test"))

@@ -1,27 +1,31 @@
 """The ``%bifrost`` line magic: persistent installs from a notebook cell.
 
 Loaded automatically in kernels that ``bifrost-provisioner`` launches, or by hand with
-``%load_ext bifrost_ext``. It calls this kernel's server through
-:mod:`bifrost_ext.kernel_client` (standard library only, like this module: the kernel's
-environment need not have bifrost's dependencies), streams the installer's output into the
-cell, and tells the truth about restarts: a distribution this kernel already imported and
-that changed version leaves stale modules behind, and the magic names them.
+``%load_ext bifrost_ext``. It calls this kernel's server through :mod:`.client`, streams the
+installer's output into the cell, and tells the truth about restarts: a distribution this
+kernel already imported and that changed version leaves stale modules behind, and the magic
+names them (:mod:`.stale`).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import os
 import re
 import shlex
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from .kernel_client import ENV_PACKAGE_DIR, ApiError, PackagesClient, Unreachable
+from .client import ApiError, PackagesClient, Unreachable
+from .env import ENV_PACKAGE_DIR
+from .stale import (
+    imported_distributions,
+    installed_version,
+    readlink,
+    stale_distributions,
+)
 from .watch import acknowledge
 
 USAGE = """\
@@ -105,7 +109,7 @@ class BifrostMagics(Magics):
         if not items:
             _say(f"✗ name at least one package: %bifrost {command} pandas")
             return
-        before = _imported_distributions()
+        before = imported_distributions()
         route = "install" if command == "install" else "uninstall"
         body = client.post(f"api/packages/{route}", {"packages": items}, on_output=_say)
         importlib.invalidate_caches()
@@ -114,14 +118,17 @@ class BifrostMagics(Magics):
         self._after_change(client, before, restart)
 
     def _after_change(
-        self, client: PackagesClient, before: dict[str, tuple[str, list[str]]], restart: bool
+        self,
+        client: PackagesClient,
+        before: tuple[dict[str, str], dict[str, set[str]]],
+        restart: bool,
     ) -> None:
-        stale = _stale(before)
-        for dist, (old, new, modules) in sorted(stale.items()):
-            now = f"now {new}" if new else "now removed"
+        versions, tops = before
+        stale = stale_distributions(versions, _versions_now(versions), tops)
+        for dist in stale:
             _say(
-                f"⚠ {dist} {old} is already imported in this kernel ({now});"
-                f" stale modules: {', '.join(modules)}"
+                f"⚠ {dist.name} {dist.old} is already imported in this kernel ({dist.now});"
+                f" stale modules: {', '.join(dist.modules)}"
             )
         if restart:
             client.post("api/packages/kernel/restart", {})
@@ -142,7 +149,7 @@ class BifrostMagics(Magics):
         rows = [("package", "saved", "in this kernel", "")]
         for spec in lines:
             name = _project_name(spec)
-            version = _version(name)
+            version = installed_version(name)
             rows.append((name, spec, version or "not importable", _flag(spec, version)))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         for row in rows:
@@ -164,7 +171,8 @@ class BifrostMagics(Magics):
             _say(f"cache         DOWN   {cache['error']}")
         else:
             _say(f"cache         ok     {_short(cache['hash'])}{_sync(cache['hash'], saved_hash)}")
-        kernel_hash = _kernel_hash()
+        link = readlink(os.environ.get(ENV_PACKAGE_DIR, ""))
+        kernel_hash = os.path.basename(link) if link else None
         _say(
             f"this kernel   {os.environ.get(ENV_PACKAGE_DIR, '?')}"
             f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}"
@@ -215,13 +223,6 @@ def _project_name(spec: str) -> str:
     return match.group(1) if match else spec
 
 
-def _version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _flag(spec: str, version: str | None) -> str:
     if version is None:
         return "  ✗"
@@ -241,37 +242,8 @@ def _requirement(spec: str) -> Any:
     return None
 
 
-def _imported_distributions() -> dict[str, tuple[str, list[str]]]:
-    """Each distribution with an imported module: its current version and those modules."""
-    imported_tops = {name.partition(".")[0] for name in list(sys.modules)}
-    found: dict[str, tuple[str, list[str]]] = {}
-    for top, dists in importlib.metadata.packages_distributions().items():
-        if top not in imported_tops:
-            continue
-        for dist in dists:
-            version = _version(dist)
-            if version is not None:
-                found.setdefault(dist, (version, []))[1].append(top)
-    return found
-
-
-def _stale(
-    before: dict[str, tuple[str, list[str]]],
-) -> dict[str, tuple[str, str | None, list[str]]]:
-    stale = {}
-    for dist, (old, tops) in before.items():
-        new = _version(dist)
-        if new != old:
-            modules = sorted(name for name in sys.modules if name.partition(".")[0] in tops)
-            stale[dist] = (old, new, modules)
-    return stale
-
-
-def _kernel_hash() -> str | None:
-    try:
-        return os.path.basename(os.readlink(os.environ[ENV_PACKAGE_DIR]))
-    except (KeyError, OSError):
-        return None
+def _versions_now(before: dict[str, str]) -> dict[str, str | None]:
+    return {name: installed_version(name) for name in before}
 
 
 def _short(digest: str | None) -> str:

@@ -9,8 +9,8 @@ image that installs the lock on the kernel's Python version.
 
 from __future__ import annotations
 
-from .interpreter import python_version
-from .records import RequirementsRecord
+from ..interpreter import python_version
+from ..records import RequirementsRecord
 
 EXPORT_FORMATS = ("requirements", "lock", "pep723", "dockerfile")
 

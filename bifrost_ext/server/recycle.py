@@ -6,7 +6,7 @@ A change replaces some distributions (a new version, or removed). A kernel that 
 none of them is left alone under every policy. For one that did:
 
 - ``notify`` (default): the kernel itself notices, before its next execution, that its
-  package directory moved, and names its stale modules (see :mod:`bifrost_ext.watch`);
+  package directory moved, and names its stale modules (see :mod:`bifrost_ext.kernel.watch`);
 - ``restart-idle``: also restarted by this server once it is idle (never while busy);
 - ``never``: nothing.
 
@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .records import RequirementsRecord
+from ..records import RequirementsRecord
 
 #: Seconds between looks at a busy kernel that waits for its restart.
 IDLE_POLL_INTERVAL = 0.5

@@ -1,6 +1,6 @@
 """Audit log for bifrost_ext: every change of a workspace's requirements as one JSON line.
 
-Copy this file into your hooks folder (``c.BifrostApp.hooks_dir`` / ``$BIFROST_HOOKS_DIR``).
+Enable it by name (``BIFROST_PLUGINS=bifrost_ext.hooks.audit``, or ``c.BifrostApp.plugins``).
 Lines go to the file ``$BIFROST_AUDIT_LOG`` (appended; one ``write`` per line), or to the
 ``bifrost.audit`` logger when it is not set, e.g.::
 

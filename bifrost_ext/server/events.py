@@ -3,10 +3,10 @@
 … store → cache → **events** → kernels.
 
 Every saved change is published on the workspace's Redis channel (by
-:meth:`bifrost_ext.service.PackageService._announce`). Each server runs one
+:meth:`bifrost_ext.servers.ServerRegistry.announce`). Each server runs one
 :class:`ChangeListener`: on an event it brings its own package directory up to date through
 the same single-flight path as a kernel start, then hands what changed to the recycle policy
-(:mod:`bifrost_ext.recycle`). Pub/sub delivers only to connected subscribers, so the listener
+(:mod:`.recycle`). Pub/sub delivers only to connected subscribers, so the listener
 also compares hashes whenever it (re)connects and every ``interval`` seconds: a server that
 missed events while Redis was away catches up by itself. Each tick also records what this
 server's package directory holds, which ``GET api/packages/status`` lists.
@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable
 import redis
 import redis.asyncio
 
-from .cache import events_channel
-from .installer import InstallError
-from .records import RequirementsRecord
-from .service import PackageService
-from .store import StoreUnavailable
+from ..cache import events_channel
+from ..installer import InstallError
+from ..records import RequirementsRecord
+from ..service import PackageService
+from ..store import StoreUnavailable
 
 #: Called with what the package directory held before a sync and holds after it.
 OnChange = Callable[[RequirementsRecord | None, RequirementsRecord | None], Awaitable[None]]
@@ -93,8 +93,8 @@ class ChangeListener:
                 event = _parse(message.get("data"))
                 if event is None:
                     continue
-                if event.get("server") == self.service.server_id:
-                    await self.service.report_state()  # our own change, already applied
+                if event.get("server") == self.service.servers.server_id:
+                    await self.service.servers.report()  # our own change, already applied
                     continue
                 self.log.info(
                     "bifrost: requirements changed on %s (version %s); updating",

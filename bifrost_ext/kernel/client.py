@@ -1,7 +1,7 @@
 """The kernel's side of the packages API: a small HTTP client for the ``%bifrost`` magic.
 
 Runs inside the kernel, whose environment may not have bifrost's dependencies: it uses the
-standard library only. The provisioner (:mod:`bifrost_ext.provisioner`) gives each kernel
+standard library only. The provisioner (:mod:`bifrost_ext.server.provisioner`) gives each kernel
 ``BIFROST_SERVER_URL`` and a scoped ``BIFROST_KERNEL_TOKEN``; installs are read as
 server-sent events so the installer's output reaches the cell while it runs.
 """
@@ -13,9 +13,8 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-ENV_SERVER_URL = "BIFROST_SERVER_URL"
-ENV_KERNEL_TOKEN = "BIFROST_KERNEL_TOKEN"
-ENV_PACKAGE_DIR = "BIFROST_PACKAGE_DIR"
+from .env import ENV_KERNEL_TOKEN, ENV_SERVER_URL
+
 #: Seconds to wait for a quiet server; an install may print nothing for a long while.
 READ_TIMEOUT = 900.0
 

@@ -1,7 +1,7 @@
 """Allow/deny-list policy for bifrost_ext: which packages users may install, from a TOML file.
 
-Copy this file into your hooks folder (``c.BifrostApp.hooks_dir`` / ``$BIFROST_HOOKS_DIR``)
-and point ``$BIFROST_POLICY_FILE`` at a file like::
+Enable it by name (``BIFROST_PLUGINS=bifrost_ext.hooks.allow_deny``, or
+``c.BifrostApp.plugins``) and point ``$BIFROST_POLICY_FILE`` at a file like::
 
     # Names alone refuse (or allow) every version; a range refuses (or allows) only those
     # versions, checked against the version a user pins with == (an unpinned request is
@@ -68,10 +68,10 @@ def bifrost_validate_requirement(requirement: Requirement) -> str | None:
             return f"denied by the package policy ({entry})"
     if allow:
         names = {canonicalize_name(entry.name): entry for entry in allow}
-        entry = names.get(canonicalize_name(requirement.name))
-        if entry is None:
+        allowed = names.get(canonicalize_name(requirement.name))
+        if allowed is None:
             return "not on the list of allowed packages"
         version = _pinned(requirement)
-        if entry.specifier and version is not None and version not in entry.specifier:
-            return f"only {entry} is allowed"
+        if allowed.specifier and version is not None and version not in allowed.specifier:
+            return f"only {allowed} is allowed"
     return None

@@ -7,7 +7,7 @@ by :class:`bifrost_ext.service.PackageService`, and this module only maps its ou
 HTTP statuses.
 
 Besides the user's own credentials, a request may carry a kernel's scoped secret
-(:mod:`bifrost_ext.credentials`): it authenticates as the user who started that kernel, on
+(:mod:`.credentials`): it authenticates as the user who started that kernel, on
 these handlers only. Installs stream the installer's output as server-sent events when the
 client asks for ``text/event-stream``; otherwise they answer with one JSON body.
 """
@@ -20,17 +20,22 @@ from collections.abc import Awaitable
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.auth.identity import User
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from .config import CREDENTIALS_SETTING, SERVICE_SETTING
-from .credentials import KernelCredentials, KernelGrant
-from .installer import InstallError, OutputCallback
-from .records import Origin, RequirementsRecord
-from .requirements import InvalidSpec
-from .service import ChangeResult, NotInRequirements, PackageService, UnknownRevision
-from .store import StoreUnavailable, VersionConflict
+from ..installer import InstallError
+from ..records import Origin, RequirementsRecord
+from ..requirements import InvalidSpec
+from ..service import (
+    Caller,
+    ChangeResult,
+    NotInRequirements,
+    PackageService,
+    UnknownRevision,
+)
+from ..settings import IDENTITY_SETTING, SERVICE_SETTING
+from ..store import StoreUnavailable, VersionConflict
+from .credentials import KernelGrant, KernelIdentityProvider
 
 AUTH_RESOURCE = "packages"
 #: Most revisions one history request lists.
@@ -41,7 +46,6 @@ class PackagesAPIHandler(APIHandler):
     """Base handler: the ``packages`` resource and error mapping."""
 
     auth_resource = AUTH_RESOURCE
-    kernel: KernelGrant | None = None
     streaming = False
 
     @property
@@ -50,19 +54,16 @@ class PackagesAPIHandler(APIHandler):
         service: PackageService = self.settings[SERVICE_SETTING]
         return service
 
-    async def prepare(self) -> None:  # type: ignore[override]
-        """Accept a kernel's scoped secret here, else authenticate as jupyter_server does."""
-        credentials: KernelCredentials = self.settings[CREDENTIALS_SETTING]
-        grant = credentials.grant_for(self.request.headers.get("Authorization", ""))
-        if grant is None:
-            await super().prepare()
-            return
-        if not self.check_host():
-            raise web.HTTPError(403)
-        # A header secret cannot be sent cross-site, so no XSRF check applies (as for tokens).
-        self.kernel = grant
-        user = grant.user or User(username=f"kernel-{grant.kernel_id}")
-        self.current_user = self._jupyter_current_user = user
+    @property
+    def identity_provider(self) -> KernelIdentityProvider:  # type: ignore[override]
+        """The server's identity provider, which here also accepts kernels' secrets."""
+        provider: KernelIdentityProvider = self.settings[IDENTITY_SETTING]
+        return provider
+
+    @property
+    def kernel(self) -> KernelGrant | None:
+        """The kernel whose secret authenticated this request, if one did."""
+        return self.identity_provider.grant_of(self)
 
     @property
     def origin(self) -> Origin:
@@ -72,9 +73,10 @@ class PackagesAPIHandler(APIHandler):
         source = f"kernel {self.kernel.kernel_id}" if self.kernel else "api"
         return Origin(name, source)
 
-    def on_output(self) -> OutputCallback | None:
-        """Where installer output goes: server-sent events when the client asked for them."""
-        return self.stream_line if self.wants_stream() else None
+    def caller(self) -> Caller:
+        """Who asks, and where installer output goes: server-sent events when the client
+        asked for them."""
+        return Caller(self.origin, self.stream_line if self.wants_stream() else None)
 
     def wants_stream(self) -> bool:
         """True when the client asked for server-sent events."""
@@ -90,12 +92,11 @@ class PackagesAPIHandler(APIHandler):
         self.write(f"event: output\ndata: {json.dumps(line)}\n\n")
         self.flush().add_done_callback(_ignore_closed)
 
-    def read_json(self) -> dict[str, Any]:
-        """The request's JSON object body (400 when it is not one)."""
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "the request body is not valid JSON") from None
+    def json_object(self) -> dict[str, Any]:
+        """The request's JSON object body (400 when it is not one; an empty body is ``{}``)."""
+        body = self.get_json_body()
+        if body is None:
+            return {}
         if not isinstance(body, dict):
             raise web.HTTPError(400, "the request body must be a JSON object")
         return body
@@ -171,8 +172,8 @@ class InstallHandler(PackagesAPIHandler):
     @authorized
     async def post(self) -> None:
         """Install ``{"packages": [...]}`` (or the older ``{"package", "version"}``)."""
-        specs = install_specs(self.read_json())
-        await self.run_change(self.service.install(specs, self.on_output(), self.origin))
+        specs = install_specs(self.json_object())
+        await self.run_change(self.service.install(specs, self.caller()))
 
 
 class UninstallHandler(PackagesAPIHandler):
@@ -182,8 +183,8 @@ class UninstallHandler(PackagesAPIHandler):
     @authorized
     async def post(self) -> None:
         """Remove ``{"packages": [names]}``."""
-        names = self.read_json().get("packages")
-        await self.run_change(self.service.uninstall(names, self.on_output(), self.origin))
+        names = self.json_object().get("packages")
+        await self.run_change(self.service.uninstall(names, self.caller()))
 
 
 class HistoryHandler(PackagesAPIHandler):
@@ -200,12 +201,10 @@ class HistoryHandler(PackagesAPIHandler):
         if not 1 <= limit <= MAX_HISTORY:
             raise web.HTTPError(400, f"limit must be between 1 and {MAX_HISTORY}")
         try:
-            # One more than asked for, so the oldest listed revision can show what it replaced.
-            revisions = await self.service.history(limit + 1)
+            pairs = await self.service.history(limit)
         except StoreUnavailable as exc:
             self.reply(503, {"message": str(exc)})
             return
-        pairs = zip(revisions[:limit], [*revisions[1:], None], strict=False)
         self.reply(
             200,
             {
@@ -222,10 +221,10 @@ class RollbackHandler(PackagesAPIHandler):
     @authorized
     async def post(self) -> None:
         """Restore ``{"revision": id}``: installed from its lock, saved and cached."""
-        revision = self.read_json().get("revision")
+        revision = self.json_object().get("revision")
         if isinstance(revision, bool) or not isinstance(revision, int):
             raise web.HTTPError(400, 'give the revision to restore as {"revision": <id>}')
-        await self.run_change(self.service.rollback(revision, self.on_output(), self.origin))
+        await self.run_change(self.service.rollback(revision, self.caller()))
 
 
 class StatusHandler(PackagesAPIHandler):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import getpass
 import json
 import logging
@@ -27,16 +26,14 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
-from packaging.utils import canonicalize_name
-
-from .config import Settings
+from ..installer import InstallError
+from ..interpreter import DEFAULT_KERNEL_NAME, kernel_python
+from ..records import Origin
+from ..requirements import InvalidSpec, parse_requirements_file
+from ..service import Caller, NotInRequirements, PackageService, UnknownRevision
+from ..settings import BY_NAME, SETTINGS, Settings
+from ..store import StoreUnavailable, VersionConflict
 from .exporters import EXPORT_FORMATS, export
-from .installer import InstallError
-from .interpreter import default_kernel_python
-from .records import Origin
-from .requirements import InvalidSpec, parse_requirements_file
-from .service import NotInRequirements, PackageService, UnknownRevision
-from .store import StoreUnavailable, VersionConflict
 
 EXIT_OK, EXIT_INSTALL, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CONFLICT = range(6)
 
@@ -53,10 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         " these flags. Exit codes: 0 ok, 1 install failed, 2 usage or invalid requirement,"
         " 3 not found, 4 database unavailable, 5 kept changing.",
     )
-    parser.add_argument("--workspace", help="workspace (default: $BIFROST_WORKSPACE, …)")
-    parser.add_argument("--database-url", help="SQLAlchemy URL of the database")
-    parser.add_argument("--redis-url", help="Redis URL of the cache ('' for none)")
-    parser.add_argument("--site-dir", help="where package directories live")
+    for setting in SETTINGS:
+        if setting.flag:
+            flag = "--" + setting.name.replace("_", "-")
+            parser.add_argument(flag, dest=setting.name, help=f"{setting.help} (${setting.env})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, json_output: bool = False) -> argparse.ArgumentParser:
@@ -129,39 +126,32 @@ def _fail(message: str, code: int) -> int:
 
 
 def _service(args: argparse.Namespace, log: logging.Logger) -> PackageService:
+    """The service the server would build: settings from its config files and the
+    ``BIFROST_*`` variables, then the flags; installs for its default kernel."""
+    from jupyter_client.kernelspec import KernelSpecManager
     from traitlets.config import LoggingConfigurable
 
     config = _server_config()
-    settings = Settings.from_env()
-    given = {k: v for k, v in config.get("BifrostApp", {}).items() if k in _SETTINGS}
-    given.update({k: v for k in _FLAGS if (v := getattr(args, k)) is not None})
-    settings = dataclasses.replace(settings, **{k: _SETTINGS[k](v) for k, v in given.items()})
-    # The config also reaches the store, cache and installer (their timeouts, say).
+    section = config.get("BifrostApp", {})
+    values = {name: section[name] for name in BY_NAME if name in section}
+    for setting in SETTINGS:
+        if setting.flag and (text := getattr(args, setting.name)) is not None:
+            values[setting.name] = setting.parse(text)
+    settings = Settings.from_values(values)
+    python = kernel_python(KernelSpecManager(config=config), _default_kernel_name(config))
+    # The config also reaches the store, cache and installer (c.Installer.timeout, say).
     parent = LoggingConfigurable(config=config)
-    return PackageService.from_settings(settings, default_kernel_python(), log, parent=parent)
+    return PackageService.from_settings(settings, python, log, parent=parent)
 
 
-def _names(values: Any) -> tuple[str, ...]:
-    return tuple(str(canonicalize_name(v)) for v in values)
+def _default_kernel_name(config: Any) -> str:
+    """The kernel the server starts by default, from the same config sections it reads."""
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
-
-#: The BifrostApp settings a command uses, and how a config or flag value becomes one.
-_SETTINGS: dict[str, Callable[[Any], Any]] = {
-    "database_url": str,
-    "redis_url": lambda v: v or None,
-    "workspace": str,
-    "site_dir": lambda v: Path(v).expanduser(),
-    "installer": str,
-    "index_url": lambda v: v or None,
-    "find_links": tuple,
-    "no_index": bool,
-    "install_timeout": float,
-    "protected_packages": _names,
-    "denied_packages": _names,
-    "recycle": str,
-    "hooks_dir": lambda v: Path(v).expanduser() if v else None,
-}
-_FLAGS = ("workspace", "database_url", "redis_url", "site_dir")
+    name = DEFAULT_KERNEL_NAME
+    for section in AsyncMappingKernelManager.section_names():  # the most specific last
+        name = config.get(section, {}).get("default_kernel_name", name)
+    return str(name)
 
 
 def _server_config() -> Any:
@@ -184,12 +174,20 @@ def _server_config() -> Any:
     return config
 
 
-def _origin() -> Origin:
+def _on_behalf_of_operator() -> Caller:
+    """The operator's login name in the history; the installer's output on stdout."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = None
-    return Origin(user, "cli")
+    return Caller(Origin(user, "cli"), _progress(sys.stdout))
+
+
+def _changed(summary: str) -> int:
+    """End a change's progress output and say what was saved."""
+    _done(sys.stdout)
+    print(summary)
+    return EXIT_OK
 
 
 def _print_json(value: Any) -> None:
@@ -214,18 +212,14 @@ async def _list(service: PackageService, args: argparse.Namespace) -> int:
 
 
 async def _install(service: PackageService, args: argparse.Namespace) -> int:
-    result = await service.install(args.specs, _progress(sys.stdout), _origin())
-    _done(sys.stdout)
+    result = await service.install(args.specs, _on_behalf_of_operator())
     installed = ", ".join(f"{d['name']} {d['version']}" for d in result.installed)
-    print(f"installed {installed}; saved as version {result.record.version}")
-    return EXIT_OK
+    return _changed(f"installed {installed}; saved as version {result.record.version}")
 
 
 async def _remove(service: PackageService, args: argparse.Namespace) -> int:
-    result = await service.uninstall(args.names, _progress(sys.stdout), _origin())
-    _done(sys.stdout)
-    print(f"removed {', '.join(args.names)}; saved as version {result.record.version}")
-    return EXIT_OK
+    result = await service.uninstall(args.names, _on_behalf_of_operator())
+    return _changed(f"removed {', '.join(args.names)}; saved as version {result.record.version}")
 
 
 async def _status(service: PackageService, args: argparse.Namespace) -> int:
@@ -251,8 +245,7 @@ def _state(place: dict[str, Any]) -> str:
 
 
 async def _history(service: PackageService, args: argparse.Namespace) -> int:
-    revisions = await service.history(args.limit + 1)
-    pairs = list(zip(revisions[: args.limit], [*revisions[1:], None], strict=False))
+    pairs = await service.history(args.limit)
     if args.json:
         _print_json([revision.to_json(previous) for revision, previous in pairs])
         return EXIT_OK
@@ -270,10 +263,8 @@ async def _history(service: PackageService, args: argparse.Namespace) -> int:
 
 
 async def _rollback(service: PackageService, args: argparse.Namespace) -> int:
-    result = await service.rollback(args.revision, _progress(sys.stdout), _origin())
-    _done(sys.stdout)
-    print(f"restored revision {args.revision} as version {result.record.version}")
-    return EXIT_OK
+    result = await service.rollback(args.revision, _on_behalf_of_operator())
+    return _changed(f"restored revision {args.revision} as version {result.record.version}")
 
 
 async def _warm(service: PackageService, args: argparse.Namespace) -> int:
@@ -304,10 +295,10 @@ async def _import(service: PackageService, args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot read {args.file}: {exc}", EXIT_USAGE)
     requirements = parse_requirements_file(text)
-    result = await service.replace(requirements, _progress(sys.stdout), _origin())
-    _done(sys.stdout)
-    print(f"imported {len(requirements)} requirements; saved as version {result.record.version}")
-    return EXIT_OK
+    result = await service.replace(requirements, _on_behalf_of_operator())
+    return _changed(
+        f"imported {len(requirements)} requirements; saved as version {result.record.version}"
+    )
 
 
 def _progress(stream: TextIO) -> Callable[[str], None]:

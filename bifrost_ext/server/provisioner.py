@@ -9,10 +9,11 @@ last local copy), brings the kernel interpreter's package directory up to them
 directory first on the kernel's ``PYTHONPATH``. The same instance serves every restart of its
 kernel, so the same path runs again on each restart.
 
-Inside jupyter_server it uses the extension's service (found through the kernel manager's
-parent chain); anywhere else (plain jupyter_client, nbclient, papermill, with
-``JUPYTER_DEFAULT_PROVISIONER_NAME=bifrost-provisioner``) it builds one from the ``BIFROST_*``
-environment variables.
+It adds the kernel side (:mod:`bifrost_ext.kernel`) to the kernel's path and loads it, so
+``%bifrost`` works in any Python kernel. Inside jupyter_server it uses the extension's service
+(found through the kernel manager's parent chain); anywhere else (plain jupyter_client,
+nbclient, papermill, with ``JUPYTER_DEFAULT_PROVISIONER_NAME=bifrost-provisioner``) it builds
+one from the ``BIFROST_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -26,20 +27,23 @@ from typing import Any
 from filelock import Timeout
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
-from .config import (
-    CREDENTIALS_SETTING,
+from ..installer import InstallError
+from ..interpreter import resolve_python
+from ..kernel.env import (
+    ENV_KERNEL_STATE,
+    ENV_KERNEL_TOKEN,
+    ENV_PACKAGE_DIR,
+    ENV_RECYCLE,
+    ENV_SERVER_URL,
     ENV_WORKSPACE,
-    SERVER_URL_SETTING,
-    SERVICE_SETTING,
-    Settings,
 )
+from ..service import PackageService
+from ..settings import CREDENTIALS_SETTING, SERVER_URL_SETTING, SERVICE_SETTING, Settings
+from ..store import StoreUnavailable
 from .credentials import KernelCredentials
-from .installer import InstallError
-from .interpreter import resolve_python
-from .kernel_client import ENV_KERNEL_TOKEN, ENV_PACKAGE_DIR, ENV_SERVER_URL
-from .service import PackageService
-from .store import StoreUnavailable
-from .watch import ENV_KERNEL_STATE, ENV_RECYCLE
+
+#: The extension every Python kernel loads: bifrost's kernel side, and nothing else of it.
+KERNEL_SIDE = "bifrost_ext.kernel"
 
 _standalone_services: dict[Settings, PackageService] = {}
 
@@ -89,7 +93,10 @@ class BifrostProvisioner(LocalProvisioner):
             self.kernel_env = self._kernel_env()
             if self._is_ipykernel():
                 extra = kwargs.get("extra_arguments") or []
-                kwargs["extra_arguments"] = [*extra, "--IPKernelApp.extra_extensions=bifrost_ext"]
+                kwargs["extra_arguments"] = [
+                    *extra,
+                    f"--IPKernelApp.extra_extensions={KERNEL_SIDE}",
+                ]
         return dict(await super().pre_launch(**kwargs))
 
     async def _prepare(self) -> str | None:
@@ -164,27 +171,34 @@ class BifrostProvisioner(LocalProvisioner):
 
 
 def kernel_state_file(workspace_dir: Path, kernel_id: str) -> Path:
-    """Where a kernel reports the distributions it imported (see :mod:`bifrost_ext.recycle`)."""
+    """Where a kernel reports the distributions it imported (see :mod:`.recycle`)."""
     return workspace_dir / "kernels" / f"{kernel_id}.json"
 
 
 def magic_path(site_dir: Path) -> Path:
-    """A folder holding only ``bifrost_ext``, so any kernel can load the magic.
+    """A folder from which any kernel can import bifrost's kernel side, and only that.
 
-    The kernel's interpreter may live in another environment; this exposes bifrost's own
-    package (whose kernel-side modules need only the standard library and IPython) and none
-    of the server's other packages.
+    The kernel's interpreter may live in another environment; this folder holds a
+    ``bifrost_ext`` package made of links to the real package's ``__init__.py`` (which imports
+    nothing) and its ``kernel`` subpackage (standard library and IPython only), so none of the
+    server's code or packages reach the kernel's path.
     """
     folder = site_dir / ".kernel-support"
-    link = folder / "bifrost_ext"
-    target = Path(__file__).resolve().parent
-    if not link.is_symlink() or Path(os.readlink(link)) != target:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".bifrost_ext-{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(target, target_is_directory=True)
-        os.replace(tmp, link)
+    package = Path(__file__).resolve().parent.parent
+    for name in ("__init__.py", "kernel"):
+        _link(folder / "bifrost_ext" / name, package / name)
     return folder
+
+
+def _link(link: Path, target: Path) -> None:
+    """Make ``link`` point at ``target``, atomically, unless it already does."""
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target, target_is_directory=target.is_dir())
+    os.replace(tmp, link)
 
 
 def _launching_user() -> Any:

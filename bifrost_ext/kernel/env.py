@@ -1,0 +1,20 @@
+"""The environment variables through which a server tells its kernels where things are.
+
+Both sides read these names: the provisioner (:mod:`bifrost_ext.server.provisioner`) sets
+them when it launches a kernel, and the kernel side (this package) reads them.
+"""
+
+from __future__ import annotations
+
+#: The server's URL as a kernel on this machine reaches it (loopback when possible).
+ENV_SERVER_URL = "BIFROST_SERVER_URL"
+#: The kernel's own scoped secret for the packages API (:mod:`bifrost_ext.server.credentials`).
+ENV_KERNEL_TOKEN = "BIFROST_KERNEL_TOKEN"
+#: The ``current`` link of the package directory on the kernel's ``PYTHONPATH``.
+ENV_PACKAGE_DIR = "BIFROST_PACKAGE_DIR"
+#: The recycle policy (also an operator setting): what a kernel does when its packages move.
+ENV_RECYCLE = "BIFROST_RECYCLE"
+#: Under ``restart-idle``: where the kernel reports the distributions it imported.
+ENV_KERNEL_STATE = "BIFROST_KERNEL_STATE"
+#: The workspace whose packages the kernel imports.
+ENV_WORKSPACE = "BIFROST_WORKSPACE"

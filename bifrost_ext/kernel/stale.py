@@ -1,0 +1,126 @@
+"""Which modules a change of the packages left stale in this kernel.
+
+A module stays in ``sys.modules`` after its distribution was upgraded or removed: the kernel
+keeps running the old code until it restarts. Both ways a kernel learns of a change ask the
+same question here: the magic (:mod:`.magic`), which compares the versions it can import
+before and after its own install, and the watch (:mod:`.watch`), which compares the two
+environments the package directory's link moved between.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import sys
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Top-level import names of each distribution, by canonical distribution name.
+TopLevels = Mapping[str, Set[str]]
+
+
+@dataclass(frozen=True)
+class StaleDistribution:
+    """A distribution this kernel imported whose version changed under it."""
+
+    name: str
+    old: str
+    new: str | None
+    modules: list[str]
+
+    @property
+    def now(self) -> str:
+        """``now 2.0``, or ``now removed``."""
+        return f"now {self.new}" if self.new else "now removed"
+
+
+def stale_distributions(
+    before: Mapping[str, str], after: Mapping[str, str | None], tops: TopLevels
+) -> list[StaleDistribution]:
+    """The distributions of ``before`` whose version ``after`` changed and that this kernel
+    imported a module of, sorted by name."""
+    stale = []
+    for name in sorted(before):
+        if after.get(name) == before[name]:
+            continue
+        modules = imported_modules(tops.get(name, set()))
+        if modules:
+            stale.append(StaleDistribution(name, before[name], after.get(name), modules))
+    return stale
+
+
+def imported_modules(tops: Set[str]) -> list[str]:
+    """The imported modules under these top-level names."""
+    return sorted(name for name in list(sys.modules) if name.partition(".")[0] in tops)
+
+
+def imported_distributions() -> tuple[dict[str, str], dict[str, set[str]]]:
+    """Each distribution with an imported module: its importable version and its top-level
+    names (as this kernel's ``sys.path`` finds them, the package directory first)."""
+    imported_tops = {name.partition(".")[0] for name in list(sys.modules)}
+    versions: dict[str, str] = {}
+    tops: dict[str, set[str]] = {}
+    for top, dists in importlib.metadata.packages_distributions().items():
+        if top not in imported_tops:
+            continue
+        for dist in dists:
+            version = installed_version(dist)
+            if version is not None:
+                versions[dist] = version
+                tops.setdefault(dist, set()).add(top)
+    return versions, tops
+
+
+def installed_version(name: str) -> str | None:
+    """The version of a distribution this kernel imports, or None."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def env_versions(env: Path) -> dict[str, str]:
+    """Each distribution in a built environment and its version, from its ``.dist-info``."""
+    found = {}
+    for entry in _dist_infos(env):
+        name, _, version = entry[: -len(".dist-info")].rpartition("-")
+        found[canonical(name)] = version
+    return found
+
+
+def env_top_levels(env: Path) -> dict[str, set[str]]:
+    """Each distribution's top-level import names in a built environment, from its RECORD."""
+    tops: dict[str, set[str]] = {}
+    for entry in _dist_infos(env):
+        dist = canonical(entry[: -len(".dist-info")].rpartition("-")[0])
+        try:
+            record = (env / entry / "RECORD").read_text("utf-8")
+        except OSError:
+            continue
+        for row in record.splitlines():
+            first = row.split(",", 1)[0].split("/", 1)[0]
+            if first and not first.endswith((".dist-info", ".data")) and first != "__pycache__":
+                tops.setdefault(dist, set()).add(first.removesuffix(".py"))
+    return tops
+
+
+def readlink(link: str) -> str | None:
+    """Where a link points, or None (missing, or not a link)."""
+    try:
+        return os.readlink(link)
+    except OSError:
+        return None
+
+
+def canonical(name: str) -> str:
+    """A distribution name in its canonical form (PEP 503), without ``packaging``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _dist_infos(env: Path) -> list[str]:
+    try:
+        return [entry for entry in os.listdir(env) if entry.endswith(".dist-info")]
+    except OSError:
+        return []

@@ -1,0 +1,103 @@
+"""Notice that the package directory moved under a running kernel.
+
+… events → recycle → **kernels**.
+
+Loaded with the ``%bifrost`` extension in every kernel bifrost starts. Before each execution
+it reads where the package directory's ``current`` link points (one ``readlink``). When
+another server's change (or this one's) moved it, and the policy is ``notify``, it names the
+modules this kernel imported from distributions whose version changed, once. Under
+``restart-idle`` it also keeps, after each execution that imported something new, a small
+file listing the distributions imported from the package directory, which the server reads to
+decide which kernels to restart (:mod:`bifrost_ext.server.recycle`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from .env import ENV_KERNEL_STATE, ENV_RECYCLE
+from .stale import env_top_levels, env_versions, readlink, stale_distributions
+
+
+class PackageWatch:
+    """Watches one kernel's package directory link."""
+
+    def __init__(self, link: str, policy: str, state_file: str | None) -> None:
+        self.link = link
+        self.policy = policy
+        self.state_file = Path(state_file) if state_file else None
+        self.seen = readlink(link)
+        self._modules_seen = 0
+        self._reported: list[str] | None = None
+        self._tops: dict[str, set[str]] = {}
+        self._tops_of: str | None = None
+
+    def before_cell(self) -> None:
+        """Say which imported modules went stale, if the directory moved since last time."""
+        target = readlink(self.link)
+        if target == self.seen:
+            return
+        old, self.seen = self.seen, target
+        if self.policy != "notify" or old is None or target is None:
+            return
+        root = Path(self.link).parent
+        for line in stale_report(root / old, root / target):
+            print(line)
+
+    def after_cell(self) -> None:
+        """Record the distributions imported from the package directory (restart-idle)."""
+        if self.state_file is None or len(sys.modules) == self._modules_seen:
+            return
+        self._modules_seen = len(sys.modules)
+        if self._tops_of != self.seen:  # read the RECORD files once per environment
+            self._tops = env_top_levels(Path(self.link).parent / (self.seen or ""))
+            self._tops_of = self.seen
+        imported = sorted(
+            dist for dist, tops in self._tops.items() if any(t in sys.modules for t in tops)
+        )
+        if imported == self._reported:
+            return
+        self._reported = imported
+        tmp = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}")
+        try:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"distributions": imported}), "utf-8")
+            os.replace(tmp, self.state_file)
+        except OSError:
+            pass  # only a hint for the server; the kernel must never fail because of it
+
+
+_active: PackageWatch | None = None
+
+
+def start_watch(link: str) -> PackageWatch:
+    """Create this kernel's watch, with the policy and state file its provisioner set."""
+    global _active
+    _active = PackageWatch(
+        link, os.environ.get(ENV_RECYCLE, "notify"), os.environ.get(ENV_KERNEL_STATE)
+    )
+    return _active
+
+
+def acknowledge() -> None:
+    """The magic changed the packages itself and already said what went stale."""
+    if _active is not None:
+        _active.seen = readlink(_active.link)
+
+
+def stale_report(old_env: Path, new_env: Path) -> list[str]:
+    """Lines naming each imported distribution that the move from ``old_env`` changed."""
+    stale = stale_distributions(
+        env_versions(old_env), env_versions(new_env), env_top_levels(old_env)
+    )
+    lines = [
+        f"⚠ bifrost: the workspace's packages changed: {dist.name} {dist.old} is imported"
+        f" in this kernel ({dist.now}); stale modules: {', '.join(dist.modules)}"
+        for dist in stale
+    ]
+    if lines:
+        lines.append("  restart the kernel to use the new versions (Kernel ▸ Restart)")
+    return lines

@@ -1,0 +1,211 @@
+"""The jupyter_server extension app: settings, wiring, and the server-start warm-up.
+
+It builds the store, cache and installer from its traits, hands the assembled
+:class:`~bifrost_ext.service.PackageService` to the API handlers and to the kernel
+provisioner (through the web app's settings), makes ``bifrost-provisioner`` the default
+provisioner for kernels this server launches, and warms Redis from the database when the
+server starts, retrying in the background while either is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import TYPE_CHECKING, Any
+
+from jupyter_client.provisioning.factory import KernelProvisionerFactory
+from jupyter_server.extension.application import ExtensionApp
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from traitlets import Type
+
+from ..cache import CacheUnavailable, RequirementsCache
+from ..installer import Installer, InstallError
+from ..interpreter import kernel_python
+from ..records import RequirementsRecord
+from ..service import PackageService
+from ..settings import (
+    CREDENTIALS_SETTING,
+    IDENTITY_SETTING,
+    SERVER_URL_SETTING,
+    SERVICE_SETTING,
+    Settings,
+    setting_traits,
+)
+from ..store import RequirementsStore, StoreUnavailable
+from .api_handlers import default_handlers
+from .credentials import KernelCredentials, KernelIdentityProvider
+from .events import ChangeListener
+from .recycle import KernelRecycler
+
+PROVISIONER_NAME = "bifrost-provisioner"
+
+if TYPE_CHECKING:
+    SettingTraits = object
+else:
+    #: One trait per row of the settings table, each defaulting to its environment variable.
+    SettingTraits = setting_traits()
+
+
+class BifrostApp(ExtensionApp, SettingTraits):
+    """Persistent notebook package installs for jupyter_server.
+
+    Its settings (``c.BifrostApp.<name>``) come from :data:`bifrost_ext.settings.SETTINGS`.
+    """
+
+    name = "bifrost_ext"
+    load_other_extensions = True
+
+    store_class = Type(
+        RequirementsStore,
+        klass=RequirementsStore,
+        help="The database store class; it reads its own section (c.RequirementsStore.url).",
+    ).tag(config=True)
+    cache_class = Type(
+        RequirementsCache,
+        klass=RequirementsCache,
+        help="The cache class; it reads its own section (c.RequirementsCache.url).",
+    ).tag(config=True)
+    installer_class = Type(
+        Installer,
+        klass=Installer,
+        help="The installer class; it reads its own section (c.Installer.timeout, ...).",
+    ).tag(config=True)
+
+    def initialize_settings(self) -> None:
+        """Build the service and, unless turned off, make our provisioner the default."""
+        serverapp: Any = self.serverapp
+        settings = Settings.of(self)
+        self.service = PackageService.from_settings(
+            settings,
+            python=kernel_python(
+                serverapp.kernel_spec_manager, serverapp.kernel_manager.default_kernel_name
+            ),
+            log=self.log,
+            parent=self,
+            store_class=self.store_class,
+            cache_class=self.cache_class,
+            installer_class=self.installer_class,
+            server_id=f"{socket.gethostname()}:{serverapp.port}",
+        )
+        self.settings[SERVICE_SETTING] = self.service
+        self.settings[CREDENTIALS_SETTING] = self.kernel_credentials = KernelCredentials()
+        self.settings[IDENTITY_SETTING] = KernelIdentityProvider(
+            serverapp.identity_provider, self.kernel_credentials
+        )
+        self.settings[SERVER_URL_SETTING] = self._server_url()
+        self._previous_provisioner: str | None = None
+        if settings.use_provisioner:
+            # A KernelProvisionerFactory setting in config files does not reach the factory
+            # (it is a singleton that may already exist), so set the live instance.
+            factory = KernelProvisionerFactory.instance()
+            self._previous_provisioner = factory.default_provisioner_name
+            factory.default_provisioner_name = PROVISIONER_NAME
+        self._warm_task: asyncio.Task[None] | None = None
+        self._listener_task: asyncio.Task[None] | None = None
+        self.recycler = KernelRecycler(
+            settings.recycle,
+            serverapp.kernel_manager,
+            self.service.workspace_dir / "kernels",
+            self.log,
+        )
+        self.log.info(
+            "bifrost: workspace %r, database %s, cache %s, packages in %s",
+            settings.workspace,
+            _redact(settings.database_url),
+            _redact(settings.redis_url) if settings.redis_url else "off",
+            settings.site_dir,
+        )
+
+    def _server_url(self) -> str:
+        """The URL a kernel on this machine uses to reach this server (loopback when possible)."""
+        serverapp: Any = self.serverapp
+        if serverapp.sock or serverapp.certfile:
+            return str(serverapp.connection_url)
+        host = serverapp.ip if serverapp.ip not in ("", "0.0.0.0", "*", "::") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{serverapp.port}{serverapp.base_url}"
+
+    def initialize_handlers(self) -> None:
+        """Register the packages API."""
+        self.handlers.extend(default_handlers)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Server-start hook, in the background: warm the cache from the database, then bring
+        the package directory up to the saved requirements."""
+        self._warm_task = asyncio.create_task(self._warm_until_done())
+
+    async def _warm_until_done(self) -> None:
+        warned = False
+        while True:
+            try:
+                record = await self.service.warm()
+            except (StoreUnavailable, CacheUnavailable) as exc:
+                if not warned:
+                    self.log.warning(
+                        "bifrost: could not warm the cache (%s); retrying every %g s",
+                        exc,
+                        self.service.settings.warm_retry_interval,
+                    )
+                    warned = True
+                await asyncio.sleep(self.service.settings.warm_retry_interval)
+                continue
+            self.log.info(
+                "bifrost: %s for workspace %r (%d requirements, %s)",
+                "cache warm" if self.service.cache.enabled else "database ready",
+                self.service.workspace,
+                len(record.lines),
+                record.hash[:12],
+            )
+            break
+        # A new container, or a change saved while this server was down (or killed mid-way):
+        # bring the default kernel's package directory up to date before the first start.
+        try:
+            await self.service.package_dir().ensure(record)
+        except InstallError as exc:
+            self.log.warning(
+                "bifrost: could not install the saved requirements (%s); kernel starts will "
+                "try again",
+                exc,
+            )
+        if self.service.cache.enabled:
+            assert self.service.cache.url
+            listener = ChangeListener(
+                self.service,
+                self.service.cache.url,
+                self._on_change,
+                self.log,
+                interval=self.service.settings.sync_interval,
+            )
+            self._listener_task = asyncio.create_task(listener.run())
+
+    async def _on_change(
+        self, before: RequirementsRecord | None, after: RequirementsRecord | None
+    ) -> None:
+        """This server's package directory moved: apply the recycle policy to its kernels."""
+        if after is not None:
+            await self.recycler.apply(before, after)
+
+    async def stop_extension(self) -> None:
+        """Stop the warm-up, restore the default provisioner and close connections."""
+        for task in (self._warm_task, self._listener_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.recycler.stop()
+        if self._previous_provisioner is not None:
+            KernelProvisionerFactory.instance().default_provisioner_name = (
+                self._previous_provisioner
+            )
+        await asyncio.wait_for(asyncio.to_thread(self.service.close), timeout=10)
+
+
+def _redact(url: str) -> str:
+    """A URL fit for a log line: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.rsplit("@", 1)[-1]

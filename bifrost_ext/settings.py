@@ -1,0 +1,450 @@
+"""Every setting of bifrost_ext, in one table: the source of its traits, variables and flags.
+
+:data:`SETTINGS` names each setting with its type, environment variable, default and help.
+Everything else is made from it:
+
+- the traits of :class:`bifrost_ext.server.app.BifrostApp` (``c.BifrostApp.<name>`` in a
+  config file, ``--BifrostApp.<name>=`` on the command line), each defaulting to its
+  environment variable (:func:`setting_traits`);
+- :meth:`Settings.from_values`, how the provisioner outside jupyter_server (plain
+  jupyter_client, nbclient, papermill) and ``jupyter bifrost`` resolve the same values;
+- the flags of ``jupyter bifrost`` (the rows with ``flag=True``);
+- the settings a component owns (:class:`Component`): ``c.Installer.timeout`` configures the
+  installer itself and wins over ``install_timeout``;
+- README's configuration table (``python -m bifrost_ext.settings``; a test compares them).
+
+Where a value comes from, the later wins: the default, the environment variable,
+``c.BifrostApp.<name>``, then a component's own section or a command-line flag.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from .kernel.env import ENV_RECYCLE, ENV_WORKSPACE
+
+#: What happens to running kernels that imported a distribution a change replaced.
+RECYCLE_POLICIES = ("notify", "restart-idle", "never")
+INSTALLERS = ("auto", "uv", "pip")
+DEFAULT_WORKSPACE = "default"
+
+#: What ipykernel runs on: a user install may not move these away from the kernel's versions.
+DEFAULT_PROTECTED_PACKAGES = (
+    "comm",
+    "debugpy",
+    "ipykernel",
+    "ipython",
+    "jupyter-client",
+    "jupyter-core",
+    "matplotlib-inline",
+    "nest-asyncio",
+    "packaging",
+    "psutil",
+    "pyzmq",
+    "tornado",
+    "traitlets",
+)
+
+# Keys under which the extension shares its objects in the web app's settings.
+SERVICE_SETTING = "bifrost_service"
+CREDENTIALS_SETTING = "bifrost_kernel_credentials"
+IDENTITY_SETTING = "bifrost_identity_provider"
+SERVER_URL_SETTING = "bifrost_server_url"
+
+_WORKSPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def data_dir() -> Path:
+    """Return bifrost's folder under the Jupyter data dir."""
+    from jupyter_core.paths import jupyter_data_dir
+
+    return Path(jupyter_data_dir()) / "bifrost"
+
+
+def check_workspace(name: str) -> str:
+    """Return a workspace name that is safe in a path and a Redis key, or raise ValueError."""
+    if not _WORKSPACE_RE.fullmatch(name):
+        raise ValueError(
+            f"invalid workspace name {name!r}: use 1-128 letters, digits and . _ @ + -,"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table."""
+
+    name: str
+    #: ``str``, ``float``, ``bool`` or ``list`` (of strings); with ``choices``, one of them.
+    type: type
+    env: str
+    #: The value, or a function of the environment for defaults that depend on it.
+    default: Any
+    help: str
+    #: How README shows a default that is computed.
+    default_text: str = ""
+    choices: tuple[str, ...] = ()
+    #: None (no value) is allowed; an empty string also means None.
+    optional: bool = False
+    #: Also a ``jupyter bifrost --<name>`` flag.
+    flag: bool = False
+    #: From a trait value to what :class:`Settings` holds (a Path, canonical names, ...).
+    normalise: Callable[[Any], Any] = lambda value: value
+
+    def trait(self) -> TraitType[Any, Any]:
+        """A configurable trait of this setting's type, with its help."""
+        trait: TraitType[Any, Any]
+        if self.choices:
+            trait = Enum(self.choices, default_value=self.default, help=self.help)
+        elif self.type is float:
+            trait = Float(help=self.help)
+        elif self.type is bool:
+            trait = Bool(help=self.help)
+        elif self.type is list:
+            trait = List(Unicode(), help=self.help)
+        elif self.optional:
+            trait = Unicode(None, allow_none=True, help=self.help)
+        else:
+            trait = Unicode(help=self.help)
+        return trait.tag(config=True, setting=self.name)
+
+    def from_env(self, environ: Mapping[str, str] | None = None) -> Any:
+        """This setting's variable read from ``environ`` (the process's), else the default."""
+        environ = os.environ if environ is None else environ
+        text = environ.get(self.env)
+        # An empty variable counts as unset, except for a list, where it means "none".
+        if text is None or (not text.strip() and self.type is not list):
+            return self.default(environ) if callable(self.default) else self.default
+        return self.parse(text)
+
+    def parse(self, text: str) -> Any:
+        """A value from text (a variable or a flag), or ValueError naming the variable."""
+        text = text.strip()
+        if self.type is bool:
+            return text.lower() in _TRUE
+        if self.type is list:
+            return text.replace(",", " ").split()
+        if self.type is float:
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError(f"${self.env} must be a number, not {text!r}") from None
+        if self.choices and text not in self.choices:
+            raise ValueError(f"${self.env} must be one of {', '.join(self.choices)}, not {text!r}")
+        return text
+
+    def readme_default(self) -> str:
+        """The default as README shows it."""
+        if self.default_text:
+            return self.default_text
+        if self.type is list:
+            return ", ".join(f"`{v}`" for v in self.default) or "none"
+        return "none" if self.default is None else f"`{self.default}`"
+
+
+def _database_url(environ: Mapping[str, str]) -> str:
+    return f"sqlite:///{data_dir() / 'bifrost.db'}"
+
+
+def _workspace(environ: Mapping[str, str]) -> str:
+    return environ.get("JUPYTERHUB_USER", "").strip() or DEFAULT_WORKSPACE
+
+
+def _site_dir(environ: Mapping[str, str]) -> str:
+    return str(data_dir() / "site")
+
+
+def _optional(value: str | None) -> str | None:
+    return value or None
+
+
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def _project_names(values: Any) -> tuple[str, ...]:
+    return tuple(str(canonicalize_name(value)) for value in values)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database_url",
+        str,
+        "BIFROST_DATABASE_URL",
+        _database_url,
+        "SQLAlchemy URL of the database that holds the requirements, the source of truth;"
+        " a plain postgresql://user@host/db works as is (psycopg 3 ships with bifrost).",
+        default_text="`sqlite:///<jupyter data dir>/bifrost/bifrost.db`",
+        flag=True,
+    ),
+    Setting(
+        "redis_url",
+        str,
+        "BIFROST_REDIS_URL",
+        None,
+        "Redis URL of the requirements cache and the servers' change events; none: reads"
+        " go to the database.",
+        optional=True,
+        flag=True,
+        normalise=_optional,
+    ),
+    Setting(
+        "workspace",
+        str,
+        ENV_WORKSPACE,
+        _workspace,
+        "Workspace whose requirements this server serves: 1-128 letters, digits and"
+        " . _ @ + -, starting with a letter or digit.",
+        default_text="`$JUPYTERHUB_USER` if set, else `default`",
+        flag=True,
+        normalise=check_workspace,
+    ),
+    Setting(
+        "site_dir",
+        str,
+        "BIFROST_SITE_DIR",
+        _site_dir,
+        "Folder holding the package directories kernels import from.",
+        default_text="`<jupyter data dir>/bifrost/site`",
+        flag=True,
+        normalise=_path,
+    ),
+    Setting(
+        "installer",
+        str,
+        "BIFROST_INSTALLER",
+        "auto",
+        "Installer: auto (uv, a dependency, when available, else pip), uv or pip.",
+        choices=INSTALLERS,
+    ),
+    Setting(
+        "index_url",
+        str,
+        "BIFROST_INDEX_URL",
+        None,
+        "Package index URL; none: the installer's default.",
+        optional=True,
+        normalise=_optional,
+    ),
+    Setting(
+        "find_links",
+        list,
+        "BIFROST_FIND_LINKS",
+        (),
+        "Extra folders or pages of wheels (the variable: separated by spaces).",
+        normalise=tuple,
+    ),
+    Setting(
+        "no_index",
+        bool,
+        "BIFROST_NO_INDEX",
+        False,
+        "Install from find_links only (the variable: 1, true, yes or on).",
+    ),
+    Setting(
+        "install_timeout",
+        float,
+        "BIFROST_INSTALL_TIMEOUT",
+        600.0,
+        "Seconds one install may take; the installer's whole process group is then killed.",
+    ),
+    Setting(
+        "protected_packages",
+        list,
+        "BIFROST_PROTECTED_PACKAGES",
+        DEFAULT_PROTECTED_PACKAGES,
+        "Packages the kernel itself runs on: installs are held to the kernel interpreter's"
+        " versions of these, so they can never break the kernel (the variable: names"
+        " separated by spaces or commas; empty: none).",
+        default_text="ipykernel and its dependencies ("
+        + ", ".join(f"`{name}`" for name in DEFAULT_PROTECTED_PACKAGES)
+        + ")",
+        normalise=_project_names,
+    ),
+    Setting(
+        "denied_packages",
+        list,
+        "BIFROST_DENIED_PACKAGES",
+        (),
+        "Project names users may not install (400).",
+        normalise=_project_names,
+    ),
+    Setting(
+        "plugins",
+        list,
+        "BIFROST_PLUGINS",
+        (),
+        "Modules to load as plugins, by name: the ready-made bifrost_ext.hooks.allow_deny"
+        " and bifrost_ext.hooks.audit, or an operator's own (the variable: separated by"
+        " spaces or commas).",
+        normalise=tuple,
+    ),
+    Setting(
+        "hooks_dir",
+        str,
+        "BIFROST_HOOKS_DIR",
+        "",
+        "A folder whose *.py files are loaded as plugins.",
+        default_text="none",
+        normalise=_optional_path,
+    ),
+    Setting(
+        "recycle",
+        str,
+        ENV_RECYCLE,
+        "notify",
+        "Running kernels that imported a distribution a change replaced: notify (they name"
+        " their stale modules on their next execution), restart-idle (also restarted once"
+        " idle, never while busy) or never.",
+        choices=RECYCLE_POLICIES,
+    ),
+    Setting(
+        "sync_interval",
+        float,
+        "BIFROST_SYNC_INTERVAL",
+        10.0,
+        "Seconds between this server's checks that its packages match the saved ones"
+        " (besides change events), and between its reports to the servers' status.",
+    ),
+    Setting(
+        "use_provisioner",
+        bool,
+        "BIFROST_USE_PROVISIONER",
+        True,
+        "Make bifrost-provisioner the default provisioner of kernels this server starts"
+        " (kernelspecs that name another provisioner keep theirs).",
+    ),
+    Setting(
+        "warm_retry_interval",
+        float,
+        "BIFROST_WARM_RETRY_INTERVAL",
+        5.0,
+        "Seconds between start-up warm-up attempts while the database or Redis is down.",
+    ),
+)
+#: The rows of :data:`SETTINGS` by name.
+BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings: what the service, the provisioner and the CLI run with.
+
+    One field per row of :data:`SETTINGS`, normalised (paths, canonical project names).
+    """
+
+    database_url: str
+    redis_url: str | None
+    workspace: str
+    site_dir: Path
+    installer: str
+    index_url: str | None
+    find_links: tuple[str, ...]
+    no_index: bool
+    install_timeout: float
+    protected_packages: tuple[str, ...]
+    denied_packages: tuple[str, ...]
+    plugins: tuple[str, ...]
+    hooks_dir: Path | None
+    recycle: str
+    sync_interval: float
+    use_provisioner: bool
+    warm_retry_interval: float
+
+    @classmethod
+    def from_values(
+        cls, values: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """``values`` where given, else each setting's variable in ``environ`` (default: the
+        process's environment), else its default. Raises ValueError for a bad value."""
+        values = values or {}
+        unknown = set(values) - {setting.name for setting in SETTINGS}
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        resolved = {}
+        for setting in SETTINGS:
+            value = values[setting.name] if setting.name in values else setting.from_env(environ)
+            if setting.choices and value not in setting.choices:
+                raise ValueError(
+                    f"{setting.name} must be one of {', '.join(setting.choices)}, not {value!r}"
+                )
+            resolved[setting.name] = setting.normalise(value)
+        return cls(**resolved)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings the ``BIFROST_*`` variables give (a provisioner outside a server)."""
+        return cls.from_values(environ=environ)
+
+    @classmethod
+    def of(cls, configurable: Any) -> Settings:
+        """The settings of an object carrying :func:`setting_traits` (the server app)."""
+        return cls.from_values(
+            {setting.name: getattr(configurable, setting.name) for setting in SETTINGS}
+        )
+
+
+def setting_traits() -> type[HasTraits]:
+    """A class with one trait per setting, each defaulting to its environment variable: the
+    base that gives :class:`bifrost_ext.server.app.BifrostApp` its settings."""
+    namespace: dict[str, Any] = {"__doc__": setting_traits.__doc__, "__module__": __name__}
+    for setting in SETTINGS:
+        namespace[setting.name] = setting.trait()
+        namespace[f"_default_{setting.name}"] = default(setting.name)(
+            lambda _self, setting=setting: setting.from_env()
+        )
+    return type("SettingTraits", (HasTraits,), namespace)
+
+
+class Component(LoggingConfigurable):
+    """A configurable part of the flow that owns some settings.
+
+    Its traits made with :func:`owned` carry a setting under the component's own name
+    (``Installer.timeout`` is ``install_timeout``). The component's own config section
+    (``c.Installer.timeout``) wins; otherwise the resolved :class:`Settings` it is given
+    apply, as jupyter-collaboration's stores read their own config.
+    """
+
+    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        given = set(kwargs)
+        for section in self.section_names():
+            if section in self.config:
+                given.update(self.config[section])
+        for name, trait in self.traits(setting=lambda value: value is not None).items():
+            if name not in given:
+                settings = settings if settings is not None else Settings.from_env()
+                setattr(self, name, getattr(settings, trait.metadata["setting"]))
+
+
+def owned(name: str) -> TraitType[Any, Any]:
+    """The trait of a setting that a :class:`Component` owns, with the table's type and help."""
+    return BY_NAME[name].trait()
+
+
+def readme_table() -> str:
+    """README's configuration table, made from :data:`SETTINGS`."""
+    rows = ["| setting | environment | default | what it does |", "|---|---|---|---|"]
+    for setting in SETTINGS:
+        text = setting.help + (" Also a `jupyter bifrost` flag." if setting.flag else "")
+        rows.append(f"| `{setting.name}` | `{setting.env}` | {setting.readme_default()} | {text} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(readme_table(), end="")
