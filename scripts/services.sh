@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Make sure the services the tests talk to are answering on loopback:
-#   Redis 7       127.0.0.1:6379
-#   PostgreSQL    127.0.0.1:5432, user postgres with trust auth, database "test"
+# Make sure what the tests (or the benchmark) need is there:
+#   scripts/services.sh [SERVICE...]      (default: redis postgres, what scripts/bench uses)
+#   redis         Redis 7 answering on 127.0.0.1:6379 (the benchmark's; skipped when
+#                 $BIFROST_TEST_REDIS_URL names another)
+#   redis-server  only the redis-server binary ($BIFROST_TEST_REDIS_SERVER, else on the PATH):
+#                 each test session starts a private one on a free port (scripts/test)
+#   postgres      PostgreSQL answering on 127.0.0.1:5432, user postgres with trust auth,
+#                 database "test" (skipped when $BIFROST_TEST_PG_URL names another)
 # A service that already answers is left alone. One that does not is started the way the
 # project's machines start it (../shared/SERVICES.md) or, on a laptop without it, installed
 # from the OS packages (apt) and started as a throwaway instance under .bifrost-dev/.
@@ -40,6 +45,16 @@ redis_answers() {
 import redis, sys
 sys.exit(0 if redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2).ping() else 1)
 PY
+}
+
+ensure_redis_binary() {
+  if [ -n "${BIFROST_TEST_REDIS_SERVER:-}" ]; then
+    [ -x "$BIFROST_TEST_REDIS_SERVER" ] \
+      || die "BIFROST_TEST_REDIS_SERVER=$BIFROST_TEST_REDIS_SERVER is not an executable file"
+    return 0
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  command -v redis-server >/dev/null || die "redis-server is still not on the PATH"
 }
 
 ensure_redis() {
@@ -106,6 +121,18 @@ ensure_postgres() {
 }
 
 [ -x "$PYTHON" ] || die "$PYTHON is missing; run scripts/test, which creates it"
-if [ -z "${BIFROST_TEST_REDIS_URL:-}" ]; then ensure_redis; fi
-if [ -z "${BIFROST_TEST_PG_URL:-}" ]; then ensure_postgres; fi
-log "services: Redis and PostgreSQL are answering"
+[ "$#" -gt 0 ] || set -- redis postgres
+for service in "$@"; do
+  case "$service" in
+    redis)
+      if [ -z "${BIFROST_TEST_REDIS_URL:-}" ]; then ensure_redis; fi
+      log "services: Redis is answering" ;;
+    redis-server)
+      ensure_redis_binary
+      log "services: redis-server is installed (each test session starts its own)" ;;
+    postgres)
+      if [ -z "${BIFROST_TEST_PG_URL:-}" ]; then ensure_postgres; fi
+      log "services: PostgreSQL is answering" ;;
+    *) die "unknown service '$service' (redis, redis-server or postgres)" ;;
+  esac
+done

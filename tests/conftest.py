@@ -1,8 +1,15 @@
-"""Shared fixtures: real Redis and PostgreSQL on loopback, SQLite, and a local wheelhouse."""
+"""Shared fixtures: real Redis and PostgreSQL on loopback, SQLite, and a local wheelhouse.
+
+Isolation: several test sessions may run on one machine at once (two developers, a benchmark,
+a re-run while CI runs), and with xdist each worker is a session of its own. Each session
+starts a private ``redis-server`` on a free port and creates a PostgreSQL database under a
+name no other session can pick; tests touch only those (and their own temporary folders).
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,16 +20,27 @@ import pytest
 import redis
 
 from bifrost_ext.store import RequirementsStore
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, ThrowawayRedis
 from tests.wheels import build_wheel
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
+# Where sessions create (and drop) their databases; nothing else in it is touched.
 PG_ADMIN_URL = os.environ.get("BIFROST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("BIFROST_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 # Every test here talks to real services; a missing one is a failure, never a skip.
 _SERVICE_HELP = "start it with scripts/services.sh (the test command does this for you)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("BIFROST_TEST_REDIS_URL"):
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                "BIFROST_TEST_REDIS_URL is ignored by the tests: each test session starts a"
+                " redis-server of its own (BIFROST_TEST_REDIS_SERVER names the binary)"
+            ),
+            stacklevel=2,
+        )
 
 
 def _worker_number(worker_id: str) -> int:
@@ -40,19 +58,27 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return house
 
 
-@pytest.fixture(scope="session")
-def pg_server_url(worker_id: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session (one per xdist worker)."""
-    name = f"bifrost_test_{_worker_number(worker_id)}_{os.getpid()}"
+def _pg_admin() -> psycopg.Connection[Any]:
     try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not answering at {PG_ADMIN_URL}: {exc}; {_SERVICE_HELP}")
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(worker_id: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (one per xdist worker), dropped at
+    the end. The random part keeps the name unique across sessions on one server, even from
+    other machines or containers (where process ids repeat); CREATE (never DROP first) fails
+    rather than take over a database this session did not create."""
+    name = f"bifrost_test_{_worker_number(worker_id)}_{os.getpid()}_{secrets.token_hex(4)}"
+    with _pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+    try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -86,17 +112,28 @@ def store(database_url: str) -> Iterator[RequirementsStore]:
     store.close()
 
 
-@pytest.fixture
-def redis_url(worker_id: str) -> Iterator[str]:
-    """A Redis database number of this worker's own, flushed before and after each test."""
-    url = f"{REDIS_URL}/{1 + _worker_number(worker_id) % 15}"
-    client = redis.Redis.from_url(url, socket_timeout=5)
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayRedis]:
+    """A redis-server of this test session's own (one per xdist worker), on a free port.
+
+    Nothing else uses it, so flushing it between tests touches nobody else's data."""
+    server = ThrowawayRedis(tmp_path_factory.mktemp("redis"))
     try:
-        client.flushdb()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis is not answering at {REDIS_URL}: {exc}; {_SERVICE_HELP}")
+        server.start()
+    except AssertionError as exc:
+        pytest.fail(f"could not start a private redis-server: {exc}; {_SERVICE_HELP}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: ThrowawayRedis) -> Iterator[str]:
+    """The session's private Redis (database 0), emptied before and after each test."""
+    url = redis_server.url
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    client.flushall()
     yield url
-    client.flushdb()
+    client.flushall()
     client.close()
 
 

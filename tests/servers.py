@@ -1,7 +1,9 @@
-"""Real jupyter_server processes and throwaway Redis servers for end-to-end tests."""
+"""Real jupyter_server processes, throwaway Redis and PostgreSQL servers, and waiting on a
+condition (never sleeping and hoping), for end-to-end tests."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -40,6 +42,28 @@ def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> 
         time.sleep(0.1)
 
 
+async def wait_until_async(predicate: Any, timeout: float = 30, what: str = "condition") -> None:
+    """``wait_until`` for coroutines: polls without blocking the event loop, so that tasks the
+    condition depends on (a server's background work, a pending websocket) keep running."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class ExitedAtStart(AssertionError):
+    """A server process ended before it answered."""
+
+
+def dies_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that it gets SIGTERM when the process that started it dies (Linux's
+    parent-death signal, set by util-linux ``setpriv``, when there): a test session killed
+    before its teardown leaves no server of its own behind."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
+
+
 class ServerProcess:
     """A ``jupyter server`` subprocess configured through its environment (and, for settings
     that have no variable, an optional config file)."""
@@ -71,6 +95,20 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         (self.home / "root").mkdir(parents=True, exist_ok=True)
+        for attempt in range(3):
+            self._launch()
+            try:
+                wait_until(self._answers, timeout=60, what=f"server on port {self.port}")
+                return self
+            except ExitedAtStart:
+                # Another process (another test session, too) took the free port first.
+                if attempt == 2 or f"port {self.port} is not available" not in self.log():
+                    raise
+                self.port = free_port()
+                self.log_path = self.home / f"server-{self.port}.log"
+        raise AssertionError("unreachable")
+
+    def _launch(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -89,13 +127,11 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_until(self._answers, timeout=60, what=f"server on port {self.port}")
-        return self
 
     def _answers(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"server exited early:\n{self.log()}")
+            raise ExitedAtStart(f"server exited early:\n{self.log()}")
         try:
             return self.request("GET", "/api/status")[0] == 200
         except OSError:
@@ -174,23 +210,36 @@ class ServerProcess:
 
 
 class ThrowawayRedis:
-    """A redis-server of the test's own on another port, to stop and start at will."""
+    """A redis-server of the caller's own on a free port, to stop and start at will: a test
+    session's private Redis (see conftest), or one a fault test stops, freezes or restarts.
+
+    The binary is ``$BIFROST_TEST_REDIS_SERVER``, else ``redis-server`` on the PATH. Each
+    instance has a random name (its ``dbfilename``, never written: ``--save ""``) that
+    ``start`` checks, so a server of someone else's that answers on the port is never taken
+    for this one."""
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.name = f"bifrost-test-{uuid.uuid4().hex}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._port_given = False  # once started, or its URL handed out, the port is kept
 
     @property
     def url(self) -> str:
+        self._port_given = True
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"redis-{self.port}.log"
+
     def start(self) -> ThrowawayRedis:
-        binary = shutil.which("redis-server")
+        binary = os.environ.get("BIFROST_TEST_REDIS_SERVER") or shutil.which("redis-server")
         assert binary, "redis-server is not installed (scripts/services.sh installs it)"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
+        for attempt in range(3):
+            command = [
                 binary,
                 "--port",
                 str(self.port),
@@ -202,18 +251,35 @@ class ThrowawayRedis:
                 "no",
                 "--dir",
                 str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._answers, timeout=10, what=f"redis on port {self.port}")
-        return self
+                "--dbfilename",
+                f"{self.name}.rdb",
+                "--logfile",
+                str(self.log_path),
+            ]
+            self.proc = subprocess.Popen(
+                dies_with_parent(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                wait_until(self._answers, timeout=10, what=f"redis on port {self.port}")
+                self._port_given = True
+                return self
+            except ExitedAtStart:
+                # The free port was taken meanwhile (by another test session, say). While
+                # nobody knows this server's URL yet another port will do; after, it cannot.
+                if self._port_given or attempt == 2:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
 
     def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            raise ExitedAtStart(f"redis-server exited at start on port {self.port}:\n{log}")
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                sock.sendall(b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\ndbfilename\r\n")
+                return self.name.encode() in sock.recv(512)
         except OSError:
             return False
 

@@ -8,30 +8,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from bifrost_ext.store import RequirementsStore
-
-JUPYTER = str(Path(sys.executable).parent / "jupyter")
-
-
-class CLI:
-    def __init__(self, env: dict[str, str], home: Path) -> None:
-        self.env = env
-        self.home = home
-
-    def __call__(self, *args: str, code: int = 0) -> str:
-        done = subprocess.run(
-            [JUPYTER, "bifrost", *args], env=self.env, capture_output=True, text=True, timeout=120
-        )
-        assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-        return done.stdout + done.stderr
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json").split("\n\n")[0])
+from tests.cli import CLI, JUPYTER, cli_env
 
 
 # The commands run the service that the API tests cover on SQLite and PostgreSQL; here they
@@ -41,24 +23,6 @@ def store(pg_url: str) -> Iterator[RequirementsStore]:
     store = RequirementsStore(url=pg_url)
     yield store
     store.close()
-
-
-def cli_env(
-    database_url: str, redis_url: str, site: Path, wheelhouse: Path, home: Path
-) -> dict[str, str]:
-    """An operator's environment: BIFROST_* only, no inherited Jupyter settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BIFROST_", "JUPYTER"))}
-    env.pop("PYTHONPATH", None)
-    env.update(
-        BIFROST_DATABASE_URL=database_url,
-        BIFROST_REDIS_URL=redis_url,
-        BIFROST_SITE_DIR=str(site),
-        BIFROST_FIND_LINKS=str(wheelhouse),
-        BIFROST_NO_INDEX="1",
-        HOME=str(home),
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-    )
-    return env
 
 
 @pytest.fixture

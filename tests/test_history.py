@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from tests.test_api import call, current_dists
+from tests.api import call, current_dists
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")
 

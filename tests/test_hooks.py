@@ -14,8 +14,8 @@ import pytest
 from bifrost_ext import hookimpl
 from bifrost_ext.installer import InstallError
 from bifrost_ext.records import Origin, RequirementsRecord
+from tests.cli import CLI, cli_env
 from tests.servers import ServerProcess
-from tests.test_cli import CLI, cli_env
 from tests.wheels import make_service
 
 REPO_HOOKS = Path(__file__).resolve().parent.parent / "hooks"

@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from tests.kernels import IMPORT_BFDEMO
-from tests.servers import PartitionProxy, ServerProcess, wait_until
+from tests.servers import PartitionProxy, ServerProcess, wait_until, wait_until_async
 
 QUICK = {"sync_interval": 1.0, "warm_retry_interval": 0.5}
 
@@ -77,10 +77,15 @@ async def test_three_servers_converge(
     kernel_c = await start_kernel(c, "import bfdemo; marker = 1")
     kernel_plain = await start_kernel(c, "plain = 1")  # imports nothing from the packages
     kernel_busy = await start_kernel(c, "import bfdemo")
-    busy = asyncio.ensure_future(
-        c.execute(kernel_busy, "import time; time.sleep(8); print('finished')", timeout=60)
+    started = tmp_path / "long-cell-started"
+    long_cell = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(8)"
+    busy = asyncio.ensure_future(c.execute(kernel_busy, f"{long_cell}; print('finished')", 60))
+    # The long cell runs, and C sees its kernel busy (what restart-idle goes by).
+    await wait_until_async(
+        lambda: started.exists() and _execution_state(c, kernel_busy) == "busy",
+        timeout=30,
+        what="the long cell to run on a kernel C reports busy",
     )
-    await asyncio.sleep(1)  # the long cell is running
 
     # A change on A reaches B and C through the change event.
     status, second = a.request("POST", "/api/packages/install", {"packages": ["bfdemo==2.0"]})
@@ -129,8 +134,12 @@ async def test_three_servers_converge(
 
 
 def _idle(server: ServerProcess, kernel_id: str) -> bool:
+    return _execution_state(server, kernel_id) == "idle"
+
+
+def _execution_state(server: ServerProcess, kernel_id: str) -> str | None:
     status, body = server.request("GET", f"/api/kernels/{kernel_id}")
-    return status == 200 and body["execution_state"] == "idle"
+    return str(body["execution_state"]) if status == 200 else None
 
 
 def test_workspaces_sharing_a_database_and_redis_never_mix(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from bifrost_ext.installer import Installer, InstallError, OutputCallback
 from bifrost_ext.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
+from tests.servers import wait_until
 
 
 class CountingInstaller(Installer):
@@ -163,7 +163,9 @@ async def test_an_installer_past_its_deadline_is_killed(tmp_path: Path) -> None:
     with pytest.raises(InstallError, match=r"did not finish within 0\.5 s"):
         await pkg.ensure(record("bfdemo\n", 1))
     child = int(pid_file.read_text())
-    time.sleep(0.1)
+    wait_until(
+        lambda: not _alive(child), timeout=10, what="the installer's child process to be killed"
+    )
     assert not _alive(child), "the installer's child process outlived the deadline"
     assert pkg.active_hash() is None
     assert [p for p in pkg.envs.iterdir()] == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,23 +11,35 @@ import pytest
 import redis
 
 from bifrost_ext.store import RequirementsStore
-from tests.servers import ThrowawayRedis
+from tests.servers import ThrowawayRedis, wait_until_async
 
 WARNING = "bifrost: could not warm the cache"
-
-
-async def wait_for(predicate: Any, timeout: float = 20) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
+#: Failed warm-up attempts to wait for: the first one and a few retries after the warning.
+SEVERAL = 4
 
 
 def capture_bifrost_log(serverapp: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Route the extension app's own logger (which does not propagate) into caplog."""
     (app,) = serverapp.extension_manager.extension_apps["bifrost_ext"]
     app.log.addHandler(caplog.handler)
+
+
+def count_failed_warm_ups(serverapp: Any) -> list[BaseException]:
+    """Record every failed warm-up attempt of the extension (a retry logs nothing: the warning
+    is said once), so a test can wait until several retries really happened."""
+    (app,) = serverapp.extension_manager.extension_apps["bifrost_ext"]
+    failures: list[BaseException] = []
+    warm = app.service.warm
+
+    async def counted_warm() -> Any:
+        try:
+            return await warm()
+        except Exception as exc:
+            failures.append(exc)
+            raise
+
+    app.service.warm = counted_warm
+    return failures
 
 
 async def test_start_hook_warms_redis_from_the_database(
@@ -40,7 +51,11 @@ async def test_start_hook_warms_redis_from_the_database(
     store.save("default", "bfdemo==1.0\n", 0)
     app = jp_configurable_serverapp(config=jp_server_config)
     await app._post_start()
-    await wait_for(lambda: redis_client.get("bifrost:requirements:content") is not None)
+    await wait_until_async(
+        lambda: redis_client.get("bifrost:requirements:content") is not None,
+        timeout=20,
+        what="the start hook to warm Redis",
+    )
     value = json.loads(redis_client.get("bifrost:requirements:content"))
     assert (value["content"], value["version"]) == ("bfdemo==1.0\n", 1)
     await app.extension_manager.stop_all_extensions()  # its change listener runs until then
@@ -70,12 +85,19 @@ class TestRedisDownAtStart:
         store.save("default", "bfdemo==1.0\n", 0)
         app = jp_configurable_serverapp(config=jp_server_config)
         capture_bifrost_log(app, caplog)
+        failed = count_failed_warm_ups(app)
         await app._post_start()
-        await wait_for(lambda: WARNING in caplog.text)
-        await asyncio.sleep(1)  # several retries happen meanwhile
+        await wait_until_async(lambda: WARNING in caplog.text, timeout=20, what="the warning")
+        await wait_until_async(
+            lambda: len(failed) >= SEVERAL, timeout=20, what=f"{SEVERAL} failed warm-ups"
+        )
         throwaway.start()
         client = redis.Redis.from_url(throwaway.url)
-        await wait_for(lambda: client.get("bifrost:requirements:content") is not None)
+        await wait_until_async(
+            lambda: client.get("bifrost:requirements:content") is not None,
+            timeout=20,
+            what="the warm-up to fill Redis once it is back",
+        )
         client.close()
         assert caplog.text.count(WARNING) == 1
         await app.extension_manager.stop_all_extensions()
@@ -93,10 +115,13 @@ class TestDatabaseDownAtStart:
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         capture_bifrost_log(jp_serverapp, caplog)
+        failed = count_failed_warm_ups(jp_serverapp)
         await jp_serverapp._post_start()
-        await wait_for(lambda: WARNING in caplog.text)
+        await wait_until_async(lambda: WARNING in caplog.text, timeout=20, what="the warning")
         status = await jp_fetch("api", "status")
         assert status.code == 200
-        await asyncio.sleep(1)
+        await wait_until_async(
+            lambda: len(failed) >= SEVERAL, timeout=20, what=f"{SEVERAL} failed warm-ups"
+        )
         assert caplog.text.count(WARNING) == 1
         assert "127.0.0.1:1" in caplog.text
