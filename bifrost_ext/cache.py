@@ -217,12 +217,15 @@ class GuardedCache:
         self._recovered()
         return record
 
-    async def put(self, record: RequirementsRecord, invalidate_on_failure: bool = False) -> None:
-        """Write a record (never over a newer one); after a save, ``invalidate_on_failure``."""
+    async def put(
+        self, record: RequirementsRecord, invalidate_on_failure: bool = False, force: bool = False
+    ) -> None:
+        """Write a record (never over a newer one, unless ``force``: the database's record
+        wins); after a save, ``invalidate_on_failure``."""
         if not self.cache.enabled:
             return
         try:
-            await asyncio.to_thread(self.cache.put, record)
+            await asyncio.to_thread(self.cache.put, record, force)
         except CacheUnavailable as exc:
             self._failed(exc)
             if invalidate_on_failure:

@@ -4,7 +4,9 @@ request → requirements → **installer** → store → cache → kernels.
 
 It always runs with an argument list (never a shell), puts ``--`` before the user's specs,
 passes only the operator's index settings, runs in an empty working directory, and kills the
-whole process group when the operator's deadline passes. A failure raises
+whole process group when the operator's deadline passes. Its life is tied to the server's: it
+dies with the server (Linux), and a pid file beside the half-built folder lets the next start
+stop a group the dead server left behind. A failure raises
 :class:`InstallError` carrying the tail of the installer's output for the user. Called by
 :mod:`bifrost_ext.packagedir`, which decides *where* to install and when to switch.
 """
@@ -14,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -30,6 +34,19 @@ OUTPUT_TAIL_LINES = 40
 
 OutputCallback = Callable[[str], None]
 
+#: A line in which uv or pip says what went wrong: uv writes "error:" and explains after
+#: "cause:" (older releases: a cross, U+00D7, and an arrow "╰─▶"); pip writes "ERROR:".
+_CROSS = "\u00d7"
+_ERROR_LINE = re.compile(rf"^\s*({_CROSS}|╰─▶|error:|cause:|ERROR:)\s*")
+
+#: On Linux the installer gets SIGKILL when the server that started it dies (util-linux's
+#: setpriv sets the parent-death signal, then runs the installer in its place).
+_DIE_WITH_PARENT: list[str] = (
+    [setpriv, "--pdeathsig", "KILL", "--"]
+    if sys.platform == "linux" and (setpriv := shutil.which("setpriv"))
+    else []
+)
+
 
 class InstallError(RuntimeError):
     """The installer failed, timed out or could not be started."""
@@ -39,6 +56,14 @@ class InstallError(RuntimeError):
         self.message = message
         self.output = output
         self.returncode = returncode
+
+    @property
+    def summary(self) -> str:
+        """One line for a user: what failed, and the installer's last error line, if any."""
+        errors = [line for line in self.output.splitlines() if _ERROR_LINE.search(line)]
+        if not errors:
+            return self.message
+        return f"{self.message}: {_ERROR_LINE.sub('', errors[-1], count=1)[:200]}"
 
 
 @functools.cache
@@ -120,26 +145,33 @@ class Installer(Component):
             constraints_file = target.parent / f"{target.name}.constraints.txt"
             constraints_file.write_text("".join(f"{pin}\n" for pin in constraints), "utf-8")
         self.log.info("bifrost: installing %s into %s", " ".join(specs), target)
+        pid_file = target.parent / f"{target.name}.pid"
         try:
             cmd = self.command(python, target, specs, constraints_file)
-            return await self._run(cmd, target.parent, on_output)
+            return await self._run(cmd, target.parent, on_output, pid_file)
         finally:
+            pid_file.unlink(missing_ok=True)
             if constraints_file is not None:
                 constraints_file.unlink(missing_ok=True)
 
-    async def _run(self, cmd: list[str], cwd: Path, on_output: OutputCallback | None) -> str:
+    async def _run(
+        self, cmd: list[str], cwd: Path, on_output: OutputCallback | None, pid_file: Path
+    ) -> str:
         try:
             proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
-                cmd,
+                [*_DIE_WITH_PARENT, *cmd],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
                 env=installer_env(),
-                start_new_session=True,
+                start_new_session=True,  # its own process group, killed whole on a deadline
             )
         except OSError as exc:
             raise InstallError(f"could not start the installer: {exc}") from exc
+        # Should this server be killed, the next one to start stops the group (see
+        # stop_orphaned_installer).
+        pid_file.write_text(str(proc.pid), "utf-8")
         lines: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
         # A plain pipe read in a worker thread: cheaper than asyncio's subprocess transport,
         # and each line still reaches on_output (on the event loop) as soon as it is printed.
@@ -182,6 +214,20 @@ def _pump(
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def stop_orphaned_installer(pid_file: Path) -> None:
+    """Stop the process group of an installer whose server was killed (its pid file is
+    still there), if that process is still the installer that wrote into ``pid_file``'s
+    folder; a pid since reused by another program is left alone."""
+    try:
+        pid = int(pid_file.read_text("utf-8"))
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return  # gone already, or no /proc to ask (the parent-death signal covers Linux)
+    if str(pid_file.with_suffix("")) in cmdline:  # its --target: the half-built folder
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def installer_env() -> dict[str, Any]:

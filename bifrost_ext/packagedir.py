@@ -4,7 +4,8 @@ request → requirements → **installer → package directory** → store → c
 
 Layout, for one workspace and one interpreter (``<site_dir>/<workspace>/<cache_tag>/``)::
 
-    envs/<sha256>/      one complete directory per requirements hash (built by the installer)
+    envs/<sha256>/      one complete directory per requirements hash (built by the installer),
+                        with ``.bifrost-complete-<sha256>`` written last
     current -> envs/<sha256>   the symlink on every kernel's PYTHONPATH
     active.json         the record (content, hash, version) that ``current`` holds
     .lock               inter-process lock around building and switching
@@ -12,7 +13,10 @@ Layout, for one workspace and one interpreter (``<site_dir>/<workspace>/<cache_t
 An environment is built in a temporary folder and renamed into place only when the installer
 succeeded, then ``current`` is switched with an atomic rename: a kernel never sees a
 half-installed directory, a failed install changes nothing, and stale ``*.dist-info`` from
-upgrades cannot exist. Checking whether a kernel start has anything to do is one ``readlink``.
+upgrades cannot exist. Checking whether a kernel start has anything to do is one ``stat`` of
+``current/.bifrost-complete-<sha256>``, which also fails when the link dangles (a clean-up job
+removed ``envs/``) or ``current`` was replaced by a folder. A build that failed is remembered
+for a while (:class:`FailedBuild`), so that kernel starts need not wait for it again.
 Used by :mod:`bifrost_ext.service` (installs) and :mod:`bifrost_ext.server.provisioner`
 (kernel starts).
 """
@@ -27,6 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from importlib.metadata import Distribution, distributions
 from pathlib import Path
 
@@ -34,13 +39,46 @@ from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .installer import Installer, InstallError, OutputCallback
+from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
 from .interpreter import installed_versions
 from .records import RequirementsRecord
 
 #: A built environment younger than this is kept after ``current`` moves away from it, so that
 #: switching back soon (undoing a change) needs no reinstall.
 KEEP_RECENT_SECONDS = 600.0
+#: How long a failed build is remembered before a kernel start may wait for it again; doubled
+#: after each failure of the same requirements, up to :data:`MAX_RETRY_INTERVAL`.
+RETRY_INTERVAL = 30.0
+MAX_RETRY_INTERVAL = 600.0
+
+
+def complete_marker(digest: str) -> str:
+    """The file written last into the environment of requirements hash ``digest``."""
+    return f".bifrost-complete-{digest}"
+
+
+@dataclass(frozen=True)
+class FailedBuild:
+    """A build of some requirements that failed, and when it may be tried again."""
+
+    hash: str
+    error: InstallError
+    failures: int
+    retry_at: float  # time.monotonic()
+
+    def due(self) -> bool:
+        """True once the back-off has passed."""
+        return time.monotonic() >= self.retry_at
+
+
+class SavedNotSwitched(RuntimeError):
+    """The change was saved, but switching this machine's package directory failed; the next
+    sync repairs it."""
+
+    def __init__(self, saved: RequirementsRecord, cause: OSError) -> None:
+        super().__init__(f"saved, but the package directory was not switched: {cause}")
+        self.saved = saved
+        self.cause = cause
 
 
 class PackageDirectory:
@@ -55,6 +93,7 @@ class PackageDirectory:
         self.protected = tuple(protected)
         self.current = root / "current"
         self.envs = root / "envs"
+        self._failures: dict[str, FailedBuild] = {}
 
     def active_hash(self) -> str | None:
         """The hash that ``current`` points at, or None before the first switch."""
@@ -72,8 +111,19 @@ class PackageDirectory:
             return None
 
     def is_current(self, record: RequirementsRecord) -> bool:
-        """True when kernels already see exactly this record (the cheap fast path)."""
-        return self.active_hash() == record.hash
+        """True when ``current`` holds a complete build of exactly this record: the cheap fast
+        path of every kernel start (one ``stat`` through the link)."""
+        return os.path.exists(self.current / complete_marker(record.hash))
+
+    def is_complete(self) -> bool:
+        """True when ``current`` points at a complete build (whichever it is)."""
+        digest = self.active_hash()
+        return digest is not None and os.path.exists(self.current / complete_marker(digest))
+
+    def failure(self, digest: str) -> FailedBuild | None:
+        """The remembered failure of the build of requirements hash ``digest``, if its last
+        build failed."""
+        return self._failures.get(digest)
 
     async def build_and_switch(
         self,
@@ -92,21 +142,59 @@ class PackageDirectory:
         async with self._locked():
             env = await self._build_locked(record, on_output, pins)
             saved = await commit(self.freeze(env))
-            self._switch_unless_older(env, saved)
+            # Saved under the lock and conditional on the database's version: nothing newer
+            # can exist, so switch even over an active.json from before a database restore.
+            try:
+                self._switch(env, saved)
+            except OSError as exc:
+                raise SavedNotSwitched(saved, exc) from exc
         return saved
 
     async def ensure(
-        self, record: RequirementsRecord, on_output: OutputCallback | None = None
+        self,
+        record: RequirementsRecord,
+        on_output: OutputCallback | None = None,
+        authoritative: bool = False,
     ) -> Path:
-        """Make ``current`` hold ``record`` (building it if needed) unless it holds a newer one."""
+        """Make ``current`` hold ``record``, building it if needed, unless it holds a newer
+        version (a reader with an older copy must not undo a newer install) or the record
+        is ``authoritative`` (read from the database just now: it wins, even after a restore).
+
+        A failed build is remembered (see :meth:`failure`) and raised again.
+        """
         if self.is_current(record):
+            self._write_active_if_stale(record)
             return self.current
         async with self._locked():
-            if self.is_current(record) or self._holds_newer_than(record):
+            if self.is_current(record):
+                self._write_active_if_stale(record)
                 return self.current
-            env = await self._build_locked(record, on_output)
-            self._switch_unless_older(env, record)
+            if not authoritative and self._holds_newer_than(record):
+                return self.current
+            try:
+                env = await self._build_locked(record, on_output)
+            except InstallError as exc:
+                self._remember_failure(record, exc)
+                raise
+            self._failures.pop(record.hash, None)
+            self._switch(env, record)
         return self.current
+
+    def sweep(self) -> None:
+        """Remove what a process killed mid-way left behind, and stop the installer it left
+        running: half-built environments, temporary links and files (the same clean-up
+        every switch does, at start-up). Skipped while another process holds the lock: it
+        cleans up when it switches."""
+        lock = FileLock(self.root / ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return
+        try:
+            active = self.active_hash()
+            self._collect_garbage(keep={active} if active else set())
+        finally:
+            lock.release()
 
     @staticmethod
     def freeze(env: Path) -> str:
@@ -139,15 +227,19 @@ class PackageDirectory:
         pins: Sequence[str] | None = None,
     ) -> Path:
         env = self.envs / record.hash
-        if env.is_dir():
+        marker = complete_marker(record.hash)
+        if (env / marker).exists():
             return env
         self.envs.mkdir(parents=True, exist_ok=True)
-        tmp = self.envs / f".tmp-{record.hash[:12]}-{uuid.uuid4().hex[:8]}"
+        if env.exists():  # incomplete (or built before markers): aside, for the collector
+            os.rename(env, self.envs / f".tmp-incomplete-{record.hash[:12]}-{_suffix()}")
+        tmp = self.envs / f".tmp-{record.hash[:12]}-{_suffix()}"
         tmp.mkdir()
         pins = record.lock_lines if pins is None else pins
         try:
             if record.lines:
                 await self._install(tmp, record, on_output, pins)
+            (tmp / marker).touch()
             os.rename(tmp, env)
         finally:
             if tmp.exists():
@@ -182,21 +274,42 @@ class PackageDirectory:
             await self.installer.install(self.python, target, record.lines, on_output, kernel)
 
     def _holds_newer_than(self, record: RequirementsRecord) -> bool:
-        # A reader with an older copy of the requirements must not undo a newer install.
         active = self.active_record()
         return active is not None and active.version > record.version
 
-    def _switch_unless_older(self, env: Path, record: RequirementsRecord) -> None:
-        if self._holds_newer_than(record):
-            return
-        link = self.root / f".current-{uuid.uuid4().hex[:8]}"
+    def _remember_failure(self, record: RequirementsRecord, error: InstallError) -> None:
+        before = self._failures.get(record.hash)
+        failures = before.failures + 1 if before else 1
+        pause = min(RETRY_INTERVAL * 2 ** (failures - 1), MAX_RETRY_INTERVAL)
+        self._failures[record.hash] = FailedBuild(
+            record.hash, error, failures, time.monotonic() + pause
+        )
+
+    def _switch(self, env: Path, record: RequirementsRecord) -> None:
+        """Point ``current`` at ``env`` (an atomic rename of a new link), then say so in
+        active.json."""
+        link = self.root / f".current-{_suffix()}"
         os.symlink(os.path.relpath(env, self.root), link)
-        os.replace(link, self.current)
-        data = {"workspace": record.workspace, **record.to_json()}
-        write_atomic(self.root / "active.json", json.dumps(data))
+        try:
+            os.replace(link, self.current)
+        finally:
+            link.unlink(missing_ok=True)
+        self._write_active(record)
         self._collect_garbage(keep={env.name})
 
+    def _write_active(self, record: RequirementsRecord) -> None:
+        data = {"workspace": record.workspace, **record.to_json()}
+        write_atomic(self.root / "active.json", json.dumps(data))
+
+    def _write_active_if_stale(self, record: RequirementsRecord) -> None:
+        # ``current`` holds the record but active.json does not say so: a switch whose last
+        # step failed (a full disk). Repaired here, off every kernel start's fast path.
+        if self.active_record() != record:
+            self._write_active(record)
+
     def _collect_garbage(self, keep: set[str]) -> None:
+        for leftover in [*self.root.glob(".current-*"), *self.root.glob(".active.json.*")]:
+            leftover.unlink(missing_ok=True)  # a switch killed mid-way (we hold the lock)
         if not self.envs.is_dir():
             return
         now = time.time()
@@ -205,12 +318,8 @@ class PackageDirectory:
                 continue
             stale_tmp = entry.name.startswith(".tmp-")  # left by a killed install
             old = now - entry.stat().st_mtime > KEEP_RECENT_SECONDS
-            if not (stale_tmp or old):
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:  # an installer's constraints file
-                entry.unlink(missing_ok=True)
+            if stale_tmp or old:
+                _remove(entry)
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -250,8 +359,25 @@ def _pin_from_metadata(dist_info: Path) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
-    with suppress(OSError):
-        tmp.unlink()
+    """Replace ``path`` with ``text`` all at once; on failure, nothing is left behind."""
+    tmp = path.with_name(f".{path.name}.{_suffix()}")
+    try:
+        tmp.write_text(text, "utf-8")
+        os.replace(tmp, path)
+    finally:
+        with suppress(OSError):
+            tmp.unlink()
+
+
+def _remove(entry: Path) -> None:
+    """Remove a folder or a file; an installer a killed process left running is stopped."""
+    if entry.name.endswith(".pid"):
+        stop_orphaned_installer(entry)
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:  # an installer's constraints or pid file
+        entry.unlink(missing_ok=True)
+
+
+def _suffix() -> str:
+    return uuid.uuid4().hex[:8]

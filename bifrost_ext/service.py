@@ -33,10 +33,10 @@ from typing import Any, TypeVar
 import pluggy
 
 from .cache import CacheUnavailable, GuardedCache, RequirementsCache
-from .installer import Installer, OutputCallback
+from .installer import Installer, InstallError, OutputCallback
 from .interpreter import python_tag
 from .local_copy import LocalCopy
-from .packagedir import PackageDirectory
+from .packagedir import PackageDirectory, SavedNotSwitched
 from .plugins import notify, plugin_manager
 from .records import Origin, RequirementsRecord, Revision
 from .requirements import (
@@ -80,6 +80,14 @@ class UnknownRevision(LookupError):
         super().__init__(f"no revision {revision_id!r} in this workspace's history")
 
 
+class StillFailing(InstallError):
+    """The saved requirements failed to build a short while ago and are not tried again
+    yet: a kernel starts at once without them."""
+
+    def __init__(self, error: InstallError) -> None:
+        super().__init__(error.message, error.output, error.returncode)
+
+
 class NotInRequirements(LookupError):
     """A removal named a project that the workspace does not require."""
 
@@ -109,6 +117,8 @@ class ChangeResult:
     record: RequirementsRecord
     installed: list[dict[str, str]] = field(default_factory=list)
     changed: bool = True
+    #: Saved, but a later step on this machine failed; what is being repaired.
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,7 @@ class PackageService:
         )
         self._change_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._retrying: set[Path] = set()
         #: The newest record this server has read or saved: where the next change starts.
         self._latest: RequirementsRecord | None = None
 
@@ -241,13 +252,45 @@ class PackageService:
     async def prepare_kernel(
         self, python: str, on_output: OutputCallback | None = None
     ) -> PackageDirectory:
-        """Bring a kernel interpreter's package directory up to the saved requirements."""
+        """Bring a kernel interpreter's package directory up to the saved requirements.
+
+        When their build failed a short while ago, the kernel does not wait for it again:
+        :class:`StillFailing` says why at once, and the build is retried in the background
+        once its back-off has passed.
+        """
         record = await self.requirements_for_kernel()
         package_dir = self.package_dir(python)
-        if not package_dir.is_current(record):
-            self._notify("bifrost_before_kernel_install", record=record, python=python)
+        if package_dir.is_current(record):
+            return package_dir
+        failure = package_dir.failure(record.hash)
+        if failure is not None:
+            self._retry_in_background(package_dir, record)
+            raise StillFailing(failure.error)
+        self._notify("bifrost_before_kernel_install", record=record, python=python)
         await package_dir.ensure(record, on_output)
         return package_dir
+
+    def _retry_in_background(
+        self, package_dir: PackageDirectory, record: RequirementsRecord
+    ) -> None:
+        """Build ``record`` again once its back-off has passed, unless that is under way."""
+        if package_dir.root in self._retrying:
+            return
+        self._retrying.add(package_dir.root)
+
+        async def retry() -> None:
+            try:
+                failure = package_dir.failure(record.hash)
+                if failure is not None:
+                    await asyncio.sleep(max(0.0, failure.retry_at - time.monotonic()))
+                await package_dir.ensure(record)
+                self.log.info("bifrost: the saved requirements are installed after all")
+            except InstallError as exc:
+                self.log.warning("bifrost: installing the saved requirements failed again: %s", exc)
+            finally:
+                self._retrying.discard(package_dir.root)
+
+        self._in_background(retry())
 
     async def history(self, limit: int = 100) -> list[tuple[Revision, Revision | None]]:
         """The workspace's last ``limit`` revisions, newest first, each with the one it
@@ -275,11 +318,17 @@ class PackageService:
                 cache.update(ok=False, error=str(exc))
         package_dir = self.package_dir()
         active = package_dir.active_record()
-        packages = {
+        complete = package_dir.is_complete()
+        packages: dict[str, Any] = {
             "path": str(package_dir.current),
             "hash": active and active.hash,
             "version": active and active.version,
+            "complete": complete,
+            "error": None,
         }
+        failure = package_dir.failure(database.get("hash") or "")
+        if failure is not None:
+            packages["error"] = failure.error.summary
         hashes = {database.get("hash"), packages["hash"]}
         if self.cache.enabled:
             hashes.add(cache.get("hash"))
@@ -289,7 +338,7 @@ class PackageService:
             "database": database,
             "cache": cache,
             "package_dir": packages,
-            "in_sync": database["ok"] and len(hashes) == 1,
+            "in_sync": database["ok"] and complete and len(hashes) == 1,
             "servers": servers,
             "servers_in_sync": all(s.get("hash") == database.get("hash") for s in servers.values()),
         }
@@ -356,13 +405,15 @@ class PackageService:
         """Apply a change, one attempt after another until one is not overtaken by another
         server's save, or the installer's deadline passes (then :class:`VersionConflict`).
 
-        Changes on this server wait for each other, in order. The first attempt starts from
-        the newest record this server has seen, without a database read; each later one from
-        what the database holds, after a short random pause so that two servers retrying do
-        not collide again.
+        Changes on this server wait for each other, in order, and each one's deadline starts
+        when its turn comes. The first attempt starts from the newest record this server has
+        seen, without a database read; each later one from what the database holds, after a
+        short random pause so that two servers retrying do not collide again.
         """
-        deadline = time.monotonic() + self.installer.timeout
-        async with self._change_lock:
+        if self._change_lock.locked() and change.caller.on_output is not None:
+            change.caller.on_output("bifrost: waiting for the changes ahead of this one")
+        async with self._change_lock:  # first come, first served
+            deadline = time.monotonic() + self.installer.timeout  # for the work, not the wait
             base = self._latest or await self._read_database()
             while True:
                 outcome = await self._attempt(change, base)
@@ -393,18 +444,25 @@ class PackageService:
         commit = partial(self._save, base, content, change.caller.origin)
         hook_args = {"requirements": candidate.lines, "origin": change.caller.origin}
         self._notify("bifrost_before_install", **hook_args)
+        warning = None
         try:
             saved = await self.package_dir().build_and_switch(
                 candidate, commit, change.caller.on_output, keep
             )
         except VersionConflict as conflict:
             return Conflict(conflict, candidate.lines)
+        except SavedNotSwitched as exc:
+            # The database has it, so the change happened: say what this machine is behind
+            # on; the next sync (or kernel start) repairs it.
+            self.log.error("bifrost: %s", exc)
+            saved = exc.saved
+            warning = f"saved; this server's package directory is being repaired ({exc.cause})"
         except BaseException as exc:
             self._notify("bifrost_after_install", **hook_args, record=None, error=exc)
             raise
         self._notify("bifrost_after_install", **hook_args, record=saved, error=None)
         await self._after_save(base, saved, change.caller.origin)
-        return ChangeResult(saved, self._installed(saved, change))
+        return ChangeResult(saved, self._installed(saved, change), warning=warning)
 
     async def _unchanged(self, change: Change, base: RequirementsRecord) -> ChangeResult | Conflict:
         """The edit changes nothing: if ``base`` is what is saved, make sure the package
@@ -459,16 +517,44 @@ class PackageService:
     # -- many servers ----------------------------------------------------------------------
 
     async def sync(self) -> tuple[RequirementsRecord | None, RequirementsRecord | None]:
-        """Bring this server's package directory up to the saved requirements (the same
-        single-flight path as a kernel start); return what it held before and holds now."""
+        """Bring Redis and this server's package directory up to the database (one indexed
+        read); return what the package directory held before and holds now.
+
+        The database wins: Redis is repaired when it is behind (a server killed between its
+        save and its cache write) or ahead (a database restored from a backup), and the
+        package directory follows the database's record even when it held a newer version.
+        With the database down, the kernel-start path (Redis, else the local copy) is used.
+        """
         package_dir = self.package_dir()
         before = package_dir.active_record()
-        record = await self.requirements_for_kernel()
-        if before is None or before.hash != record.hash:
-            await package_dir.ensure(record)
+        try:
+            record = await self._read_database()
+        except StoreUnavailable:
+            record, authoritative = await self.requirements_for_kernel(), False
+        else:
+            authoritative = True
+            await self._repair_cache(record)
+            self.local_copy.keep(record)
+        failure = package_dir.failure(record.hash)
+        if failure is None or failure.due():  # a failed build waits for its back-off
+            await package_dir.ensure(record, authoritative=authoritative)
         after = package_dir.active_record()
         await self.servers.report()
         return before, after
+
+    async def _repair_cache(self, saved: RequirementsRecord) -> None:
+        """Make Redis hold the database's record, whatever version Redis claims."""
+        if not self.cache.enabled:
+            return
+        cached = await self.guarded_cache.get(self.workspace)
+        if cached is None or (cached.version, cached.hash) != (saved.version, saved.hash):
+            if cached is not None:
+                self.log.warning(
+                    "bifrost: Redis held version %s, the database %s; the database wins",
+                    cached.version,
+                    saved.version,
+                )
+            await self.guarded_cache.put(saved, force=True)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)

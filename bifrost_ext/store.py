@@ -144,6 +144,7 @@ class RequirementsStore(Component):
     def _upgrade(self) -> None:
         from alembic import command
         from alembic.config import Config
+        from alembic.util.exc import CommandError
 
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
@@ -151,7 +152,14 @@ class RequirementsStore(Component):
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            try:
+                command.upgrade(config, "head")
+            except CommandError as exc:  # a schema version this release does not know
+                where = make_url(self.url).render_as_string(hide_password=True)
+                raise StoreUnavailable(
+                    f"database {where} has a schema this bifrost_ext does not know ({exc});"
+                    " a newer release migrated it: upgrade bifrost_ext"
+                ) from exc
 
     def _sqlite_migration_lock(self) -> AbstractContextManager[object]:
         # Two servers starting on one SQLite file must not both create the tables.
@@ -293,6 +301,9 @@ class _StoreErrors:
         if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreUnavailable(f"database {self._where} unavailable: {detail}") from exc
+        if type(exc) is sa.exc.DatabaseError:  # not a conflict or a bug: an unreadable file
+            detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StoreUnavailable(f"database {self._where} cannot be read: {detail}") from exc
 
 
 def _revisions() -> sa.Select[Any]:

@@ -92,4 +92,13 @@ def test_a_failing_install_still_starts_the_kernel(
 ) -> None:
     store.save("default", "not-in-wheelhouse\n", 0)
     lines = run_kernel(bifrost_env, tmp_path, "print('alive')")
-    assert lines == ["provisioner: BifrostProvisioner", "alive"]
+    # It starts, and its first cell says why it has no packages (it used to say nothing).
+    assert lines == [
+        "provisioner: BifrostProvisioner",
+        "⚠ bifrost: this kernel started without the workspace's saved packages: the installer"
+        " failed (exit code 1): Because not-in-wheelhouse was not found in the provided package"
+        " locations and you require not-in-wheelhouse, we can conclude that your requirements"
+        " are unsatisfiable. `%bifrost status` shows where things stand; restart the kernel to"
+        " try again.",
+        "alive",
+    ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .env import ENV_PACKAGE_DIR
+from .env import ENV_NOTICE, ENV_PACKAGE_DIR
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -45,6 +45,15 @@ def load_ipython_extension(ipython: Any) -> None:
             show_pip_hint(cell)
 
     ipython.events.register("pre_run_cell", pip_hint)
+
+    notice = os.environ.get(ENV_NOTICE)
+    if notice:  # the server could not give this kernel its saved packages: say so, once
+
+        def tell(_info: Any) -> None:
+            print(notice, flush=True)
+            ipython.events.unregister("pre_run_cell", tell)
+
+        ipython.events.register("pre_run_cell", tell)
 
     package_dir = os.environ.get(ENV_PACKAGE_DIR)
     if package_dir:  # a kernel started by bifrost: notice when its packages change under it

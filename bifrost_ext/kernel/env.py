@@ -18,3 +18,5 @@ ENV_RECYCLE = "BIFROST_RECYCLE"
 ENV_KERNEL_STATE = "BIFROST_KERNEL_STATE"
 #: The workspace whose packages the kernel imports.
 ENV_WORKSPACE = "BIFROST_WORKSPACE"
+#: Why the kernel did not get the saved packages, said once at its first execution.
+ENV_NOTICE = "BIFROST_NOTICE"

@@ -177,8 +177,7 @@ class BifrostMagics(Magics):
             f"this kernel   {os.environ.get(ENV_PACKAGE_DIR, '?')}"
             f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}"
         )
-        in_sync = status["in_sync"] and kernel_hash == saved_hash
-        _say("all in sync ✓" if in_sync else "not in sync: a kernel restart will catch up")
+        _say(_verdict(status, kernel_hash))
 
 
 def join_specs(words: list[str]) -> list[str]:
@@ -244,6 +243,29 @@ def _requirement(spec: str) -> Any:
 
 def _versions_now(before: dict[str, str]) -> dict[str, str | None]:
     return {name: installed_version(name) for name in before}
+
+
+def _verdict(status: dict[str, Any], kernel_hash: str | None) -> str:
+    """What the status means for this kernel, and what would fix it: never a promise that a
+    restart helps when it would not."""
+    saved = status["database"].get("hash")
+    packages = status["package_dir"]
+    if status["in_sync"] and kernel_hash == saved:
+        return "all in sync ✓"
+    if not status["database"]["ok"]:
+        return "not in sync: the server cannot read the saved requirements; try again later"
+    if packages.get("error"):
+        return (
+            f"not in sync: the saved packages could not be installed ({packages['error']});"
+            " the server tries again in the background; restart the kernel once"
+            " `%bifrost status` says all in sync"
+        )
+    if packages["hash"] == saved and packages.get("complete"):
+        return "not in sync: a kernel restart will catch up"
+    return (
+        "not in sync: the server is still bringing its packages up to the saved ones;"
+        " restart the kernel once `%bifrost status` says all in sync"
+    )
 
 
 def _short(digest: str | None) -> str:

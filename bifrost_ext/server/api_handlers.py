@@ -147,7 +147,12 @@ class PackagesAPIHandler(APIHandler):
                 {"message": "the requirements kept changing under this request; try again"},
             )
         else:
-            self.reply_record(result.record, installed=result.installed, changed=result.changed)
+            self.reply_record(
+                result.record,
+                installed=result.installed,
+                changed=result.changed,
+                warning=result.warning,
+            )
 
 
 class PackagesHandler(PackagesAPIHandler):

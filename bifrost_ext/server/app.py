@@ -161,10 +161,13 @@ class BifrostApp(ExtensionApp, SettingTraits):
             )
             break
         # A new container, or a change saved while this server was down (or killed mid-way):
-        # bring the default kernel's package directory up to date before the first start.
+        # clear what a killed server left behind, and bring the default kernel's package
+        # directory up to the database before the first start.
+        package_dir = self.service.package_dir()
         try:
-            await self.service.package_dir().ensure(record)
-        except InstallError as exc:
+            await asyncio.to_thread(package_dir.sweep)
+            await package_dir.ensure(record, authoritative=True)
+        except (InstallError, OSError) as exc:
             self.log.warning(
                 "bifrost: could not install the saved requirements (%s); kernel starts will "
                 "try again",

@@ -32,12 +32,13 @@ from ..interpreter import resolve_python
 from ..kernel.env import (
     ENV_KERNEL_STATE,
     ENV_KERNEL_TOKEN,
+    ENV_NOTICE,
     ENV_PACKAGE_DIR,
     ENV_RECYCLE,
     ENV_SERVER_URL,
     ENV_WORKSPACE,
 )
-from ..service import PackageService
+from ..service import PackageService, StillFailing
 from ..settings import CREDENTIALS_SETTING, SERVER_URL_SETTING, SERVICE_SETTING, Settings
 from ..store import StoreUnavailable
 from .credentials import KernelCredentials
@@ -62,6 +63,8 @@ class BifrostProvisioner(LocalProvisioner):
     """A local provisioner that makes the workspace's packages importable in the kernel."""
 
     package_path: str | None = None
+    #: Told to the kernel's user at the first execution: why the packages are not the saved ones.
+    notice: str | None = None
     prepare_seconds: float = 0.0
     kernel_env: dict[str, str] | None = None
 
@@ -88,9 +91,13 @@ class BifrostProvisioner(LocalProvisioner):
         """Install the saved requirements, then prepare the launch as LocalProvisioner does."""
         if self._is_python_kernel():
             started = time.monotonic()
-            self.package_path = await self._prepare()
+            self.package_path, self.notice = await self._prepare()
             self.prepare_seconds = time.monotonic() - started
-            self.kernel_env = self._kernel_env()
+            try:
+                self.kernel_env = self._kernel_env()
+            except ValueError as exc:  # settings from the environment that do not parse
+                self.log.error("bifrost: kernel %s starts without bifrost: %s", self.kernel_id, exc)
+                self.kernel_env = None
             if self._is_ipykernel():
                 extra = kwargs.get("extra_arguments") or []
                 kwargs["extra_arguments"] = [
@@ -99,27 +106,65 @@ class BifrostProvisioner(LocalProvisioner):
                 ]
         return dict(await super().pre_launch(**kwargs))
 
-    async def _prepare(self) -> str | None:
+    async def _prepare(self) -> tuple[str | None, str | None]:
+        """The package directory for the kernel's path, and what to tell the kernel's user
+        when it is not the saved one.
+
+        Whatever goes wrong here, the kernel starts: a kernel with yesterday's packages (or
+        none) that says so beats no kernel.
+        """
         python = resolve_python(self.kernel_spec.argv[0])
-        service = self.service()
         try:
+            service = self.service()
             package_dir = await service.prepare_kernel(python)
+            return str(package_dir.current), None
+        except StillFailing as exc:  # said when it failed; the kernel need not wait for it
+            self.log.info(
+                "bifrost: kernel %s starts without the saved packages: %s", self.kernel_id, exc
+            )
+            reason = exc.summary
         except (InstallError, StoreUnavailable, Timeout) as exc:
-            # A kernel with yesterday's packages beats no kernel: start with what is there.
-            fallback = service.package_dir(python)
+            output = f"\n{exc.output}" if isinstance(exc, InstallError) and exc.output else ""
             self.log.error(
                 "bifrost: could not bring the packages of kernel %s up to date: %s%s",
                 self.kernel_id,
                 exc,
-                f"\n{exc.output}" if isinstance(exc, InstallError) and exc.output else "",
+                output,
             )
-            return str(fallback.current) if fallback.active_hash() else None
-        return str(package_dir.current)
+            reason = _reason(exc)
+        except Exception as exc:  # a bug, a corrupt file, a read-only disk: still a kernel
+            self.log.exception(
+                "bifrost: preparing the packages of kernel %s failed", self.kernel_id
+            )
+            reason = _reason(exc)
+        return self._fallback(python, reason)
+
+    def _fallback(self, python: str, reason: str) -> tuple[str | None, str]:
+        """The last complete package directory (or none), and the notice that says so."""
+        try:
+            package_dir = self.service().package_dir(python)
+            usable = package_dir.is_complete()
+            active = package_dir.active_record() if usable else None
+        except Exception:
+            usable, active = False, None
+        if usable:
+            version = f" (version {active.version})" if active else ""
+            started = f"with an earlier set of the workspace's packages{version}"
+            path: str | None = str(package_dir.current)
+        else:
+            started, path = "without the workspace's saved packages", None
+        notice = (
+            f"⚠ bifrost: this kernel started {started}: {reason.rstrip('.')}."
+            " `%bifrost status` shows where things stand; restart the kernel to try again."
+        )
+        return path, notice
 
     def _kernel_env(self) -> dict[str, str]:
         """What the kernel needs to find its packages, the magic and its own server."""
         service = self.service()
         env = {ENV_WORKSPACE: service.workspace, ENV_PACKAGE_DIR: self.package_path or ""}
+        if self.notice:
+            env[ENV_NOTICE] = self.notice
         env[ENV_RECYCLE] = service.settings.recycle
         if service.settings.recycle == "restart-idle":
             env[ENV_KERNEL_STATE] = str(kernel_state_file(service.workspace_dir, self.kernel_id))
@@ -151,7 +196,10 @@ class BifrostProvisioner(LocalProvisioner):
         entries = [self.package_path] if self.package_path else []
         if env.get("PYTHONPATH"):
             entries.append(env["PYTHONPATH"])
-        entries.append(str(magic_path(self.service().settings.site_dir)))
+        try:
+            entries.append(str(magic_path(self.service().settings.site_dir)))
+        except (OSError, ValueError) as exc:  # the kernel starts; %bifrost only if installed
+            self.log.warning("bifrost: kernel %s gets no %%bifrost magic: %s", self.kernel_id, exc)
         env["PYTHONPATH"] = os.pathsep.join(entries)
 
     async def cleanup(self, restart: bool = False) -> None:
@@ -168,6 +216,17 @@ class BifrostProvisioner(LocalProvisioner):
     def get_stable_start_time(self, recommended: float = 10.0) -> float:
         """Allow for the time the last install took before a restart counts as stable."""
         return float(recommended) + self.prepare_seconds
+
+
+def _reason(exc: BaseException) -> str:
+    """Why preparing the packages failed, in a line a notebook user can act on."""
+    if isinstance(exc, InstallError):
+        return exc.summary
+    if isinstance(exc, StoreUnavailable):
+        return f"the saved requirements could not be read ({exc})"
+    if isinstance(exc, Timeout):
+        return "another process is still installing the packages"
+    return f"an unexpected error ({type(exc).__name__}: {exc}); the server's log has the details"
 
 
 def kernel_state_file(workspace_dir: Path, kernel_id: str) -> Path:
