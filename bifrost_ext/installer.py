@@ -235,4 +235,7 @@ def installer_env() -> dict[str, Any]:
     env = dict(os.environ)
     for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONUSERBASE"):
         env.pop(name, None)
+    # Lines as the installer means them, not wrapped at some terminal's width: a notebook
+    # wraps them itself, and a failure's summary is one of them.
+    env["COLUMNS"] = "10000"
     return env

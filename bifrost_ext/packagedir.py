@@ -151,34 +151,46 @@ class PackageDirectory:
         return saved
 
     async def ensure(
-        self,
-        record: RequirementsRecord,
-        on_output: OutputCallback | None = None,
-        authoritative: bool = False,
+        self, record: RequirementsRecord, on_output: OutputCallback | None = None
     ) -> Path:
         """Make ``current`` hold ``record``, building it if needed, unless it holds a newer
-        version (a reader with an older copy must not undo a newer install) or the record
-        is ``authoritative`` (read from the database just now: it wins, even after a restore).
+        version: a reader with an older copy must not undo a newer install.
 
         A failed build is remembered (see :meth:`failure`) and raised again.
         """
         if self.is_current(record):
-            self._write_active_if_stale(record)
             return self.current
         async with self._locked():
-            if self.is_current(record):
-                self._write_active_if_stale(record)
-                return self.current
-            if not authoritative and self._holds_newer_than(record):
-                return self.current
-            try:
-                env = await self._build_locked(record, on_output)
-            except InstallError as exc:
-                self._remember_failure(record, exc)
-                raise
-            self._failures.pop(record.hash, None)
-            self._switch(env, record)
+            if not self._holds_newer_than(record):
+                await self._make_current(record, on_output)
         return self.current
+
+    async def follow(self, read: Callable[[], Awaitable[RequirementsRecord]]) -> RequirementsRecord:
+        """Make ``current`` hold the record ``read`` returns (the database's), even over a
+        newer version: read under the lock, so no switch on this machine can come between,
+        a newer version here means the database was restored from an older backup, and the
+        database wins. A build that failed is not tried again before its back-off passed."""
+        async with self._locked():
+            record = await read()
+            failure = self._failures.get(record.hash)
+            if failure is None or failure.due():
+                await self._make_current(record, None)
+        return record
+
+    async def _make_current(
+        self, record: RequirementsRecord, on_output: OutputCallback | None
+    ) -> None:
+        """Under the lock: build ``record`` unless built, and switch to it unless current."""
+        if self.is_current(record):
+            self._write_active_if_stale(record)
+            return
+        try:
+            env = await self._build_locked(record, on_output)
+        except InstallError as exc:
+            self._remember_failure(record, exc)
+            raise
+        self._failures.pop(record.hash, None)
+        self._switch(env, record)
 
     def sweep(self) -> None:
         """Remove what a process killed mid-way left behind, and stop the installer it left
@@ -303,7 +315,7 @@ class PackageDirectory:
 
     def _write_active_if_stale(self, record: RequirementsRecord) -> None:
         # ``current`` holds the record but active.json does not say so: a switch whose last
-        # step failed (a full disk). Repaired here, off every kernel start's fast path.
+        # step failed (a full disk). Repaired under the lock, off kernel starts' fast path.
         if self.active_record() != record:
             self._write_active(record)
 

@@ -522,38 +522,45 @@ class PackageService:
 
         The database wins: Redis is repaired when it is behind (a server killed between its
         save and its cache write) or ahead (a database restored from a backup), and the
-        package directory follows the database's record even when it held a newer version.
-        With the database down, the kernel-start path (Redis, else the local copy) is used.
+        package directory follows the database even when it held a newer version. With the
+        database down, the kernel-start path (Redis, else the local copy) is used.
         """
         package_dir = self.package_dir()
         before = package_dir.active_record()
         try:
-            record = await self._read_database()
+            record = await package_dir.follow(self._read_database)
         except StoreUnavailable:
-            record, authoritative = await self.requirements_for_kernel(), False
+            await package_dir.ensure(await self.requirements_for_kernel())
         else:
-            authoritative = True
             await self._repair_cache(record)
-            self.local_copy.keep(record)
-        failure = package_dir.failure(record.hash)
-        if failure is None or failure.due():  # a failed build waits for its back-off
-            await package_dir.ensure(record, authoritative=authoritative)
+            await _run(self.local_copy.keep, record)
         after = package_dir.active_record()
         await self.servers.report()
         return before, after
 
     async def _repair_cache(self, saved: RequirementsRecord) -> None:
-        """Make Redis hold the database's record, whatever version Redis claims."""
+        """Make Redis hold the database's record ``saved``.
+
+        Behind (or empty), it gets ``saved`` the usual way, never over a newer value. Ahead
+        (or another content at the same version), it holds what the database does not: unless
+        a save landed since ``saved`` was read, the database was restored from an older
+        backup, and ``saved`` replaces it.
+        """
         if not self.cache.enabled:
             return
         cached = await self.guarded_cache.get(self.workspace)
-        if cached is None or (cached.version, cached.hash) != (saved.version, saved.hash):
-            if cached is not None:
-                self.log.warning(
-                    "bifrost: Redis held version %s, the database %s; the database wins",
-                    cached.version,
-                    saved.version,
-                )
+        if cached is None or cached.version < saved.version:
+            await self.guarded_cache.put(saved)
+            return
+        if (cached.version, cached.hash) == (saved.version, saved.hash):
+            return
+        now = await self._read_database()
+        if (now.version, now.hash) == (saved.version, saved.hash):
+            self.log.warning(
+                "bifrost: Redis held version %s, the database %s; the database wins",
+                cached.version,
+                saved.version,
+            )
             await self.guarded_cache.put(saved, force=True)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:

@@ -163,11 +163,10 @@ class BifrostApp(ExtensionApp, SettingTraits):
         # A new container, or a change saved while this server was down (or killed mid-way):
         # clear what a killed server left behind, and bring the default kernel's package
         # directory up to the database before the first start.
-        package_dir = self.service.package_dir()
         try:
-            await asyncio.to_thread(package_dir.sweep)
-            await package_dir.ensure(record, authoritative=True)
-        except (InstallError, OSError) as exc:
+            await asyncio.to_thread(self.service.package_dir().sweep)
+            await self.service.sync()
+        except (InstallError, StoreUnavailable, OSError) as exc:
             self.log.warning(
                 "bifrost: could not install the saved requirements (%s); kernel starts will "
                 "try again",
