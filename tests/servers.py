@@ -346,6 +346,9 @@ class PartitionProxy:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
+        # A thread blocked in accept() keeps a closed listener accepting: wake it first.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         for sock in self._sockets:
             with contextlib.suppress(OSError):

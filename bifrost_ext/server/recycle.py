@@ -81,10 +81,11 @@ class KernelRecycler:
     async def _restart_when_idle(self, kernel_id: str) -> None:
         waited = 0.0
         while waited < IDLE_WAIT_LIMIT:
-            try:
-                kernel = self.kernel_manager.get_kernel(kernel_id)
-            except KeyError:
-                return  # shut down meanwhile
+            # jupyter_server answers get_kernel for a kernel gone with a 404, not a KeyError.
+            if kernel_id not in self.kernel_manager.list_kernel_ids():
+                self.log.info("bifrost: kernel %s shut down before its restart", kernel_id)
+                return
+            kernel = self.kernel_manager.get_kernel(kernel_id)
             if getattr(kernel, "execution_state", "idle") == "idle":
                 await self.kernel_manager.restart_kernel(kernel_id)
                 self.log.info("bifrost: restarted kernel %s on the new packages", kernel_id)

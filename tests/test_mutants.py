@@ -1,0 +1,266 @@
+"""Promises the rest of the suite kept without checking: each test here fails on a mutant of
+the code that every other test let through (the mutant is named in the test's docstring).
+
+The package directory and the service are tested in-process; the restart, credential and
+Host-header promises through a real jupyter_server (pytest-jupyter) and real kernels.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from bifrost_ext.installer import Installer
+from bifrost_ext.kernel.env import ENV_KERNEL_TOKEN
+from bifrost_ext.packagedir import PackageDirectory
+from bifrost_ext.records import RequirementsRecord
+from bifrost_ext.service import PackageService
+from bifrost_ext.settings import CREDENTIALS_SETTING, SERVICE_SETTING, Settings
+from bifrost_ext.store import RequirementsStore
+from tests.api import call
+from tests.kernels import IMPORT_BFDEMO, run_cell
+from tests.servers import wait_until_async
+from tests.wheels import build_wheel, make_service
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """One database is enough here: none of these promises depends on which."""
+    return sqlite_url
+
+
+def package_dir(root: Path, wheelhouse: Path, protected: tuple[str, ...] = ()) -> PackageDirectory:
+    installer = Installer(find_links=[str(wheelhouse)], no_index=True)
+    return PackageDirectory(root, installer, sys.executable, protected)
+
+
+def versions(pkg: PackageDirectory) -> dict[str, str]:
+    return {d["name"]: d["version"] for d in pkg.installed()}
+
+
+# -- the package directory and the service, in-process ------------------------------------
+
+
+async def test_current_never_disappears_while_it_is_switched(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Mutant: ``current`` switched by unlink + symlink instead of an atomic rename."""
+    pkg = package_dir(tmp_path / "site", wheelhouse)
+    one, two = "bfdemo==1.0\n", "bfdemo==2.0\n"
+    await pkg.ensure(RequirementsRecord.of("default", one, 1))
+    await pkg.ensure(RequirementsRecord.of("default", two, 2))  # both built: switches are cheap
+    stop = threading.Event()
+    reads, missing = [0], [0]
+
+    def read_like_a_kernel() -> None:
+        while not stop.is_set():
+            reads[0] += 1
+            if pkg.active_hash() is None or not (pkg.current / "bfdemo").is_dir():
+                missing[0] += 1
+
+    # A thread is enough: every system call of a switch lets it run, so it would land between
+    # an unlink and a symlink, as a kernel starting in another process would.
+    reader = threading.Thread(target=read_like_a_kernel)
+    reader.start()
+    try:
+        for version in range(3, 200):
+            last = RequirementsRecord.of("default", (one, two)[version % 2], version)
+            await pkg.ensure(last)
+    finally:
+        stop.set()
+        reader.join()
+    assert reads[0] > 100, "the reader hardly ran while the link was switched"
+    assert missing[0] == 0, f"`current` was missing in {missing[0]} of {reads[0]} reads"
+    assert pkg.active_record() == last
+
+
+async def test_resolving_afresh_still_holds_the_kernels_own_packages(tmp_path: Path) -> None:
+    """Mutant: the "resolve afresh" fallback installs without the protected pins."""
+    kernel_has = importlib.metadata.version("packaging")  # protected by default
+    house = tmp_path / "wheels"
+    build_wheel(house, "packaging", kernel_has)
+    build_wheel(house, "packaging", "999.0")  # newer: what an unpinned resolve would take
+    build_wheel(house, "bfneeds", "1.0", requires=["packaging"])
+    protected = Settings.from_values(environ={}).protected_packages
+    assert "packaging" in protected
+    pkg = package_dir(tmp_path / "site", house, protected)
+    # A lock saved elsewhere, naming a version this machine cannot get: resolve afresh.
+    record = RequirementsRecord.of("default", "bfneeds\n", 1, "bfneeds==0.5\n")
+    lines: list[str] = []
+    await pkg.ensure(record, lines.append)
+    assert "bifrost: the saved versions do not fit; resolving afresh" in lines
+    assert versions(pkg) == {"bfneeds": "1.0", "packaging": kernel_has}
+
+
+@pytest.fixture
+def growing_wheelhouse(tmp_path: Path) -> Path:
+    """A wheelhouse of this test's own, where a newer release can appear later."""
+    house = tmp_path / "wheels"
+    build_wheel(house, "bfdemo", "1.0")
+    return house
+
+
+@pytest.fixture
+def services(
+    sqlite_url: str, redis_url: str, tmp_path: Path, growing_wheelhouse: Path
+) -> Iterator[list[PackageService]]:
+    """Two servers of one workspace, each in its own container (package directory)."""
+    made = [
+        make_service(sqlite_url, redis_url, tmp_path / name, growing_wheelhouse)
+        for name in ("first", "second")
+    ]
+    yield made
+    for service in made:
+        service.close()
+
+
+async def test_a_rollback_installs_the_revisions_locked_versions(
+    services: list[PackageService], growing_wheelhouse: Path
+) -> None:
+    """Mutant: ``rollback`` ignores the revision's lock (no pins: the current lock, or none)."""
+    first, second = services
+    old = (await first.install(["bfdemo"])).record
+    assert old.lock == "bfdemo==1.0\n"  # the only release then
+    build_wheel(growing_wheelhouse, "bfdemo", "2.0")  # now bfdemo 2.0 satisfies "bfdemo" too
+    await first.install(["bfdemo==2.0"])
+    revision = next(r for r, _ in await first.history() if r.record.hash == old.hash)
+    # Rolled back from another container, where no environment of that revision is left.
+    result = await second.rollback(revision.id)
+    assert result.record.content == "bfdemo\n"
+    assert result.record.lock == "bfdemo==1.0\n"
+    assert versions(second.package_dir()) == {"bfdemo": "1.0"}
+
+
+# -- through a real server and real kernels -------------------------------------------------
+
+
+async def start_kernel(jp_fetch: Any, jp_serverapp: Any) -> Any:
+    response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+    return jp_serverapp.kernel_manager.get_kernel(json.loads(response.body)["id"])
+
+
+class TestRestartAfterAChangeNoEventAnnounced:
+    """No Redis anywhere: nothing tells this server of another server's save."""
+
+    @pytest.fixture
+    def database_url(self, pg_url: str) -> str:
+        return pg_url
+
+    @pytest.fixture
+    def bifrost_config(self, bifrost_config: dict[str, Any]) -> dict[str, Any]:
+        return {**bifrost_config, "redis_url": None}
+
+    async def test_a_restarted_kernel_gets_what_the_database_holds_now(
+        self,
+        jp_fetch: Any,
+        jp_serverapp: Any,
+        database_url: str,
+        tmp_path: Path,
+        wheelhouse: Path,
+    ) -> None:
+        """Mutant: a restart reuses the package path prepared at the kernel's first start
+        (``pre_launch`` skips the preparation when it already has one)."""
+        status, body = await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
+        assert status == 200, body
+        kernel = await start_kernel(jp_fetch, jp_serverapp)
+        assert (await run_cell(kernel, IMPORT_BFDEMO)).startswith("1.0\n")
+
+        other = make_service(database_url, "", tmp_path / "other-site", wheelhouse)
+        try:
+            await other.install(["bfdemo==2.0"])
+        finally:
+            other.close()
+        active = jp_serverapp.web_app.settings[SERVICE_SETTING].package_dir().active_record()
+        assert "bfdemo==1.0" in active.content, "this server was told; the test needs it not to"
+
+        await jp_fetch("api", "kernels", kernel.kernel_id, "restart", method="POST", body="{}")
+        output = await run_cell(kernel, IMPORT_BFDEMO)
+        assert output.startswith("2.0\n"), output
+
+
+async def test_a_kernel_can_restart_itself_and_no_other_kernel(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    """Mutant: ``api/packages/kernel/restart`` takes the kernel id from the request."""
+    a = await start_kernel(jp_fetch, jp_serverapp)
+    b = await start_kernel(jp_fetch, jp_serverapp)
+    for kernel in (a, b):
+        assert await run_cell(kernel, "marker = 1") == ""
+    pids = {a.kernel_id: a.provisioner.pid, b.kernel_id: b.provisioner.pid}
+    secret_a = a.provisioner.kernel_env[ENV_KERNEL_TOKEN]
+
+    response = await jp_fetch(
+        "api",
+        "packages",
+        "kernel",
+        "restart",
+        method="POST",
+        body=json.dumps({"kernel_id": b.kernel_id, "kernel": b.kernel_id}),
+        params={"kernel_id": b.kernel_id},
+        headers={"Authorization": f"bifrost-kernel {secret_a}"},
+    )
+    assert response.code == 202
+    answer = json.loads(response.body)
+
+    def restarted(kernel: Any) -> bool:
+        return bool(kernel.provisioner.pid != pids[kernel.kernel_id])
+
+    await wait_until_async(
+        lambda: restarted(a) or restarted(b), timeout=60, what="a kernel to restart"
+    )
+    # Asked once each is ready again: a variable that survived means no restart.
+    survived = {k.kernel_id: await run_cell(k, "print('marker' in dir())") for k in (a, b)}
+    assert not restarted(b), "kernel A's credential restarted kernel B"
+    assert survived == {a.kernel_id: "False\n", b.kernel_id: "True\n"}
+    assert answer == {"kernel_id": a.kernel_id, "restarting": True}
+
+
+async def status_of(jp_fetch: Any, *parts: str, **kwargs: Any) -> int:
+    """The HTTP status of one request, error or not."""
+    try:
+        response = await jp_fetch(*parts, **kwargs)
+    except HTTPClientError as exc:
+        return exc.code
+    return int(response.code)
+
+
+class TestHostHeader:
+    """jupyter_server refuses a request whose Host is not this machine (DNS rebinding)."""
+
+    FOREIGN = "attacker.example"
+
+    @pytest.fixture
+    def kernel_secret(self, jp_serverapp: Any) -> str:
+        secret: str = jp_serverapp.web_app.settings[CREDENTIALS_SETTING].issue("k-host", None)
+        return secret
+
+    async def test_a_kernel_credential_does_not_lift_the_host_check(
+        self, jp_fetch: Any, kernel_secret: str, store: RequirementsStore
+    ) -> None:
+        """Mutant: the packages API skips ``check_host`` for a kernel's credential (or at all)."""
+        auth = {"Authorization": f"bifrost-kernel {kernel_secret}"}
+        install = {"method": "POST", "body": json.dumps({"packages": ["bfdemo==1.0"]})}
+        codes = {}
+        for host in (self.FOREIGN, f"{self.FOREIGN}:8888"):
+            headers = {**auth, "Host": host}
+            read = await status_of(jp_fetch, "api", "packages", headers=headers)
+            write = await status_of(
+                jp_fetch, "api", "packages", "install", headers=headers, **install
+            )
+            codes[host] = (read, write)
+        assert codes == {self.FOREIGN: (403, 403), f"{self.FOREIGN}:8888": (403, 403)}
+        assert store.get("default").version == 0
+        # The same credential from a local Host is good: only the Host was refused.
+        local = {**auth, "Host": "localhost"}
+        assert await status_of(jp_fetch, "api", "packages", headers=local) == 200
+
+    async def test_the_servers_token_does_not_lift_it_either(self, jp_fetch: Any) -> None:
+        assert await status_of(jp_fetch, "api", "packages", headers={"Host": self.FOREIGN}) == 403
