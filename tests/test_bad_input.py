@@ -1,0 +1,105 @@
+"""No input gets a 5xx: bad bodies, huge or deeply nested values, out-of-range revisions,
+garbage in Redis and a database whose schema bifrost cannot place. Each test says what the
+user sees and that the database, Redis and the package directory hold what they held."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.api import answer, call, post_raw, snapshot
+
+pytestmark = pytest.mark.usefixtures("jp_serverapp")
+
+#: Deeper than any JSON parser's recursion limit.
+DEEP = 100_000
+#: A spec, a name or a revision this long must come back as an excerpt, never whole.
+HUGE = 5_000_000
+#: The longest answer to bad input: a message and a short excerpt of what was wrong.
+MAX_ANSWER = 2_000
+
+
+def deep_list(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.fixture
+def before(
+    jp_fetch: Any,
+    jp_asyncio_loop: Any,
+    database_url: str,
+    redis_client: redis.Redis,
+    site_dir: Path,
+) -> dict[str, Any]:
+    """A workspace with something to lose: bfdemo 1.0 installed and saved."""
+    install = call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
+    status, body = jp_asyncio_loop.run_until_complete(install)
+    assert status == 200, body
+    return snapshot(database_url, redis_client, site_dir)
+
+
+async def refused(
+    jp_fetch: Any, action: str, data: bytes | str, stream: bool = False
+) -> tuple[int, dict[str, Any], bytes]:
+    """Send a bad body; check that the answer is a 4xx, and short. Return what it said."""
+    status, raw = await post_raw(jp_fetch, action, data, stream)
+    case = f"{action} {str(data)[:60]}…"
+    assert len(raw) <= MAX_ANSWER, f"{case}: answered {len(raw)} bytes: {raw[:200]!r}"
+    status, body = answer(status, raw)
+    assert 400 <= status < 500, (case, status, body)
+    return status, body, raw
+
+
+# Both forms of every route that takes a body: one JSON answer, or server-sent events.
+STREAM = pytest.mark.parametrize("stream", [False, True], ids=["json", "events"])
+
+
+@STREAM
+async def test_json_nested_100000_deep_is_400_and_changes_nothing(
+    jp_fetch: Any,
+    database_url: str,
+    redis_client: redis.Redis,
+    site_dir: Path,
+    before: dict[str, Any],
+    stream: bool,
+) -> None:
+    deep = deep_list(DEEP)
+    for action, body in [
+        ("install", deep),
+        ("install", '{"packages": ' + deep + "}"),
+        ("install", '{"packages": ["bfdemo", ' + deep + "]}"),
+        ("install", '{"package": ' + deep + "}"),
+        ("install", '{"package": "bfdemo", "version": ' + deep + "}"),
+        ("uninstall", '{"packages": ' + deep + "}"),
+        ("rollback", '{"revision": ' + deep + "}"),
+    ]:
+        status, reply, _ = await refused(jp_fetch, action, body, stream)
+        assert (status, reply["message"]) == (400, "the request body is JSON nested too deeply")
+    assert snapshot(database_url, redis_client, site_dir) == before
+
+
+@STREAM
+async def test_a_body_that_is_not_a_json_object_is_400_and_changes_nothing(
+    jp_fetch: Any,
+    database_url: str,
+    redis_client: redis.Redis,
+    site_dir: Path,
+    before: dict[str, Any],
+    stream: bool,
+) -> None:
+    for action, data, said in [
+        ("install", b"\xff\xfe{}", "the request body is not UTF-8 text"),
+        ("install", b"{not json", "the request body is not valid JSON: Expecting property"),
+        ("install", b'{"packages": ["bfdemo"]} trailing', "not valid JSON: Extra data"),
+        ("install", b"[]", "the request body must be a JSON object"),
+        ("uninstall", b"\xc3(", "the request body is not UTF-8 text"),
+        ("uninstall", b'"bfdemo"', "the request body must be a JSON object"),
+        ("rollback", b"\xff", "the request body is not UTF-8 text"),
+        ("rollback", b"12", "the request body must be a JSON object"),
+    ]:
+        status, reply, _ = await refused(jp_fetch, action, data, stream)
+        assert (status, said in reply["message"]) == (400, True), (action, data, reply)
+    assert snapshot(database_url, redis_client, site_dir) == before
