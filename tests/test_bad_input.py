@@ -4,12 +4,15 @@ user sees and that the database, Redis and the package directory hold what they 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
+from bifrost_ext.requirements import MAX_SPEC_LENGTH, MAX_SPECS
 from tests.api import answer, call, post_raw, snapshot
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")
@@ -102,4 +105,77 @@ async def test_a_body_that_is_not_a_json_object_is_400_and_changes_nothing(
     ]:
         status, reply, _ = await refused(jp_fetch, action, data, stream)
         assert (status, said in reply["message"]) == (400, True), (action, data, reply)
+    assert snapshot(database_url, redis_client, site_dir) == before
+
+
+async def test_json_nested_just_under_the_parsers_limit_is_400_and_changes_nothing(
+    jp_fetch: Any,
+    database_url: str,
+    redis_client: redis.Redis,
+    site_dir: Path,
+    before: dict[str, Any],
+) -> None:
+    # A body the parser just accepts must not recurse again later: in an error message, in
+    # its JSON answer, in a log line.
+    for depth in range(400, 1001, 25):
+        deep = deep_list(depth)
+        for action, body in [
+            ("install", '{"packages": [' + deep + "]}"),
+            ("install", '{"package": ' + deep + "}"),
+            ("install", '{"package": "bfdemo", "version": ' + deep + "}"),
+            ("uninstall", '{"packages": [' + deep + "]}"),
+            ("rollback", '{"revision": ' + deep + "}"),
+        ]:
+            status, reply, _ = await refused(jp_fetch, action, body)
+            assert status == 400, (depth, action, reply)
+    assert snapshot(database_url, redis_client, site_dir) == before
+
+
+@STREAM
+async def test_a_huge_input_comes_back_as_a_short_excerpt_and_changes_nothing(
+    jp_fetch: Any,
+    database_url: str,
+    redis_client: redis.Redis,
+    site_dir: Path,
+    before: dict[str, Any],
+    stream: bool,
+) -> None:
+    cases: list[tuple[str, Callable[[], object], int, str]] = [
+        ("install", lambda: {"packages": ["bfdemo==" + "1" * HUGE]}, 400, "'bfdemo==111"),
+        ("install", lambda: {"packages": "x" * HUGE}, 400, "'xxxxx"),
+        ("install", lambda: {"packages": ["bfdemo", {"x" * HUGE: "y" * HUGE}]}, 400, "{'xxx"),
+        ("install", lambda: {"packages": ["bfdemo"] * (HUGE // 10)}, 400, "at most"),
+        ("install", lambda: {"package": "x" * HUGE, "version": "1.0"}, 400, "'xxxxx"),
+        ("install", lambda: {"package": "bfdemo", "version": "1" * HUGE}, 400, "'bfdemo==111"),
+        ("install", lambda: {"package": "bfdemo", "version": ["1" * HUGE]}, 400, "['111"),
+        ("install", lambda: {"package": ["x" * HUGE]}, 400, "'None'"),
+        ("uninstall", lambda: {"packages": ["a" * HUGE]}, 400, "'aaaaa"),
+        ("uninstall", lambda: {"packages": "a" * HUGE}, 400, "'aaaaa"),
+        ("uninstall", lambda: {"packages": [[["a" * HUGE]]]}, 400, "[['aaaa"),
+        ("uninstall", lambda: {"packages": [f"n{i}" for i in range(HUGE // 10)]}, 400, "at most"),
+        ("rollback", lambda: {"revision": int("9" * 4000)}, 404, "no revision 99999"),
+        ("rollback", lambda: {"revision": "9" * HUGE}, 400, "give the revision"),
+    ]
+    for action, body, code, said in cases:
+        status, reply, raw = await refused(jp_fetch, action, json.dumps(body()), stream)
+        assert (status, said in reply["message"]) == (code, True), (action, reply)
+        for echoed in (b"x", b"y", b"1", b"a", b"9"):
+            assert echoed * 200 not in raw, (action, raw[:200])
+    assert snapshot(database_url, redis_client, site_dir) == before
+
+
+async def test_uninstall_has_the_install_limits(
+    jp_fetch: Any,
+    database_url: str,
+    redis_client: redis.Redis,
+    site_dir: Path,
+    before: dict[str, Any],
+) -> None:
+    for names, said in [
+        ([f"n{i}" for i in range(MAX_SPECS + 1)], f"at most {MAX_SPECS}"),
+        (["a" * (MAX_SPEC_LENGTH + 1)], f"longer than {MAX_SPEC_LENGTH} characters"),
+    ]:
+        for action in ("install", "uninstall"):
+            status, reply = await call(jp_fetch, action, {"packages": names})
+            assert (status, said in reply["message"]) == (400, True), (action, reply)
     assert snapshot(database_url, redis_client, site_dir) == before

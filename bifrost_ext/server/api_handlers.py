@@ -184,8 +184,13 @@ class InstallHandler(PackagesAPIHandler):
     @authorized
     async def post(self) -> None:
         """Install ``{"packages": [...]}`` (or the older ``{"package", "version"}``)."""
-        specs = install_specs(self.json_object())
-        await self.run_change(self.service.install(specs, self.caller()))
+        body = self.json_object()
+
+        async def install() -> ChangeResult:
+            # Read inside run_change: a bad single-form body is a 400 like any bad spec.
+            return await self.service.install(install_specs(body), self.caller())
+
+        await self.run_change(install())
 
 
 class UninstallHandler(PackagesAPIHandler):
@@ -273,6 +278,8 @@ def install_specs(body: dict[str, Any]) -> object:
     package, version = body.get("package"), body.get("version")
     if not isinstance(package, str):
         return None
+    if isinstance(version, bool) or not isinstance(version, (str, int, float, type(None))):
+        raise InvalidSpec(version, "a version must be a string")
     version = "" if version is None else str(version).strip()
     if not version:
         return [package]
