@@ -238,6 +238,11 @@ class RequirementsStore(Component):
 
     def revision(self, workspace: str, revision_id: int) -> Revision | None:
         """One revision of the workspace, or None (also for another workspace's revision)."""
+        # The id column is sa.Integer: 64 bits on SQLite, 32 elsewhere. No revision has an id
+        # out of that range, and the driver refuses to send one (an error, not "not found").
+        bits = 64 if self.engine.dialect.name == "sqlite" else 32
+        if not -(2 ** (bits - 1)) <= revision_id < 2 ** (bits - 1):
+            return None
         query = _revisions().where(
             workspace_revisions.c.id == revision_id,
             workspace_revisions.c.workspace == workspace,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+from tornado.httpclient import HTTPClientError
 
 from bifrost_ext.requirements import MAX_SPEC_LENGTH, MAX_SPECS
 from tests.api import answer, call, post_raw, snapshot
@@ -179,3 +180,33 @@ async def test_uninstall_has_the_install_limits(
             status, reply = await call(jp_fetch, action, {"packages": names})
             assert (status, said in reply["message"]) == (400, True), (action, reply)
     assert snapshot(database_url, redis_client, site_dir) == before
+
+
+@STREAM
+async def test_a_revision_out_of_the_databases_range_is_404_and_changes_nothing(
+    jp_fetch: Any,
+    database_url: str,
+    redis_client: redis.Redis,
+    site_dir: Path,
+    before: dict[str, Any],
+    stream: bool,
+) -> None:
+    # 2**31 and up do not fit PostgreSQL's integer, 2**63 and up not SQLite's.
+    for revision in [2**31, 2**31 - 1, 2**63, 2**63 - 1, 2**64, -(2**31) - 1, -(2**63) - 1, 0]:
+        data = json.dumps({"revision": revision})
+        status, reply, _ = await refused(jp_fetch, "rollback", data, stream)
+        assert (status, reply["message"]) == (
+            404,
+            f"no revision {revision} in this workspace's history",
+        )
+    assert snapshot(database_url, redis_client, site_dir) == before
+
+
+async def test_a_bad_history_limit_is_400_with_no_echo(jp_fetch: Any) -> None:
+    for limit in ["-1", "1e3", "9" * 5000, "2" * 40, "", " "]:
+        with pytest.raises(HTTPClientError) as info:
+            await jp_fetch("api", "packages", "history", params={"limit": limit})
+        assert info.value.code == 400
+        assert info.value.response is not None
+        assert "limit must be" in json.loads(info.value.response.body)["message"]
+        assert len(info.value.response.body) < MAX_ANSWER
