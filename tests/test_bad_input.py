@@ -14,7 +14,7 @@ import redis
 from tornado.httpclient import HTTPClientError
 
 from bifrost_ext.requirements import MAX_SPEC_LENGTH, MAX_SPECS
-from tests.api import answer, call, post_raw, snapshot
+from tests.api import answer, call, post_raw, saved_rows, snapshot
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")
 
@@ -210,3 +210,67 @@ async def test_a_bad_history_limit_is_400_with_no_echo(jp_fetch: Any) -> None:
         assert info.value.response is not None
         assert "limit must be" in json.loads(info.value.response.body)["message"]
         assert len(info.value.response.body) < MAX_ANSWER
+
+
+# -- garbage in Redis -------------------------------------------------------------------------
+
+
+GARBAGE = {
+    "not-json": b"{oops",
+    "not-utf8": b"\xff\xfe",
+    "a-list": b"[1, 2]",
+    "a-string": b'"seen"',
+    "null": b"null",
+    "seen-a-string": b'{"hash": "x", "version": 1, "seen": "yesterday"}',
+    "seen-null": b'{"hash": "x", "version": 1, "seen": null}',
+    "seen-a-list": b'{"hash": "x", "version": 1, "seen": [1]}',
+    "seen-nan": b'{"hash": "x", "version": 1, "seen": NaN}',
+    "seen-infinite": b'{"hash": "x", "version": 1, "seen": 1e999}',
+    "seen-missing": b'{"hash": "x", "version": 1}',
+    "hash-an-object": b'{"hash": {"a": 1}, "version": 1, "seen": 1e12}',
+    "version-a-string": b'{"hash": "x", "version": "1", "seen": 1e12}',
+    "deep": deep_list(DEEP).encode(),
+}
+
+
+async def test_garbage_in_the_servers_hash_is_skipped_and_pruned(
+    jp_fetch: Any, redis_url: str, database_url: str
+) -> None:
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        raw.hset("bifrost:servers:default", mapping=GARBAGE)
+        raw.hset("bifrost:servers:default", b"\xff\xfe-not-utf8-name", b'{"seen": 1e12}')
+        good = {"hash": "a" * 64, "version": 3, "seen": 4e12}  # far in the future: alive
+        raw.hset("bifrost:servers:default", "good", json.dumps(good))
+
+        # A newer server may report more than this one knows: listed without the extra.
+        newer = {"hash": "b" * 64, "version": 2, "seen": 4e12, "pad": "p" * HUGE}
+        raw.hset("bifrost:servers:default", "newer", json.dumps(newer))
+
+        response = await jp_fetch("api", "packages", "status")
+        body = json.loads(response.body)
+        assert body["servers"]["good"] == good
+        assert body["servers"]["newer"] == {"hash": "b" * 64, "version": 2, "seen": 4e12}
+        assert not set(body["servers"]) & {*GARBAGE, "\ufffd\ufffd-not-utf8-name"}
+        assert len(json.dumps(body)) < MAX_ANSWER
+        # Pruned: the next reader does not trip over them either.
+        left = set(raw.hkeys("bifrost:servers:default"))
+        assert {b"good", b"newer"} <= left
+        assert not left & {*(name.encode() for name in GARBAGE), b"\xff\xfe-not-utf8-name"}
+        assert saved_rows(database_url) == []
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [deep_list(DEEP), "[1]", "{oops", "\udcff"],
+    ids=["deep", "a-list", "not-json", "not-utf8"],
+)
+async def test_garbage_in_the_cached_requirements_is_a_miss(
+    jp_fetch: Any, redis_client: redis.Redis, database_url: str, before: dict[str, Any], value: str
+) -> None:
+    redis_client.set("bifrost:requirements:content", value.encode(errors="surrogateescape"))
+    status, body = await call(jp_fetch)
+    assert (status, body["content"]) == (200, "bfdemo==1.0\n")
+    assert saved_rows(database_url) == before["rows"]
