@@ -5,16 +5,19 @@ user sees and that the database, Redis and the package directory hold what they 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import sqlalchemy as sa
 from tornado.httpclient import HTTPClientError
 
 from bifrost_ext.requirements import MAX_SPEC_LENGTH, MAX_SPECS
-from tests.api import answer, call, post_raw, saved_rows, snapshot
+from bifrost_ext.store import VERSION_TABLE, RequirementsStore, engine_url
+from tests.api import answer, call, post_raw, saved_revisions, saved_rows, snapshot
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")
 
@@ -274,3 +277,121 @@ async def test_garbage_in_the_cached_requirements_is_a_miss(
     status, body = await call(jp_fetch)
     assert (status, body["content"]) == (200, "bfdemo==1.0\n")
     assert saved_rows(database_url) == before["rows"]
+
+
+# -- a database bifrost cannot place -------------------------------------------------------------
+
+
+def execute(database_url: str, *statements: str) -> None:
+    engine = sa.create_engine(engine_url(database_url))
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def tables(database_url: str) -> set[str]:
+    engine = sa.create_engine(engine_url(database_url))
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def versions(database_url: str) -> list[str] | None:
+    """What the version table records; None when there is no version table."""
+    if VERSION_TABLE not in tables(database_url):
+        return None
+    engine = sa.create_engine(engine_url(database_url))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+    finally:
+        engine.dispose()
+
+
+class TestBifrostsTablesWithoutTheirVersion:
+    """bifrost's tables restored from a backup without ``bifrost_alembic_version`` (or with
+    it empty): bifrost cannot tell which migrations they have had, so it upgrades nothing,
+    says what to do, and picks up the fix without a restart."""
+
+    @pytest.fixture(params=["dropped", "emptied"])
+    def bifrost_config(
+        self, request: pytest.FixtureRequest, bifrost_config: dict[str, Any], database_url: str
+    ) -> dict[str, Any]:
+        store = RequirementsStore(url=database_url)
+        store.save("default", "bfdemo==1.0\n", expected_version=0)
+        store.close()
+        verb = "DROP TABLE" if request.param == "dropped" else "DELETE FROM"
+        execute(database_url, f"{verb} {VERSION_TABLE}")
+        return bifrost_config
+
+    async def test_every_route_says_what_is_wrong_and_how_to_fix_it(
+        self, jp_fetch: Any, database_url: str, redis_client: redis.Redis, site_dir: Path
+    ) -> None:
+        rows, revisions = saved_rows(database_url), saved_revisions(database_url)
+        recorded = versions(database_url)
+        assert recorded in (None, [])
+        status, body = await call(jp_fetch)
+        assert status == 503
+        message = body["message"]
+        for said in (VERSION_TABLE, "workspace_files", "nothing was changed"):
+            assert said in message
+
+        status, body = await call(jp_fetch, "install", {"packages": ["bfdep"]})
+        assert status == 503
+        assert VERSION_TABLE in body["message"]
+        assert "nothing was saved" in body["message"]
+        body = json.loads((await jp_fetch("api", "packages", "status")).body)
+        assert body["database"]["ok"] is False
+        assert VERSION_TABLE in body["database"]["error"]
+
+        assert (saved_rows(database_url), saved_revisions(database_url)) == (rows, revisions)
+        assert versions(database_url) == recorded  # not stamped behind the operator's back
+        assert redis_client.get("bifrost:requirements:content") is None
+        assert not list(site_dir.glob("*/*/envs/*"))
+
+        # The operator runs what the message says; the next request works.
+        fix = re.search(r"(CREATE TABLE .*?; )?INSERT INTO .*?VALUES \('\w+'\)", message)
+        assert fix is not None, message
+        assert (fix.group(1) is None) == (recorded == [])
+        execute(database_url, *fix.group(0).split("; "))
+        status, body = await call(jp_fetch)
+        assert (status, body["content"]) == (200, "bfdemo==1.0\n")
+        status, body = await call(jp_fetch, "install", {"packages": ["bfdep"]})
+        assert (status, body["requirements"]) == (200, ["bfdemo==1.0", "bfdep"])
+
+
+class TestAnotherApplicationsTableOfTheSameName:
+    """A ``workspace_files`` table that is not bifrost's: bifrost leaves it alone and says so."""
+
+    @pytest.fixture
+    def bifrost_config(self, bifrost_config: dict[str, Any], database_url: str) -> dict[str, Any]:
+        execute(
+            database_url,
+            "CREATE TABLE workspace_files (id INTEGER PRIMARY KEY, title VARCHAR(40))",
+            "INSERT INTO workspace_files (id, title) VALUES (1, 'theirs')",
+        )
+        return bifrost_config
+
+    async def test_it_is_named_and_left_alone(
+        self, jp_fetch: Any, database_url: str, redis_client: redis.Redis, site_dir: Path
+    ) -> None:
+        status, body = await call(jp_fetch, "install", {"packages": ["bfdemo"]})
+        assert status == 503
+        for said in ("workspace_files", VERSION_TABLE, "do not match", "a database of its own"):
+            assert said in body["message"]
+        assert "INSERT INTO" not in body["message"]  # no advice to adopt someone else's table
+        assert tables(database_url) == {"workspace_files"}
+        engine = sa.create_engine(engine_url(database_url))
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT * FROM workspace_files")).all() == [
+                    (1, "theirs")
+                ]
+        finally:
+            engine.dispose()
+        assert redis_client.get("bifrost:requirements:content") is None
+        assert not list(site_dir.glob("*/*/envs/*"))
