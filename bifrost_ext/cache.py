@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from redis.retry import Retry
 from traitlets import Float
 
 from .records import RequirementsRecord
+from .requirements import excerpt
 from .settings import DEFAULT_WORKSPACE, Component, Settings, owned
 
 KEY_PREFIX = "bifrost:requirements:content"
@@ -123,7 +125,7 @@ class RequirementsCache(Component):
             return None
         try:
             return RequirementsRecord.from_json(workspace, json.loads(raw))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             self.log.warning("bifrost: ignoring a corrupt cache value at %s", cache_key(workspace))
             return None
 
@@ -162,18 +164,26 @@ class RequirementsCache(Component):
 
     def servers(self, workspace: str, alive_after: float) -> dict[str, dict[str, object]]:
         """The servers of a workspace seen since ``alive_after`` (epoch seconds); older entries
-        are servers that stopped or lost Redis, and are dropped."""
+        are servers that stopped or lost Redis, and are dropped, as are entries that are not
+        what :meth:`report_server` writes (anyone with access to Redis can write there)."""
         if not self.enabled:
             return {}
         with _redis_errors():
             raw = self.client.hgetall(servers_key(workspace))
             found, gone = {}, []
-            for name, value in raw.items():
-                state = json.loads(value)
-                if float(state.get("seen", 0)) >= alive_after:
-                    found[name.decode() if isinstance(name, bytes) else name] = state
+            for key, value in raw.items():
+                name, entry = _server_name(key), _server_state(value)
+                if name is None or entry is None:
+                    self.log.warning(
+                        "bifrost: dropping a malformed entry %s from %s",
+                        excerpt(key),
+                        servers_key(workspace),
+                    )
+                    gone.append(key)
+                elif entry[0] < alive_after:
+                    gone.append(key)
                 else:
-                    gone.append(name)
+                    found[name] = entry[1]
             if gone:
                 self.client.hdel(servers_key(workspace), *gone)
         return dict(sorted(found.items()))
@@ -183,6 +193,34 @@ class RequirementsCache(Component):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _server_name(key: bytes | str) -> str | None:
+    """A server's name in the servers' hash, or None when it is not text."""
+    try:
+        return key.decode() if isinstance(key, bytes) else key
+    except UnicodeDecodeError:
+        return None
+
+
+def _server_state(value: bytes | str) -> tuple[float, dict[str, object]] | None:
+    """When a server was seen and what it reported (``hash``, ``version``, ``seen``), or None
+    for a value :meth:`RequirementsCache.report_server` would not write; keys a newer server
+    may add are left out."""
+    try:
+        state = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(state, dict):
+        return None
+    digest, version, seen = state.get("hash"), state.get("version"), state.get("seen")
+    if isinstance(seen, bool) or not isinstance(seen, (int, float)) or not math.isfinite(seen):
+        return None
+    if not isinstance(digest, (str, type(None))):
+        return None
+    if isinstance(version, bool) or not isinstance(version, (int, type(None))):
+        return None
+    return seen, {"hash": digest, "version": version, "seen": seen}
 
 
 class GuardedCache:

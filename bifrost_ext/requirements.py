@@ -12,6 +12,7 @@ rendered as a stable, sorted ``requirements.txt``.
 from __future__ import annotations
 
 import hashlib
+import reprlib
 from collections.abc import Iterable, Mapping
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -23,30 +24,49 @@ MAX_SPEC_LENGTH = 256
 MAX_SPECS = 100
 #: Most lines accepted from an imported requirements file.
 MAX_FILE_LINES = 1000
+#: Most characters of a user's input that an error message quotes.
+MAX_EXCERPT = 100
 
 _ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz")
 
 Requirements = dict[str, Requirement]
 
+# Cuts nested values off a few levels down: repr() of a value nested a thousand deep recurses
+# as deep as the parser that built it did, and fails.
+_EXCERPTS = reprlib.Repr()
+_EXCERPTS.maxlevel = 3
+_EXCERPTS.maxstring = _EXCERPTS.maxother = MAX_EXCERPT
+
+
+def excerpt(value: object) -> str:
+    """User input as an error message may quote it: a string as it is, anything else as its
+    repr, cut to :data:`MAX_EXCERPT` characters, so that no answer grows with its request."""
+    try:
+        text = value if isinstance(value, str) else _EXCERPTS.repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= MAX_EXCERPT else text[: MAX_EXCERPT - 1] + "…"
+
 
 class InvalidSpec(ValueError):
     """A spec that is not a plain PEP 508 requirement."""
 
-    def __init__(self, spec: str, reason: str) -> None:
-        self.spec = spec
+    def __init__(self, spec: object, reason: str) -> None:
+        #: An excerpt of what the user gave: messages, answers and logs quote no more of it.
+        self.spec = excerpt(spec)
         self.reason = reason
-        super().__init__(f"invalid requirement {spec!r}: {reason}")
+        super().__init__(f"invalid requirement {self.spec!r}: {reason}")
 
 
 def parse_spec(spec: object) -> Requirement:
     """Parse one user-supplied spec, refusing anything but a plain PEP 508 requirement."""
     if not isinstance(spec, str):
-        raise InvalidSpec(repr(spec), "a requirement must be a string")
+        raise InvalidSpec(spec, "a requirement must be a string")
     text = spec.strip()
     if not text:
         raise InvalidSpec(spec, "the requirement is empty")
     if len(text) > MAX_SPEC_LENGTH:
-        raise InvalidSpec(spec[:40] + "…", f"longer than {MAX_SPEC_LENGTH} characters")
+        raise InvalidSpec(spec, f"longer than {MAX_SPEC_LENGTH} characters")
     if any(not ch.isprintable() for ch in text):
         raise InvalidSpec(spec, "control characters and line breaks are not allowed")
     if text.startswith("-"):
@@ -77,7 +97,7 @@ def parse_spec(spec: object) -> Requirement:
 def parse_specs(specs: object) -> Requirements:
     """Parse a request's list of specs into requirements keyed by canonical name."""
     if not isinstance(specs, list) or not specs:
-        raise InvalidSpec(repr(specs), "give a non-empty list of requirements")
+        raise InvalidSpec(specs, "give a non-empty list of requirements")
     if len(specs) > MAX_SPECS:
         raise InvalidSpec(f"{len(specs)} specs", f"at most {MAX_SPECS} requirements per request")
     return _parse_each(specs)
@@ -100,15 +120,26 @@ def _parse_each(specs: list[object] | list[str]) -> Requirements:
     for spec in specs:
         req = parse_spec(spec)
         if req.name in parsed:
-            raise InvalidSpec(str(spec), f"{req.name!r} is given more than once")
+            raise InvalidSpec(spec, f"{req.name!r} is given more than once")
         parsed[req.name] = req
     return parsed
+
+
+def parse_names(names: object) -> tuple[str, ...]:
+    """Parse a removal's list of project names, with the limits of an install's specs."""
+    if not isinstance(names, list) or not names:
+        raise InvalidSpec(names, "give a non-empty list of project names")
+    if len(names) > MAX_SPECS:
+        raise InvalidSpec(f"{len(names)} names", f"at most {MAX_SPECS} names per request")
+    return tuple(parse_name(name) for name in names)
 
 
 def parse_name(name: object) -> str:
     """Validate a bare project name (for removal) and return its canonical form."""
     if not isinstance(name, str) or not name.strip():
-        raise InvalidSpec(repr(name), "a project name must be a non-empty string")
+        raise InvalidSpec(name, "a project name must be a non-empty string")
+    if len(name.strip()) > MAX_SPEC_LENGTH:
+        raise InvalidSpec(name, f"longer than {MAX_SPEC_LENGTH} characters")
     try:
         return canonicalize_name(name.strip(), validate=True)
     except InvalidName:

@@ -42,9 +42,10 @@ from .records import Origin, RequirementsRecord, Revision
 from .requirements import (
     InvalidSpec,
     Requirements,
+    excerpt,
     merge,
     parse_content,
-    parse_name,
+    parse_names,
     parse_specs,
     remove,
     render,
@@ -77,7 +78,7 @@ class UnknownRevision(LookupError):
 
     def __init__(self, revision_id: object) -> None:
         self.revision_id = revision_id
-        super().__init__(f"no revision {revision_id!r} in this workspace's history")
+        super().__init__(f"no revision {excerpt(revision_id)} in this workspace's history")
 
 
 class StillFailing(InstallError):
@@ -93,7 +94,7 @@ class NotInRequirements(LookupError):
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
-        super().__init__(f"not in the workspace requirements: {', '.join(names)}")
+        super().__init__(f"not in the workspace requirements: {excerpt(', '.join(names))}")
 
 
 @dataclass(frozen=True)
@@ -362,9 +363,7 @@ class PackageService:
 
     async def uninstall(self, names: object, caller: Caller = API_CALLER) -> ChangeResult:
         """Remove projects from the requirements and the package directory."""
-        if not isinstance(names, list) or not names:
-            raise InvalidSpec(repr(names), "give a non-empty list of project names")
-        canonical = tuple(parse_name(name) for name in names)
+        canonical = parse_names(names)
 
         def edit(current: Requirements) -> Requirements:
             missing = [name for name in canonical if name not in current]

@@ -16,7 +16,7 @@ import threading
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from filelock import FileLock
@@ -31,6 +31,9 @@ from .records import (
     Revision,
 )
 from .settings import Component, Settings, owned
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 VERSION_TABLE = "bifrost_alembic_version"
 #: Key of the PostgreSQL advisory lock that serialises schema migrations across servers.
@@ -73,6 +76,11 @@ workspace_revisions = sa.Table(
 
 class StoreUnavailable(RuntimeError):
     """The database could not be reached or refused the operation."""
+
+
+class UnknownSchema(StoreUnavailable):
+    """The database has tables of bifrost's names but no record of the migrations that made
+    them: bifrost cannot tell whose they are or how to upgrade them, and leaves them alone."""
 
 
 class VersionConflict(RuntimeError):
@@ -151,6 +159,7 @@ class RequirementsStore(Component):
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+            _refuse_unversioned_tables(conn, config, _redacted(self.url))
             config.attributes["connection"] = conn
             try:
                 command.upgrade(config, "head")
@@ -246,6 +255,11 @@ class RequirementsStore(Component):
 
     def revision(self, workspace: str, revision_id: int) -> Revision | None:
         """One revision of the workspace, or None (also for another workspace's revision)."""
+        # The id column is sa.Integer: 64 bits on SQLite, 32 elsewhere. No revision has an id
+        # out of that range, and the driver refuses to send one (an error, not "not found").
+        bits = 64 if self.engine.dialect.name == "sqlite" else 32
+        if not -(2 ** (bits - 1)) <= revision_id < 2 ** (bits - 1):
+            return None
         query = _revisions().where(
             workspace_revisions.c.id == revision_id,
             workspace_revisions.c.workspace == workspace,
@@ -290,7 +304,7 @@ class _StoreErrors:
     """Turn driver-level connection failures into :class:`StoreUnavailable`."""
 
     def __init__(self, url: str) -> None:
-        self._where = make_url(url).render_as_string(hide_password=True)
+        self._where = _redacted(url)
 
     def __enter__(self) -> None:
         return None
@@ -304,6 +318,55 @@ class _StoreErrors:
         if type(exc) is sa.exc.DatabaseError:  # not a conflict or a bug: an unreadable file
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreUnavailable(f"database {self._where} cannot be read: {detail}") from exc
+
+
+def _redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _refuse_unversioned_tables(conn: sa.Connection, config: Config, where: str) -> None:
+    """Raise :class:`UnknownSchema` when tables of bifrost's names exist but no version does.
+
+    Alembic would take the database for an empty one and fail on its first CREATE TABLE, an
+    error that reads like an outage. The operator needs to hear which table is missing and
+    how to record it; bifrost must not guess, nor touch data that may not even be its own.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    migrations = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    if migrations.get_current_revision() is not None:
+        return
+    inspector = sa.inspect(conn)
+    found = [name for name in metadata.tables if inspector.has_table(name)]
+    if not found:
+        return  # a new database: the migrations create everything
+    head = ScriptDirectory.from_config(config).get_current_head()
+    versioned = inspector.has_table(VERSION_TABLE)  # but empty
+    differences = [
+        f"{name} {'is missing' if name not in found else 'has other columns'}"
+        for name, table in metadata.tables.items()
+        if name not in found
+        or {c["name"] for c in inspector.get_columns(name)} != {c.name for c in table.columns}
+    ]
+    problem = (
+        f"database {where} has tables named like bifrost's ({', '.join(found)}) but "
+        f"{'an empty' if versioned else 'no'} {VERSION_TABLE} table to say which migrations "
+        "made them; nothing was changed"
+    )
+    if differences:
+        raise UnknownSchema(
+            f"{problem}. They do not match bifrost's schema (revision {head}: "
+            f"{', '.join(differences)}): point bifrost at a database of its own "
+            f"(BIFROST_DATABASE_URL), or restore {VERSION_TABLE} from the backup they came from"
+        )
+    create = f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY); "
+    insert = f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{head}')"
+    fix = insert if versioned else create + insert
+    raise UnknownSchema(
+        f"{problem}. They match bifrost's schema at revision {head}: if they are bifrost's "
+        f"(say, restored from a backup without {VERSION_TABLE}), record that with: {fix}"
+    )
 
 
 def _revisions() -> sa.Select[Any]:

@@ -51,3 +51,62 @@ def current_dists(site_dir: Path) -> set[str]:
     if not currents:
         return set()
     return {p.name for p in currents[0].iterdir() if p.name.endswith(".dist-info")}
+
+
+async def post_raw(
+    jp_fetch: Any, action: str, data: bytes | str, stream: bool = False
+) -> tuple[int, bytes]:
+    """POST a body exactly as given (not JSON-encoded here); ``stream`` asks for server-sent
+    events. Return the status and the raw answer."""
+    headers = {"Accept": "text/event-stream"} if stream else {}
+    try:
+        response = await jp_fetch(
+            "api", "packages", action, method="POST", body=data, headers=headers
+        )
+    except HTTPClientError as exc:
+        assert exc.response is not None
+        return exc.code, exc.response.body or b""
+    return response.code, response.body
+
+
+def answer(status: int, raw: bytes) -> tuple[int, dict[str, Any]]:
+    """What the user was told: a JSON body, or a stream's final ``result`` event."""
+    if raw.startswith(b"event:"):
+        result = json.loads(raw.rstrip().rsplit(b"\n\n", 1)[-1].split(b"data: ", 1)[1])
+        return int(result["status"]), result["body"]
+    return status, json.loads(raw or b"{}")
+
+
+def saved_revisions(database_url: str) -> list[tuple[Any, ...]]:
+    """Every revision row, oldest first ([] before the schema exists)."""
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("workspace_revisions"):
+                return []
+            query = "SELECT id, workspace, version, content FROM workspace_revisions ORDER BY id"
+            return [tuple(row) for row in conn.execute(sa.text(query))]
+    finally:
+        engine.dispose()
+
+
+def package_dirs(site_dir: Path) -> dict[str, str]:
+    """Every file and folder under the package directories, links with their targets."""
+    if not site_dir.exists():
+        return {}
+    return {
+        str(path.relative_to(site_dir)): str(path.readlink()) if path.is_symlink() else ""
+        for path in sorted(site_dir.rglob("*"))
+    }
+
+
+def snapshot(database_url: str, redis_client: redis.Redis, site_dir: Path) -> dict[str, Any]:
+    """Everything a request could change: the database's rows and revisions, the cached
+    requirements, the package directories (the servers' own status entries, rewritten as
+    they report, aside)."""
+    return {
+        "rows": saved_rows(database_url),
+        "revisions": saved_revisions(database_url),
+        "cached": cached(redis_client),
+        "package_dirs": package_dirs(site_dir),
+    }

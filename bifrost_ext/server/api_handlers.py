@@ -93,10 +93,22 @@ class PackagesAPIHandler(APIHandler):
         self.flush().add_done_callback(_ignore_closed)
 
     def json_object(self) -> dict[str, Any]:
-        """The request's JSON object body (400 when it is not one; an empty body is ``{}``)."""
-        body = self.get_json_body()
-        if body is None:
+        """The request's JSON object body (400 when it is not one; an empty body is ``{}``).
+
+        Not ``get_json_body()``: it answers a body that is not UTF-8 with a 500, calls one
+        nested too deeply "invalid JSON", and logs each bad body whole (debug) with a
+        traceback (error), however large.
+        """
+        if not self.request.body.strip():
             return {}
+        try:
+            body = json.loads(self.request.body.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise web.HTTPError(400, "the request body is not UTF-8 text") from None
+        except RecursionError:
+            raise web.HTTPError(400, "the request body is JSON nested too deeply") from None
+        except ValueError as exc:
+            raise web.HTTPError(400, f"the request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise web.HTTPError(400, "the request body must be a JSON object")
         return body
@@ -177,8 +189,13 @@ class InstallHandler(PackagesAPIHandler):
     @authorized
     async def post(self) -> None:
         """Install ``{"packages": [...]}`` (or the older ``{"package", "version"}``)."""
-        specs = install_specs(self.json_object())
-        await self.run_change(self.service.install(specs, self.caller()))
+        body = self.json_object()
+
+        async def install() -> ChangeResult:
+            # Read inside run_change: a bad single-form body is a 400 like any bad spec.
+            return await self.service.install(install_specs(body), self.caller())
+
+        await self.run_change(install())
 
 
 class UninstallHandler(PackagesAPIHandler):
@@ -266,6 +283,8 @@ def install_specs(body: dict[str, Any]) -> object:
     package, version = body.get("package"), body.get("version")
     if not isinstance(package, str):
         return None
+    if isinstance(version, bool) or not isinstance(version, (str, int, float, type(None))):
+        raise InvalidSpec(version, "a version must be a string")
     version = "" if version is None else str(version).strip()
     if not version:
         return [package]
