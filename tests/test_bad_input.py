@@ -395,3 +395,11 @@ class TestAnotherApplicationsTableOfTheSameName:
             engine.dispose()
         assert redis_client.get("bifrost:requirements:content") is None
         assert not list(site_dir.glob("*/*/envs/*"))
+
+
+def test_garbage_on_the_events_channel_is_ignored() -> None:
+    from bifrost_ext.server.events import _parse
+
+    assert _parse(b"[" * 100_000 + b"]" * 100_000) is None
+    assert _parse(b"\xff") is None
+    assert _parse(b'{"server": "x", "version": 2}') == {"server": "x", "version": 2}

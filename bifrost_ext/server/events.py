@@ -120,6 +120,6 @@ class ChangeListener:
 def _parse(data: object) -> dict[str, object] | None:
     try:
         event = json.loads(data) if isinstance(data, (bytes, str)) else None
-    except ValueError:
+    except (ValueError, RecursionError):  # garbage on the channel must not end the listener
         return None
     return event if isinstance(event, dict) else None
