@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,10 +84,20 @@ def pg_server_url(worker_id: str) -> Iterator[str]:
 
 @pytest.fixture
 def pg_url(pg_server_url: str) -> str:
-    """The session's PostgreSQL database, emptied for this test."""
+    """The session's PostgreSQL database, emptied for this test, with no connection left in
+    it: an earlier test's (or the emptying's own) backend may take a moment to go away, and
+    a test that counts the connections to its database must find only its own."""
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
+    name = pg_server_url.rsplit("/", 1)[1]
+    query = "SELECT pid, application_name, state, query FROM pg_stat_activity WHERE datname = %s"
+    with _pg_admin() as admin:
+        deadline = time.monotonic() + 30
+        while left := admin.execute(query, (name,)).fetchall():
+            if time.monotonic() > deadline:
+                pytest.fail(f"connections to {name} outlived the tests that opened them: {left}")
+            time.sleep(0.05)
     return pg_server_url
 
 

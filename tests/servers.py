@@ -59,7 +59,8 @@ class ExitedAtStart(AssertionError):
 def dies_with_parent(argv: list[str]) -> list[str]:
     """``argv`` run so that it gets SIGTERM when the process that started it dies (Linux's
     parent-death signal, set by util-linux ``setpriv``, when there): a test session killed
-    before its teardown leaves no server of its own behind."""
+    before its teardown leaves no server of its own behind. (Linux counts the thread that
+    started it as the parent: start servers from the test's own thread.)"""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
@@ -98,7 +99,9 @@ class ServerProcess:
         for attempt in range(3):
             self._launch()
             try:
-                wait_until(self._answers, timeout=60, what=f"server on port {self.port}")
+                # A loaded machine (several suites at once on 2 cores) has taken a minute to
+                # start one; the wait ends as soon as the server answers.
+                wait_until(self._answers, timeout=180, what=f"server on port {self.port}")
                 return self
             except ExitedAtStart:
                 # Another process (another test session, too) took the free port first.
@@ -106,26 +109,29 @@ class ServerProcess:
                     raise
                 self.port = free_port()
                 self.log_path = self.home / f"server-{self.port}.log"
+            except BaseException:
+                # Not answering in time (or interrupted): it must not live on, unknown to the
+                # test's cleanup, and write into the Redis and database of the tests after.
+                self.stop()
+                raise
         raise AssertionError("unreachable")
 
     def _launch(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            "--ServerApp.open_browser=False",
+            f"--ServerApp.root_dir={self.home / 'root'}",
+            "--ServerApp.allow_root=True",
+        ]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jupyter_server",
-                    "--ServerApp.ip=127.0.0.1",
-                    f"--ServerApp.port={self.port}",
-                    "--ServerApp.port_retries=0",
-                    f"--IdentityProvider.token={self.token}",
-                    "--ServerApp.open_browser=False",
-                    f"--ServerApp.root_dir={self.home / 'root'}",
-                    "--ServerApp.allow_root=True",
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                dies_with_parent(command), env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
 
     def _answers(self) -> bool:
@@ -260,7 +266,7 @@ class ThrowawayRedis:
                 dies_with_parent(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             try:
-                wait_until(self._answers, timeout=10, what=f"redis on port {self.port}")
+                wait_until(self._answers, timeout=30, what=f"redis on port {self.port}")
                 self._port_given = True
                 return self
             except ExitedAtStart:
