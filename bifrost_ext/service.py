@@ -5,7 +5,9 @@
 1. validate and merge the specs (:mod:`bifrost_ext.requirements`), ask the policy plugins
    (:mod:`bifrost_ext.plugins`);
 2. build the merged environment beside the current one (:mod:`bifrost_ext.packagedir`,
-   :mod:`bifrost_ext.installer`); a failure stops here and nothing is saved;
+   :mod:`bifrost_ext.installer`), held off the kernel's own packages and tried in the kernel
+   interpreter (:mod:`bifrost_ext.protection`), and ask the policy plugins again about every
+   distribution it resolved to; a failure or refusal stops here and nothing is saved;
 3. save to the database (:mod:`bifrost_ext.store`), conditional on the version the change
    started from; when another server saved first, the change is applied again to what it saved
    (:meth:`PackageService._apply` retries, :meth:`PackageService._attempt` tries once);
@@ -352,6 +354,16 @@ class PackageService:
             if reason:
                 raise InvalidSpec(str(requirement), str(reason))
 
+    def _check_environment(self, lock: str, change: Change, candidate: RequirementsRecord) -> None:
+        """Refuse a built environment that a policy plugin refuses: a denied dependency, or a
+        denied version that a range resolved to. The 400 names what the user asked for."""
+        pins = (line.split("==", 1) for line in lock.splitlines() if "==" in line)
+        reason = self.plugins.hook.bifrost_validate_environment(
+            distributions=dict(pins), workspace=self.workspace, origin=change.caller.origin
+        )
+        if reason:
+            raise InvalidSpec(" ".join(change.named) or " ".join(candidate.lines), str(reason))
+
     async def _apply(self, change: Change) -> ChangeResult:
         """Apply a change, one attempt after another until one is not overtaken by another
         server's save, or the installer's deadline passes (then :class:`VersionConflict`).
@@ -390,7 +402,12 @@ class PackageService:
         candidate = RequirementsRecord.of(self.workspace, content, base.version + 1)
         keep = change.pins if change.pins is not None else base.lock_lines
         keep = [pin for pin in keep if pin.split("==")[0] not in change.named]
-        commit = partial(self._save, base, content, change.caller.origin)
+
+        async def commit(lock: str) -> RequirementsRecord:
+            # What was resolved is known only now: the policy sees it before the save.
+            self._check_environment(lock, change, candidate)
+            return await self._save(base, content, change.caller.origin, lock)
+
         hook_args = {"requirements": candidate.lines, "origin": change.caller.origin}
         self._notify("bifrost_before_install", **hook_args)
         try:

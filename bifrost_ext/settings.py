@@ -263,7 +263,8 @@ SETTINGS: tuple[Setting, ...] = (
         list,
         "BIFROST_DENIED_PACKAGES",
         (),
-        "Project names users may not install (400).",
+        "Project names that may not be installed, whether asked for or pulled in by another"
+        " package (400; the resolved environment is checked before anything is saved).",
         normalise=_project_names,
     ),
     Setting(
