@@ -126,7 +126,14 @@ async def run_python(
 
 
 def _is_this_interpreter(python: str) -> bool:
-    return os.path.realpath(python) == os.path.realpath(sys.executable)
+    # A virtual environment's python is a link to its base interpreter: the same binary,
+    # another environment. Only the same binary in the same folder is this interpreter.
+    here, there = os.path.dirname(sys.executable), os.path.dirname(os.path.abspath(python))
+    try:
+        same_folder = os.path.samefile(here, there)
+    except OSError:
+        return False
+    return same_folder and os.path.realpath(python) == os.path.realpath(sys.executable)
 
 
 def _ask(python: str, code: str, *args: str) -> str:

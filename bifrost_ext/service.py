@@ -36,7 +36,7 @@ import pluggy
 
 from .cache import CacheUnavailable, GuardedCache, RequirementsCache
 from .installer import Installer, OutputCallback
-from .interpreter import python_tag
+from .interpreter import interpreter_key
 from .local_copy import LocalCopy
 from .packagedir import PackageDirectory
 from .plugins import notify, plugin_manager
@@ -191,10 +191,12 @@ class PackageService:
         return self.settings.site_dir / self.workspace
 
     def package_dir(self, python: str | None = None) -> PackageDirectory:
-        """The package directory for a kernel interpreter (the service's own by default)."""
+        """The package directory for a kernel interpreter (the service's own by default): one
+        per interpreter, since two environments of one Python version hold different
+        packages and protect different versions."""
         python = python or self.python
         if python not in self._package_dirs:
-            root = self.workspace_dir / python_tag(python)
+            root = self.workspace_dir / interpreter_key(python)
             self._package_dirs[python] = PackageDirectory(
                 root, self.installer, python, self.settings.protected_packages
             )
