@@ -68,6 +68,9 @@ class Caller:
 
     origin: Origin
     on_output: OutputCallback | None = None
+    #: The interpreter of the kernel that asks, which the change is built and tried for (so
+    #: what it installs imports in that kernel at once); None: the server's default kernel's.
+    python: str | None = None
 
 
 #: A change made through the HTTP API by an unnamed caller, its output not followed.
@@ -413,7 +416,7 @@ class PackageService:
         hook_args = {"requirements": candidate.lines, "origin": change.caller.origin}
         self._notify("bifrost_before_install", **hook_args)
         try:
-            saved = await self.package_dir().build_and_switch(
+            saved = await self.package_dir(change.caller.python).build_and_switch(
                 candidate, commit, change.caller.on_output, keep
             )
         except VersionConflict as conflict:
@@ -431,7 +434,7 @@ class PackageService:
         saved = await self._read_database()
         if (saved.version, saved.hash) != (base.version, base.hash):
             return await self._attempt(change, saved)  # our copy was behind
-        await self.package_dir().ensure(saved, change.caller.on_output)
+        await self.package_dir(change.caller.python).ensure(saved, change.caller.on_output)
         await self.guarded_cache.put(saved)
         return ChangeResult(saved, self._installed(saved, change), changed=False)
 
@@ -471,7 +474,7 @@ class PackageService:
         """Name and version of the projects ``change`` named, from ``record``'s lock."""
         names = change.named if change.report else ()
         if not record.lock:  # saved before locks existed
-            return self.package_dir().installed(names)
+            return self.package_dir(change.caller.python).installed(names)
         pinned = dict(pin.split("==", 1) for pin in record.lock_lines)
         return [{"name": name, "version": pinned[name]} for name in sorted(names) if name in pinned]
 

@@ -4,7 +4,9 @@ asked."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,11 @@ from bifrost_ext.installer import find_uv
 from bifrost_ext.protection import ProtectedPackage
 from bifrost_ext.service import PackageService
 from bifrost_ext.settings import Settings
+from bifrost_ext.store import RequirementsStore
+from tests.servers import ServerProcess
 from tests.wheels import build_wheel
+
+OTHER_VENV = Path(__file__).resolve().parent.parent / ".venv-other"
 
 
 def make_venv(path: Path, wheelhouse: Path, *specs: str) -> str:
@@ -74,3 +80,67 @@ async def test_two_environments_of_one_python_version_do_not_share_a_directory(
         assert first_dir.active_record() is not None
     finally:
         service.close()
+
+
+@pytest.fixture(scope="session")
+def other_python() -> str:
+    """A kernel environment with ipykernel on another Python version than the server's
+    (``.venv-other``, which scripts/test makes; ``$BIFROST_TEST_OTHER_PYTHON`` names another)."""
+    python = os.environ.get("BIFROST_TEST_OTHER_PYTHON") or str(OTHER_VENV / "bin" / "python")
+    if not Path(python).is_file():
+        pytest.fail(f"no kernel environment on another Python at {python}: run scripts/test")
+    return python
+
+
+@pytest.fixture(scope="module")
+def by_version_house(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bfbyversion needs bfdemo 1.0 on the server's Python and bfdemo 2.0 on any other."""
+    here = "{}.{}".format(*sys.version_info[:2])
+    house = tmp_path_factory.mktemp("by-version")
+    requires = [
+        f'bfdemo==1.0; python_version == "{here}"',
+        f'bfdemo==2.0; python_version != "{here}"',
+    ]
+    build_wheel(house, "bfbyversion", "1.0", requires=requires)
+    return house
+
+
+async def test_a_kernel_on_another_python_gets_packages_resolved_for_it(
+    tmp_path: Path,
+    sqlite_url: str,
+    wheelhouse: Path,
+    by_version_house: Path,
+    other_python: str,
+    servers: list[ServerProcess],
+) -> None:
+    home = tmp_path / "server"
+    spec = home / "data" / "kernels" / "other"
+    spec.mkdir(parents=True)
+    argv = [other_python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "language": "python", "display_name": "Other Python"})
+    )
+    env = {
+        "BIFROST_DATABASE_URL": sqlite_url,
+        "BIFROST_REDIS_URL": "",
+        "BIFROST_SITE_DIR": str(tmp_path / "site"),
+        "BIFROST_FIND_LINKS": f"{wheelhouse} {by_version_house}",
+        "BIFROST_NO_INDEX": "1",
+    }
+    server = ServerProcess(home, env).start()
+    servers.append(server)
+    status, kernel = server.request("POST", "/api/kernels", {"name": "other"})
+    assert status == 201, kernel
+    version = await server.execute(kernel["id"], "import sys; print(sys.version_info[:2])")
+    assert version.strip() != str(sys.version_info[:2]), "the kernel runs the server's Python"
+
+    out = await server.execute(kernel["id"], "%bifrost install bfbyversion", timeout=120)
+    assert "installed bfbyversion 1.0" in out, out
+    # Resolved for the kernel that asked, and importable in it at once.
+    out = await server.execute(kernel["id"], "import bfdemo; print(bfdemo.__version__)")
+    assert out.strip() == "2.0", out
+    store = RequirementsStore(url=sqlite_url)
+    try:
+        assert "bfdemo==2.0" in store.get("default").lock_lines
+    finally:
+        store.close()
