@@ -99,7 +99,7 @@ async def run_python(
     def run() -> tuple[int, str]:
         try:
             proc = subprocess.Popen(
-                [python, *args],
+                [os.path.abspath(python), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
