@@ -78,9 +78,13 @@ while todo:
     name = canonical(todo.pop())
     if name in found:
         continue
-    try:
-        dist = distribution(name)
-    except PackageNotFoundError:
+    for spelling in (name, name.replace("-", "_")):  # before 3.10, lookups were literal
+        try:
+            dist = distribution(spelling)
+            break
+        except PackageNotFoundError:
+            dist = None
+    if dist is None:
         found[name] = None
         continue
     requires = list(dist.requires or [])
@@ -179,7 +183,10 @@ async def kernel_runtime(python: str, extra: Collection[str], timeout: float) ->
     """What the kernel interpreter ``python`` runs on: ipykernel's closure, plus the operator's
     ``extra`` names that it has installed. Asked once per interpreter (and interpreter file
     change) and kept."""
-    key = (python, os.stat(python).st_mtime_ns, tuple(sorted(extra)))
+    try:
+        key = (python, os.stat(python).st_mtime_ns, tuple(sorted(extra)))
+    except OSError as exc:
+        raise InstallError(f"cannot run the kernel interpreter {python}: {exc}") from exc
     if key not in _runtimes:
         code, out = await run_python(
             python, ["-I", "-c", _RUNTIME, KERNEL_PACKAGE, *key[2]], timeout
