@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bifrost_ext.installer import find_uv
-from bifrost_ext.protection import ProtectedPackage
+from bifrost_ext.protection import ProtectedPackage, kernel_runtime
 from bifrost_ext.service import PackageService
 from bifrost_ext.settings import Settings
 from bifrost_ext.store import RequirementsStore
@@ -144,3 +144,12 @@ async def test_a_kernel_on_another_python_gets_packages_resolved_for_it(
         assert "bfdemo==2.0" in store.get("default").lock_lines
     finally:
         store.close()
+
+
+async def test_the_kernel_runtime_of_another_python_is_read_there(other_python: str) -> None:
+    runtime = await kernel_runtime(other_python, (), timeout=60)
+    # Its own marker values and its own installed versions, not the server's.
+    assert runtime.environment["python_version"] != "{}.{}".format(*sys.version_info[:2])
+    assert runtime.python == other_python
+    assert {"ipykernel", "jupyter-client", "python-dateutil", "tornado"} <= set(runtime.versions)
+    assert runtime.modules() == ["ipykernel.kernelapp", "jupyter_client"]
