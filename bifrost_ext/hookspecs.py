@@ -1,6 +1,7 @@
 """Hook specifications: where an operator's plugin can refuse, watch or react.
 
-request → **validate hook** → installer (**before/after install hooks**) → store →
+request → **validate hook** → installer (**before/after install hooks**) →
+**validate-environment hook** → store →
 **requirements-changed hook** → cache → kernels (**before-kernel-install hook**).
 
 A plugin is a module (or object) with functions named like the specifications below and
@@ -29,6 +30,20 @@ def bifrost_validate_requirement(
 
     Return a reason (shown to the user, with a 400 answer and nothing changed) to refuse
     it, or None to let it through. The first plugin that returns a reason decides.
+    """
+
+
+@hookspec(firstresult=True)
+def bifrost_validate_environment(
+    distributions: dict[str, str], workspace: str, origin: Origin
+) -> str | None:
+    """Check what a change resolved to, after it was built and before anything is saved.
+
+    ``distributions`` maps the canonical name of every distribution in the built package
+    directory (the requested ones and all they pulled in; the kernel's own packages, which
+    are never installed there, are not among them) to its version. Return a reason naming
+    the distribution to refuse (a 400 answer, nothing saved or switched), or None. The first
+    plugin that returns a reason decides.
     """
 
 

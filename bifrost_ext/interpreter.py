@@ -1,38 +1,37 @@
-"""Which Python a kernel runs, and what that interpreter has.
+"""Which Python a kernel runs, and what that interpreter runs on.
 
-Package directories are specific to the kernel interpreter's Python version: a wheel built
-for CPython 3.11 must never be imported by 3.12. The versions of the packages the kernel
-itself runs on are read from the interpreter, so that installs can be held to them. Used by
-:mod:`bifrost_ext.server.provisioner`, :mod:`bifrost_ext.packagedir`,
+A package directory belongs to one kernel interpreter (:func:`interpreter_key`): a wheel built
+for CPython 3.11 must never be imported by 3.12, and two 3.11 environments hold different
+packages. What the kernel itself runs on (ipykernel and the closure of its requirements,
+:func:`kernel_runtime`) is read from that interpreter, with its own markers, so that installs
+can be held to it and a build tried there before anyone imports it (:func:`try_kernel`). Used
+by :mod:`bifrost_ext.server.provisioner`, :mod:`bifrost_ext.packagedir`,
 :mod:`bifrost_ext.service` and :mod:`bifrost_ext.cli`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import json
+import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
+
+from .installer import InstallError
 
 #: The kernelspec a server starts when none is named (jupyter_client's default too).
 DEFAULT_KERNEL_NAME = "python3"
 
 _TAG = "import sys; print(sys.implementation.cache_tag)"
 _VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
-_VERSIONS = """
-import json, sys
-from importlib.metadata import PackageNotFoundError, version
-found = {}
-for name in sys.argv[1:]:
-    try:
-        found[name] = version(name)
-    except PackageNotFoundError:
-        pass
-print(json.dumps(found))
-"""
+_PREFIX = "import os, sys; print(os.path.realpath(sys.prefix))"
 
 
 def resolve_python(argv0: str) -> str:
@@ -73,20 +72,68 @@ def python_version(python: str) -> str:
     return _ask(python, _VERSION)
 
 
-def installed_versions(python: str, names: tuple[str, ...]) -> dict[str, str]:
-    """The versions of ``names`` installed in the interpreter's own environment.
+def interpreter_key(python: str) -> str:
+    """A readable, stable name for one interpreter's package directory: its cache tag and a
+    short hash of its ``sys.prefix``, such as ``cpython-311-3f2a9c1e``.
 
-    Asked with ``-I``, so neither a package directory on ``PYTHONPATH`` nor user site-packages
-    count: this is what a kernel has before bifrost adds anything. Cached per interpreter.
+    The tag alone is not enough: two 3.11 virtual environments hold different packages (the
+    kernel's own among them), so each needs its own builds.
     """
-    if not names:
-        return {}
-    found: dict[str, str] = json.loads(_ask(python, _VERSIONS, *names))
-    return found
+    here = _is_this_interpreter(python)
+    prefix = os.path.realpath(sys.prefix) if here else _ask(python, _PREFIX)
+    return f"{python_tag(python)}-{hashlib.sha256(prefix.encode()).hexdigest()[:8]}"
+
+
+async def run_python(
+    python: str,
+    args: Sequence[str],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[int, str]:
+    """Run the interpreter with ``args``; return its exit code and output (stdout, then
+    stderr). Past ``timeout`` seconds its whole process group is killed and
+    :class:`InstallError` raised, as for the installer: a kernel interpreter that hangs must
+    not hang an install."""
+
+    def run() -> tuple[int, str]:
+        try:
+            proc = subprocess.Popen(
+                [os.path.abspath(python), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=None if env is None else dict(env),
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise InstallError(f"could not run the kernel interpreter {python}: {exc}") from exc
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise InstallError(
+                f"the kernel interpreter {python} did not finish within {timeout:g} s"
+                " and was stopped"
+            ) from None
+        text = out.decode("utf-8", "replace") + err.decode("utf-8", "replace")
+        return proc.returncode, text
+
+    return await asyncio.to_thread(run)
 
 
 def _is_this_interpreter(python: str) -> bool:
-    return os.path.realpath(python) == os.path.realpath(sys.executable)
+    # A virtual environment's python is a link to its base interpreter: the same binary,
+    # another environment. Only the same binary in the same folder is this interpreter.
+    here, there = os.path.dirname(sys.executable), os.path.dirname(os.path.abspath(python))
+    try:
+        same_folder = os.path.samefile(here, there)
+    except OSError:
+        return False
+    return same_folder and os.path.realpath(python) == os.path.realpath(sys.executable)
 
 
 def _ask(python: str, code: str, *args: str) -> str:

@@ -2,7 +2,8 @@
 
 request → requirements → **installer → package directory** → store → cache → kernels.
 
-Layout, for one workspace and one interpreter (``<site_dir>/<workspace>/<cache_tag>/``)::
+Layout, for one workspace and one kernel interpreter (``<site_dir>/<workspace>/<key>/``, the key
+from :func:`bifrost_ext.interpreter.interpreter_key`, such as ``cpython-311-3f2a9c1e``)::
 
     envs/<sha256>/      one complete directory per requirements hash (built by the installer),
                         with ``.bifrost-complete-<sha256>`` written last
@@ -11,14 +12,15 @@ Layout, for one workspace and one interpreter (``<site_dir>/<workspace>/<cache_t
     .lock               inter-process lock around building and switching
 
 An environment is built in a temporary folder and renamed into place only when the installer
-succeeded, then ``current`` is switched with an atomic rename: a kernel never sees a
-half-installed directory, a failed install changes nothing, and stale ``*.dist-info`` from
-upgrades cannot exist. Checking whether a kernel start has anything to do is one ``stat`` of
-``current/.bifrost-complete-<sha256>``, which also fails when the link dangles (a clean-up job
-removed ``envs/``) or ``current`` was replaced by a folder. A build that failed is remembered
-for a while (:class:`FailedBuild`), so that kernel starts need not wait for it again.
-Used by :mod:`bifrost_ext.service` (installs) and :mod:`bifrost_ext.server.provisioner`
-(kernel starts).
+succeeded and the kernel's own runtime still imports with it first on the path
+(:mod:`bifrost_ext.protection`), then ``current`` is switched with an atomic rename: a kernel
+never sees a half-installed or kernel-breaking directory, a failed install changes nothing,
+and stale ``*.dist-info`` from upgrades cannot exist. Checking whether a kernel start has
+anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``, which also fails
+when the link dangles (a clean-up job removed ``envs/``) or ``current`` was replaced by a
+folder. A build that failed is remembered for a while (:class:`FailedBuild`), so that kernel
+starts need not wait for it again. Used by :mod:`bifrost_ext.service` (installs) and
+:mod:`bifrost_ext.server.provisioner` (kernel starts).
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
-from .interpreter import installed_versions
+from .protection import (
+    KernelRuntime,
+    ProtectedPackage,
+    kernel_runtime,
+    remove_distributions,
+    try_kernel,
+)
 from .records import RequirementsRecord
 
 #: A built environment younger than this is kept after ``current`` moves away from it, so that
@@ -250,7 +258,10 @@ class PackageDirectory:
         pins = record.lock_lines if pins is None else pins
         try:
             if record.lines:
-                await self._install(tmp, record, on_output, pins)
+                runtime = await kernel_runtime(self.python, self.protected, self.installer.timeout)
+                await self._install(tmp, record, on_output, pins, runtime)
+                # Only a directory the kernel still starts with is ever renamed into place.
+                await try_kernel(runtime, tmp, self.installer.timeout)
             (tmp / marker).touch()
             os.rename(tmp, env)
         finally:
@@ -265,25 +276,55 @@ class PackageDirectory:
         record: RequirementsRecord,
         on_output: OutputCallback | None,
         pins: Sequence[str],
+        runtime: KernelRuntime,
     ) -> None:
         # The kernel's own packages stay at the kernel's versions, whatever else is asked.
-        kernel = [f"{n}=={v}" for n, v in installed_versions(self.python, self.protected).items()]
-        held = {pin.split("==")[0] for pin in kernel}
-        pins = [pin for pin in pins if pin.split("==")[0] not in held]
-        try:
-            await self.installer.install(
-                self.python, target, record.lines, on_output, [*kernel, *pins]
-            )
-        except InstallError as exc:
-            if not pins or exc.returncode is None:
-                raise
+        runtime.check_requested(record.lines)
+        kernel = runtime.pins()
+        pins = [pin for pin in pins if pin.split("==")[0] not in runtime.versions]
+        attempts = [[*kernel, *pins], kernel] if pins else [kernel]
+        for number, constraints in enumerate(attempts, start=1):
+            try:
+                await self.installer.install(
+                    self.python, target, record.lines, on_output, constraints
+                )
+                break
+            except InstallError as exc:
+                if exc.returncode is None:
+                    raise
+                if number == len(attempts):
+                    await self._explain(record, runtime, exc)
+                    raise
             # The saved versions do not fit (another Python, or a spec that needs them to
             # move): resolve the requirements afresh rather than fail.
             if on_output is not None:
                 on_output("bifrost: the saved versions do not fit; resolving afresh")
             shutil.rmtree(target)
             target.mkdir()
-            await self.installer.install(self.python, target, record.lines, on_output, kernel)
+        # Copies of the kernel's packages (at its versions) would only shadow its own.
+        remove_distributions(target, runtime.versions)
+
+    async def _explain(
+        self, record: RequirementsRecord, runtime: KernelRuntime, error: InstallError
+    ) -> None:
+        """Raise :class:`ProtectedPackage` when ``error`` came from holding the kernel's
+        packages: the same requirements, resolved without that, need other versions of them.
+        A trial build, only on this failure path; anything else leaves ``error`` to the
+        caller."""
+        if not runtime.versions:
+            return
+        trial = self.envs / f".tmp-trial-{uuid.uuid4().hex[:8]}"
+        trial.mkdir()
+        try:
+            try:
+                await self.installer.install(self.python, trial, record.lines)
+            except InstallError:
+                return
+            conflicts = runtime.conflicts(trial)
+        finally:
+            shutil.rmtree(trial, ignore_errors=True)
+        if conflicts:
+            raise ProtectedPackage("; ".join(conflicts), error.output, error.returncode) from error
 
     def _holds_newer_than(self, record: RequirementsRecord) -> bool:
         active = self.active_record()

@@ -7,9 +7,12 @@ registered: the default plugins (the operator's deny list, :class:`DeniedPackage
 packages that declare an entry point in the group ``bifrost_ext``, the modules named by the
 ``plugins`` setting (the ready-made :mod:`bifrost_ext.hooks.allow_deny` and
 :mod:`bifrost_ext.hooks.audit`, say), and the ``*.py`` files of the ``hooks_dir`` setting.
-Everything is called through ``pm.hook``: refusing hooks directly, so the first reason wins
-and an error fails the request; watching hooks through :func:`notify`, one plugin at a time
-in pluggy's own order, so that a plugin that fails is logged and the others still run.
+The deny list is checked twice: on the names a user typed, before anything runs, and on the
+built environment, before anything is saved, so a denied package cannot come in as a
+dependency. Everything is called through ``pm.hook``: refusing hooks directly, so the first
+reason wins and an error fails the request; watching hooks through :func:`notify`, one plugin
+at a time in pluggy's own order, so that a plugin that fails is logged and the others still
+run.
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ class DeniedPackages:
         return (
             "this package is not allowed here (policy)" if requirement.name in self.names else None
         )
+
+    @hookimpl(tryfirst=True)
+    def bifrost_validate_environment(self, distributions: dict[str, str]) -> str | None:
+        """Refuse a denied project that a requested one pulled in."""
+        for name in sorted(self.names.intersection(distributions)):
+            return f"resolves to {name} {distributions[name]}, which is not allowed here (policy)"
+        return None
 
 
 def plugin_manager(settings: Settings, log: logging.Logger) -> pluggy.PluginManager:

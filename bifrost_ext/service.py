@@ -5,7 +5,9 @@
 1. validate and merge the specs (:mod:`bifrost_ext.requirements`), ask the policy plugins
    (:mod:`bifrost_ext.plugins`);
 2. build the merged environment beside the current one (:mod:`bifrost_ext.packagedir`,
-   :mod:`bifrost_ext.installer`); a failure stops here and nothing is saved;
+   :mod:`bifrost_ext.installer`), held off the kernel's own packages and tried in the kernel
+   interpreter (:mod:`bifrost_ext.protection`), and ask the policy plugins again about every
+   distribution it resolved to; a failure or refusal stops here and nothing is saved;
 3. save to the database (:mod:`bifrost_ext.store`), conditional on the version the change
    started from; when another server saved first, the change is applied again to what it saved
    (:meth:`PackageService._apply` retries, :meth:`PackageService._attempt` tries once);
@@ -34,7 +36,7 @@ import pluggy
 
 from .cache import CacheUnavailable, GuardedCache, RequirementsCache
 from .installer import Installer, InstallError, OutputCallback
-from .interpreter import python_tag
+from .interpreter import interpreter_key
 from .local_copy import LocalCopy
 from .packagedir import PackageDirectory, SavedNotSwitched
 from .plugins import notify, plugin_manager
@@ -67,6 +69,9 @@ class Caller:
 
     origin: Origin
     on_output: OutputCallback | None = None
+    #: The interpreter of the kernel that asks, which the change is built and tried for (so
+    #: what it installs imports in that kernel at once); None: the server's default kernel's.
+    python: str | None = None
 
 
 #: A change made through the HTTP API by an unnamed caller, its output not followed.
@@ -201,10 +206,12 @@ class PackageService:
         return self.settings.site_dir / self.workspace
 
     def package_dir(self, python: str | None = None) -> PackageDirectory:
-        """The package directory for a kernel interpreter (the service's own by default)."""
+        """The package directory for a kernel interpreter (the service's own by default): one
+        per interpreter, since two environments of one Python version hold different
+        packages and protect different versions."""
         python = python or self.python
         if python not in self._package_dirs:
-            root = self.workspace_dir / python_tag(python)
+            root = self.workspace_dir / interpreter_key(python)
             self._package_dirs[python] = PackageDirectory(
                 root, self.installer, python, self.settings.protected_packages
             )
@@ -400,6 +407,16 @@ class PackageService:
             if reason:
                 raise InvalidSpec(str(requirement), str(reason))
 
+    def _check_environment(self, lock: str, change: Change, candidate: RequirementsRecord) -> None:
+        """Refuse a built environment that a policy plugin refuses: a denied dependency, or a
+        denied version that a range resolved to. The 400 names what the user asked for."""
+        pins = (line.split("==", 1) for line in lock.splitlines() if "==" in line)
+        reason = self.plugins.hook.bifrost_validate_environment(
+            distributions=dict(pins), workspace=self.workspace, origin=change.caller.origin
+        )
+        if reason:
+            raise InvalidSpec(" ".join(change.named) or " ".join(candidate.lines), str(reason))
+
     async def _apply(self, change: Change) -> ChangeResult:
         """Apply a change, one attempt after another until one is not overtaken by another
         server's save, or the installer's deadline passes (then :class:`VersionConflict`).
@@ -440,12 +457,17 @@ class PackageService:
         candidate = RequirementsRecord.of(self.workspace, content, base.version + 1)
         keep = change.pins if change.pins is not None else base.lock_lines
         keep = [pin for pin in keep if pin.split("==")[0] not in change.named]
-        commit = partial(self._save, base, content, change.caller.origin)
+
+        async def commit(lock: str) -> RequirementsRecord:
+            # What was resolved is known only now: the policy sees it before the save.
+            self._check_environment(lock, change, candidate)
+            return await self._save(base, content, change.caller.origin, lock)
+
         hook_args = {"requirements": candidate.lines, "origin": change.caller.origin}
         self._notify("bifrost_before_install", **hook_args)
         warning = None
         try:
-            saved = await self.package_dir().build_and_switch(
+            saved = await self.package_dir(change.caller.python).build_and_switch(
                 candidate, commit, change.caller.on_output, keep
             )
         except VersionConflict as conflict:
@@ -469,7 +491,7 @@ class PackageService:
         saved = await self._read_database()
         if (saved.version, saved.hash) != (base.version, base.hash):
             return await self._attempt(change, saved)  # our copy was behind
-        await self.package_dir().ensure(saved, change.caller.on_output)
+        await self.package_dir(change.caller.python).ensure(saved, change.caller.on_output)
         await self.guarded_cache.put(saved)
         return ChangeResult(saved, self._installed(saved, change), changed=False)
 
@@ -509,7 +531,7 @@ class PackageService:
         """Name and version of the projects ``change`` named, from ``record``'s lock."""
         names = change.named if change.report else ()
         if not record.lock:  # saved before locks existed
-            return self.package_dir().installed(names)
+            return self.package_dir(change.caller.python).installed(names)
         pinned = dict(pin.split("==", 1) for pin in record.lock_lines)
         return [{"name": name, "version": pinned[name]} for name in sorted(names) if name in pinned]
 

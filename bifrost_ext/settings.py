@@ -37,23 +37,6 @@ RECYCLE_POLICIES = ("notify", "restart-idle", "never")
 INSTALLERS = ("auto", "uv", "pip")
 DEFAULT_WORKSPACE = "default"
 
-#: What ipykernel runs on: a user install may not move these away from the kernel's versions.
-DEFAULT_PROTECTED_PACKAGES = (
-    "comm",
-    "debugpy",
-    "ipykernel",
-    "ipython",
-    "jupyter-client",
-    "jupyter-core",
-    "matplotlib-inline",
-    "nest-asyncio",
-    "packaging",
-    "psutil",
-    "pyzmq",
-    "tornado",
-    "traitlets",
-)
-
 # Keys under which the extension shares its objects in the web app's settings.
 SERVICE_SETTING = "bifrost_service"
 CREDENTIALS_SETTING = "bifrost_kernel_credentials"
@@ -267,13 +250,12 @@ SETTINGS: tuple[Setting, ...] = (
         "protected_packages",
         list,
         "BIFROST_PROTECTED_PACKAGES",
-        DEFAULT_PROTECTED_PACKAGES,
-        "Packages the kernel itself runs on: installs are held to the kernel interpreter's"
-        " versions of these, so they can never break the kernel (the variable: names"
-        " separated by spaces or commas; empty: none).",
-        default_text="ipykernel and its dependencies ("
-        + ", ".join(f"`{name}`" for name in DEFAULT_PROTECTED_PACKAGES)
-        + ")",
+        (),
+        "Packages an install may not replace, besides the kernel's own runtime (ipykernel and"
+        " every package it needs, read from each kernel interpreter, always protected): an"
+        " install that needs another version than the kernel interpreter has is refused"
+        " (422), and copies at its version are left out of the package directory (the"
+        " variable: names separated by spaces or commas).",
         normalise=_project_names,
     ),
     Setting(
@@ -281,7 +263,8 @@ SETTINGS: tuple[Setting, ...] = (
         list,
         "BIFROST_DENIED_PACKAGES",
         (),
-        "Project names users may not install (400).",
+        "Project names that may not be installed, whether asked for or pulled in by another"
+        " package (400; the resolved environment is checked before anything is saved).",
         normalise=_project_names,
     ),
     Setting(

@@ -3,6 +3,7 @@ denied names are refused before anything runs."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ async def test_an_install_cannot_replace_what_the_kernel_runs_on(
         status, body = server.request("POST", "/api/packages/install", {"packages": ["bfbreaker"]})
         assert status == 422, body
         assert "nothing was saved" in body["message"]
+        # Which package wants what, and the version the kernel holds, whose closure it is in.
+        assert "bfbreaker 1.0 needs traitlets<5" in body["message"]
+        assert "(ipykernel → traitlets)" in body["message"]
         assert "traitlets" in body["output"]  # the installer says what conflicts
         store = RequirementsStore(url=sqlite_url)
         assert store.get("default").version == 0
@@ -63,19 +67,30 @@ async def test_an_install_cannot_replace_what_the_kernel_runs_on(
         server.stop()
 
 
-def test_without_protection_the_old_version_would_shadow_the_kernels(
+def test_the_operator_protects_more_than_the_kernel_runtime(
     tmp_path: Path, sqlite_url: str, wheelhouse: Path, breaker_house: Path
 ) -> None:
-    # What the protection prevents: the same install, with it turned off, puts the broken
-    # traitlets first on every kernel's path.
+    # protected_packages adds to the kernel's runtime, which stays protected: it cannot be
+    # turned off. filelock is installed where the kernel runs, but ipykernel does not need it.
+    build_wheel(breaker_house, "filelock", "0.1")
     server = start(
-        tmp_path, "open", sqlite_url, [wheelhouse, breaker_house], BIFROST_PROTECTED_PACKAGES=""
+        tmp_path,
+        "more",
+        sqlite_url,
+        [wheelhouse, breaker_house],
+        BIFROST_PROTECTED_PACKAGES="filelock",
     )
     try:
-        status, body = server.request("POST", "/api/packages/install", {"packages": ["bfbreaker"]})
-        assert status == 200, body
-        current = next((tmp_path / "site-open").glob("default/*/current"))
-        assert (current / "traitlets-4.0.dist-info").is_dir()
+        status, body = server.request(
+            "POST", "/api/packages/install", {"packages": ["filelock==0.1"]}
+        )
+        assert status == 422, body
+        version = importlib.metadata.version("filelock")
+        assert f"would replace filelock {version}" in body["message"]
+        assert "protected by the operator" in body["message"]
+        store = RequirementsStore(url=sqlite_url)
+        assert store.get("default").version == 0
+        store.close()
     finally:
         server.stop()
 

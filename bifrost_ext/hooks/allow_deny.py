@@ -4,10 +4,13 @@ Enable it by name (``BIFROST_PLUGINS=bifrost_ext.hooks.allow_deny``, or
 ``c.BifrostApp.plugins``) and point ``$BIFROST_POLICY_FILE`` at a file like::
 
     # Names alone refuse (or allow) every version; a range refuses (or allows) only those
-    # versions, checked against the version a user pins with == (an unpinned request is
-    # allowed unless the whole name is denied).
+    # versions. Both are checked twice: on what a user asks for (a version pinned with ==),
+    # and on every distribution the install resolved to, dependencies included, before
+    # anything is saved (so "requests==2.*" or a package that needs requests<2.31 is
+    # refused too).
     deny = ["pycrypto", "requests<2.31"]
-    allow = []            # when not empty, only these projects may be installed
+    allow = []            # when not empty, only these projects may be asked for; what they
+                          # pull in may be installed, within the ranges given here
 
 The file is read again when it changes, so the policy can be edited without a restart.
 """
@@ -74,4 +77,20 @@ def bifrost_validate_requirement(requirement: Requirement) -> str | None:
         version = _pinned(requirement)
         if allowed.specifier and version is not None and version not in allowed.specifier:
             return f"only {allowed} is allowed"
+    return None
+
+
+@hookimpl
+def bifrost_validate_environment(distributions: dict[str, str]) -> str | None:
+    deny, allow = _policy()
+    allowed = {canonicalize_name(entry.name): entry for entry in allow}
+    for name, version in sorted(distributions.items()):
+        for entry in deny:
+            if canonicalize_name(entry.name) == name and entry.specifier.contains(
+                version, prereleases=True
+            ):
+                return f"resolves to {name} {version}, denied by the package policy ({entry})"
+        only = allowed.get(canonicalize_name(name))
+        if only is not None and not only.specifier.contains(version, prereleases=True):
+            return f"resolves to {name} {version}; only {only} is allowed"
     return None

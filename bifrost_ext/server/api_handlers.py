@@ -74,9 +74,10 @@ class PackagesAPIHandler(APIHandler):
         return Origin(name, source)
 
     def caller(self) -> Caller:
-        """Who asks, and where installer output goes: server-sent events when the client
-        asked for them."""
-        return Caller(self.origin, self.stream_line if self.wants_stream() else None)
+        """Who asks, where installer output goes (server-sent events when the client asked
+        for them), and for a kernel's request its interpreter, which the change is built for."""
+        on_output = self.stream_line if self.wants_stream() else None
+        return Caller(self.origin, on_output, self.kernel.python if self.kernel else None)
 
     def wants_stream(self) -> bool:
         """True when the client asked for server-sent events."""

@@ -29,6 +29,8 @@ class KernelGrant:
 
     kernel_id: str
     user: Any
+    #: The kernel's interpreter: what its installs are built for.
+    python: str | None = None
 
 
 class KernelCredentials:
@@ -38,12 +40,12 @@ class KernelCredentials:
         self._grants: dict[str, KernelGrant] = {}
         self._digest_of_kernel: dict[str, str] = {}
 
-    def issue(self, kernel_id: str, user: Any) -> str:
-        """A fresh secret for a kernel (replacing any earlier one)."""
+    def issue(self, kernel_id: str, user: Any, python: str | None = None) -> str:
+        """A fresh secret for a kernel (replacing any earlier one) running ``python``."""
         self.revoke(kernel_id)
         secret = secrets.token_urlsafe(32)
         digest = _digest(secret)
-        self._grants[digest] = KernelGrant(kernel_id, user)
+        self._grants[digest] = KernelGrant(kernel_id, user, python)
         self._digest_of_kernel[kernel_id] = digest
         return secret
 

@@ -174,7 +174,7 @@ class BifrostProvisioner(LocalProvisioner):
             previous = self.kernel_env or {}
             # A restart keeps its secret; a first start gets one acting as its launcher.
             token = previous.get(ENV_KERNEL_TOKEN) or credentials.issue(
-                self.kernel_id, _launching_user()
+                self.kernel_id, _launching_user(), resolve_python(self.kernel_spec.argv[0])
             )
             env[ENV_SERVER_URL] = settings[SERVER_URL_SETTING]
             env[ENV_KERNEL_TOKEN] = token

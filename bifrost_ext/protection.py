@@ -1,0 +1,300 @@
+"""What the kernel runs on, and keeping every install off it.
+
+request → requirements → **installer → package directory** → store → cache → kernels.
+
+A package directory comes first on a kernel's ``PYTHONPATH``, so anything in it shadows the
+kernel's own packages: one broken ``python-dateutil`` there and every kernel dies at start,
+after a server restart too. So the kernel's runtime is read from the kernel interpreter
+itself (:func:`kernel_runtime`): ipykernel and the whole closure of its requirements as they
+are installed there, markers and extras evaluated with that interpreter's values, plus the
+operator's ``protected_packages``. :mod:`bifrost_ext.packagedir` then
+
+1. refuses a requirement that excludes the kernel's version of one of them, before the
+   installer runs (:meth:`KernelRuntime.check_requested`);
+2. holds them to the kernel's versions while resolving (``==`` constraints), so a package
+   that merely needs ``tornado>=6`` gets the kernel's tornado, and explains a resolution that
+   fails because of them (:meth:`KernelRuntime.conflicts`, from an unconstrained trial);
+3. removes the copies the installer put in the new directory (:func:`remove_distributions`):
+   the kernel imports its own;
+4. imports the kernel's runtime in the kernel interpreter with the new directory first on its
+   path before the directory is used at all (:func:`try_kernel`).
+
+Each refusal is a :class:`ProtectedPackage` or :class:`BreaksKernel`, both an
+:class:`~bifrost_ext.installer.InstallError` (422, nothing saved, nothing switched).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from collections import deque
+from collections.abc import Collection, Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from importlib.metadata import distributions
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .installer import InstallError, installer_env
+from .interpreter import run_python
+
+#: The root of every kernel's runtime.
+KERNEL_PACKAGE = "ipykernel"
+#: What a kernel imports first: a build whose directory breaks these never reaches a kernel.
+KERNEL_MODULES = {"ipykernel": "ipykernel.kernelapp", "jupyter-client": "jupyter_client"}
+
+# Run in the kernel interpreter with -I (its own packages only), standard library only: reads
+# the distributions reachable from the names given, and the interpreter's marker values.
+_RUNTIME = r"""
+import json, os, platform, re, sys
+from importlib.metadata import PackageNotFoundError, distribution
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+iv = sys.implementation.version
+implementation = "%d.%d.%d" % (iv.major, iv.minor, iv.micro)
+if iv.releaselevel != "final":
+    implementation += iv.releaselevel[0] + str(iv.serial)
+environment = {
+    "implementation_name": sys.implementation.name,
+    "implementation_version": implementation,
+    "os_name": os.name,
+    "platform_machine": platform.machine(),
+    "platform_release": platform.release(),
+    "platform_system": platform.system(),
+    "platform_version": platform.version(),
+    "python_full_version": platform.python_version(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]),
+    "sys_platform": sys.platform,
+}
+found, todo = {}, list(sys.argv[1:])
+while todo:
+    name = canonical(todo.pop())
+    if name in found:
+        continue
+    for spelling in (name, name.replace("-", "_")):  # before 3.10, lookups were literal
+        try:
+            dist = distribution(spelling)
+            break
+        except PackageNotFoundError:
+            dist = None
+    if dist is None:
+        found[name] = None
+        continue
+    requires = list(dist.requires or [])
+    found[name] = {"version": dist.version, "requires": requires}
+    for text in requires:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
+        if match:
+            todo.append(match.group(1))
+print(json.dumps({
+    "environment": environment,
+    "distributions": {name: dist for name, dist in found.items() if dist},
+}))
+"""
+
+
+class ProtectedPackage(InstallError):
+    """The requirements would replace a package the kernel runs on."""
+
+
+class BreaksKernel(InstallError):
+    """The kernel's own runtime does not import with the new directory first on its path."""
+
+
+@dataclass(frozen=True)
+class KernelRuntime:
+    """The packages one kernel interpreter runs on, as installed there."""
+
+    python: str
+    #: The interpreter's marker values (``python_version``, ``sys_platform``, ...).
+    environment: Mapping[str, str]
+    #: Canonical name → the version the kernel holds, for every protected package.
+    versions: Mapping[str, str]
+    #: Canonical name → why it is protected (``ipykernel → jupyter-client → python-dateutil``).
+    reasons: Mapping[str, str] = field(default_factory=dict)
+
+    def pins(self) -> list[str]:
+        """``name==version`` constraints that hold the installer to the kernel's versions."""
+        return [f"{name}=={version}" for name, version in sorted(self.versions.items())]
+
+    def applies(self, requirement: Requirement, extras: Iterable[str] = ("",)) -> bool:
+        """True when ``requirement``'s marker holds in this interpreter (for one of
+        ``extras``)."""
+        marker = requirement.marker
+        return marker is None or any(
+            marker.evaluate({**self.environment, "extra": extra}) for extra in extras
+        )
+
+    def describe(self, name: str) -> str:
+        """``python-dateutil 2.9.0``, which the kernel runs on, and why."""
+        return f"{name} {self.versions[name]}, which the kernel runs on ({self.reasons[name]})"
+
+    def check_requested(self, lines: Iterable[str]) -> None:
+        """Refuse a requirement line that the kernel's own version does not satisfy."""
+        for line in lines:
+            requirement = Requirement(line)
+            name = str(canonicalize_name(requirement.name))
+            if name not in self.versions or not self.applies(requirement):
+                continue
+            if not requirement.specifier.contains(self.versions[name], prereleases=True):
+                raise ProtectedPackage(
+                    f"{line} would replace {self.describe(name)}; no install may replace it"
+                )
+
+    def conflicts(self, trial: Path) -> list[str]:
+        """Why an unconstrained trial build ``trial`` cannot be had with the kernel's
+        versions: each distribution in it that needs another version of a protected one."""
+        found = []
+        for dist in distributions(path=[str(trial)]):
+            for text in dist.requires or []:
+                try:
+                    requirement = Requirement(text)
+                except InvalidRequirement:
+                    continue
+                name = str(canonicalize_name(requirement.name))
+                if name not in self.versions or not self.applies(requirement):
+                    continue
+                if requirement.specifier.contains(self.versions[name], prereleases=True):
+                    continue
+                requirement.marker = None
+                found.append(
+                    f"{dist.metadata['Name']} {dist.version} needs {requirement},"
+                    f" but the kernel runs on {name} {self.versions[name]}"
+                    f" ({self.reasons[name]}); no install may replace it"
+                )
+        return sorted(set(found))
+
+    def modules(self) -> list[str]:
+        """The modules a kernel imports first that this interpreter has."""
+        return [module for name, module in KERNEL_MODULES.items() if name in self.versions]
+
+
+_runtimes: dict[tuple[str, int, tuple[str, ...]], KernelRuntime] = {}
+
+
+async def kernel_runtime(python: str, extra: Collection[str], timeout: float) -> KernelRuntime:
+    """What the kernel interpreter ``python`` runs on: ipykernel's closure, plus the operator's
+    ``extra`` names that it has installed. Asked once per interpreter (and interpreter file
+    change) and kept."""
+    try:
+        key = (python, os.stat(python).st_mtime_ns, tuple(sorted(extra)))
+    except OSError as exc:
+        raise InstallError(f"cannot run the kernel interpreter {python}: {exc}") from exc
+    if key not in _runtimes:
+        code, out = await run_python(
+            python, ["-I", "-c", _RUNTIME, KERNEL_PACKAGE, *key[2]], timeout
+        )
+        if code != 0:
+            raise InstallError(f"could not read what the kernel interpreter {python} runs on", out)
+        data = json.loads(out)
+        environment: dict[str, str] = data["environment"]
+        dists: dict[str, dict[str, object]] = data["distributions"]
+        chains = closure(dists, environment, [KERNEL_PACKAGE])
+        reasons = {name: " → ".join(chain) for name, chain in chains.items()}
+        reasons[KERNEL_PACKAGE] = "the kernel itself"
+        for name in key[2]:
+            if name in dists and name not in reasons:
+                reasons[name] = "protected by the operator: protected_packages"
+        versions = {name: str(dists[name]["version"]) for name in reasons if name in dists}
+        _runtimes[key] = KernelRuntime(python, environment, versions, reasons)
+    return _runtimes[key]
+
+
+def closure(
+    dists: Mapping[str, Mapping[str, object]],
+    environment: Mapping[str, str],
+    roots: Iterable[str],
+) -> dict[str, tuple[str, ...]]:
+    """Each installed distribution that ``roots`` need at run time, with the chain of
+    requirements that leads to it. A requirement counts when its marker holds in
+    ``environment`` for the extras its dependent was asked with."""
+    probe = KernelRuntime("", environment, {})
+    chains: dict[str, tuple[str, ...]] = {}
+    seen: set[tuple[str, str]] = set()
+    queue: deque[tuple[str, tuple[str, ...]]] = deque()
+    for root in roots:
+        if root in dists:
+            chains.setdefault(root, (root,))
+            queue.append((root, ("",)))
+    while queue:
+        name, extras = queue.popleft()
+        fresh = tuple(extra for extra in extras if (name, extra) not in seen)
+        if not fresh:
+            continue
+        seen.update((name, extra) for extra in fresh)
+        for text in dists[name].get("requires") or []:  # type: ignore[attr-defined]
+            try:
+                requirement = Requirement(str(text))
+            except InvalidRequirement:
+                continue
+            child = str(canonicalize_name(requirement.name))
+            if child not in dists or not probe.applies(requirement, fresh):
+                continue
+            chains.setdefault(child, (*chains[name], child))
+            queue.append((child, ("", *sorted(requirement.extras))))
+    return chains
+
+
+async def try_kernel(runtime: KernelRuntime, directory: Path, timeout: float) -> None:
+    """Import the kernel's runtime in its interpreter with ``directory`` first on the path,
+    as a kernel would see it; :class:`BreaksKernel` with the error when that fails."""
+    modules = runtime.modules()
+    if not modules:
+        return
+    env = {**installer_env(), "PYTHONPATH": str(directory)}
+    code = "; ".join(f"import {module}" for module in modules)
+    returncode, out = await run_python(
+        runtime.python, ["-c", code], timeout, env=env, cwd=directory.parent
+    )
+    if returncode != 0:
+        last = out.strip().splitlines()[-1] if out.strip() else f"exit code {returncode}"
+        raise BreaksKernel(
+            f"these packages would break the kernel: with them first on its path,"
+            f" {', '.join(modules)} no longer import in {runtime.python} ({last})",
+            out,
+            returncode,
+        )
+
+
+def remove_distributions(directory: Path, names: Collection[str]) -> None:
+    """Remove the distributions named ``names`` from a built directory, file by file as
+    their RECORD lists them, so the kernel imports its own copies instead."""
+    root = directory.resolve()
+    for dist_info in list(directory.glob("*.dist-info")):
+        name, _, _ = dist_info.name[: -len(".dist-info")].rpartition("-")
+        if str(canonicalize_name(name)) not in names:
+            continue
+        touched: set[Path] = set()
+        record = dist_info / "RECORD"
+        if record.is_file():
+            with record.open(newline="", encoding="utf-8") as rows:
+                for row in csv.reader(rows):
+                    if not row:
+                        continue
+                    path = (directory / row[0]).resolve()
+                    if path.is_relative_to(root) and (path.is_file() or path.is_symlink()):
+                        path.unlink()
+                        touched.add(root / path.relative_to(root).parts[0])
+        shutil.rmtree(dist_info, ignore_errors=True)
+        for top in touched:
+            _remove_if_empty(top)
+
+
+def _remove_if_empty(top: Path) -> None:
+    """Remove the folders under ``top`` that hold nothing now but compiled leftovers."""
+    if not top.is_dir() or top.is_symlink():
+        return
+    for folder, _subfolders, _files in os.walk(top, topdown=False):
+        path = Path(folder)
+        if path.name == "__pycache__" and not any(path.parent.glob("*.py")):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        with suppress(OSError):
+            path.rmdir()  # only when empty
