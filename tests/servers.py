@@ -65,6 +65,18 @@ def dies_with_parent(argv: list[str]) -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
+def server_env(database_url: str, redis_url: str, site: Path, wheelhouse: Path) -> dict[str, str]:
+    """A server's settings the way an operator gives them: BIFROST_* variables, installing
+    from the test's wheelhouse only."""
+    return {
+        "BIFROST_DATABASE_URL": database_url,
+        "BIFROST_REDIS_URL": redis_url,
+        "BIFROST_SITE_DIR": str(site),
+        "BIFROST_FIND_LINKS": str(wheelhouse),
+        "BIFROST_NO_INDEX": "1",
+    }
+
+
 class ServerProcess:
     """A ``jupyter server`` subprocess configured through its environment (and, for settings
     that have no variable, an optional config file)."""

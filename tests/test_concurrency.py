@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from bifrost_ext.store import RequirementsStore
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, server_env
 from tests.wheels import build_wheel
 
 PACKAGES = [f"bfmany{i:02d}" for i in range(50)]
@@ -93,14 +93,8 @@ print(bfdemo.__version__, importlib.metadata.version("bfdemo"), ",".join(dists))
 async def test_kernels_starting_during_a_change_see_a_whole_environment(
     pg_url: str, redis_url: str, wheelhouse: Path, tmp_path: Path, servers: list[ServerProcess]
 ) -> None:
-    env = {
-        "BIFROST_DATABASE_URL": pg_url,
-        "BIFROST_REDIS_URL": redis_url,
-        "BIFROST_SITE_DIR": str(tmp_path / "site"),
-        "BIFROST_FIND_LINKS": str(wheelhouse),
-        "BIFROST_NO_INDEX": "1",
-        "BIFROST_INSTALLER": "pip",  # slow enough for the starts to overlap the install
-    }
+    env = server_env(pg_url, redis_url, tmp_path / "site", wheelhouse)
+    env["BIFROST_INSTALLER"] = "pip"  # slow enough for the starts to overlap the install
     server = ServerProcess(tmp_path / "server", env).start()
     servers.append(server)
     assert server.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})[0] == 200

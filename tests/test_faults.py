@@ -24,6 +24,7 @@ from tests.servers import (
     ServerProcess,
     ThrowawayPostgres,
     ThrowawayRedis,
+    server_env,
     wait_until,
 )
 
@@ -36,16 +37,6 @@ def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
     server = ThrowawayRedis(tmp_path / "redis").start()
     yield server
     server.stop()
-
-
-def env_for(database_url: str, redis_url: str, site: Path, wheelhouse: Path) -> dict[str, str]:
-    return {
-        "BIFROST_DATABASE_URL": database_url,
-        "BIFROST_REDIS_URL": redis_url,
-        "BIFROST_SITE_DIR": str(site),
-        "BIFROST_FIND_LINKS": str(wheelhouse),
-        "BIFROST_NO_INDEX": "1",
-    }
 
 
 def cached(url: str) -> dict[str, Any] | None:
@@ -66,7 +57,7 @@ async def test_a_save_that_cannot_reach_redis_never_leaves_the_old_value_served(
 ) -> None:
     proxy = PartitionProxy(throwaway_redis.port)
     site = tmp_path / "site"
-    env = env_for(pg_url, proxy.url(), site, wheelhouse)
+    env = server_env(pg_url, proxy.url(), site, wheelhouse)
     server = ServerProcess(tmp_path / "server", env, FAST_CACHE).start()
     servers.append(server)
     status, first = server.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
@@ -109,7 +100,7 @@ async def test_redis_restarted_empty_is_refilled_from_the_database(
     throwaway_redis: ThrowawayRedis,
     servers: list[ServerProcess],
 ) -> None:
-    env = env_for(pg_url, throwaway_redis.url, tmp_path / "site", wheelhouse)
+    env = server_env(pg_url, throwaway_redis.url, tmp_path / "site", wheelhouse)
     server = ServerProcess(tmp_path / "server", env, FAST_CACHE).start()
     servers.append(server)
     throwaway_redis.stop()
@@ -140,7 +131,7 @@ def test_database_down_at_server_start(
 ) -> None:
     site = tmp_path / "site"
     config = {"BifrostApp": {"warm_retry_interval": 0.2}}
-    env = env_for(throwaway_pg.url, redis_url, site, wheelhouse)
+    env = server_env(throwaway_pg.url, redis_url, site, wheelhouse)
     server = ServerProcess(tmp_path / "server", env, config).start()  # starts all the same
     servers.append(server)
     status, body = server.request("GET", "/api/packages")
@@ -167,7 +158,7 @@ def test_database_killed_before_an_install_saves(
 ) -> None:
     throwaway_pg.start()
     site = tmp_path / "site"
-    env = env_for(throwaway_pg.url, redis_url, site, wheelhouse)
+    env = server_env(throwaway_pg.url, redis_url, site, wheelhouse)
     server = ServerProcess(tmp_path / "server", env).start()
     servers.append(server)
     status, first = server.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
@@ -200,7 +191,7 @@ async def test_server_killed_mid_install_comes_back_consistent(
 ) -> None:
     site = tmp_path / "site"
     # pip is slow enough (~0.5 s) to be caught in the middle of an install.
-    env = {**env_for(pg_url, redis_url, site, wheelhouse), "BIFROST_INSTALLER": "pip"}
+    env = {**server_env(pg_url, redis_url, site, wheelhouse), "BIFROST_INSTALLER": "pip"}
     first = ServerProcess(tmp_path / "first", env).start()
     servers.append(first)
     status, saved = first.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
@@ -243,7 +234,7 @@ def test_an_installer_past_the_deadline_is_stopped_and_blocks_nothing(
     threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
     site = tmp_path / "site"
     index = f"http://127.0.0.1:{silent.getsockname()[1]}/"
-    env = env_for(pg_url, redis_url, site, tmp_path)
+    env = server_env(pg_url, redis_url, site, tmp_path)
     env.update(BIFROST_FIND_LINKS="", BIFROST_NO_INDEX="", BIFROST_INDEX_URL=index)
     server = ServerProcess(tmp_path / "server", env, {"BifrostApp": {"install_timeout": 2}})
     servers.append(server.start())
