@@ -7,7 +7,6 @@ Host-header promises through a real jupyter_server (pytest-jupyter) and real ker
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import sys
 import threading
@@ -18,12 +17,13 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from bifrost_ext.installer import Installer
+from bifrost_ext.installer import Installer, InstallError
 from bifrost_ext.kernel.env import ENV_KERNEL_TOKEN
 from bifrost_ext.packagedir import PackageDirectory
+from bifrost_ext.protection import kernel_runtime
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.service import PackageService
-from bifrost_ext.settings import CREDENTIALS_SETTING, SERVICE_SETTING, Settings
+from bifrost_ext.settings import CREDENTIALS_SETTING, SERVICE_SETTING
 from bifrost_ext.store import RequirementsStore
 from tests.api import call
 from tests.kernels import IMPORT_BFDEMO, run_cell
@@ -84,20 +84,21 @@ async def test_current_never_disappears_while_it_is_switched(
 
 async def test_resolving_afresh_still_holds_the_kernels_own_packages(tmp_path: Path) -> None:
     """Mutant: the "resolve afresh" fallback installs without the protected pins."""
-    kernel_has = importlib.metadata.version("packaging")  # protected by default
+    runtime = await kernel_runtime(sys.executable, (), 60)
+    assert "packaging" in runtime.versions  # ipykernel runs on it: protected
     house = tmp_path / "wheels"
-    build_wheel(house, "packaging", kernel_has)
-    build_wheel(house, "packaging", "999.0")  # newer: what an unpinned resolve would take
-    build_wheel(house, "bfneeds", "1.0", requires=["packaging"])
-    protected = Settings.from_values(environ={}).protected_packages
-    assert "packaging" in protected
-    pkg = package_dir(tmp_path / "site", house, protected)
-    # A lock saved elsewhere, naming a version this machine cannot get: resolve afresh.
+    build_wheel(house, "packaging", "999.0")  # what an unpinned resolve would take
+    build_wheel(house, "bfneeds", "1.0", requires=["packaging>=999"])
+    pkg = package_dir(tmp_path / "site", house)
+    # A lock saved elsewhere, naming a version this machine cannot get: resolve afresh, still
+    # held to the kernel's packaging, which bfneeds cannot have.
     record = RequirementsRecord.of("default", "bfneeds\n", 1, "bfneeds==0.5\n")
     lines: list[str] = []
-    await pkg.ensure(record, lines.append)
+    with pytest.raises(InstallError) as refused:
+        await pkg.ensure(record, lines.append)
     assert "bifrost: the saved versions do not fit; resolving afresh" in lines
-    assert versions(pkg) == {"bfneeds": "1.0", "packaging": kernel_has}
+    assert "packaging" in str(refused.value)
+    assert not pkg.is_current(record)
 
 
 @pytest.fixture
