@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from bifrost_ext.store import RequirementsStore
-from tests.servers import ServerProcess, ThrowawayRedis
+from tests.servers import ServerProcess, ThrowawayPostgres, ThrowawayRedis
 from tests.wheels import build_wheel
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -153,6 +153,54 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """A plain client on the test's Redis database, to look at what bifrost wrote."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def locked_postgres() -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL cluster of this session's own where every role needs its password
+    (scram-sha-256): the machine's server trusts any client with any role name, which makes
+    per-workspace roles meaningless there."""
+    server = ThrowawayPostgres(password=secrets.token_urlsafe(16))
+    try:
+        server.start()
+    except (AssertionError, OSError) as exc:
+        pytest.fail(f"could not start a password-protected PostgreSQL: {exc}; {_SERVICE_HELP}")
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def locked_pg_url(locked_postgres: ThrowawayPostgres) -> Iterator[str]:
+    """The admin URL of a new database of this test's own in :func:`locked_postgres`."""
+    name = f"bifrost_locked_{secrets.token_hex(4)}"
+    with psycopg.connect(locked_postgres.url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield locked_postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(locked_postgres.url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def locked_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayRedis]:
+    """A redis-server of this session's own whose ``default`` user needs a password, so that
+    a workspace's ACL user is the only way in for whoever holds the workspace's URL."""
+    server = ThrowawayRedis(tmp_path_factory.mktemp("locked-redis"), password=secrets.token_hex(16))
+    try:
+        server.start()
+    except AssertionError as exc:
+        pytest.fail(f"could not start a password-protected redis-server: {exc}; {_SERVICE_HELP}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def locked_redis_url(locked_redis: ThrowawayRedis) -> Iterator[str]:
+    """The admin (``default`` user) URL of :func:`locked_redis`, emptied before and after."""
+    client = redis.Redis.from_url(locked_redis.url, socket_timeout=5)
+    client.flushall()
+    yield locked_redis.url
+    client.flushall()
     client.close()
 
 

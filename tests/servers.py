@@ -236,9 +236,12 @@ class ThrowawayRedis:
     ``start`` checks, so a server of someone else's that answers on the port is never taken
     for this one."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
         self.port = free_port()
         self.workdir = workdir
+        #: With a password, the ``default`` user needs it (``requirepass``): ACLs then mean
+        #: something, as on a real deployment.
+        self.password = password
         self.name = f"bifrost-test-{uuid.uuid4().hex}"
         self.proc: subprocess.Popen[bytes] | None = None
         self._port_given = False  # once started, or its URL handed out, the port is kept
@@ -246,7 +249,8 @@ class ThrowawayRedis:
     @property
     def url(self) -> str:
         self._port_given = True
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f"default:{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def log_path(self) -> Path:
@@ -274,6 +278,8 @@ class ThrowawayRedis:
                 "--logfile",
                 str(self.log_path),
             ]
+            if self.password:
+                command += ["--requirepass", self.password]
             self.proc = subprocess.Popen(
                 dies_with_parent(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
@@ -296,6 +302,10 @@ class ThrowawayRedis:
             raise ExitedAtStart(f"redis-server exited at start on port {self.port}:\n{log}")
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                if self.password:
+                    secret = self.password.encode()
+                    sock.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(secret), secret))
+                    sock.recv(64)
                 sock.sendall(b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\ndbfilename\r\n")
                 return self.name.encode() in sock.recv(512)
         except OSError:
@@ -378,10 +388,15 @@ class PartitionProxy:
 
 class ThrowawayPostgres:
     """A PostgreSQL server of the test's own (initdb in a temporary folder), to kill and start
-    again at will. As root it runs as the ``postgres`` user, which PostgreSQL requires."""
+    again at will. As root it runs as the ``postgres`` user, which PostgreSQL requires.
 
-    def __init__(self) -> None:
+    With a ``password``, every client must give its role's password (scram-sha-256), the
+    superuser ``postgres`` included: roles then mean something, which ``trust`` (the machine's
+    own server) makes impossible."""
+
+    def __init__(self, password: str | None = None) -> None:
         self.port = free_port()
+        self.password = password
         self.workdir = Path(tempfile.mkdtemp(prefix="bifrost-pg-"))
         self.data = self.workdir / "data"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -394,13 +409,22 @@ class ThrowawayPostgres:
             self.workdir.chmod(0o755)
             shutil.chown(self.workdir, "postgres", "postgres")
             self._as_postgres = ["runuser", "-u", "postgres", "--"]
-        initdb = [str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust"]
+        initdb = [str(self.bindir / "initdb"), "-D", str(self.data)]
         initdb += ["-U", "postgres", "-E", "UTF8", "--no-sync"]
+        if password:
+            pwfile = self.workdir / "pwfile"
+            pwfile.write_text(password + "\n")
+            if self._as_postgres:
+                shutil.chown(pwfile, "postgres", "postgres")
+            initdb += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        else:
+            initdb += ["-A", "trust"]
         subprocess.run([*self._as_postgres, *initdb], check=True, capture_output=True)
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        auth = f"postgres:{self.password}" if self.password else "postgres"
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> ThrowawayPostgres:
         postgres = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
