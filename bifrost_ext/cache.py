@@ -31,7 +31,8 @@ from traitlets import Float
 
 from .records import RequirementsRecord
 from .requirements import excerpt
-from .settings import DEFAULT_WORKSPACE, Component, Settings, owned
+from .settings import Component, Settings, owned
+from .workspaces import DEFAULT_WORKSPACE
 
 KEY_PREFIX = "bifrost:requirements:content"
 EVENTS_PREFIX = "bifrost:requirements:events"

@@ -20,7 +20,6 @@ Where a value comes from, the later wins: the default, the environment variable,
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,11 @@ from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Unicode, de
 from traitlets.config import LoggingConfigurable
 
 from .kernel.env import ENV_RECYCLE, ENV_WORKSPACE
+from .workspaces import DEFAULT_WORKSPACE, check_workspace, workspace_for_user
 
 #: What happens to running kernels that imported a distribution a change replaced.
 RECYCLE_POLICIES = ("notify", "restart-idle", "never")
 INSTALLERS = ("auto", "uv", "pip")
-DEFAULT_WORKSPACE = "default"
 
 # Keys under which the extension shares its objects in the web app's settings.
 SERVICE_SETTING = "bifrost_service"
@@ -43,7 +42,6 @@ CREDENTIALS_SETTING = "bifrost_kernel_credentials"
 IDENTITY_SETTING = "bifrost_identity_provider"
 SERVER_URL_SETTING = "bifrost_server_url"
 
-_WORKSPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -52,16 +50,6 @@ def data_dir() -> Path:
     from jupyter_core.paths import jupyter_data_dir
 
     return Path(jupyter_data_dir()) / "bifrost"
-
-
-def check_workspace(name: str) -> str:
-    """Return a workspace name that is safe in a path and a Redis key, or raise ValueError."""
-    if not _WORKSPACE_RE.fullmatch(name):
-        raise ValueError(
-            f"invalid workspace name {name!r}: use 1-128 letters, digits and . _ @ + -,"
-            " starting with a letter or digit"
-        )
-    return name
 
 
 @dataclass(frozen=True)
@@ -141,7 +129,8 @@ def _database_url(environ: Mapping[str, str]) -> str:
 
 
 def _workspace(environ: Mapping[str, str]) -> str:
-    return environ.get("JUPYTERHUB_USER", "").strip() or DEFAULT_WORKSPACE
+    user = environ.get("JUPYTERHUB_USER", "")
+    return workspace_for_user(user) if user else DEFAULT_WORKSPACE
 
 
 def _site_dir(environ: Mapping[str, str]) -> str:
@@ -192,8 +181,8 @@ SETTINGS: tuple[Setting, ...] = (
         ENV_WORKSPACE,
         _workspace,
         "Workspace whose requirements this server serves: 1-128 letters, digits and"
-        " . _ @ + -, starting with a letter or digit.",
-        default_text="`$JUPYTERHUB_USER` if set, else `default`",
+        " . _ @ + -, starting with a letter, a digit or _; a wrong one stops the extension.",
+        default_text="`$JUPYTERHUB_USER` (any name, mapped to a key) if set, else `default`",
         flag=True,
         normalise=check_workspace,
     ),
