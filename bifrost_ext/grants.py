@@ -40,8 +40,10 @@ from .cache import workspace_names
 from .store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
 from .workspaces import check_workspace
 
-#: Serialises grants (two spawns of one user at once) across every hub and operator.
-_GRANT_LOCK_KEY = 0x62696667  # "bifg"
+#: Serialises grants (two spawns of one user at once) across every hub and operator. A table
+#: lock, not an advisory one: any role may take an advisory lock and hold it forever, but
+#: only the administrator may lock this table.
+_LOCK_GRANTS = "LOCK TABLE bifrost_workspace_grants IN SHARE ROW EXCLUSIVE MODE"
 #: PostgreSQL truncates identifiers beyond this many bytes.
 _MAX_ROLE_BYTES = 63
 #: What a workspace's Redis user may run: what bifrost's cache, events and servers' status
@@ -132,7 +134,7 @@ class Grants:
         role = role_name(_database(engine), workspace)
         quoted = engine.dialect.identifier_preparer.quote(role)
         with engine.begin() as conn:
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_GRANT_LOCK_KEY)))
+            conn.exec_driver_sql(_LOCK_GRANTS)
             row = conn.execute(
                 sa.select(_grants.c.role_name).where(_grants.c.workspace == workspace)
             ).first()
@@ -167,7 +169,7 @@ class Grants:
         quote_id = engine.dialect.identifier_preparer.quote
         now = datetime.now(timezone.utc)
         with self.store.guard(), engine.begin() as conn:
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_GRANT_LOCK_KEY)))
+            conn.exec_driver_sql(_LOCK_GRANTS)
             row = conn.execute(
                 sa.select(_grants.c.role_name, _grants.c.secret).where(
                     _grants.c.workspace == workspace

@@ -188,3 +188,13 @@ def test_the_default_kernel_is_read_from_the_servers_kernel_manager_sections() -
 
     sections = AsyncMappingKernelManager.section_names()
     assert sections[-len(_KERNEL_MANAGER_SECTIONS) :] == list(_KERNEL_MANAGER_SECTIONS)
+
+
+def test_in_a_kernel_without_store_credentials_it_points_to_the_magic(cli: CLI) -> None:
+    """Kernels get no database URL: the CLI must not fall back to a SQLite file of its own
+    (and switch the package directory to what nobody saved)."""
+    del cli.env["BIFROST_DATABASE_URL"]
+    cli.env["BIFROST_KERNEL_TOKEN"] = "a-kernel-credential"
+    out = cli("install", "bfdemo", code=2)
+    assert "use the %bifrost magic in the notebook" in out
+    assert not (cli.home / ".local" / "share" / "jupyter" / "bifrost" / "bifrost.db").exists()

@@ -104,6 +104,9 @@ def test_another_workspaces_rows_are_out_of_reach_even_by_hand_written_sql(
         for statement in refused:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
+        # Nor can it hold up every grant (each spawn) by locking what grants lock.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+            conn.execute("LOCK TABLE bifrost_workspace_grants")
     assert _rows(locked_pg_url, "bob") == before
 
 
@@ -179,6 +182,16 @@ def test_a_grant_is_refreshed_in_place_rotated_on_request_and_revoked(
         redis.Redis.from_url(rotated.redis_url).ping()
     assert grants.revoke("alice") is False
     assert _rows(locked_pg_url, "alice")[0][0] == "bfdemo\n"  # the data stays
+
+
+def test_grants_of_one_workspace_at_once_all_succeed(grants: Grants) -> None:
+    """Two spawns of one user at the same moment (two named servers, say)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: grants.grant("carol"), range(4)))
+    assert len({r.database_url for r in results}) == 1
+    psycopg.connect(results[0].database_url).close()
 
 
 def test_the_cli_grants_and_revokes(

@@ -21,6 +21,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any, TextIO
 from ..grants import GrantError, Grants
 from ..installer import InstallError
 from ..interpreter import DEFAULT_KERNEL_NAME, kernel_python
+from ..kernel.env import ENV_KERNEL_TOKEN
 from ..records import Origin
 from ..requirements import InvalidSpec, parse_requirements_file
 from ..service import Caller, NotInRequirements, PackageService, UnknownRevision
@@ -113,6 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log = logging.getLogger("bifrost")
+    if _in_a_kernel_without_a_store(args):
+        return _fail(
+            "this is a kernel started by bifrost, and kernels get no database credentials (by"
+            " design): use the %bifrost magic in the notebook instead (%bifrost install ...,"
+            " %bifrost list), or give --database-url",
+            EXIT_USAGE,
+        )
     try:
         if args.command in ("grant", "revoke"):
             args.target = check_workspace(args.target or workspace_for_user(args.user))
@@ -138,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("the requirements kept changing; try again", EXIT_CONFLICT)
     finally:
         service.close()
+
+
+def _in_a_kernel_without_a_store(args: argparse.Namespace) -> bool:
+    """Inside a kernel the default database would be a SQLite file nobody else reads."""
+    given = args.database_url or os.environ.get(BY_NAME["database_url"].env)
+    return ENV_KERNEL_TOKEN in os.environ and not given
 
 
 async def _run(command: Command, service: PackageService, args: argparse.Namespace) -> int:
