@@ -35,7 +35,7 @@ from ..service import (
 )
 from ..settings import IDENTITY_SETTING, SERVICE_SETTING
 from ..store import StoreUnavailable, VersionConflict
-from .credentials import KernelGrant, KernelIdentityProvider
+from .credentials import KernelGrant, KernelIdentityProvider, recorded_name
 
 AUTH_RESOURCE = "packages"
 #: Most revisions one history request lists.
@@ -68,8 +68,7 @@ class PackagesAPIHandler(APIHandler):
     @property
     def origin(self) -> Origin:
         """Who is asking and through what, kept with the revision a change makes."""
-        user = self.current_user
-        name = getattr(user, "username", None) or getattr(user, "name", None)
+        name = recorded_name(self.identity_provider, self.current_user)
         source = f"kernel {self.kernel.kernel_id}" if self.kernel else "api"
         return Origin(name, source)
 
