@@ -33,7 +33,7 @@ from ..service import (
     PackageService,
     UnknownRevision,
 )
-from ..settings import IDENTITY_SETTING, SERVICE_SETTING
+from ..settings import IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
 from ..store import StoreUnavailable, VersionConflict
 from .credentials import KernelGrant, KernelIdentityProvider, recorded_name
 
@@ -50,8 +50,10 @@ class PackagesAPIHandler(APIHandler):
 
     @property
     def service(self) -> PackageService:
-        """The workspace's package service."""
-        service: PackageService = self.settings[SERVICE_SETTING]
+        """The workspace's package service (503 when a setting kept bifrost from starting)."""
+        service: PackageService | None = self.settings.get(SERVICE_SETTING)
+        if service is None:
+            raise web.HTTPError(503, self.settings[UNAVAILABLE_SETTING])
         return service
 
     @property
