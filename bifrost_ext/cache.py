@@ -85,6 +85,12 @@ def servers_key(workspace: str) -> str:
     return f"{SERVERS_PREFIX}:{workspace}"
 
 
+def workspace_names(workspace: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Every Redis key and every channel of a workspace: all its servers ever touch, and all
+    that its ACL user may (:mod:`bifrost_ext.grants`)."""
+    return (cache_key(workspace), servers_key(workspace)), (events_channel(workspace),)
+
+
 class RequirementsCache(Component):
     """A version-aware Redis copy of workspace requirements; disabled when ``url`` is empty."""
 

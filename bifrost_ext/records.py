@@ -85,6 +85,8 @@ class Revision:
     record: RequirementsRecord
     origin: Origin
     created_at: datetime
+    #: The database login role that saved it, recorded by the database (PostgreSQL only).
+    database_role: str | None = None
 
     def to_json(self, previous: Revision | None) -> dict[str, object]:
         """The JSON form of ``GET api/packages/history``: this revision and what it replaced."""
@@ -94,6 +96,7 @@ class Revision:
             "created_at": self.created_at.isoformat(),
             "user": self.origin.user,
             "source": self.origin.source,
+            "database_role": self.database_role,
             "hash": self.record.hash,
             "content": self.record.content,
             "previous_content": previous.record.content if previous else "",

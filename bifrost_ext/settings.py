@@ -70,6 +70,8 @@ class Setting:
     optional: bool = False
     #: Also a ``jupyter bifrost --<name>`` flag.
     flag: bool = False
+    #: May hold credentials: never passed on to a kernel's environment.
+    secret: bool = False
     #: From a trait value to what :class:`Settings` holds (a Path, canonical names, ...).
     normalise: Callable[[Any], Any] = lambda value: value
 
@@ -163,6 +165,7 @@ SETTINGS: tuple[Setting, ...] = (
         " a plain postgresql://user@host/db works as is (psycopg 3 ships with bifrost).",
         default_text="`sqlite:///<jupyter data dir>/bifrost/bifrost.db`",
         flag=True,
+        secret=True,
     ),
     Setting(
         "redis_url",
@@ -174,6 +177,7 @@ SETTINGS: tuple[Setting, ...] = (
         optional=True,
         flag=True,
         normalise=_optional,
+        secret=True,
     ),
     Setting(
         "workspace",
@@ -212,6 +216,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Package index URL; none: the installer's default.",
         optional=True,
         normalise=_optional,
+        secret=True,
     ),
     Setting(
         "find_links",
@@ -220,6 +225,7 @@ SETTINGS: tuple[Setting, ...] = (
         (),
         "Extra folders or pages of wheels (the variable: separated by spaces).",
         normalise=tuple,
+        secret=True,
     ),
     Setting(
         "no_index",
@@ -320,6 +326,8 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between start-up warm-up attempts while the database or Redis is down.",
     ),
 )
+#: Variables a kernel never inherits from its server: URLs that may carry passwords.
+SECRET_VARIABLES: tuple[str, ...] = tuple(setting.env for setting in SETTINGS if setting.secret)
 #: The rows of :data:`SETTINGS` by name.
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 

@@ -71,6 +71,8 @@ workspace_revisions = sa.Table(
     sa.Column("changed_by", sa.String(256), nullable=True),
     sa.Column("change_source", sa.String(256), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    #: The login role that saved it (PostgreSQL's ``session_user``; migration 0004).
+    sa.Column("database_role", sa.String(128), nullable=True),
 )
 
 
@@ -81,6 +83,11 @@ class StoreUnavailable(RuntimeError):
 class UnknownSchema(StoreUnavailable):
     """The database has tables of bifrost's names but no record of the migrations that made
     them: bifrost cannot tell whose they are or how to upgrade them, and leaves them alone."""
+
+
+class StoreRefused(StoreUnavailable):
+    """The database refused this role the operation: row-level security or a missing privilege
+    (another workspace's rows, a schema change a workspace role may not make)."""
 
 
 class VersionConflict(RuntimeError):
@@ -136,26 +143,38 @@ class RequirementsStore(Component):
         )
 
     def ensure_schema(self) -> None:
-        """Create or upgrade the tables (Alembic), once per store, safely across processes."""
+        """Create or upgrade the tables (Alembic), once per store, safely across processes.
+
+        A schema already at this release's head is only read: no lock is taken and no DDL
+        sent, so a workspace role (which may not change the schema) starts like any other.
+        """
         if self._schema_ready:
             return
-        with self._schema_lock, self._guard():
+        with self._schema_lock, self.guard():
             if self._schema_ready:
                 return
-            if self.engine.dialect.name == "sqlite":
-                with self._sqlite_migration_lock():
-                    self._upgrade()
-            else:
-                self._upgrade()
+            config = _alembic_config()
+            if not self._at_head(config):
+                if self.engine.dialect.name == "sqlite":
+                    with self._sqlite_migration_lock():
+                        self._upgrade(config)
+                else:
+                    self._upgrade(config)
             self._schema_ready = True
 
-    def _upgrade(self) -> None:
+    def _at_head(self, config: Config) -> bool:
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        with self.engine.connect() as conn:
+            migrations = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            current = migrations.get_current_heads()
+        return current == (ScriptDirectory.from_config(config).get_current_head(),)
+
+    def _upgrade(self, config: Config) -> None:
         from alembic import command
-        from alembic.config import Config
         from alembic.util.exc import CommandError
 
-        config = Config()
-        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
@@ -169,6 +188,24 @@ class RequirementsStore(Component):
                     f"database {where} has a schema this bifrost_ext does not know ({exc});"
                     " a newer release migrated it: upgrade bifrost_ext"
                 ) from exc
+            except sa.exc.ProgrammingError as exc:
+                if not _refused(exc):
+                    raise
+                raise StoreRefused(
+                    f"database {_redacted(self.url)} needs its schema upgraded, which this role"
+                    f" may not do ({_first_line(exc)}): run `jupyter bifrost grant` (or any"
+                    " bifrost command) once with the administrator's BIFROST_DATABASE_URL"
+                ) from exc
+
+    def granted_workspace(self) -> str | None:
+        """The workspace this connection's role was granted (``jupyter bifrost grant``), or
+        None for any other role and on SQLite: such a role is bound to that workspace by the
+        database itself."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        _, rows = self._execute(sa.select(sa.func.bifrost_workspace_of(sa.func.current_user())))
+        workspace: str | None = rows[0][0]
+        return workspace
 
     def _sqlite_migration_lock(self) -> AbstractContextManager[object]:
         # Two servers starting on one SQLite file must not both create the tables.
@@ -276,7 +313,7 @@ class RequirementsStore(Component):
         Retrying a save is safe: it is conditional on the version it read.
         """
         self.ensure_schema()
-        with self._guard():
+        with self.guard():
             try:
                 return self._execute_once(statement)
             except sa.exc.DBAPIError as exc:
@@ -296,7 +333,9 @@ class RequirementsStore(Component):
             self._engine.dispose()
             self._engine = None
 
-    def _guard(self) -> _StoreErrors:
+    def guard(self) -> _StoreErrors:
+        """A context that turns driver failures into :class:`StoreUnavailable` (and
+        :class:`StoreRefused`), naming the database without its password."""
         return _StoreErrors(self.url)
 
 
@@ -315,9 +354,31 @@ class _StoreErrors:
         if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreUnavailable(f"database {self._where} unavailable: {detail}") from exc
+        if isinstance(exc, sa.exc.ProgrammingError) and _refused(exc):
+            raise StoreRefused(
+                f"database {self._where} refused: {_first_line(exc)} (the credentials in use"
+                " are for another workspace, or lack a privilege `jupyter bifrost grant` gives)"
+            ) from exc
         if type(exc) is sa.exc.DatabaseError:  # not a conflict or a bug: an unreadable file
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreUnavailable(f"database {self._where} cannot be read: {detail}") from exc
+
+
+def _refused(exc: sa.exc.DBAPIError) -> bool:
+    """True for PostgreSQL's insufficient_privilege (42501): row-level security included."""
+    return getattr(exc.orig, "sqlstate", None) == "42501"
+
+
+def _first_line(exc: sa.exc.DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+
+
+def _alembic_config() -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    return config
 
 
 def _redacted(url: str) -> str:
@@ -372,7 +433,14 @@ def _refuse_unversioned_tables(conn: sa.Connection, config: Config, where: str) 
 def _revisions() -> sa.Select[Any]:
     c = workspace_revisions.c
     return sa.select(
-        c.id, c.version, c.content, c.lock_content, c.changed_by, c.change_source, c.created_at
+        c.id,
+        c.version,
+        c.content,
+        c.lock_content,
+        c.changed_by,
+        c.change_source,
+        c.created_at,
+        c.database_role,
     )
 
 
@@ -382,7 +450,7 @@ def _revision(workspace: str, row: sa.Row[Any]) -> Revision:
     if created.tzinfo is None:  # SQLite hands back naive datetimes; they were saved in UTC
         created = created.replace(tzinfo=timezone.utc)
     origin = Origin(row.changed_by, row.change_source or "unknown")
-    return Revision(row.id, record, origin, created)
+    return Revision(row.id, record, origin, created, row.database_role)
 
 
 def _row_key(workspace: str) -> tuple[sa.ColumnElement[bool], ...]:

@@ -43,6 +43,8 @@ def test_help_reads_well(cli: CLI) -> None:
         "sync",
         "export",
         "import",
+        "grant",
+        "revoke",
     ):
         assert f"\n    {command} " in out
     assert "Exit codes: 0 ok, 1 install failed" in " ".join(out.split())
@@ -176,3 +178,23 @@ def test_a_change_from_the_cli_is_announced_to_running_servers(
     assert json.loads(message["data"])["version"] == 1
     pubsub.close()
     assert redis_client.hgetall("bifrost:servers:default") == {}  # a command is not a server
+
+
+def test_the_default_kernel_is_read_from_the_servers_kernel_manager_sections() -> None:
+    """The CLI names them rather than import the class (seconds of jupyter_events schemas)."""
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    from bifrost_ext.cli.main import _KERNEL_MANAGER_SECTIONS
+
+    sections = AsyncMappingKernelManager.section_names()
+    assert sections[-len(_KERNEL_MANAGER_SECTIONS) :] == list(_KERNEL_MANAGER_SECTIONS)
+
+
+def test_in_a_kernel_without_store_credentials_it_points_to_the_magic(cli: CLI) -> None:
+    """Kernels get no database URL: the CLI must not fall back to a SQLite file of its own
+    (and switch the package directory to what nobody saved)."""
+    del cli.env["BIFROST_DATABASE_URL"]
+    cli.env["BIFROST_KERNEL_TOKEN"] = "a-kernel-credential"
+    out = cli("install", "bfdemo", code=2)
+    assert "use the %bifrost magic in the notebook" in out
+    assert not (cli.home / ".local" / "share" / "jupyter" / "bifrost" / "bifrost.db").exists()

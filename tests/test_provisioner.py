@@ -119,3 +119,30 @@ async def test_a_running_kernel_can_import_a_package_installed_after_it_started(
     assert "ModuleNotFoundError" in await run_cell(km, "import bfdemo")
     await install(jp_fetch, "bfdemo==1.0")
     assert (await run_cell(km, IMPORT_BFDEMO)).startswith("1.0")
+
+
+async def test_a_kernel_gets_no_store_credentials(
+    jp_fetch: Any, jp_serverapp: Any, bifrost_env: dict[str, str], monkeypatch: Any
+) -> None:
+    """Kernel code can read its whole environment: the database and Redis URLs (and index
+    URLs, which may carry passwords) stay with the server; the kernel keeps its own scoped
+    credential and what it needs to find its packages."""
+    for name, value in bifrost_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("BIFROST_INDEX_URL", "https://user:secret@index.example/simple")
+    await install(jp_fetch, "bfdemo==1.0")
+    km = jp_serverapp.kernel_manager.get_kernel(await start_kernel(jp_fetch))
+    code = "import os; print(sorted(k for k in os.environ if k.startswith('BIFROST_')))"
+    names = (await run_cell(km, code)).strip()
+    assert names == str(
+        [
+            "BIFROST_KERNEL_TOKEN",
+            "BIFROST_NO_INDEX",
+            "BIFROST_PACKAGE_DIR",
+            "BIFROST_RECYCLE",
+            "BIFROST_SERVER_URL",
+            "BIFROST_SITE_DIR",
+            "BIFROST_WORKSPACE",
+        ]
+    )
+    assert "bfdemo   bfdemo==1.0  1.0" in await run_cell(km, "%bifrost list")

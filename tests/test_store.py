@@ -27,7 +27,7 @@ def test_schema_is_created_by_the_migrations(store: RequirementsStore) -> None:
     with store.engine.connect() as conn:
         assert (
             conn.execute(sa.text("SELECT version_num FROM bifrost_alembic_version")).scalar()
-            == "0003"
+            == "0004"
         )
 
 
@@ -219,4 +219,24 @@ def test_rows_saved_before_the_history_existed_become_its_first_revisions(
     assert [(r.record.content, r.record.version) for r in store.history("default")] == [
         ("old\n", 7)
     ]
+    store.close()
+
+
+def test_the_workspace_roles_migration_goes_down_and_up_again(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    store = RequirementsStore(url=database_url)
+    store.save("default", "bfdemo\n", 0)
+    config = Config()
+    config.set_main_option("script_location", "bifrost_ext:migrations")
+    for target in ("0003", "head"):
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            getattr(command, "downgrade" if target == "0003" else "upgrade")(config, target)
+    store.save("default", "bfdemo\nbfapp\n", 1)
+    history = store.history("default")
+    assert [r.record.version for r in history] == [2, 1]
+    expected_role = None if store.engine.dialect.name == "sqlite" else "postgres"
+    assert history[0].database_role == expected_role
     store.close()

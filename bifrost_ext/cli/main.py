@@ -21,18 +21,22 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..grants import GrantError, Grants
 from ..installer import InstallError
 from ..interpreter import DEFAULT_KERNEL_NAME, kernel_python
+from ..kernel.env import ENV_KERNEL_TOKEN
 from ..records import Origin
 from ..requirements import InvalidSpec, parse_requirements_file
 from ..service import Caller, NotInRequirements, PackageService, UnknownRevision
 from ..settings import BY_NAME, SETTINGS, Settings
 from ..store import StoreUnavailable, VersionConflict
+from ..workspaces import check_workspace, user_for_workspace, workspace_for_user
 from .exporters import EXPORT_FORMATS, export
 
 EXIT_OK, EXIT_INSTALL, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CONFLICT = range(6)
@@ -82,7 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
     command("import", "replace the requirements with a requirements.txt").add_argument(
         "file", type=Path, metavar="FILE"
     )
+    grant = command(
+        "grant",
+        "(operator, admin URLs) make or refresh a workspace's own PostgreSQL role and Redis"
+        " user, bound to its rows and keys, and print its URLs",
+        json_output=True,
+    )
+    _workspace_argument(grant)
+    grant.add_argument(
+        "--rotate", action="store_true", help="a new secret (the old URLs stop working)"
+    )
+    _workspace_argument(
+        command("revoke", "(operator) remove a workspace's role and Redis user; data stays")
+    )
     return parser
+
+
+def _workspace_argument(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("target", nargs="?", metavar="WORKSPACE", help="a workspace key")
+    which.add_argument(
+        "--user", help="a JupyterHub user name (any form), mapped to its workspace key"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log = logging.getLogger("bifrost")
+    if _in_a_kernel_without_a_store(args):
+        return _fail(
+            "this is a kernel started by bifrost, and kernels get no database credentials (by"
+            " design): use the %bifrost magic in the notebook instead (%bifrost install ...,"
+            " %bifrost list), or give --database-url",
+            EXIT_USAGE,
+        )
     try:
+        if args.command in ("grant", "revoke"):
+            args.target = check_workspace(args.target or workspace_for_user(args.user))
         service = _service(args, log)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -107,10 +141,18 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{exc.message}; nothing was saved", EXIT_INSTALL)
     except StoreUnavailable as exc:
         return _fail(f"{exc}; nothing was saved", EXIT_STORE)
+    except GrantError as exc:
+        return _fail(f"{exc}; nothing was granted", EXIT_STORE)
     except VersionConflict:
         return _fail("the requirements kept changing; try again", EXIT_CONFLICT)
     finally:
         service.close()
+
+
+def _in_a_kernel_without_a_store(args: argparse.Namespace) -> bool:
+    """Inside a kernel the default database would be a SQLite file nobody else reads."""
+    given = args.database_url or os.environ.get(BY_NAME["database_url"].env)
+    return ENV_KERNEL_TOKEN in os.environ and not given
 
 
 async def _run(command: Command, service: PackageService, args: argparse.Namespace) -> int:
@@ -144,12 +186,21 @@ def _service(args: argparse.Namespace, log: logging.Logger) -> PackageService:
     return PackageService.from_settings(settings, python, log, parent=parent)
 
 
+#: The config sections the server's kernel manager (jupyter_server's
+#: AsyncMappingKernelManager) reads ``default_kernel_name`` from, the most specific last.
+#: Named here: importing that class costs seconds (jupyter_events compiles its schemas).
+_KERNEL_MANAGER_SECTIONS = (
+    "MultiKernelManager",
+    "AsyncMultiKernelManager",
+    "MappingKernelManager",
+    "AsyncMappingKernelManager",
+)
+
+
 def _default_kernel_name(config: Any) -> str:
     """The kernel the server starts by default, from the same config sections it reads."""
-    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
-
     name = DEFAULT_KERNEL_NAME
-    for section in AsyncMappingKernelManager.section_names():  # the most specific last
+    for section in _KERNEL_MANAGER_SECTIONS:
         name = config.get(section, {}).get("default_kernel_name", name)
     return str(name)
 
@@ -174,12 +225,20 @@ def _server_config() -> Any:
     return config
 
 
-def _on_behalf_of_operator() -> Caller:
-    """The operator's login name in the history; the installer's output on stdout."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = None
+async def _on_behalf_of_operator(service: PackageService) -> Caller:
+    """Who the history names, and the installer's output on stdout.
+
+    With a workspace's own database role (``jupyter bifrost grant``), the role is the
+    authority: the history names the workspace's user, whatever ``$USER`` says. Otherwise,
+    the operator's login name."""
+    granted = await asyncio.to_thread(service.store.granted_workspace)
+    if granted is not None:
+        user: str | None = user_for_workspace(granted)
+    else:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = None
     return Caller(Origin(user, "cli"), _progress(sys.stdout))
 
 
@@ -212,13 +271,13 @@ async def _list(service: PackageService, args: argparse.Namespace) -> int:
 
 
 async def _install(service: PackageService, args: argparse.Namespace) -> int:
-    result = await service.install(args.specs, _on_behalf_of_operator())
+    result = await service.install(args.specs, await _on_behalf_of_operator(service))
     installed = ", ".join(f"{d['name']} {d['version']}" for d in result.installed)
     return _changed(f"installed {installed}; saved as version {result.record.version}")
 
 
 async def _remove(service: PackageService, args: argparse.Namespace) -> int:
-    result = await service.uninstall(args.names, _on_behalf_of_operator())
+    result = await service.uninstall(args.names, await _on_behalf_of_operator(service))
     return _changed(f"removed {', '.join(args.names)}; saved as version {result.record.version}")
 
 
@@ -263,7 +322,7 @@ async def _history(service: PackageService, args: argparse.Namespace) -> int:
 
 
 async def _rollback(service: PackageService, args: argparse.Namespace) -> int:
-    result = await service.rollback(args.revision, _on_behalf_of_operator())
+    result = await service.rollback(args.revision, await _on_behalf_of_operator(service))
     return _changed(f"restored revision {args.revision} as version {result.record.version}")
 
 
@@ -295,7 +354,7 @@ async def _import(service: PackageService, args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot read {args.file}: {exc}", EXIT_USAGE)
     requirements = parse_requirements_file(text)
-    result = await service.replace(requirements, _on_behalf_of_operator())
+    result = await service.replace(requirements, await _on_behalf_of_operator(service))
     return _changed(
         f"imported {len(requirements)} requirements; saved as version {result.record.version}"
     )
@@ -323,6 +382,27 @@ def _done(stream: TextIO) -> None:
         stream.write("\r\x1b[K")
 
 
+async def _grant(service: PackageService, args: argparse.Namespace) -> int:
+    grants = Grants(service.store, service.settings.redis_url)
+    grant = await asyncio.to_thread(grants.grant, args.target, args.rotate)
+    if args.json:
+        _print_json(grant.to_json())
+        return EXIT_OK
+    print(f"workspace:    {grant.workspace} (user {user_for_workspace(grant.workspace)})")
+    print(f"role:         {grant.role}")
+    print(f"database_url: {grant.database_url}")
+    print(f"redis_url:    {grant.redis_url or '(no Redis configured)'}")
+    return EXIT_OK
+
+
+async def _revoke(service: PackageService, args: argparse.Namespace) -> int:
+    grants = Grants(service.store, service.settings.redis_url)
+    if not await asyncio.to_thread(grants.revoke, args.target):
+        return _fail(f"workspace {args.target} had no grant", EXIT_NOT_FOUND)
+    print(f"revoked {args.target}: its role and Redis user are gone; its requirements stay")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Command] = {
     "list": _list,
     "install": _install,
@@ -334,6 +414,8 @@ COMMANDS: dict[str, Command] = {
     "sync": _sync,
     "export": _export,
     "import": _import,
+    "grant": _grant,
+    "revoke": _revoke,
 }
 
 

@@ -39,7 +39,13 @@ from ..kernel.env import (
     ENV_WORKSPACE,
 )
 from ..service import PackageService, StillFailing
-from ..settings import CREDENTIALS_SETTING, SERVER_URL_SETTING, SERVICE_SETTING, Settings
+from ..settings import (
+    CREDENTIALS_SETTING,
+    SECRET_VARIABLES,
+    SERVER_URL_SETTING,
+    SERVICE_SETTING,
+    Settings,
+)
 from ..store import StoreUnavailable
 from .credentials import KernelCredentials
 
@@ -188,8 +194,14 @@ class BifrostProvisioner(LocalProvisioner):
         return any("ipykernel" in arg for arg in self.kernel_spec.argv)
 
     def _finalize_env(self, env: dict[str, str]) -> None:
-        """Put the package directory first on the kernel's import path, bifrost's magic last."""
+        """Keep the stores' credentials from the kernel; put the package directory first on
+        its import path, bifrost's magic last."""
         super()._finalize_env(env)
+        # Kernel code may read anything in its environment: it reaches the packages API with
+        # its own scoped credential instead (defence in depth; the workspace's database role
+        # and Redis user are the boundary, see bifrost_ext.grants).
+        for name in SECRET_VARIABLES:
+            env.pop(name, None)
         if self.kernel_env is None:
             return
         env.update(self.kernel_env)

@@ -1,0 +1,339 @@
+"""Per-workspace credentials: PostgreSQL and Redis themselves keep each workspace to its own.
+
+operator (admin URLs) → **grant** → a workspace's own URLs → its servers, CLI and kernels.
+
+``jupyter bifrost grant WORKSPACE`` (or :func:`bifrost_ext.jupyterhub.pre_spawn_hook` at each
+spawn) makes, or refreshes, two things with the administrator's ``BIFROST_DATABASE_URL`` and
+``BIFROST_REDIS_URL``:
+
+- a PostgreSQL login role, recorded in ``bifrost_workspace_grants``: row-level security
+  (migration 0004) lets it see and write only its workspace's rows of ``workspace_files`` and
+  ``workspace_revisions``, whatever SQL it sends, and it holds no other privilege;
+- a Redis ACL user allowed only the commands bifrost uses, on only its workspace's keys and
+  channels (:func:`bifrost_ext.cache.workspace_names`): anything else answers ``NOPERM``.
+
+Both share one generated secret, kept in the grants table (which only the administrator can
+read) so that a refresh leaves running servers' connections valid; ``rotate`` makes a new one.
+The secret is sent to PostgreSQL as a SCRAM verifier, never as the password itself, so it does
+not reach the server's statement log. A grant refuses stores whose roles mean nothing: a
+PostgreSQL that lets the role in without its password (``trust``) or a Redis whose ``default``
+user needs none. ``jupyter bifrost revoke`` removes both and ends their connections.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+import redis
+import sqlalchemy as sa
+
+from .cache import workspace_names
+from .store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
+from .workspaces import check_workspace
+
+#: Serialises grants (two spawns of one user at once) across every hub and operator. A table
+#: lock, not an advisory one: any role may take an advisory lock and hold it forever, but
+#: only the administrator may lock this table.
+_LOCK_GRANTS = "LOCK TABLE bifrost_workspace_grants IN SHARE ROW EXCLUSIVE MODE"
+#: PostgreSQL truncates identifiers beyond this many bytes.
+_MAX_ROLE_BYTES = 63
+#: What a workspace's Redis user may run: what bifrost's cache, events and servers' status
+#: send, nothing that lists or reaches other keys. (redis-py's CLIENT SETINFO on connect may
+#: be refused; it ignores that.)
+REDIS_COMMANDS = (
+    "get",
+    "set",
+    "eval",
+    "hset",
+    "hdel",
+    "hgetall",
+    "publish",
+    "subscribe",
+    "unsubscribe",
+    "ping",
+)
+
+_grants = sa.Table(
+    "bifrost_workspace_grants",
+    sa.MetaData(),
+    sa.Column("role_name", sa.String(63), primary_key=True),
+    sa.Column("workspace", sa.String(128), nullable=False, unique=True),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class GrantError(RuntimeError):
+    """A workspace could not be granted or revoked; nothing is half-made (says why)."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A workspace's own credentials: what its servers, CLI and provisioner are given."""
+
+    workspace: str
+    role: str
+    database_url: str = field(repr=False)  # they hold the secret: never in a log line
+    redis_url: str | None = field(repr=False)
+
+    def to_json(self) -> dict[str, str | None]:
+        """What ``jupyter bifrost grant --json`` prints."""
+        return {
+            "workspace": self.workspace,
+            "database_url": self.database_url,
+            "redis_url": self.redis_url,
+        }
+
+
+def role_name(database: str, workspace: str) -> str:
+    """The role (and Redis user) of a workspace in one database: readable, and unique per
+    database, since roles belong to the whole PostgreSQL cluster."""
+    name = f"bifrost.{database}.{workspace}"
+    if len(name.encode()) <= _MAX_ROLE_BYTES:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    head = name.encode()[: _MAX_ROLE_BYTES - 17].decode("utf-8", "ignore")
+    return f"{head}.{digest}"
+
+
+class Grants:
+    """Makes, refreshes and removes workspace credentials, with the administrator's URLs."""
+
+    def __init__(self, store: RequirementsStore, redis_url: str | None) -> None:
+        self.store = store
+        self.redis_url = redis_url
+        self._checked_auth: set[str] = set()
+
+    def grant(self, workspace: str, rotate: bool = False) -> Grant:
+        """Create or refresh the workspace's role and ACL user; return its URLs."""
+        workspace = check_workspace(workspace)
+        role, secret = self._grant_role(workspace, rotate)
+        database_url = _with_login(self.store.url, role, secret)
+        self._check_role(database_url, workspace)
+        redis_url = None
+        if self.redis_url:
+            self._grant_redis_user(workspace, role, secret)
+            redis_url = _with_login(self.redis_url, role, secret)
+        return Grant(workspace, role, database_url, redis_url)
+
+    def revoke(self, workspace: str) -> bool:
+        """Remove the workspace's role and ACL user and end their connections; False when
+        there was nothing to remove. The workspace's saved requirements stay."""
+        workspace = check_workspace(workspace)
+        engine = self._engine()
+        role = role_name(_database(engine), workspace)
+        quoted = engine.dialect.identifier_preparer.quote(role)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(_LOCK_GRANTS)
+            row = conn.execute(
+                sa.select(_grants.c.role_name).where(_grants.c.workspace == workspace)
+            ).first()
+            exists = _role_exists(conn, role)
+            if exists and row is None:
+                raise GrantError(f"role {role} exists but bifrost did not make it: left alone")
+            conn.execute(_grants.delete().where(_grants.c.workspace == workspace))
+            if exists:
+                conn.exec_driver_sql(f"DROP OWNED BY {quoted}")
+                conn.exec_driver_sql(f"DROP ROLE {quoted}")
+        if exists:
+            self._end_sessions(role)
+        removed_user = False
+        if self.redis_url:
+            with _redis(self.redis_url) as client:
+                removed_user = bool(client.acl_deluser(role))
+        return exists or removed_user
+
+    def _engine(self) -> sa.Engine:
+        self.store.ensure_schema()  # the administrator's URL: migrations happen here
+        engine = self.store.engine
+        if engine.dialect.name != "postgresql":
+            raise GrantError(
+                "workspace grants need PostgreSQL (row-level security); SQLite serves one user"
+            )
+        return engine
+
+    def _grant_role(self, workspace: str, rotate: bool) -> tuple[str, str]:
+        engine = self._engine()
+        database = _database(engine)
+        role = role_name(database, workspace)
+        quote_id = engine.dialect.identifier_preparer.quote
+        now = datetime.now(timezone.utc)
+        with self.store.guard(), engine.begin() as conn:
+            conn.exec_driver_sql(_LOCK_GRANTS)
+            row = conn.execute(
+                sa.select(_grants.c.role_name, _grants.c.secret).where(
+                    _grants.c.workspace == workspace
+                )
+            ).first()
+            exists = _role_exists(conn, role)
+            if exists and row is None:
+                raise GrantError(
+                    f"a role named {role} exists and bifrost did not make it: not touching it"
+                )
+            secret = row.secret if row is not None and not rotate else secrets.token_urlsafe(32)
+            verb = "ALTER ROLE" if exists else "CREATE ROLE"
+            password = _scram_verifier(secret)
+            conn.exec_driver_sql(f"{verb} {quote_id(role)} WITH LOGIN PASSWORD '{password}'")
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+            sequence = conn.execute(
+                sa.text("SELECT pg_get_serial_sequence('workspace_files', 'id')")
+            ).scalar_one()
+            to = quote_id(role)
+            for statement in (
+                f"GRANT CONNECT ON DATABASE {quote_id(database)} TO {to}",
+                f"GRANT USAGE ON SCHEMA {quote_id(schema)} TO {to}",
+                f"GRANT SELECT, INSERT, UPDATE ON workspace_files TO {to}",
+                f"GRANT USAGE ON SEQUENCE {sequence} TO {to}",
+                f"GRANT SELECT ON workspace_revisions, {VERSION_TABLE} TO {to}",
+            ):
+                conn.exec_driver_sql(statement)
+            if row is None:
+                conn.execute(
+                    _grants.insert().values(
+                        role_name=role,
+                        workspace=workspace,
+                        secret=secret,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            else:
+                conn.execute(
+                    _grants.update()
+                    .where(_grants.c.workspace == workspace)
+                    .values(secret=secret, updated_at=now)
+                )
+        return role, secret
+
+    def _check_role(self, database_url: str, workspace: str) -> None:
+        """Connect as the role: its secret works, its database binds it to the workspace, and
+        (once per server) a wrong secret does not get in, which would make roles meaningless."""
+        url = engine_url(database_url)
+        params: dict[str, Any] = {
+            "host": url.host,
+            "port": url.port,
+            "dbname": url.database,
+            "user": url.username,
+            "connect_timeout": 5,
+        }
+        try:
+            with psycopg.connect(password=url.password, **params) as conn:
+                bound = conn.execute("SELECT bifrost_workspace_of(current_user)").fetchone()
+        except psycopg.Error as exc:
+            raise GrantError(f"the new role could not log in: {exc}".strip()) from exc
+        if bound is None or bound[0] != workspace:
+            raise GrantError(f"the role is bound to {bound and bound[0]!r}, not {workspace!r}")
+        server = f"{url.host}:{url.port}"
+        if server in self._checked_auth:
+            return
+        try:
+            psycopg.connect(password=secrets.token_urlsafe(8), **params).close()
+        except psycopg.OperationalError:
+            self._checked_auth.add(server)  # refused: roles mean something here
+            return
+        raise GrantError(
+            f"PostgreSQL at {server} let role {url.username} in with a wrong password: its"
+            " pg_hba.conf trusts these connections, so roles isolate nothing. Require"
+            " scram-sha-256 for them, then grant again"
+        )
+
+    def _grant_redis_user(self, workspace: str, role: str, secret: str) -> None:
+        assert self.redis_url
+        keys, channels = workspace_names(workspace)
+        with _redis(self.redis_url) as client:
+            default: Any = client.acl_getuser("default")
+            if default and "on" in default["flags"] and "nopass" in default["flags"]:
+                raise GrantError(
+                    "Redis lets anyone in as its `default` user without a password, so ACL"
+                    " users isolate nothing: set `requirepass` (or `ACL SETUSER default off`),"
+                    " give bifrost that admin URL, then grant again"
+                )
+            client.acl_setuser(
+                role,
+                reset=True,  # what a refresh does not name again is taken away
+                enabled=True,
+                passwords=[f"+{secret}"],
+                keys=list(keys),
+                channels=list(channels),
+                categories=["-@all"],
+                commands=[f"+{command}" for command in REDIS_COMMANDS],
+            )
+
+    def _end_sessions(self, role: str) -> None:
+        """Close the revoked role's open connections (needs pg_signal_backend; else they
+        last until they end, without any privilege left)."""
+        try:
+            with self.store.engine.connect() as conn:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE usename = :role"
+                    ),
+                    {"role": role},
+                )
+                conn.commit()
+        except sa.exc.DBAPIError as exc:
+            self.store.log.warning("bifrost: could not end %s's connections: %s", role, exc)
+
+
+def _role_exists(conn: sa.Connection, role: str) -> bool:
+    query = sa.text("SELECT 1 FROM pg_roles WHERE rolname = :role")
+    return conn.execute(query, {"role": role}).first() is not None
+
+
+def _database(engine: sa.Engine) -> str:
+    database = engine.url.database
+    if not database:
+        raise GrantError("the database URL names no database")
+    return database
+
+
+def _with_login(url: str, user: str, secret: str) -> str:
+    """``url`` with another user and password (percent-encoded: role names hold ``@``)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{quote(user, safe='')}:{quote(secret, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _scram_verifier(password: str, iterations: int = 4096) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of ``password`` (RFC 5802, RFC 7677), as ``CREATE
+    ROLE ... PASSWORD`` accepts it: the server never sees the password itself."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+class _redis:
+    """An admin Redis client for one operation, its failures as :class:`GrantError`."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+    def __enter__(self) -> redis.Redis:
+        return self.client
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.client.close()
+        if isinstance(exc, redis.RedisError):
+            raise GrantError(f"Redis: {exc}") from exc
+
+
+__all__ = ["Grant", "GrantError", "Grants", "StoreUnavailable", "role_name"]
