@@ -1,9 +1,15 @@
 """bifrost_ext behind a real JupyterHub, as its users meet it: through the proxy, with their
 own tokens, in kernels of their own servers.
 
+Each hub is set up as docs/jupyterhub.md says: the administrator's PostgreSQL and Redis URLs
+stay in the hub's environment, and ``bifrost_ext.jupyterhub.pre_spawn_hook`` grants each
+user's workspace and gives the user's server only that workspace's URLs (a PostgreSQL role
+under row-level security, a Redis ACL user). The stores need passwords (conftest's
+``locked_*``): with ``trust`` roles would mean nothing. Users keep their package directories
+in their home folders (their volumes).
+
 One hub per module (starting one costs seconds): each test has users of its own, so their
-workspaces never meet. The hub's users keep their package directories in their home folders
-(their volumes); PostgreSQL and Redis are the module's own.
+workspaces never meet.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import PG_ADMIN_URL
+from bifrost_ext.grants import Grants
+from bifrost_ext.store import RequirementsStore
 from tests.hub import Hub
-from tests.servers import ThrowawayRedis
+from tests.servers import ThrowawayPostgres, ThrowawayRedis
 from tests.wheels import build_wheel
 
 pytestmark = pytest.mark.hub
@@ -36,54 +43,54 @@ def hub_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hub_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayRedis]:
-    """A redis-server of the module's own."""
-    server = ThrowawayRedis(tmp_path_factory.mktemp("hub-redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def hub_database() -> Iterator[Callable[[], str]]:
-    """Makes fresh PostgreSQL databases (one per hub), dropped at the end of the module."""
+def hub_stores(
+    locked_postgres: ThrowawayPostgres, locked_redis: ThrowawayRedis
+) -> Iterator[Callable[[], dict[str, str]]]:
+    """Makes a hub's administrator URLs: a fresh database of the module's own in the
+    password-protected PostgreSQL, and the password-protected Redis. At the end, every
+    workspace granted there is revoked and the databases are dropped."""
     made: list[str] = []
 
-    def make() -> str:
+    def make() -> dict[str, str]:
         name = f"bifrost_hub_{secrets.token_hex(4)}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        with psycopg.connect(locked_postgres.url, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        made.append(locked_postgres.url.rsplit("/", 1)[0] + f"/{name}")
+        return {"BIFROST_DATABASE_URL": made[-1], "BIFROST_REDIS_URL": locked_redis.url}
 
     yield make
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        for name in made:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for url in made:
+        store = RequirementsStore(url=url)
+        grants = Grants(store, locked_redis.url)
+        with psycopg.connect(url) as conn:
+            granted = conn.execute("SELECT workspace FROM bifrost_workspace_grants").fetchall()
+        for (workspace,) in granted:
+            grants.revoke(workspace)
+        store.close()
+        with psycopg.connect(locked_postgres.url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
-def _start_hub(
-    root: Path, database_url: str, redis: ThrowawayRedis, wheelhouse: Path, internal_ssl: bool
-) -> Hub:
-    env = {
-        "BIFROST_DATABASE_URL": database_url,
-        "BIFROST_REDIS_URL": redis.url,
-        "BIFROST_FIND_LINKS": str(wheelhouse),
-        "BIFROST_NO_INDEX": "1",
-    }
-    return Hub(root, spawner_env=env, internal_ssl=internal_ssl).start()
+def _start_hub(root: Path, admin_env: dict[str, str], wheelhouse: Path, internal_ssl: bool) -> Hub:
+    """A hub as docs/jupyterhub.md sets one up: the administrator's store URLs in the hub's
+    own environment, bifrost's pre_spawn_hook giving each server its workspace's own."""
+    return Hub(
+        root,
+        hub_env=admin_env,
+        spawner_env={"BIFROST_FIND_LINKS": str(wheelhouse), "BIFROST_NO_INDEX": "1"},
+        pre_spawn_hook="bifrost_ext.jupyterhub:pre_spawn_hook",
+        internal_ssl=internal_ssl,
+    ).start()
 
 
 @pytest.fixture(scope="module")
 def hub(
     tmp_path_factory: pytest.TempPathFactory,
-    hub_database: Callable[[], str],
-    hub_redis: ThrowawayRedis,
+    hub_stores: Callable[[], dict[str, str]],
     hub_wheelhouse: Path,
 ) -> Iterator[Hub]:
     """The module's hub, over plain HTTP inside."""
-    hub = _start_hub(
-        tmp_path_factory.mktemp("hub"), hub_database(), hub_redis, hub_wheelhouse, False
-    )
+    hub = _start_hub(tmp_path_factory.mktemp("hub"), hub_stores(), hub_wheelhouse, False)
     yield hub
     hub.stop()
 
@@ -91,14 +98,11 @@ def hub(
 @pytest.fixture(scope="module")
 def ssl_hub(
     tmp_path_factory: pytest.TempPathFactory,
-    hub_database: Callable[[], str],
-    hub_redis: ThrowawayRedis,
+    hub_stores: Callable[[], dict[str, str]],
     hub_wheelhouse: Path,
 ) -> Iterator[Hub]:
     """A hub whose proxy, hub and servers talk TLS with client certificates (internal_ssl)."""
-    hub = _start_hub(
-        tmp_path_factory.mktemp("ssl-hub"), hub_database(), hub_redis, hub_wheelhouse, True
-    )
+    hub = _start_hub(tmp_path_factory.mktemp("ssl-hub"), hub_stores(), hub_wheelhouse, True)
     yield hub
     hub.stop()
 
