@@ -27,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -210,9 +211,17 @@ class Hub:
             return
         try:
             status, users = self.api("GET", "/users")
-            for user in users if status == 200 else []:
-                if user.get("servers"):
-                    self.stop_server(user["name"])
+            running = (
+                [user["name"] for user in users if user.get("servers")] if status == 200 else []
+            )
+            # All at once: the hub answers each DELETE only once that server is down.
+            with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+                list(pool.map(self.request_stop, running))
+            wait_until(
+                lambda: all(self.server(name) is None for name in running),
+                timeout=120,
+                what="the users' servers to stop",
+            )
         finally:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -296,10 +305,14 @@ class Hub:
             raise AssertionError(f"{user!r}'s server did not start:\n{self.log()[-5000:]}")
         return bool(server.get("ready"))
 
-    def stop_server(self, user: str, timeout: float = 120) -> None:
-        """Stop the user's server and wait until the hub has none for them."""
+    def request_stop(self, user: str) -> None:
+        """Ask the hub to stop the user's server (it answers once stopped, or 202 if slow)."""
         status, body = self.api("DELETE", f"/users/{_escape(user)}/server")
         assert status in (202, 204), f"stopping {user!r}'s server: {status} {body}"
+
+    def stop_server(self, user: str, timeout: float = 120) -> None:
+        """Stop the user's server and wait until the hub has none for them."""
+        self.request_stop(user)
         wait_until(
             lambda: self.server(user) is None,
             timeout=timeout,
