@@ -45,7 +45,6 @@ PASSWORD = "bifrost-hub-test"
 _CONFIG = """
 import importlib
 import json
-import os
 from pathlib import Path
 
 params = json.loads(Path(__file__).with_name("hub.json").read_text())
@@ -76,13 +75,9 @@ c.Spawner.env_keep = ["PATH", "LANG", "LC_ALL", "PYTHONDONTWRITEBYTECODE"]
 c.Spawner.start_timeout = 240
 c.Spawner.http_timeout = 240
 
-
-def site_dir(spawner):
-    # The user's package directory on the user's own volume: a new server finds it there.
-    return os.path.join(spawner.home_dir, ".bifrost-site")
-
-
-c.Spawner.environment = {**params["spawner_env"], "BIFROST_SITE_DIR": site_dir}
+# The user's package directory on the user's own volume (the server expands ~ with its own
+# home), as docs/jupyterhub.md says: a new server finds it there.
+c.Spawner.environment = {**params["spawner_env"], "BIFROST_SITE_DIR": "~/.bifrost-site"}
 
 if params["internal_ssl"]:
     c.JupyterHub.internal_ssl = True
