@@ -41,6 +41,8 @@ SERVICE_SETTING = "bifrost_service"
 CREDENTIALS_SETTING = "bifrost_kernel_credentials"
 IDENTITY_SETTING = "bifrost_identity_provider"
 SERVER_URL_SETTING = "bifrost_server_url"
+#: Why bifrost did not start on this server (a setting that does not parse), when it did not.
+UNAVAILABLE_SETTING = "bifrost_unavailable"
 
 _TRUE = {"1", "true", "yes", "on"}
 

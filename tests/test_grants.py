@@ -19,7 +19,7 @@ from bifrost_ext.cache import cache_key, events_channel, servers_key
 from bifrost_ext.grants import Grant, GrantError, Grants
 from bifrost_ext.store import RequirementsStore, StoreRefused
 from tests.cli import CLI, cli_env
-from tests.servers import ThrowawayPostgres
+from tests.servers import ServerProcess, ThrowawayPostgres, wait_until
 
 
 @pytest.fixture
@@ -248,3 +248,38 @@ def _rows(admin_url: str, workspace: str) -> list[tuple[Any, ...]]:
             (workspace,),
         ).fetchall()
     return [*files, *revisions]
+
+
+def test_two_servers_of_a_workspace_converge_on_its_own_urls_alone(
+    alice: Grant, wheelhouse: Path, tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    """Events, the servers' status, warm-up and sync all fit inside the role and the ACL."""
+    assert alice.redis_url
+    env = {
+        "BIFROST_WORKSPACE": "alice",
+        "BIFROST_DATABASE_URL": alice.database_url,
+        "BIFROST_REDIS_URL": alice.redis_url,
+        "BIFROST_FIND_LINKS": str(wheelhouse),
+        "BIFROST_NO_INDEX": "1",
+    }
+    config = {"BifrostApp": {"sync_interval": 1.0, "warm_retry_interval": 0.5}}
+    for name in ("a", "b"):
+        variables = {**env, "BIFROST_SITE_DIR": str(tmp_path / f"site-{name}")}
+        servers.append(ServerProcess(tmp_path / f"home-{name}", variables, config).start())
+    a, b = servers
+    status, saved = a.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
+    assert status == 200, saved
+
+    def both_in_sync() -> bool:
+        _, body = b.request("GET", "/api/packages/status")
+        hashes = {s["hash"] for s in body["servers"].values()}
+        return len(body["servers"]) == 2 and hashes == {saved["hash"]}
+
+    wait_until(both_in_sync, timeout=30, what="both servers on alice's new requirements")
+    status, history = b.request("GET", "/api/packages/history")
+    assert status == 200, history
+    assert [r["database_role"] for r in history["revisions"]] == [alice.role]
+    for server in servers:
+        log = server.log()
+        assert "NOPERM" not in log, log
+        assert "refused" not in log, log

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
+from typing import Any
 
 import pytest
+from tornado.httpclient import HTTPClientError
 
 from bifrost_ext.settings import Settings
 from bifrost_ext.workspaces import check_workspace, user_for_workspace, workspace_for_user
@@ -77,3 +81,34 @@ def test_the_hub_user_becomes_the_workspace_and_an_explicit_one_stays_strict() -
         Settings.from_env({"BIFROST_WORKSPACE": "José"})
     with pytest.raises(ValueError, match="cannot be empty"):
         workspace_for_user("")
+
+
+class TestAnExplicitWorkspaceThatIsNoKey:
+    """The operator's BIFROST_WORKSPACE stays strict, and a wrong one is loud."""
+
+    @pytest.fixture
+    def jp_server_config(self, sqlite_url: str, site_dir: Path) -> dict[str, Any]:
+        config = {"database_url": sqlite_url, "site_dir": str(site_dir), "workspace": "José"}
+        return {"ServerApp": {"jpserver_extensions": {"bifrost_ext": True}}, "BifrostApp": config}
+
+    async def test_stops_bifrost_with_one_error_line_and_a_503(
+        self, capfd: pytest.CaptureFixture[str], jp_fetch: Any, jp_serverapp: Any
+    ) -> None:
+        with pytest.raises(HTTPClientError) as refused:
+            await jp_fetch("api", "packages")
+        assert refused.value.code == 503
+        message = json.loads(refused.value.response.body)["message"]
+        assert message.startswith("bifrost is not running on this server: invalid workspace")
+        # capfd comes first: it also holds what the server logged while it started.
+        logged = capfd.readouterr().err
+        errors = [line for line in logged.splitlines() if line.startswith("[E")]
+        assert len(errors) == 1, errors
+        assert (
+            "BifrostApp] bifrost is not running on this server: invalid workspace name"
+            in (errors[0])
+        )
+        assert "Traceback" not in logged
+        # The rest of the server works; kernels start (without bifrost's packages).
+        response = await jp_fetch("api", "kernels", method="POST", body="{}")
+        kernel_id = json.loads(response.body)["id"]
+        await jp_fetch("api", "kernels", kernel_id, method="DELETE")

@@ -33,9 +33,9 @@ from ..service import (
     PackageService,
     UnknownRevision,
 )
-from ..settings import IDENTITY_SETTING, SERVICE_SETTING
+from ..settings import IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
 from ..store import StoreUnavailable, VersionConflict
-from .credentials import KernelGrant, KernelIdentityProvider
+from .credentials import KernelGrant, KernelIdentityProvider, recorded_name
 
 AUTH_RESOURCE = "packages"
 #: Most revisions one history request lists.
@@ -50,8 +50,10 @@ class PackagesAPIHandler(APIHandler):
 
     @property
     def service(self) -> PackageService:
-        """The workspace's package service."""
-        service: PackageService = self.settings[SERVICE_SETTING]
+        """The workspace's package service (503 when a setting kept bifrost from starting)."""
+        service: PackageService | None = self.settings.get(SERVICE_SETTING)
+        if service is None:
+            raise web.HTTPError(503, self.settings[UNAVAILABLE_SETTING])
         return service
 
     @property
@@ -80,8 +82,7 @@ class PackagesAPIHandler(APIHandler):
     @property
     def origin(self) -> Origin:
         """Who is asking and through what, kept with the revision a change makes."""
-        user = self.current_user
-        name = getattr(user, "username", None) or getattr(user, "name", None)
+        name = recorded_name(self.identity_provider, self.current_user)
         source = f"kernel {self.kernel.kernel_id}" if self.kernel else "api"
         return Origin(name, source)
 

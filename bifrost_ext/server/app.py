@@ -30,6 +30,7 @@ from ..settings import (
     IDENTITY_SETTING,
     SERVER_URL_SETTING,
     SERVICE_SETTING,
+    UNAVAILABLE_SETTING,
     Settings,
     setting_traits,
 )
@@ -75,9 +76,32 @@ class BifrostApp(ExtensionApp, SettingTraits):
     ).tag(config=True)
 
     def initialize_settings(self) -> None:
-        """Build the service and, unless turned off, make our provisioner the default."""
+        """Build the service and, unless turned off, make our provisioner the default.
+
+        A setting that does not parse (an explicit ``BIFROST_WORKSPACE`` that is no workspace
+        key, say) stops bifrost, loudly: one error line naming it, and ``api/packages``
+        answering 503 with the same words, never a silent 404 page."""
         serverapp: Any = self.serverapp
-        settings = Settings.of(self)
+        self.settings[CREDENTIALS_SETTING] = self.kernel_credentials = KernelCredentials()
+        self.settings[IDENTITY_SETTING] = KernelIdentityProvider(
+            serverapp.identity_provider, self.kernel_credentials
+        )
+        self.settings[SERVER_URL_SETTING] = self._server_url()
+        self._warm_task: asyncio.Task[None] | None = None
+        self._listener_task: asyncio.Task[None] | None = None
+        self._previous_provisioner: str | None = None
+        self.service: PackageService | None = None
+        try:
+            settings = Settings.of(self)
+        except ValueError as exc:
+            reason = f"bifrost is not running on this server: {exc}"
+            self.settings[UNAVAILABLE_SETTING] = reason
+            self.log.error(
+                "%s. Fix the setting and restart the server; until then api/packages answers"
+                " 503 and kernels start without bifrost's packages.",
+                reason,
+            )
+            return
         self.service = PackageService.from_settings(
             settings,
             python=kernel_python(
@@ -91,20 +115,14 @@ class BifrostApp(ExtensionApp, SettingTraits):
             server_id=f"{socket.gethostname()}:{serverapp.port}",
         )
         self.settings[SERVICE_SETTING] = self.service
-        self.settings[CREDENTIALS_SETTING] = self.kernel_credentials = KernelCredentials()
-        self.settings[IDENTITY_SETTING] = KernelIdentityProvider(
-            serverapp.identity_provider, self.kernel_credentials
-        )
-        self.settings[SERVER_URL_SETTING] = settings.kernel_server_url or self._server_url()
-        self._previous_provisioner: str | None = None
+        if settings.kernel_server_url:
+            self.settings[SERVER_URL_SETTING] = settings.kernel_server_url
         if settings.use_provisioner:
             # A KernelProvisionerFactory setting in config files does not reach the factory
             # (it is a singleton that may already exist), so set the live instance.
             factory = KernelProvisionerFactory.instance()
             self._previous_provisioner = factory.default_provisioner_name
             factory.default_provisioner_name = PROVISIONER_NAME
-        self._warm_task: asyncio.Task[None] | None = None
-        self._listener_task: asyncio.Task[None] | None = None
         self.recycler = KernelRecycler(
             settings.recycle,
             serverapp.kernel_manager,
@@ -145,6 +163,8 @@ class BifrostApp(ExtensionApp, SettingTraits):
         """Server-start hook: under JupyterHub's internal SSL, let this server's kernels in
         (:mod:`.tls`); then, in the background, warm the cache from the database and bring
         the package directory up to the saved requirements."""
+        if self.service is None:
+            return
         if requires_client_certificates(serverapp) and accept_own_certificate(
             serverapp.http_server
         ):
@@ -152,24 +172,26 @@ class BifrostApp(ExtensionApp, SettingTraits):
         self._warm_task = asyncio.create_task(self._warm_until_done())
 
     async def _warm_until_done(self) -> None:
+        assert self.service is not None
+        service = self.service
         warned = False
         while True:
             try:
-                record = await self.service.warm()
+                record = await service.warm()
             except (StoreUnavailable, CacheUnavailable) as exc:
                 if not warned:
                     self.log.warning(
                         "bifrost: could not warm the cache (%s); retrying every %g s",
                         exc,
-                        self.service.settings.warm_retry_interval,
+                        service.settings.warm_retry_interval,
                     )
                     warned = True
-                await asyncio.sleep(self.service.settings.warm_retry_interval)
+                await asyncio.sleep(service.settings.warm_retry_interval)
                 continue
             self.log.info(
                 "bifrost: %s for workspace %r (%d requirements, %s)",
-                "cache warm" if self.service.cache.enabled else "database ready",
-                self.service.workspace,
+                "cache warm" if service.cache.enabled else "database ready",
+                service.workspace,
                 len(record.lines),
                 record.hash[:12],
             )
@@ -178,22 +200,22 @@ class BifrostApp(ExtensionApp, SettingTraits):
         # clear what a killed server left behind, and bring the default kernel's package
         # directory up to the database before the first start.
         try:
-            await asyncio.to_thread(self.service.package_dir().sweep)
-            await self.service.sync()
+            await asyncio.to_thread(service.package_dir().sweep)
+            await service.sync()
         except (InstallError, StoreUnavailable, OSError) as exc:
             self.log.warning(
                 "bifrost: could not install the saved requirements (%s); kernel starts will "
                 "try again",
                 exc,
             )
-        if self.service.cache.enabled:
-            assert self.service.cache.url
+        if service.cache.enabled:
+            assert service.cache.url
             listener = ChangeListener(
-                self.service,
-                self.service.cache.url,
+                service,
+                service.cache.url,
                 self._on_change,
                 self.log,
-                interval=self.service.settings.sync_interval,
+                interval=service.settings.sync_interval,
             )
             self._listener_task = asyncio.create_task(listener.run())
 
@@ -211,6 +233,8 @@ class BifrostApp(ExtensionApp, SettingTraits):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.service is None:
+            return
         self.recycler.stop()
         if self._previous_provisioner is not None:
             KernelProvisionerFactory.instance().default_provisioner_name = (

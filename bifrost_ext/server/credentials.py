@@ -94,5 +94,22 @@ class KernelIdentityProvider:
         return getattr(self.inner, name)
 
 
+def recorded_name(provider: Any, user: Any) -> str | None:
+    """The name the history keeps for ``user``: stable across requests.
+
+    jupyter_server's own providers know one shared secret (the server's token or password),
+    not people: they make up a random user for each token-authenticated request, so the
+    history says ``token`` (``anonymous`` with authentication off). Any other provider
+    (JupyterHub's, an operator's) names real users: their user name.
+    """
+    from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+
+    inner = getattr(provider, "inner", provider)
+    if type(inner) in (IdentityProvider, PasswordIdentityProvider):
+        return "token" if inner.auth_enabled else "anonymous"
+    name = getattr(user, "username", None) or getattr(user, "name", None)
+    return str(name) if name else None
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
