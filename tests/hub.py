@@ -99,6 +99,10 @@ def proxy_command() -> str:
     return found
 
 
+class PortTaken(AssertionError):
+    """A port the hub or its proxy was to listen on was taken before it could."""
+
+
 class Hub:
     """A JupyterHub process of the test's own, and a client of its API through its proxy."""
 
@@ -121,6 +125,7 @@ class Hub:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "hub.log"
         self._tokens: dict[str, str] = {}
+        self._logged = 0  # how much of the log earlier starts wrote
 
     @property
     def url(self) -> str:
@@ -141,6 +146,25 @@ class Hub:
         """Start the hub and its proxy; return once the hub answers through the proxy."""
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "homes").mkdir(exist_ok=True)
+        (self.root / "jupyterhub_config.py").write_text(_CONFIG)
+        for attempt in range(3):
+            self._logged = len(self.log())
+            self._launch()
+            try:
+                wait_until(self._answers, timeout=180, what=f"JupyterHub at {self.url}")
+                return self
+            except PortTaken:
+                # Another process (another test session, too) took a free port first.
+                self._kill()
+                if attempt == 2:
+                    raise
+                self.port = free_port()
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _launch(self) -> None:
         scheme = "https" if self.internal_ssl else "http"
         singleuser = Path(sys.executable).parent / "jupyterhub-singleuser"
         params = {
@@ -162,7 +186,6 @@ class Hub:
             "pre_spawn_hook": self.pre_spawn_hook,
         }
         (self.root / "hub.json").write_text(json.dumps(params, indent=1))
-        (self.root / "jupyterhub_config.py").write_text(_CONFIG)
         env = {
             k: v
             for k, v in os.environ.items()
@@ -184,21 +207,28 @@ class Hub:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        try:
-            wait_until(self._answers, timeout=180, what=f"JupyterHub at {self.url}")
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def _answers(self) -> bool:
         assert self.proc is not None
+        # The proxy lives on without its public port, so a taken port shows only in the log.
+        if "address already in use" in self.log()[self._logged :].lower():
+            raise PortTaken(self.log()[self._logged :][-3000:])
         if self.proc.poll() is not None:
             raise AssertionError(f"JupyterHub exited at start:\n{self.log()[-5000:]}")
         try:
-            return self.api("GET", "/")[0] == 200
+            return self.request("GET", "/hub/api/", self.admin_token, timeout=5)[0] == 200
         except OSError:
             return False
+
+    def _kill(self) -> None:
+        """Stop the hub (and with it its proxy) without waiting on its users' servers."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def stop(self) -> None:
         """Stop every user's server (through the hub), then the hub and its proxy."""
@@ -218,12 +248,7 @@ class Hub:
                 what="the users' servers to stop",
             )
         finally:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self._kill()
 
     def log(self) -> str:
         """The hub's output, its proxy's and every user server's (they share it)."""
