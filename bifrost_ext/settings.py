@@ -310,6 +310,17 @@ SETTINGS: tuple[Setting, ...] = (
         " (kernelspecs that name another provisioner keep theirs).",
     ),
     Setting(
+        "kernel_server_url",
+        str,
+        "BIFROST_KERNEL_SERVER_URL",
+        None,
+        "URL at which kernels reach their server's packages API (with the server's base URL,"
+        " e.g. `/user/<name>/` under JupyterHub); none: the server's own address on loopback,"
+        " https under JupyterHub's internal SSL.",
+        optional=True,
+        normalise=_optional,
+    ),
+    Setting(
         "warm_retry_interval",
         float,
         "BIFROST_WARM_RETRY_INTERVAL",
@@ -346,6 +357,7 @@ class Settings:
     recycle: str
     sync_interval: float
     use_provisioner: bool
+    kernel_server_url: str | None
     warm_retry_interval: float
 
     @classmethod

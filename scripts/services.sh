@@ -7,6 +7,10 @@
 #                 each test session starts a private one on a free port (scripts/test)
 #   postgres      PostgreSQL answering on 127.0.0.1:5432, user postgres with trust auth,
 #                 database "test" (skipped when $BIFROST_TEST_PG_URL names another)
+#   configurable-http-proxy
+#                 JupyterHub's proxy for the tests' real hub (tests/hub.py): the pinned
+#                 version from the npm registry under .bifrost-dev/node, installed once
+#                 (Node.js from the OS packages if missing); $BIFROST_TEST_CHP names another
 # A service that already answers is left alone. One that does not is started the way the
 # project's machines start it (../shared/SERVICES.md) or, on a laptop without it, installed
 # from the OS packages (apt) and started as a throwaway instance under .bifrost-dev/.
@@ -120,6 +124,34 @@ ensure_postgres() {
   'host all all 127.0.0.1/32 trust' in pg_hba.conf), or set BIFROST_TEST_PG_URL."
 }
 
+# Pinned: the tests' hub runs what they were written against. 4.6 needs only Node.js >= 10,
+# so Debian's own nodejs (18 on Debian 12) runs it as well as a newer one.
+CHP_VERSION="4.6.3"
+CHP_PREFIX="$STATE/node"
+
+ensure_proxy() {
+  if [ -n "${BIFROST_TEST_CHP:-}" ]; then
+    [ -x "$BIFROST_TEST_CHP" ] || die "BIFROST_TEST_CHP=$BIFROST_TEST_CHP is not an executable file"
+    return 0
+  fi
+  local bin="$CHP_PREFIX/node_modules/.bin/configurable-http-proxy"
+  local stamp="$CHP_PREFIX/.bifrost-installed"
+  if [ -x "$bin" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$CHP_VERSION" ]; then
+    return 0
+  fi
+  command -v node >/dev/null || apt_install nodejs npm
+  command -v npm >/dev/null \
+    || die "node is installed but npm is not; install npm (Debian: apt-get install npm)"
+  log "installing configurable-http-proxy@$CHP_VERSION from the npm registry into $CHP_PREFIX"
+  mkdir -p "$CHP_PREFIX"
+  npm install --prefix "$CHP_PREFIX" --no-audit --no-fund --no-save --loglevel=error \
+    "configurable-http-proxy@$CHP_VERSION" >/dev/null \
+    || die "npm install configurable-http-proxy@$CHP_VERSION failed"
+  "$bin" --version >/dev/null 2>&1 \
+    || die "configurable-http-proxy does not run with node $(node --version)"
+  echo "$CHP_VERSION" > "$stamp"
+}
+
 [ -x "$PYTHON" ] || die "$PYTHON is missing; run scripts/test, which creates it"
 [ "$#" -gt 0 ] || set -- redis postgres
 for service in "$@"; do
@@ -133,6 +165,9 @@ for service in "$@"; do
     postgres)
       if [ -z "${BIFROST_TEST_PG_URL:-}" ]; then ensure_postgres; fi
       log "services: PostgreSQL is answering" ;;
-    *) die "unknown service '$service' (redis, redis-server or postgres)" ;;
+    configurable-http-proxy)
+      ensure_proxy
+      log "services: configurable-http-proxy is installed" ;;
+    *) die "unknown service '$service' (redis, redis-server, postgres or configurable-http-proxy)" ;;
   esac
 done

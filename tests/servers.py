@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 
@@ -82,9 +84,15 @@ class ServerProcess:
     that have no variable, an optional config file)."""
 
     def __init__(
-        self, home: Path, env: dict[str, str], config: dict[str, Any] | None = None
+        self,
+        home: Path,
+        env: dict[str, str],
+        config: dict[str, Any] | None = None,
+        client_ssl: ssl.SSLContext | None = None,
     ) -> None:
         self.home = home
+        #: For a server on https (its certificate in ``config``): how the test connects.
+        self.client_ssl = client_ssl
         if config:  # traitlets settings the environment cannot give, e.g. client timeouts
             (home / "config").mkdir(parents=True, exist_ok=True)
             (home / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
@@ -104,7 +112,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.client_ssl else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProcess:
         (self.home / "root").mkdir(parents=True, exist_ok=True)
@@ -178,15 +186,20 @@ class ServerProcess:
             headers={"Authorization": f"token {self.token}"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=120) as response:
+            with urllib.request.urlopen(request, timeout=120, context=self.client_ssl) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
 
     async def execute(self, kernel_id: str, code: str, timeout: float = 60) -> str:
         """Run code in a kernel over the server's websocket; return what it printed."""
+        scheme = "wss" if self.client_ssl else "ws"
         ws = await websocket_connect(
-            f"ws://127.0.0.1:{self.port}/api/kernels/{kernel_id}/channels?token={self.token}"
+            HTTPRequest(
+                f"{scheme}://127.0.0.1:{self.port}/api/kernels/{kernel_id}/channels"
+                f"?token={self.token}",
+                ssl_options=self.client_ssl,
+            )
         )
         msg_id = uuid.uuid4().hex
         ws.write_message(

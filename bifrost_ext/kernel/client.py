@@ -4,16 +4,30 @@ Runs inside the kernel, whose environment may not have bifrost's dependencies: i
 standard library only. The provisioner (:mod:`bifrost_ext.server.provisioner`) gives each kernel
 ``BIFROST_SERVER_URL`` and a scoped ``BIFROST_KERNEL_TOKEN``; installs are read as
 server-sent events so the installer's output reaches the cell while it runs.
+
+Under JupyterHub's internal SSL the server speaks https and asks every client for a
+certificate. The only files a kernel has (inherited from its server: ``JUPYTERHUB_SSL_*``)
+are the server's own key and certificate and the CAs the server accepts clients from, which
+do not include the CA that signed the server's certificate. So the kernel trusts the server's
+certificate itself (pinned: :func:`ssl_context`) and presents that same certificate, which the
+server accepts from its own kernels (:mod:`bifrost_ext.server.tls`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+import ssl
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .env import ENV_KERNEL_TOKEN, ENV_SERVER_URL
+from .env import (
+    ENV_KERNEL_TOKEN,
+    ENV_SERVER_URL,
+    ENV_SSL_CERTFILE,
+    ENV_SSL_CLIENT_CA,
+    ENV_SSL_KEYFILE,
+)
 
 #: Seconds to wait for a quiet server; an install may print nothing for a long while.
 READ_TIMEOUT = 900.0
@@ -35,15 +49,19 @@ class ApiError(RuntimeError):
 class PackagesClient:
     """Calls this kernel's server with the kernel's own scoped credential."""
 
-    def __init__(self, base_url: str, token: str) -> None:
+    def __init__(self, base_url: str, token: str, context: ssl.SSLContext | None = None) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.token = token
+        #: For an https server: how to verify it and what certificate to present.
+        self.context = context
 
     @classmethod
-    def from_env(cls) -> PackagesClient | None:
-        """The client for this kernel, or None when no bifrost server launched it."""
-        url, token = os.environ.get(ENV_SERVER_URL), os.environ.get(ENV_KERNEL_TOKEN)
-        return cls(url, token) if url and token else None
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PackagesClient | None:
+        """The client for this kernel, or None when no bifrost server launched it; Unreachable
+        when the server's SSL files cannot be used."""
+        environ = os.environ if environ is None else environ
+        url, token = environ.get(ENV_SERVER_URL), environ.get(ENV_KERNEL_TOKEN)
+        return cls(url, token, ssl_context(environ)) if url and token else None
 
     def get(self, path: str) -> dict[str, Any]:
         """GET a JSON resource."""
@@ -77,7 +95,9 @@ class PackagesClient:
             self.base_url + path, data=data, method=method, headers=headers
         )
         try:
-            with urllib.request.urlopen(request, timeout=READ_TIMEOUT) as response:
+            with urllib.request.urlopen(
+                request, timeout=READ_TIMEOUT, context=self.context
+            ) as response:
                 if response.headers.get_content_type() == "text/event-stream":
                     status, result = _read_events(response, on_output or (lambda _: None))
                 else:
@@ -92,6 +112,33 @@ class PackagesClient:
         if status >= 400:
             raise ApiError(status, result)
         return result
+
+
+def ssl_context(environ: Mapping[str, str]) -> ssl.SSLContext | None:
+    """The TLS settings of a kernel whose server runs with JupyterHub's internal SSL, or None.
+
+    It trusts the system's CAs, the internal CAs the hub gave the server, and the server's
+    own certificate as such (partial chain: the CA that signed it is the hub's secret), with
+    host names checked (the hub's certificates name ``localhost`` and ``127.0.0.1``); and it
+    presents the server's certificate, as only a process that can read the server's key can.
+    """
+    keyfile, certfile = environ.get(ENV_SSL_KEYFILE), environ.get(ENV_SSL_CERTFILE)
+    if not keyfile or not certfile:
+        return None
+    context = ssl.create_default_context()
+    client_ca = environ.get(ENV_SSL_CLIENT_CA)
+    try:
+        if client_ca:
+            context.load_verify_locations(cafile=client_ca)
+        context.load_verify_locations(cafile=certfile)
+        context.load_cert_chain(certfile, keyfile)
+    except OSError as exc:  # ssl.SSLError too: a file missing, unreadable or not PEM
+        raise Unreachable(
+            f"cannot use the server's SSL files (${ENV_SSL_CERTFILE}, ${ENV_SSL_KEYFILE},"
+            f" ${ENV_SSL_CLIENT_CA}): {exc}"
+        ) from None
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
 
 
 def _read_events(

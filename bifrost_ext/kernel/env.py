@@ -20,3 +20,9 @@ ENV_KERNEL_STATE = "BIFROST_KERNEL_STATE"
 ENV_WORKSPACE = "BIFROST_WORKSPACE"
 #: Why the kernel did not get the saved packages, said once at its first execution.
 ENV_NOTICE = "BIFROST_NOTICE"
+#: JupyterHub's internal SSL (``c.JupyterHub.internal_ssl``), set by the hub for the server and
+#: inherited by its kernels: the server's private key and certificate (with which a kernel
+#: proves it belongs to this server), and the CAs whose client certificates the server accepts.
+ENV_SSL_KEYFILE = "JUPYTERHUB_SSL_KEYFILE"
+ENV_SSL_CERTFILE = "JUPYTERHUB_SSL_CERTFILE"
+ENV_SSL_CLIENT_CA = "JUPYTERHUB_SSL_CLIENT_CA"

@@ -72,14 +72,14 @@ class BifrostMagics(Magics):
         if handler is None:
             _say(USAGE if command == "help" else f"✗ unknown command {command!r}\n{USAGE}")
             return
-        client = PackagesClient.from_env()
-        if client is None:
-            _say(
-                "✗ this kernel was not started by a Jupyter server with bifrost_ext,"
-                " so there is nowhere to save packages"
-            )
-            return
         try:
+            client = PackagesClient.from_env()
+            if client is None:
+                _say(
+                    "✗ this kernel was not started by a Jupyter server with bifrost_ext,"
+                    " so there is nowhere to save packages"
+                )
+                return
             handler(client, args)
         except Unreachable as exc:
             _say(f"✗ {exc}; nothing was changed")

@@ -67,6 +67,18 @@ class PackagesAPIHandler(APIHandler):
         """The kernel whose secret authenticated this request, if one did."""
         return self.identity_provider.grant_of(self)
 
+    def check_xsrf_cookie(self) -> None:
+        """No XSRF check for a kernel's secret, which (like a token) no browser sends by itself.
+
+        Said here, not only by :class:`KernelIdentityProvider`: jupyterhub-singleuser replaces
+        JupyterHandler's check with one that knows only the hub's tokens (a POST with a
+        kernel's secret was refused there, "'_xsrf' argument missing"), and an override in a
+        subclass is the one it leaves alone.
+        """
+        if self.kernel is not None:
+            return
+        super().check_xsrf_cookie()
+
     @property
     def origin(self) -> Origin:
         """Who is asking and through what, kept with the revision a change makes."""

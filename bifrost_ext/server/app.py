@@ -39,6 +39,7 @@ from .api_handlers import default_handlers
 from .credentials import KernelCredentials, KernelIdentityProvider
 from .events import ChangeListener
 from .recycle import KernelRecycler
+from .tls import accept_own_certificate, requires_client_certificates
 
 PROVISIONER_NAME = "bifrost-provisioner"
 
@@ -114,6 +115,8 @@ class BifrostApp(ExtensionApp, SettingTraits):
             server_id=f"{socket.gethostname()}:{serverapp.port}",
         )
         self.settings[SERVICE_SETTING] = self.service
+        if settings.kernel_server_url:
+            self.settings[SERVER_URL_SETTING] = settings.kernel_server_url
         if settings.use_provisioner:
             # A KernelProvisionerFactory setting in config files does not reach the factory
             # (it is a singleton that may already exist), so set the live instance.
@@ -135,24 +138,37 @@ class BifrostApp(ExtensionApp, SettingTraits):
         )
 
     def _server_url(self) -> str:
-        """The URL a kernel on this machine uses to reach this server (loopback when possible)."""
+        """The URL a kernel on this machine uses to reach this server (loopback when possible)
+        unless ``kernel_server_url`` names one.
+
+        Under JupyterHub's internal SSL (a certificate and client CAs) that is https on
+        127.0.0.1, which the hub's certificates name; with an operator's own certificate,
+        the server's public URL, whose host name that certificate is for.
+        """
         serverapp: Any = self.serverapp
-        if serverapp.sock or serverapp.certfile:
+        internal_ssl = requires_client_certificates(serverapp)
+        if serverapp.sock or (serverapp.certfile and not internal_ssl):
             return str(serverapp.connection_url)
         host = serverapp.ip if serverapp.ip not in ("", "0.0.0.0", "*", "::") else "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{serverapp.port}{serverapp.base_url}"
+        scheme = "https" if internal_ssl else "http"
+        return f"{scheme}://{host}:{serverapp.port}{serverapp.base_url}"
 
     def initialize_handlers(self) -> None:
         """Register the packages API."""
         self.handlers.extend(default_handlers)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        """Server-start hook, in the background: warm the cache from the database, then bring
+        """Server-start hook: under JupyterHub's internal SSL, let this server's kernels in
+        (:mod:`.tls`); then, in the background, warm the cache from the database and bring
         the package directory up to the saved requirements."""
         if self.service is None:
             return
+        if requires_client_certificates(serverapp) and accept_own_certificate(
+            serverapp.http_server
+        ):
+            self.log.info("bifrost: kernels reach this server with its own certificate")
         self._warm_task = asyncio.create_task(self._warm_until_done())
 
     async def _warm_until_done(self) -> None:
