@@ -14,7 +14,21 @@ This module stays import-light on purpose: a kernel imports it to load the magic
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING, Any
+
+# A kernel's PYTHONPATH ends with a folder holding only this file and the kernel side
+# (bifrost_ext.server.provisioner.magic_path). It comes before site-packages, so a command the
+# kernel runs (`!jupyter bifrost`) would find no bifrost_ext.cli there: loaded from that
+# folder, the package also looks in every other bifrost_ext on the path (what
+# pkgutil.extend_path does, without its imports on every kernel start).
+if not os.path.isdir(os.path.join(__path__[0], "server")):
+    __path__ += [
+        folder
+        for folder in (os.path.join(entry or os.curdir, __name__) for entry in sys.path)
+        if folder not in __path__ and os.path.isdir(folder)
+    ]
 
 if TYPE_CHECKING:
     from .hookspecs import hookimpl as hookimpl

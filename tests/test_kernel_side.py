@@ -85,7 +85,8 @@ def test_a_kernel_in_another_environment_sees_only_the_kernel_side(tmp_path: Pat
     out = subprocess.run(
         [
             sys.executable,
-            "-I",  # no site-packages: only what the folder offers (and the standard library)
+            "-I",
+            "-S",  # no site-packages: only what the folder offers (and the standard library)
             "-c",
             f"import sys; sys.path.insert(0, {str(folder)!r}); import bifrost_ext.kernel.env;"
             "import importlib.util as u; print(u.find_spec('bifrost_ext.service'))",

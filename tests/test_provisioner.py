@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +147,15 @@ async def test_a_kernel_gets_no_store_credentials(
         ]
     )
     assert "bfdemo   bfdemo==1.0  1.0" in await run_cell(km, "%bifrost list")
+    # `!jupyter bifrost` from the kernel runs (the kernel side's folder on PYTHONPATH does
+    # not hide the rest of the package) and points to the magic. The kernel's PYTHONPATH as a
+    # server started without one gives it: the package directory first, the kernel side last.
+    jupyter_bifrost = Path(sys.executable).parent / "jupyter-bifrost"
+    code = (
+        "import os, subprocess; path = os.environ['PYTHONPATH'].split(os.pathsep);"
+        " env = dict(os.environ, PYTHONPATH=os.pathsep.join([path[0], path[-1]]));"
+        f" done = subprocess.run([{str(jupyter_bifrost)!r}, 'list'], env=env,"
+        " capture_output=True, text=True); print(done.returncode, done.stderr)"
+    )
+    out = await run_cell(km, code)
+    assert out.startswith("2 error: this is a kernel started by bifrost"), out
