@@ -65,7 +65,10 @@ def hub_stores(
         store = RequirementsStore(url=url)
         grants = Grants(store, locked_redis.url)
         with psycopg.connect(url) as conn:
-            granted = conn.execute("SELECT workspace FROM bifrost_workspace_grants").fetchall()
+            # No table when the hub never granted anything (it failed to start, say).
+            exists = conn.execute("SELECT to_regclass('bifrost_workspace_grants')").fetchone()
+            query = "SELECT workspace FROM bifrost_workspace_grants"
+            granted = conn.execute(query).fetchall() if exists and exists[0] else []
         for (workspace,) in granted:
             grants.revoke(workspace)
         store.close()
@@ -176,8 +179,7 @@ def environ_of(pid):
 report = {{"kernel_store_urls": sorted(
     k for k in ("BIFROST_DATABASE_URL", "BIFROST_REDIS_URL") if k in os.environ)}}
 everything = {{**environ_of(os.getppid()), **os.environ}}
-# The kernel's path puts only bifrost's kernel side first: a command wants the server's.
-del everything["PYTHONPATH"]
+# The kernel's own PYTHONPATH is kept: `jupyter bifrost` must run with it.
 db_url, redis_url = everything["BIFROST_DATABASE_URL"], everything["BIFROST_REDIS_URL"]
 report["role"] = urlsplit(db_url).username
 db, cache = urlsplit(db_url), urlsplit(redis_url)
