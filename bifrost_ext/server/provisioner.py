@@ -44,6 +44,7 @@ from ..settings import (
     SECRET_VARIABLES,
     SERVER_URL_SETTING,
     SERVICE_SETTING,
+    UNAVAILABLE_SETTING,
     Settings,
 )
 from ..store import StoreUnavailable
@@ -79,7 +80,9 @@ class BifrostProvisioner(LocalProvisioner):
         owner = self.parent
         while owner is not None:
             web_app = getattr(owner, "web_app", None)
-            if web_app is not None and SERVICE_SETTING in web_app.settings:
+            if web_app is not None and (
+                SERVICE_SETTING in web_app.settings or UNAVAILABLE_SETTING in web_app.settings
+            ):
                 settings: dict[str, Any] = web_app.settings
                 return settings
             owner = getattr(owner, "parent", None)
@@ -88,10 +91,12 @@ class BifrostProvisioner(LocalProvisioner):
     def service(self) -> PackageService:
         """The server's service when launched by jupyter_server, else one from the environment."""
         settings = self.server_settings()
-        if settings is not None:
-            service: PackageService = settings[SERVICE_SETTING]
-            return service
-        return standalone_service(self.log)
+        if settings is None:
+            return standalone_service(self.log)
+        service: PackageService | None = settings.get(SERVICE_SETTING)
+        if service is None:  # a setting kept bifrost from starting on this server
+            raise ValueError(settings[UNAVAILABLE_SETTING])
+        return service
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         """Install the saved requirements, then prepare the launch as LocalProvisioner does."""
