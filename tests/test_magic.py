@@ -209,3 +209,53 @@ class TestScopedCredential:
         with pytest.raises(HTTPClientError) as info:
             await jp_fetch("api", "packages", "kernel", "restart", method="POST", body="{}")
         assert info.value.code == 403
+
+
+async def _stream(
+    http_server_client: Any, url: str, headers: dict[str, str], body: bytes
+) -> tuple[int, str, list[str]]:
+    response = await http_server_client.fetch(
+        url, method="POST", body=body, headers=headers, raise_error=False, request_timeout=120
+    )
+    text = response.body.decode()
+    return response.code, response.headers.get("Content-Type", ""), text.split("\n\n")[:-1]
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "status", "message"),
+    [
+        ("install", b'{"packages": ["bfdemo==1.0"]}', 200, None),  # already installed: no output
+        ("install", b"not json", 400, "the request body is not valid JSON"),
+        ("install", b'{"packages": ["bfdemo --pre"]}', 400, "invalid requirement"),
+        ("uninstall", b'{"packages": ["nothere"]}', 404, "not in the workspace requirements"),
+        ("rollback", b'{"revision": 999}', 404, "no revision 999"),
+    ],
+)
+async def test_a_client_that_asks_for_a_stream_always_gets_one(
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+    route: str,
+    body: bytes,
+    status: int,
+    message: str | None,
+) -> None:
+    """Also with nothing to install and for early errors: a streaming client never has to
+    branch on Content-Type; the real status is in the ``result`` event."""
+    url = f"{jp_base_url}api/packages/install"
+    await http_server_client.fetch(
+        url, method="POST", body=b'{"packages": ["bfdemo==1.0"]}', headers=jp_auth_header
+    )
+    headers = {**jp_auth_header, "Accept": "text/event-stream"}
+    code, kind, events = await _stream(
+        http_server_client, f"{jp_base_url}api/packages/{route}", headers, body
+    )
+    assert (code, kind) == (200, "text/event-stream")
+    assert len(events) == 1, events
+    assert events[0].startswith("event: result\n")
+    result = json.loads(events[0].split("data: ", 1)[1])
+    assert result["status"] == status
+    if message:
+        assert message in result["body"]["message"]
+    else:
+        assert result["body"]["changed"] is False

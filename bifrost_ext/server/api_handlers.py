@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable
+from http.client import responses
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -46,6 +47,10 @@ class PackagesAPIHandler(APIHandler):
     """Base handler: the ``packages`` resource and error mapping."""
 
     auth_resource = AUTH_RESOURCE
+    #: Answers a client that accepts ``text/event-stream`` with an event stream, always: the
+    #: installer's ``output`` lines (if any), then one ``result`` event with the real status
+    #: and body, also when nothing was installed and for an early error.
+    streams = False
     streaming = False
 
     @property
@@ -93,16 +98,35 @@ class PackagesAPIHandler(APIHandler):
         return Caller(self.origin, on_output, self.kernel.python if self.kernel else None)
 
     def wants_stream(self) -> bool:
-        """True when the client asked for server-sent events."""
-        return "text/event-stream" in self.request.headers.get("Accept", "")
+        """True when the client asked for server-sent events from a route that sends them."""
+        return self.streams and "text/event-stream" in self.request.headers.get("Accept", "")
 
-    def stream_line(self, line: str) -> None:
-        """Send one line of installer output as an ``output`` event."""
+    def start_stream(self) -> None:
+        """Answer 200 with an event stream; the real status comes in the ``result`` event."""
         if not self.streaming:
             self.streaming = True
+            self.set_status(200)
             self.set_header("Content-Type", "text/event-stream")
             self.set_header("Cache-Control", "no-cache")
             self.set_header("X-Accel-Buffering", "no")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """An error as a ``result`` event for a client that asked for a stream (a bad body,
+        a refused authorization), else jupyter_server's JSON error."""
+        if not self.wants_stream():
+            super().write_error(status_code, **kwargs)
+            return
+        error = kwargs["exc_info"][1] if "exc_info" in kwargs else None
+        body: dict[str, Any] = {"message": responses.get(status_code, "Unknown HTTP Error")}
+        if isinstance(error, web.HTTPError):
+            body = {"message": error.log_message or body["message"], "reason": error.reason}
+        elif error is not None:
+            body = {"message": "Unhandled error", "reason": None}
+        self.reply(status_code, body)
+
+    def stream_line(self, line: str) -> None:
+        """Send one line of installer output as an ``output`` event."""
+        self.start_stream()
         self.write(f"event: output\ndata: {json.dumps(line)}\n\n")
         self.flush().add_done_callback(_ignore_closed)
 
@@ -128,10 +152,14 @@ class PackagesAPIHandler(APIHandler):
         return body
 
     def reply(self, status: int, payload: dict[str, Any]) -> None:
-        """Finish with a JSON payload, or a final ``result`` event once streaming started."""
-        if self.streaming:
+        """Finish with a JSON payload, or a final ``result`` event for a streaming client."""
+        if self.wants_stream():
+            self.start_stream()
             event = {"status": status, "body": payload}
-            self.finish(f"event: result\ndata: {json.dumps(event)}\n\n")
+            self.write(f"event: result\ndata: {json.dumps(event)}\n\n")
+            # Sent now: APIHandler.finish() would label a body not yet sent as JSON.
+            self.flush().add_done_callback(_ignore_closed)
+            self.finish()
             return
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -199,6 +227,8 @@ class PackagesHandler(PackagesAPIHandler):
 class InstallHandler(PackagesAPIHandler):
     """``POST /api/packages/install``: install specs and save them."""
 
+    streams = True
+
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -214,6 +244,8 @@ class InstallHandler(PackagesAPIHandler):
 
 class UninstallHandler(PackagesAPIHandler):
     """``POST /api/packages/uninstall``: remove projects from the requirements."""
+
+    streams = True
 
     @web.authenticated
     @authorized
@@ -252,6 +284,8 @@ class HistoryHandler(PackagesAPIHandler):
 
 class RollbackHandler(PackagesAPIHandler):
     """``POST /api/packages/rollback``: make an earlier revision current (a new revision)."""
+
+    streams = True
 
     @web.authenticated
     @authorized
