@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,33 @@ async def test_two_installs_at_once_both_land(jp_fetch: Any, store: Any) -> None
     )
     assert [status for status, _ in replies] == [200, 200]
     assert store.get("default").lines == ["bfdemo==1.0", "bfdep"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "filename", "expected"),
+    [
+        ("requirements", "requirements.txt", "bfdemo==1.0\n"),
+        ("lock", "requirements.lock", "bfdemo==1.0\n"),
+        ("pep723", "script.py", '#   "bfdemo==1.0",'),
+        ("dockerfile", "Dockerfile", '"bfdemo==1.0"'),
+    ],
+)
+async def test_export_gives_each_format_the_cli_gives(
+    jp_fetch: Any, fmt: str, filename: str, expected: str
+) -> None:
+    await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
+    response = await jp_fetch("api", "packages", "export", params={"format": fmt})
+    body = json.loads(response.body)
+    assert (body["format"], body["filename"]) == (fmt, filename)
+    assert expected in body["content"]
+
+
+async def test_export_names_the_formats_it_knows(jp_fetch: Any) -> None:
+    with pytest.raises(HTTPClientError) as refused:
+        await jp_fetch("api", "packages", "export", params={"format": "conda"})
+    assert refused.value.code == 400
+    message = json.loads(refused.value.response.body)["message"]
+    assert (
+        message
+        == "unknown export format 'conda'; use one of requirements, lock, pep723, dockerfile"
+    )

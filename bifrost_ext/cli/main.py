@@ -27,6 +27,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..exporters import EXPORT_FORMATS, export
 from ..grants import GrantError, Grants
 from ..installer import InstallError
 from ..interpreter import DEFAULT_KERNEL_NAME, kernel_python
@@ -37,7 +38,6 @@ from ..service import Caller, NotInRequirements, PackageService, UnknownRevision
 from ..settings import BY_NAME, SETTINGS, Settings
 from ..store import StoreUnavailable, VersionConflict
 from ..workspaces import check_workspace, user_for_workspace, workspace_for_user
-from .exporters import EXPORT_FORMATS, export
 
 EXIT_OK, EXIT_INSTALL, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CONFLICT = range(6)
 

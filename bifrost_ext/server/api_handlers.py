@@ -24,6 +24,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
 from ..installer import InstallError
 from ..records import Origin, RequirementsRecord
 from ..requirements import InvalidSpec
@@ -361,12 +362,36 @@ def _background(awaitable: Awaitable[Any], log: Any) -> None:
     task.add_done_callback(_background_tasks.discard)
 
 
+class ExportHandler(PackagesAPIHandler):
+    """``GET /api/packages/export?format=``: the environment in a form that can leave the
+    server (the same exporters as ``jupyter bifrost export``)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """``{"format", "filename", "content"}``; ``format`` is one of :data:`EXPORT_FORMATS`."""
+        fmt = self.get_query_argument("format", "requirements")
+        if fmt not in EXPORT_FORMATS:
+            raise web.HTTPError(
+                400, f"unknown export format {fmt[:40]!r}; use one of {', '.join(EXPORT_FORMATS)}"
+            )
+        try:
+            record = await self.service.read()
+        except StoreUnavailable as exc:
+            self.reply(503, {"message": str(exc)})
+            return
+        # The kernel's Python version may mean asking its interpreter once: not on the loop.
+        content = await asyncio.to_thread(export, record, fmt, self.service.python)
+        self.reply(200, {"format": fmt, "filename": EXPORT_FILENAMES[fmt], "content": content})
+
+
 default_handlers = [
     (r"/api/packages", PackagesHandler),
     (r"/api/packages/status", StatusHandler),
     (r"/api/packages/install", InstallHandler),
     (r"/api/packages/uninstall", UninstallHandler),
     (r"/api/packages/history", HistoryHandler),
+    (r"/api/packages/export", ExportHandler),
     (r"/api/packages/rollback", RollbackHandler),
     (r"/api/packages/kernel/restart", KernelRestartHandler),
 ]

@@ -1,6 +1,6 @@
 """Exports: a workspace's environment in forms that can leave the notebook server.
 
-… store → **export** (``jupyter bifrost export --format …``).
+… store → **export**: ``jupyter bifrost export --format …`` and ``GET api/packages/export``.
 
 ``requirements`` is what users asked for; ``lock`` the exact versions installed when it was
 saved; ``pep723`` an inline-script header (PEP 723) pinned to the lock; ``dockerfile`` an
@@ -9,10 +9,17 @@ image that installs the lock on the kernel's Python version.
 
 from __future__ import annotations
 
-from ..interpreter import python_version
-from ..records import RequirementsRecord
+from .interpreter import python_version
+from .records import RequirementsRecord
 
 EXPORT_FORMATS = ("requirements", "lock", "pep723", "dockerfile")
+#: What to call the file a format is saved as (the API's answer suggests it).
+EXPORT_FILENAMES = {
+    "requirements": "requirements.txt",
+    "lock": "requirements.lock",
+    "pep723": "script.py",
+    "dockerfile": "Dockerfile",
+}
 
 
 def export(record: RequirementsRecord, fmt: str, python: str) -> str:
