@@ -33,7 +33,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib.metadata import Distribution, distributions
 from pathlib import Path
 
@@ -63,6 +65,30 @@ MAX_RETRY_INTERVAL = 600.0
 def complete_marker(digest: str) -> str:
     """The file written last into the environment of requirements hash ``digest``."""
     return f".bifrost-complete-{digest}"
+
+
+#: Why a build runs, as status shows it ("kernel start", "install by alice (api)", "sync"): set
+#: by the caller (:mod:`bifrost_ext.service`) in its task, read where the build starts.
+build_purpose: ContextVar[str] = ContextVar("bifrost_build_purpose", default="sync")
+
+
+@dataclass(frozen=True)
+class Build:
+    """A build in progress in this process: for which requirements, since when, what for."""
+
+    hash: str
+    packages: int
+    started_at: datetime
+    purpose: str
+
+    def to_json(self) -> dict[str, object]:
+        """The form ``GET api/packages/status`` lists under ``builds``."""
+        return {
+            "hash": self.hash,
+            "packages": self.packages,
+            "started_at": self.started_at.isoformat(),
+            "for": self.purpose,
+        }
 
 
 @dataclass(frozen=True)
@@ -102,6 +128,8 @@ class PackageDirectory:
         self.current = root / "current"
         self.envs = root / "envs"
         self._failures: dict[str, FailedBuild] = {}
+        #: Builds under way in this process, by requirements hash.
+        self.building: dict[str, Build] = {}
 
     def active_hash(self) -> str | None:
         """The hash that ``current`` points at, or None before the first switch."""
@@ -256,6 +284,10 @@ class PackageDirectory:
         tmp = self.envs / f".tmp-{record.hash[:12]}-{_suffix()}"
         tmp.mkdir()
         pins = record.lock_lines if pins is None else pins
+        started = datetime.now(timezone.utc)
+        self.building[record.hash] = Build(
+            record.hash, len(record.lines), started, build_purpose.get()
+        )
         try:
             if record.lines:
                 runtime = await kernel_runtime(self.python, self.protected, self.installer.timeout)
@@ -265,6 +297,7 @@ class PackageDirectory:
             (tmp / marker).touch()
             os.rename(tmp, env)
         finally:
+            self.building.pop(record.hash, None)
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         os.utime(env)

@@ -38,7 +38,7 @@ from .cache import CacheUnavailable, GuardedCache, RequirementsCache
 from .installer import Installer, InstallError, OutputCallback
 from .interpreter import interpreter_key
 from .local_copy import LocalCopy
-from .packagedir import PackageDirectory, SavedNotSwitched
+from .packagedir import PackageDirectory, SavedNotSwitched, build_purpose
 from .plugins import notify, plugin_manager
 from .records import Origin, RequirementsRecord, Revision
 from .requirements import (
@@ -275,6 +275,7 @@ class PackageService:
             self._retry_in_background(package_dir, record)
             raise StillFailing(failure.error)
         self._notify("bifrost_before_kernel_install", record=record, python=python)
+        build_purpose.set("kernel start")
         await package_dir.ensure(record, on_output)
         return package_dir
 
@@ -291,6 +292,7 @@ class PackageService:
                 failure = package_dir.failure(record.hash)
                 if failure is not None:
                     await asyncio.sleep(max(0.0, failure.retry_at - time.monotonic()))
+                build_purpose.set("a retry after a failed build")
                 await package_dir.ensure(record)
                 self.log.info("bifrost: the saved requirements are installed after all")
             except InstallError as exc:
@@ -349,6 +351,11 @@ class PackageService:
             "in_sync": database["ok"] and complete and len(hashes) == 1,
             "servers": servers,
             "servers_in_sync": all(s.get("hash") == database.get("hash") for s in servers.values()),
+            "builds": [
+                build.to_json()
+                for directory in self._package_dirs.values()
+                for build in directory.building.values()
+            ],
         }
 
     # -- changing ------------------------------------------------------------------------
@@ -464,6 +471,8 @@ class PackageService:
             return await self._save(base, content, change.caller.origin, lock)
 
         hook_args = {"requirements": candidate.lines, "origin": change.caller.origin}
+        origin = change.caller.origin
+        build_purpose.set(f"{origin.source} by {origin.user}" if origin.user else origin.source)
         self._notify("bifrost_before_install", **hook_args)
         warning = None
         try:

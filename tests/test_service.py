@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bifrost_ext.service import PackageService
+from bifrost_ext.installer import Installer
+from bifrost_ext.records import Origin
+from bifrost_ext.service import Caller, PackageService
+from bifrost_ext.settings import Settings
 from tests.wheels import make_service
 
 
@@ -123,3 +128,45 @@ async def test_a_restored_database_at_the_same_version_is_not_overwritten(
         )
     result = await first.install(["bfapp"])
     assert result.record.lines == ["bfapp", "bfdemo==1.0"]
+
+
+class HeldInstaller(Installer):
+    """The real installer, held at its start until the test lets it go."""
+
+    started: asyncio.Event
+    proceed: asyncio.Event
+
+    async def install(self, *args: Any, **kwargs: Any) -> Any:
+        self.started.set()
+        await self.proceed.wait()
+        return await super().install(*args, **kwargs)
+
+
+async def test_status_lists_the_builds_under_way_and_for_what(
+    sqlite_url: str, site_dir: Path, wheelhouse: Path
+) -> None:
+    settings = Settings.from_values(
+        {
+            "database_url": sqlite_url,
+            "site_dir": str(site_dir),
+            "find_links": [str(wheelhouse)],
+            "no_index": True,
+        },
+        environ={},
+    )
+    service = PackageService.from_settings(
+        settings, sys.executable, logging.getLogger("test"), installer_class=HeldInstaller
+    )
+    installer = service.installer
+    assert isinstance(installer, HeldInstaller)
+    installer.started, installer.proceed = asyncio.Event(), asyncio.Event()
+    caller = Caller(Origin("alice", "api"), None)
+    install = asyncio.ensure_future(service.install(["bfdemo==1.0", "bfapp"], caller))
+    await installer.started.wait()
+    builds = (await service.status())["builds"]
+    assert [(b["packages"], b["for"]) for b in builds] == [(2, "api by alice")]
+    assert builds[0]["started_at"]
+    installer.proceed.set()
+    await install
+    assert (await service.status())["builds"] == []
+    service.close()
