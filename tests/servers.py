@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -160,7 +161,9 @@ class ServerProcess:
             raise ExitedAtStart(f"server exited early:\n{self.log()}")
         try:
             return self.request("GET", "/api/status")[0] == 200
-        except OSError:
+        except (OSError, http.client.HTTPException, ValueError):
+            # Not answering yet, or something else answers on the port (another session took
+            # it meanwhile): this server then exits on the taken port, and start() retries.
             return False
 
     def stop(self) -> None:

@@ -64,10 +64,11 @@ async def test_three_servers_converge(
     redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
     redis_db = redis_url.rsplit("/", 1)[1]
     proxy = PartitionProxy(redis_port)  # B reaches Redis through this, so we can cut it
-    a = start("a", tmp_path, env, redis_url)
-    b = start("b", tmp_path, env, proxy.url(path=f"/{redis_db}"))
-    c = start("c", tmp_path, env, redis_url, recycle="restart-idle")
-    servers.extend([a, b, c])
+    # Each is handed to the fixture as soon as it runs: one that fails to start must not
+    # leave the others running (and holding connections to the session's database).
+    servers.append(a := start("a", tmp_path, env, redis_url))
+    servers.append(b := start("b", tmp_path, env, proxy.url(path=f"/{redis_db}")))
+    servers.append(c := start("c", tmp_path, env, redis_url, recycle="restart-idle"))
     ports = [a.port, b.port, c.port]
 
     status, first = a.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
@@ -151,9 +152,10 @@ def test_workspaces_sharing_a_database_and_redis_never_mix(
     servers: list[ServerProcess],
 ) -> None:
     env = base_env(pg_url, wheelhouse)
-    alice = start("alice", tmp_path, {**env, "BIFROST_WORKSPACE": "alice"}, redis_url)
-    bob = start("bob", tmp_path, {**env, "JUPYTERHUB_USER": "bob"}, redis_url)
-    servers.extend([alice, bob])
+    servers.append(
+        alice := start("alice", tmp_path, {**env, "BIFROST_WORKSPACE": "alice"}, redis_url)
+    )
+    servers.append(bob := start("bob", tmp_path, {**env, "JUPYTERHUB_USER": "bob"}, redis_url))
     status, body = alice.request("POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]})
     assert (status, body["workspace"]) == (200, "alice")
     status, body = bob.request("GET", "/api/packages")
