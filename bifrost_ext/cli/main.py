@@ -308,6 +308,8 @@ async def _history(service: PackageService, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([revision.to_json(previous) for revision, previous in pairs])
         return EXIT_OK
+    if not pairs:
+        print(f"workspace {service.workspace} has no saved change yet")
     for revision, previous in pairs:
         old = set(previous.record.lines) if previous else set()
         new = set(revision.record.lines)
