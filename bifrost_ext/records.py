@@ -11,6 +11,11 @@ REQUIREMENTS_PATH = "requirements.txt"
 REQUIREMENTS_ENTITY = "requirements"
 
 
+def lock_pins(lock: str) -> dict[str, str]:
+    """A lock's ``name==version`` lines as a mapping of name to version."""
+    return dict(line.strip().split("==", 1) for line in lock.splitlines() if "==" in line)
+
+
 @dataclass(frozen=True)
 class RequirementsRecord:
     """A workspace's requirements text, its sha256 and the database row version it came from.
@@ -45,6 +50,11 @@ class RequirementsRecord:
     def lock_lines(self) -> list[str]:
         """The pinned ``name==version`` lines."""
         return [line for line in self.lock.splitlines() if line.strip()]
+
+    @property
+    def locked(self) -> dict[str, str]:
+        """Each pinned distribution's version, by its canonical name (the lock's names)."""
+        return lock_pins(self.lock)
 
     def to_json(self) -> dict[str, object]:
         """The JSON form used by the Redis cache and the local copy."""

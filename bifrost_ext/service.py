@@ -40,7 +40,7 @@ from .interpreter import interpreter_key
 from .local_copy import LocalCopy
 from .packagedir import PackageDirectory, SavedNotSwitched, build_purpose
 from .plugins import notify, plugin_manager
-from .records import Origin, RequirementsRecord, Revision
+from .records import Origin, RequirementsRecord, Revision, lock_pins
 from .requirements import (
     InvalidSpec,
     Requirements,
@@ -417,9 +417,8 @@ class PackageService:
     def _check_environment(self, lock: str, change: Change, candidate: RequirementsRecord) -> None:
         """Refuse a built environment that a policy plugin refuses: a denied dependency, or a
         denied version that a range resolved to. The 400 names what the user asked for."""
-        pins = (line.split("==", 1) for line in lock.splitlines() if "==" in line)
         reason = self.plugins.hook.bifrost_validate_environment(
-            distributions=dict(pins), workspace=self.workspace, origin=change.caller.origin
+            distributions=lock_pins(lock), workspace=self.workspace, origin=change.caller.origin
         )
         if reason:
             raise InvalidSpec(" ".join(change.named) or " ".join(candidate.lines), str(reason))
@@ -541,7 +540,7 @@ class PackageService:
         names = change.named if change.report else ()
         if not record.lock:  # saved before locks existed
             return self.package_dir(change.caller.python).installed(names)
-        pinned = dict(pin.split("==", 1) for pin in record.lock_lines)
+        pinned = record.locked
         return [{"name": name, "version": pinned[name]} for name in sorted(names) if name in pinned]
 
     # -- many servers ----------------------------------------------------------------------

@@ -46,6 +46,9 @@ async def test_install_saves_to_database_then_cache(
         "requirements": ["bfapp", "bfdemo==1.0"],
         "content": content,
         "hash": content_hash(content),
+        # Every distribution the saved lock pins, dependencies included (the panel's
+        # "locked" column).
+        "locked": {"bfapp": "1.0", "bfdemo": "1.0", "bfdep": "1.0"},
     }
 
 

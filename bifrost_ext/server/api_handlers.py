@@ -167,7 +167,7 @@ class PackagesAPIHandler(APIHandler):
         self.finish(json.dumps(payload))
 
     def reply_record(self, record: RequirementsRecord, **extra: Any) -> None:
-        """Finish 200 with the workspace's requirements."""
+        """Finish 200 with the workspace's requirements and the versions their lock pins."""
         self.reply(
             200,
             {
@@ -175,6 +175,7 @@ class PackagesAPIHandler(APIHandler):
                 "requirements": record.lines,
                 "content": record.content,
                 "hash": record.hash,
+                "locked": record.locked,
                 **extra,
             },
         )

@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..records import RequirementsRecord
+from ..records import RequirementsRecord, lock_pins
 
 #: Seconds between looks at a busy kernel that waits for its restart.
 IDLE_POLL_INTERVAL = 0.5
@@ -33,8 +33,8 @@ IDLE_WAIT_LIMIT = 3600.0
 
 def changed_distributions(before: RequirementsRecord | None, after: RequirementsRecord) -> set[str]:
     """Canonical names whose installed version a change moved (or removed)."""
-    old = _pins(before.lock if before else "")
-    new = _pins(after.lock)
+    old = lock_pins(before.lock if before else "")
+    new = lock_pins(after.lock)
     return {name for name, version in old.items() if new.get(name) != version}
 
 
@@ -98,7 +98,3 @@ class KernelRecycler:
         """Stop waiting for busy kernels."""
         for task in self._waiting:
             task.cancel()
-
-
-def _pins(lock: str) -> dict[str, str]:
-    return dict(line.split("==", 1) for line in lock.splitlines() if "==" in line)
