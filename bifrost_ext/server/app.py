@@ -38,6 +38,7 @@ from ..store import RequirementsStore, StoreUnavailable
 from .api_handlers import default_handlers
 from .credentials import KernelCredentials, KernelIdentityProvider
 from .events import ChangeListener
+from .live import LiveEvents
 from .recycle import KernelRecycler
 from .tls import accept_own_certificate, requires_client_certificates
 
@@ -115,6 +116,8 @@ class BifrostApp(ExtensionApp, SettingTraits):
             server_id=f"{socket.gethostname()}:{serverapp.port}",
         )
         self.settings[SERVICE_SETTING] = self.service
+        self.live = LiveEvents(serverapp.event_logger, self.service.workspace)
+        self.service.plugins.register(self.live)
         if settings.kernel_server_url:
             self.settings[SERVER_URL_SETTING] = settings.kernel_server_url
         if settings.use_provisioner:
@@ -222,8 +225,10 @@ class BifrostApp(ExtensionApp, SettingTraits):
     async def _on_change(
         self, before: RequirementsRecord | None, after: RequirementsRecord | None
     ) -> None:
-        """This server's package directory moved: apply the recycle policy to its kernels."""
+        """This server followed another server's change: tell the browsers, and apply the
+        recycle policy to its kernels."""
         if after is not None:
+            self.live.followed(after)
             await self.recycler.apply(before, after)
 
     async def stop_extension(self) -> None:
