@@ -54,6 +54,23 @@ async def test_a_restarted_kernel_gets_the_new_requirements(
     assert (await run_cell(km, IMPORT_BFDEMO)).startswith("2.0")
 
 
+async def test_a_kernel_reports_the_version_it_imported_after_a_change(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    # What the Packages panel asks the active notebook's kernel, the way it asks it.
+    report = "print(__import__('bifrost_ext.kernel.report', fromlist=['report']).report())"
+    await install(jp_fetch, "bfdemo==1.0")
+    km = jp_serverapp.kernel_manager.get_kernel(await start_kernel(jp_fetch))
+    assert json.loads(await run_cell(km, report)) == {"loaded": {}}
+    await run_cell(km, "import bfdemo")
+    await install(jp_fetch, "bfdemo==2.0")
+    disk = "import importlib.metadata as m; print(m.version('bfdemo'))"
+    after = await run_cell(km, f"{disk}; {report}")
+    *_notice, on_disk, reported = after.splitlines()  # after the stale-module notice
+    assert on_disk == "2.0"  # what %bifrost list says today: not what the kernel runs
+    assert json.loads(reported) == {"loaded": {"bfdemo": "1.0"}}
+
+
 async def test_a_kernel_start_installs_what_the_database_holds(
     jp_fetch: Any, jp_serverapp: Any, store: RequirementsStore, redis_client: redis.Redis
 ) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
+from bifrost_ext.kernel.report import kernel_report
 from bifrost_ext.kernel.watch import PackageWatch, stale_report
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.server.recycle import changed_distributions, imported_distributions
@@ -82,3 +84,19 @@ def test_changed_distributions_compare_the_locks() -> None:
     after = RequirementsRecord.of("w", "a\nd\n", 2, "a==2.0\nc==1.0\nd==1.0\n")
     assert changed_distributions(before, after) == {"a", "b"}
     assert changed_distributions(None, after) == set()
+
+
+def test_the_kernel_reports_the_versions_it_has_in_memory_not_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = point(tmp_path, make_env(tmp_path, "a", {"bfwatched": "1.0", "bflater": "1.0"}))
+    watch = PackageWatch(link, "notify", None)
+    monkeypatch.setitem(sys.modules, "bfwatched", sys)
+    watch.before_cell()
+    watch.after_cell()  # bfwatched imported while "a" was current
+    point(tmp_path, make_env(tmp_path, "b", {"bfwatched": "2.0", "bflater": "2.0"}))
+    watch.before_cell()
+    monkeypatch.setitem(sys.modules, "bflater", sys)
+    watch.after_cell()  # bflater imported after the move: from "b"
+    assert watch.loaded_versions() == {"bfwatched": "1.0", "bflater": "2.0"}
+    assert json.loads(kernel_report(watch)) == {"loaded": {"bfwatched": "1.0", "bflater": "2.0"}}

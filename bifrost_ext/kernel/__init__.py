@@ -10,6 +10,7 @@ environment need not have bifrost's dependencies, and the provisioner puts only 
 - :mod:`.client`: its HTTP client for the kernel's own server;
 - :mod:`.watch`: notices that the package directory moved under a running kernel;
 - :mod:`.stale`: which imported modules a change left stale (shared by the two above);
+- :mod:`.report`: the versions this kernel has in memory, for the JupyterLab panel;
 - :mod:`.env`: the environment variables the server and its kernels share.
 """
 

@@ -34,6 +34,10 @@ class PackageWatch:
         self._reported: list[str] | None = None
         self._tops: dict[str, set[str]] = {}
         self._tops_of: str | None = None
+        #: Each imported top-level module and the environment ``current`` named when this
+        #: kernel first saw it imported: where its code in memory came from.
+        self.imported_from: dict[str, str | None] = {}
+        self._modules_noted = 0
 
     def before_cell(self) -> None:
         """Say which imported modules went stale, if the directory moved since last time."""
@@ -48,7 +52,9 @@ class PackageWatch:
             print(line)
 
     def after_cell(self) -> None:
-        """Record the distributions imported from the package directory (restart-idle)."""
+        """Note where new imports came from; under restart-idle, record the distributions
+        imported from the package directory for the server."""
+        self._note_imports()
         if self.state_file is None or len(sys.modules) == self._modules_seen:
             return
         self._modules_seen = len(sys.modules)
@@ -69,8 +75,37 @@ class PackageWatch:
         except OSError:
             pass  # only a hint for the server; the kernel must never fail because of it
 
+    def _note_imports(self) -> None:
+        if len(sys.modules) == self._modules_noted:
+            return
+        self._modules_noted = len(sys.modules)
+        for name in list(sys.modules):
+            self.imported_from.setdefault(name.partition(".")[0], self.seen)
+
+    def loaded_versions(self) -> dict[str, str]:
+        """Each distribution of the package directory with a module in memory, at the version
+        of the environment it was imported from (which a later change does not alter)."""
+        self._note_imports()
+        by_env: dict[str, set[str]] = {}
+        for top, env in self.imported_from.items():
+            if env is not None:
+                by_env.setdefault(env, set()).add(top)
+        root = Path(self.link).parent
+        loaded: dict[str, str] = {}
+        for env, tops in by_env.items():
+            versions = env_versions(root / env)
+            for dist, dist_tops in env_top_levels(root / env).items():
+                if dist_tops & tops and dist in versions:
+                    loaded.setdefault(dist, versions[dist])
+        return loaded
+
 
 _active: PackageWatch | None = None
+
+
+def active_watch() -> PackageWatch | None:
+    """This kernel's watch, if bifrost started it."""
+    return _active
 
 
 def start_watch(link: str) -> PackageWatch:
