@@ -55,6 +55,28 @@ async def wait_until_async(predicate: Any, timeout: float = 30, what: str = "con
         await asyncio.sleep(0.05)
 
 
+#: Settings that make a workspace's servers follow each other within a second or two.
+QUICK = {"sync_interval": 1.0, "warm_retry_interval": 0.5}
+
+
+def base_env(database_url: str, wheelhouse: Path) -> dict[str, str]:
+    """The environment of a server on ``database_url`` that installs from ``wheelhouse``."""
+    return {
+        "BIFROST_DATABASE_URL": database_url,
+        "BIFROST_FIND_LINKS": str(wheelhouse),
+        "BIFROST_NO_INDEX": "1",
+    }
+
+
+def start(
+    name: str, tmp_path: Path, env: dict[str, str], redis_url: str, **bifrost: Any
+) -> ServerProcess:
+    """A server of a workspace on ``env``'s database and ``redis_url``, its own site dir."""
+    variables = {**env, "BIFROST_REDIS_URL": redis_url, "BIFROST_SITE_DIR": str(tmp_path / name)}
+    config = {"BifrostApp": {**QUICK, **bifrost}, "RequirementsCache": {"socket_timeout": 1}}
+    return ServerProcess(tmp_path / f"home-{name}", variables, config).start()
+
+
 class ExitedAtStart(AssertionError):
     """A server process ended before it answered."""
 

@@ -13,8 +13,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from bifrost_ext.server.live import SCHEMA_ID
-from tests.servers import ServerProcess
-from tests.test_many_servers import base_env, start
+from tests.servers import ServerProcess, base_env, start
 
 
 async def subscribe(server: ServerProcess) -> WebSocketClientConnection:

@@ -10,25 +10,14 @@ from typing import Any
 import redis
 
 from tests.kernels import IMPORT_BFDEMO
-from tests.servers import PartitionProxy, ServerProcess, wait_until, wait_until_async
-
-QUICK = {"sync_interval": 1.0, "warm_retry_interval": 0.5}
-
-
-def base_env(database_url: str, wheelhouse: Path) -> dict[str, str]:
-    return {
-        "BIFROST_DATABASE_URL": database_url,
-        "BIFROST_FIND_LINKS": str(wheelhouse),
-        "BIFROST_NO_INDEX": "1",
-    }
-
-
-def start(
-    name: str, tmp_path: Path, env: dict[str, str], redis_url: str, **bifrost: Any
-) -> ServerProcess:
-    variables = {**env, "BIFROST_REDIS_URL": redis_url, "BIFROST_SITE_DIR": str(tmp_path / name)}
-    config = {"BifrostApp": {**QUICK, **bifrost}, "RequirementsCache": {"socket_timeout": 1}}
-    return ServerProcess(tmp_path / f"home-{name}", variables, config).start()
+from tests.servers import (
+    PartitionProxy,
+    ServerProcess,
+    base_env,
+    start,
+    wait_until,
+    wait_until_async,
+)
 
 
 def server_hashes(server: ServerProcess) -> dict[str, Any]:
