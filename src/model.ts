@@ -272,7 +272,8 @@ export class PackagesModel implements IDisposable {
       this.status = status.value;
     }
     if (writable.status === 'fulfilled') {
-      this.readOnly = !writable.value;
+      // A change the authorizer refused outweighs what api/me said (until a reload).
+      this.readOnly = this._forbidden || !writable.value;
     }
     this.loadError =
       failed?.status === 'rejected' ? this._words(failed.reason) : null;
@@ -314,6 +315,7 @@ export class PackagesModel implements IDisposable {
     } else {
       this.error = { message: outcome.message, detail: outcome.detail };
       if (result.status === 403) {
+        this._forbidden = true;
         this.readOnly = true;
       }
     }
@@ -480,6 +482,7 @@ export class PackagesModel implements IDisposable {
   private _refreshing: Promise<void> | null = null;
   private _refreshAgain = false;
   private _kernelTicket = 0;
+  private _forbidden = false;
   private _disposed = false;
 }
 
