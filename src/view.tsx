@@ -3,6 +3,7 @@
 
 import type { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import type { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import type { IPanelActions } from './actions';
@@ -28,6 +29,19 @@ export class PackagesPanel extends ReactWidget {
     requestAnimationFrame(() => {
       this.node.querySelector<HTMLElement>('[role="log"]')?.focus();
     });
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    // A layout restored with the panel open shows it without an after-show message.
+    if (this.isVisible) {
+      this._model.setVisible(true);
+    }
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this._model.setVisible(false);
+    super.onBeforeDetach(msg);
   }
 
   protected onAfterShow(): void {
