@@ -249,7 +249,7 @@ describe('PackagesModel', () => {
       )
     );
     const model = new PackagesModel({ serverSettings: settings, trans });
-    await model.upgrade('bfdemo');
+    await model.upgrade('BFDemo[extra] ==1.0');
     await model.remove('bfdemo');
     expect((await model.rollback(3)).message).toBe(
       "Rolled back to revision 3; saved to workspace 'default'"
@@ -258,10 +258,7 @@ describe('PackagesModel', () => {
     expect(
       posts.map(r => [new URL(r.url).pathname, JSON.parse(r.body!)])
     ).toEqual([
-      [
-        '/user/alice/api/packages/install',
-        { packages: ['bfdemo'], upgrade: true }
-      ],
+      ['/user/alice/api/packages/install', { packages: ['BFDemo[extra]'] }],
       ['/user/alice/api/packages/uninstall', { packages: ['bfdemo'] }],
       ['/user/alice/api/packages/rollback', { revision: 3 }]
     ]);

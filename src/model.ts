@@ -29,7 +29,7 @@ import {
   REPORT_EXPRESSION,
   decodeKernelReport
 } from './kernelreport';
-import { projectName } from './requirements';
+import { projectName, withoutVersion } from './requirements';
 
 /** The jupyter_events schema of the server's "requirements changed" events. */
 export const EVENT_SCHEMA_ID = 'https://bifrost-ext.dev/events/packages/v1';
@@ -194,12 +194,13 @@ export class PackagesModel implements IDisposable {
     );
   }
 
-  /** Install the newest version the index offers, ignoring the saved lock for it. */
-  upgrade(name: string): Promise<IChangeOutcome> {
+  /** Install the newest version the index offers: the spec loses its version constraint. */
+  upgrade(spec: string): Promise<IChangeOutcome> {
+    const unpinned = withoutVersion(spec);
     return this._change(
       'install',
-      { packages: [name], upgrade: true },
-      this._trans.__('Upgrading %1…', name)
+      { packages: [unpinned] },
+      this._trans.__('Upgrading %1…', unpinned)
     );
   }
 

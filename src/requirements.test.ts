@@ -5,8 +5,22 @@ import {
   canonicalName,
   diffRequirements,
   projectName,
-  splitSpecs
+  splitSpecs,
+  withoutVersion
 } from './requirements';
+
+describe('upgrade', () => {
+  it('keeps the name, extras and marker, drops the version', () => {
+    expect(withoutVersion('pandas==2.2.3')).toBe('pandas');
+    expect(withoutVersion('Requests[socks, security] >=2.31,<3')).toBe(
+      'Requests[socks,security]'
+    );
+    expect(withoutVersion('pywin32==306; sys_platform == "win32"')).toBe(
+      'pywin32; sys_platform == "win32"'
+    );
+    expect(withoutVersion('six')).toBe('six');
+  });
+});
 
 describe('names', () => {
   it('canonicalizes as PEP 503 says', () => {

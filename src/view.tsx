@@ -307,11 +307,11 @@ function RequirementRow({
             type="button"
             className="jp-mod-styled jp-bifrost-button"
             title={trans.__(
-              'Install the newest version of %1 the index offers',
+              'Install the newest version of %1 the index offers (drops the version constraint)',
               row.name
             )}
             disabled={busy}
-            onClick={() => void actions.upgrade(row.name)}
+            onClick={() => void actions.upgrade(row.spec)}
           >
             {trans.__('Upgrade')}
           </button>
