@@ -286,11 +286,12 @@ export function row(scope: Page | Locator, name: string): Locator {
 }
 
 /** Open every closed `<details>` around `target` by clicking its summary, as a user does. */
-export async function reveal(page: Page, target: Locator): Promise<void> {
+export async function reveal(target: Locator): Promise<void> {
   await expect(target).toBeAttached();
-  const closed = page.locator('details:not([open])', { has: target });
+  // Document order: the outermost first, whose summary is the one a user can see.
+  const closed = target.locator('xpath=ancestor::details[not(@open)]');
   for (let i = 0; i < 5 && (await closed.count()) > 0; i++) {
-    await closed.last().locator(':scope > summary').click();
+    await closed.first().locator('xpath=./summary').click();
   }
   await target.scrollIntoViewIfNeeded();
 }

@@ -47,7 +47,7 @@ test('install from the panel: live installer log, then the saved row', async ({ 
   expect(timeline[firstOutput].row, 'output shown while the install was running').toBe(false);
   expect(firstOutput).toBeLessThan(firstRow);
 
-  await reveal(jlab, log);
+  await reveal(log);
   await expect(log).toBeVisible();
 });
 

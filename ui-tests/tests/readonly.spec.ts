@@ -33,7 +33,7 @@ test('read-only: the banner shows and nothing can be changed', async ({ api, jla
     await expectNoUse(saved.getByRole('button', { name }));
   }
   const revisions = panel.locator('[data-revision]');
-  if ((await revisions.count()) > 0) await reveal(jlab, revisions.first());
+  if ((await revisions.count()) > 0) await reveal(revisions.first());
   await expectNoUse(panel.getByRole('button', { name: 'Roll back' }));
 
   const refused = await api.post('install', { packages: ['bfdep==1.0'] });

@@ -13,7 +13,7 @@ test('roll back to an earlier revision through the dialog', async ({ api, jlab }
   await expect(row(panel, 'bfdemo')).toContainText('bfdemo==2.0');
 
   const revision = panel.locator(`[data-revision="${earlier.id}"]`);
-  await reveal(jlab, revision);
+  await reveal(revision);
   await revision.getByRole('button', { name: 'Roll back' }).click();
 
   const dialog = jlab.getByRole('dialog');
