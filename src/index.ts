@@ -1,0 +1,118 @@
+// The JupyterLab plugin: registers the Packages sidebar panel, its command (palette,
+// Settings menu, launcher), its settings, and wires the model to the server's events and
+// the active notebook's kernel.
+
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { ILauncher } from '@jupyterlab/launcher';
+import { IMainMenu } from '@jupyterlab/mainmenu';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+
+import { createActions } from './actions';
+import { packagesIcon } from './icon';
+import { NotebookKernelSource } from './kernelsource';
+import { DEFAULT_SETTINGS, IModelSettings, PackagesModel } from './model';
+import { PackagesPanel } from './view';
+
+const PLUGIN_ID = 'bifrost-ext:plugin';
+const COMMAND = 'bifrost:open-packages';
+const PANEL_ID = 'bifrost-packages';
+/** Just after the Extension Manager (rank 1000) in the left sidebar. */
+const SIDEBAR_RANK = 1001;
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description:
+    'The Packages panel: install, see, fix and roll back persistent packages.',
+  autoStart: true,
+  optional: [
+    ILayoutRestorer,
+    ITranslator,
+    ICommandPalette,
+    ILauncher,
+    IMainMenu,
+    ISettingRegistry,
+    INotebookTracker
+  ],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    translator: ITranslator | null,
+    palette: ICommandPalette | null,
+    launcher: ILauncher | null,
+    mainMenu: IMainMenu | null,
+    settingRegistry: ISettingRegistry | null,
+    tracker: INotebookTracker | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load('bifrost_ext');
+    const model = new PackagesModel({
+      serverSettings: app.serviceManager.serverSettings,
+      trans,
+      kernels: new NotebookKernelSource(tracker),
+      events: app.serviceManager.events
+    });
+    const showLog = () => {
+      app.shell.activateById(PANEL_ID);
+      panel.showLog();
+    };
+    const panel = new PackagesPanel(
+      model,
+      createActions(model, trans, showLog),
+      trans
+    );
+    panel.id = PANEL_ID;
+    panel.title.icon = packagesIcon;
+    panel.title.caption = trans.__('Packages');
+    panel.node.setAttribute('role', 'region');
+    panel.node.setAttribute('aria-label', trans.__('Packages section'));
+    panel.disposed.connect(() => model.dispose());
+    app.shell.add(panel, 'left', { rank: SIDEBAR_RANK, type: 'Packages' });
+    restorer?.add(panel, PANEL_ID);
+
+    app.commands.addCommand(COMMAND, {
+      label: trans.__('Packages'),
+      caption: trans.__('Install, remove and roll back packages that persist'),
+      icon: args => (args['isLauncher'] ? packagesIcon : undefined),
+      execute: () => {
+        app.shell.activateById(PANEL_ID);
+      }
+    });
+    palette?.addItem({ command: COMMAND, category: trans.__('Packages') });
+    mainMenu?.settingsMenu.addGroup([{ command: COMMAND }], 100);
+    launcher?.add({ command: COMMAND, category: trans.__('Other'), rank: 10 });
+
+    if (settingRegistry) {
+      const apply = (settings: ISettingRegistry.ISettings) => {
+        const composite = settings.composite as Partial<IModelSettings>;
+        model.configure({
+          pollInterval: Number(
+            composite.pollInterval ?? DEFAULT_SETTINGS.pollInterval
+          ),
+          historyLength: Number(
+            composite.historyLength ?? DEFAULT_SETTINGS.historyLength
+          ),
+          maxLogLines: Number(
+            composite.maxLogLines ?? DEFAULT_SETTINGS.maxLogLines
+          )
+        });
+      };
+      settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          apply(settings);
+          settings.changed.connect(apply);
+        })
+        .catch(reason => {
+          console.error('bifrost-ext: could not load the settings', reason);
+        });
+    }
+  }
+};
+
+export default plugin;

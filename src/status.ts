@@ -1,0 +1,117 @@
+// The status strip's items in the user's words, from `GET api/packages/status`: pure, so the
+// wording (builds for a kernel start, servers out of sync) is unit-tested.
+
+import type { TranslationBundle } from '@jupyterlab/translation';
+
+import type { IBuild, IStatus } from './api';
+
+/** One item of the strip: its words and whether it is healthy. */
+export interface IStatusItem {
+  key: string;
+  text: string;
+  ok: boolean;
+}
+
+/** Who a build is for, as the server names it (`kernel start`, `api by alice`, `sync`). */
+export function buildPurpose(
+  purpose: string,
+  trans: TranslationBundle
+): string {
+  if (purpose === 'kernel start') {
+    return trans.__('a kernel start');
+  }
+  if (purpose === 'sync') {
+    return trans.__('a sync');
+  }
+  const by = /^(?:.+) by (.+)$/.exec(purpose);
+  if (by) {
+    return trans.__("%1's install", by[1]);
+  }
+  return purpose;
+}
+
+/** "installing 7 packages for a kernel start…" */
+export function describeBuild(build: IBuild, trans: TranslationBundle): string {
+  return trans._n(
+    'installing %1 package for %2…',
+    'installing %1 packages for %2…',
+    build.packages,
+    buildPurpose(build.for, trans)
+  );
+}
+
+/** Every item of the strip, in the order shown. */
+export function statusItems(
+  status: IStatus,
+  trans: TranslationBundle
+): IStatusItem[] {
+  const items: IStatusItem[] = [
+    {
+      key: 'workspace',
+      text: trans.__('Workspace: %1', status.workspace),
+      ok: true
+    }
+  ];
+  const db = status.database;
+  items.push(
+    db.ok
+      ? { key: 'database', text: trans.__('Database: ok'), ok: true }
+      : {
+          key: 'database',
+          text: trans.__(
+            'Database: unavailable (%1)',
+            db.error ?? trans.__('no reason given')
+          ),
+          ok: false
+        }
+  );
+  const cache = status.cache;
+  if (!cache.enabled) {
+    items.push({ key: 'cache', text: trans.__('Cache: off'), ok: true });
+  } else if (cache.ok) {
+    items.push({ key: 'cache', text: trans.__('Cache: ok'), ok: true });
+  } else {
+    items.push({
+      key: 'cache',
+      text: trans.__(
+        'Cache: unavailable (%1)',
+        cache.error ?? trans.__('no reason given')
+      ),
+      ok: false
+    });
+  }
+  const dir = status.package_dir;
+  items.push(
+    dir.error
+      ? {
+          key: 'package-dir',
+          text: trans.__('Packages: %1', dir.error),
+          ok: false
+        }
+      : status.in_sync
+        ? { key: 'package-dir', text: trans.__('Packages: in sync'), ok: true }
+        : {
+            key: 'package-dir',
+            text: trans.__('Packages: not in sync'),
+            ok: false
+          }
+  );
+  for (const [id, server] of Object.entries(status.servers ?? {})) {
+    const inSync = Boolean(db.hash) && server.hash === db.hash;
+    items.push({
+      key: `server-${id}`,
+      text: inSync
+        ? trans.__('Server %1: in sync', id)
+        : trans.__('Server %1: not in sync', id),
+      ok: inSync
+    });
+  }
+  for (const build of status.builds ?? []) {
+    items.push({
+      key: `build-${build.hash}`,
+      text: describeBuild(build, trans),
+      ok: true
+    });
+  }
+  return items;
+}
