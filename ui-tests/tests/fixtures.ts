@@ -252,7 +252,14 @@ export const test = base.extend<TestFixtures, WorkerFixtures>({
     page.on('pageerror', error => errors.push(String(error.stack || error)));
     await use(page);
     if (errors.length) {
-      await testInfo.attach('page-errors.txt', { body: errors.join('\n\n'), contentType: 'text/plain' });
+      const text = errors.join('\n\n');
+      await testInfo.attach('page-errors.txt', { body: text, contentType: 'text/plain' });
+      // Also for passing tests, where a report's attachments are easy to miss.
+      fs.mkdirSync(path.join(UI_TESTS, 'test-results'), { recursive: true });
+      fs.appendFileSync(
+        path.join(UI_TESTS, 'test-results', 'page-errors.txt'),
+        `== [${testInfo.project.name}] ${testInfo.title}\n${text}\n\n`
+      );
     }
     expect(outside, `requests outside the base URL ${lab.base_url}`).toEqual([]);
   },
