@@ -53,6 +53,11 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     return [{"module": "bifrost_ext", "app": BifrostApp}]
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Tell JupyterLab where the Packages panel (the prebuilt labextension) lives."""
+    return [{"src": "labextension", "dest": "bifrost-ext"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext bifrost_ext``: the kernel side (see :mod:`bifrost_ext.kernel`)."""
     from .kernel import load_ipython_extension as load

@@ -19,7 +19,7 @@ import type { IChangeOutcome, IRequirementRow, PackagesModel } from './model';
 export interface IPanelActions {
   install(specs: string[]): Promise<IChangeOutcome>;
   remove(name: string): Promise<void>;
-  upgrade(name: string): Promise<void>;
+  upgrade(spec: string): Promise<void>;
   changeVersion(row: IRequirementRow): Promise<void>;
   rollback(revision: number): Promise<void>;
   exportAs(format: ExportFormat): Promise<void>;
@@ -59,8 +59,8 @@ export function createActions(
     remove: async name => {
       await notify(trans.__('Removing %1…', name), () => model.remove(name));
     },
-    upgrade: async name => {
-      await notify(trans.__('Upgrading %1…', name), () => model.upgrade(name));
+    upgrade: async spec => {
+      await notify(trans.__('Upgrading %1…', spec), () => model.upgrade(spec));
     },
     changeVersion: async row => {
       const answer = await InputDialog.getText({

@@ -78,7 +78,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.commands.addCommand(COMMAND, {
       label: trans.__('Packages'),
       caption: trans.__('Install, remove and roll back packages that persist'),
-      icon: args => (args['isLauncher'] ? packagesIcon : undefined),
+      icon: packagesIcon,
       execute: () => {
         app.shell.activateById(PANEL_ID);
       }

@@ -29,7 +29,7 @@ import {
   REPORT_EXPRESSION,
   decodeKernelReport
 } from './kernelreport';
-import { projectName } from './requirements';
+import { projectName, withoutVersion } from './requirements';
 
 /** The jupyter_events schema of the server's "requirements changed" events. */
 export const EVENT_SCHEMA_ID = 'https://bifrost-ext.dev/events/packages/v1';
@@ -194,12 +194,13 @@ export class PackagesModel implements IDisposable {
     );
   }
 
-  /** Install the newest version the index offers, ignoring the saved lock for it. */
-  upgrade(name: string): Promise<IChangeOutcome> {
+  /** Install the newest version the index offers: the spec loses its version constraint. */
+  upgrade(spec: string): Promise<IChangeOutcome> {
+    const unpinned = withoutVersion(spec);
     return this._change(
       'install',
-      { packages: [name], upgrade: true },
-      this._trans.__('Upgrading %1…', name)
+      { packages: [unpinned] },
+      this._trans.__('Upgrading %1…', unpinned)
     );
   }
 
@@ -272,7 +273,8 @@ export class PackagesModel implements IDisposable {
       this.status = status.value;
     }
     if (writable.status === 'fulfilled') {
-      this.readOnly = !writable.value;
+      // A change the authorizer refused outweighs what api/me said (until a reload).
+      this.readOnly = this._forbidden || !writable.value;
     }
     this.loadError =
       failed?.status === 'rejected' ? this._words(failed.reason) : null;
@@ -314,6 +316,7 @@ export class PackagesModel implements IDisposable {
     } else {
       this.error = { message: outcome.message, detail: outcome.detail };
       if (result.status === 403) {
+        this._forbidden = true;
         this.readOnly = true;
       }
     }
@@ -480,6 +483,7 @@ export class PackagesModel implements IDisposable {
   private _refreshing: Promise<void> | null = null;
   private _refreshAgain = false;
   private _kernelTicket = 0;
+  private _forbidden = false;
   private _disposed = false;
 }
 

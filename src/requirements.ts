@@ -13,6 +13,26 @@ export function projectName(spec: string): string {
 }
 
 /**
+ * The spec without its version constraint: its name, extras and environment marker, which
+ * an install resolves to the newest version (the server drops the lock's pin of every
+ * project a change names). `requests[socks]>=2 ; python_version>"3"` → `requests[socks];
+ * python_version>"3"`.
+ */
+export function withoutVersion(spec: string): string {
+  const match = /^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?/.exec(spec);
+  if (!match) {
+    return spec.trim();
+  }
+  const marker = spec.indexOf(';');
+  const extras = (match[2] ?? '').replace(/\s+/g, '');
+  return (
+    match[1] +
+    extras +
+    (marker >= 0 ? '; ' + spec.slice(marker + 1).trim() : '')
+  );
+}
+
+/**
  * Split the install box's text into specs: whitespace separates them, and single or double
  * quotes keep a spec with spaces or shell-like quoting whole (`"requests[socks]>=2"`).
  * An unclosed quote runs to the end of the text.

@@ -33,7 +33,9 @@ describe('SSEParser', () => {
       expect(feedAll(chunks)).toEqual(EXPECTED);
     }
     for (let cut = 0; cut <= STREAM.length; cut++) {
-      expect(feedAll([STREAM.slice(0, cut), STREAM.slice(cut)])).toEqual(EXPECTED);
+      expect(feedAll([STREAM.slice(0, cut), STREAM.slice(cut)])).toEqual(
+        EXPECTED
+      );
     }
   });
 
@@ -54,7 +56,9 @@ describe('SSEParser', () => {
 
   it('ignores comments, unknown fields and events without data', () => {
     expect(
-      feedAll([': keep-alive\n\nid: 7\nretry: 10\nevent: output\ndata: "x"\n\nevent: ping\n\n'])
+      feedAll([
+        ': keep-alive\n\nid: 7\nretry: 10\nevent: output\ndata: "x"\n\nevent: ping\n\n'
+      ])
     ).toEqual([{ event: 'output', data: '"x"' }]);
   });
 

@@ -14,7 +14,9 @@ export interface ISeenRequest {
 }
 
 /** A route handler: answers a request, or undefined to fall through to 404. */
-export type FakeRoute = (request: ISeenRequest) => Response | Promise<Response> | undefined;
+export type FakeRoute = (
+  request: ISeenRequest
+) => Response | Promise<Response> | undefined;
 
 /** ServerConnection settings whose fetch is `routes`, under `baseUrl`. */
 export function fakeServer(
@@ -25,7 +27,14 @@ export function fakeServer(
   const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
     const request = new Request(input, init);
     const body = request.body ? await request.text() : null;
-    const seenRequest = { url: request.url, method: request.method, headers: request.headers, body };
+    // ServerConnection appends a cache-busting timestamp (`?1795677411902`): not ours.
+    const url = request.url.replace(/[?&]\d{10,}$/, '');
+    const seenRequest = {
+      url,
+      method: request.method,
+      headers: request.headers,
+      body
+    };
     seen.push(seenRequest);
     return (await routes(seenRequest)) ?? json(404, { message: 'Not Found' });
   };
@@ -68,7 +77,11 @@ export function eventStream(chunks: string[]): Response {
 }
 
 /** The text of an `output` event followed by a `result` event. */
-export function changeStream(lines: string[], status: number, body: unknown): string[] {
+export function changeStream(
+  lines: string[],
+  status: number,
+  body: unknown
+): string[] {
   return [
     ...lines.map(line => `event: output\ndata: ${JSON.stringify(line)}\n\n`),
     `event: result\ndata: ${JSON.stringify({ status, body })}\n\n`

@@ -3,6 +3,7 @@
 
 import type { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import type { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import type { IPanelActions } from './actions';
@@ -28,6 +29,19 @@ export class PackagesPanel extends ReactWidget {
     requestAnimationFrame(() => {
       this.node.querySelector<HTMLElement>('[role="log"]')?.focus();
     });
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    // A layout restored with the panel open shows it without an after-show message.
+    if (this.isVisible) {
+      this._model.setVisible(true);
+    }
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this._model.setVisible(false);
+    super.onBeforeDetach(msg);
   }
 
   protected onAfterShow(): void {
@@ -293,11 +307,11 @@ function RequirementRow({
             type="button"
             className="jp-mod-styled jp-bifrost-button"
             title={trans.__(
-              'Install the newest version of %1 the index offers',
+              'Install the newest version of %1 the index offers (drops the version constraint)',
               row.name
             )}
             disabled={busy}
-            onClick={() => void actions.upgrade(row.name)}
+            onClick={() => void actions.upgrade(row.spec)}
           >
             {trans.__('Upgrade')}
           </button>

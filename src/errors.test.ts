@@ -1,0 +1,92 @@
+// Every error status gets its own words.
+import { describe, expect, it } from 'vitest';
+
+import { OUTPUT_TAIL, describeError, outputTail } from './errors';
+import { trans } from './testing';
+
+describe('describeError', () => {
+  it('400 names the refused spec and why', () => {
+    const words = describeError(
+      400,
+      {
+        message: 'invalid',
+        spec: 'pandas @ file:///x',
+        reason: 'URLs are not allowed'
+      },
+      trans
+    );
+    expect(words.message).toBe(
+      '“pandas @ file:///x” was refused: URLs are not allowed; nothing was saved'
+    );
+  });
+
+  it('400 without a spec (a bad body) gives the message', () => {
+    expect(
+      describeError(400, { message: 'the body is not JSON' }, trans).message
+    ).toBe('Refused: the body is not JSON; nothing was saved');
+  });
+
+  it('403 says read-only', () => {
+    expect(describeError(403, { message: 'Forbidden' }, trans).message).toBe(
+      "Read-only: your server's authorizer does not allow changes to packages"
+    );
+  });
+
+  it('404 lists the names that are not required, or the message', () => {
+    expect(
+      describeError(404, { message: 'x', names: ['a', 'b-c'] }, trans).message
+    ).toBe('Not in the requirements: a, b-c');
+    expect(
+      describeError(404, { message: 'no revision 99' }, trans).message
+    ).toBe('Not found: no revision 99');
+  });
+
+  it('409 says try again', () => {
+    expect(describeError(409, { message: 'x' }, trans).message).toBe(
+      'The requirements changed meanwhile; try again'
+    );
+  });
+
+  it("422 shows the installer's output tail", () => {
+    const output =
+      Array.from({ length: 30 }, (_, i) => `line ${i}`).join('\n') + '\n\n';
+    const words = describeError(
+      422,
+      { message: 'uv failed; nothing was saved', output },
+      trans
+    );
+    expect(words.message).toBe(
+      'The installer failed: uv failed; nothing was saved'
+    );
+    expect(words.detail!.split('\n')).toHaveLength(OUTPUT_TAIL);
+    expect(words.detail!.endsWith('line 29')).toBe(true);
+  });
+
+  it('503 says the database is unavailable', () => {
+    expect(describeError(503, { message: 'x' }, trans).message).toBe(
+      'The database is unavailable; nothing was saved'
+    );
+  });
+
+  it('any other status is named with its message', () => {
+    expect(describeError(500, { message: 'boom' }, trans).message).toBe(
+      'The server answered 500: boom'
+    );
+    expect(describeError(502, {}, trans).message).toBe(
+      'The server answered 502: no reason given'
+    );
+  });
+
+  it('no answer at all', () => {
+    expect(describeError(0, {}, trans).message).toBe(
+      'The server did not answer; nothing was changed'
+    );
+  });
+});
+
+describe('outputTail', () => {
+  it('accepts a list of lines and ignores what is not output', () => {
+    expect(outputTail(['a', 'b'])).toBe('a\nb');
+    expect(outputTail(undefined)).toBe('');
+  });
+});

@@ -1,0 +1,75 @@
+// The status strip's words.
+import { describe, expect, it } from 'vitest';
+
+import type { IStatus } from './api';
+import { buildPurpose, statusItems } from './status';
+import { trans } from './testing';
+
+const STATUS: IStatus = {
+  workspace: 'default',
+  database: { ok: true, hash: 'h1', version: 3 },
+  cache: { enabled: false },
+  package_dir: {
+    path: '/x',
+    hash: 'h1',
+    version: 3,
+    complete: true,
+    error: null
+  },
+  in_sync: true,
+  servers: { a: { hash: 'h1' }, b: { hash: 'h0' } },
+  servers_in_sync: false,
+  builds: [
+    {
+      hash: 'h2',
+      packages: 7,
+      started_at: '2026-01-01T00:00:00Z',
+      for: 'kernel start'
+    }
+  ]
+};
+
+describe('statusItems', () => {
+  it('says each place in sync or not, and the builds under way', () => {
+    expect(statusItems(STATUS, trans).map(i => [i.text, i.ok])).toEqual([
+      ['Workspace: default', true],
+      ['Database: ok', true],
+      ['Cache: off', true],
+      ['Packages: in sync', true],
+      ['Server a: in sync', true],
+      ['Server b: not in sync', false],
+      ['installing 7 packages for a kernel start…', true]
+    ]);
+  });
+
+  it('names failures', () => {
+    const items = statusItems(
+      {
+        ...STATUS,
+        database: { ok: false, error: 'connection refused' },
+        cache: { enabled: true, ok: false, error: 'timeout' },
+        in_sync: false,
+        servers: {},
+        builds: [
+          { hash: 'h', packages: 1, started_at: '', for: 'api by alice' }
+        ]
+      },
+      trans
+    );
+    expect(items.map(i => i.text)).toEqual([
+      'Workspace: default',
+      'Database: unavailable (connection refused)',
+      'Cache: unavailable (timeout)',
+      'Packages: not in sync',
+      "installing 1 package for alice's install…"
+    ]);
+  });
+
+  it('words what a build is for', () => {
+    expect(buildPurpose('kernel 1234 by bob', trans)).toBe("bob's install");
+    expect(buildPurpose('sync', trans)).toBe('a sync');
+    expect(buildPurpose('a retry after a failed build', trans)).toBe(
+      'a retry after a failed build'
+    );
+  });
+});
