@@ -11,6 +11,9 @@
 #                 JupyterHub's proxy for the tests' real hub (tests/hub.py): the pinned
 #                 version from the npm registry under .bifrost-dev/node, installed once
 #                 (Node.js from the OS packages if missing); $BIFROST_TEST_CHP names another
+#   chromium      the browser of the browser tests (scripts/test-ui): Debian's chromium at
+#                 /usr/bin/chromium, installed from the OS packages when missing (Playwright
+#                 cannot download its own here); $BIFROST_CHROMIUM names another
 # A service that already answers is left alone. One that does not is started the way the
 # project's machines start it (../shared/SERVICES.md) or, on a laptop without it, installed
 # from the OS packages (apt) and started as a throwaway instance under .bifrost-dev/.
@@ -152,6 +155,17 @@ ensure_proxy() {
   echo "$CHP_VERSION" > "$stamp"
 }
 
+ensure_chromium() {
+  local browser="${BIFROST_CHROMIUM:-/usr/bin/chromium}"
+  if [ -n "${BIFROST_CHROMIUM:-}" ]; then
+    [ -x "$browser" ] || die "BIFROST_CHROMIUM=$browser is not an executable file"
+  elif [ ! -x "$browser" ]; then
+    apt_install chromium
+  fi
+  # Debian's wrapper script prints a harmless shell warning on some systems: judge by status.
+  "$browser" --headless --version >/dev/null 2>&1 || die "$browser does not run ($browser --version fails)"
+}
+
 [ -x "$PYTHON" ] || die "$PYTHON is missing; run scripts/test, which creates it"
 [ "$#" -gt 0 ] || set -- redis postgres
 for service in "$@"; do
@@ -168,6 +182,9 @@ for service in "$@"; do
     configurable-http-proxy)
       ensure_proxy
       log "services: configurable-http-proxy is installed" ;;
-    *) die "unknown service '$service' (redis, redis-server, postgres or configurable-http-proxy)" ;;
+    chromium)
+      ensure_chromium
+      log "services: chromium is installed" ;;
+    *) die "unknown service '$service' (redis, redis-server, postgres, configurable-http-proxy or chromium)" ;;
   esac
 done
