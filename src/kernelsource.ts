@@ -1,8 +1,9 @@
 // The model's view of "the active notebook's kernel": follows INotebookTracker's current
-// widget, its kernel changes and restarts, and restarts it on request.
+// widget, its kernel changes and restarts, the cells it runs (an import changes what the
+// kernel has loaded), and restarts it on request.
 
 import type { ISessionContext } from '@jupyterlab/apputils';
-import type { INotebookTracker } from '@jupyterlab/notebook';
+import { NotebookActions, type INotebookTracker } from '@jupyterlab/notebook';
 import type { Kernel } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
@@ -12,6 +13,7 @@ import type { IKernelSource } from './model';
 export class NotebookKernelSource implements IKernelSource {
   constructor(private readonly _tracker: INotebookTracker | null) {
     _tracker?.currentChanged.connect(this._follow, this);
+    NotebookActions.executed.connect(this._onExecuted, this);
     this._follow();
   }
 
@@ -40,6 +42,17 @@ export class NotebookKernelSource implements IKernelSource {
       this._restarted = true;
     } else if (status === 'idle' && this._restarted) {
       this._restarted = false;
+      this._emit();
+    }
+  }
+
+  private _onExecuted(
+    _: unknown,
+    args: { notebook: unknown; success: boolean }
+  ): void {
+    // A cell of the active notebook ran: it may have imported a package. (The panel's own
+    // silent requests are not cells, so they do not come back here.)
+    if (args.notebook === this._tracker?.currentWidget?.content) {
       this._emit();
     }
   }
