@@ -9,6 +9,7 @@ import {
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { IMainMenu } from '@jupyterlab/mainmenu';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -19,6 +20,8 @@ import { packagesIcon } from './icon';
 import { NotebookKernelSource } from './kernelsource';
 import { DEFAULT_SETTINGS, IModelSettings, PackagesModel } from './model';
 import { PackagesPanel } from './view';
+import { MISSING_IMPORT_MIME } from './missingimport';
+import { MissingImportRenderer } from './missingrenderer';
 
 const PLUGIN_ID = 'bifrost-ext:plugin';
 const COMMAND = 'bifrost:open-packages';
@@ -38,7 +41,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ILauncher,
     IMainMenu,
     ISettingRegistry,
-    INotebookTracker
+    INotebookTracker,
+    IRenderMimeRegistry
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -48,7 +52,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     launcher: ILauncher | null,
     mainMenu: IMainMenu | null,
     settingRegistry: ISettingRegistry | null,
-    tracker: INotebookTracker | null
+    tracker: INotebookTracker | null,
+    rendermime: IRenderMimeRegistry | null
   ) => {
     const trans = (translator ?? nullTranslator).load('bifrost_ext');
     const model = new PackagesModel({
@@ -61,11 +66,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       app.shell.activateById(PANEL_ID);
       panel.showLog();
     };
-    const panel = new PackagesPanel(
-      model,
-      createActions(model, trans, showLog),
-      trans
-    );
+    const actions = createActions(model, trans, showLog);
+    const panel = new PackagesPanel(model, actions, trans);
     panel.id = PANEL_ID;
     panel.title.icon = packagesIcon;
     panel.title.caption = trans.__('Packages');
@@ -86,6 +88,30 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette?.addItem({ command: COMMAND, category: trans.__('Packages') });
     mainMenu?.settingsMenu.addGroup([{ command: COMMAND }], 100);
     launcher?.add({ command: COMMAND, category: trans.__('Other'), rank: 10 });
+
+    // A notebook's "module not found" output: its line and a one-click install, also
+    // offered in the panel. Before the notebooks open, so their registries have it.
+    rendermime?.addFactory(
+      {
+        safe: true,
+        mimeTypes: [MISSING_IMPORT_MIME],
+        createRenderer: () =>
+          new MissingImportRenderer(
+            {
+              offer: missing => model.offerMissing(missing),
+              install: async missing => {
+                app.shell.activateById(PANEL_ID);
+                return (await actions.install([missing.distribution])).ok;
+              },
+              get writable() {
+                return !model.readOnly;
+              }
+            },
+            trans
+          )
+      },
+      0
+    );
 
     if (settingRegistry) {
       const apply = (settings: ISettingRegistry.ISettings) => {

@@ -29,10 +29,14 @@ import {
   REPORT_EXPRESSION,
   decodeKernelReport
 } from './kernelreport';
-import { projectName, withoutVersion } from './requirements';
+import type { IMissingImport } from './missingimport';
+import { canonicalName, projectName, withoutVersion } from './requirements';
 
 /** The jupyter_events schema of the server's "requirements changed" events. */
 export const EVENT_SCHEMA_ID = 'https://bifrost-ext.dev/events/packages/v1';
+
+/** How many missing-import offers the panel keeps (the newest). */
+const MAX_MISSING_OFFERS = 5;
 
 /** How long the panel waits for a kernel to report its loaded versions. */
 const KERNEL_REPORT_TIMEOUT_MS = 10000;
@@ -106,6 +110,24 @@ export class PackagesModel implements IDisposable {
   message: string | null = null;
   /** True until the first refresh has answered. */
   loading = true;
+
+  /** Modules a notebook could not import whose distribution is not saved: offered to install. */
+  get missing(): IMissingImport[] {
+    const saved = new Set(this.rows.map(row => row.name));
+    return this._missing.filter(
+      offer => !saved.has(canonicalName(offer.distribution))
+    );
+  }
+
+  /** A notebook output said a module is missing (each distribution offered once). */
+  offerMissing(offer: IMissingImport): void {
+    const name = canonicalName(offer.distribution);
+    if (this._missing.some(m => canonicalName(m.distribution) === name)) {
+      return;
+    }
+    this._missing = [offer, ...this._missing].slice(0, MAX_MISSING_OFFERS);
+    this._changed();
+  }
 
   get isDisposed(): boolean {
     return this._disposed;
@@ -484,6 +506,7 @@ export class PackagesModel implements IDisposable {
   private _refreshAgain = false;
   private _kernelTicket = 0;
   private _forbidden = false;
+  private _missing: IMissingImport[] = [];
   private _disposed = false;
 }
 

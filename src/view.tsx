@@ -96,6 +96,9 @@ function PanelView({ model, actions, trans }: IViewProps): JSX.Element {
       ) : (
         <InstallBox actions={actions} trans={trans} disabled={busy} />
       )}
+      {writable && (
+        <MissingImports model={model} actions={actions} trans={trans} />
+      )}
       {model.error && (
         <div className="jp-bifrost-error" data-bifrost="error" role="alert">
           <p>{model.error.message}</p>
@@ -130,6 +133,39 @@ function PanelView({ model, actions, trans }: IViewProps): JSX.Element {
         writable={writable}
       />
     </div>
+  );
+}
+
+/** Modules a notebook could not import, each with a one-click install of its distribution. */
+function MissingImports({
+  model,
+  actions,
+  trans
+}: IViewProps): JSX.Element | null {
+  const missing = model.missing;
+  if (!missing.length) {
+    return null;
+  }
+  return (
+    <section className="jp-bifrost-missing" data-bifrost="missing">
+      <ul>
+        {missing.map(offer => (
+          <li key={offer.distribution}>
+            <span>
+              {trans.__('A notebook could not import %1.', offer.module)}
+            </span>{' '}
+            <button
+              type="button"
+              className="jp-mod-styled jp-bifrost-button"
+              disabled={model.busy !== null}
+              onClick={() => void actions.install([offer.distribution])}
+            >
+              {trans.__('Install %1', offer.distribution)}
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }
 
