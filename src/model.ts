@@ -30,6 +30,7 @@ import {
   decodeKernelReport
 } from './kernelreport';
 import type { IMissingImport } from './missingimport';
+import { describeVersionChanges, readVersions } from './versions';
 import { canonicalName, projectName, withoutVersion } from './requirements';
 
 /** The jupyter_events schema of the server's "requirements changed" events. */
@@ -393,6 +394,14 @@ export class PackagesModel implements IDisposable {
         names,
         workspace
       );
+    }
+    const others = describeVersionChanges(
+      readVersions(answer.versions),
+      installed.map(i => i.name),
+      this._trans
+    );
+    if (others) {
+      message += ' ' + this._trans.__('(also changed: %1)', others);
     }
     const warning =
       typeof answer.warning === 'string' ? answer.warning : undefined;
