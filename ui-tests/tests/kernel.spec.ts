@@ -58,3 +58,28 @@ test('a kernel that runs an older version says restart to use the saved one', as
   await expect(saved.locator('[data-bifrost="mismatch"]')).toHaveCount(0);
   await expect(saved.locator('[data-bifrost="loaded"]')).toHaveText('—');
 });
+
+test('a module a notebook cannot import is one click away from installed for good', async ({ api, lab, page }, testInfo) => {
+  await openLab(page, lab);
+  await page.evaluate(() =>
+    (window as any).jupyterapp.commands.execute('notebook:create-new', { kernelName: 'python3' })
+  );
+  const cell = page.locator('.jp-Notebook .jp-Cell .cm-content').first();
+  await cell.click();
+  await page.keyboard.type('import bfdemo');
+  await page.keyboard.press('Shift+Enter');
+  const output = page.locator('.jp-bifrost-missing-import');
+  await expect(output).toContainText('%bifrost install bfdemo');
+  await expect(page.locator('.jp-OutputArea-output')).toContainText(["ModuleNotFoundError"]);
+
+  const panel = await openPanel(page);
+  const offer = panel.locator('[data-bifrost="missing"]');
+  await expect(offer).toContainText('bfdemo');
+  await keepScreenshot(page, testInfo, 'missing-import');
+
+  await output.getByRole('button', { name: 'Install bfdemo' }).click();
+  await expect(row(panel, 'bfdemo')).toBeVisible();
+  await expect(output.getByRole('button', { name: 'Installed bfdemo' })).toBeDisabled();
+  await expect(offer).toHaveCount(0);
+  expect(await api.requirements()).toEqual(['bfdemo']);
+});
