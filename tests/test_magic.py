@@ -104,9 +104,9 @@ async def test_restart_flag_restarts_the_kernel_after_the_install(kernel: Any) -
 async def test_remove_and_list(kernel: Any, store: RequirementsStore, redis_url: str) -> None:
     await run_cell(kernel, "%bifrost install bfdemo==1.0 bfdep")
     listing = (await run_cell(kernel, "%bifrost list")).splitlines()
-    assert listing[0].split() == ["package", "saved", "in", "this", "kernel"]
-    assert listing[1].split() == ["bfdemo", "bfdemo==1.0", "1.0"]
-    assert listing[2].split() == ["bfdep", "bfdep", "1.0"]
+    assert listing[0].split() == ["package", "saved", "installed", "in", "this", "kernel"]
+    assert listing[1].split() == ["bfdemo", "bfdemo==1.0", "1.0", "-"]
+    assert listing[2].split() == ["bfdep", "bfdep", "1.0", "-"]
 
     # Another server saves a newer pin: this kernel still imports the old one.
     newer = store.save("default", "bfdemo==2.0\nbfdep\n", store.get("default").version)
@@ -114,11 +114,12 @@ async def test_remove_and_list(kernel: Any, store: RequirementsStore, redis_url:
     cache.put(newer)
     cache.close()
     listing = (await run_cell(kernel, "%bifrost list")).splitlines()
-    assert listing[1].split() == ["bfdemo", "bfdemo==2.0", "1.0", "✗", "does", "not", "match"]
+    assert listing[1].split() == ["bfdemo", "bfdemo==2.0", "1.0", "-", "✗", "does", "not", "match"]
 
     await run_cell(kernel, "import bfdep")
     output = await run_cell(kernel, "%bifrost remove bfdep")
-    assert "removed bfdep; saved to workspace 'default'" in output
+    assert "removed bfdep" in output
+    assert "; saved to workspace 'default'" in output
     assert "⚠ bfdep 1.0 is already imported in this kernel (now removed)" in output
     assert store.get("default").lines == ["bfdemo==2.0"]
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bifrost_ext.kernel.client import ApiError
-from bifrost_ext.kernel.magic import _explain, join_specs, pip_hint
+from bifrost_ext.kernel.magic import BifrostError, _explain, join_specs, pip_hint
 
 
 def test_pip_hint_recognises_the_usual_spellings() -> None:
@@ -63,7 +63,8 @@ def test_load_ext_registers_the_magic_anywhere(
     shell = InteractiveShell.instance()
     try:
         shell.run_line_magic("load_ext", "bifrost_ext")
-        shell.run_line_magic("bifrost", "list")
+        with pytest.raises(BifrostError, match=r"^%bifrost list failed$"):
+            shell.run_line_magic("bifrost", "list")
     finally:
         InteractiveShell.clear_instance()
     assert capsys.readouterr().out.startswith(

@@ -26,3 +26,6 @@ ENV_NOTICE = "BIFROST_NOTICE"
 ENV_SSL_KEYFILE = "JUPYTERHUB_SSL_KEYFILE"
 ENV_SSL_CERTFILE = "JUPYTERHUB_SSL_CERTFILE"
 ENV_SSL_CLIENT_CA = "JUPYTERHUB_SSL_CLIENT_CA"
+#: Outside a Jupyter server (nbclient, papermill): a JSON file with the requirements record
+#: the provisioner made this kernel's packages from, for ``%bifrost list`` and ``status``.
+ENV_START_RECORD = "BIFROST_START_RECORD"

@@ -18,6 +18,7 @@ one from the ``BIFROST_*`` environment variables.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -36,6 +37,7 @@ from ..kernel.env import (
     ENV_PACKAGE_DIR,
     ENV_RECYCLE,
     ENV_SERVER_URL,
+    ENV_START_RECORD,
     ENV_WORKSPACE,
 )
 from ..service import PackageService, StillFailing
@@ -189,7 +191,23 @@ class BifrostProvisioner(LocalProvisioner):
             )
             env[ENV_SERVER_URL] = settings[SERVER_URL_SETTING]
             env[ENV_KERNEL_TOKEN] = token
+        else:  # no server for %bifrost to ask: list and status read what this start used
+            env[ENV_START_RECORD] = str(self._write_start_record(service))
         return env
+
+    def _write_start_record(self, service: PackageService) -> Path:
+        """Write the record the kernel's package directory holds as it starts (see
+        :func:`start_record_file`), for ``%bifrost list`` and ``status`` without a server."""
+        python = resolve_python(self.kernel_spec.argv[0])
+        record = service.package_dir(python).active_record() if self.package_path else None
+        data: dict[str, object] = {"workspace": service.workspace, "notice": self.notice}
+        data.update(record.to_json() if record else {"content": "", "hash": None, "version": 0})
+        path = start_record_file(service.workspace_dir, self.kernel_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data), "utf-8")
+        os.replace(tmp, path)
+        return path
 
     def _is_python_kernel(self) -> bool:
         spec = self.kernel_spec
@@ -227,8 +245,9 @@ class BifrostProvisioner(LocalProvisioner):
         settings = self.server_settings()
         if settings is not None:
             settings[CREDENTIALS_SETTING].revoke(self.kernel_id)
-        if self.kernel_env and ENV_KERNEL_STATE in self.kernel_env:
-            Path(self.kernel_env[ENV_KERNEL_STATE]).unlink(missing_ok=True)
+        for variable in (ENV_KERNEL_STATE, ENV_START_RECORD):
+            if self.kernel_env and variable in self.kernel_env:
+                Path(self.kernel_env[variable]).unlink(missing_ok=True)
 
     def get_stable_start_time(self, recommended: float = 10.0) -> float:
         """Allow for the time the last install took before a restart counts as stable."""
@@ -249,6 +268,11 @@ def _reason(exc: BaseException) -> str:
 def kernel_state_file(workspace_dir: Path, kernel_id: str) -> Path:
     """Where a kernel reports the distributions it imported (see :mod:`.recycle`)."""
     return workspace_dir / "kernels" / f"{kernel_id}.json"
+
+
+def start_record_file(workspace_dir: Path, kernel_id: str) -> Path:
+    """Where a kernel started outside a server finds the record its packages came from."""
+    return workspace_dir / "kernels" / f"{kernel_id}.start.json"
 
 
 def magic_path(site_dir: Path) -> Path:
