@@ -237,3 +237,44 @@ async def test_export_names_the_formats_it_knows(jp_fetch: Any) -> None:
         message
         == "unknown export format 'conda'; use one of requirements, lock, pep723, dockerfile"
     )
+
+
+async def test_every_version_change_is_reported_dependencies_included(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    status, body = await call(jp_fetch, "install", {"packages": ["bfapp", "bfbase"]})
+    assert status == 200, body
+    assert body["versions"] == [
+        {"name": "bfapp", "old": None, "new": "1.0"},
+        {"name": "bfbase", "old": None, "new": "2.0"},
+        {"name": "bfdep", "old": None, "new": "1.0"},  # a dependency, never named
+    ]
+    # bfdown needs bfbase<2: the saved bfbase 2.0 moves down, and the answer says so.
+    status, body = await call(jp_fetch, "install", {"packages": ["bfdown"]})
+    assert status == 200, body
+    assert body["installed"] == [{"name": "bfdown", "version": "2.0"}]
+    assert body["versions"] == [
+        {"name": "bfbase", "old": "2.0", "new": "1.0"},
+        {"name": "bfdown", "old": None, "new": "2.0"},
+    ]
+    status, body = await call(jp_fetch, "uninstall", {"packages": ["bfapp"]})
+    assert status == 200, body
+    assert body["versions"] == [
+        {"name": "bfapp", "old": "1.0", "new": None},
+        {"name": "bfdep", "old": "1.0", "new": None},
+    ]
+    # Nothing changed, nothing to report.
+    status, body = await call(jp_fetch, "install", {"packages": ["bfdown"]})
+    assert (status, body["changed"], body["versions"]) == (200, False, [])
+    # A rollback reports what it moves back.
+    history = await jp_fetch("api", "packages", "history")
+    revisions = json.loads(history.body)["revisions"]
+    first = revisions[-1]["id"]
+    status, body = await call(jp_fetch, "rollback", {"revision": first})
+    assert status == 200, body
+    assert body["versions"] == [
+        {"name": "bfapp", "old": None, "new": "1.0"},
+        {"name": "bfbase", "old": "1.0", "new": "2.0"},
+        {"name": "bfdep", "old": None, "new": "1.0"},
+        {"name": "bfdown", "old": "2.0", "new": None},
+    ]
