@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -315,25 +316,29 @@ class PackageDirectory:
         runtime.check_requested(record.lines)
         kernel = runtime.pins()
         pins = [pin for pin in pins if pin.split("==")[0] not in runtime.versions]
-        attempts = [[*kernel, *pins], kernel] if pins else [kernel]
-        for number, constraints in enumerate(attempts, start=1):
-            try:
-                await self.installer.install(
-                    self.python, target, record.lines, on_output, constraints
-                )
-                break
-            except InstallError as exc:
-                if exc.returncode is None:
-                    raise
-                if number == len(attempts):
-                    await self._explain(record, runtime, exc)
-                    raise
-            # The saved versions do not fit (another Python, or a spec that needs them to
-            # move): resolve the requirements afresh rather than fail.
+        try:
+            await self.installer.install(
+                self.python, target, record.lines, on_output, [*kernel, *pins]
+            )
+        except InstallError as exc:
+            # Only a failure that names a saved pin is the lock's doing (a spec that needs
+            # another version, a lock from another Python): resolve afresh. A name or version
+            # the index lacks would fail the same way again.
+            misfits = quoted_pins(exc.output, pins) if exc.returncode is not None else []
+            if not misfits:
+                await self._explain(record, runtime, exc)
+                raise
             if on_output is not None:
-                on_output("bifrost: the saved versions do not fit; resolving afresh")
+                saved = ", ".join(misfits)
+                verb = "does" if len(misfits) == 1 else "do"
+                on_output(f"bifrost: the saved {saved} {verb} not fit; resolving afresh")
             shutil.rmtree(target)
             target.mkdir()
+            try:
+                await self.installer.install(self.python, target, record.lines, on_output, kernel)
+            except InstallError as again:
+                await self._explain(record, runtime, again)
+                raise
         # Copies of the kernel's packages (at its versions) would only shadow its own.
         remove_distributions(target, runtime.versions)
 
@@ -344,8 +349,8 @@ class PackageDirectory:
         packages: the same requirements, resolved without that, need other versions of them.
         A trial build, only on this failure path; anything else leaves ``error`` to the
         caller."""
-        if not runtime.versions:
-            return
+        if error.returncode is None or not quoted_pins(error.output, runtime.pins()):
+            return  # the kernel's versions played no part: no trial build to run
         trial = self.envs / f".tmp-trial-{uuid.uuid4().hex[:8]}"
         trial.mkdir()
         try:
@@ -424,6 +429,22 @@ class PackageDirectory:
             yield
         finally:
             lock.release()
+
+
+def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:
+    """The ``name==version`` constraints among ``pins`` that an installer's failure names.
+
+    uv and pip quote the constraints a resolution could not meet (``and bfbase==2.0``, ``The
+    user requested (constraint) bfbase==2.0``), as ``name==``, and never one that played no
+    part; a missing name or version is blamed on the spec alone.
+    """
+    found = []
+    for pin in pins:
+        name = pin.split("==", 1)[0]
+        spelled = "[-_.]".join(re.escape(part) for part in re.split(r"[-_.]+", name))
+        if re.search(rf"(?<![\w.-]){spelled}\s*==", output, re.IGNORECASE):
+            found.append(pin)
+    return found
 
 
 def _canonical(name: str) -> str:

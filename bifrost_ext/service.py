@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pluggy
+from packaging.utils import canonicalize_name
 
 from .cache import CacheUnavailable, GuardedCache, RequirementsCache
 from .installer import Installer, InstallError, OutputCallback
@@ -40,7 +41,7 @@ from .interpreter import interpreter_key
 from .local_copy import LocalCopy
 from .packagedir import PackageDirectory, SavedNotSwitched, build_purpose
 from .plugins import notify, plugin_manager
-from .records import Origin, RequirementsRecord, Revision, lock_pins
+from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
 from .requirements import (
     InvalidSpec,
     Requirements,
@@ -125,6 +126,9 @@ class ChangeResult:
     changed: bool = True
     #: Saved, but a later step on this machine failed; what is being repaired.
     warning: str | None = None
+    #: Every distribution whose version the change moved, dependencies included
+    #: (:func:`~bifrost_ext.records.version_changes`).
+    versions: list[dict[str, str | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -491,7 +495,12 @@ class PackageService:
             raise
         self._notify("bifrost_after_install", **hook_args, record=saved, error=None)
         await self._after_save(base, saved, change.caller.origin)
-        return ChangeResult(saved, self._installed(saved, change), warning=warning)
+        return ChangeResult(
+            saved,
+            self._installed(saved, change),
+            warning=warning,
+            versions=version_changes(self._locked(base, change), saved.locked),
+        )
 
     async def _unchanged(self, change: Change, base: RequirementsRecord) -> ChangeResult | Conflict:
         """The edit changes nothing: if ``base`` is what is saved, make sure the package
@@ -534,6 +543,16 @@ class PackageService:
     async def _read_database(self) -> RequirementsRecord:
         self._latest = await _run(self.store.get, self.workspace)
         return self._latest
+
+    def _locked(self, base: RequirementsRecord, change: Change) -> dict[str, str]:
+        """The versions ``base`` pins, or for a record saved before locks existed, what the
+        package directory holds."""
+        if base.lock or not base.lines:
+            return base.locked
+        return {
+            str(canonicalize_name(dist["name"])): dist["version"]
+            for dist in self.package_dir(change.caller.python).installed()
+        }
 
     def _installed(self, record: RequirementsRecord, change: Change) -> list[dict[str, str]]:
         """Name and version of the projects ``change`` named, from ``record``'s lock."""

@@ -139,7 +139,7 @@ async def test_status_reports_every_place_in_sync(kernel: Any) -> None:
         ("%bifrost install 'bfdemo --pre'", "✗ invalid requirement 'bfdemo --pre'"),
         (
             "%bifrost install bfdemo @ https://x.example/b.whl",
-            "✗ invalid requirement 'bfdemo @ https://x.example/b.whl': direct references",
+            "✗ invalid requirement 'bfdemo @ https://x.example/b.whl': direct URLs are not allowed",
         ),
         (
             "%bifrost install not-in-wheelhouse",
