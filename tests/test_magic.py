@@ -27,7 +27,10 @@ def kernel(jp_fetch: Any, jp_serverapp: Any, jp_asyncio_loop: Any) -> Any:
 async def test_install_streams_progress_and_imports_without_restart(kernel: Any) -> None:
     output = await run_cell(kernel, "%bifrost install bfdemo==1.0 bfapp")
     lines = output.splitlines()
-    assert lines[-1] == "installed bfapp 1.0, bfdemo 1.0; saved to workspace 'default'"
+    assert lines[-1] == (
+        "installed bfapp 1.0, bfdemo 1.0; also changed: bfdep 1.0 added;"
+        " saved to workspace 'default'"
+    )
     assert len(lines) > 1, "the installer's own output should reach the cell"
     assert (await run_cell(kernel, "import bfdemo, bfapp; print(bfdemo.__version__)")) == "1.0\n"
 
@@ -67,7 +70,7 @@ async def test_upgrading_an_imported_package_names_the_stale_modules(kernel: Any
     await run_cell(kernel, "%bifrost install bfdemo==1.0")
     await run_cell(kernel, "import bfdemo")
     output = await run_cell(kernel, "%bifrost install bfdemo==2.0")
-    assert "installed bfdemo 2.0; saved to workspace 'default'" in output
+    assert "installed bfdemo 2.0 (was 1.0); saved to workspace 'default'" in output
     assert (
         "⚠ bfdemo 1.0 is already imported in this kernel (now 2.0); stale modules: bfdemo" in output
     )

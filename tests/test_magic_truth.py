@@ -202,3 +202,18 @@ async def test_the_pip_hint_suggests_only_requirement_specs(kernel: Any) -> None
         "bifrost: pip installs last until the kernel restarts;"
         " `%bifrost install six 'pandas>=2'` keeps them\n"
     )
+
+
+async def test_every_version_change_is_reported_dependencies_included(kernel: Any) -> None:
+    await execute(kernel, "%bifrost install bfbase")
+    cell = await execute(kernel, "%bifrost install bfdown")
+    assert cell.status == "ok"
+    assert cell.text.splitlines()[-1] == (
+        "installed bfdown 2.0; also changed: bfbase 2.0 → 1.0 (dependency);"
+        " saved to workspace 'default'"
+    )
+    removed = await execute(kernel, "%bifrost remove bfdown")
+    assert removed.text.splitlines()[-1] == (
+        "removed bfdown 2.0; also changed: bfbase 1.0 → 2.0 (dependency);"
+        " saved to workspace 'default'"
+    )
