@@ -175,3 +175,4 @@ def test_papermill_and_nbclient_list_and_status_from_the_kernels_start(
     assert install[-1]["ename"] == "BifrostError"
     assert install[-1]["traceback"] == ["BifrostError: the install failed; nothing was saved"]
     assert cells[4][0]["data"]["text/plain"] == "1"  # allow_errors: the next cell still ran
+    assert not list(site_dir.rglob("*.start.json")), "removed when the kernel shut down"

@@ -110,7 +110,8 @@ def test_the_notice_gives_the_version_in_memory_and_only_for_a_real_change(
     third = make_env(tmp_path, "c", {"bfwatched": "3.0"})
     again = make_env(tmp_path, "d", {"bfwatched": "3.0"})
     loaded = {"bfwatched": "1.0"}  # imported before the move to 2.0, which was told already
-    assert "bfwatched 1.0 is imported in this kernel (now 3.0)" in stale_report(
-        second, third, loaded
-    )[0]
+    assert (
+        "bfwatched 1.0 is imported in this kernel (now 3.0)"
+        in stale_report(second, third, loaded)[0]
+    )
     assert stale_report(third, again, loaded) == []  # a rebuild of the same versions

@@ -192,7 +192,10 @@ class BifrostProvisioner(LocalProvisioner):
             env[ENV_SERVER_URL] = settings[SERVER_URL_SETTING]
             env[ENV_KERNEL_TOKEN] = token
         else:  # no server for %bifrost to ask: list and status read what this start used
-            env[ENV_START_RECORD] = str(self._write_start_record(service))
+            try:
+                env[ENV_START_RECORD] = str(self._write_start_record(service))
+            except OSError as exc:  # only %bifrost list and status miss it; the kernel starts
+                self.log.warning("bifrost: kernel %s gets no start record: %s", self.kernel_id, exc)
         return env
 
     def _write_start_record(self, service: PackageService) -> Path:
