@@ -168,11 +168,10 @@ class BifrostMagics(Magics):
         elif command == "status":
             self._offline_status(record)
         else:
-            route = "install" if command == "install" else "uninstall"
+            cli, route = ("install", "install") if command == "install" else ("remove", "uninstall")
             _fail(
                 "✗ no Jupyter server launched this kernel: change the workspace's packages from"
-                f" JupyterLab, `jupyter bifrost {'install' if route == 'install' else 'remove'}`,"
-                f" or the API (POST api/packages/{route})",
+                f" JupyterLab, `jupyter bifrost {cli}`, or the API (POST api/packages/{route})",
                 failed,
             )
 
@@ -211,7 +210,13 @@ class BifrostMagics(Magics):
                 f" stale modules: {describe_modules(dist.modules)}"
             )
         if restart:
-            client.post("api/packages/kernel/restart", {})
+            try:
+                client.post("api/packages/kernel/restart", {})
+            except (ApiError, Unreachable) as exc:  # not "nothing was saved": it was
+                _fail(
+                    f"✗ the change was saved, but the kernel could not be restarted: {exc}",
+                    "the restart failed; the change was saved",
+                )
             _say("restarting the kernel…")
         elif stale:
             _say(
