@@ -67,7 +67,7 @@ async def test_a_kernel_reports_the_version_it_imported_after_a_change(
     disk = "import importlib.metadata as m; print(m.version('bfdemo'))"
     after = await run_cell(km, f"{disk}; {report}")
     *_notice, on_disk, reported = after.splitlines()  # after the stale-module notice
-    assert on_disk == "2.0"  # what %bifrost list says today: not what the kernel runs
+    assert on_disk == "2.0"  # what is installed; %bifrost list shows both
     assert json.loads(reported) == {"loaded": {"bfdemo": "1.0"}}
 
 
