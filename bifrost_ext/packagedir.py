@@ -152,6 +152,11 @@ class PackageDirectory:
         path of every kernel start (one ``stat`` through the link)."""
         return os.path.exists(self.current / complete_marker(record.hash))
 
+    def is_built(self, record: RequirementsRecord) -> bool:
+        """True when a complete build of ``record`` exists, current or not (making it current
+        is a switch, not an install)."""
+        return os.path.exists(self.envs / record.hash / complete_marker(record.hash))
+
     def is_complete(self) -> bool:
         """True when ``current`` points at a complete build (whichever it is)."""
         digest = self.active_hash()

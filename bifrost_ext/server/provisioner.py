@@ -70,7 +70,8 @@ class BifrostProvisioner(LocalProvisioner):
     """A local provisioner that makes the workspace's packages importable in the kernel."""
 
     package_path: str | None = None
-    #: Told to the kernel's user at the first execution: why the packages are not the saved ones.
+    #: Told to the kernel's user at the first execution: why it waited (an install), or why
+    #: its packages are not the saved ones.
     notice: str | None = None
     prepare_seconds: float = 0.0
     kernel_env: dict[str, str] | None = None
@@ -118,8 +119,8 @@ class BifrostProvisioner(LocalProvisioner):
         return dict(await super().pre_launch(**kwargs))
 
     async def _prepare(self) -> tuple[str | None, str | None]:
-        """The package directory for the kernel's path, and what to tell the kernel's user
-        when it is not the saved one.
+        """The package directory for the kernel's path, and what to tell the kernel's user:
+        that it waited for an install, or that the directory is not the saved one.
 
         Whatever goes wrong here, the kernel starts: a kernel with yesterday's packages (or
         none) that says so beats no kernel.
@@ -127,8 +128,8 @@ class BifrostProvisioner(LocalProvisioner):
         python = resolve_python(self.kernel_spec.argv[0])
         try:
             service = self.service()
-            package_dir = await service.prepare_kernel(python)
-            return str(package_dir.current), None
+            prepared = await service.prepare_kernel(python)
+            return str(prepared.package_dir.current), prepared.notice(service.workspace)
         except StillFailing as exc:  # said when it failed; the kernel need not wait for it
             self.log.info(
                 "bifrost: kernel %s starts without the saved packages: %s", self.kernel_id, exc
