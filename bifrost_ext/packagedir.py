@@ -346,6 +346,7 @@ class PackageDirectory:
                 raise
         # Copies of the kernel's packages (at its versions) would only shadow its own.
         remove_distributions(target, runtime.versions)
+        anchor_scripts(target)
 
     async def _explain(
         self, record: RequirementsRecord, runtime: KernelRuntime, error: InstallError
@@ -434,6 +435,48 @@ class PackageDirectory:
             yield
         finally:
             lock.release()
+
+
+#: Put into each Python script of a build's ``bin/``, after its interpreter line: the build it
+#: belongs to comes first on its path, so it runs from a terminal (no kernel's PYTHONPATH) as
+#: it does from a kernel. Through ``realpath``: ``current/bin/x`` keeps the build it started in.
+SCRIPT_ANCHOR = (
+    b"import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname("
+    b"os.path.realpath(__file__))))  # bifrost: this script's package directory\n"
+)
+_CODING_LINE = re.compile(rb"^[ \t\f]*#.*?coding[:=]")
+#: The second line of the ``/bin/sh`` wrapper installers write when the interpreter's path is
+#: too long (or has spaces) for a ``#!`` line.
+_SH_WRAPPER = b"'''exec'"
+
+
+def anchor_scripts(env: Path) -> None:
+    """Make the console scripts the installer wrote into ``env/bin`` import from ``env``.
+
+    uv (``--python``) and pip (run by it) already name the kernel's interpreter on their
+    ``#!`` line (or in their ``/bin/sh`` wrapper); what a script lacks outside a kernel is the
+    package directory on its path.
+    """
+    bin_dir = env / "bin"
+    if not bin_dir.is_dir():
+        return
+    for script in bin_dir.iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        lines = script.read_bytes().splitlines(keepends=True)
+        if not lines or not lines[0].startswith(b"#!") or SCRIPT_ANCHOR in lines:
+            continue
+        if b"python" in lines[0]:
+            at = 1
+        elif lines[0].strip() == b"#!/bin/sh" and lines[1:2] and lines[1].startswith(_SH_WRAPPER):
+            at = 3  # the wrapper's three lines, then Python
+        else:
+            continue  # a shell script, a binary: nothing of ours to add
+        if len(lines) > at and _CODING_LINE.match(lines[at]):
+            at += 1  # an encoding declaration only counts on the first two lines
+        lines.insert(at, SCRIPT_ANCHOR)
+        with script.open("r+b") as file:  # the same file: its mode stays
+            file.write(b"".join(lines))
 
 
 def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:

@@ -213,3 +213,17 @@ async def test_a_kernel_that_waited_for_an_install_says_why(
     # A restart with nothing to install waited for nothing, and says nothing.
     await jp_fetch("api", "kernels", kernel_id, "restart", method="POST", body="{}")
     assert await run_cell(km, "print('restarted')") == "restarted\n"
+
+
+async def test_console_scripts_run_in_the_kernel_with_its_interpreter(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    # Started before the install: `current/bin` is on its PATH, and follows the switch.
+    km = jp_serverapp.kernel_manager.get_kernel(await start_kernel(jp_fetch))
+    kernel_python = (await run_cell(km, "import sys; print(sys.executable)")).strip()
+    await install(jp_fetch, "bfscript")
+    out = await run_cell(km, "!bfscript --version")
+    assert out.splitlines() == [f"bfscript 1.0 {kernel_python}"], out
+    # The script finds its package without the kernel's PYTHONPATH (as in a terminal).
+    out = await run_cell(km, "!env -u PYTHONPATH bfscript --version")
+    assert out.splitlines() == [f"bfscript 1.0 {kernel_python}"], out

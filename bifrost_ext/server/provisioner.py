@@ -219,6 +219,9 @@ class BifrostProvisioner(LocalProvisioner):
         except (OSError, ValueError) as exc:  # the kernel starts; %bifrost only if installed
             self.log.warning("bifrost: kernel %s gets no %%bifrost magic: %s", self.kernel_id, exc)
         env["PYTHONPATH"] = os.pathsep.join(entries)
+        if self.package_path:
+            # Console scripts (`!black --version`); through `current`, so it follows switches.
+            env["PATH"] = os.pathsep.join([package_bin(self.package_path), env.get("PATH") or ""])
 
     async def cleanup(self, restart: bool = False) -> None:
         """Forget the kernel's secret, and what it imported, when it shuts down for good."""
@@ -245,6 +248,11 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, Timeout):
         return "another process is still installing the packages"
     return f"an unexpected error ({type(exc).__name__}: {exc}); the server's log has the details"
+
+
+def package_bin(package_path: str | Path) -> str:
+    """The folder of a package directory's console scripts, for a ``PATH``."""
+    return str(Path(package_path) / "bin")
 
 
 def kernel_state_file(workspace_dir: Path, kernel_id: str) -> Path:
