@@ -15,7 +15,9 @@ An environment is built in a temporary folder and renamed into place only when t
 succeeded and the kernel's own runtime still imports with it first on the path
 (:mod:`bifrost_ext.protection`), then ``current`` is switched with an atomic rename: a kernel
 never sees a half-installed or kernel-breaking directory, a failed install changes nothing,
-and stale ``*.dist-info`` from upgrades cannot exist. Checking whether a kernel start has
+and stale ``*.dist-info`` from upgrades cannot exist. Console scripts in a build's ``bin/``
+(on kernels' and terminals' ``PATH`` through ``current/bin``) are made to import from their
+build wherever they run (:func:`anchor_scripts`). Checking whether a kernel start has
 anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``, which also fails
 when the link dangles (a clean-up job removed ``envs/``) or ``current`` was replaced by a
 folder. A build that failed is remembered for a while (:class:`FailedBuild`), so that kernel

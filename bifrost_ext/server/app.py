@@ -3,8 +3,9 @@
 It builds the store, cache and installer from its traits, hands the assembled
 :class:`~bifrost_ext.service.PackageService` to the API handlers and to the kernel
 provisioner (through the web app's settings), makes ``bifrost-provisioner`` the default
-provisioner for kernels this server launches, and warms Redis from the database when the
-server starts, retrying in the background while either is down.
+provisioner for kernels this server launches, gives the terminals it launches the workspace's
+console scripts, and warms Redis from the database when the server starts, retrying in the
+background while either is down.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ The last step of the flow: request → requirements → installer → store → 
 ``pre_launch`` first reads the workspace's requirements (Redis, else the database, else the
 last local copy), brings the kernel interpreter's package directory up to them
 (:mod:`bifrost_ext.packagedir`; a single ``readlink`` when nothing changed), and puts that
-directory first on the kernel's ``PYTHONPATH``. The same instance serves every restart of its
-kernel, so the same path runs again on each restart.
+directory first on the kernel's ``PYTHONPATH`` and its ``bin`` first on the kernel's ``PATH``
+(console scripts). A start that had to install tells the kernel's user so in its first output
+(how many packages, how long), as a start that failed to does. The same instance serves every
+restart of its kernel, so the same path runs again on each restart.
 
 It adds the kernel side (:mod:`bifrost_ext.kernel`) to the kernel's path and loads it, so
 ``%bifrost`` works in any Python kernel. Inside jupyter_server it uses the extension's service
