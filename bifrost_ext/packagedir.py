@@ -15,7 +15,9 @@ An environment is built in a temporary folder and renamed into place only when t
 succeeded and the kernel's own runtime still imports with it first on the path
 (:mod:`bifrost_ext.protection`), then ``current`` is switched with an atomic rename: a kernel
 never sees a half-installed or kernel-breaking directory, a failed install changes nothing,
-and stale ``*.dist-info`` from upgrades cannot exist. Checking whether a kernel start has
+and stale ``*.dist-info`` from upgrades cannot exist. Console scripts in a build's ``bin/``
+(on kernels' and terminals' ``PATH`` through ``current/bin``) are made to import from their
+build wherever they run (:func:`anchor_scripts`). Checking whether a kernel start has
 anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``, which also fails
 when the link dangles (a clean-up job removed ``envs/``) or ``current`` was replaced by a
 folder. A build that failed is remembered for a while (:class:`FailedBuild`), so that kernel
@@ -151,6 +153,11 @@ class PackageDirectory:
         """True when ``current`` holds a complete build of exactly this record: the cheap fast
         path of every kernel start (one ``stat`` through the link)."""
         return os.path.exists(self.current / complete_marker(record.hash))
+
+    def is_built(self, record: RequirementsRecord) -> bool:
+        """True when a complete build of ``record`` exists, current or not (making it current
+        is a switch, not an install)."""
+        return os.path.exists(self.envs / record.hash / complete_marker(record.hash))
 
     def is_complete(self) -> bool:
         """True when ``current`` points at a complete build (whichever it is)."""
@@ -341,6 +348,7 @@ class PackageDirectory:
                 raise
         # Copies of the kernel's packages (at its versions) would only shadow its own.
         remove_distributions(target, runtime.versions)
+        anchor_scripts(target)
 
     async def _explain(
         self, record: RequirementsRecord, runtime: KernelRuntime, error: InstallError
@@ -429,6 +437,48 @@ class PackageDirectory:
             yield
         finally:
             lock.release()
+
+
+#: Put into each Python script of a build's ``bin/``, after its interpreter line: the build it
+#: belongs to comes first on its path, so it runs from a terminal (no kernel's PYTHONPATH) as
+#: it does from a kernel. Through ``realpath``: ``current/bin/x`` keeps the build it started in.
+SCRIPT_ANCHOR = (
+    b"import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname("
+    b"os.path.realpath(__file__))))  # bifrost: this script's package directory\n"
+)
+_CODING_LINE = re.compile(rb"^[ \t\f]*#.*?coding[:=]")
+#: The second line of the ``/bin/sh`` wrapper installers write when the interpreter's path is
+#: too long (or has spaces) for a ``#!`` line.
+_SH_WRAPPER = b"'''exec'"
+
+
+def anchor_scripts(env: Path) -> None:
+    """Make the console scripts the installer wrote into ``env/bin`` import from ``env``.
+
+    uv (``--python``) and pip (run by it) already name the kernel's interpreter on their
+    ``#!`` line (or in their ``/bin/sh`` wrapper); what a script lacks outside a kernel is the
+    package directory on its path.
+    """
+    bin_dir = env / "bin"
+    if not bin_dir.is_dir():
+        return
+    for script in bin_dir.iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        lines = script.read_bytes().splitlines(keepends=True)
+        if not lines or not lines[0].startswith(b"#!") or SCRIPT_ANCHOR in lines:
+            continue
+        if b"python" in lines[0]:
+            at = 1
+        elif lines[0].strip() == b"#!/bin/sh" and lines[1:2] and lines[1].startswith(_SH_WRAPPER):
+            at = 3  # the wrapper's three lines, then Python
+        else:
+            continue  # a shell script, a binary: nothing of ours to add
+        if len(lines) > at and _CODING_LINE.match(lines[at]):
+            at += 1  # an encoding declaration only counts on the first two lines
+        lines.insert(at, SCRIPT_ANCHOR)
+        with script.open("r+b") as file:  # the same file: its mode stays
+            file.write(b"".join(lines))
 
 
 def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:

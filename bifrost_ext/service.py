@@ -132,6 +132,27 @@ class ChangeResult:
 
 
 @dataclass(frozen=True)
+class PreparedKernel:
+    """A kernel interpreter's package directory, ready, and what its kernel waited for."""
+
+    package_dir: PackageDirectory
+    #: Distributions installed for this start (0: it was ready, or only switched to).
+    installed: int = 0
+    #: Seconds the install took.
+    seconds: float = 0.0
+
+    def notice(self, workspace: str) -> str | None:
+        """The line a kernel that waited prints first, saying why it waited."""
+        if not self.installed:
+            return None
+        packages = "1 package" if self.installed == 1 else f"{self.installed} packages"
+        return (
+            f"bifrost: installed {packages} for workspace '{workspace}' in"
+            f" {self.seconds:.1f} s before this kernel started"
+        )
+
+
+@dataclass(frozen=True)
 class Conflict:
     """An attempt that another server's save overtook: nothing of it was saved or switched."""
 
@@ -263,7 +284,7 @@ class PackageService:
 
     async def prepare_kernel(
         self, python: str, on_output: OutputCallback | None = None
-    ) -> PackageDirectory:
+    ) -> PreparedKernel:
         """Bring a kernel interpreter's package directory up to the saved requirements.
 
         When their build failed a short while ago, the kernel does not wait for it again:
@@ -273,15 +294,20 @@ class PackageService:
         record = await self.requirements_for_kernel()
         package_dir = self.package_dir(python)
         if package_dir.is_current(record):
-            return package_dir
+            return PreparedKernel(package_dir)
         failure = package_dir.failure(record.hash)
         if failure is not None:
             self._retry_in_background(package_dir, record)
             raise StillFailing(failure.error)
         self._notify("bifrost_before_kernel_install", record=record, python=python)
         build_purpose.set("kernel start")
+        built = package_dir.is_built(record)
+        started = time.monotonic()
         await package_dir.ensure(record, on_output)
-        return package_dir
+        if built or not package_dir.is_current(record):  # a switch, or a newer one won
+            return PreparedKernel(package_dir)
+        installed = len(package_dir.freeze(package_dir.current).splitlines())
+        return PreparedKernel(package_dir, installed, time.monotonic() - started)
 
     def _retry_in_background(
         self, package_dir: PackageDirectory, record: RequirementsRecord

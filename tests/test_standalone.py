@@ -67,15 +67,17 @@ def test_plain_jupyter_client_kernels_get_the_saved_packages(
     store.save("default", "bfdemo==2.0\n", 0)
     lines = run_kernel(bifrost_env, tmp_path, IMPORT_BFDEMO)
     assert lines[0] == "provisioner: BifrostProvisioner"
-    assert lines[1] == "2.0"
-    assert lines[2].startswith(str(site_dir / "default"))
+    # It waited for the install, and its first output says so.
+    assert lines[1].startswith("bifrost: installed 1 package for workspace 'default' in")
+    assert lines[2] == "2.0"
+    assert lines[3].startswith(str(site_dir / "default"))
 
 
 def test_with_database_and_redis_down_the_local_copy_is_used(
     bifrost_env: dict[str, str], store: RequirementsStore, tmp_path: Path, site_dir: Path
 ) -> None:
     store.save("default", "bfdemo==2.0\n", 0)
-    assert run_kernel(bifrost_env, tmp_path, IMPORT_BFDEMO)[1] == "2.0"
+    assert run_kernel(bifrost_env, tmp_path, IMPORT_BFDEMO)[2] == "2.0"  # after the notice
 
     # The package directories are lost (a new image), and neither store answers.
     for tag_dir in (site_dir / "default").iterdir():
@@ -86,7 +88,7 @@ def test_with_database_and_redis_down_the_local_copy_is_used(
         "BIFROST_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/down",
         "BIFROST_REDIS_URL": "redis://127.0.0.1:1/0",
     }
-    assert run_kernel(down, tmp_path, IMPORT_BFDEMO)[1] == "2.0"
+    assert run_kernel(down, tmp_path, IMPORT_BFDEMO)[2] == "2.0"
 
 
 def test_a_failing_install_still_starts_the_kernel(

@@ -18,7 +18,8 @@ ENV_RECYCLE = "BIFROST_RECYCLE"
 ENV_KERNEL_STATE = "BIFROST_KERNEL_STATE"
 #: The workspace whose packages the kernel imports.
 ENV_WORKSPACE = "BIFROST_WORKSPACE"
-#: Why the kernel did not get the saved packages, said once at its first execution.
+#: Said once at the kernel's first execution: why it did not get the saved packages, or that
+#: it waited for them to be installed (how many, how long).
 ENV_NOTICE = "BIFROST_NOTICE"
 #: JupyterHub's internal SSL (``c.JupyterHub.internal_ssl``), set by the hub for the server and
 #: inherited by its kernels: the server's private key and certificate (with which a kernel

@@ -6,8 +6,10 @@ The last step of the flow: request → requirements → installer → store → 
 ``pre_launch`` first reads the workspace's requirements (Redis, else the database, else the
 last local copy), brings the kernel interpreter's package directory up to them
 (:mod:`bifrost_ext.packagedir`; a single ``readlink`` when nothing changed), and puts that
-directory first on the kernel's ``PYTHONPATH``. The same instance serves every restart of its
-kernel, so the same path runs again on each restart.
+directory first on the kernel's ``PYTHONPATH`` and its ``bin`` first on the kernel's ``PATH``
+(console scripts). A start that had to install tells the kernel's user so in its first output
+(how many packages, how long), as a start that failed to does. The same instance serves every
+restart of its kernel, so the same path runs again on each restart.
 
 It adds the kernel side (:mod:`bifrost_ext.kernel`) to the kernel's path and loads it, so
 ``%bifrost`` works in any Python kernel. Inside jupyter_server it uses the extension's service
@@ -72,7 +74,8 @@ class BifrostProvisioner(LocalProvisioner):
     """A local provisioner that makes the workspace's packages importable in the kernel."""
 
     package_path: str | None = None
-    #: Told to the kernel's user at the first execution: why the packages are not the saved ones.
+    #: Told to the kernel's user at the first execution: why it waited (an install), or why
+    #: its packages are not the saved ones.
     notice: str | None = None
     prepare_seconds: float = 0.0
     kernel_env: dict[str, str] | None = None
@@ -120,8 +123,8 @@ class BifrostProvisioner(LocalProvisioner):
         return dict(await super().pre_launch(**kwargs))
 
     async def _prepare(self) -> tuple[str | None, str | None]:
-        """The package directory for the kernel's path, and what to tell the kernel's user
-        when it is not the saved one.
+        """The package directory for the kernel's path, and what to tell the kernel's user:
+        that it waited for an install, or that the directory is not the saved one.
 
         Whatever goes wrong here, the kernel starts: a kernel with yesterday's packages (or
         none) that says so beats no kernel.
@@ -129,8 +132,8 @@ class BifrostProvisioner(LocalProvisioner):
         python = resolve_python(self.kernel_spec.argv[0])
         try:
             service = self.service()
-            package_dir = await service.prepare_kernel(python)
-            return str(package_dir.current), None
+            prepared = await service.prepare_kernel(python)
+            return str(prepared.package_dir.current), prepared.notice(service.workspace)
         except StillFailing as exc:  # said when it failed; the kernel need not wait for it
             self.log.info(
                 "bifrost: kernel %s starts without the saved packages: %s", self.kernel_id, exc
@@ -239,6 +242,9 @@ class BifrostProvisioner(LocalProvisioner):
         except (OSError, ValueError) as exc:  # the kernel starts; %bifrost only if installed
             self.log.warning("bifrost: kernel %s gets no %%bifrost magic: %s", self.kernel_id, exc)
         env["PYTHONPATH"] = os.pathsep.join(entries)
+        if self.package_path:
+            # Console scripts (`!black --version`); through `current`, so it follows switches.
+            env["PATH"] = os.pathsep.join([package_bin(self.package_path), env.get("PATH") or ""])
 
     async def cleanup(self, restart: bool = False) -> None:
         """Forget the kernel's secret, and what it imported, when it shuts down for good."""
@@ -266,6 +272,11 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, Timeout):
         return "another process is still installing the packages"
     return f"an unexpected error ({type(exc).__name__}: {exc}); the server's log has the details"
+
+
+def package_bin(package_path: str | Path) -> str:
+    """The folder of a package directory's console scripts, for a ``PATH``."""
+    return str(Path(package_path) / "bin")
 
 
 def kernel_state_file(workspace_dir: Path, kernel_id: str) -> Path:
