@@ -178,3 +178,15 @@ def test_papermill_and_nbclient_list_and_status_from_the_kernels_start(
     assert install[-1]["traceback"] == ["BifrostError: the install failed; nothing was saved"]
     assert cells[4][0]["data"]["text/plain"] == "1"  # allow_errors: the next cell still ran
     assert not list(site_dir.rglob("*.start.json")), "removed when the kernel shut down"
+
+
+def test_papermill_status_says_when_the_kernel_started_without_the_saved_packages(
+    bifrost_env: dict[str, str], store: RequirementsStore, tmp_path: Path
+) -> None:
+    store.save("default", "not-in-wheelhouse\n", 0)
+    cells, _log = run_notebook(bifrost_env, tmp_path, ["%bifrost status"])
+    last = _text(cells[0]).splitlines()[-1]
+    assert last.startswith(
+        "not in sync: this kernel started without the saved packages (the installer failed"
+    ), last
+    assert last.endswith("restart it to try again")

@@ -280,8 +280,11 @@ class BifrostMagics(Magics):
             f"this kernel   {os.environ.get(ENV_PACKAGE_DIR, '?')}"
             f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}"
         )
-        if record.get("notice"):  # the provisioner's own words, "⚠ bifrost: this kernel …"
-            _say(str(record["notice"]))
+        if record.get("error"):
+            _say(
+                f"not in sync: this kernel started without the saved packages ({record['error']});"
+                " restart it to try again"
+            )
         elif kernel_hash != saved_hash:
             _say("not in sync: the package directory changed since this kernel started")
         else:

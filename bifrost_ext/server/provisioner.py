@@ -79,6 +79,8 @@ class BifrostProvisioner(LocalProvisioner):
     notice: str | None = None
     prepare_seconds: float = 0.0
     kernel_env: dict[str, str] | None = None
+    #: Why the kernel did not start with the saved packages (None when it did).
+    fallback_reason: str | None = None
 
     def server_settings(self) -> dict[str, Any] | None:
         """The web app settings of the jupyter_server that launches this kernel, if any."""
@@ -130,6 +132,7 @@ class BifrostProvisioner(LocalProvisioner):
         none) that says so beats no kernel.
         """
         python = resolve_python(self.kernel_spec.argv[0])
+        self.fallback_reason = None
         try:
             service = self.service()
             prepared = await service.prepare_kernel(python)
@@ -157,6 +160,7 @@ class BifrostProvisioner(LocalProvisioner):
 
     def _fallback(self, python: str, reason: str) -> tuple[str | None, str]:
         """The last complete package directory (or none), and the notice that says so."""
+        self.fallback_reason = reason
         try:
             package_dir = self.service().package_dir(python)
             usable = package_dir.is_complete()
@@ -206,7 +210,7 @@ class BifrostProvisioner(LocalProvisioner):
         :func:`start_record_file`), for ``%bifrost list`` and ``status`` without a server."""
         python = resolve_python(self.kernel_spec.argv[0])
         record = service.package_dir(python).active_record() if self.package_path else None
-        data: dict[str, object] = {"workspace": service.workspace, "notice": self.notice}
+        data: dict[str, object] = {"workspace": service.workspace, "error": self.fallback_reason}
         data.update(record.to_json() if record else {"content": "", "hash": None, "version": 0})
         path = start_record_file(service.workspace_dir, self.kernel_id)
         path.parent.mkdir(parents=True, exist_ok=True)
