@@ -15,7 +15,9 @@ An environment is built in a temporary folder and renamed into place only when t
 succeeded and the kernel's own runtime still imports with it first on the path
 (:mod:`bifrost_ext.protection`), then ``current`` is switched with an atomic rename: a kernel
 never sees a half-installed or kernel-breaking directory, a failed install changes nothing,
-and stale ``*.dist-info`` from upgrades cannot exist. Checking whether a kernel start has
+and stale ``*.dist-info`` from upgrades cannot exist. Console scripts in a build's ``bin/``
+(on kernels' and terminals' ``PATH`` through ``current/bin``) are made to import from their
+build wherever they run (:func:`anchor_scripts`). Checking whether a kernel start has
 anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``, which also fails
 when the link dangles (a clean-up job removed ``envs/``) or ``current`` was replaced by a
 folder. A build that failed is remembered for a while (:class:`FailedBuild`), so that kernel
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -150,6 +153,11 @@ class PackageDirectory:
         """True when ``current`` holds a complete build of exactly this record: the cheap fast
         path of every kernel start (one ``stat`` through the link)."""
         return os.path.exists(self.current / complete_marker(record.hash))
+
+    def is_built(self, record: RequirementsRecord) -> bool:
+        """True when a complete build of ``record`` exists, current or not (making it current
+        is a switch, not an install)."""
+        return os.path.exists(self.envs / record.hash / complete_marker(record.hash))
 
     def is_complete(self) -> bool:
         """True when ``current`` points at a complete build (whichever it is)."""
@@ -315,27 +323,32 @@ class PackageDirectory:
         runtime.check_requested(record.lines)
         kernel = runtime.pins()
         pins = [pin for pin in pins if pin.split("==")[0] not in runtime.versions]
-        attempts = [[*kernel, *pins], kernel] if pins else [kernel]
-        for number, constraints in enumerate(attempts, start=1):
-            try:
-                await self.installer.install(
-                    self.python, target, record.lines, on_output, constraints
-                )
-                break
-            except InstallError as exc:
-                if exc.returncode is None:
-                    raise
-                if number == len(attempts):
-                    await self._explain(record, runtime, exc)
-                    raise
-            # The saved versions do not fit (another Python, or a spec that needs them to
-            # move): resolve the requirements afresh rather than fail.
+        try:
+            await self.installer.install(
+                self.python, target, record.lines, on_output, [*kernel, *pins]
+            )
+        except InstallError as exc:
+            # Only a failure that names a saved pin is the lock's doing (a spec that needs
+            # another version, a lock from another Python): resolve afresh. A name or version
+            # the index lacks would fail the same way again.
+            misfits = quoted_pins(exc.output, pins) if exc.returncode is not None else []
+            if not misfits:
+                await self._explain(record, runtime, exc)
+                raise
             if on_output is not None:
-                on_output("bifrost: the saved versions do not fit; resolving afresh")
+                saved = ", ".join(misfits)
+                verb = "does" if len(misfits) == 1 else "do"
+                on_output(f"bifrost: the saved {saved} {verb} not fit; resolving afresh")
             shutil.rmtree(target)
             target.mkdir()
+            try:
+                await self.installer.install(self.python, target, record.lines, on_output, kernel)
+            except InstallError as again:
+                await self._explain(record, runtime, again)
+                raise
         # Copies of the kernel's packages (at its versions) would only shadow its own.
         remove_distributions(target, runtime.versions)
+        anchor_scripts(target)
 
     async def _explain(
         self, record: RequirementsRecord, runtime: KernelRuntime, error: InstallError
@@ -344,8 +357,8 @@ class PackageDirectory:
         packages: the same requirements, resolved without that, need other versions of them.
         A trial build, only on this failure path; anything else leaves ``error`` to the
         caller."""
-        if not runtime.versions:
-            return
+        if error.returncode is None or not quoted_pins(error.output, runtime.pins()):
+            return  # the kernel's versions played no part: no trial build to run
         trial = self.envs / f".tmp-trial-{uuid.uuid4().hex[:8]}"
         trial.mkdir()
         try:
@@ -424,6 +437,64 @@ class PackageDirectory:
             yield
         finally:
             lock.release()
+
+
+#: Put into each Python script of a build's ``bin/``, after its interpreter line: the build it
+#: belongs to comes first on its path, so it runs from a terminal (no kernel's PYTHONPATH) as
+#: it does from a kernel. Through ``realpath``: ``current/bin/x`` keeps the build it started in.
+SCRIPT_ANCHOR = (
+    b"import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname("
+    b"os.path.realpath(__file__))))  # bifrost: this script's package directory\n"
+)
+_CODING_LINE = re.compile(rb"^[ \t\f]*#.*?coding[:=]")
+#: The second line of the ``/bin/sh`` wrapper installers write when the interpreter's path is
+#: too long (or has spaces) for a ``#!`` line.
+_SH_WRAPPER = b"'''exec'"
+
+
+def anchor_scripts(env: Path) -> None:
+    """Make the console scripts the installer wrote into ``env/bin`` import from ``env``.
+
+    uv (``--python``) and pip (run by it) already name the kernel's interpreter on their
+    ``#!`` line (or in their ``/bin/sh`` wrapper); what a script lacks outside a kernel is the
+    package directory on its path.
+    """
+    bin_dir = env / "bin"
+    if not bin_dir.is_dir():
+        return
+    for script in bin_dir.iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        lines = script.read_bytes().splitlines(keepends=True)
+        if not lines or not lines[0].startswith(b"#!") or SCRIPT_ANCHOR in lines:
+            continue
+        if b"python" in lines[0]:
+            at = 1
+        elif lines[0].strip() == b"#!/bin/sh" and lines[1:2] and lines[1].startswith(_SH_WRAPPER):
+            at = 3  # the wrapper's three lines, then Python
+        else:
+            continue  # a shell script, a binary: nothing of ours to add
+        if len(lines) > at and _CODING_LINE.match(lines[at]):
+            at += 1  # an encoding declaration only counts on the first two lines
+        lines.insert(at, SCRIPT_ANCHOR)
+        with script.open("r+b") as file:  # the same file: its mode stays
+            file.write(b"".join(lines))
+
+
+def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:
+    """The ``name==version`` constraints among ``pins`` that an installer's failure names.
+
+    uv and pip quote the constraints a resolution could not meet (``and bfbase==2.0``, ``The
+    user requested (constraint) bfbase==2.0``), as ``name==``, and never one that played no
+    part; a missing name or version is blamed on the spec alone.
+    """
+    found = []
+    for pin in pins:
+        name = pin.split("==", 1)[0]
+        spelled = "[-_.]".join(re.escape(part) for part in re.split(r"[-_.]+", name))
+        if re.search(rf"(?<![\w.-]){spelled}\s*==", output, re.IGNORECASE):
+            found.append(pin)
+    return found
 
 
 def _canonical(name: str) -> str:

@@ -44,6 +44,8 @@ from .interpreter import run_python
 
 #: The root of every kernel's runtime.
 KERNEL_PACKAGE = "ipykernel"
+#: Why a refused install cannot simply be allowed, said after what is held where.
+NO_REPLACING = "no install may replace a package the kernel needs"
 #: What a kernel imports first: a build whose directory breaks these never reaches a kernel.
 KERNEL_MODULES = {"ipykernel": "ipykernel.kernelapp", "jupyter-client": "jupyter_client"}
 
@@ -132,9 +134,12 @@ class KernelRuntime:
             marker.evaluate({**self.environment, "extra": extra}) for extra in extras
         )
 
-    def describe(self, name: str) -> str:
-        """``python-dateutil 2.9.0``, which the kernel runs on, and why."""
-        return f"{name} {self.versions[name]}, which the kernel runs on ({self.reasons[name]})"
+    def held(self, name: str) -> str:
+        """``python-dateutil is held at 2.9.0, the version the kernel runs on (why)``."""
+        return (
+            f"{name} is held at {self.versions[name]}, the version the kernel runs on"
+            f" ({self.reasons[name]})"
+        )
 
     def check_requested(self, lines: Iterable[str]) -> None:
         """Refuse a requirement line that the kernel's own version does not satisfy."""
@@ -145,7 +150,7 @@ class KernelRuntime:
                 continue
             if not requirement.specifier.contains(self.versions[name], prereleases=True):
                 raise ProtectedPackage(
-                    f"{line} would replace {self.describe(name)}; no install may replace it"
+                    f"{self.held(name)}, so {line} cannot be installed: {NO_REPLACING}"
                 )
 
     def conflicts(self, trial: Path) -> list[str]:
@@ -165,9 +170,8 @@ class KernelRuntime:
                     continue
                 requirement.marker = None
                 found.append(
-                    f"{dist.metadata['Name']} {dist.version} needs {requirement},"
-                    f" but the kernel runs on {name} {self.versions[name]}"
-                    f" ({self.reasons[name]}); no install may replace it"
+                    f"{dist.metadata['Name']} {dist.version} needs {requirement}, but"
+                    f" {self.held(name)}: {NO_REPLACING}"
                 )
         return sorted(set(found))
 

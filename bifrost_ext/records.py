@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,19 @@ REQUIREMENTS_ENTITY = "requirements"
 def lock_pins(lock: str) -> dict[str, str]:
     """A lock's ``name==version`` lines as a mapping of name to version."""
     return dict(line.strip().split("==", 1) for line in lock.splitlines() if "==" in line)
+
+
+def version_changes(
+    old: Mapping[str, str], new: Mapping[str, str]
+) -> list[dict[str, str | None]]:
+    """Each distribution whose version differs between two locks, sorted by name: ``old`` is
+    None for one added, ``new`` None for one removed. Dependencies count like the named
+    projects: a user who asked for ``numpy<2`` must also hear that pandas moved."""
+    return [
+        {"name": name, "old": old.get(name), "new": new.get(name)}
+        for name in sorted(old.keys() | new.keys())
+        if old.get(name) != new.get(name)
+    ]
 
 
 @dataclass(frozen=True)

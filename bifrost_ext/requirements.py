@@ -12,6 +12,7 @@ rendered as a stable, sorted ``requirements.txt``.
 from __future__ import annotations
 
 import hashlib
+import re
 import reprlib
 from collections.abc import Iterable, Mapping
 
@@ -26,6 +27,11 @@ MAX_SPECS = 100
 MAX_FILE_LINES = 1000
 #: Most characters of a user's input that an error message quotes.
 MAX_EXCERPT = 100
+
+NO_DIRECT_URLS = "direct URLs are not allowed; give a name and version from the index"
+#: A spec that starts as a URL (``https://``, ``file:///``) or a VCS reference (``git+…``):
+#: never a name and version from the index. (``name @ URL`` parses; its ``url`` says so.)
+_DIRECT_URL = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*://|(git|hg|svn|bzr)\+)")
 
 _ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz")
 
@@ -73,12 +79,15 @@ def parse_spec(spec: object) -> Requirement:
         raise InvalidSpec(spec, "installer options are not allowed, only package requirements")
     if "$" in text:
         raise InvalidSpec(spec, "'$' is not allowed (environment variable expansion)")
+    # Said before parsing: packaging would call "git+https://..." a missing semicolon.
+    if _DIRECT_URL.search(text):
+        raise InvalidSpec(spec, NO_DIRECT_URLS)
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
         raise InvalidSpec(spec, f"not a valid requirement ({_first_line(exc)})") from None
     if req.url:
-        raise InvalidSpec(spec, "direct references (name @ URL) are not allowed")
+        raise InvalidSpec(spec, NO_DIRECT_URLS)
     if any(s.operator == "===" for s in req.specifier):
         raise InvalidSpec(spec, "the arbitrary-equality operator '===' is not allowed")
     # pip takes a requirement whose text ends like an archive ("foo==1.0+x.zip") for a file.

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pluggy
+from packaging.utils import canonicalize_name
 
 from .cache import CacheUnavailable, GuardedCache, RequirementsCache
 from .installer import Installer, InstallError, OutputCallback
@@ -40,7 +41,7 @@ from .interpreter import interpreter_key
 from .local_copy import LocalCopy
 from .packagedir import PackageDirectory, SavedNotSwitched, build_purpose
 from .plugins import notify, plugin_manager
-from .records import Origin, RequirementsRecord, Revision, lock_pins
+from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
 from .requirements import (
     InvalidSpec,
     Requirements,
@@ -125,6 +126,30 @@ class ChangeResult:
     changed: bool = True
     #: Saved, but a later step on this machine failed; what is being repaired.
     warning: str | None = None
+    #: Every distribution whose version the change moved, dependencies included
+    #: (:func:`~bifrost_ext.records.version_changes`).
+    versions: list[dict[str, str | None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PreparedKernel:
+    """A kernel interpreter's package directory, ready, and what its kernel waited for."""
+
+    package_dir: PackageDirectory
+    #: Distributions installed for this start (0: it was ready, or only switched to).
+    installed: int = 0
+    #: Seconds the install took.
+    seconds: float = 0.0
+
+    def notice(self, workspace: str) -> str | None:
+        """The line a kernel that waited prints first, saying why it waited."""
+        if not self.installed:
+            return None
+        packages = "1 package" if self.installed == 1 else f"{self.installed} packages"
+        return (
+            f"bifrost: installed {packages} for workspace '{workspace}' in"
+            f" {self.seconds:.1f} s before this kernel started"
+        )
 
 
 @dataclass(frozen=True)
@@ -259,7 +284,7 @@ class PackageService:
 
     async def prepare_kernel(
         self, python: str, on_output: OutputCallback | None = None
-    ) -> PackageDirectory:
+    ) -> PreparedKernel:
         """Bring a kernel interpreter's package directory up to the saved requirements.
 
         When their build failed a short while ago, the kernel does not wait for it again:
@@ -269,15 +294,20 @@ class PackageService:
         record = await self.requirements_for_kernel()
         package_dir = self.package_dir(python)
         if package_dir.is_current(record):
-            return package_dir
+            return PreparedKernel(package_dir)
         failure = package_dir.failure(record.hash)
         if failure is not None:
             self._retry_in_background(package_dir, record)
             raise StillFailing(failure.error)
         self._notify("bifrost_before_kernel_install", record=record, python=python)
         build_purpose.set("kernel start")
+        built = package_dir.is_built(record)
+        started = time.monotonic()
         await package_dir.ensure(record, on_output)
-        return package_dir
+        if built or not package_dir.is_current(record):  # a switch, or a newer one won
+            return PreparedKernel(package_dir)
+        installed = len(package_dir.freeze(package_dir.current).splitlines())
+        return PreparedKernel(package_dir, installed, time.monotonic() - started)
 
     def _retry_in_background(
         self, package_dir: PackageDirectory, record: RequirementsRecord
@@ -491,7 +521,12 @@ class PackageService:
             raise
         self._notify("bifrost_after_install", **hook_args, record=saved, error=None)
         await self._after_save(base, saved, change.caller.origin)
-        return ChangeResult(saved, self._installed(saved, change), warning=warning)
+        return ChangeResult(
+            saved,
+            self._installed(saved, change),
+            warning=warning,
+            versions=version_changes(self._locked(base, change), saved.locked),
+        )
 
     async def _unchanged(self, change: Change, base: RequirementsRecord) -> ChangeResult | Conflict:
         """The edit changes nothing: if ``base`` is what is saved, make sure the package
@@ -534,6 +569,16 @@ class PackageService:
     async def _read_database(self) -> RequirementsRecord:
         self._latest = await _run(self.store.get, self.workspace)
         return self._latest
+
+    def _locked(self, base: RequirementsRecord, change: Change) -> dict[str, str]:
+        """The versions ``base`` pins, or for a record saved before locks existed, what the
+        package directory holds."""
+        if base.lock or not base.lines:
+            return base.locked
+        return {
+            str(canonicalize_name(dist["name"])): dist["version"]
+            for dist in self.package_dir(change.caller.python).installed()
+        }
 
     def _installed(self, record: RequirementsRecord, change: Change) -> list[dict[str, str]]:
         """Name and version of the projects ``change`` named, from ``record``'s lock."""

@@ -12,6 +12,7 @@ by the Alembic migrations in :mod:`bifrost_ext.migrations` on first use. Related
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timezone
@@ -374,6 +375,12 @@ def _first_line(exc: sa.exc.DBAPIError) -> str:
 
 
 def _alembic_config() -> Config:
+    # Alembic says every step (and, on import, every plugin) at INFO, and a notebook runner's
+    # process (papermill, nbclient) shows INFO: noise in the user's output. An operator who
+    # set a level keeps it.
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.level == logging.NOTSET:
+        alembic_log.setLevel(logging.WARNING)
     from alembic.config import Config
 
     config = Config()

@@ -27,3 +27,59 @@ async def run_cell(kernel_manager: Any, code: str, timeout: float = 60) -> str:
 
 
 IMPORT_BFDEMO = "import bfdemo; print(bfdemo.__version__); print(bfdemo.__file__)"
+
+
+class Cell:
+    """What one execution showed and how it ended, as a notebook client sees it."""
+
+    def __init__(self, status: str, outputs: list[dict[str, Any]]) -> None:
+        #: The execute_reply's status: ``ok`` or ``error`` (Run All stops on ``error``).
+        self.status = status
+        #: The output messages (``msg_type`` and ``content``), in order.
+        self.outputs = outputs
+
+    @property
+    def text(self) -> str:
+        """The cell as a plain front end shows it: streams, text/plain displays, tracebacks."""
+        parts = []
+        for output in self.outputs:
+            kind, content = output["msg_type"], output["content"]
+            if kind == "stream":
+                parts.append(content["text"])
+            elif kind in ("display_data", "execute_result"):
+                parts.append(content["data"].get("text/plain", "") + "\n")
+            elif kind == "error":
+                parts.append("".join(line + "\n" for line in content["traceback"]))
+        return "".join(parts)
+
+    def displays(self, mime: str) -> list[Any]:
+        """The data of every display of this MIME type."""
+        return [
+            o["content"]["data"][mime]
+            for o in self.outputs
+            if o["msg_type"] == "display_data" and mime in o["content"]["data"]
+        ]
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The error output's content (``ename``, ``evalue``, ``traceback``), if any."""
+        errors = [o["content"] for o in self.outputs if o["msg_type"] == "error"]
+        return errors[-1] if errors else None
+
+
+async def execute(kernel_manager: Any, code: str, timeout: float = 60) -> Cell:
+    """Execute ``code`` as a notebook client does; return its outputs and its reply's status."""
+    client = kernel_manager.client()
+    client.start_channels()
+    outputs: list[dict[str, Any]] = []
+
+    def collect(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] in ("stream", "display_data", "execute_result", "error"):
+            outputs.append({"msg_type": msg["msg_type"], "content": msg["content"]})
+
+    try:
+        await client.wait_for_ready(timeout=timeout)
+        reply = await client.execute_interactive(code, timeout=timeout, output_hook=collect)
+    finally:
+        client.stop_channels()
+    return Cell(reply["content"]["status"], outputs)

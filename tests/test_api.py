@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import redis
 from tornado.httpclient import HTTPClientError
 
 from bifrost_ext.requirements import content_hash
-from tests.api import cached, call, current_dists, saved_rows
+from bifrost_ext.settings import SERVICE_SETTING
+from tests.api import answer, cached, call, current_dists, post_raw, saved_rows
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")
 
@@ -237,3 +239,128 @@ async def test_export_names_the_formats_it_knows(jp_fetch: Any) -> None:
         message
         == "unknown export format 'conda'; use one of requirements, lock, pep723, dockerfile"
     )
+
+
+async def test_every_version_change_is_reported_dependencies_included(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    status, body = await call(jp_fetch, "install", {"packages": ["bfapp", "bfbase"]})
+    assert status == 200, body
+    assert body["versions"] == [
+        {"name": "bfapp", "old": None, "new": "1.0"},
+        {"name": "bfbase", "old": None, "new": "2.0"},
+        {"name": "bfdep", "old": None, "new": "1.0"},  # a dependency, never named
+    ]
+    # bfdown needs bfbase<2: the saved bfbase 2.0 moves down, and the answer says so.
+    status, body = await call(jp_fetch, "install", {"packages": ["bfdown"]})
+    assert status == 200, body
+    assert body["installed"] == [{"name": "bfdown", "version": "2.0"}]
+    assert body["versions"] == [
+        {"name": "bfbase", "old": "2.0", "new": "1.0"},
+        {"name": "bfdown", "old": None, "new": "2.0"},
+    ]
+    status, body = await call(jp_fetch, "uninstall", {"packages": ["bfapp"]})
+    assert status == 200, body
+    assert body["versions"] == [
+        {"name": "bfapp", "old": "1.0", "new": None},
+        {"name": "bfdep", "old": "1.0", "new": None},
+    ]
+    # Nothing changed, nothing to report.
+    status, body = await call(jp_fetch, "install", {"packages": ["bfdown"]})
+    assert (status, body["changed"], body["versions"]) == (200, False, [])
+    # A rollback reports what it moves back.
+    history = await jp_fetch("api", "packages", "history")
+    revisions = json.loads(history.body)["revisions"]
+    first = revisions[-1]["id"]
+    status, body = await call(jp_fetch, "rollback", {"revision": first})
+    assert status == 200, body
+    assert body["versions"] == [
+        {"name": "bfapp", "old": None, "new": "1.0"},
+        {"name": "bfbase", "old": "1.0", "new": "2.0"},
+        {"name": "bfdep", "old": None, "new": "1.0"},
+        {"name": "bfdown", "old": "2.0", "new": None},
+    ]
+
+
+@pytest.fixture
+def installer_runs(jp_serverapp: Any, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The specs of every installer run the server makes from now on (trial builds too)."""
+    installer = jp_serverapp.web_app.settings[SERVICE_SETTING].installer
+    runs: list[list[str]] = []
+    real = installer.install
+
+    async def install(python: str, target: Path, specs: Any, *args: Any, **kw: Any) -> str:
+        runs.append(list(specs))
+        return str(await real(python, target, specs, *args, **kw))
+
+    monkeypatch.setattr(installer, "install", install)
+    return runs
+
+
+async def streamed(jp_fetch: Any, action: str, body: Any) -> tuple[int, dict[str, Any], list[str]]:
+    """A change asked for as server-sent events: its status, body and output lines."""
+    status, raw = await post_raw(jp_fetch, action, json.dumps(body), stream=True)
+    lines = [
+        json.loads(event.split("data: ", 1)[1])
+        for event in raw.decode().split("\n\n")
+        if event.startswith("event: output")
+    ]
+    return (*answer(status, raw), lines)
+
+
+@pytest.mark.parametrize("spec", ["bfdmeo", "bfdep==99"])
+async def test_a_name_or_version_the_index_lacks_runs_the_installer_once(
+    jp_fetch: Any, database_url: str, installer_runs: list[list[str]], spec: str
+) -> None:
+    await call(jp_fetch, "install", {"packages": ["bfdemo==1.0", "bfapp"]})  # a lock to keep
+    before = saved_rows(database_url)
+    installer_runs.clear()
+    status, body, lines = await streamed(jp_fetch, "install", {"packages": [spec]})
+    assert status == 422, body
+    # The saved versions had nothing to do with it: no second run, no word of them.
+    assert len(installer_runs) == 1, installer_runs
+    assert not [line for line in lines if "resolving afresh" in line]
+    assert spec.split("==")[0] in body["output"]
+    assert saved_rows(database_url) == before
+
+
+async def test_a_lock_that_conflicts_is_resolved_afresh(
+    jp_fetch: Any, installer_runs: list[list[str]]
+) -> None:
+    await call(jp_fetch, "install", {"packages": ["bfbase"]})  # locks bfbase 2.0
+    installer_runs.clear()
+    status, body, lines = await streamed(jp_fetch, "install", {"packages": ["bfdown"]})
+    assert status == 200, body
+    assert len(installer_runs) == 2, installer_runs
+    assert "bifrost: the saved bfbase==2.0 does not fit; resolving afresh" in lines
+    assert body["locked"] == {"bfbase": "1.0", "bfdown": "2.0"}
+
+
+async def test_a_protected_package_says_it_is_held_at_the_kernels_version(
+    jp_fetch: Any, installer_runs: list[list[str]]
+) -> None:
+    status, body = await call(jp_fetch, "install", {"packages": ["tornado<6"]})
+    assert status == 422, body
+    version = importlib.metadata.version("tornado")
+    assert body["message"] == (
+        f"tornado is held at {version}, the version the kernel runs on (ipykernel → tornado),"
+        " so tornado<6 cannot be installed: no install may replace a package the kernel"
+        " needs; nothing was saved"
+    )
+    assert installer_runs == []
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "git+https://github.com/x/y",
+        "git+ssh://git@github.com/x/y.git@main",
+        "bfdemo @ git+https://github.com/x/bfdemo",
+        "bfdemo @ https://x.example/bfdemo-1.0-py3-none-any.whl",
+        "https://x.example/bfdemo-1.0.tar.gz",
+    ],
+)
+async def test_a_direct_url_says_so(jp_fetch: Any, spec: str) -> None:
+    status, body = await call(jp_fetch, "install", {"packages": [spec]})
+    assert status == 400, body
+    assert body["reason"] == "direct URLs are not allowed; give a name and version from the index"

@@ -76,4 +76,4 @@ async def test_pins_that_no_longer_fit_are_resolved_afresh(
     lines: list[str] = []
     await service.package_dir().ensure(record, lines.append)
     assert versions(service) == {"bfdemo": "1.0"}
-    assert "bifrost: the saved versions do not fit; resolving afresh" in lines
+    assert "bifrost: the saved bfdemo==9.9 does not fit; resolving afresh" in lines

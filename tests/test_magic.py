@@ -27,7 +27,10 @@ def kernel(jp_fetch: Any, jp_serverapp: Any, jp_asyncio_loop: Any) -> Any:
 async def test_install_streams_progress_and_imports_without_restart(kernel: Any) -> None:
     output = await run_cell(kernel, "%bifrost install bfdemo==1.0 bfapp")
     lines = output.splitlines()
-    assert lines[-1] == "installed bfapp 1.0, bfdemo 1.0; saved to workspace 'default'"
+    assert lines[-1] == (
+        "installed bfapp 1.0, bfdemo 1.0; also changed: bfdep 1.0 added;"
+        " saved to workspace 'default'"
+    )
     assert len(lines) > 1, "the installer's own output should reach the cell"
     assert (await run_cell(kernel, "import bfdemo, bfapp; print(bfdemo.__version__)")) == "1.0\n"
 
@@ -67,7 +70,7 @@ async def test_upgrading_an_imported_package_names_the_stale_modules(kernel: Any
     await run_cell(kernel, "%bifrost install bfdemo==1.0")
     await run_cell(kernel, "import bfdemo")
     output = await run_cell(kernel, "%bifrost install bfdemo==2.0")
-    assert "installed bfdemo 2.0; saved to workspace 'default'" in output
+    assert "installed bfdemo 2.0 (was 1.0); saved to workspace 'default'" in output
     assert (
         "⚠ bfdemo 1.0 is already imported in this kernel (now 2.0); stale modules: bfdemo" in output
     )
@@ -104,9 +107,9 @@ async def test_restart_flag_restarts_the_kernel_after_the_install(kernel: Any) -
 async def test_remove_and_list(kernel: Any, store: RequirementsStore, redis_url: str) -> None:
     await run_cell(kernel, "%bifrost install bfdemo==1.0 bfdep")
     listing = (await run_cell(kernel, "%bifrost list")).splitlines()
-    assert listing[0].split() == ["package", "saved", "in", "this", "kernel"]
-    assert listing[1].split() == ["bfdemo", "bfdemo==1.0", "1.0"]
-    assert listing[2].split() == ["bfdep", "bfdep", "1.0"]
+    assert listing[0].split() == ["package", "saved", "installed", "in", "this", "kernel"]
+    assert listing[1].split() == ["bfdemo", "bfdemo==1.0", "1.0", "-"]
+    assert listing[2].split() == ["bfdep", "bfdep", "1.0", "-"]
 
     # Another server saves a newer pin: this kernel still imports the old one.
     newer = store.save("default", "bfdemo==2.0\nbfdep\n", store.get("default").version)
@@ -114,11 +117,12 @@ async def test_remove_and_list(kernel: Any, store: RequirementsStore, redis_url:
     cache.put(newer)
     cache.close()
     listing = (await run_cell(kernel, "%bifrost list")).splitlines()
-    assert listing[1].split() == ["bfdemo", "bfdemo==2.0", "1.0", "✗", "does", "not", "match"]
+    assert listing[1].split() == ["bfdemo", "bfdemo==2.0", "1.0", "-", "✗", "does", "not", "match"]
 
     await run_cell(kernel, "import bfdep")
     output = await run_cell(kernel, "%bifrost remove bfdep")
-    assert "removed bfdep; saved to workspace 'default'" in output
+    assert "removed bfdep" in output
+    assert "; saved to workspace 'default'" in output
     assert "⚠ bfdep 1.0 is already imported in this kernel (now removed)" in output
     assert store.get("default").lines == ["bfdemo==2.0"]
 
@@ -138,7 +142,7 @@ async def test_status_reports_every_place_in_sync(kernel: Any) -> None:
         ("%bifrost install 'bfdemo --pre'", "✗ invalid requirement 'bfdemo --pre'"),
         (
             "%bifrost install bfdemo @ https://x.example/b.whl",
-            "✗ invalid requirement 'bfdemo @ https://x.example/b.whl': direct references",
+            "✗ invalid requirement 'bfdemo @ https://x.example/b.whl': direct URLs are not allowed",
         ),
         (
             "%bifrost install not-in-wheelhouse",

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bifrost_ext.kernel.client import ApiError
-from bifrost_ext.kernel.magic import _explain, join_specs, pip_hint
+from bifrost_ext.kernel.magic import BifrostError, _explain, join_specs, pip_hint
 
 
 def test_pip_hint_recognises_the_usual_spellings() -> None:
@@ -63,7 +63,8 @@ def test_load_ext_registers_the_magic_anywhere(
     shell = InteractiveShell.instance()
     try:
         shell.run_line_magic("load_ext", "bifrost_ext")
-        shell.run_line_magic("bifrost", "list")
+        with pytest.raises(BifrostError, match=r"^%bifrost list failed$"):
+            shell.run_line_magic("bifrost", "list")
     finally:
         InteractiveShell.clear_instance()
     assert capsys.readouterr().out.startswith(
@@ -92,3 +93,91 @@ print("bifrost_ext.kernel.magic" in sys.modules)
     assert out.splitlines()[0] == "['bifrost_ext', 'bifrost_ext.kernel', 'bifrost_ext.kernel.env']"
     assert "%bifrost install [--restart] SPEC..." in out
     assert out.splitlines()[-1] == "True"
+
+
+@pytest.mark.parametrize(
+    ("cell", "suggestion"),
+    [
+        ("%pip install --index-url http://x six 2>/dev/null", "six"),
+        ("!pip install -i http://x --extra-index-url=http://y six==1.16 | tail -1", "six==1.16"),
+        ("%pip install -r requirements.txt -c constraints.txt pandas", "pandas"),
+        ("!pip install -e . ./local/pkg https://h/x.whl git+https://g/r.git six", "six"),
+        (
+            "%pip install 'pandas>=2' \"requests[socks]\" -q > log.txt",
+            "'pandas>=2' 'requests[socks]'",
+        ),
+        ("!pip install --upgrade --no-deps six; echo done", "six"),
+        ("!pip install numpy && pip install scipy", "numpy"),
+        ("%pip install {packages}", None),
+        ("%pip install -r requirements.txt", None),
+        ("!pip install --index-url http://x", None),
+    ],
+)
+def test_the_pip_hint_keeps_only_requirement_specs(cell: str, suggestion: str | None) -> None:
+    hint = pip_hint(cell)
+    assert hint is not None
+    if suggestion is None:
+        assert hint == (
+            "bifrost: pip installs last until the kernel restarts;"
+            " `%bifrost install NAME...` keeps them"
+        )
+    else:
+        assert f"`%bifrost install {suggestion}` keeps them" in hint
+
+
+def test_the_table_of_module_names_knows_the_common_differences() -> None:
+    from bifrost_ext.kernel.distributions import MODULE_TO_DISTRIBUTION, distribution_for
+
+    assert len(MODULE_TO_DISTRIBUTION) >= 30
+    assert distribution_for("sklearn") == "scikit-learn"
+    assert distribution_for("cv2") == "opencv-python"
+    assert distribution_for("yaml") == "PyYAML"
+    assert distribution_for("PIL") == "pillow"
+    assert distribution_for("bs4") == "beautifulsoup4"
+    assert distribution_for("pandas") == "pandas"  # the module name itself otherwise
+    assert all("." not in module for module in MODULE_TO_DISTRIBUTION)  # top-level only
+
+
+def test_every_version_change_is_in_the_summary() -> None:
+    from bifrost_ext.kernel.magic import change_summary
+
+    body = {
+        "changed": True,
+        "installed": [{"name": "numpy", "version": "1.26.4"}],
+        "versions": [
+            {"name": "numpy", "old": "2.4.6", "new": "1.26.4"},
+            {"name": "pandas", "old": "3.1.1", "new": "3.0.6"},
+            {"name": "six", "old": None, "new": "1.17.0"},
+            {"name": "tzdata", "old": "2025.1", "new": None},
+        ],
+    }
+    assert change_summary("install", body, ["numpy<2"]) == (
+        "installed numpy 1.26.4 (was 2.4.6); also changed: pandas 3.1.1 → 3.0.6 (dependency),"
+        " six 1.17.0 added, tzdata 2025.1 removed"
+    )
+    removal = {
+        "changed": True,
+        "versions": [
+            {"name": "bfapp", "old": "1.0", "new": None},
+            {"name": "bfdep", "old": "1.0", "new": None},
+        ],
+    }
+    assert change_summary("remove", removal, ["bfapp"]) == (
+        "removed bfapp 1.0; also changed: bfdep 1.0 removed"
+    )
+
+
+def test_a_server_without_the_versions_field_gets_the_old_summary() -> None:
+    from bifrost_ext.kernel.magic import change_summary
+
+    body = {"changed": False, "installed": [{"name": "bfdemo", "version": "1.0"}]}
+    assert change_summary("install", body, ["bfdemo"]) == "already installed bfdemo 1.0"
+    assert change_summary("remove", {"changed": True}, ["x", "y"]) == "removed x, y"
+
+
+def test_stale_modules_are_named_by_their_top_level_package() -> None:
+    from bifrost_ext.kernel.stale import describe_modules
+
+    modules = ["pandas", *(f"pandas.m{i}" for i in range(312)), "pytz", "pytz.tz"]
+    assert describe_modules(modules) == "pandas (and 312 submodules), pytz (and 1 submodule)"
+    assert describe_modules(["six"]) == "six"

@@ -96,7 +96,7 @@ async def test_resolving_afresh_still_holds_the_kernels_own_packages(tmp_path: P
     lines: list[str] = []
     with pytest.raises(InstallError) as refused:
         await pkg.ensure(record, lines.append)
-    assert "bifrost: the saved versions do not fit; resolving afresh" in lines
+    assert "bifrost: the saved bfneeds==0.5 does not fit; resolving afresh" in lines
     assert "packaging" in str(refused.value)
     assert not pkg.is_current(record)
 

@@ -86,7 +86,7 @@ def test_the_operator_protects_more_than_the_kernel_runtime(
         )
         assert status == 422, body
         version = importlib.metadata.version("filelock")
-        assert f"would replace filelock {version}" in body["message"]
+        assert f"filelock is held at {version}" in body["message"]
         assert "protected by the operator" in body["message"]
         store = RequirementsStore(url=sqlite_url)
         assert store.get("default").version == 0

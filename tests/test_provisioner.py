@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ async def test_a_kernel_reports_the_version_it_imported_after_a_change(
     disk = "import importlib.metadata as m; print(m.version('bfdemo'))"
     after = await run_cell(km, f"{disk}; {report}")
     *_notice, on_disk, reported = after.splitlines()  # after the stale-module notice
-    assert on_disk == "2.0"  # what %bifrost list says today: not what the kernel runs
+    assert on_disk == "2.0"  # what is installed; %bifrost list shows both
     assert json.loads(reported) == {"loaded": {"bfdemo": "1.0"}}
 
 
@@ -79,8 +80,9 @@ async def test_a_kernel_start_installs_what_the_database_holds(
     assert redis_client.get("bifrost:requirements:content") is None
     kernel_id = await start_kernel(jp_fetch)
     km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
-    output = await run_cell(km, IMPORT_BFDEMO + "; import bfapp, bfdep")
-    assert output.startswith("2.0"), output
+    notice, *output = (await run_cell(km, IMPORT_BFDEMO + "; import bfapp, bfdep")).splitlines()
+    assert notice.startswith("bifrost: installed 3 packages for workspace 'default' in"), notice
+    assert output[0] == "2.0", output
     # The kernel start filled the cache on its way.
     assert json.loads(redis_client.get("bifrost:requirements:content"))["version"] == 1
 
@@ -176,3 +178,52 @@ async def test_a_kernel_gets_no_store_credentials(
     )
     out = await run_cell(km, code)
     assert out.startswith("2 error: this is a kernel started by bifrost"), out
+
+
+async def test_a_kernel_that_waited_for_an_install_says_why(
+    jp_fetch: Any, jp_serverapp: Any, store: RequirementsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (app,) = jp_serverapp.extension_manager.extension_apps["bifrost_ext"]
+    if app._warm_task is not None:  # the start-up build is done: the kernel start waits
+        await app._warm_task
+    service = app.service
+    builds: list[list[dict[str, Any]]] = []
+    real = service.installer.install
+
+    async def install(*args: Any, **kw: Any) -> str:
+        # What the Packages panel's status strip reads while the kernel waits.
+        builds.append((await service.status())["builds"])
+        return str(await real(*args, **kw))
+
+    monkeypatch.setattr(service.installer, "install", install)
+    store.save("default", "bfapp\nbfdemo==2.0\n", 0)  # saved by another server
+    kernel_id = await start_kernel(jp_fetch)
+    assert [[(b["for"], b["packages"]) for b in found] for found in builds] == [
+        [("kernel start", 2)]
+    ]
+    km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+    first, *rest = (await run_cell(km, "print('hello')")).splitlines()
+    assert re.fullmatch(
+        r"bifrost: installed 3 packages for workspace 'default' in \d+\.\d s"
+        r" before this kernel started",
+        first,
+    ), first
+    assert rest == ["hello"]
+    assert await run_cell(km, "print('again')") == "again\n"  # said once
+    # A restart with nothing to install waited for nothing, and says nothing.
+    await jp_fetch("api", "kernels", kernel_id, "restart", method="POST", body="{}")
+    assert await run_cell(km, "print('restarted')") == "restarted\n"
+
+
+async def test_console_scripts_run_in_the_kernel_with_its_interpreter(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    # Started before the install: `current/bin` is on its PATH, and follows the switch.
+    km = jp_serverapp.kernel_manager.get_kernel(await start_kernel(jp_fetch))
+    kernel_python = (await run_cell(km, "import sys; print(sys.executable)")).strip()
+    await install(jp_fetch, "bfscript")
+    out = await run_cell(km, "!bfscript --version")
+    assert out.splitlines() == [f"bfscript 1.0 {kernel_python}"], out
+    # The script finds its package without the kernel's PYTHONPATH (as in a terminal).
+    out = await run_cell(km, "!env -u PYTHONPATH bfscript --version")
+    assert out.splitlines() == [f"bfscript 1.0 {kernel_python}"], out

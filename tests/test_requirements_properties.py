@@ -444,7 +444,7 @@ def test_names_ending_in_a_separator_are_refused(parts: list[str], end: str, res
 @SETTINGS
 @given(name_parts, st.sampled_from(["https://x/y.whl", "file:///tmp/x.whl", "git+https://x/y"]))
 def test_direct_references_are_refused(parts: list[str], url: str) -> None:
-    with pytest.raises(InvalidSpec, match="direct references"):
+    with pytest.raises(InvalidSpec, match="direct URLs are not allowed"):
         parse_spec(f"{'-'.join(parts)} @ {url}")
 
 

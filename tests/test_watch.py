@@ -45,7 +45,7 @@ def test_only_imported_distributions_that_changed_are_named(tmp_path: Path) -> N
     new = make_env(tmp_path, "b", {"bfwatched": "2.0", "bfother": "2.0", "bfsame": "1.0"})
     assert stale_report(old, new) == [
         "⚠ bifrost: the workspace's packages changed: bfwatched 1.0 is imported in this kernel"
-        " (now 2.0); stale modules: bfwatched, bfwatched.sub",
+        " (now 2.0); stale modules: bfwatched (and 1 submodule)",
         "  restart the kernel to use the new versions (Kernel ▸ Restart)",
     ]
     removed = make_env(tmp_path, "c", {"bfsame": "1.0"})
@@ -100,3 +100,18 @@ def test_the_kernel_reports_the_versions_it_has_in_memory_not_on_disk(
     watch.after_cell()  # bflater imported after the move: from "b"
     assert watch.loaded_versions() == {"bfwatched": "1.0", "bflater": "2.0"}
     assert json.loads(kernel_report(watch)) == {"loaded": {"bfwatched": "1.0", "bflater": "2.0"}}
+
+
+@pytest.mark.usefixtures("imported_bfwatched")
+def test_the_notice_gives_the_version_in_memory_and_only_for_a_real_change(
+    tmp_path: Path,
+) -> None:
+    second = make_env(tmp_path, "b", {"bfwatched": "2.0"})
+    third = make_env(tmp_path, "c", {"bfwatched": "3.0"})
+    again = make_env(tmp_path, "d", {"bfwatched": "3.0"})
+    loaded = {"bfwatched": "1.0"}  # imported before the move to 2.0, which was told already
+    assert (
+        "bfwatched 1.0 is imported in this kernel (now 3.0)"
+        in stale_report(second, third, loaded)[0]
+    )
+    assert stale_report(third, again, loaded) == []  # a rebuild of the same versions

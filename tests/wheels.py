@@ -21,10 +21,13 @@ def build_wheel(
     requires: Sequence[str] = (),
     code: str | None = None,
     extra_files: Mapping[str, str] | None = None,
+    scripts: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``<name>-<version>-py3-none-any.whl`` with one module that knows its version.
 
-    ``extra_files`` (path in the wheel → text) make it as big as a real library.
+    ``extra_files`` (path in the wheel → text) make it as big as a real library; ``scripts``
+    (command → ``module:function``) become ``console_scripts`` entry points, which the
+    installer turns into executables in the target's ``bin/``.
     """
     module = name.replace("-", "_")
     dist_info = f"{module}-{version}.dist-info"
@@ -43,6 +46,9 @@ def build_wheel(
         f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: bifrost-tests\n"
         "Root-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    if scripts:
+        entries = "".join(f"{command} = {target}\n" for command, target in scripts.items())
+        files[f"{dist_info}/entry_points.txt"] = f"[console_scripts]\n{entries}"
     record_lines = [
         f"{path},sha256={_digest(text)},{len(text.encode())}" for path, text in files.items()
     ]

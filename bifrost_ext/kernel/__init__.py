@@ -10,6 +10,7 @@ environment need not have bifrost's dependencies, and the provisioner puts only 
 - :mod:`.client`: its HTTP client for the kernel's own server;
 - :mod:`.watch`: notices that the package directory moved under a running kernel;
 - :mod:`.stale`: which imported modules a change left stale (shared by the two above);
+- :mod:`.missing` and :mod:`.distributions`: a failed import offers ``%bifrost install``;
 - :mod:`.report`: the versions this kernel has in memory, for the JupyterLab panel;
 - :mod:`.env`: the environment variables the server and its kernels share.
 """
@@ -23,12 +24,13 @@ from .env import ENV_NOTICE, ENV_PACKAGE_DIR
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext bifrost_ext``: the ``%bifrost`` magic and the ``%pip install`` hint.
+    """``%load_ext bifrost_ext``: the ``%bifrost`` magic, the ``%pip install`` hint and the
+    offer after a missing import.
 
     Every kernel that bifrost starts loads this before its first execution, so it imports
     nothing: the magic's module is imported the first time ``%bifrost`` runs (IPython's lazy
-    magics), and the hint only when a cell mentions pip. The package-directory watch costs
-    one ``readlink`` per execution.
+    magics), the hint only when a cell mentions pip, the offer only after a
+    ``ModuleNotFoundError``. The package-directory watch costs one ``readlink`` per execution.
     """
     manager = ipython.magics_manager
     if hasattr(manager, "register_lazy"):  # IPython >= 8.8
@@ -46,6 +48,15 @@ def load_ipython_extension(ipython: Any) -> None:
             show_pip_hint(cell)
 
     ipython.events.register("pre_run_cell", pip_hint)
+
+    def offer_install(result: Any) -> None:
+        error = getattr(result, "error_in_exec", None)
+        if isinstance(error, ModuleNotFoundError):
+            from .missing import offer
+
+            offer(ipython, error)
+
+    ipython.events.register("post_run_cell", offer_install)
 
     notice = os.environ.get(ENV_NOTICE)
     if notice:  # the server could not give this kernel its saved packages: say so, once

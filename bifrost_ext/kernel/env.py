@@ -18,7 +18,8 @@ ENV_RECYCLE = "BIFROST_RECYCLE"
 ENV_KERNEL_STATE = "BIFROST_KERNEL_STATE"
 #: The workspace whose packages the kernel imports.
 ENV_WORKSPACE = "BIFROST_WORKSPACE"
-#: Why the kernel did not get the saved packages, said once at its first execution.
+#: Said once at the kernel's first execution: why it did not get the saved packages, or that
+#: it waited for them to be installed (how many, how long).
 ENV_NOTICE = "BIFROST_NOTICE"
 #: JupyterHub's internal SSL (``c.JupyterHub.internal_ssl``), set by the hub for the server and
 #: inherited by its kernels: the server's private key and certificate (with which a kernel
@@ -26,3 +27,6 @@ ENV_NOTICE = "BIFROST_NOTICE"
 ENV_SSL_KEYFILE = "JUPYTERHUB_SSL_KEYFILE"
 ENV_SSL_CERTFILE = "JUPYTERHUB_SSL_CERTFILE"
 ENV_SSL_CLIENT_CA = "JUPYTERHUB_SSL_CLIENT_CA"
+#: Outside a Jupyter server (nbclient, papermill): a JSON file with the requirements record
+#: the provisioner made this kernel's packages from, for ``%bifrost list`` and ``status``.
+ENV_START_RECORD = "BIFROST_START_RECORD"

@@ -4,29 +4,40 @@ Loaded automatically in kernels that ``bifrost-provisioner`` launches, or by han
 ``%load_ext bifrost_ext``. It calls this kernel's server through :mod:`.client`, streams the
 installer's output into the cell, and tells the truth about restarts: a distribution this
 kernel already imported and that changed version leaves stale modules behind, and the magic
-names them (:mod:`.stale`).
+names them (:mod:`.stale`); ``list`` and ``status`` show the versions in memory beside the
+saved and installed ones.
+
+A command that fails prints why, then raises :class:`BifrostError`, so the cell's status is
+``error`` and Run All or papermill stop there. Without a server (nbclient, papermill with
+bifrost's provisioner), ``list`` and ``status`` read the record the provisioner wrote at the
+kernel's start, and changes are refused with where to make them instead.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shlex
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from .client import ApiError, PackagesClient, Unreachable
-from .env import ENV_PACKAGE_DIR
+from .env import ENV_PACKAGE_DIR, ENV_START_RECORD
 from .stale import (
+    canonical,
+    describe_modules,
+    env_versions,
     imported_distributions,
     installed_version,
     readlink,
     stale_distributions,
 )
-from .watch import acknowledge
+from .summary import change_summary, memory_mismatches, memory_verdict, project_name
+from .watch import acknowledge, active_watch
 
 USAGE = """\
 %bifrost install [--restart] SPEC...   install and keep across restarts (e.g. "pandas==2.2")
@@ -46,7 +57,64 @@ _NOT_FOUND = re.compile(
 )
 _CONTINUES = set("=<>!~@;,[(")
 _OPEN_ENDED = set("=<>!~@;,")
-_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+#: pip options followed by a value (``-i URL``), whose value is no requirement either.
+_PIP_VALUE_OPTIONS = frozenset(
+    [
+        "-i",
+        "--index-url",
+        "--extra-index-url",
+        "-f",
+        "--find-links",
+        "-r",
+        "--requirement",
+        "-c",
+        "--constraint",
+        "-e",
+        "--editable",
+        "-t",
+        "--target",
+        "--prefix",
+        "--root",
+        "--src",
+        "--platform",
+        "--python-version",
+        "--implementation",
+        "--abi",
+        "--upgrade-strategy",
+        "--progress-bar",
+        "--trusted-host",
+        "--proxy",
+        "--retries",
+        "--timeout",
+        "--cache-dir",
+        "--log",
+        "--global-option",
+        "--config-settings",
+        "-C",
+        "--no-binary",
+        "--only-binary",
+        "--report",
+        "--python",
+        "--exists-action",
+        "--keyring-provider",
+        "--root-user-action",
+        "--cert",
+        "--client-cert",
+        "--use-feature",
+        "--use-deprecated",
+        "--group",
+    ]
+)
+_SHELL_OPERATOR = re.compile(r"^[|&;<>()]+$")
+_OFFLINE = "as of this kernel's start (no Jupyter server)"
+
+
+class BifrostError(Exception):
+    """A ``%bifrost`` command failed: its message is printed already, so the error that fails
+    the cell is one line, not a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 @magics_class
@@ -59,8 +127,7 @@ class BifrostMagics(Magics):
         try:
             words = shlex.split(line)
         except ValueError as exc:
-            _say(f"✗ cannot read that line: {exc}")
-            return
+            _fail(f"✗ cannot read that line: {exc}", "%bifrost failed")
         command, args = (words[0], words[1:]) if words else ("help", [])
         handler = {
             "install": self._install,
@@ -69,52 +136,64 @@ class BifrostMagics(Magics):
             "list": self._list,
             "status": self._status,
         }.get(command)
-        if handler is None:
-            _say(USAGE if command == "help" else f"✗ unknown command {command!r}\n{USAGE}")
+        if command == "help":
+            _say(USAGE)
             return
+        if handler is None:
+            _fail(f"✗ unknown command {command!r}\n{USAGE}", f"%bifrost {command} failed")
+        failed = _FAILED.get(command, f"%bifrost {command} failed")
         try:
             client = PackagesClient.from_env()
             if client is None:
-                _say(
-                    "✗ this kernel was not started by a Jupyter server with bifrost_ext,"
-                    " so there is nowhere to save packages"
-                )
+                self._without_server(command, args, failed)
                 return
             handler(client, args)
         except Unreachable as exc:
-            _say(f"✗ {exc}; nothing was changed")
+            _fail(f"✗ {exc}; nothing was changed", failed)
         except ApiError as exc:
-            _say(_explain(exc))
+            _fail(_explain(exc), failed)
+
+    def _without_server(self, command: str, args: list[str], failed: str) -> None:
+        """``list`` and ``status`` from the record of this kernel's start; no changes."""
+        record = start_record()
+        if record is None:
+            _fail(
+                "✗ this kernel was not started by a Jupyter server with bifrost_ext,"
+                " so there is nowhere to save packages",
+                failed,
+            )
+        if command == "list":
+            _say(f"workspace {record.get('workspace')!r}, {_OFFLINE}")
+            self._table(_lines(str(record.get("content", ""))), str(record.get("workspace")))
+        elif command == "status":
+            self._offline_status(record)
+        else:
+            cli, route = ("install", "install") if command == "install" else ("remove", "uninstall")
+            _fail(
+                "✗ no Jupyter server launched this kernel: change the workspace's packages from"
+                f" JupyterLab, `jupyter bifrost {cli}`, or the API (POST api/packages/{route})",
+                failed,
+            )
 
     def _install(self, client: PackagesClient, args: list[str]) -> None:
-        def summary(body: dict[str, Any], specs: list[str]) -> str:
-            installed = ", ".join(f"{d['name']} {d['version']}" for d in body["installed"])
-            return f"{'installed' if body['changed'] else 'already installed'} {installed}"
-
-        self._change(client, "install", join_specs(args), summary)
+        self._change(client, "install", join_specs(args))
 
     def _remove(self, client: PackagesClient, args: list[str]) -> None:
-        self._change(client, "remove", args, lambda _, names: f"removed {', '.join(names)}")
+        self._change(client, "remove", args)
 
-    def _change(
-        self,
-        client: PackagesClient,
-        command: str,
-        args: list[str],
-        summary: Callable[[dict[str, Any], list[str]], str],
-    ) -> None:
-        """Post a change, stream its output, then say what changed and what went stale."""
+    def _change(self, client: PackagesClient, command: str, args: list[str]) -> None:
+        """Post a change, stream its output, then say every version it moved and what it
+        left stale."""
         restart = "--restart" in args
         items = [arg for arg in args if arg != "--restart"]
         if not items:
-            _say(f"✗ name at least one package: %bifrost {command} pandas")
-            return
-        before = imported_distributions()
+            _fail(f"✗ name at least one package: %bifrost {command} pandas", _FAILED[command])
+        before = _in_memory()
         route = "install" if command == "install" else "uninstall"
         body = client.post(f"api/packages/{route}", {"packages": items}, on_output=_say)
         importlib.invalidate_caches()
         acknowledge()  # the stale report below is this change's; the watch need not repeat it
-        _say(f"{summary(body, items)}; saved to workspace {body['workspace']!r}")
+        _say(f"{change_summary(command, body, items)}; saved to workspace {body['workspace']!r}")
         self._after_change(client, before, restart)
 
     def _after_change(
@@ -128,10 +207,16 @@ class BifrostMagics(Magics):
         for dist in stale:
             _say(
                 f"⚠ {dist.name} {dist.old} is already imported in this kernel ({dist.now});"
-                f" stale modules: {', '.join(dist.modules)}"
+                f" stale modules: {describe_modules(dist.modules)}"
             )
         if restart:
-            client.post("api/packages/kernel/restart", {})
+            try:
+                client.post("api/packages/kernel/restart", {})
+            except (ApiError, Unreachable) as exc:  # not "nothing was saved": it was
+                _fail(
+                    f"✗ the change was saved, but the kernel could not be restarted: {exc}",
+                    "the restart failed; the change was saved",
+                )
             _say("restarting the kernel…")
         elif stale:
             _say(
@@ -141,20 +226,25 @@ class BifrostMagics(Magics):
 
     def _list(self, client: PackagesClient, args: list[str]) -> None:
         body = client.get("api/packages")
-        lines = body.get("requirements", [])
+        self._table(body.get("requirements", []), body["workspace"])
+
+    def _table(self, lines: list[str], workspace: str) -> None:
+        """Each saved requirement: installed now, and loaded in this kernel."""
         if not lines:
-            _say(f"workspace {body['workspace']!r} has no saved requirements")
+            _say(f"workspace {workspace!r} has no saved requirements")
             return
         importlib.invalidate_caches()
-        rows = [("package", "saved", "in this kernel", "")]
+        loaded = loaded_versions()
+        rows = [("package", "saved", "installed", "in this kernel", "")]
         for spec in lines:
-            name = _project_name(spec)
+            name = project_name(spec)
             version = installed_version(name)
-            rows.append((name, spec, version or "not importable", _flag(spec, version)))
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+            memory = loaded.get(canonical(name))
+            rows.append((name, spec, version or "-", memory or "-", _flag(spec, version, memory)))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
         for row in rows:
-            cells = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3]))
-            _say((cells + row[3]).rstrip())
+            cells = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4]))
+            _say((cells + row[4]).rstrip())
 
     def _status(self, client: PackagesClient, args: list[str]) -> None:
         status = client.get("api/packages/status")
@@ -177,7 +267,28 @@ class BifrostMagics(Magics):
             f"this kernel   {os.environ.get(ENV_PACKAGE_DIR, '?')}"
             f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}"
         )
-        _say(_verdict(status, kernel_hash))
+        verdict = _verdict(status, kernel_hash)
+        _say(_memory_verdict() or verdict if verdict == IN_SYNC else verdict)
+
+    def _offline_status(self, record: dict[str, Any]) -> None:
+        saved_hash = record.get("hash")
+        _say(f"workspace {record.get('workspace')!r}, {_OFFLINE}")
+        _say(f"saved         version {record.get('version')}, {_short(saved_hash)}")
+        link = readlink(os.environ.get(ENV_PACKAGE_DIR, ""))
+        kernel_hash = os.path.basename(link) if link else None
+        _say(
+            f"this kernel   {os.environ.get(ENV_PACKAGE_DIR, '?')}"
+            f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}"
+        )
+        if record.get("error"):
+            _say(
+                f"not in sync: this kernel started without the saved packages ({record['error']});"
+                " restart it to try again"
+            )
+        elif kernel_hash != saved_hash:
+            _say("not in sync: the package directory changed since this kernel started")
+        else:
+            _say(_memory_verdict() or IN_SYNC)
 
 
 def join_specs(words: list[str]) -> list[str]:
@@ -192,8 +303,74 @@ def join_specs(words: list[str]) -> list[str]:
     return specs
 
 
+IN_SYNC = "all in sync ✓"
+#: The error that fails the cell, by command: the printed message said why already.
+_FAILED = {
+    "install": "the install failed; nothing was saved",
+    "remove": "the removal failed; nothing was saved",
+    "uninstall": "the removal failed; nothing was saved",
+}
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+def _fail(message: str, error: str) -> NoReturn:
+    """Print why a command failed, then fail the cell (Run All and papermill stop)."""
+    _say(message)
+    raise BifrostError(error)
+
+
+def start_record() -> dict[str, Any] | None:
+    """The record the provisioner made this kernel's packages from, when no server did."""
+    path = os.environ.get(ENV_START_RECORD)
+    if not path:
+        return None
+    try:
+        value = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def loaded_versions() -> dict[str, str]:
+    """Each imported distribution at its version in memory, by canonical name: the watch
+    knows the package directory's (which may have moved since); the rest cannot change
+    under the kernel, so what ``sys.path`` finds is what was imported."""
+    versions, _ = imported_distributions()
+    loaded = {canonical(name): version for name, version in versions.items()}
+    watch = active_watch()
+    if watch is not None:
+        loaded.update(watch.loaded_versions())
+    return loaded
+
+
+def _in_memory() -> tuple[dict[str, str], dict[str, set[str]]]:
+    """Before a change: each imported distribution's version in memory, and its top-level
+    modules, by canonical name."""
+    versions, tops = imported_distributions()
+    memory = {canonical(name): version for name, version in versions.items()}
+    watch = active_watch()
+    if watch is not None:
+        memory.update({name: v for name, v in watch.loaded_versions().items() if name in memory})
+    return memory, {canonical(name): names for name, names in tops.items()}
+
+
+def _memory_verdict() -> str | None:
+    """What to say when this kernel runs other versions than its package directory holds."""
+    watch = active_watch()
+    if watch is None:
+        return None
+    on_disk = env_versions(Path(os.environ.get(ENV_PACKAGE_DIR) or watch.link))
+    mismatches = memory_mismatches(watch.loaded_versions(), on_disk)
+    return memory_verdict(mismatches) if mismatches else None
+
+
+def _lines(content: str) -> list[str]:
+    return [
+        line.strip() for line in content.splitlines() if line.strip() and not line.startswith("#")
+    ]
 
 
 def _explain(exc: ApiError) -> str:
@@ -217,14 +394,11 @@ def _explain(exc: ApiError) -> str:
     return f"✗ the server answered {exc.status}: {body.get('message')}"
 
 
-def _project_name(spec: str) -> str:
-    match = _NAME.match(spec)
-    return match.group(1) if match else spec
-
-
-def _flag(spec: str, version: str | None) -> str:
+def _flag(spec: str, version: str | None, memory: str | None) -> str:
+    if memory is not None and memory != version:
+        return f"  restart to use {version}" if version else "  removed: restart"
     if version is None:
-        return "  ✗"
+        return "  ✗ not installed"
     requirement = _requirement(spec)
     if requirement is None or requirement.specifier.contains(version, prereleases=True):
         return ""
@@ -251,7 +425,7 @@ def _verdict(status: dict[str, Any], kernel_hash: str | None) -> str:
     saved = status["database"].get("hash")
     packages = status["package_dir"]
     if status["in_sync"] and kernel_hash == saved:
-        return "all in sync ✓"
+        return IN_SYNC
     if not status["database"]["ok"]:
         return "not in sync: the server cannot read the saved requirements; try again later"
     if packages.get("error"):
@@ -281,9 +455,45 @@ def pip_hint(raw_cell: str) -> str | None:
     match = _PIP_INSTALL.search(raw_cell)
     if match is None:
         return None
-    specs = [arg for arg in match.group("args").split() if not arg.startswith("-")]
-    suggestion = f"%bifrost install {' '.join(specs)}" if specs else "%bifrost install ..."
-    return f"bifrost: pip installs last until the kernel restarts; `{suggestion}` keeps them"
+    specs = pip_specs(match.group("args"))
+    names = " ".join(shlex.quote(spec) for spec in specs) if specs else "NAME..."
+    return (
+        "bifrost: pip installs last until the kernel restarts;"
+        f" `%bifrost install {names}` keeps them"
+    )
+
+
+def pip_specs(args: str) -> list[str]:
+    """The requirement specs among ``pip install``'s arguments: no options or their values,
+    no files, URLs or paths, nothing after a pipe, redirection or ``;``."""
+    lexer = shlex.shlex(args, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError:  # an unclosed quote
+        return []
+    specs: list[str] = []
+    skip_value = False
+    for word in words:
+        if _SHELL_OPERATOR.match(word):
+            if specs and specs[-1].isdigit():  # the 2 of 2>/dev/null
+                specs.pop()
+            break
+        if skip_value:
+            skip_value = False
+        elif word.startswith("-"):
+            skip_value = word in _PIP_VALUE_OPTIONS
+        elif _is_spec(word):
+            specs.append(word)
+    return specs
+
+
+def _is_spec(word: str) -> bool:
+    if any(mark in word for mark in ("://", "/", "\\", "{", "$", "@")) or word.startswith(
+        (".", "~", "git+")
+    ):
+        return False
+    return word[:1].isalnum() and not word.endswith((".whl", ".zip", ".tar.gz"))
 
 
 def show_pip_hint(raw_cell: str) -> None:

@@ -16,10 +16,17 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from .env import ENV_KERNEL_STATE, ENV_RECYCLE
-from .stale import env_top_levels, env_versions, readlink, stale_distributions
+from .stale import (
+    describe_modules,
+    env_top_levels,
+    env_versions,
+    readlink,
+    stale_distributions,
+)
 
 
 class PackageWatch:
@@ -44,11 +51,13 @@ class PackageWatch:
         target = readlink(self.link)
         if target == self.seen:
             return
+        # Before the move: what is in memory came from the environments seen until now.
+        loaded = self.loaded_versions() if self.policy == "notify" else {}
         old, self.seen = self.seen, target
         if self.policy != "notify" or old is None or target is None:
             return
         root = Path(self.link).parent
-        for line in stale_report(root / old, root / target):
+        for line in stale_report(root / old, root / target, loaded):
             print(line)
 
     def after_cell(self) -> None:
@@ -123,14 +132,22 @@ def acknowledge() -> None:
         _active.seen = readlink(_active.link)
 
 
-def stale_report(old_env: Path, new_env: Path) -> list[str]:
-    """Lines naming each imported distribution that the move from ``old_env`` changed."""
-    stale = stale_distributions(
-        env_versions(old_env), env_versions(new_env), env_top_levels(old_env)
-    )
+def stale_report(
+    old_env: Path, new_env: Path, loaded: Mapping[str, str] | None = None
+) -> list[str]:
+    """Lines naming each imported distribution that the move from ``old_env`` changed.
+
+    ``loaded`` (the watch's :meth:`PackageWatch.loaded_versions`) gives the versions really
+    in memory, which an earlier move may have left behind ``old_env``'s.
+    """
+    old, new = env_versions(old_env), env_versions(new_env)
+    # Only what this move changed (another rebuild of the same versions says nothing), at
+    # the version really in memory.
+    moved = {name: (loaded or {}).get(name, v) for name, v in old.items() if new.get(name) != v}
+    stale = stale_distributions(moved, new, env_top_levels(old_env))
     lines = [
         f"⚠ bifrost: the workspace's packages changed: {dist.name} {dist.old} is imported"
-        f" in this kernel ({dist.now}); stale modules: {', '.join(dist.modules)}"
+        f" in this kernel ({dist.now}); stale modules: {describe_modules(dist.modules)}"
         for dist in stale
     ]
     if lines:

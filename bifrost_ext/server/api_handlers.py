@@ -208,6 +208,7 @@ class PackagesAPIHandler(APIHandler):
                 installed=result.installed,
                 changed=result.changed,
                 warning=result.warning,
+                versions=result.versions,
             )
 
 

@@ -3,14 +3,16 @@
 It builds the store, cache and installer from its traits, hands the assembled
 :class:`~bifrost_ext.service.PackageService` to the API handlers and to the kernel
 provisioner (through the web app's settings), makes ``bifrost-provisioner`` the default
-provisioner for kernels this server launches, and warms Redis from the database when the
-server starts, retrying in the background while either is down.
+provisioner for kernels this server launches, gives the terminals it launches the workspace's
+console scripts, and warms Redis from the database when the server starts, retrying in the
+background while either is down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +41,13 @@ from .api_handlers import default_handlers
 from .credentials import KernelCredentials, KernelIdentityProvider
 from .events import ChangeListener
 from .live import LiveEvents
+from .provisioner import package_bin
 from .recycle import KernelRecycler
 from .tls import accept_own_certificate, requires_client_certificates
 
 PROVISIONER_NAME = "bifrost-provisioner"
+#: In a terminal's environment: the folder of the workspace's console scripts.
+TERMINAL_BIN_VARIABLE = "BIFROST_PACKAGE_BIN"
 
 if TYPE_CHECKING:
     SettingTraits = object
@@ -172,7 +177,26 @@ class BifrostApp(ExtensionApp, SettingTraits):
             serverapp.http_server
         ):
             self.log.info("bifrost: kernels reach this server with its own certificate")
+        self._extend_terminals(serverapp)
         self._warm_task = asyncio.create_task(self._warm_until_done())
+
+    def _extend_terminals(self, serverapp: Any) -> None:
+        """Give the terminals this server launches the default kernel's console scripts:
+        ``current/bin`` first on their ``PATH``, and as ``BIFROST_PACKAGE_BIN`` for a login
+        profile that sets ``PATH`` afresh (Debian's /etc/profile does).
+
+        Through the terminal manager's ``extra_env``, which terminado adds to the server's
+        environment for every new terminal (jupyter_server_terminals sets it too)."""
+        assert self.service is not None
+        terminals = serverapp.web_app.settings.get("terminal_manager")
+        if terminals is None:  # terminals are off, or jupyter_server_terminals is missing
+            return
+        scripts = package_bin(self.service.package_dir().current)
+        terminals.extra_env = {
+            **(getattr(terminals, "extra_env", None) or {}),
+            "PATH": os.pathsep.join([scripts, os.environ.get("PATH") or os.defpath]),
+            TERMINAL_BIN_VARIABLE: scripts,
+        }
 
     async def _warm_until_done(self) -> None:
         assert self.service is not None

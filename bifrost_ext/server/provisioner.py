@@ -6,8 +6,10 @@ The last step of the flow: request → requirements → installer → store → 
 ``pre_launch`` first reads the workspace's requirements (Redis, else the database, else the
 last local copy), brings the kernel interpreter's package directory up to them
 (:mod:`bifrost_ext.packagedir`; a single ``readlink`` when nothing changed), and puts that
-directory first on the kernel's ``PYTHONPATH``. The same instance serves every restart of its
-kernel, so the same path runs again on each restart.
+directory first on the kernel's ``PYTHONPATH`` and its ``bin`` first on the kernel's ``PATH``
+(console scripts). A start that had to install tells the kernel's user so in its first output
+(how many packages, how long), as a start that failed to does. The same instance serves every
+restart of its kernel, so the same path runs again on each restart.
 
 It adds the kernel side (:mod:`bifrost_ext.kernel`) to the kernel's path and loads it, so
 ``%bifrost`` works in any Python kernel. Inside jupyter_server it uses the extension's service
@@ -18,6 +20,7 @@ one from the ``BIFROST_*`` environment variables.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -36,6 +39,7 @@ from ..kernel.env import (
     ENV_PACKAGE_DIR,
     ENV_RECYCLE,
     ENV_SERVER_URL,
+    ENV_START_RECORD,
     ENV_WORKSPACE,
 )
 from ..service import PackageService, StillFailing
@@ -70,10 +74,13 @@ class BifrostProvisioner(LocalProvisioner):
     """A local provisioner that makes the workspace's packages importable in the kernel."""
 
     package_path: str | None = None
-    #: Told to the kernel's user at the first execution: why the packages are not the saved ones.
+    #: Told to the kernel's user at the first execution: why it waited (an install), or why
+    #: its packages are not the saved ones.
     notice: str | None = None
     prepare_seconds: float = 0.0
     kernel_env: dict[str, str] | None = None
+    #: Why the kernel did not start with the saved packages (None when it did).
+    fallback_reason: str | None = None
 
     def server_settings(self) -> dict[str, Any] | None:
         """The web app settings of the jupyter_server that launches this kernel, if any."""
@@ -118,17 +125,18 @@ class BifrostProvisioner(LocalProvisioner):
         return dict(await super().pre_launch(**kwargs))
 
     async def _prepare(self) -> tuple[str | None, str | None]:
-        """The package directory for the kernel's path, and what to tell the kernel's user
-        when it is not the saved one.
+        """The package directory for the kernel's path, and what to tell the kernel's user:
+        that it waited for an install, or that the directory is not the saved one.
 
         Whatever goes wrong here, the kernel starts: a kernel with yesterday's packages (or
         none) that says so beats no kernel.
         """
         python = resolve_python(self.kernel_spec.argv[0])
+        self.fallback_reason = None
         try:
             service = self.service()
-            package_dir = await service.prepare_kernel(python)
-            return str(package_dir.current), None
+            prepared = await service.prepare_kernel(python)
+            return str(prepared.package_dir.current), prepared.notice(service.workspace)
         except StillFailing as exc:  # said when it failed; the kernel need not wait for it
             self.log.info(
                 "bifrost: kernel %s starts without the saved packages: %s", self.kernel_id, exc
@@ -152,6 +160,7 @@ class BifrostProvisioner(LocalProvisioner):
 
     def _fallback(self, python: str, reason: str) -> tuple[str | None, str]:
         """The last complete package directory (or none), and the notice that says so."""
+        self.fallback_reason = reason
         try:
             package_dir = self.service().package_dir(python)
             usable = package_dir.is_complete()
@@ -189,7 +198,26 @@ class BifrostProvisioner(LocalProvisioner):
             )
             env[ENV_SERVER_URL] = settings[SERVER_URL_SETTING]
             env[ENV_KERNEL_TOKEN] = token
+        else:  # no server for %bifrost to ask: list and status read what this start used
+            try:
+                env[ENV_START_RECORD] = str(self._write_start_record(service))
+            except OSError as exc:  # only %bifrost list and status miss it; the kernel starts
+                self.log.warning("bifrost: kernel %s gets no start record: %s", self.kernel_id, exc)
         return env
+
+    def _write_start_record(self, service: PackageService) -> Path:
+        """Write the record the kernel's package directory holds as it starts (see
+        :func:`start_record_file`), for ``%bifrost list`` and ``status`` without a server."""
+        python = resolve_python(self.kernel_spec.argv[0])
+        record = service.package_dir(python).active_record() if self.package_path else None
+        data: dict[str, object] = {"workspace": service.workspace, "error": self.fallback_reason}
+        data.update(record.to_json() if record else {"content": "", "hash": None, "version": 0})
+        path = start_record_file(service.workspace_dir, self.kernel_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data), "utf-8")
+        os.replace(tmp, path)
+        return path
 
     def _is_python_kernel(self) -> bool:
         spec = self.kernel_spec
@@ -218,6 +246,9 @@ class BifrostProvisioner(LocalProvisioner):
         except (OSError, ValueError) as exc:  # the kernel starts; %bifrost only if installed
             self.log.warning("bifrost: kernel %s gets no %%bifrost magic: %s", self.kernel_id, exc)
         env["PYTHONPATH"] = os.pathsep.join(entries)
+        if self.package_path:
+            # Console scripts (`!black --version`); through `current`, so it follows switches.
+            env["PATH"] = os.pathsep.join([package_bin(self.package_path), env.get("PATH") or ""])
 
     async def cleanup(self, restart: bool = False) -> None:
         """Forget the kernel's secret, and what it imported, when it shuts down for good."""
@@ -227,8 +258,9 @@ class BifrostProvisioner(LocalProvisioner):
         settings = self.server_settings()
         if settings is not None:
             settings[CREDENTIALS_SETTING].revoke(self.kernel_id)
-        if self.kernel_env and ENV_KERNEL_STATE in self.kernel_env:
-            Path(self.kernel_env[ENV_KERNEL_STATE]).unlink(missing_ok=True)
+        for variable in (ENV_KERNEL_STATE, ENV_START_RECORD):
+            if self.kernel_env and variable in self.kernel_env:
+                Path(self.kernel_env[variable]).unlink(missing_ok=True)
 
     def get_stable_start_time(self, recommended: float = 10.0) -> float:
         """Allow for the time the last install took before a restart counts as stable."""
@@ -246,9 +278,19 @@ def _reason(exc: BaseException) -> str:
     return f"an unexpected error ({type(exc).__name__}: {exc}); the server's log has the details"
 
 
+def package_bin(package_path: str | Path) -> str:
+    """The folder of a package directory's console scripts, for a ``PATH``."""
+    return str(Path(package_path) / "bin")
+
+
 def kernel_state_file(workspace_dir: Path, kernel_id: str) -> Path:
     """Where a kernel reports the distributions it imported (see :mod:`.recycle`)."""
     return workspace_dir / "kernels" / f"{kernel_id}.json"
+
+
+def start_record_file(workspace_dir: Path, kernel_id: str) -> Path:
+    """Where a kernel started outside a server finds the record its packages came from."""
+    return workspace_dir / "kernels" / f"{kernel_id}.start.json"
 
 
 def magic_path(site_dir: Path) -> Path:
