@@ -17,9 +17,7 @@ def lock_pins(lock: str) -> dict[str, str]:
     return dict(line.strip().split("==", 1) for line in lock.splitlines() if "==" in line)
 
 
-def version_changes(
-    old: Mapping[str, str], new: Mapping[str, str]
-) -> list[dict[str, str | None]]:
+def version_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[dict[str, str | None]]:
     """Each distribution whose version differs between two locks, sorted by name: ``old`` is
     None for one added, ``new`` None for one removed. Dependencies count like the named
     projects: a user who asked for ``numpy<2`` must also hear that pandas moved."""
