@@ -17,7 +17,6 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
 
 from tornado.websocket import websocket_connect
 
@@ -122,7 +121,9 @@ async def main() -> None:
         print("$ jupyter bifrost install bfapp   # another machine: same database, own site dir")
         env = {**os.environ, **settings, "BIFROST_SITE_DIR": str(home / "elsewhere")}
         cli = [str(Path(sys.executable).parent / "jupyter"), "bifrost", "install", "bfapp"]
-        done = subprocess.run(cli, env=env, capture_output=True, text=True, check=True)
+        done = await asyncio.to_thread(
+            subprocess.run, cli, env=env, capture_output=True, text=True, check=True
+        )
         print("  " + done.stdout.strip().splitlines()[-1] + "\n")
         await run(server, new_kernel(server), "print('first cell')")
     finally:
