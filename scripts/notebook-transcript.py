@@ -23,21 +23,8 @@ from tornado.websocket import websocket_connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import BFSCRIPT  # noqa: E402
 from tests.servers import ServerProcess  # noqa: E402
-from tests.wheels import build_wheel  # noqa: E402
-
-
-def wheels(house: Path) -> None:
-    """The suite's wheels (see tests/conftest.py's ``wheelhouse``)."""
-    build_wheel(house, "bfdemo", "1.0")
-    build_wheel(house, "bfdemo", "2.0")
-    build_wheel(house, "bfdep", "1.0")
-    build_wheel(house, "bfapp", "1.0", requires=["bfdep>=1"])
-    build_wheel(house, "bfbase", "1.0")
-    build_wheel(house, "bfbase", "2.0")
-    build_wheel(house, "bfdown", "2.0", requires=["bfbase<2"])
-    build_wheel(house, "bfscript", "1.0", code=BFSCRIPT, scripts={"bfscript": "bfscript:main"})
+from tests.wheels import build_suite_wheels  # noqa: E402
 
 
 async def run(server: ServerProcess, kernel_id: str, code: str) -> None:
@@ -86,7 +73,7 @@ def new_kernel(server: ServerProcess) -> str:
 
 async def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="bifrost-transcript-"))
-    wheels(home / "wheels")
+    build_suite_wheels(home / "wheels")
     settings = {
         "BIFROST_DATABASE_URL": f"sqlite:///{home / 'bifrost.db'}",
         "BIFROST_SITE_DIR": str(home / "site"),

@@ -22,20 +22,9 @@ import redis
 
 from bifrost_ext.store import RequirementsStore
 from tests.servers import ServerProcess, ThrowawayPostgres, ThrowawayRedis
-from tests.wheels import build_wheel
+from tests.wheels import build_suite_wheels
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-#: bfscript's module: its console script prints its version and the interpreter it runs in.
-BFSCRIPT = """\
-import sys
-
-__version__ = "1.0"
-
-
-def main() -> None:
-    print(f"bfscript {__version__} {sys.executable}")
-"""
 
 # Where sessions create (and drop) their databases; nothing else in it is touched.
 PG_ADMIN_URL = os.environ.get("BIFROST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -66,14 +55,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bfbase 2.0 downgrades bfbase); bfscript 1.0, whose console script ``bfscript --version``
     prints its version and the interpreter it runs in."""
     house = tmp_path_factory.mktemp("wheelhouse")
-    build_wheel(house, "bfdemo", "1.0")
-    build_wheel(house, "bfdemo", "2.0")
-    build_wheel(house, "bfdep", "1.0")
-    build_wheel(house, "bfapp", "1.0", requires=["bfdep>=1"])
-    build_wheel(house, "bfbase", "1.0")
-    build_wheel(house, "bfbase", "2.0")
-    build_wheel(house, "bfdown", "2.0", requires=["bfbase<2"])
-    build_wheel(house, "bfscript", "1.0", code=BFSCRIPT, scripts={"bfscript": "bfscript:main"})
+    build_suite_wheels(house)
     return house
 
 

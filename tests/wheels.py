@@ -62,6 +62,30 @@ def build_wheel(
     return path
 
 
+#: bfscript's module: its console script prints its version and the interpreter it runs in.
+BFSCRIPT = """\
+import sys
+
+__version__ = "1.0"
+
+
+def main() -> None:
+    print(f"bfscript {__version__} {sys.executable}")
+"""
+
+
+def build_suite_wheels(house: Path) -> None:
+    """The suite's wheelhouse (the ``wheelhouse`` fixture; scripts/notebook-transcript.py)."""
+    build_wheel(house, "bfdemo", "1.0")
+    build_wheel(house, "bfdemo", "2.0")
+    build_wheel(house, "bfdep", "1.0")
+    build_wheel(house, "bfapp", "1.0", requires=["bfdep>=1"])
+    build_wheel(house, "bfbase", "1.0")
+    build_wheel(house, "bfbase", "2.0")
+    build_wheel(house, "bfdown", "2.0", requires=["bfbase<2"])
+    build_wheel(house, "bfscript", "1.0", code=BFSCRIPT, scripts={"bfscript": "bfscript:main"})
+
+
 def _digest(text: str) -> str:
     raw = hashlib.sha256(text.encode()).digest()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
