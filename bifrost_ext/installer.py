@@ -84,8 +84,9 @@ def find_uv() -> str | None:
 class Installer(Component):
     """Builds installer command lines from operator settings and runs them.
 
-    Its settings are ``installer``, ``index_url``, ``find_links``, ``no_index`` and
-    ``install_timeout``; ``c.Installer.<trait>`` sets them for the installer alone.
+    Its settings are ``installer``, ``index_url``, ``find_links``, ``no_index``,
+    ``install_timeout`` and ``installer_cache_dir``; ``c.Installer.<trait>`` sets them for the
+    installer alone.
     """
 
     tool = owned("installer")
@@ -93,6 +94,7 @@ class Installer(Component):
     find_links = owned("find_links")
     no_index = owned("no_index")
     timeout = owned("install_timeout")
+    cache_dir = owned("installer_cache_dir")
 
     def resolved_tool(self) -> str:
         """The installer that will actually run: ``uv`` or ``pip``."""
@@ -154,6 +156,15 @@ class Installer(Component):
             if constraints_file is not None:
                 constraints_file.unlink(missing_ok=True)
 
+    def environment(self) -> dict[str, Any]:
+        """What the installer runs with: :func:`installer_env`, and its cache in
+        ``cache_dir`` (``uv/`` and ``pip/``)."""
+        env = installer_env()
+        if self.cache_dir:
+            env["UV_CACHE_DIR"] = os.path.join(self.cache_dir, "uv")
+            env["PIP_CACHE_DIR"] = os.path.join(self.cache_dir, "pip")
+        return env
+
     async def _run(
         self, cmd: list[str], cwd: Path, on_output: OutputCallback | None, pid_file: Path
     ) -> str:
@@ -164,7 +175,7 @@ class Installer(Component):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
-                env=installer_env(),
+                env=self.environment(),
                 start_new_session=True,  # its own process group, killed whole on a deadline
             )
         except OSError as exc:

@@ -237,6 +237,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Install from find_links only (the variable: 1, true, yes or on).",
     ),
     Setting(
+        "installer_cache_dir",
+        str,
+        "BIFROST_INSTALLER_CACHE_DIR",
+        None,
+        "The installer's download and wheel cache (uv's and pip's, each in a subfolder). On"
+        " the package directories' filesystem uv hard-links from it instead of copying, and a"
+        " persistent site volume keeps it warm for the next container.",
+        default_text="`<site_dir>/.cache`",
+        optional=True,
+        normalise=_optional,
+    ),
+    Setting(
         "install_timeout",
         float,
         "BIFROST_INSTALL_TIMEOUT",
@@ -349,6 +361,7 @@ class Settings:
     index_url: str | None
     find_links: tuple[str, ...]
     no_index: bool
+    installer_cache_dir: str
     install_timeout: float
     protected_packages: tuple[str, ...]
     denied_packages: tuple[str, ...]
@@ -378,6 +391,8 @@ class Settings:
                     f"{setting.name} must be one of {', '.join(setting.choices)}, not {value!r}"
                 )
             resolved[setting.name] = setting.normalise(value)
+        if resolved["installer_cache_dir"] is None:
+            resolved["installer_cache_dir"] = str(resolved["site_dir"] / ".cache")
         return cls(**resolved)
 
     @classmethod
