@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import re
 import shutil
@@ -22,10 +23,12 @@ import signal
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from .settings import Component, owned
 
@@ -108,26 +111,51 @@ class Installer(Component):
         target: Path,
         specs: Sequence[str],
         constraints: Path | None = None,
+        no_deps: bool = False,
     ) -> list[str]:
-        """The argument list that installs ``specs`` into ``target`` for ``python``."""
-        index_args: list[str] = []
-        if constraints is not None:
-            index_args += ["--constraint", str(constraints)]
-        if self.index_url:
-            index_args += ["--index-url", self.index_url]
-        for link in self.find_links:
-            index_args += ["--find-links", link]
-        if self.no_index:
-            index_args.append("--no-index")
+        """The argument list that installs ``specs`` into ``target`` for ``python`` (only
+        ``specs`` themselves with ``no_deps``: exact pins of a resolution)."""
+        options = ["--target", str(target), *(["--no-deps"] if no_deps else [])]
         if self.resolved_tool() == "uv":
-            uv = find_uv()
-            if uv is None:
-                raise InstallError("installer 'uv' was requested but is not available")
-            head = [uv, "pip", "install", "--python", python, "--color", "never"]
+            head = [self._uv(), "pip", "install", "--python", python, "--color", "never"]
         else:
             head = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
             head += ["--no-warn-script-location"]
-        return [*head, "--target", str(target), *index_args, "--", *specs]
+        return [*head, *options, *self._index_args(constraints), "--", *specs]
+
+    def resolve_command(
+        self, python: str, requirements: Path, output: Path, constraints: Path | None = None
+    ) -> list[str]:
+        """The argument list that resolves the requirements file ``requirements`` (lines
+        bifrost normalised itself) for ``python`` and writes the outcome to ``output``: a
+        ``name==version`` list (uv) or pip's installation report (JSON). Installs nothing."""
+        if self.resolved_tool() == "uv":
+            head = [self._uv(), "pip", "compile", "--python", python, "--color", "never"]
+            head += ["--quiet", "--no-header", "--no-annotate", "--output-file", str(output)]
+            return [*head, *self._index_args(constraints), str(requirements)]
+        head = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+        head += ["--dry-run", "--ignore-installed", "--quiet", "--report", str(output)]
+        # A --target keeps pip off the interpreter's own environment (and its PEP 668 mark).
+        head += ["--target", str(output.with_suffix(".target"))]
+        return [*head, *self._index_args(constraints), "--requirement", str(requirements)]
+
+    def _uv(self) -> str:
+        uv = find_uv()
+        if uv is None:
+            raise InstallError("installer 'uv' was requested but is not available")
+        return uv
+
+    def _index_args(self, constraints: Path | None) -> list[str]:
+        args: list[str] = []
+        if constraints is not None:
+            args += ["--constraint", str(constraints)]
+        if self.index_url:
+            args += ["--index-url", self.index_url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        if self.no_index:
+            args.append("--no-index")
+        return args
 
     async def install(
         self,
@@ -136,25 +164,64 @@ class Installer(Component):
         specs: Sequence[str],
         on_output: OutputCallback | None = None,
         constraints: Sequence[str] = (),
+        no_deps: bool = False,
     ) -> str:
         """Install ``specs`` into ``target``; return the output or raise :class:`InstallError`.
 
         ``constraints`` are ``name==version`` pins (a lock bifrost wrote itself, never user
         text) that keep every other package at the version it had.
         """
-        constraints_file = None
-        if constraints:
-            constraints_file = target.parent / f"{target.name}.constraints.txt"
-            constraints_file.write_text("".join(f"{pin}\n" for pin in constraints), "utf-8")
         self.log.info("bifrost: installing %s into %s", " ".join(specs), target)
-        pid_file = target.parent / f"{target.name}.pid"
+        with self._constraints_file(target, constraints) as constraints_file:
+            cmd = self.command(python, target, specs, constraints_file, no_deps)
+            return await self._run(cmd, target, on_output)
+
+    async def resolve(
+        self,
+        python: str,
+        specs: Sequence[str],
+        scratch: Path,
+        on_output: OutputCallback | None = None,
+        constraints: Sequence[str] = (),
+    ) -> dict[str, str]:
+        """The distributions that installing ``specs`` (normalised requirement lines) with
+        ``constraints`` would give, canonical name → version, without installing anything;
+        :class:`InstallError` as :meth:`install` fails. ``scratch`` names the resolution's
+        files (a path that does not exist, beside the folder being built)."""
+        requirements = scratch.with_suffix(".in")
+        output = scratch.with_suffix(".out")
+        requirements.write_text("".join(f"{spec}\n" for spec in specs), "utf-8")
         try:
-            cmd = self.command(python, target, specs, constraints_file)
-            return await self._run(cmd, target.parent, on_output, pid_file)
+            with self._constraints_file(scratch, constraints) as constraints_file:
+                cmd = self.resolve_command(python, requirements, output, constraints_file)
+                await self._run(cmd, scratch, on_output)
+            text = output.read_text("utf-8")
+        except OSError as exc:
+            raise InstallError(f"the installer's resolution could not be read: {exc}") from exc
         finally:
-            pid_file.unlink(missing_ok=True)
-            if constraints_file is not None:
-                constraints_file.unlink(missing_ok=True)
+            requirements.unlink(missing_ok=True)
+            output.unlink(missing_ok=True)
+        if self.resolved_tool() == "uv":
+            pins = [line.split("==", 1) for line in text.splitlines() if "==" in line]
+        else:
+            report = json.loads(text)
+            pins = [
+                [item["metadata"]["name"], item["metadata"]["version"]]
+                for item in report.get("install", [])
+            ]
+        return {str(canonicalize_name(name.strip())): version.strip() for name, version in pins}
+
+    @contextmanager
+    def _constraints_file(self, beside: Path, constraints: Sequence[str]) -> Iterator[Path | None]:
+        if not constraints:
+            yield None
+            return
+        path = beside.parent / f"{beside.name}.constraints.txt"
+        path.write_text("".join(f"{pin}\n" for pin in constraints), "utf-8")
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
 
     def environment(self) -> dict[str, Any]:
         """What the installer runs with: :func:`installer_env`, and its cache in
@@ -165,7 +232,16 @@ class Installer(Component):
             env["PIP_CACHE_DIR"] = os.path.join(self.cache_dir, "pip")
         return env
 
-    async def _run(
+    async def _run(self, cmd: list[str], target: Path, on_output: OutputCallback | None) -> str:
+        """Run ``cmd`` for ``target`` (a folder, or a resolution's scratch name), in its
+        parent folder, with a pid file beside it while it runs."""
+        pid_file = target.parent / f"{target.name}.pid"
+        try:
+            return await self._run_recorded(cmd, target.parent, on_output, pid_file)
+        finally:
+            pid_file.unlink(missing_ok=True)
+
+    async def _run_recorded(
         self, cmd: list[str], cwd: Path, on_output: OutputCallback | None, pid_file: Path
     ) -> str:
         try:

@@ -90,17 +90,18 @@ async def run_python(
     timeout: float,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    stdin: str | None = None,
 ) -> tuple[int, str]:
-    """Run the interpreter with ``args``; return its exit code and output (stdout, then
-    stderr). Past ``timeout`` seconds its whole process group is killed and
-    :class:`InstallError` raised, as for the installer: a kernel interpreter that hangs must
-    not hang an install."""
+    """Run the interpreter with ``args`` (``stdin``, if given, as its input); return its exit
+    code and output (stdout, then stderr). Past ``timeout`` seconds its whole process group
+    is killed and :class:`InstallError` raised, as for the installer: a kernel interpreter
+    that hangs must not hang an install."""
 
     def run() -> tuple[int, str]:
         try:
             proc = subprocess.Popen(
                 [os.path.abspath(python), *args],
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=None if env is None else dict(env),
@@ -110,7 +111,8 @@ async def run_python(
         except OSError as exc:
             raise InstallError(f"could not run the kernel interpreter {python}: {exc}") from exc
         try:
-            out, err = proc.communicate(timeout=timeout)
+            data = None if stdin is None else stdin.encode("utf-8")
+            out, err = proc.communicate(data, timeout=timeout)
         except subprocess.TimeoutExpired:
             with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

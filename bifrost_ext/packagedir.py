@@ -11,6 +11,16 @@ from :func:`bifrost_ext.interpreter.interpreter_key`, such as ``cpython-311-3f2a
     active.json         the record (content, hash, version) that ``current`` holds
     .lock               inter-process lock around building and switching
 
+The first environment is built from nothing (the installer given every line, the lock's pins
+held). Every later one costs what its change does (:mod:`bifrost_ext.delta`): a hard-link
+clone of the current one (bytecode included) is made while the installer resolves only the
+added lines (or all of them, when lines were edited or removed); the distributions that go
+are unlinked from the clone, the ones that come are installed alone into a staging folder
+and renamed in, and their modules compiled. The kernel check below runs again only when the
+change touched a top-level name that the kernel's imports looked up last time (noted in
+``.bifrost-kernel-imports.json``). Old environments are collected at each switch but for the
+last :data:`KEEP_PREVIOUS` (recent ones: an undo is a switch).
+
 An environment is built in a temporary folder and renamed into place only when the installer
 succeeded and the kernel's own runtime still imports with it first on the path
 (:mod:`bifrost_ext.protection`), then ``current`` is switched with an atomic rename: a kernel
@@ -41,28 +51,39 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import Distribution, distributions
 from pathlib import Path
+from typing import TypeVar
 
 from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .delta import Delta, clone, import_names, merge, remove_distributions
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
+from .interpreter import run_python
 from .protection import (
     KernelRuntime,
     ProtectedPackage,
     kernel_runtime,
-    remove_distributions,
     try_kernel,
 )
-from .records import RequirementsRecord
+from .records import RequirementsRecord, lock_pins
 
-#: A built environment younger than this is kept after ``current`` moves away from it, so that
-#: switching back soon (undoing a change) needs no reinstall.
+#: The last environments ``current`` moved away from, kept while younger than
+#: :data:`KEEP_RECENT_SECONDS` so that switching back soon (undoing a change) needs no
+#: reinstall. Clones share their unchanged files, so each costs about what its change did.
+KEEP_PREVIOUS = 2
 KEEP_RECENT_SECONDS = 600.0
 #: How long a failed build is remembered before a kernel start may wait for it again; doubled
 #: after each failure of the same requirements, up to :data:`MAX_RETRY_INTERVAL`.
 RETRY_INTERVAL = 30.0
 MAX_RETRY_INTERVAL = 600.0
+#: Written into each environment by the kernel check: the top-level names the kernel's imports
+#: looked up with it first on the path (a change that touches none of them needs no check).
+KERNEL_IMPORTS = ".bifrost-kernel-imports.json"
+#: Modules compiled per process; a change with more is compiled by several at once.
+COMPILE_BATCH = 400
+
+_T = TypeVar("_T")
 
 
 def complete_marker(digest: str) -> str:
@@ -290,18 +311,23 @@ class PackageDirectory:
         if env.exists():  # incomplete (or built before markers): aside, for the collector
             os.rename(env, self.envs / f".tmp-incomplete-{record.hash[:12]}-{_suffix()}")
         tmp = self.envs / f".tmp-{record.hash[:12]}-{_suffix()}"
-        tmp.mkdir()
         pins = record.lock_lines if pins is None else pins
+        base = self._base()
         started = datetime.now(timezone.utc)
         self.building[record.hash] = Build(
             record.hash, len(record.lines), started, build_purpose.get()
         )
         try:
-            if record.lines:
-                runtime = await kernel_runtime(self.python, self.protected, self.installer.timeout)
+            if not record.lines:
+                tmp.mkdir()
+            elif base is not None:
+                await self._change(base, tmp, record, on_output, pins)
+            else:
+                runtime = await self._runtime()
+                tmp.mkdir()
                 await self._install(tmp, record, on_output, pins, runtime)
                 # Only a directory the kernel still starts with is ever renamed into place.
-                await try_kernel(runtime, tmp, self.installer.timeout)
+                await self._check_kernel(runtime, tmp)
             (tmp / marker).touch()
             os.rename(tmp, env)
         finally:
@@ -310,6 +336,106 @@ class PackageDirectory:
                 shutil.rmtree(tmp, ignore_errors=True)
         os.utime(env)
         return env
+
+    def _base(self) -> Path | None:
+        """The complete environment ``current`` points at, which the next one is made from;
+        None before the first build (then the next one is built from nothing)."""
+        digest = self.active_hash()
+        if digest is None or not self.is_complete():
+            return None
+        base = self.envs / digest
+        return base if base.is_dir() and not base.is_symlink() else None
+
+    async def _runtime(self) -> KernelRuntime:
+        return await kernel_runtime(self.python, self.protected, self.installer.timeout)
+
+    async def _change(
+        self,
+        base: Path,
+        target: Path,
+        record: RequirementsRecord,
+        on_output: OutputCallback | None,
+        pins: Sequence[str],
+    ) -> None:
+        """Build ``record`` in ``target`` from the complete environment ``base``: a clone of
+        hard links (made while the installer resolves), minus the distributions that go,
+        plus the ones that come, installed alone into a staging folder and moved in; then
+        their bytecode, and the kernel check when the change touched what a kernel imports.
+        """
+        runtime = await self._runtime()
+        runtime.check_requested(record.lines)
+        cloning = asyncio.ensure_future(asyncio.to_thread(clone, base, target))
+        try:
+            have = lock_pins(self.freeze(base))
+            want = await self._resolve(record, have, pins, runtime, on_output)
+        except BaseException:
+            await asyncio.wait([cloning])  # the caller removes what it made
+            raise
+        await cloning
+        for marker in target.glob(complete_marker("*")):  # the clone is not ``base``
+            marker.unlink()
+        delta = Delta.between(have, want)
+        touched = remove_distributions(target, delta.remove)
+        if on_output is not None:
+            for name, version in sorted(delta.remove.items()):
+                if name not in delta.add:
+                    on_output(f" - {name}=={version}")
+        moved: list[str] = []
+        if delta.add:
+            staging = self.envs / f".tmp-staging-{_suffix()}"
+            staging.mkdir()
+            try:
+                await self.installer.install(
+                    self.python, staging, delta.pins(), on_output, no_deps=True
+                )
+                anchor_scripts(staging)
+                moved = merge(staging, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        await compile_bytecode(
+            self.python,
+            target,
+            [path for path in moved if path.endswith(".py")],
+            self.installer.timeout,
+        )
+        await self._check_kernel(runtime, target, touched | import_names(moved))
+
+    async def _resolve(
+        self,
+        record: RequirementsRecord,
+        have: dict[str, str],
+        pins: Sequence[str],
+        runtime: KernelRuntime,
+        on_output: OutputCallback | None,
+    ) -> dict[str, str]:
+        """The distributions ``record`` needs, by name, the kernel's own left out.
+
+        When the change only adds lines, those alone are resolved, holding the saved pins
+        (the rest is installed and keeps its versions): the cost of what changed. If that
+        would move a distribution already there, or the change edits or removes lines, all
+        of them are resolved.
+        """
+        scratch = self.envs / f".tmp-resolve-{_suffix()}"
+        active = self.active_record()
+        before = set(active.lines) if active is not None else set()
+        added = [line for line in record.lines if line not in before]
+        only_added = active is not None and bool(added) and before <= set(record.lines)
+
+        async def resolve(lines: Sequence[str], held: Sequence[str]) -> dict[str, str]:
+            constraints = [*runtime.pins(), *held]
+            found = await self.installer.resolve(
+                self.python, lines, scratch, on_output, constraints
+            )
+            return {name: v for name, v in found.items() if name not in runtime.versions}
+
+        async def attempt(held: Sequence[str]) -> dict[str, str]:
+            if held and only_added:
+                found = await resolve(added, held)
+                if all(have.get(name, version) == version for name, version in found.items()):
+                    return {**have, **found}
+            return await resolve(record.lines, held)
+
+        return await self._afresh_if_pins_misfit(attempt, record, pins, runtime, on_output)
 
     async def _install(
         self,
@@ -321,12 +447,33 @@ class PackageDirectory:
     ) -> None:
         # The kernel's own packages stay at the kernel's versions, whatever else is asked.
         runtime.check_requested(record.lines)
-        kernel = runtime.pins()
+
+        async def install(held: Sequence[str]) -> None:
+            if any(target.iterdir()):  # a first attempt's leftovers
+                shutil.rmtree(target)
+                target.mkdir()
+            await self.installer.install(
+                self.python, target, record.lines, on_output, [*runtime.pins(), *held]
+            )
+
+        await self._afresh_if_pins_misfit(install, record, pins, runtime, on_output)
+        # Copies of the kernel's packages (at its versions) would only shadow its own.
+        remove_distributions(target, runtime.versions)
+        anchor_scripts(target)
+
+    async def _afresh_if_pins_misfit(
+        self,
+        attempt: Callable[[Sequence[str]], Awaitable[_T]],
+        record: RequirementsRecord,
+        pins: Sequence[str],
+        runtime: KernelRuntime,
+        on_output: OutputCallback | None,
+    ) -> _T:
+        """``attempt(held)``, an install or a resolution that holds the kernel's versions and
+        the saved pins ``held``; when it fails naming a saved pin, once more holding none."""
         pins = [pin for pin in pins if pin.split("==")[0] not in runtime.versions]
         try:
-            await self.installer.install(
-                self.python, target, record.lines, on_output, [*kernel, *pins]
-            )
+            return await attempt(pins)
         except InstallError as exc:
             # Only a failure that names a saved pin is the lock's doing (a spec that needs
             # another version, a lock from another Python): resolve afresh. A name or version
@@ -339,16 +486,29 @@ class PackageDirectory:
                 saved = ", ".join(misfits)
                 verb = "does" if len(misfits) == 1 else "do"
                 on_output(f"bifrost: the saved {saved} {verb} not fit; resolving afresh")
-            shutil.rmtree(target)
-            target.mkdir()
+        try:
+            return await attempt([])
+        except InstallError as again:
+            await self._explain(record, runtime, again)
+            raise
+
+    async def _check_kernel(
+        self, runtime: KernelRuntime, env: Path, touched: set[str] | None = None
+    ) -> None:
+        """Make sure the kernel starts with ``env`` first on its path, unless ``env`` is a
+        clone that changed none of the names the last check saw the kernel's imports look
+        up (``touched``: the top-level names the change touched)."""
+        seen_file = env / KERNEL_IMPORTS
+        if touched is not None:
             try:
-                await self.installer.install(self.python, target, record.lines, on_output, kernel)
-            except InstallError as again:
-                await self._explain(record, runtime, again)
-                raise
-        # Copies of the kernel's packages (at its versions) would only shadow its own.
-        remove_distributions(target, runtime.versions)
-        anchor_scripts(target)
+                seen = set(json.loads(seen_file.read_text("utf-8")))
+            except (OSError, ValueError, TypeError):
+                seen = None
+            if seen is not None and not seen & touched:
+                return
+        names = await try_kernel(runtime, env, self.installer.timeout)
+        if names is not None:
+            write_atomic(seen_file, json.dumps(sorted(names)))
 
     async def _explain(
         self, record: RequirementsRecord, runtime: KernelRuntime, error: InstallError
@@ -411,14 +571,17 @@ class PackageDirectory:
             leftover.unlink(missing_ok=True)  # a switch killed mid-way (we hold the lock)
         if not self.envs.is_dir():
             return
-        now = time.time()
-        for entry in self.envs.iterdir():
+        now, kept = time.time(), 0
+        by_age = sorted(self.envs.iterdir(), key=lambda entry: -entry.lstat().st_mtime)
+        for entry in by_age:
             if entry.name in keep:
                 continue
-            stale_tmp = entry.name.startswith(".tmp-")  # left by a killed install
-            old = now - entry.stat().st_mtime > KEEP_RECENT_SECONDS
-            if stale_tmp or old:
-                _remove(entry)
+            if not entry.name.startswith(".tmp-"):  # else left by a killed install
+                recent = now - entry.lstat().st_mtime <= KEEP_RECENT_SECONDS
+                if recent and kept < KEEP_PREVIOUS:
+                    kept += 1
+                    continue
+            _remove(entry)
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -477,8 +640,36 @@ def anchor_scripts(env: Path) -> None:
         if len(lines) > at and _CODING_LINE.match(lines[at]):
             at += 1  # an encoding declaration only counts on the first two lines
         lines.insert(at, SCRIPT_ANCHOR)
-        with script.open("r+b") as file:  # the same file: its mode stays
-            file.write(b"".join(lines))
+        # A new file renamed over the old: never written through, in case it is a link.
+        anchored = script.with_name(f".{script.name}.{_suffix()}")
+        anchored.write_bytes(b"".join(lines))
+        shutil.copymode(script, anchored)
+        os.replace(anchored, script)
+
+
+# Run in the kernel interpreter with -I: compiles the modules named on its input (relative to
+# the folder in argv[1]) as the kernel's imports would, each written by an atomic rename.
+_COMPILE = r"""
+import os, py_compile, sys
+for path in sys.stdin.read().split("\0"):
+    if path:
+        try:
+            py_compile.compile(os.path.join(sys.argv[1], path), doraise=True)
+        except (py_compile.PyCompileError, OSError, ValueError):
+            pass  # the kernel would fail on it too, at import: nothing to gain here
+"""
+
+
+async def compile_bytecode(python: str, env: Path, modules: Sequence[str], timeout: float) -> None:
+    """Compile ``modules`` (paths relative to ``env``) with the kernel interpreter, so the first
+    import after a change is as fast as the second; several processes for many modules."""
+    batches = [modules[i : i + COMPILE_BATCH] for i in range(0, len(modules), COMPILE_BATCH)]
+    await asyncio.gather(
+        *(
+            run_python(python, ["-I", "-c", _COMPILE, str(env)], timeout, stdin="\0".join(batch))
+            for batch in batches
+        )
+    )
 
 
 def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:

@@ -14,7 +14,8 @@ operator's ``protected_packages``. :mod:`bifrost_ext.packagedir` then
 2. holds them to the kernel's versions while resolving (``==`` constraints), so a package
    that merely needs ``tornado>=6`` gets the kernel's tornado, and explains a resolution that
    fails because of them (:meth:`KernelRuntime.conflicts`, from an unconstrained trial);
-3. removes the copies the installer put in the new directory (:func:`remove_distributions`):
+3. removes the copies the installer put in the new directory
+   (:func:`bifrost_ext.delta.remove_distributions`):
    the kernel imports its own;
 4. imports the kernel's runtime in the kernel interpreter with the new directory first on its
    path before the directory is used at all (:func:`try_kernel`).
@@ -25,13 +26,10 @@ Each refusal is a :class:`ProtectedPackage` or :class:`BreaksKernel`, both an
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import shutil
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field
 from importlib.metadata import distributions
 from pathlib import Path
@@ -246,16 +244,36 @@ def closure(
     return chains
 
 
-async def try_kernel(runtime: KernelRuntime, directory: Path, timeout: float) -> None:
+#: Printed by the kernel check before the top-level names its imports looked up.
+_SEEN = "bifrost-import-names:"
+# Records every top-level name an import looks up (found or not: an optional import that
+# fails today would succeed if a change added that name), then imports the kernel's modules.
+_CHECK = f"""
+import json, sys
+class Seen:
+    names = set()
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        cls.names.add(name.partition(".")[0])
+sys.meta_path.insert(0, Seen)
+for module in sys.argv[1:]:
+    __import__(module)
+print({_SEEN!r} + json.dumps(sorted(Seen.names)))
+"""
+
+
+async def try_kernel(runtime: KernelRuntime, directory: Path, timeout: float) -> set[str] | None:
     """Import the kernel's runtime in its interpreter with ``directory`` first on the path,
-    as a kernel would see it; :class:`BreaksKernel` with the error when that fails."""
+    as a kernel would see it; :class:`BreaksKernel` with the error when that fails.
+
+    Returns the top-level names those imports looked up: only a change to one of them in
+    ``directory`` can change the outcome (None when there is nothing to check)."""
     modules = runtime.modules()
     if not modules:
-        return
+        return None
     env = {**installer_env(), "PYTHONPATH": str(directory)}
-    code = "; ".join(f"import {module}" for module in modules)
     returncode, out = await run_python(
-        runtime.python, ["-c", code], timeout, env=env, cwd=directory.parent
+        runtime.python, ["-c", _CHECK, *modules], timeout, env=env, cwd=directory.parent
     )
     if returncode != 0:
         last = out.strip().splitlines()[-1] if out.strip() else f"exit code {returncode}"
@@ -265,40 +283,7 @@ async def try_kernel(runtime: KernelRuntime, directory: Path, timeout: float) ->
             out,
             returncode,
         )
-
-
-def remove_distributions(directory: Path, names: Collection[str]) -> None:
-    """Remove the distributions named ``names`` from a built directory, file by file as
-    their RECORD lists them, so the kernel imports its own copies instead."""
-    root = directory.resolve()
-    for dist_info in list(directory.glob("*.dist-info")):
-        name, _, _ = dist_info.name[: -len(".dist-info")].rpartition("-")
-        if str(canonicalize_name(name)) not in names:
-            continue
-        touched: set[Path] = set()
-        record = dist_info / "RECORD"
-        if record.is_file():
-            with record.open(newline="", encoding="utf-8") as rows:
-                for row in csv.reader(rows):
-                    if not row:
-                        continue
-                    path = (directory / row[0]).resolve()
-                    if path.is_relative_to(root) and (path.is_file() or path.is_symlink()):
-                        path.unlink()
-                        touched.add(root / path.relative_to(root).parts[0])
-        shutil.rmtree(dist_info, ignore_errors=True)
-        for top in touched:
-            _remove_if_empty(top)
-
-
-def _remove_if_empty(top: Path) -> None:
-    """Remove the folders under ``top`` that hold nothing now but compiled leftovers."""
-    if not top.is_dir() or top.is_symlink():
-        return
-    for folder, _subfolders, _files in os.walk(top, topdown=False):
-        path = Path(folder)
-        if path.name == "__pycache__" and not any(path.parent.glob("*.py")):
-            shutil.rmtree(path, ignore_errors=True)
-            continue
-        with suppress(OSError):
-            path.rmdir()  # only when empty
+    for line in out.splitlines():
+        if line.startswith(_SEEN):
+            return set(json.loads(line[len(_SEEN) :]))
+    return None

@@ -284,16 +284,22 @@ async def test_every_version_change_is_reported_dependencies_included(
 
 @pytest.fixture
 def installer_runs(jp_serverapp: Any, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The specs of every installer run the server makes from now on (trial builds too)."""
+    """Every installer run the server makes from now on (trial builds too): ``resolve`` or
+    ``install``, then the specs."""
     installer = jp_serverapp.web_app.settings[SERVICE_SETTING].installer
     runs: list[list[str]] = []
-    real = installer.install
+    real_install, real_resolve = installer.install, installer.resolve
 
     async def install(python: str, target: Path, specs: Any, *args: Any, **kw: Any) -> str:
-        runs.append(list(specs))
-        return str(await real(python, target, specs, *args, **kw))
+        runs.append(["install", *specs])
+        return str(await real_install(python, target, specs, *args, **kw))
+
+    async def resolve(python: str, specs: Any, *args: Any, **kw: Any) -> dict[str, str]:
+        runs.append(["resolve", *specs])
+        return dict(await real_resolve(python, specs, *args, **kw))
 
     monkeypatch.setattr(installer, "install", install)
+    monkeypatch.setattr(installer, "resolve", resolve)
     return runs
 
 
@@ -318,7 +324,7 @@ async def test_a_name_or_version_the_index_lacks_runs_the_installer_once(
     status, body, lines = await streamed(jp_fetch, "install", {"packages": [spec]})
     assert status == 422, body
     # The saved versions had nothing to do with it: no second run, no word of them.
-    assert len(installer_runs) == 1, installer_runs
+    assert installer_runs == [["resolve", spec]]
     assert not [line for line in lines if "resolving afresh" in line]
     assert spec.split("==")[0] in body["output"]
     assert saved_rows(database_url) == before
@@ -331,7 +337,12 @@ async def test_a_lock_that_conflicts_is_resolved_afresh(
     installer_runs.clear()
     status, body, lines = await streamed(jp_fetch, "install", {"packages": ["bfdown"]})
     assert status == 200, body
-    assert len(installer_runs) == 2, installer_runs
+    # bfdown alone, holding bfbase 2.0; then all lines afresh; then what changed, installed.
+    assert installer_runs == [
+        ["resolve", "bfdown"],
+        ["resolve", "bfbase", "bfdown"],
+        ["install", "bfbase==1.0", "bfdown==2.0"],
+    ]
     assert "bifrost: the saved bfbase==2.0 does not fit; resolving afresh" in lines
     assert body["locked"] == {"bfbase": "1.0", "bfdown": "2.0"}
 

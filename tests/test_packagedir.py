@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bifrost_ext.installer import Installer, InstallError, OutputCallback
+from bifrost_ext.installer import Installer, InstallError
 from bifrost_ext.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
 from tests.servers import wait_until
@@ -22,16 +21,9 @@ class CountingInstaller(Installer):
 
     calls = 0
 
-    async def install(
-        self,
-        python: str,
-        target: Path,
-        specs: Sequence[str],
-        on_output: OutputCallback | None = None,
-        constraints: Sequence[str] = (),
-    ) -> str:
+    async def install(self, *args: Any, **kwargs: Any) -> str:
         self.calls += 1
-        return await super().install(python, target, specs, on_output, constraints)
+        return await super().install(*args, **kwargs)
 
 
 def make_dir(root: Path, wheelhouse: Path, tool: str = "auto", **kw: Any) -> PackageDirectory:

@@ -1,0 +1,187 @@
+"""The next environment from the current one: a clone of hard links, plus the difference.
+
+request → requirements → installer → **package directory** → store → cache → kernels.
+
+A change to the requirements touches a few distributions of an environment that may hold
+thousands of files. :mod:`bifrost_ext.packagedir` builds the next environment as a
+:func:`clone` of the current one (every file a hard link, ``__pycache__`` included, so
+bytecode carries over; a copy where the filesystem refuses links), then applies a
+:class:`Delta`: :func:`remove_distributions` unlinks the files of the distributions that go,
+and :func:`merge` moves the ones that come in from an installer's empty staging folder by
+``rename``. Both only ever unlink or rename *names* in the clone: a file shared with the
+current environment is never opened for writing, so kernels running on it see no change,
+whatever the installer does inside its staging folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import os
+import shutil
+from collections.abc import Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+#: Threads that make links: the work is system calls, which release the GIL.
+CLONE_THREADS = 4
+#: Names at the top of an environment that are not importable packages or modules.
+NOT_IMPORTABLE = ("bin", "share", "include", "etc", "__pycache__")
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What turns the distributions of one environment into another's (name → version)."""
+
+    remove: dict[str, str]
+    add: dict[str, str]
+
+    @classmethod
+    def between(cls, old: Mapping[str, str], new: Mapping[str, str]) -> Delta:
+        """The distributions to take out of ``old`` and to put in, by canonical name."""
+        return cls(
+            remove={name: version for name, version in old.items() if new.get(name) != version},
+            add={name: version for name, version in new.items() if old.get(name) != version},
+        )
+
+    def pins(self) -> list[str]:
+        """``name==version`` of each distribution to put in, sorted."""
+        return [f"{name}=={version}" for name, version in sorted(self.add.items())]
+
+    def __bool__(self) -> bool:
+        return bool(self.remove or self.add)
+
+
+def clone(source: Path, target: Path) -> None:
+    """Make ``target`` (which must not exist) a copy of ``source`` made of hard links.
+
+    Folders are made afresh, symbolic links copied as links, files linked; where the
+    filesystem refuses a link (another device, a link count at its limit, no links at all),
+    that file is copied with its metadata instead.
+    """
+    folders, files = _tree(source, target)
+    for folder in folders:
+        os.mkdir(folder)
+    chunks = [files[i::CLONE_THREADS] for i in range(CLONE_THREADS)]
+    with ThreadPoolExecutor(CLONE_THREADS) as pool:
+        for done in pool.map(_link_all, chunks):
+            del done  # raises the first error, if any
+
+
+def _tree(source: Path, target: Path) -> tuple[list[str], list[tuple[str, str, bool]]]:
+    """Every folder to make under ``target`` (parents first) and every (source, target,
+    is-symlink) entry to link or copy."""
+    folders = [str(target)]
+    files: list[tuple[str, str, bool]] = []
+    todo = [(str(source), str(target))]
+    while todo:
+        here, there = todo.pop()
+        with os.scandir(here) as entries:
+            for entry in entries:
+                destination = os.path.join(there, entry.name)
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(destination)
+                    todo.append((entry.path, destination))
+                else:
+                    files.append((entry.path, destination, entry.is_symlink()))
+    return folders, files
+
+
+def _link_all(entries: Iterable[tuple[str, str, bool]]) -> None:
+    for source, destination, is_symlink in entries:
+        if is_symlink:
+            os.symlink(os.readlink(source), destination)
+            continue
+        try:
+            os.link(source, destination, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP):
+                raise
+            shutil.copy2(source, destination)
+
+
+def merge(staging: Path, target: Path) -> list[str]:
+    """Move everything in ``staging`` into ``target`` by ``rename`` (a name already in
+    ``target`` is replaced, never written through); return the paths moved, relative."""
+    moved: list[str] = []
+    for folder, subfolders, files in os.walk(staging):
+        relative = os.path.relpath(folder, staging)
+        into = target if relative == "." else target / relative
+        if into.is_symlink() or (into.exists() and not into.is_dir()):
+            into.unlink()
+        into.mkdir(exist_ok=True)
+        for name in files:
+            destination = into / name
+            if destination.is_dir() and not destination.is_symlink():
+                shutil.rmtree(destination)
+            os.replace(os.path.join(folder, name), destination)
+            moved.append(name if relative == "." else os.path.join(relative, name))
+        for name in subfolders:  # os.walk lists links to folders here: move them whole
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                destination = into / name
+                if destination.is_dir() and not destination.is_symlink():
+                    shutil.rmtree(destination)
+                os.replace(path, destination)
+                moved.append(name if relative == "." else os.path.join(relative, name))
+    return moved
+
+
+def remove_distributions(directory: Path, names: Collection[str]) -> set[str]:
+    """Remove the distributions named ``names`` (canonical) from ``directory``, file by file
+    as their RECORD lists them, with the bytecode of their modules and the folders they
+    leave empty; return the top-level names that changed."""
+    root = directory.resolve()
+    touched: set[str] = set()
+    for dist_info in list(directory.glob("*.dist-info")):
+        name, _, _ = dist_info.name[: -len(".dist-info")].rpartition("-")
+        if str(canonicalize_name(name)) not in names:
+            continue
+        tops: set[Path] = set()
+        record = dist_info / "RECORD"
+        if record.is_file():
+            with record.open(newline="", encoding="utf-8") as rows:
+                for row in csv.reader(rows):
+                    if not row:
+                        continue
+                    path = (directory / row[0]).resolve()
+                    if path.is_relative_to(root) and (path.is_file() or path.is_symlink()):
+                        path.unlink()
+                        tops.add(root / path.relative_to(root).parts[0])
+                        if path.suffix == ".py":  # bytecode compiled after the install
+                            for compiled in path.parent.glob(f"__pycache__/{path.stem}.*.pyc"):
+                                compiled.unlink()
+        shutil.rmtree(dist_info, ignore_errors=True)
+        for top in tops:
+            _remove_if_empty(top)
+        touched.update(top.name for top in tops)
+    return touched
+
+
+def _remove_if_empty(top: Path) -> None:
+    """Remove the folders under ``top`` that hold nothing now but compiled leftovers."""
+    if not top.is_dir() or top.is_symlink():
+        return
+    for folder, _subfolders, _files in os.walk(top, topdown=False):
+        path = Path(folder)
+        if path.name == "__pycache__" and not any(path.parent.glob("*.py")):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        with suppress(OSError):
+            path.rmdir()  # only when empty
+
+
+def import_names(paths: Iterable[str]) -> set[str]:
+    """The top-level import names that files at these paths (relative to an environment)
+    can change: ``pkg/mod.py`` → ``pkg``, ``mod.cpython-311-x86_64-linux-gnu.so`` → ``mod``."""
+    names = set()
+    for path in paths:
+        top = path.split(os.sep, 1)[0]
+        if top.endswith((".dist-info", ".data", ".pth")) or top in NOT_IMPORTABLE:
+            continue
+        names.add(top.split(".", 1)[0])
+    return names

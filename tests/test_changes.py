@@ -1,0 +1,227 @@
+"""A change costs what changed: the next environment is a hard-link clone of the current one
+plus the difference, and the current one (which running kernels use) is never written to.
+
+Real uv and pip installs of the suite's tiny wheels into a real package directory; the kernel
+check runs in the real kernel interpreter."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bifrost_ext.packagedir as packagedir_module
+from bifrost_ext.installer import Installer, InstallError
+from bifrost_ext.packagedir import KERNEL_IMPORTS, PackageDirectory
+from bifrost_ext.protection import BreaksKernel
+from bifrost_ext.records import RequirementsRecord
+from tests.wheels import build_wheel
+
+BASE = "bfapp\nbfdemo==1.0\nbfnsa\nbfscript\nbfwide\n"
+#: A change of each kind, one after the other: add lines (one of them bringing a file that
+#: is already there, from another distribution), change a version, remove lines.
+CHANGES = [
+    BASE + "bfbase\nbfnsb\n",
+    BASE.replace("bfdemo==1.0", "bfdemo==2.0") + "bfbase\nbfnsb\n",
+    "bfdemo==2.0\nbfscript\nbfwide\nbfbase\n",
+]
+WIDE = {f"bfwide/m{i:02d}.py": f"def f(x):\n    return x + {i}\n" for i in range(30)}
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> list[str]:
+    """The suite's wheels, plus bfwide (31 modules) and a harmless top-level name shadowing
+    what the kernel imports (``bfshadow`` ships ``dateutil/``, which jupyter_client needs)."""
+    house = tmp_path_factory.mktemp("change-wheels")
+    build_wheel(house, "bfwide", "1.0", extra_files=WIDE)
+    broken = {"dateutil/__init__.py": "raise ImportError('a broken dateutil')\n"}
+    build_wheel(house, "bfshadow", "1.0", extra_files=broken)
+    # Two distributions of one old-style namespace, each with its own bfns/__init__.py.
+    build_wheel(house, "bfnsa", "1.0", extra_files={"bfns/__init__.py": "# from bfnsa\n"})
+    build_wheel(house, "bfnsb", "1.0", extra_files={"bfns/__init__.py": "# from bfnsb\n"})
+    return [str(wheelhouse), str(house)]
+
+
+def package_dir(root: Path, wheels: list[str], tool: str) -> PackageDirectory:
+    installer = Installer(tool=tool, find_links=wheels, no_index=True, cache_dir=str(root / "c"))
+    return PackageDirectory(root / "pkg", installer, sys.executable)
+
+
+def record(content: str, version: int) -> RequirementsRecord:
+    return RequirementsRecord.of("default", content, version)
+
+
+def files(env: Path) -> Iterator[Path]:
+    for folder, _subfolders, names in os.walk(env):
+        for name in names:
+            yield Path(folder, name)
+
+
+def fingerprint(env: Path) -> dict[str, tuple[str, int, int]]:
+    """Every file of ``env``: content hash, mode and modification time, by relative path."""
+    found = {}
+    for path in files(env):
+        info = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if not path.is_symlink() else ""
+        found[str(path.relative_to(env))] = (digest, info.st_mode, info.st_mtime_ns)
+    return found
+
+
+def compile_all(env: Path) -> None:
+    """What kernels do to an environment as they import from it: write its bytecode."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(env)], check=True)
+
+
+def run(env: Path, code: str) -> str:
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    environ["PYTHONPATH"] = str(env)
+    done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True)
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("tool", ["uv", "pip"])
+async def test_a_change_never_writes_to_the_environment_kernels_run_on(
+    tmp_path: Path, wheels: list[str], tool: str
+) -> None:
+    pkg = package_dir(tmp_path, wheels, tool)
+    await pkg.ensure(record(BASE, 1))
+    previous = pkg.current.resolve()
+    compile_all(previous)
+    for version, content in enumerate(CHANGES, start=2):
+        before = fingerprint(previous)
+        await pkg.ensure(record(content, version))
+        assert pkg.current.resolve() != previous
+        assert pkg.is_current(record(content, version))
+        assert not pkg.is_current(record(BASE, 1))  # the clone does not claim to be its base
+        assert fingerprint(previous) == before, f"change {version} wrote to the old environment"
+        previous = pkg.current.resolve()
+        compile_all(previous)
+
+    # What the last change left is what a build from nothing gives: no stale dist-info, no
+    # files of removed distributions (bfapp, and bfdep that only bfapp needed).
+    fresh = package_dir(tmp_path / "fresh", wheels, tool)
+    await fresh.ensure(record(CHANGES[-1], 1))
+    compile_all(fresh.current.resolve())
+    assert pkg.freeze(pkg.current) == fresh.freeze(fresh.current)
+    assert pkg.freeze(pkg.current) == "bfbase==2.0\nbfdemo==2.0\nbfscript==1.0\nbfwide==1.0\n"
+
+    def layout(env: Path) -> set[str]:
+        return {p for p in fingerprint(env) if not p.startswith(".bifrost-")}
+
+    assert layout(pkg.current.resolve()) == layout(fresh.current.resolve())
+    assert run(pkg.current, "import bfdemo; print(bfdemo.__version__)").strip() == "2.0"
+    script = subprocess.run(
+        [str(pkg.current / "bin" / "bfscript"), "--version"], capture_output=True, text=True
+    )
+    assert script.stdout.startswith("bfscript 1.0"), script.stdout + script.stderr
+
+
+async def test_unchanged_files_are_shared_and_only_the_difference_takes_space(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    pkg = package_dir(tmp_path, wheels, "uv")
+    await pkg.ensure(record(BASE, 1))
+    old = pkg.current.resolve()
+    compile_all(old)
+    await pkg.ensure(record(BASE.replace("bfdemo==1.0", "bfdemo==2.0"), 2))
+    new = pkg.current.resolve()
+
+    old_inodes = {path.stat().st_ino for path in files(old)}
+    fresh = [path.relative_to(new) for path in files(new) if path.stat().st_ino not in old_inodes]
+    # Only bfdemo 2.0's files (and its bytecode) are new, beside the marker and uv's lock of
+    # its target; everything else is the same inode.
+    marker = ".bifrost-complete-" + record(BASE.replace("bfdemo==1.0", "bfdemo==2.0"), 2).hash
+    new_tops = {str(path).split("/")[0] for path in fresh}
+    assert new_tops == {"bfdemo", "bfdemo-2.0.dist-info", marker, ".lock"}
+    shared = [path for path in files(new) if path.stat().st_ino in old_inodes]
+    assert any(path.parent.name == "__pycache__" for path in shared)  # bytecode carried over
+    assert len(shared) > len(WIDE)
+
+
+async def test_a_changed_package_is_compiled_before_the_switch(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    pkg = package_dir(tmp_path, wheels, "uv")
+    await pkg.ensure(record("bfdemo==1.0\n", 1))
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 2))
+    env = pkg.current.resolve()
+    compiled = sorted((env / "bfwide" / "__pycache__").glob("*.pyc"))
+    assert len(compiled) == len(WIDE) + 1  # every module and __init__
+    stamps = {path: path.stat().st_mtime_ns for path in compiled}
+    # Valid bytecode: importing everything from it rewrites none of it.
+    modules = "; ".join(f"import bfwide.m{i:02d}" for i in range(len(WIDE)))
+    assert run(pkg.current, f"import bfwide; {modules}; print('ok')").strip() == "ok"
+    assert {path: path.stat().st_mtime_ns for path in compiled} == stamps
+
+
+async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_imports(
+    tmp_path: Path, wheels: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[Path] = []
+    real = packagedir_module.try_kernel
+
+    async def counted(runtime: Any, directory: Path, timeout: float) -> set[str] | None:
+        checks.append(directory)
+        return await real(runtime, directory, timeout)
+
+    monkeypatch.setattr(packagedir_module, "try_kernel", counted)
+    pkg = package_dir(tmp_path, wheels, "uv")
+    await pkg.ensure(record("bfdemo==1.0\n", 1))
+    assert len(checks) == 1  # the first build: checked, and what the kernel imports noted
+    seen = (pkg.current / KERNEL_IMPORTS).read_text("utf-8")
+    assert '"dateutil"' in seen
+    assert '"ipykernel"' in seen
+
+    await pkg.ensure(record("bfdemo==1.0\nbfbase\n", 2))
+    assert len(checks) == 1  # bfbase: a name no kernel import looks up
+
+    current = pkg.current.resolve()
+    with pytest.raises(BreaksKernel, match="a broken dateutil"):
+        await pkg.ensure(record("bfdemo==1.0\nbfbase\nbfshadow\n", 3))
+    assert len(checks) == 2  # bfshadow brings dateutil/: checked, and refused
+    assert pkg.current.resolve() == current
+    assert pkg.active_record() == record("bfdemo==1.0\nbfbase\n", 2)
+
+
+async def test_a_failed_change_leaves_nothing_behind(tmp_path: Path, wheels: list[str]) -> None:
+    pkg = package_dir(tmp_path, wheels, "uv")
+    await pkg.ensure(record(BASE, 1))
+    current = pkg.current.resolve()
+    before = fingerprint(current)
+    entries = sorted(os.listdir(pkg.envs))
+    with pytest.raises(InstallError) as info:
+        await pkg.ensure(record(BASE + "not-in-wheelhouse\n", 2))
+    assert "not-in-wheelhouse" in info.value.output
+    assert sorted(os.listdir(pkg.envs)) == entries  # no clone, staging or scratch file left
+    assert pkg.current.resolve() == current
+    assert fingerprint(current) == before
+    assert pkg.active_record() == record(BASE, 1)
+
+
+async def test_the_installer_cache_is_beside_the_package_directories(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    pkg = package_dir(tmp_path, wheels, "uv")
+    await pkg.ensure(record("bfdemo==1.0\n", 1))
+    assert any((tmp_path / "c" / "uv").iterdir())
+    # On the same filesystem, uv links from its cache: the installed module is a cache file.
+    module = pkg.current / "bfdemo" / "__init__.py"
+    assert module.stat().st_nlink > 1
+
+
+async def test_old_environments_are_collected_at_the_next_switch(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    pkg = package_dir(tmp_path, wheels, "uv")
+    built = []
+    for version, extra in enumerate(["", "bfbase\n", "bfnsa\n", "bfnsb\n", "bfwide\n"], 1):
+        await pkg.ensure(record("bfdemo==1.0\n" + extra, version))
+        built.append(pkg.current.resolve().name)
+    # The current one and the two before it (for a quick undo); the older ones are gone.
+    assert sorted(os.listdir(pkg.envs)) == sorted(built[-3:])
