@@ -4,13 +4,16 @@ request → requirements → installer → **package directory** → store → c
 
 A change to the requirements touches a few distributions of an environment that may hold
 thousands of files. :mod:`bifrost_ext.packagedir` builds the next environment as a
-:func:`clone` of the current one (every file a hard link, ``__pycache__`` included, so
-bytecode carries over; a copy where the filesystem refuses links), then applies a
-:class:`Delta`: :func:`remove_distributions` unlinks the files of the distributions that go,
-and :func:`merge` moves the ones that come in from an installer's empty staging folder by
-``rename``. Both only ever unlink or rename *names* in the clone: a file shared with the
-current environment is never opened for writing, so kernels running on it see no change,
-whatever the installer does inside its staging folder.
+:func:`clone` of the current one that shares everything: each top-level folder the change
+does not touch is a symbolic link to where its files are, the ones it touches (and ``bin``)
+are folders of hard links, ``__pycache__`` included, so bytecode carries over. Then it
+applies a :class:`Delta`: :func:`remove_distributions` unlinks the files of the
+distributions that go, and :func:`merge` moves the ones that come in from an installer's
+empty staging folder by ``rename``. Both only ever unlink or rename *names* in the clone's
+own folders: a file shared with the current environment is never opened for writing, so
+kernels running on it see no change, whatever the installer does inside its staging folder.
+An environment that others link to is kept as long as they are
+(:func:`linked_environments`).
 """
 
 from __future__ import annotations
@@ -56,14 +59,30 @@ class Delta:
         return bool(self.remove or self.add)
 
 
-def clone(source: Path, target: Path) -> None:
-    """Make ``target`` (which must not exist) a copy of ``source`` made of hard links.
-
-    Folders are made afresh, symbolic links copied as links, files linked; where the
-    filesystem refuses a link (another device, a link count at its limit, no links at all),
-    that file is copied with its metadata instead.
+def clone(source: Path, target: Path, real: Collection[str]) -> None:
+    """Make ``target`` (which must not exist, beside ``source``) a copy of ``source`` that
+    shares its files: each top-level folder a relative symbolic link to where its files are
+    (``../<source>/pandas``, or the place ``source`` itself links to), except the names in
+    ``real``, which get folders of their own filled with hard links; each top-level file a
+    hard link. So a clone costs a system call per top-level entry, plus the files of the
+    folders a change will modify. Where the filesystem refuses a link (a link count at its
+    limit, no hard links at all), that file is copied with its metadata instead.
     """
-    folders, files = _tree(source, target)
+    os.mkdir(target)
+    folders: list[str] = []
+    files: list[tuple[str, str, bool]] = []
+    with os.scandir(source) as entries:
+        for entry in entries:
+            destination = os.path.join(target, entry.name)
+            if entry.name in real and entry.is_dir():  # through a link, too
+                folders.append(destination)
+                _tree(os.path.realpath(entry.path), destination, folders, files)
+            elif entry.is_symlink():
+                os.symlink(os.readlink(entry.path), destination)  # already where files are
+            elif entry.is_dir(follow_symlinks=False):
+                os.symlink(os.path.join(os.pardir, source.name, entry.name), destination)
+            else:
+                files.append((entry.path, destination, False))
     for folder in folders:
         os.mkdir(folder)
     chunks = [files[i::CLONE_THREADS] for i in range(CLONE_THREADS)]
@@ -72,12 +91,22 @@ def clone(source: Path, target: Path) -> None:
             del done  # raises the first error, if any
 
 
-def _tree(source: Path, target: Path) -> tuple[list[str], list[tuple[str, str, bool]]]:
-    """Every folder to make under ``target`` (parents first) and every (source, target,
-    is-symlink) entry to link or copy."""
-    folders = [str(target)]
-    files: list[tuple[str, str, bool]] = []
-    todo = [(str(source), str(target))]
+def linked_environments(env: Path) -> set[str]:
+    """The names of the environments beside ``env`` whose folders ``env`` links to."""
+    found = set()
+    with os.scandir(env) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                parts = Path(os.readlink(entry.path)).parts
+                if len(parts) == 3 and parts[0] == os.pardir:
+                    found.add(parts[1])
+    return found
+
+
+def _tree(source: str, target: str, folders: list[str], files: list[tuple[str, str, bool]]) -> None:
+    """Add every folder under ``source`` to make under ``target`` (parents first) and every
+    (source, target, is-symlink) entry to link or copy."""
+    todo = [(source, target)]
     while todo:
         here, there = todo.pop()
         with os.scandir(here) as entries:
@@ -88,7 +117,6 @@ def _tree(source: Path, target: Path) -> tuple[list[str], list[tuple[str, str, b
                     todo.append((entry.path, destination))
                 else:
                     files.append((entry.path, destination, entry.is_symlink()))
-    return folders, files
 
 
 def _link_all(entries: Iterable[tuple[str, str, bool]]) -> None:
@@ -131,34 +159,63 @@ def merge(staging: Path, target: Path) -> list[str]:
     return moved
 
 
+def distribution_tops(directory: Path, names: Collection[str]) -> set[str]:
+    """The top-level entries of ``directory`` that the distributions named ``names``
+    (canonical) have files in, their ``.dist-info`` folders included."""
+    tops = set()
+    for dist_info in _dist_infos(directory, names):
+        tops.add(dist_info.name)
+        for row in _record(dist_info):
+            parts = Path(os.path.normpath(row)).parts
+            if parts and parts[0] != os.pardir:
+                tops.add(parts[0])
+    return tops
+
+
+def _dist_infos(directory: Path, names: Collection[str]) -> list[Path]:
+    found = []
+    for dist_info in directory.glob("*.dist-info"):
+        name, _, _ = dist_info.name[: -len(".dist-info")].rpartition("-")
+        if str(canonicalize_name(name)) in names:
+            found.append(dist_info)
+    return found
+
+
+def _record(dist_info: Path) -> list[str]:
+    """The paths a distribution's RECORD lists, relative to its environment."""
+    record = dist_info / "RECORD"
+    if not record.is_file():
+        return []
+    with record.open(newline="", encoding="utf-8") as rows:
+        return [row[0] for row in csv.reader(rows) if row]
+
+
 def remove_distributions(directory: Path, names: Collection[str]) -> set[str]:
     """Remove the distributions named ``names`` (canonical) from ``directory``, file by file
     as their RECORD lists them, with the bytecode of their modules and the folders they
-    leave empty; return the top-level names that changed."""
+    leave empty; return the top-level names that changed. Nothing is removed through a
+    top-level link (a folder a clone shares with another environment): a clone makes the
+    folders a change touches its own first (:func:`distribution_tops`)."""
     root = directory.resolve()
     touched: set[str] = set()
-    for dist_info in list(directory.glob("*.dist-info")):
-        name, _, _ = dist_info.name[: -len(".dist-info")].rpartition("-")
-        if str(canonicalize_name(name)) not in names:
-            continue
+    for dist_info in _dist_infos(directory, names):
         tops: set[Path] = set()
-        record = dist_info / "RECORD"
-        if record.is_file():
-            with record.open(newline="", encoding="utf-8") as rows:
-                for row in csv.reader(rows):
-                    if not row:
-                        continue
-                    path = (directory / row[0]).resolve()
-                    if path.is_relative_to(root) and (path.is_file() or path.is_symlink()):
-                        path.unlink()
-                        tops.add(root / path.relative_to(root).parts[0])
-                        if path.suffix == ".py":  # bytecode compiled after the install
-                            for compiled in path.parent.glob(f"__pycache__/{path.stem}.*.pyc"):
-                                compiled.unlink()
-        shutil.rmtree(dist_info, ignore_errors=True)
+        for row in _record(dist_info):
+            path = (directory / row).resolve()
+            if path.is_relative_to(root) and (path.is_file() or path.is_symlink()):
+                path.unlink()
+                tops.add(root / path.relative_to(root).parts[0])
+                if path.suffix == ".py":  # bytecode compiled after the install
+                    for compiled in path.parent.glob(f"__pycache__/{path.stem}.*.pyc"):
+                        compiled.unlink()
+        if dist_info.is_symlink():
+            dist_info.unlink()
+        else:
+            shutil.rmtree(dist_info, ignore_errors=True)
         for top in tops:
             _remove_if_empty(top)
         touched.update(top.name for top in tops)
+        touched.add(dist_info.name)
     return touched
 
 

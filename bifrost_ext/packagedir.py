@@ -40,8 +40,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
+import py_compile
 import re
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -57,7 +60,15 @@ from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .delta import Delta, clone, import_names, merge, remove_distributions
+from .delta import (
+    Delta,
+    clone,
+    distribution_tops,
+    import_names,
+    linked_environments,
+    merge,
+    remove_distributions,
+)
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
 from .interpreter import run_python
 from .protection import (
@@ -357,83 +368,80 @@ class PackageDirectory:
         on_output: OutputCallback | None,
         pins: Sequence[str],
     ) -> None:
-        """Build ``record`` in ``target`` from the complete environment ``base``: a clone of
-        hard links (made while the installer resolves), minus the distributions that go,
-        plus the ones that come, installed alone into a staging folder and moved in; then
-        their bytecode, and the kernel check when the change touched what a kernel imports.
-        """
+        """Build ``record`` in ``target`` from the complete environment ``base``: what comes
+        is installed into a staging folder, then ``base`` cloned (sharing every top-level
+        folder the change does not touch), what goes unlinked and what comes renamed in;
+        then its bytecode, and the kernel check when the change touched what a kernel
+        imports."""
         runtime = await self._runtime()
         runtime.check_requested(record.lines)
-        cloning = asyncio.ensure_future(asyncio.to_thread(clone, base, target))
+        staging = self.envs / f".tmp-staging-{_suffix()}"
+        staging.mkdir()
         try:
             have = lock_pins(self.freeze(base))
-            want = await self._resolve(record, have, pins, runtime, on_output)
-        except BaseException:
-            await asyncio.wait([cloning])  # the caller removes what it made
-            raise
-        await cloning
-        for marker in target.glob(complete_marker("*")):  # the clone is not ``base``
-            marker.unlink()
-        delta = Delta.between(have, want)
-        touched = remove_distributions(target, delta.remove)
-        if on_output is not None:
-            for name, version in sorted(delta.remove.items()):
-                if name not in delta.add:
-                    on_output(f" - {name}=={version}")
-        moved: list[str] = []
-        if delta.add:
-            staging = self.envs / f".tmp-staging-{_suffix()}"
-            staging.mkdir()
-            try:
-                await self.installer.install(
-                    self.python, staging, delta.pins(), on_output, no_deps=True
-                )
-                anchor_scripts(staging)
-                moved = merge(staging, target)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-        await compile_bytecode(
-            self.python,
-            target,
-            [path for path in moved if path.endswith(".py")],
-            self.installer.timeout,
-        )
-        await self._check_kernel(runtime, target, touched | import_names(moved))
+            want = await self._stage(staging, record, have, pins, runtime, on_output)
+            delta = Delta.between(have, want)
+            anchor_scripts(staging)
+            going = distribution_tops(base, delta.remove)
+            # Always bin/ (a console script finds its environment from its own real path)
+            # and __pycache__/ (the bytecode of top-level modules, compiled below).
+            own = going | set(os.listdir(staging)) | {"bin", "__pycache__"}
+            await asyncio.to_thread(clone, base, target, own)
+            for marker in target.glob(complete_marker("*")):  # the clone is not ``base``
+                marker.unlink()
+            remove_distributions(target, delta.remove)
+            if on_output is not None:
+                for name, version in sorted(delta.remove.items()):
+                    if name not in delta.add:
+                        on_output(f" - {name}=={version}")
+            moved = merge(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        modules = [path for path in moved if path.endswith(".py")]
+        await compile_bytecode(runtime, target, modules, self.installer.timeout)
+        await self._check_kernel(runtime, target, import_names([*going, *moved]))
 
-    async def _resolve(
+    async def _stage(
         self,
+        staging: Path,
         record: RequirementsRecord,
         have: dict[str, str],
         pins: Sequence[str],
         runtime: KernelRuntime,
         on_output: OutputCallback | None,
     ) -> dict[str, str]:
-        """The distributions ``record`` needs, by name, the kernel's own left out.
+        """Install into the empty ``staging`` the distributions that ``record`` needs and
+        ``have`` lacks; return all it needs, by name, the kernel's own left out.
 
-        When the change only adds lines, those alone are resolved, holding the saved pins
-        (the rest is installed and keeps its versions): the cost of what changed. If that
-        would move a distribution already there, or the change edits or removes lines, all
-        of them are resolved.
+        When the change only adds lines, the installer is given those alone, holding the
+        saved pins: one run, the cost of what changed. If that would move a distribution
+        already there, or the change edits or removes lines, every line is resolved and
+        what differs installed without dependencies.
         """
-        scratch = self.envs / f".tmp-resolve-{_suffix()}"
         active = self.active_record()
         before = set(active.lines) if active is not None else set()
         added = [line for line in record.lines if line not in before]
         only_added = active is not None and bool(added) and before <= set(record.lines)
 
-        async def resolve(lines: Sequence[str], held: Sequence[str]) -> dict[str, str]:
+        async def attempt(held: Sequence[str], first: bool) -> dict[str, str]:
             constraints = [*runtime.pins(), *held]
-            found = await self.installer.resolve(
-                self.python, lines, scratch, on_output, constraints
-            )
-            return {name: v for name, v in found.items() if name not in runtime.versions}
-
-        async def attempt(held: Sequence[str]) -> dict[str, str]:
-            if held and only_added:
-                found = await resolve(added, held)
+            _empty(staging)
+            if first and only_added:
+                await self.installer.install(self.python, staging, added, on_output, constraints)
+                remove_distributions(staging, runtime.versions)
+                found = lock_pins(self.freeze(staging))
                 if all(have.get(name, version) == version for name, version in found.items()):
+                    remove_distributions(staging, found.keys() & have.keys())  # there already
                     return {**have, **found}
-            return await resolve(record.lines, held)
+                _empty(staging)
+            scratch = self.envs / f".tmp-resolve-{_suffix()}"
+            found = await self.installer.resolve(
+                self.python, record.lines, scratch, on_output, constraints
+            )
+            want = {name: v for name, v in found.items() if name not in runtime.versions}
+            if add := Delta.between(have, want).pins():
+                await self.installer.install(self.python, staging, add, on_output, no_deps=True)
+            return want
 
         return await self._afresh_if_pins_misfit(attempt, record, pins, runtime, on_output)
 
@@ -448,7 +456,7 @@ class PackageDirectory:
         # The kernel's own packages stay at the kernel's versions, whatever else is asked.
         runtime.check_requested(record.lines)
 
-        async def install(held: Sequence[str]) -> None:
+        async def install(held: Sequence[str], _first: bool) -> None:
             if any(target.iterdir()):  # a first attempt's leftovers
                 shutil.rmtree(target)
                 target.mkdir()
@@ -463,17 +471,18 @@ class PackageDirectory:
 
     async def _afresh_if_pins_misfit(
         self,
-        attempt: Callable[[Sequence[str]], Awaitable[_T]],
+        attempt: Callable[[Sequence[str], bool], Awaitable[_T]],
         record: RequirementsRecord,
         pins: Sequence[str],
         runtime: KernelRuntime,
         on_output: OutputCallback | None,
     ) -> _T:
-        """``attempt(held)``, an install or a resolution that holds the kernel's versions and
-        the saved pins ``held``; when it fails naming a saved pin, once more holding none."""
+        """``attempt(held, first)``, an install or a resolution that holds the kernel's
+        versions and the saved pins ``held``; when it fails naming a saved pin, once more
+        holding none (``first`` false)."""
         pins = [pin for pin in pins if pin.split("==")[0] not in runtime.versions]
         try:
-            return await attempt(pins)
+            return await attempt(pins, True)
         except InstallError as exc:
             # Only a failure that names a saved pin is the lock's doing (a spec that needs
             # another version, a lock from another Python): resolve afresh. A name or version
@@ -487,7 +496,7 @@ class PackageDirectory:
                 verb = "does" if len(misfits) == 1 else "do"
                 on_output(f"bifrost: the saved {saved} {verb} not fit; resolving afresh")
         try:
-            return await attempt([])
+            return await attempt([], False)
         except InstallError as again:
             await self._explain(record, runtime, again)
             raise
@@ -547,6 +556,7 @@ class PackageDirectory:
     def _switch(self, env: Path, record: RequirementsRecord) -> None:
         """Point ``current`` at ``env`` (an atomic rename of a new link), then say so in
         active.json."""
+        os.utime(env)  # the collector keeps the environments current most recently
         link = self.root / f".current-{_suffix()}"
         os.symlink(os.path.relpath(env, self.root), link)
         try:
@@ -571,17 +581,22 @@ class PackageDirectory:
             leftover.unlink(missing_ok=True)  # a switch killed mid-way (we hold the lock)
         if not self.envs.is_dir():
             return
-        now, kept = time.time(), 0
+        now, keep = time.time(), set(keep)
         by_age = sorted(self.envs.iterdir(), key=lambda entry: -entry.lstat().st_mtime)
+        recent = [
+            entry.name
+            for entry in by_age
+            if not entry.name.startswith(".tmp-")  # else left by a killed install
+            and entry.name not in keep
+            and now - entry.lstat().st_mtime <= KEEP_RECENT_SECONDS
+        ]
+        keep.update(recent[:KEEP_PREVIOUS])
+        for name in list(keep):  # and what they share: their links lead there directly
+            with suppress(OSError):
+                keep.update(linked_environments(self.envs / name))
         for entry in by_age:
-            if entry.name in keep:
-                continue
-            if not entry.name.startswith(".tmp-"):  # else left by a killed install
-                recent = now - entry.lstat().st_mtime <= KEEP_RECENT_SECONDS
-                if recent and kept < KEEP_PREVIOUS:
-                    kept += 1
-                    continue
-            _remove(entry)
+            if entry.name not in keep:
+                _remove(entry)
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -654,22 +669,41 @@ import os, py_compile, sys
 for path in sys.stdin.read().split("\0"):
     if path:
         try:
-            py_compile.compile(os.path.join(sys.argv[1], path), doraise=True)
+            py_compile.compile(os.path.join(sys.argv[1], path), doraise=True, optimize=0)
         except (py_compile.PyCompileError, OSError, ValueError):
             pass  # the kernel would fail on it too, at import: nothing to gain here
 """
 
 
-async def compile_bytecode(python: str, env: Path, modules: Sequence[str], timeout: float) -> None:
-    """Compile ``modules`` (paths relative to ``env``) with the kernel interpreter, so the first
-    import after a change is as fast as the second; several processes for many modules."""
+async def compile_bytecode(
+    runtime: KernelRuntime, env: Path, modules: Sequence[str], timeout: float
+) -> None:
+    """Compile ``modules`` (paths relative to ``env``) for the kernel interpreter, so that the
+    first import after a change is as fast as the second: in this process when it runs the
+    same Python (bytecode depends on the version), else in the kernel interpreter, several
+    processes for many modules. Each file is written by an atomic rename."""
+    if not modules:
+        return
+    if runtime.environment.get("python_full_version") == platform.python_version() and (
+        runtime.environment.get("implementation_name") == sys.implementation.name
+    ):
+        await asyncio.to_thread(_compile, env, modules)
+        return
     batches = [modules[i : i + COMPILE_BATCH] for i in range(0, len(modules), COMPILE_BATCH)]
     await asyncio.gather(
         *(
-            run_python(python, ["-I", "-c", _COMPILE, str(env)], timeout, stdin="\0".join(batch))
+            run_python(
+                runtime.python, ["-I", "-c", _COMPILE, str(env)], timeout, stdin="\0".join(batch)
+            )
             for batch in batches
         )
     )
+
+
+def _compile(env: Path, modules: Sequence[str]) -> None:
+    for module in modules:
+        with suppress(py_compile.PyCompileError, OSError, ValueError):
+            py_compile.compile(str(env / module), doraise=True, optimize=0)
 
 
 def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:
@@ -715,6 +749,12 @@ def write_atomic(path: Path, text: str) -> None:
     finally:
         with suppress(OSError):
             tmp.unlink()
+
+
+def _empty(folder: Path) -> None:
+    """Make ``folder`` an empty folder."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
 
 
 def _remove(entry: Path) -> None:

@@ -324,7 +324,7 @@ async def test_a_name_or_version_the_index_lacks_runs_the_installer_once(
     status, body, lines = await streamed(jp_fetch, "install", {"packages": [spec]})
     assert status == 422, body
     # The saved versions had nothing to do with it: no second run, no word of them.
-    assert installer_runs == [["resolve", spec]]
+    assert installer_runs == [["install", spec]]
     assert not [line for line in lines if "resolving afresh" in line]
     assert spec.split("==")[0] in body["output"]
     assert saved_rows(database_url) == before
@@ -337,9 +337,10 @@ async def test_a_lock_that_conflicts_is_resolved_afresh(
     installer_runs.clear()
     status, body, lines = await streamed(jp_fetch, "install", {"packages": ["bfdown"]})
     assert status == 200, body
-    # bfdown alone, holding bfbase 2.0; then all lines afresh; then what changed, installed.
+    # bfdown alone, holding bfbase 2.0; then all lines resolved afresh, and what changed
+    # installed.
     assert installer_runs == [
-        ["resolve", "bfdown"],
+        ["install", "bfdown"],
         ["resolve", "bfbase", "bfdown"],
         ["install", "bfbase==1.0", "bfdown==2.0"],
     ]

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import bifrost_ext.packagedir as packagedir_module
+from bifrost_ext.delta import linked_environments
 from bifrost_ext.installer import Installer, InstallError
 from bifrost_ext.packagedir import KERNEL_IMPORTS, PackageDirectory
 from bifrost_ext.protection import BreaksKernel
@@ -25,13 +26,16 @@ from tests.wheels import build_wheel
 
 BASE = "bfapp\nbfdemo==1.0\nbfnsa\nbfscript\nbfwide\n"
 #: A change of each kind, one after the other: add lines (one of them bringing a file that
-#: is already there, from another distribution), change a version, remove lines.
+#: is already there, from another distribution; one a top-level module), change a version,
+#: remove lines.
 CHANGES = [
-    BASE + "bfbase\nbfnsb\n",
-    BASE.replace("bfdemo==1.0", "bfdemo==2.0") + "bfbase\nbfnsb\n",
+    BASE + "bfbase\nbfnsb\nbftop\n",
+    BASE.replace("bfdemo==1.0", "bfdemo==2.0") + "bfbase\nbfnsb\nbftop\n",
     "bfdemo==2.0\nbfscript\nbfwide\nbfbase\n",
 ]
 WIDE = {f"bfwide/m{i:02d}.py": f"def f(x):\n    return x + {i}\n" for i in range(30)}
+#: A top-level module beside bfwide's package: its bytecode is in the top-level __pycache__.
+WIDE_TOP = {"bfwide_top.py": "X = 1\n"}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,8 @@ def wheels(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> list[s
     """The suite's wheels, plus bfwide (31 modules) and a harmless top-level name shadowing
     what the kernel imports (``bfshadow`` ships ``dateutil/``, which jupyter_client needs)."""
     house = tmp_path_factory.mktemp("change-wheels")
-    build_wheel(house, "bfwide", "1.0", extra_files=WIDE)
+    build_wheel(house, "bfwide", "1.0", extra_files={**WIDE, **WIDE_TOP})
+    build_wheel(house, "bftop", "1.0", extra_files={"bftop_mod.py": "Y = 2\n"})
     broken = {"dateutil/__init__.py": "raise ImportError('a broken dateutil')\n"}
     build_wheel(house, "bfshadow", "1.0", extra_files=broken)
     # Two distributions of one old-style namespace, each with its own bfns/__init__.py.
@@ -58,7 +63,9 @@ def record(content: str, version: int) -> RequirementsRecord:
 
 
 def files(env: Path) -> Iterator[Path]:
-    for folder, _subfolders, names in os.walk(env):
+    """Every file a kernel can reach through ``env``, through its links to other
+    environments' folders too."""
+    for folder, _subfolders, names in os.walk(env, followlinks=True):
         for name in names:
             yield Path(folder, name)
 
@@ -223,5 +230,11 @@ async def test_old_environments_are_collected_at_the_next_switch(
     for version, extra in enumerate(["", "bfbase\n", "bfnsa\n", "bfnsb\n", "bfwide\n"], 1):
         await pkg.ensure(record("bfdemo==1.0\n" + extra, version))
         built.append(pkg.current.resolve().name)
-    # The current one and the two before it (for a quick undo); the older ones are gone.
-    assert sorted(os.listdir(pkg.envs)) == sorted(built[-3:])
+    # The current one and the two before it (for a quick undo), and those they share
+    # folders with; the others are gone.
+    kept = set(built[-3:])
+    for name in built[-3:]:
+        kept |= linked_environments(pkg.envs / name)
+    assert sorted(os.listdir(pkg.envs)) == sorted(kept)
+    assert len(kept) < len(built)
+    assert run(pkg.current, "import bfdemo, bfwide; print(bfdemo.__version__)").strip() == "1.0"

@@ -150,7 +150,9 @@ def test_a_user_named_with_a_space_and_an_accent_works_the_same(hub: Hub) -> Non
 
 
 def test_under_internal_ssl_kernels_reach_their_server_over_verified_tls(ssl_hub: Hub) -> None:
-    user = "alice"
+    # Not alice: both hubs share the module's Redis, where alice's workspace of the other hub
+    # (its cached requirements, its Redis user) would be this one's too.
+    user = "sslcarol"
     ssl_hub.create_user(user)
     ssl_hub.start_server(user)
     url = ssl_hub.run_in_new_kernel(user, "import os; print(os.environ['BIFROST_SERVER_URL'])")
