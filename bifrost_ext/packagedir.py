@@ -12,14 +12,15 @@ from :func:`bifrost_ext.interpreter.interpreter_key`, such as ``cpython-311-3f2a
     .lock               inter-process lock around building and switching
 
 The first environment is built from nothing (the installer given every line, the lock's pins
-held). Every later one costs what its change does (:mod:`bifrost_ext.delta`): a hard-link
-clone of the current one (bytecode included) is made while the installer resolves only the
-added lines (or all of them, when lines were edited or removed); the distributions that go
-are unlinked from the clone, the ones that come are installed alone into a staging folder
-and renamed in, and their modules compiled. The kernel check below runs again only when the
-change touched a top-level name that the kernel's imports looked up last time (noted in
+held). Every later one costs what its change does: the installer puts what comes into an
+empty staging folder (given only the added lines when lines were only added, else a
+resolution of all of them and the distributions that differ), then the current environment
+is cloned (:mod:`bifrost_ext.delta`: untouched top-level folders shared by a link, touched
+ones as folders of hard links, bytecode included), what goes is unlinked from the clone, what
+comes renamed in and compiled. The kernel check below runs again only when the change
+touched a top-level name that the kernel's imports looked up last time (noted in
 ``.bifrost-kernel-imports.json``). Old environments are collected at each switch but for the
-last :data:`KEEP_PREVIOUS` (recent ones: an undo is a switch).
+last :data:`KEEP_PREVIOUS` recent ones (an undo is a switch) and those that kept ones link to.
 
 An environment is built in a temporary folder and renamed into place only when the installer
 succeeded and the kernel's own runtime still imports with it first on the path
@@ -419,9 +420,10 @@ class PackageDirectory:
         what differs installed without dependencies.
         """
         active = self.active_record()
-        before = set(active.lines) if active is not None else set()
+        known = active is not None and active.hash == os.path.basename(self._base() or "")
+        before = set(active.lines) if active is not None and known else set()
         added = [line for line in record.lines if line not in before]
-        only_added = active is not None and bool(added) and before <= set(record.lines)
+        only_added = known and bool(added) and before <= set(record.lines)
 
         async def attempt(held: Sequence[str], first: bool) -> dict[str, str]:
             constraints = [*runtime.pins(), *held]

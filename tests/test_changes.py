@@ -7,10 +7,11 @@ check runs in the real kernel interpreter."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,25 @@ async def test_old_environments_are_collected_at_the_next_switch(
     assert sorted(os.listdir(pkg.envs)) == sorted(kept)
     assert len(kept) < len(built)
     assert run(pkg.current, "import bfdemo, bfwide; print(bfdemo.__version__)").strip() == "1.0"
+
+
+async def test_a_change_trusts_only_what_the_current_environment_holds(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    pkg = package_dir(tmp_path, wheels, "uv")
+    await pkg.ensure(record("bfdemo==1.0\n", 1))
+    # active.json claims more than `current` holds (written by hand, or half a repair): the
+    # change must not take bfbase as installed.
+    claimed = {"workspace": "default", **record("bfbase\nbfdemo==1.0\n", 1).to_json()}
+    (pkg.root / "active.json").write_text(json.dumps(claimed))
+    await pkg.build_and_switch(record("bfbase\nbfdemo==1.0\nbfwide\n", 2), saved_as(2))
+    assert pkg.freeze(pkg.current) == "bfbase==2.0\nbfdemo==1.0\nbfwide==1.0\n"
+
+
+def saved_as(version: int) -> Callable[[str], Awaitable[RequirementsRecord]]:
+    """A commit that saves nothing: the record built, with the lock it was given."""
+
+    async def commit(lock: str) -> RequirementsRecord:
+        return RequirementsRecord.of("default", "bfbase\nbfdemo==1.0\nbfwide\n", version, lock)
+
+    return commit
