@@ -4,9 +4,9 @@ request → requirements → installer → **package directory** → store → c
 
 A change to the requirements touches a few distributions of an environment that may hold
 thousands of files. :mod:`bifrost_ext.packagedir` builds the next environment as a
-:func:`clone` of the current one that shares everything: each top-level folder the change
-does not touch is a symbolic link to where its files are, the ones it touches (and ``bin``)
-are folders of hard links, ``__pycache__`` included, so bytecode carries over. Then it
+:func:`clone` of the current one that shares everything: each top-level folder is a
+symbolic link to where its files are, and those the change touches (and ``bin``) become
+folders of hard links (:func:`own`), ``__pycache__`` included, so bytecode carries over. Then it
 applies a :class:`Delta`: :func:`remove_distributions` unlinks the files of the
 distributions that go, and :func:`merge` moves the ones that come in from an installer's
 empty staging folder by ``rename``. Both only ever unlink or rename *names* in the clone's
@@ -59,30 +59,42 @@ class Delta:
         return bool(self.remove or self.add)
 
 
-def clone(source: Path, target: Path, real: Collection[str]) -> None:
+def clone(source: Path, target: Path, real: Collection[str] = ()) -> None:
     """Make ``target`` (which must not exist, beside ``source``) a copy of ``source`` that
     shares its files: each top-level folder a relative symbolic link to where its files are
-    (``../<source>/pandas``, or the place ``source`` itself links to), except the names in
-    ``real``, which get folders of their own filled with hard links; each top-level file a
-    hard link. So a clone costs a system call per top-level entry, plus the files of the
-    folders a change will modify. Where the filesystem refuses a link (a link count at its
-    limit, no hard links at all), that file is copied with its metadata instead.
+    (``../<source>/pandas``, or the place ``source`` itself links to), each top-level file a
+    hard link; then :func:`own` the names in ``real``. A clone costs a system call per
+    top-level entry, plus the files of the folders a change will modify.
     """
     os.mkdir(target)
-    folders: list[str] = []
     files: list[tuple[str, str, bool]] = []
     with os.scandir(source) as entries:
         for entry in entries:
             destination = os.path.join(target, entry.name)
-            if entry.name in real and entry.is_dir():  # through a link, too
-                folders.append(destination)
-                _tree(os.path.realpath(entry.path), destination, folders, files)
-            elif entry.is_symlink():
+            if entry.is_symlink():
                 os.symlink(os.readlink(entry.path), destination)  # already where files are
             elif entry.is_dir(follow_symlinks=False):
                 os.symlink(os.path.join(os.pardir, source.name, entry.name), destination)
             else:
                 files.append((entry.path, destination, False))
+    _link_all(files)
+    own(target, real)
+
+
+def own(env: Path, names: Iterable[str]) -> None:
+    """Give ``env`` a folder of its own, filled with hard links, for each top-level name in
+    ``names`` that is a link to another environment's folder, so that a change can remove
+    and add files there. Where the filesystem refuses a link (a link count at its limit, no
+    hard links at all), that file is copied with its metadata instead."""
+    folders: list[str] = []
+    files: list[tuple[str, str, bool]] = []
+    for name in names:
+        path = os.path.join(env, name)
+        if os.path.islink(path) and os.path.isdir(path):
+            origin = os.path.realpath(path)
+            os.unlink(path)
+            folders.append(path)
+            _tree(origin, path, folders, files)
     for folder in folders:
         os.mkdir(folder)
     chunks = [files[i::CLONE_THREADS] for i in range(CLONE_THREADS)]

@@ -68,6 +68,7 @@ from .delta import (
     import_names,
     linked_environments,
     merge,
+    own,
     remove_distributions,
 )
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
@@ -370,33 +371,37 @@ class PackageDirectory:
         pins: Sequence[str],
     ) -> None:
         """Build ``record`` in ``target`` from the complete environment ``base``: what comes
-        is installed into a staging folder, then ``base`` cloned (sharing every top-level
-        folder the change does not touch), what goes unlinked and what comes renamed in;
-        then its bytecode, and the kernel check when the change touched what a kernel
-        imports."""
+        is installed into a staging folder while ``base`` is cloned (every top-level folder
+        shared), the clone gets folders of its own where the change touches it, what goes
+        is unlinked and what comes renamed in; then its bytecode, and the kernel check when
+        the change touched what a kernel imports."""
         runtime = await self._runtime()
         runtime.check_requested(record.lines)
         staging = self.envs / f".tmp-staging-{_suffix()}"
         staging.mkdir()
+        # Always bin/ (a console script finds its environment from its own real path) and
+        # __pycache__/ (the bytecode of top-level modules, compiled below).
+        cloning = asyncio.ensure_future(
+            asyncio.to_thread(clone, base, target, {"bin", "__pycache__"})
+        )
         try:
             have = lock_pins(self.freeze(base))
             want = await self._stage(staging, record, have, pins, runtime, on_output)
-            delta = Delta.between(have, want)
-            anchor_scripts(staging)
-            going = distribution_tops(base, delta.remove)
-            # Always bin/ (a console script finds its environment from its own real path)
-            # and __pycache__/ (the bytecode of top-level modules, compiled below).
-            own = going | set(os.listdir(staging)) | {"bin", "__pycache__"}
-            await asyncio.to_thread(clone, base, target, own)
+            await cloning
             for marker in target.glob(complete_marker("*")):  # the clone is not ``base``
                 marker.unlink()
+            delta = Delta.between(have, want)
+            going = distribution_tops(base, delta.remove)
+            await asyncio.to_thread(own, target, going | set(os.listdir(staging)))
             remove_distributions(target, delta.remove)
             if on_output is not None:
                 for name, version in sorted(delta.remove.items()):
                     if name not in delta.add:
                         on_output(f" - {name}=={version}")
+            anchor_scripts(staging)
             moved = merge(staging, target)
         finally:
+            await asyncio.wait([cloning])  # before the caller removes what it made
             shutil.rmtree(staging, ignore_errors=True)
         modules = [path for path in moved if path.endswith(".py")]
         await compile_bytecode(runtime, target, modules, self.installer.timeout)
