@@ -45,7 +45,9 @@ import platform
 import py_compile
 import re
 import shutil
+import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -167,6 +169,8 @@ class PackageDirectory:
         self._failures: dict[str, FailedBuild] = {}
         #: Builds under way in this process, by requirements hash.
         self.building: dict[str, Build] = {}
+        #: Bytecode being compiled for environments built from nothing (see :meth:`settle`).
+        self._compiling: list[threading.Thread] = []
 
     def active_hash(self) -> str | None:
         """The hash that ``current`` points at, or None before the first switch."""
@@ -330,13 +334,14 @@ class PackageDirectory:
         self.building[record.hash] = Build(
             record.hash, len(record.lines), started, build_purpose.get()
         )
+        cold = None
         try:
             if not record.lines:
                 tmp.mkdir()
             elif base is not None:
                 await self._change(base, tmp, record, on_output, pins)
             else:
-                runtime = await self._runtime()
+                cold = runtime = await self._runtime()
                 tmp.mkdir()
                 await self._install(tmp, record, on_output, pins, runtime)
                 # Only a directory the kernel still starts with is ever renamed into place.
@@ -348,7 +353,19 @@ class PackageDirectory:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         os.utime(env)
+        if cold is not None:
+            # Off the kernel's path, by one process of the kernel interpreter: later changes
+            # share this bytecode, so no first import after a change waits for it.
+            command = [cold.python, "-I", "-m", "compileall", "-q", str(env)]
+            compiling = threading.Thread(target=_run_quietly, args=(command,), daemon=True)
+            compiling.start()
+            self._compiling = [*(t for t in self._compiling if t.is_alive()), compiling]
         return env
+
+    async def settle(self) -> None:
+        """Wait until the bytecode compiled in the background is written."""
+        for compiling in self._compiling:
+            await asyncio.to_thread(compiling.join)
 
     def _base(self) -> Path | None:
         """The complete environment ``current`` points at, which the next one is made from;
@@ -756,6 +773,12 @@ def write_atomic(path: Path, text: str) -> None:
     finally:
         with suppress(OSError):
             tmp.unlink()
+
+
+def _run_quietly(command: list[str]) -> None:
+    """Run ``command`` to its end, its output and failure ignored (only speed is at stake)."""
+    with suppress(OSError):
+        subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=False)
 
 
 def _empty(folder: Path) -> None:

@@ -99,8 +99,8 @@ async def test_a_change_never_writes_to_the_environment_kernels_run_on(
 ) -> None:
     pkg = package_dir(tmp_path, wheels, tool)
     await pkg.ensure(record(BASE, 1))
+    await pkg.settle()  # its bytecode, compiled in the background
     previous = pkg.current.resolve()
-    compile_all(previous)
     for version, content in enumerate(CHANGES, start=2):
         before = fingerprint(previous)
         await pkg.ensure(record(content, version))
@@ -115,7 +115,7 @@ async def test_a_change_never_writes_to_the_environment_kernels_run_on(
     # files of removed distributions (bfapp, and bfdep that only bfapp needed).
     fresh = package_dir(tmp_path / "fresh", wheels, tool)
     await fresh.ensure(record(CHANGES[-1], 1))
-    compile_all(fresh.current.resolve())
+    await fresh.settle()
     assert pkg.freeze(pkg.current) == fresh.freeze(fresh.current)
     assert pkg.freeze(pkg.current) == "bfbase==2.0\nbfdemo==2.0\nbfscript==1.0\nbfwide==1.0\n"
 
@@ -135,8 +135,8 @@ async def test_unchanged_files_are_shared_and_only_the_difference_takes_space(
 ) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record(BASE, 1))
+    await pkg.settle()
     old = pkg.current.resolve()
-    compile_all(old)
     await pkg.ensure(record(BASE.replace("bfdemo==1.0", "bfdemo==2.0"), 2))
     new = pkg.current.resolve()
 
@@ -152,19 +152,22 @@ async def test_unchanged_files_are_shared_and_only_the_difference_takes_space(
     assert len(shared) > len(WIDE)
 
 
-async def test_a_changed_package_is_compiled_before_the_switch(
+async def test_every_module_has_its_bytecode_before_a_kernel_imports_it(
     tmp_path: Path, wheels: list[str]
 ) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record("bfdemo==1.0\n", 1))
-    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 2))
+    await pkg.settle()  # the first build's: compiled in the background, after it
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 2))  # a change's: before the switch
     env = pkg.current.resolve()
     compiled = sorted((env / "bfwide" / "__pycache__").glob("*.pyc"))
     assert len(compiled) == len(WIDE) + 1  # every module and __init__
+    compiled += sorted((env / "bfdemo" / "__pycache__").glob("*.pyc"))  # through the link
+    assert len(compiled) == len(WIDE) + 2
     stamps = {path: path.stat().st_mtime_ns for path in compiled}
     # Valid bytecode: importing everything from it rewrites none of it.
     modules = "; ".join(f"import bfwide.m{i:02d}" for i in range(len(WIDE)))
-    assert run(pkg.current, f"import bfwide; {modules}; print('ok')").strip() == "ok"
+    assert run(pkg.current, f"import bfdemo, bfwide; {modules}; print('ok')").strip() == "ok"
     assert {path: path.stat().st_mtime_ns for path in compiled} == stamps
 
 
@@ -200,6 +203,7 @@ async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_impor
 async def test_a_failed_change_leaves_nothing_behind(tmp_path: Path, wheels: list[str]) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record(BASE, 1))
+    await pkg.settle()
     current = pkg.current.resolve()
     before = fingerprint(current)
     entries = sorted(os.listdir(pkg.envs))
