@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # bench/ is on the path: this file runs as a script.
+from changes import one_line_changes  # noqa: E402
 from figures import line, median_ms, paired_line  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
@@ -425,39 +426,52 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=10, help="samples per figure (default 10)")
     parser.add_argument(
-        "--only", default="1,2,3,4,5,6", help="comma-separated targets to run (default: all)"
+        "--only", default="1,2,3,4,5,6,7", help="comma-separated targets to run (default: all)"
+    )
+    parser.add_argument(
+        "--no-index-bench",
+        action="store_true",
+        help="target 7: skip the data-science set from the package index",
     )
     args = parser.parse_args()
     chosen = {int(n) for n in args.only.split(",")}
+    # Targets 1-6 need PostgreSQL and Redis; target 7 only the file system and the installers.
+    services = bool(chosen & {1, 2, 3, 4, 5, 6})
     print(
         f"bifrost benchmarks — {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
         f"uv {'found' if find_uv() else 'missing'}\n"
     )
     name = f"bifrost_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    if services:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
     work = Path(tempfile.mkdtemp(prefix="bifrost-bench-"))
     os.environ["HOME"] = str(work / "home")  # kernels' runtime files stay in the sandbox
     os.environ["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
     try:
-        bench = Bench(work, PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.repeat)
-        steps = (
-            bench.kernel_starts,
-            bench.cold_installs,
-            bench.install_api,
-            bench.warm_up,
-            bench.many_kernels,
-            bench.lookups,
-        )
-        for number, step in enumerate(steps, start=1):
-            if number not in chosen:
-                continue
-            await step()
+        if services:
+            bench = Bench(work, PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.repeat)
+            steps = (
+                bench.kernel_starts,
+                bench.cold_installs,
+                bench.install_api,
+                bench.warm_up,
+                bench.many_kernels,
+                bench.lookups,
+            )
+            for number, step in enumerate(steps, start=1):
+                if number not in chosen:
+                    continue
+                await step()
+                print()
+        if 7 in chosen:
+            await one_line_changes(work / "changes", args.repeat, index=not args.no_index_bench)
             print()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if services:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
