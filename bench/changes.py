@@ -18,8 +18,9 @@ Every sample starts from the same base, already built and current: the change ad
 (``bfextraNN``, a new package each sample, or ``six``), is built and switched to through
 :meth:`PackageDirectory.build_and_switch` as ``PackageService._attempt`` does it (the base's
 lock as pins), then ``current`` is switched back to the base and the sample's build deleted,
-untimed. The raw reference installs into a fresh copy of the base (``cp -a``, untimed) with the
-same installer settings and cache. Both caches are warm for every package before sampling.
+untimed. The raw reference installs into a fresh copy of the base (``cp -al``, untimed; see
+:func:`link_tree`) with the same installer settings and cache. Both caches are warm for every
+package before sampling.
 
 Two environments: a synthetic one from a local wheelhouse (always), and a real data-science set
 from the package index when the index answers (``--no-index-bench`` skips it). Needs neither
@@ -266,6 +267,14 @@ def copy_tree(source: Path, target: Path) -> None:
     subprocess.run(["cp", "-a", str(source), str(target)], check=True)
 
 
+def link_tree(source: Path, target: Path) -> None:
+    """A fresh copy of ``source`` whose files are hard links (``cp -al``): new folders, the
+    same file contents. Enough for an installer that only adds a package (uv and pip write new
+    files and never rewrite an existing one in place), and ~10 times cheaper than ``cp -a`` on this
+    disk, which leaves the time budget to the samples."""
+    subprocess.run(["cp", "-al", str(source), str(target)], check=True)
+
+
 def remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -374,7 +383,7 @@ class VariantRun:
     async def sample(self, i: int) -> None:
         extra = self.env.extra(i)
         copy = self.work / "raw-copy"
-        copy_tree(self.base_env, copy)
+        link_tree(self.base_env, copy)
         os.utime(self.base_env)
         before = disk_bytes(self.site)
         os.sync()  # the copy's write-back does not land on the timed pair
