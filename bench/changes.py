@@ -72,7 +72,7 @@ INDEX_PROBE = "https://pypi.org/simple/six/"
 
 #: Seconds of sampling per installer, environment and ``--repeat``: a variant whose changes are
 #: slow (pip's full rebuild takes 30-60 s today) stops after MIN_SAMPLES once past its budget.
-BUDGET_PER_REPEAT = 6.0
+BUDGET_PER_REPEAT = 5.0
 MIN_SAMPLES = 2
 
 #: The first import after a change against the second, when bytecode carries over.
