@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,9 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# bench/ is on the path: this file runs as a script.
+from changes import one_line_changes  # noqa: E402
+from figures import line, median_ms, paired_line  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
 
@@ -50,27 +52,6 @@ PG_ADMIN = os.environ.get("BIFROST_TEST_PG_URL", "postgresql://postgres@127.0.0.
 REDIS = os.environ.get("BIFROST_TEST_REDIS_URL", "redis://127.0.0.1:6379") + "/14"
 NAMES = [f"bfbench{i:02d}" for i in range(20)]
 WIDE_MODULES = 200
-
-
-def median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
-
-
-def median_with_interval(values: list[float]) -> tuple[float, float, float]:
-    """The median and a 95 % bootstrap confidence interval around it."""
-    rng = random.Random(0)
-    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(2000))
-    return statistics.median(values), medians[50], medians[1949]
-
-
-def paired_line(label: str, ours: list[float], theirs: list[float], limit: float) -> None:
-    """The median of run-by-run ratios ours/theirs with its 95 % interval, against ``limit``."""
-    ratio, low, high = median_with_interval([a / b for a, b in zip(ours, theirs, strict=True)])
-    line(label, f"{ratio:.3f} [{low:.3f}, {high:.3f}]", f"≤ {limit:.2f}", ratio <= limit)
-
-
-def line(label: str, value: str, target: str, ok: bool) -> None:
-    print(f"  {label:<58} {value:>22}   target {target:<10} {'PASS' if ok else 'MISS'}")
 
 
 async def timed(action: Callable[[], Awaitable[Any]]) -> float:
@@ -169,7 +150,10 @@ class Bench:
         # twice the samples here, compare each bifrost start with the plain start beside it,
         # and give the median of those paired ratios with its confidence interval.
         runs = 2 * self.repeat
-        local, bifrost, naive, prepare = [], [], [], []
+        local: list[float] = []
+        bifrost: list[float] = []
+        naive: list[float] = []
+        prepare: list[float] = []
         for i in range(runs):
             # Alternate which of the pair goes first, so that neither gains from its place.
             for provisioner in ("local", "bifrost") if i % 2 == 0 else ("bifrost", "local"):
@@ -402,6 +386,7 @@ def lookup_worker(database_url: str, work: str, seed: int, count: int) -> dict[s
     services: dict[str, PackageService] = {}
     rng = random.Random(seed)
     latencies: list[float] = []
+    elapsed = 0.0
 
     async def run() -> None:
         nonlocal elapsed
@@ -426,7 +411,6 @@ def lookup_worker(database_url: str, work: str, seed: int, count: int) -> dict[s
             latencies.append(time.perf_counter() - start)
         elapsed = time.perf_counter() - began
 
-    elapsed = 0.0
     asyncio.run(run())
     store.close()
     cache.close()
@@ -442,39 +426,52 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=10, help="samples per figure (default 10)")
     parser.add_argument(
-        "--only", default="1,2,3,4,5,6", help="comma-separated targets to run (default: all)"
+        "--only", default="1,2,3,4,5,6,7", help="comma-separated targets to run (default: all)"
+    )
+    parser.add_argument(
+        "--no-index-bench",
+        action="store_true",
+        help="target 7: skip the data-science set from the package index",
     )
     args = parser.parse_args()
     chosen = {int(n) for n in args.only.split(",")}
+    # Targets 1-6 need PostgreSQL and Redis; target 7 only the file system and the installers.
+    services = bool(chosen & {1, 2, 3, 4, 5, 6})
     print(
         f"bifrost benchmarks — {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
         f"uv {'found' if find_uv() else 'missing'}\n"
     )
     name = f"bifrost_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    if services:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
     work = Path(tempfile.mkdtemp(prefix="bifrost-bench-"))
     os.environ["HOME"] = str(work / "home")  # kernels' runtime files stay in the sandbox
     os.environ["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
     try:
-        bench = Bench(work, PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.repeat)
-        steps = (
-            bench.kernel_starts,
-            bench.cold_installs,
-            bench.install_api,
-            bench.warm_up,
-            bench.many_kernels,
-            bench.lookups,
-        )
-        for number, step in enumerate(steps, start=1):
-            if number not in chosen:
-                continue
-            await step()
+        if services:
+            bench = Bench(work, PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.repeat)
+            steps = (
+                bench.kernel_starts,
+                bench.cold_installs,
+                bench.install_api,
+                bench.warm_up,
+                bench.many_kernels,
+                bench.lookups,
+            )
+            for number, step in enumerate(steps, start=1):
+                if number not in chosen:
+                    continue
+                await step()
+                print()
+        if 7 in chosen:
+            await one_line_changes(work / "changes", args.repeat, index=not args.no_index_bench)
             print()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if services:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
