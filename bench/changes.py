@@ -36,14 +36,15 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from figures import line, median_ms, paired_line
 from packaging.utils import canonicalize_name
 
-from bifrost_ext.installer import Installer, OutputCallback
+from bifrost_ext.installer import Installer
 from bifrost_ext.interpreter import interpreter_key
 from bifrost_ext.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
@@ -125,17 +126,17 @@ class TimingInstaller(Installer):
 
     seconds = 0.0
 
-    async def install(
-        self,
-        python: str,
-        target: Path,
-        specs: Sequence[str],
-        on_output: OutputCallback | None = None,
-        constraints: Sequence[str] = (),
-    ) -> str:
+    async def install(self, *args: Any, **kwargs: Any) -> str:
         start = time.perf_counter()
         try:
-            return await super().install(python, target, specs, on_output, constraints)
+            return await super().install(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    async def resolve(self, *args: Any, **kwargs: Any) -> dict[str, str]:
+        start = time.perf_counter()
+        try:
+            return await super().resolve(*args, **kwargs)
         finally:
             self.seconds += time.perf_counter() - start
 

@@ -71,6 +71,8 @@ class Bench:
         self.work = work
         self.repeat = repeat
         self.wheelhouse = work / "wheels"
+        #: One installer cache for bifrost and the raw commands it is compared with.
+        self.cache = work / "installer-cache"
         for name in NAMES:
             build_wheel(self.wheelhouse, name, "1.0")
         build_wheel(self.wheelhouse, "bfnew", "1.0")
@@ -87,6 +89,7 @@ class Bench:
                 "installer": "uv",
                 "find_links": [str(self.wheelhouse)],
                 "no_index": True,
+                "installer_cache_dir": str(self.cache),
             },
             environ={},
         )
@@ -98,14 +101,23 @@ class Bench:
             "BIFROST_FIND_LINKS": str(self.wheelhouse),
             "BIFROST_NO_INDEX": "1",
             "BIFROST_INSTALLER": "uv",
+            "BIFROST_INSTALLER_CACHE_DIR": str(self.cache),
         }
 
     def service(self) -> PackageService:
         return PackageService.from_settings(self.settings, sys.executable, self.log)
 
-    def installer_cmd(self, tool: str, target: Path, specs: list[str]) -> list[str]:
-        installer = Installer(tool=tool, find_links=[str(self.wheelhouse)], no_index=True)
-        return installer.command(sys.executable, target, specs)
+    def installer(self, tool: str) -> Installer:
+        """An installer on the wheelhouse, with the cache every figure here shares."""
+        return Installer(
+            tool=tool, find_links=[str(self.wheelhouse)], no_index=True, cache_dir=str(self.cache)
+        )
+
+    def run_installer(self, tool: str, target: Path, specs: list[str]) -> float:
+        """Seconds the raw installer command takes, with bifrost's cache."""
+        installer = self.installer(tool)
+        cmd = installer.command(sys.executable, target, specs)
+        return run_timed(cmd, env=installer.environment())
 
     # -- 1. unchanged requirements ---------------------------------------------------------
 
@@ -187,22 +199,23 @@ class Bench:
         runs = self.repeat
         # One untimed run each so both installers have their caches warm.
         for tool in ("uv", "pip"):
-            run_timed(self.installer_cmd(tool, self.work / f"warm-{tool}", NAMES))
+            self.run_installer(tool, self.work / f"warm-{tool}", NAMES)
         uv_raw: list[float] = []
         pip_raw: list[float] = []
         provisioner: list[float] = []
         record = RequirementsRecord.of("default", "".join(f"{n}\n" for n in NAMES), 1)
 
         async def bifrost(i: int) -> None:
-            installer = Installer(tool="uv", find_links=[str(self.wheelhouse)], no_index=True)
-            package_dir = PackageDirectory(self.work / f"cold-{i}", installer, sys.executable)
+            package_dir = PackageDirectory(
+                self.work / f"cold-{i}", self.installer("uv"), sys.executable
+            )
             provisioner.append(await timed(partial(package_dir.ensure, record)))
 
         async def uv(i: int) -> None:
-            uv_raw.append(run_timed(self.installer_cmd("uv", self.work / f"uv-{i}", NAMES)))
+            uv_raw.append(self.run_installer("uv", self.work / f"uv-{i}", NAMES))
 
         async def pip(i: int) -> None:
-            pip_raw.append(run_timed(self.installer_cmd("pip", self.work / f"pip-{i}", NAMES)))
+            pip_raw.append(self.run_installer("pip", self.work / f"pip-{i}", NAMES))
 
         for i in range(runs):
             # uv and bifrost run back to back, taking turns to go first.
@@ -244,13 +257,13 @@ class Bench:
                             shutil.rmtree(env_dir)
                     target = self.work / f"raw-{wheel}-{i}"
                     if i % 2:  # take turns to go first
-                        raw.append(run_timed(self.installer_cmd("uv", target, [f"{wheel}==1.0"])))
+                        raw.append(self.run_installer("uv", target, [f"{wheel}==1.0"]))
                     start = time.perf_counter()
                     status, body = post("/api/packages/install", {"packages": [f"{wheel}==1.0"]})
                     api.append(time.perf_counter() - start)
                     assert status == 200, body
                     if not i % 2:
-                        raw.append(run_timed(self.installer_cmd("uv", target, [f"{wheel}==1.0"])))
+                        raw.append(self.run_installer("uv", target, [f"{wheel}==1.0"]))
                 api_ms, raw_ms = median_ms(api), median_ms(raw)
                 print(
                     f"  {wheel} ({size}), medians of {self.repeat}: API {api_ms:.1f} ms, "
