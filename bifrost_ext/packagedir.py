@@ -7,6 +7,7 @@ from :func:`bifrost_ext.interpreter.interpreter_key`, such as ``cpython-311-3f2a
 
     envs/<sha256>/      one complete directory per requirements hash (built by the installer),
                         with ``.bifrost-complete-<sha256>`` written last
+    envs/@<16 hex>      a short name of each, which links into it go through
     current -> envs/<sha256>   the symlink on every kernel's PYTHONPATH
     active.json         the record (content, hash, version) that ``current`` holds
     .lock               inter-process lock around building and switching
@@ -72,6 +73,7 @@ from .delta import (
     merge,
     own,
     remove_distributions,
+    short_name,
 )
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
 from .interpreter import run_python
@@ -348,6 +350,7 @@ class PackageDirectory:
                 await self._check_kernel(runtime, tmp)
             (tmp / marker).touch()
             os.rename(tmp, env)
+            short_name(env)  # what the next change's links into it go through
         finally:
             self.building.pop(record.hash, None)
             if tmp.exists():
@@ -610,7 +613,7 @@ class PackageDirectory:
         recent = [
             entry.name
             for entry in by_age
-            if not entry.name.startswith(".tmp-")  # else left by a killed install
+            if not entry.name.startswith((".tmp-", "@"))  # a killed install's; a short name
             and entry.name not in keep
             and now - entry.lstat().st_mtime <= KEEP_RECENT_SECONDS
         ]
@@ -619,6 +622,10 @@ class PackageDirectory:
             with suppress(OSError):
                 keep.update(linked_environments(self.envs / name))
         for entry in by_age:
+            if entry.name.startswith("@"):  # a short name: kept with its environment
+                with suppress(OSError):
+                    if os.readlink(entry) in keep:
+                        continue
             if entry.name not in keep:
                 _remove(entry)
 
