@@ -340,6 +340,10 @@ class PackageDirectory:
         try:
             if not record.lines:
                 tmp.mkdir()
+                # What the kernel's imports look up with nothing first on the path is a part
+                # of what they looked up with ``base``: the next change needs no new check.
+                if base is not None and (base / KERNEL_IMPORTS).is_file():
+                    os.link(base / KERNEL_IMPORTS, tmp / KERNEL_IMPORTS)
             elif base is not None:
                 await self._change(base, tmp, record, on_output, pins)
             else:

@@ -191,13 +191,16 @@ async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_impor
 
     await pkg.ensure(record("bfdemo==1.0\nbfbase\n", 2))
     assert len(checks) == 1  # bfbase: a name no kernel import looks up
+    await pkg.ensure(record("", 3))  # everything removed: an empty directory
+    await pkg.ensure(record("bfbase\n", 4))  # and a change from there
+    assert len(checks) == 1  # what the kernel imports is known still
 
     current = pkg.current.resolve()
     with pytest.raises(BreaksKernel, match="a broken dateutil"):
-        await pkg.ensure(record("bfdemo==1.0\nbfbase\nbfshadow\n", 3))
+        await pkg.ensure(record("bfbase\nbfshadow\n", 5))
     assert len(checks) == 2  # bfshadow brings dateutil/: checked, and refused
     assert pkg.current.resolve() == current
-    assert pkg.active_record() == record("bfdemo==1.0\nbfbase\n", 2)
+    assert pkg.active_record() == record("bfbase\n", 4)
 
 
 async def test_a_failed_change_leaves_nothing_behind(tmp_path: Path, wheels: list[str]) -> None:
