@@ -1,4 +1,4 @@
-"""The next environment from the current one: a clone of hard links, plus the difference.
+"""The next environment from the current one: a clone that shares its files, plus the difference.
 
 request → requirements → installer → **package directory** → store → cache → kernels.
 
@@ -12,8 +12,8 @@ distributions that go, and :func:`merge` moves the ones that come in from an ins
 empty staging folder by ``rename``. Both only ever unlink or rename *names* in the clone's
 own folders: a file shared with the current environment is never opened for writing, so
 kernels running on it see no change, whatever the installer does inside its staging folder.
-An environment that others link to is kept as long as they are
-(:func:`linked_environments`).
+Links go through each environment's short name (:func:`short_name`), and an environment
+that others link to is kept as long as they are (:func:`linked_environments`).
 """
 
 from __future__ import annotations
@@ -54,9 +54,6 @@ class Delta:
     def pins(self) -> list[str]:
         """``name==version`` of each distribution to put in, sorted."""
         return [f"{name}=={version}" for name, version in sorted(self.add.items())]
-
-    def __bool__(self) -> bool:
-        return bool(self.remove or self.add)
 
 
 def clone(source: Path, target: Path, real: Collection[str] = ()) -> None:
