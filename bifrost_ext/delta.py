@@ -28,7 +28,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from .pins import DIST_INFO, dist_info_pin
 
 #: Threads that make links: the work is system calls, which release the GIL.
 CLONE_THREADS = 4
@@ -204,9 +204,9 @@ def distribution_tops(directory: Path, names: Collection[str]) -> set[str]:
 
 def _dist_infos(directory: Path, names: Collection[str]) -> list[Path]:
     found = []
-    for dist_info in directory.glob("*.dist-info"):
-        name, _, _ = dist_info.name[: -len(".dist-info")].rpartition("-")
-        if str(canonicalize_name(name)) in names:
+    for dist_info in directory.glob(f"*{DIST_INFO}"):
+        pin = dist_info_pin(dist_info)  # a folder it does not accept is no distribution
+        if pin is not None and pin.name in names:
             found.append(dist_info)
     return found
 

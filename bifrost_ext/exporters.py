@@ -5,9 +5,21 @@
 ``requirements`` is what users asked for; ``lock`` the exact versions installed when it was
 saved; ``pep723`` an inline-script header (PEP 723) pinned to the lock; ``dockerfile`` an
 image that installs the lock on the kernel's Python version.
+
+What goes into an export is saved text, and saved text is untrusted (a requirement's marker
+may hold any printable character, a database row may have been edited by hand). So each
+format is written by a serializer for it, never by string formatting: TOML by ``tomli_w``,
+shell words by :func:`shlex.quote` after a ``--``, a Dockerfile comment's value by
+:func:`json.dumps` (one line, whatever it holds). The lock's lines are valid pins only
+(:attr:`~bifrost_ext.records.RequirementsRecord.lock_lines`).
 """
 
 from __future__ import annotations
+
+import json
+import shlex
+
+import tomli_w
 
 from .interpreter import python_version
 from .records import RequirementsRecord
@@ -20,26 +32,44 @@ EXPORT_FILENAMES = {
     "pep723": "script.py",
     "dockerfile": "Dockerfile",
 }
+#: Where the Dockerfile's ``RUN`` line breaks between words: a continuation, then an indent.
+_CONTINUED = " \\\n    "
 
 
 def export(record: RequirementsRecord, fmt: str, python: str) -> str:
     """The record in format ``fmt`` (one of :data:`EXPORT_FORMATS`)."""
+    # Without a lock (nothing installed yet, or every line's marker false) the requirement
+    # lines stand in for it: an export still says what was asked for.
     pins = record.lock_lines or record.lines
     if fmt == "requirements":
         return record.content
     if fmt == "lock":
         return "".join(f"{pin}\n" for pin in pins)
     if fmt == "pep723":
-        lines = ["# /// script", f'# requires-python = ">={python_version(python)}"']
-        lines += ["# dependencies = ["] + [f'#   "{pin}",' for pin in pins] + ["# ]", "# ///"]
-        return "\n".join(lines) + "\n"
+        return pep723(pins, python_version(python))
     if fmt == "dockerfile":
-        install = " \\\n    ".join(f'"{pin}"' for pin in pins)
-        body = [
-            f"# workspace {record.workspace!r}, version {record.version} ({record.hash[:12]})",
-            f"FROM python:{python_version(python)}-slim",
-        ]
-        if pins:
-            body.append(f"RUN pip install --no-cache-dir \\\n    {install}")
-        return "\n".join(body) + "\n"
+        return dockerfile(record, pins, python_version(python))
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+
+
+def pep723(dependencies: list[str], python: str) -> str:
+    """A PEP 723 ``script`` block: TOML written by a TOML writer, each line commented."""
+    toml = tomli_w.dumps({"requires-python": f">={python}", "dependencies": dependencies})
+    lines = ["# /// script", *(f"# {line}" if line else "#" for line in toml.splitlines())]
+    return "\n".join([*lines, "# ///"]) + "\n"
+
+
+def dockerfile(record: RequirementsRecord, pins: list[str], python: str) -> str:
+    """An image on the kernel's Python that installs ``pins``: every word of the ``RUN``
+    line quoted for ``/bin/sh``, the specs after ``--`` (none is taken for an option)."""
+    # json.dumps keeps the name on this one comment line: a newline in it would start an
+    # instruction of its own.
+    where = f"workspace {json.dumps(record.workspace)}, version {record.version}"
+    body = [
+        f"# exported by bifrost: {where} ({record.hash[:12]})",
+        f"FROM python:{python}-slim",
+    ]
+    if pins:
+        words = ["RUN pip install --no-cache-dir --", *(shlex.quote(pin) for pin in pins)]
+        body.append(_CONTINUED.join(words))
+    return "\n".join(body) + "\n"

@@ -28,8 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
+from .pins import make_pin, parse_pin
 from .settings import Component, owned
 
 #: How many lines of installer output a failure keeps for the user.
@@ -202,22 +201,31 @@ class Installer(Component):
             requirements.unlink(missing_ok=True)
             output.unlink(missing_ok=True)
         if self.resolved_tool() == "uv":
-            pins = [line.split("==", 1) for line in text.splitlines() if "==" in line]
+            found = [(line, parse_pin(line)) for line in text.splitlines() if "==" in line]
         else:
             report = json.loads(text)
-            pins = [
-                [item["metadata"]["name"], item["metadata"]["version"]]
-                for item in report.get("install", [])
+            found = [
+                (f"{meta['name']}=={meta['version']}", make_pin(meta["name"], meta["version"]))
+                for meta in (item["metadata"] for item in report.get("install", []))
             ]
-        return {str(canonicalize_name(name.strip())): version.strip() for name, version in pins}
+        if bad := [line for line, pin in found if pin is None]:
+            # What the resolver names becomes a lock line: only a valid name and version may.
+            raise InstallError(
+                f"the installer's resolution named {bad[0][:200]!r}, not a valid pin"
+            )
+        return {pin.name: pin.version for _, pin in found if pin is not None}
 
     @contextmanager
     def _constraints_file(self, beside: Path, constraints: Sequence[str]) -> Iterator[Path | None]:
         if not constraints:
             yield None
             return
+        pins = [parse_pin(line) for line in constraints]
+        for line, pin in zip(constraints, pins, strict=True):
+            if pin is None:  # never a line of a requirements file the installer parses
+                self.log.warning("bifrost: constraint %r left out: not a valid pin", line[:200])
         path = beside.parent / f"{beside.name}.constraints.txt"
-        path.write_text("".join(f"{pin}\n" for pin in constraints), "utf-8")
+        path.write_text("".join(f"{pin}\n" for pin in pins if pin is not None), "utf-8")
         try:
             yield path
         finally:

@@ -56,13 +56,12 @@ from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib.metadata import Distribution, distributions
+from importlib.metadata import Distribution
 from pathlib import Path
 from typing import TypeVar
 
 from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from .delta import (
     Delta,
@@ -77,6 +76,7 @@ from .delta import (
 )
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
 from .interpreter import run_python
+from .pins import DIST_INFO, dist_info_pin
 from .protection import (
     KernelRuntime,
     ProtectedPackage,
@@ -297,23 +297,29 @@ class PackageDirectory:
         """The lock of a built environment: ``name==version`` of each distribution, sorted.
 
         Read from the ``<name>-<version>.dist-info`` folder names that installers write (one
-        ``scandir``); a folder whose name does not parse is read from its metadata instead.
+        ``scandir``); only what :func:`~bifrost_ext.pins.dist_info_pin` accepts counts, so no
+        folder a wheel ships under an odd name reaches the lock, the constraints or an export.
         """
         pins = set()
         with os.scandir(env) as entries:
             for entry in entries:
-                if entry.name.endswith(".dist-info"):
-                    pins.add(_pin_of(Path(entry.path)))
+                if entry.name.endswith(DIST_INFO) and (pin := dist_info_pin(Path(entry.path))):
+                    pins.add(str(pin))
         return "".join(f"{pin}\n" for pin in sorted(pins))
 
     def installed(self, names: Iterable[str] | None = None) -> list[dict[str, str]]:
-        """Name and version of the distributions in ``current`` (all, or just ``names``)."""
+        """Name and version of the distributions in ``current`` (all, or just ``names``): those
+        :func:`~bifrost_ext.pins.dist_info_pin` accepts, named as their metadata spells it
+        when that is the same name."""
         wanted = None if names is None else set(names)
         found = []
-        for dist in distributions(path=[str(self.current)]):
-            name = dist.metadata["Name"]
-            if wanted is None or _canonical(name) in wanted:
-                found.append({"name": name, "version": dist.version})
+        for dist_info in sorted(self.current.glob(f"*{DIST_INFO}")):
+            pin = dist_info_pin(dist_info)
+            if pin is None or (wanted is not None and pin.name not in wanted):
+                continue
+            spelled = Distribution.at(dist_info).metadata["Name"]
+            same = isinstance(spelled, str) and _canonical(spelled) == pin.name
+            found.append({"name": spelled if same else pin.name, "version": pin.version})
         return sorted(found, key=lambda d: _canonical(d["name"]))
 
     async def _build_locked(
@@ -759,20 +765,6 @@ def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:
 
 def _canonical(name: str) -> str:
     return str(canonicalize_name(name))
-
-
-def _pin_of(dist_info: Path) -> str:
-    """``name==version`` of one ``.dist-info`` folder, from its name when that is well formed."""
-    name, _, version = dist_info.name[: -len(".dist-info")].rpartition("-")
-    try:
-        return f"{_canonical(name)}=={Version(version)}" if name else _pin_from_metadata(dist_info)
-    except InvalidVersion:
-        return _pin_from_metadata(dist_info)
-
-
-def _pin_from_metadata(dist_info: Path) -> str:
-    dist = Distribution.at(dist_info)
-    return f"{_canonical(dist.metadata['Name'])}=={dist.version}"
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from .pins import parse_lock
 from .requirements import content_hash
 
 REQUIREMENTS_PATH = "requirements.txt"
@@ -13,8 +14,9 @@ REQUIREMENTS_ENTITY = "requirements"
 
 
 def lock_pins(lock: str) -> dict[str, str]:
-    """A lock's ``name==version`` lines as a mapping of name to version."""
-    return dict(line.strip().split("==", 1) for line in lock.splitlines() if "==" in line)
+    """A lock's valid ``name==version`` lines (:func:`~bifrost_ext.pins.parse_lock`) as a
+    mapping of name to version."""
+    return {pin.name: pin.version for pin in parse_lock(lock)}
 
 
 def version_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[dict[str, str | None]]:
@@ -60,8 +62,9 @@ class RequirementsRecord:
 
     @property
     def lock_lines(self) -> list[str]:
-        """The pinned ``name==version`` lines."""
-        return [line for line in self.lock.splitlines() if line.strip()]
+        """The pinned ``name==version`` lines, normalised; a saved line that is no valid pin
+        (a row edited by hand) is left out, so it never becomes a constraint or an export."""
+        return [str(pin) for pin in parse_lock(self.lock)]
 
     @property
     def locked(self) -> dict[str, str]:

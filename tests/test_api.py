@@ -216,8 +216,8 @@ async def test_two_installs_at_once_both_land(jp_fetch: Any, store: Any) -> None
     [
         ("requirements", "requirements.txt", "bfdemo==1.0\n"),
         ("lock", "requirements.lock", "bfdemo==1.0\n"),
-        ("pep723", "script.py", '#   "bfdemo==1.0",'),
-        ("dockerfile", "Dockerfile", '"bfdemo==1.0"'),
+        ("pep723", "script.py", '#     "bfdemo==1.0",'),
+        ("dockerfile", "Dockerfile", "RUN pip install --no-cache-dir -- \\\n    bfdemo==1.0\n"),
     ],
 )
 async def test_export_gives_each_format_the_cli_gives(

@@ -133,6 +133,11 @@ def test_freeze_reads_folder_names_and_falls_back_to_metadata(tmp_path: Path) ->
     odd.mkdir()
     (odd / "METADATA").write_text("Metadata-Version: 2.1\nName: Odd.Name\nVersion: 3.2\n")
     (env / "foo_bar").mkdir()  # a package folder, not a distribution
+    # Neither the folder's name nor its metadata a valid name and version: no distribution.
+    (env / "bfx`touch pwned`-1.0.dist-info").mkdir()
+    hostile = env / "bad-version.dist-info"
+    hostile.mkdir()
+    (hostile / "METADATA").write_text("Name: good\nVersion: 1.0; touch pwned\n")
     assert (
         PackageDirectory.freeze(env) == "foo-bar==1.0\nodd-name==3.2\nzope-interface==6.0.post1\n"
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import logging
 import sys
 import zipfile
@@ -49,11 +51,13 @@ def build_wheel(
     if scripts:
         entries = "".join(f"{command} = {target}\n" for command, target in scripts.items())
         files[f"{dist_info}/entry_points.txt"] = f"[console_scripts]\n{entries}"
-    record_lines = [
-        f"{path},sha256={_digest(text)},{len(text.encode())}" for path, text in files.items()
-    ]
-    record_lines.append(f"{dist_info}/RECORD,,")
-    files[f"{dist_info}/RECORD"] = "\n".join(record_lines) + "\n"
+    # Written as CSV (quoted where a path needs it), as installers read it.
+    record = io.StringIO()
+    rows = csv.writer(record, lineterminator="\n")
+    for file_path, text in files.items():
+        rows.writerow([file_path, f"sha256={_digest(text)}", len(text.encode())])
+    rows.writerow([f"{dist_info}/RECORD", "", ""])
+    files[f"{dist_info}/RECORD"] = record.getvalue()
     wheelhouse.mkdir(parents=True, exist_ok=True)
     path = wheelhouse / f"{module}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as archive:
