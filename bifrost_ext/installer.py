@@ -23,16 +23,23 @@ import signal
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .pins import make_pin, parse_pin
 from .settings import Component, owned
 
 #: How many lines of installer output a failure keeps for the user.
 OUTPUT_TAIL_LINES = 40
+#: Most bytes of one line of installer output that are kept, streamed or answered (a failing
+#: build can print megabytes on one line); the rest is read, counted and dropped.
+MAX_LINE_BYTES = 4096
+#: Most characters of a failure's kept tail, however many lines it has.
+MAX_TAIL_CHARS = 32768
+#: How much of an over-long line is read at a time while it is skipped.
+_SKIP_CHUNK = 65536
 
 OutputCallback = Callable[[str], None]
 
@@ -282,9 +289,9 @@ class Installer(Component):
                 raise
             raise InstallError(
                 f"the installer did not finish within {self.timeout:g} s and was stopped",
-                "\n".join(lines),
+                bounded_tail(lines),
             ) from None
-        output = "\n".join(lines)
+        output = bounded_tail(lines)
         if returncode != 0:
             raise InstallError(f"the installer failed (exit code {returncode})", output, returncode)
         return output
@@ -298,12 +305,33 @@ def _pump(
 ) -> int:
     assert proc.stdout is not None
     with proc.stdout:
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip()
+        for line in bounded_lines(proc.stdout):
             lines.append(line)
             if on_output is not None:
                 loop.call_soon_threadsafe(on_output, line)
     return proc.wait()
+
+
+def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """The lines of ``stream``, each cut to ``limit`` bytes and then saying how many bytes
+    were cut: never more than ``limit`` plus a chunk of one line in memory."""
+    while raw := stream.readline(limit):
+        cut = 0
+        if not raw.endswith(b"\n"):  # longer than the limit: skip to the line's end
+            while (rest := stream.readline(_SKIP_CHUNK)) and not rest.endswith(b"\n"):
+                cut += len(rest)
+            cut += len(rest.rstrip(b"\r\n"))
+        line = raw.decode("utf-8", "replace").rstrip()
+        yield f"{line}… [{cut} bytes cut]" if cut else line
+
+
+def bounded_tail(lines: Iterable[str], limit: int = MAX_TAIL_CHARS) -> str:
+    """The kept lines as one text of at most about ``limit`` characters: the last ones,
+    after a line saying how many earlier characters were cut."""
+    text = "\n".join(lines)
+    if len(text) <= limit:
+        return text
+    return f"[{len(text) - limit} earlier characters cut] …{text[-limit:]}"
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
