@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
 from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Unicode, default
@@ -145,12 +146,54 @@ def _optional(value: str | None) -> str | None:
     return value or None
 
 
-def _path(value: str) -> Path:
-    return Path(value).expanduser()
-
-
 def _optional_path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
+
+
+def _checked_database_url(value: str) -> str:
+    """``value`` when SQLAlchemy reads it as a SQLite or PostgreSQL URL, else ValueError
+    (which names the setting, never the URL: it may hold a password)."""
+    from sqlalchemy.engine import make_url  # not at import: kernels read these settings too
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+        backend, port = url.get_backend_name(), url.port
+    except (ArgumentError, ValueError):
+        raise ValueError("database_url is not a URL SQLAlchemy can read") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"database_url must be sqlite:/// or postgresql://, not {backend}://")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("database_url has a port outside 1-65535")
+    return value
+
+
+def _checked_redis_url(value: str | None) -> str | None:
+    """``value`` (None for none) when it is a redis://, rediss:// or unix:// URL with a
+    valid host and port, else ValueError naming the setting, never the URL."""
+    if not value:
+        return None
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 (parsing the port raises for one out of range or no number)
+    except ValueError:
+        raise ValueError("redis_url is not a URL (check its host and port)") from None
+    if url.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+    return value
+
+
+def _folder(value: str) -> Path:
+    """A path that is a folder or can become one: nothing on the way to it is a file."""
+    path = Path(value).expanduser()
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise ValueError(
+                    f"site_dir {str(path)!r} is not a folder: {str(place)!r} is a file"
+                )
+            break
+    return path
 
 
 def _project_names(values: Any) -> tuple[str, ...]:
@@ -168,6 +211,7 @@ SETTINGS: tuple[Setting, ...] = (
         default_text="`sqlite:///<jupyter data dir>/bifrost/bifrost.db`",
         flag=True,
         secret=True,
+        normalise=_checked_database_url,
     ),
     Setting(
         "redis_url",
@@ -178,7 +222,7 @@ SETTINGS: tuple[Setting, ...] = (
         " go to the database.",
         optional=True,
         flag=True,
-        normalise=_optional,
+        normalise=_checked_redis_url,
         secret=True,
     ),
     Setting(
@@ -200,7 +244,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Folder holding the package directories kernels import from.",
         default_text="`<jupyter data dir>/bifrost/site`",
         flag=True,
-        normalise=_path,
+        normalise=_folder,
     ),
     Setting(
         "installer",

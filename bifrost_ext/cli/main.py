@@ -40,6 +40,8 @@ from ..store import StoreUnavailable, VersionConflict
 from ..workspaces import check_workspace, user_for_workspace, workspace_for_user
 
 EXIT_OK, EXIT_INSTALL, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CONFLICT = range(6)
+#: Most revisions ``history --limit`` lists (as ``GET api/packages/history``).
+MAX_HISTORY = 1000
 
 Command = Callable[[PackageService, argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("grant", "revoke"):
             args.target = check_workspace(args.target or workspace_for_user(args.user))
+        if args.command == "history" and not 1 <= args.limit <= MAX_HISTORY:
+            raise ValueError(f"--limit must be between 1 and {MAX_HISTORY}")
         service = _service(args, log)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -355,6 +359,10 @@ async def _import(service: PackageService, args: argparse.Namespace) -> int:
         text = args.file.read_text("utf-8")
     except OSError as exc:
         return _fail(f"cannot read {args.file}: {exc}", EXIT_USAGE)
+    except UnicodeDecodeError as exc:
+        return _fail(
+            f"{args.file} is not UTF-8 text (byte {exc.start}); nothing was saved", EXIT_USAGE
+        )
     requirements = parse_requirements_file(text)
     result = await service.replace(requirements, await _on_behalf_of_operator(service))
     return _changed(
