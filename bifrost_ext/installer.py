@@ -40,6 +40,8 @@ MAX_LINE_BYTES = 4096
 MAX_TAIL_CHARS = 32768
 #: How much of an over-long line is read at a time while it is skipped.
 _SKIP_CHUNK = 65536
+#: A URL's scheme and its userinfo (``user:password@``), which no output may show.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
 
 OutputCallback = Callable[[str], None]
 
@@ -305,7 +307,8 @@ def _pump(
 ) -> int:
     assert proc.stdout is not None
     with proc.stdout:
-        for line in bounded_lines(proc.stdout):
+        for raw_line in bounded_lines(proc.stdout):
+            line = redact_urls(raw_line)
             lines.append(line)
             if on_output is not None:
                 loop.call_soon_threadsafe(on_output, line)
@@ -323,6 +326,12 @@ def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[st
             cut += len(rest.rstrip(b"\r\n"))
         line = raw.decode("utf-8", "replace").rstrip()
         yield f"{line}… [{cut} bytes cut]" if cut else line
+
+
+def redact_urls(line: str) -> str:
+    """``line`` with the whole userinfo of each URL in it hidden (``https://***@host``): pip
+    hides an index's password but prints its user name, which is a credential too."""
+    return _USERINFO.sub(r"\1***@", line)
 
 
 def bounded_tail(lines: Iterable[str], limit: int = MAX_TAIL_CHARS) -> str:
