@@ -26,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -47,6 +48,8 @@ from .workspaces import check_workspace
 _LOCK_GRANTS = "LOCK TABLE bifrost_workspace_grants IN SHARE ROW EXCLUSIVE MODE"
 #: PostgreSQL truncates identifiers beyond this many bytes.
 _MAX_ROLE_BYTES = 63
+#: How a hashed role name ends (:func:`role_name`).
+_HASHED_SUFFIX = re.compile(r"\.[0-9a-f]{16}\Z")
 #: What a workspace's Redis user may run: what bifrost's cache, events and servers' status
 #: send, nothing that lists or reaches other keys. (redis-py's CLIENT SETINFO on connect may
 #: be refused; it ignores that.)
@@ -97,10 +100,15 @@ class Grant:
 
 
 def role_name(database: str, workspace: str) -> str:
-    """The role (and Redis user) of a workspace in one database: readable, and unique per
-    database, since roles belong to the whole PostgreSQL cluster."""
+    """The role (and Redis user) a new grant of a workspace in one database gets: readable,
+    and unique per database, since roles belong to the whole PostgreSQL cluster.
+
+    ``bifrost.<database>.<workspace>``, unless that is longer than PostgreSQL keeps or
+    ends like the hashed form (a ``.`` and 16 hex digits): then its first bytes, ``.`` and
+    16 hex digits of its SHA-256. Every hashed name ends that way and no plain one does, so
+    no two workspaces share a role. An existing grant keeps the role its row records."""
     name = f"bifrost.{database}.{workspace}"
-    if len(name.encode()) <= _MAX_ROLE_BYTES:
+    if len(name.encode()) <= _MAX_ROLE_BYTES and not _HASHED_SUFFIX.search(name):
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
     head = name.encode()[: _MAX_ROLE_BYTES - 17].decode("utf-8", "ignore")
@@ -243,6 +251,8 @@ class Grants:
                     _grants.c.workspace == workspace
                 )
             ).first()
+            if row is not None:
+                role = row.role_name  # the role it was made with, whatever role_name says now
             exists = _role_exists(conn, role)
             if exists and row is None:
                 raise GrantError(
