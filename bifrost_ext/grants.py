@@ -38,7 +38,7 @@ import psycopg.sql
 import redis
 import sqlalchemy as sa
 
-from .cache import workspace_names
+from .cache import load_functions, workspace_names
 from .store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
 from .workspaces import check_workspace
 
@@ -56,7 +56,7 @@ _HASHED_SUFFIX = re.compile(r"\.[0-9a-f]{16}\Z")
 REDIS_COMMANDS = (
     "get",
     "set",
-    "eval",
+    "fcall",  # bifrost's own function library only: no EVAL, SCRIPT or FUNCTION LOAD
     "hset",
     "hdel",
     "hgetall",
@@ -346,6 +346,7 @@ class Grants:
                 categories=["-@all"],
                 commands=[f"+{command}" for command in REDIS_COMMANDS],
             )
+            load_functions(client)  # this release's, which its users may only call
 
     def _end_sessions(self, role: str) -> None:
         """End the role's sessions in every database, by process id and while the role
