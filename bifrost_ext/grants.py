@@ -17,7 +17,10 @@ read) so that a refresh leaves running servers' connections valid; ``rotate`` ma
 The secret is sent to PostgreSQL as a SCRAM verifier, never as the password itself, so it does
 not reach the server's statement log. A grant refuses stores whose roles mean nothing: a
 PostgreSQL that lets the role in without its password (``trust``) or a Redis whose ``default``
-user needs none. ``jupyter bifrost revoke`` removes both and ends their connections.
+user needs none. ``jupyter bifrost revoke`` ends both's connections, drops what the role
+owns in every database and removes both, with the administrator ``docs/jupyterhub.md``
+prescribes (see :meth:`Grants.revoke`). A Redis user runs no script of its own: it may only
+``FCALL`` the function library the grant loads (:data:`bifrost_ext.cache.FUNCTION_LIBRARY`).
 """
 
 from __future__ import annotations
