@@ -172,6 +172,11 @@ class Grants:
             with self.store.guard(), engine.begin() as conn:
                 conn.exec_driver_sql(_LOCK_GRANTS)
                 if _role_oid(conn, role) is not None:
+                    if _can_log_in(conn, role):
+                        raise GrantError(
+                            f"workspace {workspace} was granted again while it was being"
+                            " revoked (a spawn?): stop its user's servers, then revoke again"
+                        )
                     quoted = _quote(conn, role)
                     # Not REASSIGN OWNED: what a workspace role made is its own code, which
                     # must never come to run as the administrator.
@@ -186,8 +191,14 @@ class Grants:
         """Delete the ACL user; Redis closes the connections it authenticated."""
         if not self.redis_url:
             return False
-        with _redis(self.redis_url) as client:
-            return bool(client.acl_deluser(role))
+        try:
+            with _redis(self.redis_url) as client:
+                return bool(client.acl_deluser(role))
+        except GrantError as exc:
+            raise GrantError(
+                f"{exc}; role {role} can no longer log in and its sessions are ended: revoke"
+                " again once Redis answers"
+            ) from exc
 
     def _drop_owned_elsewhere(self, role: str) -> None:
         """``DROP OWNED BY`` the role in each other database where it owns or holds
@@ -410,6 +421,11 @@ def _drop_role(conn: sa.Connection, role: str) -> None:
             " and Redis user are gone: take those privileges back (as whoever gave them) or"
             " drop those objects, then revoke again"
         ) from exc
+
+
+def _can_log_in(conn: sa.Connection, role: str) -> bool:
+    query = sa.text("SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = :role")
+    return bool(conn.execute(query, {"role": role}).scalar())
 
 
 def _role_oid(conn: sa.Connection, role: str) -> int | None:
