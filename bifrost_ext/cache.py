@@ -5,13 +5,16 @@ request → requirements → installer → store → **cache** → kernels.
 The database (:mod:`bifrost_ext.store`) is the source of truth; this is a cache in front of it.
 A value is JSON ``{"content", "hash", "version"}`` under ``bifrost:requirements:content`` (the
 ``default`` workspace) or ``bifrost:requirements:content:<workspace>``. Writes are
-compare-and-set on ``version`` in a small Lua script, so a slow writer can never put an older
+compare-and-set on ``version`` in a small Redis function, so a slow writer can never put an older
 value back over a newer one. :class:`GuardedCache` is how the flow uses it: Redis being down
 is a miss, and a save Redis missed is written before Redis is trusted again. Redis also
 carries each workspace's change events (``bifrost:requirements:events:<ws>``, see
 :mod:`bifrost_ext.server.events`) and what each server's package directory holds
 (``bifrost:servers:<ws>``). With no ``redis_url`` the cache is off and every read goes to the
 database. Used by :mod:`bifrost_ext.service` (installs, warm-up, kernel starts).
+
+The compare-and-set is a Redis 7 function (:data:`FUNCTION_LIBRARY`), not ``EVAL``: a
+workspace's ACL user may call bifrost's function and run no Lua of its own.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ REPAIR_INTERVAL = 1.0
 
 T = TypeVar("T")
 
-# Set KEYS[1] to ARGV[1] unless the stored value carries a newer version than ARGV[2].
+#: The function that sets KEYS[1] to ARGV[1] unless the stored value carries a newer version
+#: than ARGV[2], in bifrost's Redis 7 function library.
+PUT_FUNCTION = "bifrost_put_if_newer"
 _PUT_IF_NEWER = """
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -55,6 +60,20 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
+#: bifrost's function library. A workspace's ACL user may ``FCALL`` it and run no script of
+#: its own (``EVAL`` would let it run a loop that leaves Redis answering ``BUSY`` to every
+#: client); whoever may load it does: ``jupyter bifrost grant`` as the administrator, or
+#: the cache itself on a Redis without ACLs (:meth:`RequirementsCache.put`).
+FUNCTION_LIBRARY = (
+    "#!lua name=bifrost\n"
+    f"redis.register_function('{PUT_FUNCTION}', function(KEYS, ARGV){_PUT_IF_NEWER}end)\n"
+)
+
+
+def load_functions(client: redis.Redis) -> None:
+    """Load (or replace with this release's) bifrost's function library; needs a Redis user
+    allowed ``FUNCTION LOAD``, which no workspace's is."""
+    client.function_load(FUNCTION_LIBRARY, replace=True)
 
 
 class CacheUnavailable(RuntimeError):
@@ -144,8 +163,30 @@ class RequirementsCache(Component):
         with _redis_errors():
             if force:
                 return bool(self.client.set(key, value))
-            written = self.client.eval(_PUT_IF_NEWER, 1, key, value, record.version)
+            written = self._put_if_newer(key, value, record.version)
         return bool(written)
+
+    def _put_if_newer(self, key: str, value: str, version: int) -> object:
+        """``FCALL`` the compare-and-set, loading the library when Redis has none (one user,
+        a plain Redis, or one that restarted without persistence) and this user may."""
+        try:
+            return self.client.fcall(PUT_FUNCTION, 1, key, value, version)
+        except redis.exceptions.NoPermissionError:
+            raise
+        except redis.ResponseError as exc:
+            if "unknown command" in str(exc):  # Redis 6: no functions, nor ACL-bound users
+                return self.client.eval(_PUT_IF_NEWER, 1, key, value, version)
+            if "Function not found" not in str(exc):
+                raise
+        try:
+            load_functions(self.client)
+        except redis.exceptions.NoPermissionError as exc:
+            raise CacheUnavailable(
+                "Redis has no bifrost function library (restarted without persistence?) and"
+                " this workspace's user may not load it: run `jupyter bifrost grant` with the"
+                " administrator's URLs (each spawn does); until then reads go to the database"
+            ) from exc
+        return self.client.fcall(PUT_FUNCTION, 1, key, value, version)
 
     def invalidate(self, workspace: str) -> None:
         """Delete a workspace's key so the next read goes to the database."""

@@ -17,7 +17,10 @@ read) so that a refresh leaves running servers' connections valid; ``rotate`` ma
 The secret is sent to PostgreSQL as a SCRAM verifier, never as the password itself, so it does
 not reach the server's statement log. A grant refuses stores whose roles mean nothing: a
 PostgreSQL that lets the role in without its password (``trust``) or a Redis whose ``default``
-user needs none. ``jupyter bifrost revoke`` removes both and ends their connections.
+user needs none. ``jupyter bifrost revoke`` ends both's connections, drops what the role
+owns in every database and removes both, with the administrator ``docs/jupyterhub.md``
+prescribes (see :meth:`Grants.revoke`). A Redis user runs no script of its own: it may only
+``FCALL`` the function library the grant loads (:data:`bifrost_ext.cache.FUNCTION_LIBRARY`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,10 +37,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
+import psycopg.sql
 import redis
 import sqlalchemy as sa
 
-from .cache import workspace_names
+from .cache import load_functions, workspace_names
 from .store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
 from .workspaces import check_workspace
 
@@ -46,13 +51,15 @@ from .workspaces import check_workspace
 _LOCK_GRANTS = "LOCK TABLE bifrost_workspace_grants IN SHARE ROW EXCLUSIVE MODE"
 #: PostgreSQL truncates identifiers beyond this many bytes.
 _MAX_ROLE_BYTES = 63
+#: How a hashed role name ends (:func:`role_name`).
+_HASHED_SUFFIX = re.compile(r"\.[0-9a-f]{16}\Z")
 #: What a workspace's Redis user may run: what bifrost's cache, events and servers' status
 #: send, nothing that lists or reaches other keys. (redis-py's CLIENT SETINFO on connect may
 #: be refused; it ignores that.)
 REDIS_COMMANDS = (
     "get",
     "set",
-    "eval",
+    "fcall",  # bifrost's own function library only: no EVAL, SCRIPT or FUNCTION LOAD
     "hset",
     "hdel",
     "hgetall",
@@ -96,10 +103,15 @@ class Grant:
 
 
 def role_name(database: str, workspace: str) -> str:
-    """The role (and Redis user) of a workspace in one database: readable, and unique per
-    database, since roles belong to the whole PostgreSQL cluster."""
+    """The role (and Redis user) a new grant of a workspace in one database gets: readable,
+    and unique per database, since roles belong to the whole PostgreSQL cluster.
+
+    ``bifrost.<database>.<workspace>``, unless that is longer than PostgreSQL keeps or
+    ends like the hashed form (a ``.`` and 16 hex digits): then its first bytes, ``.`` and
+    16 hex digits of its SHA-256. Every hashed name ends that way and no plain one does, so
+    no two workspaces share a role. An existing grant keeps the role its row records."""
     name = f"bifrost.{database}.{workspace}"
-    if len(name.encode()) <= _MAX_ROLE_BYTES:
+    if len(name.encode()) <= _MAX_ROLE_BYTES and not _HASHED_SUFFIX.search(name):
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
     head = name.encode()[: _MAX_ROLE_BYTES - 17].decode("utf-8", "ignore")
@@ -127,31 +139,109 @@ class Grants:
         return Grant(workspace, role, database_url, redis_url)
 
     def revoke(self, workspace: str) -> bool:
-        """Remove the workspace's role and ACL user and end their connections; False when
-        there was nothing to remove. The workspace's saved requirements stay."""
+        """Remove the workspace's role and ACL user, end their connections and drop what the
+        role owns in every database; False when there was nothing to remove. The
+        workspace's saved requirements stay.
+
+        In steps that each leave a state the next ``revoke`` finishes: the role first loses
+        its login and its sessions, and the Redis user goes, so that whatever fails after
+        (a database the administrator cannot connect to) leaves nothing usable; the grants
+        row goes last, with the role, so that a second revoke still knows the role is
+        bifrost's.
+        """
         workspace = check_workspace(workspace)
         engine = self._engine()
-        role = role_name(_database(engine), workspace)
-        quoted = engine.dialect.identifier_preparer.quote(role)
-        with engine.begin() as conn:
-            conn.exec_driver_sql(_LOCK_GRANTS)
-            row = conn.execute(
-                sa.select(_grants.c.role_name).where(_grants.c.workspace == workspace)
-            ).first()
-            exists = _role_exists(conn, role)
-            if exists and row is None:
-                raise GrantError(f"role {role} exists but bifrost did not make it: left alone")
-            conn.execute(_grants.delete().where(_grants.c.workspace == workspace))
-            if exists:
-                conn.exec_driver_sql(f"DROP OWNED BY {quoted}")
-                conn.exec_driver_sql(f"DROP ROLE {quoted}")
-        if exists:
-            self._end_sessions(role)
-        removed_user = False
-        if self.redis_url:
+        try:
+            with self.store.guard(), engine.begin() as conn:
+                conn.exec_driver_sql(_LOCK_GRANTS)
+                role = _recorded_role(conn, workspace)
+                if role is None:
+                    role = role_name(_database(engine), workspace)
+                    if _role_oid(conn, role) is not None:
+                        raise GrantError(
+                            f"role {role} exists but bifrost did not make it: left alone"
+                        )
+                    granted = False
+                else:
+                    granted = _disable_role(conn, role)
+            if granted:
+                self._end_sessions(role)
+            removed_user = self._remove_redis_user(role)
+            if granted:
+                self._drop_owned_elsewhere(role)
+            with self.store.guard(), engine.begin() as conn:
+                conn.exec_driver_sql(_LOCK_GRANTS)
+                if _role_oid(conn, role) is not None:
+                    if _can_log_in(conn, role):
+                        raise GrantError(
+                            f"workspace {workspace} was granted again while it was being"
+                            " revoked (a spawn?): stop its user's servers, then revoke again"
+                        )
+                    quoted = _quote(conn, role)
+                    # Not REASSIGN OWNED: what a workspace role made is its own code, which
+                    # must never come to run as the administrator.
+                    conn.exec_driver_sql(f"DROP OWNED BY {quoted} CASCADE")
+                    _drop_role(conn, role)
+                deleted = conn.execute(_grants.delete().where(_grants.c.workspace == workspace))
+        except sa.exc.DBAPIError as exc:  # what guard() does not call unavailable
+            raise GrantError(f"PostgreSQL refused the revoke: {_first_line(exc)}") from exc
+        return granted or deleted.rowcount > 0 or removed_user
+
+    def _remove_redis_user(self, role: str) -> bool:
+        """Delete the ACL user; Redis closes the connections it authenticated."""
+        if not self.redis_url:
+            return False
+        try:
             with _redis(self.redis_url) as client:
-                removed_user = bool(client.acl_deluser(role))
-        return exists or removed_user
+                return bool(client.acl_deluser(role))
+        except GrantError as exc:
+            raise GrantError(
+                f"{exc}; role {role} can no longer log in and its sessions are ended: revoke"
+                " again once Redis answers"
+            ) from exc
+
+    def _drop_owned_elsewhere(self, role: str) -> None:
+        """``DROP OWNED BY`` the role in each other database where it owns or holds
+        something (a large object in ``postgres``, whose CONNECT is open to PUBLIC, keeps
+        ``DROP ROLE`` from working): PostgreSQL drops objects one database at a time."""
+        engine = self.store.engine
+        with self.store.guard(), engine.connect() as conn:
+            oid = _role_oid(conn, role)
+            if oid is None:
+                return
+            here = conn.execute(sa.text("SELECT current_database()")).scalar_one()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT DISTINCT d.datname FROM pg_catalog.pg_shdepend s"
+                    " JOIN pg_catalog.pg_database d ON d.oid = s.dbid"
+                    " WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass"
+                    " AND s.refobjid = :oid ORDER BY 1"
+                ),
+                {"oid": oid},
+            )
+            databases = [name for (name,) in rows if name != here]
+        for database in databases:
+            params = _connect_params(engine.url.set(database=database))
+            try:
+                with psycopg.connect(**params, autocommit=True) as other:
+                    other.execute(
+                        psycopg.sql.SQL("DROP OWNED BY {} CASCADE").format(
+                            psycopg.sql.Identifier(role)
+                        )
+                    )
+            except psycopg.OperationalError as exc:
+                raise GrantError(
+                    f"cannot connect to database {database}, where role {role} owns or holds"
+                    f" something ({_first_line_of(exc)}); it can no longer log in: give the"
+                    " administrator CONNECT there (or drop what the role owns there), then"
+                    " revoke again"
+                ) from exc
+            except psycopg.Error as exc:
+                raise GrantError(
+                    f"could not drop what role {role} owns in database {database}:"
+                    f" {_first_line_of(exc)}; it can no longer log in: revoke again once that"
+                    " is fixed"
+                ) from exc
 
     def _engine(self) -> sa.Engine:
         self.store.ensure_schema()  # the administrator's URL: migrations happen here
@@ -175,6 +265,8 @@ class Grants:
                     _grants.c.workspace == workspace
                 )
             ).first()
+            if row is not None:
+                role = row.role_name  # the role it was made with, whatever role_name says now
             exists = _role_exists(conn, role)
             if exists and row is None:
                 raise GrantError(
@@ -268,22 +360,101 @@ class Grants:
                 categories=["-@all"],
                 commands=[f"+{command}" for command in REDIS_COMMANDS],
             )
+            load_functions(client)  # this release's, which its users may only call
 
     def _end_sessions(self, role: str) -> None:
-        """Close the revoked role's open connections (needs pg_signal_backend; else they
-        last until they end, without any privilege left)."""
-        try:
-            with self.store.engine.connect() as conn:
-                conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE usename = :role"
-                    ),
-                    {"role": role},
-                )
-                conn.commit()
-        except sa.exc.DBAPIError as exc:
-            self.store.log.warning("bifrost: could not end %s's connections: %s", role, exc)
+        """End the role's sessions in every database, by process id and while the role
+        still exists (the administrator is a member of it now, which is what
+        ``pg_terminate_backend`` asks of a non-superuser), waiting for each to end."""
+        with self.store.guard(), self.store.engine.connect() as conn:
+            ended = conn.execute(
+                sa.text(
+                    "SELECT pid, pg_catalog.pg_terminate_backend(pid, 5000)"
+                    " FROM pg_catalog.pg_stat_activity WHERE usesysid = :oid"
+                ),
+                {"oid": _role_oid(conn, role)},
+            ).all()
+            conn.commit()
+        left = [pid for pid, gone in ended if not gone]
+        if left:
+            raise GrantError(
+                f"sessions {left} of role {role} did not end within 5 s; it can no longer log"
+                " in: revoke again"
+            )
+
+
+def _recorded_role(conn: sa.Connection, workspace: str) -> str | None:
+    """The role the grants table records for a workspace: the name it was made with, which
+    is the one to refresh or revoke even if :func:`role_name` would spell it otherwise."""
+    row = conn.execute(
+        sa.select(_grants.c.role_name).where(_grants.c.workspace == workspace)
+    ).first()
+    return None if row is None else str(row.role_name)
+
+
+def _disable_role(conn: sa.Connection, role: str) -> bool:
+    """Take the role's login away and make the administrator a member of it, which
+    ``DROP OWNED`` and ``pg_terminate_backend`` need (on PostgreSQL 15 ``CREATEROLE`` may
+    grant membership in any role that is not a superuser; from 16 its creator holds ADMIN
+    OPTION); False when the role is gone already."""
+    if _role_oid(conn, role) is None:
+        return False
+    quoted = _quote(conn, role)
+    conn.exec_driver_sql(f"ALTER ROLE {quoted} NOLOGIN PASSWORD NULL")
+    conn.exec_driver_sql(f"GRANT {quoted} TO CURRENT_USER")
+    return True
+
+
+def _drop_role(conn: sa.Connection, role: str) -> None:
+    """``DROP ROLE``, or say what still holds it: privileges on other databases that
+    someone other than the administrator gave the role, which only they can take back."""
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql(f"DROP ROLE {_quote(conn, role)}")
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "2BP01":  # dependent_objects_still_exist
+            raise
+        detail = getattr(getattr(exc.orig, "diag", None), "message_detail", None) or ""
+        held = "; ".join(detail.splitlines()) or "objects in other databases"
+        raise GrantError(
+            f"role {role} cannot be dropped: {held}; it can no longer log in, its sessions"
+            " and Redis user are gone: take those privileges back (as whoever gave them) or"
+            " drop those objects, then revoke again"
+        ) from exc
+
+
+def _can_log_in(conn: sa.Connection, role: str) -> bool:
+    query = sa.text("SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = :role")
+    return bool(conn.execute(query, {"role": role}).scalar())
+
+
+def _role_oid(conn: sa.Connection, role: str) -> int | None:
+    query = sa.text("SELECT oid FROM pg_catalog.pg_roles WHERE rolname = :role")
+    oid = conn.execute(query, {"role": role}).scalar()
+    return None if oid is None else int(oid)
+
+
+def _quote(conn: sa.Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def _connect_params(url: sa.URL) -> dict[str, Any]:
+    return {
+        "host": url.host,
+        "port": url.port,
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+        "connect_timeout": 5,
+    }
+
+
+def _first_line(exc: sa.exc.DBAPIError) -> str:
+    return _first_line_of(exc.orig) if exc.orig else str(exc)
+
+
+def _first_line_of(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _role_exists(conn: sa.Connection, role: str) -> bool:

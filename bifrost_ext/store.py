@@ -354,6 +354,8 @@ class _StoreErrors:
     ) -> None:
         if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            if _PASSWORD_REFUSED in detail:  # libpq gives a refused login no SQLSTATE
+                detail += _LOGIN_GONE
             raise StoreUnavailable(f"database {self._where} unavailable: {detail}") from exc
         if isinstance(exc, sa.exc.ProgrammingError) and _refused(exc):
             raise StoreRefused(
@@ -363,6 +365,14 @@ class _StoreErrors:
         if type(exc) is sa.exc.DatabaseError:  # not a conflict or a bug: an unreadable file
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreUnavailable(f"database {self._where} cannot be read: {detail}") from exc
+
+
+_PASSWORD_REFUSED = "password authentication failed"
+#: Said with a refused login: how a running server's role usually stops working.
+_LOGIN_GONE = (
+    " (this role was revoked, or its secret rotated, with `jupyter bifrost revoke` or"
+    " `grant --rotate`: the next spawn or grant gives the server working credentials)"
+)
 
 
 def _refused(exc: sa.exc.DBAPIError) -> bool:

@@ -146,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     except StoreUnavailable as exc:
         return _fail(f"{exc}; nothing was saved", EXIT_STORE)
     except GrantError as exc:
-        return _fail(f"{exc}; nothing was granted", EXIT_STORE)
+        # A refused revoke says itself what it did and left (see Grants.revoke).
+        done = "; nothing was granted" if args.command == "grant" else ""
+        return _fail(f"{exc}{done}", EXIT_STORE)
     except VersionConflict:
         return _fail("the requirements kept changing; try again", EXIT_CONFLICT)
     finally:
