@@ -59,6 +59,7 @@ _HASHED_SUFFIX = re.compile(r"\.[0-9a-f]{16}\Z")
 REDIS_COMMANDS = (
     "get",
     "set",
+    "del",  # a cache put that failed after a save must not leave the older value behind
     "fcall",  # bifrost's own function library only: no EVAL, SCRIPT or FUNCTION LOAD
     "hset",
     "hdel",

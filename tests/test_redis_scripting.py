@@ -122,12 +122,15 @@ def test_a_workspace_user_on_a_redis_that_lost_the_function_is_told_who_loads_it
     """A Redis restarted without persistence forgets functions: the workspace's puts fail
     with a reason (and the flow reads the database) until the next grant loads it again."""
     alice = grants.grant("alice")
-    admin.function_flush()
     assert alice.redis_url
     cache = RequirementsCache(url=alice.redis_url)
-    record = RequirementsRecord.of("alice", "bfdemo\n", 1)
+    assert cache.put(RequirementsRecord.of("alice", "bfold\n", 1))
+    admin.function_flush()
+    record = RequirementsRecord.of("alice", "bfdemo\n", 2)
     with pytest.raises(CacheUnavailable, match="jupyter bifrost grant"):
         cache.put(record)
+    # What a failed put after a save does: the older value must not outlive it.
+    cache.invalidate("alice")
     assert cache.get("alice") is None
     grants.grant("alice")
     assert cache.put(record)
