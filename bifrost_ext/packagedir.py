@@ -24,14 +24,15 @@ touched a top-level name that the kernel's imports looked up last time (noted in
 last :data:`KEEP_PREVIOUS` recent ones (an undo is a switch) and those that kept ones link to.
 
 An environment is built in a temporary folder and renamed into place only when the installer
-succeeded and the kernel's own runtime still imports with it first on the path
-(:mod:`bifrost_ext.protection`), then ``current`` is switched with an atomic rename: a kernel
-never sees a half-installed or kernel-breaking directory, a failed install changes nothing,
-and stale ``*.dist-info`` from upgrades cannot exist. Console scripts in a build's ``bin/``
-(on kernels' and terminals' ``PATH`` through ``current/bin``) are made to import from their
-build wherever they run (:func:`anchor_scripts`). Checking whether a kernel start has
-anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``, which also fails
-when the link dangles (a clean-up job removed ``envs/``) or ``current`` was replaced by a
+succeeded, the kernel's own runtime still imports with it first on the path
+(:mod:`bifrost_ext.protection`) and none of its console scripts would shadow a command on
+kernels' ``PATH`` (:mod:`bifrost_ext.shadowing`), then ``current`` is switched with an atomic
+rename: a kernel never sees a half-installed or kernel-breaking directory, a failed install
+changes nothing, and stale ``*.dist-info`` from upgrades cannot exist. Console scripts in a
+build's ``bin/`` (on kernels' and terminals' ``PATH`` through ``current/bin``) are made to
+import from their build wherever they run (:func:`anchor_scripts`). Checking whether a kernel
+start has anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``, which also
+fails when the link dangles (a clean-up job removed ``envs/``) or ``current`` was replaced by a
 folder. A build that failed is remembered for a while (:class:`FailedBuild`), so that kernel
 starts need not wait for it again. Used by :mod:`bifrost_ext.service` (installs) and
 :mod:`bifrost_ext.server.provisioner` (kernel starts).
@@ -84,6 +85,7 @@ from .protection import (
     try_kernel,
 )
 from .records import RequirementsRecord, lock_pins
+from .shadowing import CommandGuard
 
 #: The last environments ``current`` moved away from, kept while younger than
 #: :data:`KEEP_RECENT_SECONDS` so that switching back soon (undoing a change) needs no
@@ -160,12 +162,20 @@ class PackageDirectory:
     """One workspace's package directory for one kernel interpreter."""
 
     def __init__(
-        self, root: Path, installer: Installer, python: str, protected: Sequence[str] = ()
+        self,
+        root: Path,
+        installer: Installer,
+        python: str,
+        protected: Sequence[str] = (),
+        commands: CommandGuard | None = None,
     ) -> None:
         self.root = root
         self.installer = installer
         self.python = python
         self.protected = tuple(protected)
+        #: Which console scripts a build may put first on kernels' PATH (default: those that
+        #: shadow no command on it).
+        self.commands = commands if commands is not None else CommandGuard()
         self.current = root / "current"
         self.envs = root / "envs"
         self._failures: dict[str, FailedBuild] = {}
@@ -352,6 +362,8 @@ class PackageDirectory:
                 await self._install(tmp, record, on_output, pins, runtime)
                 # Only a directory the kernel still starts with is ever renamed into place.
                 await self._check_kernel(runtime, tmp)
+            # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
+            self.commands.check(tmp)
             (tmp / marker).touch()
             os.rename(tmp, env)
             short_name(env)  # what the next change's links into it go through
