@@ -5,12 +5,15 @@ the running kernels keep finding the system's commands."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 import redis
 
+from bifrost_ext.settings import RESERVED_COMMANDS, Settings
+from bifrost_ext.shadowing import CommandGuard
 from bifrost_ext.store import RequirementsStore
 from tests.servers import ServerProcess, server_env, wait_until
 from tests.test_protected import snapshot, start
@@ -137,3 +140,34 @@ async def test_a_saved_set_with_such_a_script_starts_kernels_with_the_reason(
     assert "`git`" in first, first
     assert first.endswith(SYSTEM_LS or "")
     assert not list(Path(env["BIFROST_SITE_DIR"]).glob("default/*/envs/*/bin/ls"))
+
+
+def test_commands_are_those_on_path_without_bifrosts_own_folders(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    own_bin = site / "default" / "cpython-test" / "current" / "bin"
+    system = tmp_path / "usr-bin"
+    for folder, name in ((own_bin, "bfx"), (system, "tool"), (system, "notes")):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("#!/bin/sh\n")
+    (own_bin / "bfx").chmod(0o755)
+    (system / "tool").chmod(0o755)  # notes stays a plain file: not a command
+    guard = CommandGuard(reserved=("@coreutils", "kube*"), allowed=("cat", "tool"), own=(site,))
+    path = os.pathsep.join([str(own_bin), str(system), "relative", ""])
+
+    assert guard.shadowed("bfx", path) is None  # on PATH only as bifrost's own
+    assert guard.shadowed("notes", path) is None
+    assert guard.shadowed("kubectl", path) == "reserved: kube*"
+    assert guard.shadowed("ls", path) == "reserved: @coreutils"
+    assert guard.shadowed("cat", path) is None  # the operator allows these two
+    assert guard.shadowed("tool", path) is None
+    assert CommandGuard(own=(site,)).shadowed("tool", path) == str(system / "tool")
+    assert CommandGuard().shadowed("python3.12", path) == "reserved: python*"  # the default
+
+
+def test_the_operator_lists_come_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {"BIFROST_ALLOWED_SCRIPTS": "ls, black*", "BIFROST_RESERVED_COMMANDS": "@builtins kube*"}
+    )
+    assert settings.allowed_scripts == ("ls", "black*")
+    assert settings.reserved_commands == ("@builtins", "kube*")
+    assert Settings.from_env({}).reserved_commands == RESERVED_COMMANDS
