@@ -24,14 +24,15 @@ touched a top-level name that the kernel's imports looked up last time (noted in
 last :data:`KEEP_PREVIOUS` recent ones (an undo is a switch) and those that kept ones link to.
 
 An environment is built in a temporary folder and renamed into place only when the installer
-succeeded and the kernel's own runtime still imports with it first on the path
-(:mod:`bifrost_ext.protection`), then ``current`` is switched with an atomic rename: a kernel
-never sees a half-installed or kernel-breaking directory, a failed install changes nothing,
-and stale ``*.dist-info`` from upgrades cannot exist. Console scripts in a build's ``bin/``
-(on kernels' and terminals' ``PATH`` through ``current/bin``) are made to import from their
-build wherever they run (:func:`anchor_scripts`). Checking whether a kernel start has
-anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``, which also fails
-when the link dangles (a clean-up job removed ``envs/``) or ``current`` was replaced by a
+succeeded, the kernel's own runtime still imports with it first on the path
+(:mod:`bifrost_ext.protection`) and none of its console scripts would shadow a command on
+kernels' ``PATH`` (:mod:`bifrost_ext.shadowing`), then ``current`` is switched with an atomic
+rename: a kernel never sees a half-installed or kernel-breaking directory, a failed install
+changes nothing, and stale ``*.dist-info`` from upgrades cannot exist. Console scripts in a
+build's ``bin/`` (on kernels' and terminals' ``PATH`` through ``current/bin``) are made to
+import from their build wherever they run (:func:`anchor_scripts`). Checking whether a kernel
+start has anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``, which also
+fails when the link dangles (a clean-up job removed ``envs/``) or ``current`` was replaced by a
 folder. A build that failed is remembered for a while (:class:`FailedBuild`), so that kernel
 starts need not wait for it again. Used by :mod:`bifrost_ext.service` (installs) and
 :mod:`bifrost_ext.server.provisioner` (kernel starts).
@@ -40,6 +41,7 @@ starts need not wait for it again. Used by :mod:`bifrost_ext.service` (installs)
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import platform
@@ -84,6 +86,7 @@ from .protection import (
     try_kernel,
 )
 from .records import RequirementsRecord, lock_pins
+from .shadowing import CommandGuard
 
 #: The last environments ``current`` moved away from, kept while younger than
 #: :data:`KEEP_RECENT_SECONDS` so that switching back soon (undoing a change) needs no
@@ -99,6 +102,15 @@ MAX_RETRY_INTERVAL = 600.0
 KERNEL_IMPORTS = ".bifrost-kernel-imports.json"
 #: Modules compiled per process; a change with more is compiled by several at once.
 COMPILE_BATCH = 400
+
+#: The names of what builds leave in ``envs/``, the only entries the collector removes: an
+#: environment (its requirements hash), its short name, and the temporary folders of a build,
+#: a staging, a resolution or a trial, with the installer's files beside them.
+COLLECTABLE = re.compile(
+    r"[0-9a-f]{64}|@[0-9a-f]{16}"
+    r"|\.tmp-(?:(?:incomplete-)?[0-9a-f]{12}-|staging-|resolve-|trial-)[0-9a-f]{8}"
+    r"(?:\.pid|\.constraints\.txt|\.in|\.out)?"
+)
 
 _T = TypeVar("_T")
 
@@ -156,16 +168,39 @@ class SavedNotSwitched(RuntimeError):
         self.cause = cause
 
 
+class DirectoryUnusable(InstallError):
+    """The server cannot write to its package directory (a read-only or full disk, a link
+    planted where bifrost keeps a file of its own): the operator's to mend, nothing changed.
+    The API answers 503, not 422: no change to the requirements would help."""
+
+    def __init__(self, root: Path, cause: OSError) -> None:
+        if cause.errno == errno.ELOOP and cause.filename:
+            # Its own files are opened without following links (filelock: O_NOFOLLOW).
+            why = f"{cause.filename} is a symbolic link, which bifrost never makes; remove it"
+        else:
+            why = str(cause)
+        super().__init__(f"the server cannot write to its package directory {root}: {why}")
+        self.cause = cause
+
+
 class PackageDirectory:
     """One workspace's package directory for one kernel interpreter."""
 
     def __init__(
-        self, root: Path, installer: Installer, python: str, protected: Sequence[str] = ()
+        self,
+        root: Path,
+        installer: Installer,
+        python: str,
+        protected: Sequence[str] = (),
+        commands: CommandGuard | None = None,
     ) -> None:
         self.root = root
         self.installer = installer
         self.python = python
         self.protected = tuple(protected)
+        #: Which console scripts a build may put first on kernels' PATH (default: those that
+        #: shadow no command on it).
+        self.commands = commands if commands is not None else CommandGuard()
         self.current = root / "current"
         self.envs = root / "envs"
         self._failures: dict[str, FailedBuild] = {}
@@ -280,15 +315,18 @@ class PackageDirectory:
         """Remove what a process killed mid-way left behind, and stop the installer it left
         running: half-built environments, temporary links and files (the same clean-up
         every switch does, at start-up). Skipped while another process holds the lock: it
-        cleans up when it switches."""
+        cleans up when it switches. :class:`DirectoryUnusable` when the filesystem refuses."""
         lock = FileLock(self.root / ".lock")
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return
+            if not self._try_lock(lock):
+                return
+        except OSError as exc:
+            raise DirectoryUnusable(self.root, exc) from exc
         try:
             active = self.active_hash()
             self._collect_garbage(keep={active} if active else set())
+        except OSError as exc:
+            raise DirectoryUnusable(self.root, exc) from exc
         finally:
             lock.release()
 
@@ -358,6 +396,8 @@ class PackageDirectory:
                 await self._install(tmp, record, on_output, pins, runtime)
                 # Only a directory the kernel still starts with is ever renamed into place.
                 await self._check_kernel(runtime, tmp)
+            # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
+            self.commands.check(tmp)
             (tmp / marker).touch()
             os.rename(tmp, env)
             short_name(env)  # what the next change's links into it go through
@@ -619,7 +659,10 @@ class PackageDirectory:
         if not self.envs.is_dir():
             return
         now, keep = time.time(), set(keep)
-        by_age = sorted(self.envs.iterdir(), key=lambda entry: -entry.lstat().st_mtime)
+        # Only names this module and the installer give: ``envs/`` may be a link to a folder
+        # on another disk that holds other things too.
+        ours = [entry for entry in self.envs.iterdir() if COLLECTABLE.fullmatch(entry.name)]
+        by_age = sorted(ours, key=lambda entry: -entry.lstat().st_mtime)
         recent = [
             entry.name
             for entry in by_age
@@ -641,21 +684,34 @@ class PackageDirectory:
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Hold the directory's lock; what the filesystem refuses, in taking it or in the
+        work under it, is :class:`DirectoryUnusable`."""
         lock = FileLock(self.root / ".lock")
         deadline = time.monotonic() + self.installer.timeout + 60
-        while True:
-            try:
-                lock.acquire(timeout=0)
-                break
-            except Timeout:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            while not self._try_lock(lock):
                 if time.monotonic() > deadline:
-                    raise
+                    raise Timeout(lock.lock_file)
                 await asyncio.sleep(0.05)
+        except Timeout:
+            raise
+        except OSError as exc:
+            raise DirectoryUnusable(self.root, exc) from exc
         try:
             yield
+        except OSError as exc:
+            raise DirectoryUnusable(self.root, exc) from exc
         finally:
             lock.release()
+
+    @staticmethod
+    def _try_lock(lock: FileLock) -> bool:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        return True
 
 
 #: Put into each Python script of a build's ``bin/``, after its interpreter line: the build it

@@ -55,6 +55,7 @@ from .requirements import (
 )
 from .servers import ServerRegistry
 from .settings import Settings
+from .shadowing import CommandGuard
 from .store import RequirementsStore, StoreUnavailable, VersionConflict
 
 #: Longest pause before retrying a change that another server's save overtook.
@@ -188,6 +189,10 @@ class PackageService:
         self.guarded_cache = GuardedCache(cache, log)
         self.local_copy = LocalCopy(self.workspace_dir / "requirements.json", self.workspace, log)
         self._package_dirs: dict[str, PackageDirectory] = {}
+        #: Which console scripts a build may put first on kernels' PATH.
+        self.commands = CommandGuard(
+            settings.reserved_commands, settings.allowed_scripts, own=(settings.site_dir,)
+        )
         self.servers = ServerRegistry(
             self.guarded_cache,
             self.workspace,
@@ -238,7 +243,7 @@ class PackageService:
         if python not in self._package_dirs:
             root = self.workspace_dir / interpreter_key(python)
             self._package_dirs[python] = PackageDirectory(
-                root, self.installer, python, self.settings.protected_packages
+                root, self.installer, python, self.settings.protected_packages, self.commands
             )
         return self._package_dirs[python]
 

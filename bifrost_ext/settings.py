@@ -46,6 +46,18 @@ SERVER_URL_SETTING = "bifrost_server_url"
 UNAVAILABLE_SETTING = "bifrost_unavailable"
 
 _TRUE = {"1", "true", "yes", "on"}
+#: What no console script may shadow by default, besides the commands on kernels' PATH.
+RESERVED_COMMANDS = (
+    "@builtins",
+    "@coreutils",
+    "python*",
+    "pip*",
+    "jupyter*",
+    "sudo",
+    "git",
+    "bash",
+    "sh",
+)
 
 
 def data_dir() -> Path:
@@ -321,6 +333,27 @@ SETTINGS: tuple[Setting, ...] = (
         normalise=_project_names,
     ),
     Setting(
+        "reserved_commands",
+        list,
+        "BIFROST_RESERVED_COMMANDS",
+        RESERVED_COMMANDS,
+        "Commands no package's console script may shadow, besides every command already on"
+        " kernels' PATH: names or globs, `@builtins` for the shell's builtins and `@coreutils`"
+        " for GNU coreutils' programs; a build with such a script is refused (422) unless"
+        " allowed_scripts names it (the variable: separated by spaces or commas).",
+        normalise=tuple,
+    ),
+    Setting(
+        "allowed_scripts",
+        list,
+        "BIFROST_ALLOWED_SCRIPTS",
+        (),
+        "Console scripts (names or globs) a package may put first on kernels' PATH even when"
+        " they shadow a command there or in reserved_commands (the variable: separated by"
+        " spaces or commas).",
+        normalise=tuple,
+    ),
+    Setting(
         "plugins",
         list,
         "BIFROST_PLUGINS",
@@ -409,6 +442,8 @@ class Settings:
     install_timeout: float
     protected_packages: tuple[str, ...]
     denied_packages: tuple[str, ...]
+    reserved_commands: tuple[str, ...]
+    allowed_scripts: tuple[str, ...]
     plugins: tuple[str, ...]
     hooks_dir: Path | None
     recycle: str

@@ -96,8 +96,9 @@ def schema_from_a_newer_release(root: Path, store: RequirementsStore) -> None:
 @pytest.mark.parametrize(
     ("breakage", "told"),
     [
-        (current_is_a_folder, "an unexpected error (IsADirectoryError"),
-        (site_is_a_file, "an unexpected error"),
+        # What the filesystem refuses is the operator's to mend, and said as such.
+        (current_is_a_folder, "cannot write to its package directory"),
+        (site_is_a_file, "cannot write to its package directory"),
         (schema_from_a_newer_release, "newer"),
     ],
 )

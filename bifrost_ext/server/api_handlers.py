@@ -26,6 +26,7 @@ from tornado import web
 
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
 from ..installer import InstallError
+from ..packagedir import DirectoryUnusable
 from ..records import Origin, RequirementsRecord
 from ..requirements import InvalidSpec
 from ..service import (
@@ -190,6 +191,8 @@ class PackagesAPIHandler(APIHandler):
             self.reply(404, {"message": str(exc), "names": exc.names})
         except UnknownRevision as exc:
             self.reply(404, {"message": str(exc)})
+        except DirectoryUnusable as exc:  # the operator's to mend: no other change would do
+            self.reply(503, {"message": f"{exc.message}; nothing was saved"})
         except InstallError as exc:
             self.reply(
                 422,
