@@ -190,6 +190,17 @@ export function getExport(
   );
 }
 
+/** `GET api/packages/distribution?module=`: the server's name for what installs a module. */
+export function getDistribution(
+  settings: ServerConnection.ISettings,
+  module: string
+): Promise<unknown> {
+  return requestAPI<unknown>(
+    settings,
+    `distribution?module=${encodeURIComponent(module)}`
+  );
+}
+
 /** Whether the authorizer lets this user change packages (jupyter_server's `api/me`). */
 export async function canWrite(
   settings: ServerConnection.ISettings

@@ -158,9 +158,9 @@ function MissingImports({
               type="button"
               className="jp-mod-styled jp-bifrost-button"
               disabled={model.busy !== null}
-              onClick={() => void actions.install([offer.distribution])}
+              onClick={() => void actions.installMissing(offer)}
             >
-              {trans.__('Install %1', offer.distribution)}
+              {trans.__('Install %1…', offer.distribution)}
             </button>
           </li>
         ))}
