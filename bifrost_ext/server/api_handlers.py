@@ -177,6 +177,8 @@ class PackagesAPIHandler(APIHandler):
                 "content": record.content,
                 "hash": record.hash,
                 "locked": record.locked,
+                # Content written past the validator: why it fails; it is never installed.
+                "saved_error": record.saved_error,
                 **extra,
             },
         )
