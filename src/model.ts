@@ -113,6 +113,12 @@ export class PackagesModel implements IDisposable {
   /** True until the first refresh has answered. */
   loading = true;
 
+  /** Why the saved requirements fail validation (the server's words), or null. */
+  get savedError(): string | null {
+    const reason = this.requirements?.saved_error ?? this.status?.saved_error;
+    return typeof reason === 'string' ? reason : null;
+  }
+
   /** Modules a notebook could not import whose distribution is not saved: offered to install. */
   get missing(): IMissingOffer[] {
     const saved = new Set(this.rows.map(row => row.name));
