@@ -183,6 +183,17 @@ class DirectoryUnusable(InstallError):
         self.cause = cause
 
 
+class SavedInvalid(InstallError):
+    """The saved requirements fail validation (written past bifrost): never installed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"the saved requirements fail validation ({reason}): not installed; the next"
+            " install or rollback replaces them"
+        )
+        self.reason = reason
+
+
 class PackageDirectory:
     """One workspace's package directory for one kernel interpreter."""
 
@@ -366,6 +377,11 @@ class PackageDirectory:
         on_output: OutputCallback | None,
         pins: Sequence[str] | None = None,
     ) -> Path:
+        reason = record.saved_error
+        if reason is not None:
+            # Every build (kernel start, sync, server start, a retry) comes here: content
+            # written past the validator never reaches an installer or a requirements file.
+            raise SavedInvalid(reason)
         env = self.envs / record.hash
         marker = complete_marker(record.hash)
         if (env / marker).exists():

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .pins import parse_lock
-from .requirements import content_hash
+from .requirements import content_hash, saved_error
 
 REQUIREMENTS_PATH = "requirements.txt"
 REQUIREMENTS_ENTITY = "requirements"
@@ -59,6 +59,11 @@ class RequirementsRecord:
     def lines(self) -> list[str]:
         """The requirement lines, in file order."""
         return [line for line in self.content.splitlines() if line.strip()]
+
+    @property
+    def saved_error(self) -> str | None:
+        """Why the content fails validation (it was written past bifrost), or None."""
+        return saved_error(self.content)
 
     @property
     def lock_lines(self) -> list[str]:

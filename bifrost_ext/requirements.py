@@ -156,9 +156,20 @@ def parse_name(name: object) -> str:
 
 
 def parse_content(content: str) -> Requirements:
-    """Parse a stored ``requirements.txt`` (written by :func:`render`)."""
-    reqs = (parse_spec(line) for line in content.splitlines() if line.strip())
-    return {req.name: req for req in reqs}
+    """Parse a stored ``requirements.txt`` (written by :func:`render`) with the validator of
+    a user's specs: :class:`InvalidSpec` for content that was written past it."""
+    return _parse_each([line for line in content.splitlines() if line.strip()])
+
+
+def saved_error(content: str) -> str | None:
+    """Why saved content fails validation (a row written past bifrost, by hand or by a
+    workspace role's own ``UPDATE``), or None when it passes: the one definition every
+    surface (API, CLI, magic, panel, builds) uses."""
+    try:
+        parse_content(content)
+    except InvalidSpec as exc:
+        return str(exc)
+    return None
 
 
 def merge(current: Mapping[str, Requirement], new: Mapping[str, Requirement]) -> Requirements:

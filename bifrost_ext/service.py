@@ -350,8 +350,10 @@ class PackageService:
         try:
             saved = await _run(self.store.get, self.workspace)
             database = {"ok": True, "hash": saved.hash, "version": saved.version}
+            invalid = saved.saved_error
         except StoreUnavailable as exc:
             database = {"ok": False, "error": str(exc)}
+            invalid = None
         cache: dict[str, Any] = {"enabled": self.cache.enabled}
         if self.cache.enabled:
             try:
@@ -383,7 +385,9 @@ class PackageService:
             "database": database,
             "cache": cache,
             "package_dir": packages,
-            "in_sync": database["ok"] and complete and len(hashes) == 1,
+            # Never in sync with content no build will ever install.
+            "in_sync": database["ok"] and complete and len(hashes) == 1 and invalid is None,
+            "saved_error": invalid,
             "servers": servers,
             "servers_in_sync": all(s.get("hash") == database.get("hash") for s in servers.values()),
             "builds": [
@@ -492,11 +496,21 @@ class PackageService:
     async def _attempt(self, change: Change, base: RequirementsRecord) -> ChangeResult | Conflict:
         """Edit ``base``, build the result, save it if ``base`` is still the saved one, and
         switch kernels to it; a :class:`Conflict` when another save came first."""
-        content = render(change.edit(parse_content(base.content)))
+        invalid = base.saved_error
+        # Content written past the validator is replaced, never merged into, nor its lock kept.
+        content = render(change.edit({} if invalid else parse_content(base.content)))
         if content == base.content:
             return await self._unchanged(change, base)
         candidate = RequirementsRecord.of(self.workspace, content, base.version + 1)
-        keep = change.pins if change.pins is not None else base.lock_lines
+        keep = change.pins if change.pins is not None else [] if invalid else base.lock_lines
+        warning = None
+        if invalid:
+            warning = (
+                f"the saved requirements failed validation ({invalid}); this change starts"
+                " from an empty set and replaces them"
+            )
+            if change.caller.on_output is not None:
+                change.caller.on_output(f"bifrost: {warning}")
         keep = [pin for pin in keep if pin.split("==")[0] not in change.named]
 
         async def commit(lock: str) -> RequirementsRecord:
@@ -508,7 +522,6 @@ class PackageService:
         origin = change.caller.origin
         build_purpose.set(f"{origin.source} by {origin.user}" if origin.user else origin.source)
         self._notify("bifrost_before_install", **hook_args)
-        warning = None
         try:
             saved = await self.package_dir(change.caller.python).build_and_switch(
                 candidate, commit, change.caller.on_output, keep
@@ -520,7 +533,8 @@ class PackageService:
             # on; the next sync (or kernel start) repairs it.
             self.log.error("bifrost: %s", exc)
             saved = exc.saved
-            warning = f"saved; this server's package directory is being repaired ({exc.cause})"
+            repairing = f"saved; this server's package directory is being repaired ({exc.cause})"
+            warning = f"{warning}; {repairing}" if warning else repairing
         except BaseException as exc:
             self._notify("bifrost_after_install", **hook_args, record=None, error=exc)
             raise

@@ -13,11 +13,14 @@ import * as React from 'react';
 
 import { APIError, ExportFormat } from './api';
 import { describeError } from './errors';
+import type { IMissingOffer } from './missingimport';
 import type { IChangeOutcome, IRequirementRow, PackagesModel } from './model';
 
 /** The panel's user actions; each returns when the action (and its notification) is done. */
 export interface IPanelActions {
   install(specs: string[]): Promise<IChangeOutcome>;
+  /** Ask first, naming what is installed where; null when the user cancelled. */
+  installMissing(offer: IMissingOffer): Promise<IChangeOutcome | null>;
   remove(name: string): Promise<void>;
   upgrade(spec: string): Promise<void>;
   changeVersion(row: IRequirementRow): Promise<void>;
@@ -56,6 +59,30 @@ export function createActions(
       notify(trans.__('Installing %1…', specs.join(' ')), () =>
         model.install(specs)
       ),
+    installMissing: async offer => {
+      // A click in a notebook output, which someone else may have written: never an install
+      // without the user reading what it is (the server's name) and where it goes.
+      const answer = await showDialog({
+        title: trans.__('Install %1?', offer.distribution),
+        body: trans.__(
+          "A notebook could not import the module %1. Installing %2 saves it to workspace '%3': every kernel of the workspace gets it, after every restart.",
+          offer.module,
+          offer.distribution,
+          offer.workspace
+        ),
+        buttons: [
+          Dialog.cancelButton({ label: trans.__('Cancel') }),
+          Dialog.okButton({ label: trans.__('Install') })
+        ]
+      });
+      if (!answer.button.accept) {
+        return null;
+      }
+      showLog();
+      return notify(trans.__('Installing %1…', offer.distribution), () =>
+        model.install([offer.distribution])
+      );
+    },
     remove: async name => {
       await notify(trans.__('Removing %1…', name), () => model.remove(name));
     },

@@ -13,6 +13,8 @@ export interface IRequirements {
   content: string;
   hash: string;
   locked?: Record<string, string>;
+  /** Why the saved content fails validation (written past bifrost; never installed). */
+  saved_error?: string | null;
 }
 
 /** What one place holding the requirements says about them. */
@@ -48,6 +50,7 @@ export interface IStatus {
   servers: Record<string, { hash?: string | null; [key: string]: unknown }>;
   servers_in_sync: boolean;
   builds?: IBuild[];
+  saved_error?: string | null;
 }
 
 /** One saved change, as `GET api/packages/history` lists it (newest first). */
@@ -187,6 +190,17 @@ export function getExport(
   return requestAPI<IExport>(
     settings,
     `export?format=${encodeURIComponent(format)}`
+  );
+}
+
+/** `GET api/packages/distribution?module=`: the server's name for what installs a module. */
+export function getDistribution(
+  settings: ServerConnection.ISettings,
+  module: string
+): Promise<unknown> {
+  return requestAPI<unknown>(
+    settings,
+    `distribution?module=${encodeURIComponent(module)}`
   );
 }
 

@@ -89,19 +89,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
     mainMenu?.settingsMenu.addGroup([{ command: COMMAND }], 100);
     launcher?.add({ command: COMMAND, category: trans.__('Other'), rank: 10 });
 
-    // A notebook's "module not found" output: its line and a one-click install, also
-    // offered in the panel. Before the notebooks open, so their registries have it.
+    // A notebook's "module not found" output: its line and, in a trusted notebook, an install
+    // (confirmed, of the server's name for the module), also offered in the panel. Not safe:
+    // an untrusted notebook's output shows its text/plain line only. Before the notebooks
+    // open, so their registries have it.
     rendermime?.addFactory(
       {
-        safe: true,
+        safe: false,
         mimeTypes: [MISSING_IMPORT_MIME],
         createRenderer: () =>
           new MissingImportRenderer(
             {
-              offer: missing => model.offerMissing(missing),
-              install: async missing => {
-                app.shell.activateById(PANEL_ID);
-                return (await actions.install([missing.distribution])).ok;
+              resolve: module => model.resolveMissing(module),
+              offer: offer => model.offerMissing(offer),
+              install: async offer => {
+                const outcome = await actions.installMissing(offer);
+                return outcome === null ? null : outcome.ok;
               },
               get writable() {
                 return !model.readOnly;

@@ -18,6 +18,7 @@ import {
   IStatus,
   canWrite,
   change,
+  getDistribution,
   getExport,
   getHistory,
   getRequirements,
@@ -29,7 +30,7 @@ import {
   REPORT_EXPRESSION,
   decodeKernelReport
 } from './kernelreport';
-import type { IMissingImport } from './missingimport';
+import { IMissingOffer, readMissingOffer } from './missingimport';
 import { describeVersionChanges, readVersions } from './versions';
 import { canonicalName, projectName, withoutVersion } from './requirements';
 
@@ -112,16 +113,41 @@ export class PackagesModel implements IDisposable {
   /** True until the first refresh has answered. */
   loading = true;
 
+  /** Why the saved requirements fail validation (the server's words), or null. */
+  get savedError(): string | null {
+    const reason = this.requirements?.saved_error ?? this.status?.saved_error;
+    return typeof reason === 'string' ? reason : null;
+  }
+
   /** Modules a notebook could not import whose distribution is not saved: offered to install. */
-  get missing(): IMissingImport[] {
+  get missing(): IMissingOffer[] {
     const saved = new Set(this.rows.map(row => row.name));
     return this._missing.filter(
       offer => !saved.has(canonicalName(offer.distribution))
     );
   }
 
+  /**
+   * What installs a module a notebook could not import, by the server's table (asked once
+   * per module); null when the server refuses the name or cannot answer.
+   */
+  resolveMissing(module: string): Promise<IMissingOffer | null> {
+    let answer = this._resolved.get(module);
+    if (!answer) {
+      answer = getDistribution(this._server, module).then(
+        readMissingOffer,
+        () => {
+          this._resolved.delete(module); // asked again next time: the server may be back
+          return null;
+        }
+      );
+      this._resolved.set(module, answer);
+    }
+    return answer;
+  }
+
   /** A notebook output said a module is missing (each distribution offered once). */
-  offerMissing(offer: IMissingImport): void {
+  offerMissing(offer: IMissingOffer): void {
     const name = canonicalName(offer.distribution);
     if (this._missing.some(m => canonicalName(m.distribution) === name)) {
       return;
@@ -515,7 +541,8 @@ export class PackagesModel implements IDisposable {
   private _refreshAgain = false;
   private _kernelTicket = 0;
   private _forbidden = false;
-  private _missing: IMissingImport[] = [];
+  private _missing: IMissingOffer[] = [];
+  private _resolved = new Map<string, Promise<IMissingOffer | null>>();
   private _disposed = false;
 }
 

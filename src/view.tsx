@@ -105,6 +105,18 @@ function PanelView({ model, actions, trans }: IViewProps): JSX.Element {
           {model.error.detail && <pre>{model.error.detail}</pre>}
         </div>
       )}
+      {model.savedError && (
+        <div
+          className="jp-bifrost-readonly"
+          data-bifrost="saved-error"
+          role="alert"
+        >
+          {trans.__(
+            'The saved requirements fail validation (%1): nothing of them is installed. The next install or rollback replaces them.',
+            model.savedError
+          )}
+        </div>
+      )}
       {model.loadError && (
         <div
           className="jp-bifrost-error"
@@ -158,9 +170,9 @@ function MissingImports({
               type="button"
               className="jp-mod-styled jp-bifrost-button"
               disabled={model.busy !== null}
-              onClick={() => void actions.install([offer.distribution])}
+              onClick={() => void actions.installMissing(offer)}
             >
-              {trans.__('Install %1', offer.distribution)}
+              {trans.__('Install %1…', offer.distribution)}
             </button>
           </li>
         ))}

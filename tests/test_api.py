@@ -51,6 +51,8 @@ async def test_install_saves_to_database_then_cache(
         # Every distribution the saved lock pins, dependencies included (the panel's
         # "locked" column).
         "locked": {"bfapp": "1.0", "bfdemo": "1.0", "bfdep": "1.0"},
+        # Content written past the validator would say why here (tests/test_saved_invalid.py).
+        "saved_error": None,
     }
 
 

@@ -11,7 +11,9 @@ notebook.
 
 Exit codes: 0 done; 1 the installer failed; 2 bad usage or an invalid requirement (nothing
 changed); 3 not found (a name to remove, a revision); 4 the database is unavailable;
-5 the requirements kept changing (try again). Read commands take ``--json``.
+5 the requirements kept changing (try again); 6 the saved requirements fail validation (written
+past bifrost: ``list``, ``status`` and ``sync`` say why; nothing of them is installed, and the
+next ``install`` or ``rollback`` replaces them). Read commands take ``--json``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..grants import GrantError, Grants
 from ..installer import InstallError
 from ..interpreter import DEFAULT_KERNEL_NAME, kernel_python
 from ..kernel.env import ENV_KERNEL_TOKEN
+from ..packagedir import SavedInvalid
 from ..records import Origin
 from ..requirements import InvalidSpec, parse_requirements_file
 from ..service import Caller, NotInRequirements, PackageService, UnknownRevision
@@ -42,6 +45,8 @@ from ..workspaces import check_workspace, user_for_workspace, workspace_for_user
 EXIT_OK, EXIT_INSTALL, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CONFLICT = range(6)
 #: Most revisions ``history --limit`` lists (as ``GET api/packages/history``).
 MAX_HISTORY = 1000
+#: The saved requirements fail validation (written past bifrost); nothing of them installed.
+EXIT_SAVED_INVALID = 6
 
 Command = Callable[[PackageService, argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -54,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         " requirements with the same code as the server.",
         epilog="Settings: c.BifrostApp.* in jupyter_server_config, BIFROST_* variables, then"
         " these flags. Exit codes: 0 ok, 1 install failed, 2 usage or invalid requirement,"
-        " 3 not found, 4 database unavailable, 5 kept changing.",
+        " 3 not found, 4 database unavailable, 5 kept changing, 6 saved requirements invalid.",
     )
     for setting in SETTINGS:
         if setting.flag:
@@ -139,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), EXIT_USAGE)
     except (NotInRequirements, UnknownRevision) as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)
+    except SavedInvalid as exc:
+        return _fail(exc.message, EXIT_SAVED_INVALID)
     except InstallError as exc:
         if exc.output:
             print(exc.output, file=sys.stderr)
@@ -248,9 +255,11 @@ async def _on_behalf_of_operator(service: PackageService) -> Caller:
     return Caller(Origin(user, "cli"), _progress(sys.stdout))
 
 
-def _changed(summary: str) -> int:
-    """End a change's progress output and say what was saved."""
+def _changed(summary: str, warning: str | None = None) -> int:
+    """End a change's progress output and say what was saved (and what it warned of)."""
     _done(sys.stdout)
+    if warning:
+        print(f"warning: {warning}")
     print(summary)
     return EXIT_OK
 
@@ -261,6 +270,7 @@ def _print_json(value: Any) -> None:
 
 async def _list(service: PackageService, args: argparse.Namespace) -> int:
     record = await service.read()
+    invalid = record.saved_error
     if args.json:
         _print_json(
             {
@@ -268,18 +278,31 @@ async def _list(service: PackageService, args: argparse.Namespace) -> int:
                 "requirements": record.lines,
                 "hash": record.hash,
                 "version": record.version,
+                "saved_error": invalid,
             }
         )
-    else:
-        for line in record.lines:
-            print(line)
+        return EXIT_SAVED_INVALID if invalid else EXIT_OK
+    for line in record.lines:
+        # Written past the validator, a line may hold anything: escapes, not a terminal's.
+        print(line if line.isprintable() else ascii(line))
+    if invalid:
+        return _fail(_saved_invalid(invalid), EXIT_SAVED_INVALID)
     return EXIT_OK
+
+
+def _saved_invalid(reason: str) -> str:
+    return (
+        f"the saved requirements fail validation ({reason}); nothing of them is installed,"
+        " and the next install or rollback replaces them"
+    )
 
 
 async def _install(service: PackageService, args: argparse.Namespace) -> int:
     result = await service.install(args.specs, await _on_behalf_of_operator(service))
     installed = ", ".join(f"{d['name']} {d['version']}" for d in result.installed)
-    return _changed(f"installed {installed}; saved as version {result.record.version}")
+    return _changed(
+        f"installed {installed}; saved as version {result.record.version}", result.warning
+    )
 
 
 async def _remove(service: PackageService, args: argparse.Namespace) -> int:
@@ -299,8 +322,13 @@ async def _status(service: PackageService, args: argparse.Namespace) -> int:
         print(f"package dir   {status['package_dir']['hash'] or 'empty'}")
         for name, server in status["servers"].items():
             print(f"server        {name}  {server.get('hash')}")
-        print("in sync" if status["in_sync"] else "NOT in sync")
-    return EXIT_OK if status["database"]["ok"] else EXIT_STORE
+        if status["saved_error"]:
+            print(f"NOT in sync: {_saved_invalid(status['saved_error'])}")
+        else:
+            print("in sync" if status["in_sync"] else "NOT in sync")
+    if not status["database"]["ok"]:
+        return EXIT_STORE
+    return EXIT_SAVED_INVALID if status["saved_error"] else EXIT_OK
 
 
 def _state(place: dict[str, Any]) -> str:
@@ -331,7 +359,9 @@ async def _history(service: PackageService, args: argparse.Namespace) -> int:
 
 async def _rollback(service: PackageService, args: argparse.Namespace) -> int:
     result = await service.rollback(args.revision, await _on_behalf_of_operator(service))
-    return _changed(f"restored revision {args.revision} as version {result.record.version}")
+    return _changed(
+        f"restored revision {args.revision} as version {result.record.version}", result.warning
+    )
 
 
 async def _warm(service: PackageService, args: argparse.Namespace) -> int:

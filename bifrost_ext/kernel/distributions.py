@@ -12,6 +12,15 @@ Maintained by hand: add a line when a user meets another.
 
 from __future__ import annotations
 
+import keyword
+import re
+
+#: A PEP 508 project name (the standard library's spelling of packaging's check: kernels
+#: need not have packaging).
+_PROJECT_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+#: Longest module name answered; real ones are far shorter.
+MAX_MODULE_LENGTH = 100
+
 #: Top-level import name → the PyPI distribution that provides it.
 MODULE_TO_DISTRIBUTION: dict[str, str] = {
     "attr": "attrs",
@@ -55,3 +64,21 @@ MODULE_TO_DISTRIBUTION: dict[str, str] = {
 def distribution_for(module: str) -> str:
     """The distribution to install for a missing top-level module: the table's, else its name."""
     return MODULE_TO_DISTRIBUTION.get(module, module)
+
+
+def installable_distribution(module: str) -> str:
+    """The distribution that installs the top-level ``module`` (:func:`distribution_for`),
+    refusing (``ValueError``) a module that is not a plain Python identifier or whose name
+    no distribution can have.
+
+    The server answers the panel with this, so a notebook output names only a module and
+    never what gets installed.
+    """
+    if len(module) > MAX_MODULE_LENGTH:
+        raise ValueError(f"a module name is at most {MAX_MODULE_LENGTH} characters")
+    if not (module.isascii() and module.isidentifier()) or keyword.iskeyword(module):
+        raise ValueError("a module name is a Python identifier, such as sklearn")
+    distribution = distribution_for(module)
+    if not _PROJECT_NAME.match(distribution):
+        raise ValueError(f"no distribution can be named {module!r}; install it by its name")
+    return distribution

@@ -226,6 +226,9 @@ class BifrostMagics(Magics):
 
     def _list(self, client: PackagesClient, args: list[str]) -> None:
         body = client.get("api/packages")
+        if body.get("saved_error"):
+            # Written past the validator: not a table of packages, and none of it installed.
+            _fail(_saved_invalid(str(body["saved_error"])), "%bifrost list failed")
         self._table(body.get("requirements", []), body["workspace"])
 
     def _table(self, lines: list[str], workspace: str) -> None:
@@ -267,6 +270,8 @@ class BifrostMagics(Magics):
             f"this kernel   {os.environ.get(ENV_PACKAGE_DIR, '?')}"
             f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}"
         )
+        if status.get("saved_error"):
+            _fail(_saved_invalid(str(status["saved_error"])), "%bifrost status failed")
         verdict = _verdict(status, kernel_hash)
         _say(_memory_verdict() or verdict if verdict == IN_SYNC else verdict)
 
@@ -439,6 +444,13 @@ def _verdict(status: dict[str, Any], kernel_hash: str | None) -> str:
     return (
         "not in sync: the server is still bringing its packages up to the saved ones;"
         " restart the kernel once `%bifrost status` says all in sync"
+    )
+
+
+def _saved_invalid(reason: str) -> str:
+    return (
+        f"✗ the saved requirements fail validation ({reason}): nothing of them is installed;"
+        " `%bifrost install …` or a rollback replaces them"
     )
 
 

@@ -26,9 +26,10 @@ from tornado import web
 
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
 from ..installer import InstallError
+from ..kernel.distributions import installable_distribution
 from ..packagedir import DirectoryUnusable
 from ..records import Origin, RequirementsRecord
-from ..requirements import InvalidSpec
+from ..requirements import InvalidSpec, excerpt
 from ..service import (
     Caller,
     ChangeResult,
@@ -177,6 +178,8 @@ class PackagesAPIHandler(APIHandler):
                 "content": record.content,
                 "hash": record.hash,
                 "locked": record.locked,
+                # Content written past the validator: why it fails; it is never installed.
+                "saved_error": record.saved_error,
                 **extra,
             },
         )
@@ -313,6 +316,29 @@ class StatusHandler(PackagesAPIHandler):
         self.reply(200, await self.service.status())
 
 
+class DistributionHandler(PackagesAPIHandler):
+    """``GET /api/packages/distribution?module=``: what installs a module a notebook could not
+    import, by the same table as the kernel's offer (:mod:`bifrost_ext.kernel.distributions`).
+
+    The panel's "Install" for a missing import installs only this answer: a notebook output
+    names the module, and whatever distribution it also carries is never installed.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """``{"module", "distribution", "workspace"}``; 400 for a module that is no identifier."""
+        module = self.get_query_argument("module", "")
+        try:
+            distribution = installable_distribution(module)
+        except ValueError as exc:
+            raise web.HTTPError(400, f"module {excerpt(module)!r}: {exc}") from None
+        self.reply(
+            200,
+            {"module": module, "distribution": distribution, "workspace": self.service.workspace},
+        )
+
+
 class KernelRestartHandler(PackagesAPIHandler):
     """``POST /api/packages/kernel/restart``: a kernel asks to be restarted (its secret only)."""
 
@@ -398,5 +424,6 @@ default_handlers = [
     (r"/api/packages/history", HistoryHandler),
     (r"/api/packages/export", ExportHandler),
     (r"/api/packages/rollback", RollbackHandler),
+    (r"/api/packages/distribution", DistributionHandler),
     (r"/api/packages/kernel/restart", KernelRestartHandler),
 ]

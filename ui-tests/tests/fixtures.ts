@@ -136,6 +136,7 @@ export interface PackagesState {
   content: string;
   hash: string;
   locked?: Record<string, string>;
+  saved_error?: string | null;
 }
 
 export interface Revision {

@@ -77,7 +77,11 @@ test('a module a notebook cannot import is one click away from installed for goo
   await expect(offer).toContainText('bfdemo');
   await keepScreenshot(page, testInfo, 'missing-import');
 
-  await output.getByRole('button', { name: 'Install bfdemo' }).click();
+  // A click asks first, naming what it installs and where (issue 22).
+  await output.getByRole('button', { name: 'Install bfdemo…' }).click();
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog).toContainText("Installing bfdemo saves it to workspace 'default'");
+  await dialog.getByRole('button', { name: 'Install', exact: true }).click();
   await expect(row(panel, 'bfdemo')).toBeVisible();
   await expect(output.getByRole('button', { name: 'Installed bfdemo' })).toBeDisabled();
   await expect(offer).toHaveCount(0);
