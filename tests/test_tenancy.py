@@ -1,0 +1,198 @@
+"""Tenancy that holds on any PostgreSQL an operator has (issue 22).
+
+Every test here runs on :func:`operator_pg_url`: a cluster of the session's own with password
+authentication, the non-superuser administrator ``docs/jupyterhub.md`` prescribes (CREATEROLE,
+owner of the database), and a ``public`` schema every role may create objects in, as
+PostgreSQL 14 and many managed services leave it. Each attack is what a workspace role (its
+URL is the most a user's kernel can find) sends by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from bifrost_ext.grants import Grant, Grants
+from bifrost_ext.store import RequirementsStore, StoreUnavailable
+
+
+@pytest.fixture
+def admin_store(operator_pg_url: str) -> Iterator[RequirementsStore]:
+    store = RequirementsStore(url=operator_pg_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def grants(admin_store: RequirementsStore) -> Grants:
+    return Grants(admin_store, None)
+
+
+@pytest.fixture
+def alice(grants: Grants) -> Grant:
+    return grants.grant("alice")
+
+
+@pytest.fixture
+def bob(grants: Grants) -> Grant:
+    """bob's workspace, with one saved change of bob's own."""
+    grant = grants.grant("bob")
+    store = RequirementsStore(url=grant.database_url)
+    store.save("bob", "bfdemo==1.0\n", 0)
+    store.close()
+    return grant
+
+
+def rows(admin_url: str, workspace: str) -> list[tuple[Any, ...]]:
+    """The workspace's saved row and revisions, as the administrator sees them."""
+    with psycopg.connect(admin_url) as conn:
+        files = conn.execute(
+            "SELECT content, version FROM workspace_files WHERE workspace = %s", (workspace,)
+        ).fetchall()
+        revisions = conn.execute(
+            "SELECT id, content, changed_by, change_source FROM workspace_revisions"
+            " WHERE workspace = %s ORDER BY id",
+            (workspace,),
+        ).fetchall()
+    return [*files, *revisions]
+
+
+#: alice's operator: an exact match for ``varchar = name`` wins over pg_catalog's, which
+#: needs a cast, in any schema on the search path. Run as whoever compares, it hands every
+#: secret in the grants table to alice's own table.
+_PLANT_OPERATOR = [
+    "CREATE TABLE public.loot (secret text)",
+    "GRANT INSERT ON public.loot TO PUBLIC",
+    "CREATE FUNCTION public.steal(a varchar, b name) RETURNS boolean LANGUAGE plpgsql AS $$"
+    " BEGIN INSERT INTO public.loot SELECT role_name || ' ' || secret"
+    " FROM public.bifrost_workspace_grants; RETURN a::text = b::text; END $$",
+    "CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = name, FUNCTION = public.steal)",
+]
+
+
+def test_an_operator_planted_in_public_runs_as_nobody_but_its_caller(
+    alice: Grant, bob: Grant, operator_pg_url: str
+) -> None:
+    """An operator ``public.=(varchar, name)`` is planted, then alice makes bifrost's SECURITY
+    DEFINER code compare a role name. Before, that ran the planted function as the
+    administrator: it copied every workspace's secret out, and with bob's alice logged in
+    as bob and saved ``evil-package`` into his workspace."""
+    before = rows(operator_pg_url, "bob")
+    planter = _plant_operator(operator_pg_url)
+    with psycopg.connect(alice.database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT workspace FROM workspace_files").fetchall() == []
+    with psycopg.connect(planter, autocommit=True) as conn:
+        stolen = [row[0] for row in conn.execute("SELECT secret FROM public.loot")]
+    assert stolen == []
+    with psycopg.connect(alice.database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT bifrost.workspace_of(current_user)").fetchone() == ("alice",)
+    assert rows(operator_pg_url, "bob") == before
+
+
+def test_a_grant_takes_create_on_public_away_from_workspace_roles(
+    alice: Grant, operator_pg_url: str
+) -> None:
+    """Where every role may create in ``public`` (and the administrator owns it), the first
+    grant revokes that: alice cannot plant anything there herself."""
+    with psycopg.connect(alice.database_url, autocommit=True) as conn:
+        for statement in _PLANT_OPERATOR:
+            if statement.startswith("CREATE"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+        schemas = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(oid, 'CREATE')"
+        ).fetchall()
+    assert schemas == []
+
+
+def _plant_operator(admin_url: str) -> str:
+    """Plant the operator with a role that may still create in ``public`` (the operator's own,
+    say, or alice before the fix); return that role's URL."""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        database = admin.execute("SELECT current_database()").fetchone()
+        assert database is not None
+        planter = f"planter_{database[0]}"
+        admin.execute(f"CREATE ROLE \"{planter}\" LOGIN PASSWORD 'planter'")
+        admin.execute(f'GRANT CREATE ON SCHEMA public TO "{planter}"')
+    host = admin_url.rsplit("@", 1)[1]
+    url = f"postgresql://{planter}:planter@{host}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in _PLANT_OPERATOR:
+            conn.execute(statement)
+    return url
+
+
+def test_a_workspace_role_cannot_freeze_other_workspaces(
+    alice: Grant, bob: Grant, operator_pg_url: str
+) -> None:
+    """Before, alice held UPDATE on workspace_files and so could take ACCESS EXCLUSIVE on it:
+    every other workspace's reads and saves then waited for as long as she liked. Now she
+    holds only SELECT, whose lock blocks nobody's read or write, and writes only through
+    bifrost.save_requirements, for her own workspace."""
+    before = rows(operator_pg_url, "bob")
+    with psycopg.connect(alice.database_url) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("LOCK TABLE workspace_files IN ACCESS EXCLUSIVE MODE")
+        conn.rollback()
+        for mode in ("SHARE", "ROW EXCLUSIVE", "SHARE ROW EXCLUSIVE"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"LOCK TABLE workspace_files, workspace_revisions IN {mode} MODE")
+            conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM workspace_files FOR UPDATE")
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="may not write"):
+            conn.execute(
+                "SELECT bifrost.save_requirements('bob', 'requirements.txt', 'requirements',"
+                " 'evil-package', 'h', '', 1, NULL, 'bob', 'api', now())"
+            )
+        conn.rollback()
+        # What she can still do, in a transaction she keeps open: read, and save her own.
+        conn.execute("LOCK TABLE workspace_files IN ACCESS SHARE MODE")
+        conn.execute("SELECT * FROM workspace_files").fetchall()
+        saved = conn.execute(
+            "SELECT bifrost.save_requirements('alice', 'requirements.txt', 'requirements',"
+            " 'bfdemo', 'h', '', 0, NULL, 'alice', 'api', now())"
+        ).fetchone()
+        assert saved == (1,)
+        store = RequirementsStore(url=bob.database_url)
+        saved_by_bob = store.save("bob", "bfapp\n", 1)  # neither waits for her
+        assert store.get("bob") == saved_by_bob
+        store.close()
+        conn.rollback()
+    after = rows(operator_pg_url, "bob")
+    assert after[0] == ("bfapp\n", 2)
+    assert after[1:-1] == before[1:]
+    assert rows(operator_pg_url, "alice") == []  # she rolled her transaction back
+
+
+def test_a_lock_held_by_anyone_is_an_error_naming_it_not_a_hang(
+    bob: Grant, operator_pg_url: str
+) -> None:
+    """Whoever holds a lock bifrost needs (the administrator's own session here, a migration,
+    or a role of the operator's), bob's server answers with the reason after
+    ``database_lock_timeout``, and nothing is half-written."""
+    before = rows(operator_pg_url, "bob")
+    store = RequirementsStore(url=bob.database_url, lock_timeout=0.5)
+    with psycopg.connect(operator_pg_url) as holder:
+        holder.execute("LOCK TABLE workspace_files IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(StoreUnavailable, match="canceling statement due to lock timeout"):
+            store.get("bob")
+        with pytest.raises(StoreUnavailable, match="canceling statement due to lock timeout"):
+            store.save("bob", "bfapp\n", 1)
+    assert store.get("bob").content == "bfdemo==1.0\n"  # the lock is gone: it reads again
+    store.close()
+    assert rows(operator_pg_url, "bob") == before
+
+
+def test_a_statement_that_runs_too_long_is_cancelled(bob: Grant) -> None:
+    """``database_statement_timeout`` bounds every statement of bifrost's sessions."""
+    store = RequirementsStore(url=bob.database_url, statement_timeout=0.2)
+    with pytest.raises(StoreUnavailable, match="statement timeout"):
+        store._execute(sa.select(sa.func.pg_sleep(5)))
+    assert store.get("bob").content == "bfdemo==1.0\n"
+    store.close()
