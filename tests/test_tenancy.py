@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from bifrost_ext.grants import Grant, Grants
+from bifrost_ext.records import Origin
 from bifrost_ext.store import RequirementsStore, StoreUnavailable
 
 
@@ -196,3 +197,46 @@ def test_a_statement_that_runs_too_long_is_cancelled(bob: Grant) -> None:
         store._execute(sa.select(sa.func.pg_sleep(5)))
     assert store.get("bob").content == "bfdemo==1.0\n"
     store.close()
+
+
+def test_a_password_the_role_set_itself_stops_working_at_the_next_grant(
+    grants: Grants, alice: Grant
+) -> None:
+    """Any PostgreSQL role may set its own password and session defaults, and nothing short of
+    a superuser's hook can refuse it; the next grant (each spawn) puts back the recorded
+    secret and takes the defaults away."""
+    with psycopg.connect(alice.database_url, autocommit=True) as conn:
+        conn.execute("ALTER ROLE current_user PASSWORD 'mine'")
+        conn.execute("ALTER ROLE current_user SET statement_timeout = 0")
+    own = _with_password(alice.database_url, "mine")
+    psycopg.connect(own).close()  # until the next grant, her own password logs in
+    assert grants.grant("alice") == alice
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(own).close()
+    with psycopg.connect(alice.database_url) as conn:
+        settings = conn.execute("SELECT rolconfig FROM pg_roles WHERE rolname = current_user")
+        assert settings.fetchone() == (None,)
+
+
+def test_history_names_the_workspaces_user_whatever_the_row_claims(
+    grants: Grants, alice: Grant, operator_pg_url: str
+) -> None:
+    """Before, the trigger copied ``changed_by`` from the row: with only her own role, alice
+    wrote history that named the administrator."""
+    store = RequirementsStore(url=alice.database_url)
+    store.save("alice", "bfdemo\n", 0, origin=Origin("the administrator", "api"))
+    store.close()
+    jose = grants.grant("_Jos-c3-a9-20Doe")
+    store = RequirementsStore(url=jose.database_url)
+    store.save(jose.workspace, "bfapp\n", 0, origin=Origin("alice", "api"))
+    store.close()
+    admin = RequirementsStore(url=operator_pg_url)  # not a workspace role: its word stands
+    admin.save("alice", "bfdemo\nbfapp\n", 1, origin=Origin("ops", "cli"))
+    assert [r.origin.user for r in admin.history("alice")] == ["ops", "alice"]
+    assert [r.origin.user for r in admin.history(jose.workspace)] == ["José Doe"]
+    admin.close()
+
+
+def _with_password(url: str, password: str) -> str:
+    user, host = url.split("://", 1)[1].rsplit("@", 1)
+    return f"postgresql://{user.split(':', 1)[0]}:{password}@{host}"
