@@ -16,9 +16,10 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from bifrost_ext.grants import Grant, Grants
+from bifrost_ext.grants import Grant, GrantError, Grants
 from bifrost_ext.records import Origin
 from bifrost_ext.store import RequirementsStore, StoreUnavailable
+from tests.servers import ThrowawayPostgres
 
 
 @pytest.fixture
@@ -240,3 +241,41 @@ def test_history_names_the_workspaces_user_whatever_the_row_claims(
 def _with_password(url: str, password: str) -> str:
     user, host = url.split("://", 1)[1].rsplit("@", 1)
     return f"postgresql://{user.split(':', 1)[0]}:{password}@{host}"
+
+
+def test_a_grant_refuses_a_schema_it_cannot_close_and_objects_planted_by_roles(
+    grants: Grants, alice: Grant, operator_pg_url: str, locked_postgres: ThrowawayPostgres
+) -> None:
+    """A writable schema the administrator does not own, or an object a workspace role owns
+    (planted before the fix, say): the grant fails saying what to do, and makes nothing."""
+    database = operator_pg_url.rsplit("/", 1)[1]
+    root_url = f"{locked_postgres.url.rsplit('/', 1)[0]}/{database}"
+    with psycopg.connect(root_url, autocommit=True) as root:
+        root.execute("CREATE SCHEMA scratch")  # the superuser's, open to every role
+        root.execute("GRANT CREATE ON SCHEMA scratch TO PUBLIC")
+    with pytest.raises(GrantError, match='REVOKE CREATE ON SCHEMA "scratch" FROM PUBLIC'):
+        grants.grant("bob")
+    assert _granted(operator_pg_url) == ["alice"]
+    with psycopg.connect(root_url, autocommit=True) as root:
+        root.execute("REVOKE CREATE ON SCHEMA scratch FROM PUBLIC")
+        root.execute("CREATE FUNCTION scratch.planted() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        root.execute(f'ALTER FUNCTION scratch.planted() OWNER TO "{alice.role}"')
+    with psycopg.connect(alice.database_url) as session:  # a temporary table is no plant
+        session.execute("CREATE TEMPORARY TABLE mine (x int)")
+        with pytest.raises(GrantError, match=r"function scratch\.planted\(\) \(owned by"):
+            grants.grant("bob")
+    assert _granted(operator_pg_url) == ["alice"]
+    with psycopg.connect(root_url, autocommit=True) as root:
+        root.execute("DROP FUNCTION scratch.planted()")
+    assert grants.grant("bob").workspace == "bob"
+
+
+def _granted(admin_url: str) -> list[str]:
+    with psycopg.connect(admin_url) as conn:
+        found = conn.execute("SELECT workspace FROM bifrost_workspace_grants ORDER BY 1")
+        database = admin_url.rsplit("/", 1)[1]
+        roles = conn.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (f"bifrost.{database}.bob",)
+        )
+        assert roles.fetchall() == []
+        return [row[0] for row in found]
