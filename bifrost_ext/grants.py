@@ -42,8 +42,9 @@ import redis
 import sqlalchemy as sa
 
 from .cache import load_functions, workspace_names
+from .pg_tenancy import UnsafeDatabase, close_schemas, refuse_planted
 from .store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
-from .workspaces import check_workspace
+from .workspaces import check_workspace, user_for_workspace
 
 #: Serialises grants (two spawns of one user at once) across every hub and operator. A table
 #: lock, not an advisory one: any role may take an advisory lock and hold it forever, but
@@ -76,6 +77,8 @@ _grants = sa.Table(
     sa.Column("role_name", sa.String(63), primary_key=True),
     sa.Column("workspace", sa.String(128), nullable=False, unique=True),
     sa.Column("secret", sa.Text, nullable=False),
+    #: Whom the history names for the role's changes (migration 0005).
+    sa.Column("user_name", sa.String(256), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -276,26 +279,41 @@ class Grants:
             secret = row.secret if row is not None and not rotate else secrets.token_urlsafe(32)
             verb = "ALTER ROLE" if exists else "CREATE ROLE"
             password = _scram_verifier(secret)
-            conn.exec_driver_sql(f"{verb} {quote_id(role)} WITH LOGIN PASSWORD '{password}'")
+            to = quote_id(role)
+            # Also every spawn's reset of what a role may change about itself: its password
+            # (any role may set its own) and its session defaults.
+            conn.exec_driver_sql(f"{verb} {to} WITH LOGIN PASSWORD '{password}'")
+            conn.exec_driver_sql(f"ALTER ROLE {to} RESET ALL")
             schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+            tables = f"workspace_files, workspace_revisions, {VERSION_TABLE}"
             sequence = conn.execute(
                 sa.text("SELECT pg_get_serial_sequence('workspace_files', 'id')")
             ).scalar_one()
-            to = quote_id(role)
             for statement in (
+                # What a refresh does not name again is taken away (0004's INSERT, UPDATE).
+                f"REVOKE ALL ON {tables} FROM {to}",
+                f"REVOKE ALL ON SEQUENCE {sequence} FROM {to}",
                 f"GRANT CONNECT ON DATABASE {quote_id(database)} TO {to}",
-                f"GRANT USAGE ON SCHEMA {quote_id(schema)} TO {to}",
-                f"GRANT SELECT, INSERT, UPDATE ON workspace_files TO {to}",
-                f"GRANT USAGE ON SEQUENCE {sequence} TO {to}",
-                f"GRANT SELECT ON workspace_revisions, {VERSION_TABLE} TO {to}",
+                f"GRANT USAGE ON SCHEMA {quote_id(schema)}, bifrost TO {to}",
+                # Only SELECT: no lock it takes blocks another session's read or write, and
+                # saves go through bifrost.save_requirements (migration 0005).
+                f"GRANT SELECT ON {tables} TO {to}",
             ):
                 conn.exec_driver_sql(statement)
+            try:
+                close_schemas(conn, role, self.store.log)
+                granted = list(conn.execute(sa.select(_grants.c.role_name)).scalars())
+                refuse_planted(conn, [*granted, role])
+            except UnsafeDatabase as exc:
+                raise GrantError(str(exc)) from None
+            user = user_for_workspace(workspace)
             if row is None:
                 conn.execute(
                     _grants.insert().values(
                         role_name=role,
                         workspace=workspace,
                         secret=secret,
+                        user_name=user,
                         created_at=now,
                         updated_at=now,
                     )
@@ -304,7 +322,7 @@ class Grants:
                 conn.execute(
                     _grants.update()
                     .where(_grants.c.workspace == workspace)
-                    .values(secret=secret, updated_at=now)
+                    .values(secret=secret, user_name=user, updated_at=now)
                 )
         return role, secret
 
@@ -321,7 +339,7 @@ class Grants:
         }
         try:
             with psycopg.connect(password=url.password, **params) as conn:
-                bound = conn.execute("SELECT bifrost_workspace_of(current_user)").fetchone()
+                bound = conn.execute("SELECT bifrost.workspace_of(current_user)").fetchone()
         except psycopg.Error as exc:
             raise GrantError(f"the new role could not log in: {exc}".strip()) from exc
         if bound is None or bound[0] != workspace:

@@ -312,6 +312,22 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds one install may take; the installer's whole process group is then killed.",
     ),
     Setting(
+        "database_lock_timeout",
+        float,
+        "BIFROST_DATABASE_LOCK_TIMEOUT",
+        10.0,
+        "PostgreSQL only: seconds a statement of bifrost's may wait for a lock (another"
+        " session's) before it fails and bifrost answers 503 naming it; 0 waits for ever.",
+    ),
+    Setting(
+        "database_statement_timeout",
+        float,
+        "BIFROST_DATABASE_STATEMENT_TIMEOUT",
+        60.0,
+        "PostgreSQL only: seconds any statement of bifrost's may run (migrations included)"
+        " before the database cancels it and bifrost answers 503; 0: no limit.",
+    ),
+    Setting(
         "protected_packages",
         list,
         "BIFROST_PROTECTED_PACKAGES",
@@ -440,6 +456,8 @@ class Settings:
     no_index: bool
     installer_cache_dir: str
     install_timeout: float
+    database_lock_timeout: float
+    database_statement_timeout: float
     protected_packages: tuple[str, ...]
     denied_packages: tuple[str, ...]
     reserved_commands: tuple[str, ...]

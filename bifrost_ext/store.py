@@ -113,6 +113,8 @@ class RequirementsStore(Component):
     busy_timeout = Float(15.0, help="SQLite only: seconds to wait for another writer's lock.").tag(
         config=True
     )
+    lock_timeout = owned("database_lock_timeout")
+    statement_timeout = owned("database_statement_timeout")
 
     def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
@@ -138,10 +140,13 @@ class RequirementsStore(Component):
             engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout})
             sa.event.listen(engine, "connect", _sqlite_on_connect)
             return engine
-        return sa.create_engine(
+        engine = sa.create_engine(
             url,
             connect_args={"connect_timeout": max(1, int(self.connect_timeout))},
         )
+        timeouts = {"lock_timeout": self.lock_timeout, "statement_timeout": self.statement_timeout}
+        sa.event.listen(engine, "connect", lambda conn, _: _set_timeouts(conn, timeouts))
+        return engine
 
     def ensure_schema(self) -> None:
         """Create or upgrade the tables (Alembic), once per store, safely across processes.
@@ -204,7 +209,7 @@ class RequirementsStore(Component):
         database itself."""
         if self.engine.dialect.name != "postgresql":
             return None
-        _, rows = self._execute(sa.select(sa.func.bifrost_workspace_of(sa.func.current_user())))
+        _, rows = self._execute(sa.select(sa.func.bifrost.workspace_of(sa.func.current_user())))
         workspace: str | None = rows[0][0]
         return workspace
 
@@ -242,22 +247,73 @@ class RequirementsStore(Component):
         ``expected_hash`` also requires the saved content to be the one the caller edited (a
         database restored from a backup can reach the same version with other content).
         Raises :class:`VersionConflict` when another writer saved first. One statement, so one
-        round trip: an insert for the first save, else an update conditional on the version.
+        round trip: an insert for the first save, else an update conditional on the version;
+        on PostgreSQL both happen inside ``bifrost.save_requirements`` (migration 0005).
         """
         record = RequirementsRecord.of(workspace, content, expected_version + 1, lock)
         now = datetime.now(timezone.utc)
+        user, source = (origin.user, origin.source) if origin else (None, None)
+        if self.engine.dialect.name == "postgresql":
+            saved = self._save_through_function(
+                record, expected_version, expected_hash, user, source, now
+            )
+        else:
+            saved = self._save_by_statement(
+                record, expected_version, expected_hash, user, source, now
+            )
+        if not saved:
+            raise VersionConflict(workspace)
+        return record
+
+    def _save_through_function(
+        self,
+        record: RequirementsRecord,
+        expected_version: int,
+        expected_hash: str | None,
+        user: str | None,
+        source: str | None,
+        now: datetime,
+    ) -> bool:
+        # One path for every role on PostgreSQL: workspace roles hold only SELECT (migration
+        # 0005), and the function binds them to their own workspace.
+        call = sa.func.bifrost.save_requirements(
+            record.workspace,
+            REQUIREMENTS_PATH,
+            REQUIREMENTS_ENTITY,
+            record.content,
+            record.hash,
+            record.lock,
+            expected_version,
+            expected_hash,
+            user,
+            source,
+            now,
+            type_=sa.Integer,
+        )
+        _, rows = self._execute(sa.select(call))
+        return bool(rows[0][0])
+
+    def _save_by_statement(
+        self,
+        record: RequirementsRecord,
+        expected_version: int,
+        expected_hash: str | None,
+        user: str | None,
+        source: str | None,
+        now: datetime,
+    ) -> bool:
         values = {
             "content": record.content,
             "content_hash": record.hash,
             "lock_content": record.lock,
             "version": record.version,
             "updated_at": now,
-            "changed_by": origin.user if origin else None,
-            "change_source": origin.source if origin else None,
+            "changed_by": user,
+            "change_source": source,
         }
         if expected_version == 0:
             statement: sa.Executable = workspace_files.insert().values(
-                workspace=workspace,
+                workspace=record.workspace,
                 path=REQUIREMENTS_PATH,
                 entity_type=REQUIREMENTS_ENTITY,
                 created_at=now,
@@ -267,15 +323,13 @@ class RequirementsStore(Component):
             expected = [workspace_files.c.version == expected_version]
             if expected_hash is not None:
                 expected.append(workspace_files.c.content_hash == expected_hash)
-            statement = workspace_files.update().where(*_row_key(workspace), *expected)
+            statement = workspace_files.update().where(*_row_key(record.workspace), *expected)
             statement = statement.values(**values)
         try:
             updated, _ = self._execute(statement)
         except sa.exc.IntegrityError:  # another writer inserted the row first
-            raise VersionConflict(workspace) from None
-        if expected_version != 0 and updated != 1:
-            raise VersionConflict(workspace)
-        return record
+            return False
+        return expected_version == 0 or updated == 1
 
     def history(self, workspace: str, limit: int = 100) -> list[Revision]:
         """The workspace's revisions, newest first."""
@@ -472,6 +526,18 @@ def _revision(workspace: str, row: sa.Row[Any]) -> Revision:
 
 def _row_key(workspace: str) -> tuple[sa.ColumnElement[bool], ...]:
     return (workspace_files.c.workspace == workspace, workspace_files.c.path == REQUIREMENTS_PATH)
+
+
+def _set_timeouts(dbapi_conn: Any, seconds: dict[str, float]) -> None:
+    """Bound every wait of this session: a lock someone holds (any role may hold one on
+    what it can read) becomes an error that names it, never a hang."""
+    # Outside a transaction, so that the pool's rollback on check-in does not undo them.
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    with dbapi_conn.cursor() as cursor:
+        for name, value in seconds.items():
+            cursor.execute(f"SET {name} = {max(0, int(value * 1000))}")
+    dbapi_conn.autocommit = autocommit
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -87,6 +87,7 @@ def attack(base: dict[str, str], bob: dict[str, str], redis_port: int) -> None:
         "SELECT workspace, content FROM workspace_files",
         "UPDATE workspace_files SET content = 'evil' WHERE workspace = 'alice'",
         ALICE_ROW.replace("pandas==2.2.3", "evil"),
+        "BEGIN; LOCK TABLE workspace_files IN ACCESS EXCLUSIVE MODE",
         "ALTER TABLE workspace_files DISABLE ROW LEVEL SECURITY",
         "SELECT secret FROM bifrost_workspace_grants",
     ):

@@ -89,6 +89,7 @@ def pg_url(pg_server_url: str) -> str:
     a test that counts the connections to its database must find only its own."""
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS bifrost CASCADE")  # migration 0005's functions
         conn.execute("CREATE SCHEMA public")
     name = pg_server_url.rsplit("/", 1)[1]
     query = "SELECT pid, application_name, state, query FROM pg_stat_activity WHERE datname = %s"

@@ -54,7 +54,7 @@ def test_a_long_name_and_the_short_one_spelling_its_role_are_both_granted(
     assert first.role != second.role
     for grant in (first, second):
         with psycopg.connect(grant.database_url) as conn:
-            bound = conn.execute("SELECT bifrost_workspace_of(current_user)").fetchone()
+            bound = conn.execute("SELECT bifrost.workspace_of(current_user)").fetchone()
         assert bound == (grant.workspace,)
     assert grants.revoke(short)
     assert grants.revoke(LONG)
@@ -82,7 +82,7 @@ def test_a_grant_recorded_under_an_older_name_keeps_that_role(
     refreshed = grants.grant(workspace)
     assert refreshed.role == old_role
     with psycopg.connect(refreshed.database_url) as conn:  # its secret, its workspace
-        bound = conn.execute("SELECT bifrost_workspace_of(current_user)").fetchone()
+        bound = conn.execute("SELECT bifrost.workspace_of(current_user)").fetchone()
     assert bound == (workspace,)
     assert grants.revoke(workspace) is True
     with psycopg.connect(operator_pg_url) as conn:

@@ -27,7 +27,7 @@ def test_schema_is_created_by_the_migrations(store: RequirementsStore) -> None:
     with store.engine.connect() as conn:
         assert (
             conn.execute(sa.text("SELECT version_num FROM bifrost_alembic_version")).scalar()
-            == "0004"
+            == "0005"
         )
 
 
