@@ -45,7 +45,7 @@ from ..kernel.env import (
 from ..service import PackageService, StillFailing
 from ..settings import (
     CREDENTIALS_SETTING,
-    SECRET_VARIABLES,
+    KERNEL_ENV_SETTING,
     SERVER_URL_SETTING,
     SERVICE_SETTING,
     UNAVAILABLE_SETTING,
@@ -53,6 +53,7 @@ from ..settings import (
 )
 from ..store import StoreUnavailable
 from .credentials import KernelCredentials
+from .kernel_env import KernelEnvPolicy
 
 #: The extension every Python kernel loads: bifrost's kernel side, and nothing else of it.
 KERNEL_SIDE = "bifrost_ext.kernel"
@@ -226,15 +227,24 @@ class BifrostProvisioner(LocalProvisioner):
     def _is_ipykernel(self) -> bool:
         return any("ipykernel" in arg for arg in self.kernel_spec.argv)
 
+    def env_policy(self) -> KernelEnvPolicy:
+        """What the kernel may inherit: the server's policy, else the environment's."""
+        settings = self.server_settings()
+        if settings is not None and KERNEL_ENV_SETTING in settings:
+            policy: KernelEnvPolicy = settings[KERNEL_ENV_SETTING]
+            return policy
+        return KernelEnvPolicy.from_environ()
+
     def _finalize_env(self, env: dict[str, str]) -> None:
-        """Keep the stores' credentials from the kernel; put the package directory first on
-        its import path, bifrost's magic last."""
+        """Give the kernel only the allowed part of what it inherits (its kernelspec's own
+        ``env`` kept) and what bifrost tells it; put the package directory first on its
+        import path, bifrost's magic last."""
         super()._finalize_env(env)
         # Kernel code may read anything in its environment: it reaches the packages API with
-        # its own scoped credential instead (defence in depth; the workspace's database role
-        # and Redis user are the boundary, see bifrost_ext.grants).
-        for name in SECRET_VARIABLES:
-            env.pop(name, None)
+        # its own scoped credential instead (see .kernel_env).
+        allowed = self.env_policy().inherited(env, keep=self.kernel_spec.env or {})
+        env.clear()
+        env.update(allowed)
         if self.kernel_env is None:
             return
         env.update(self.kernel_env)
