@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from ..kernel.env import (
 )
 from ..service import PackageService, StillFailing
 from ..settings import (
+    BY_NAME,
     CREDENTIALS_SETTING,
     KERNEL_ENV_SETTING,
     SERVER_URL_SETTING,
@@ -110,13 +112,15 @@ class BifrostProvisioner(LocalProvisioner):
         """Install the saved requirements, then prepare the launch as LocalProvisioner does."""
         if self._is_python_kernel():
             started = time.monotonic()
-            self.package_path, self.notice = await self._prepare()
-            self.prepare_seconds = time.monotonic() - started
             try:
+                self.service()
+            except ValueError as exc:  # a setting that does not parse: nothing is installed
+                self.package_path, self.notice = None, self._unusable_settings(str(exc))
+                self.kernel_env = {ENV_NOTICE: self.notice}
+            else:
+                self.package_path, self.notice = await self._prepare()
                 self.kernel_env = self._kernel_env()
-            except ValueError as exc:  # settings from the environment that do not parse
-                self.log.error("bifrost: kernel %s starts without bifrost: %s", self.kernel_id, exc)
-                self.kernel_env = None
+            self.prepare_seconds = time.monotonic() - started
             if self._is_ipykernel():
                 extra = kwargs.get("extra_arguments") or []
                 kwargs["extra_arguments"] = [
@@ -158,6 +162,27 @@ class BifrostProvisioner(LocalProvisioner):
             )
             reason = _reason(exc)
         return self._fallback(python, reason)
+
+    def _unusable_settings(self, reason: str) -> str:
+        """Say that bifrost's settings do not parse, where its user and its operator look:
+        the kernel's first output (returned), and the launching process's stderr (plain
+        jupyter_client, nbclient, papermill) or the server's log."""
+        if self.server_settings() is None:
+            print(f"bifrost: {reason}", file=sys.stderr, flush=True)
+            fix = "Fix the setting, then restart the kernel."
+        else:
+            fix = "Fix the setting and restart the server."
+        self.log.error("bifrost: kernel %s starts without its packages: %s", self.kernel_id, reason)
+        started = "this kernel started without the workspace's saved packages"
+        return f"⚠ bifrost: {started}: {reason}. {fix}"
+
+    def _site_dir(self) -> Path:
+        """The site dir, also when the other settings do not parse (for the kernel side)."""
+        try:
+            return self.service().settings.site_dir
+        except ValueError:
+            site_dir: Path = BY_NAME["site_dir"].normalise(BY_NAME["site_dir"].from_env())
+            return site_dir
 
     def _fallback(self, python: str, reason: str) -> tuple[str | None, str]:
         """The last complete package directory (or none), and the notice that says so."""
@@ -252,7 +277,7 @@ class BifrostProvisioner(LocalProvisioner):
         if env.get("PYTHONPATH"):
             entries.append(env["PYTHONPATH"])
         try:
-            entries.append(str(magic_path(self.service().settings.site_dir)))
+            entries.append(str(magic_path(self._site_dir())))
         except (OSError, ValueError) as exc:  # the kernel starts; %bifrost only if installed
             self.log.warning("bifrost: kernel %s gets no %%bifrost magic: %s", self.kernel_id, exc)
         env["PYTHONPATH"] = os.pathsep.join(entries)
