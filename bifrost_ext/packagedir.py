@@ -77,6 +77,7 @@ from .delta import (
 )
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
 from .interpreter import run_python
+from .private import PRIVATE_FILE, private_dir
 from .protection import (
     KernelRuntime,
     ProtectedPackage,
@@ -635,7 +636,7 @@ class PackageDirectory:
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         lock = FileLock(self.root / ".lock")
         deadline = time.monotonic() + self.installer.timeout + 60
         while True:
@@ -776,10 +777,12 @@ def _pin_from_metadata(dist_info: Path) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` all at once; on failure, nothing is left behind."""
+    """Replace ``path`` with ``text`` (a file only its owner can read) all at once; on
+    failure, nothing is left behind."""
     tmp = path.with_name(f".{path.name}.{_suffix()}")
     try:
         tmp.write_text(text, "utf-8")
+        os.chmod(tmp, PRIVATE_FILE)  # the owner's alone, whatever the umask
         os.replace(tmp, path)
     finally:
         with suppress(OSError):

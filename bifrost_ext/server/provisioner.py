@@ -43,6 +43,7 @@ from ..kernel.env import (
     ENV_START_RECORD,
     ENV_WORKSPACE,
 )
+from ..private import PRIVATE_FILE, private_dir
 from ..service import PackageService, StillFailing
 from ..settings import (
     BY_NAME,
@@ -239,9 +240,10 @@ class BifrostProvisioner(LocalProvisioner):
         data: dict[str, object] = {"workspace": service.workspace, "error": self.fallback_reason}
         data.update(record.to_json() if record else {"content": "", "hash": None, "version": 0})
         path = start_record_file(service.workspace_dir, self.kernel_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_text(json.dumps(data), "utf-8")
+        os.chmod(tmp, PRIVATE_FILE)
         os.replace(tmp, path)
         return path
 
@@ -347,7 +349,7 @@ def _link(link: Path, target: Path) -> None:
     """Make ``link`` point at ``target``, atomically, unless it already does."""
     if link.is_symlink() and Path(os.readlink(link)) == target:
         return
-    link.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(link.parent)  # with the site dir, when no build made it yet
     tmp = link.with_name(f".{link.name}-{os.getpid()}")
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(target, target_is_directory=target.is_dir())
