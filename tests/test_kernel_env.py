@@ -172,6 +172,21 @@ class TestAnOperatorsOwnAllowlist:
             assert INDEX_PASSWORD not in value
 
 
+class TestASettingThatStopsBifrost:
+    @pytest.fixture
+    def bifrost_config(self, bifrost_config: dict[str, Any]) -> dict[str, Any]:
+        return {**bifrost_config, "workspace": "José"}  # no workspace key: bifrost stops
+
+    @pytest.mark.parametrize("kernel", ["python3", "plain"])
+    async def test_its_kernels_still_inherit_the_allowlist_only(
+        self, jp_fetch: Any, jp_serverapp: Any, server_env: dict[str, str], kernel: str
+    ) -> None:
+        _session, kernel_id = await start_session(jp_fetch, kernel)
+        environ = await kernel_environ(jp_serverapp, kernel_id)
+        assert_nothing_secret(environ, server_env)
+        assert environ["LANG"] == "C.UTF-8"
+
+
 def test_plain_jupyter_client_kernels_get_the_allowlist_only(
     bifrost_env: dict[str, str], tmp_path: Path
 ) -> None:
