@@ -84,6 +84,8 @@ def world() -> Iterator[World]:
     virtual environment of the system Python that sees the suite's packages, and wheels."""
     if os.geteuid() != 0:
         pytest.fail("this test makes OS users: run it as root (CI and the dev machines do)")
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        pytest.fail(f"{SYSTEM_PYTHON}, the suite's Python version runnable by any user, is missing")
     root = Path(tempfile.mkdtemp(prefix="bifrost-os-users-", dir="/tmp"))
     try:
         root.chmod(0o755)
