@@ -30,7 +30,6 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from .private import private_dir
 from .settings import Component, owned
 
 #: How many lines of installer output a failure keeps for the user.
@@ -246,8 +245,6 @@ class Installer(Component):
         self, cmd: list[str], cwd: Path, on_output: OutputCallback | None, pid_file: Path
     ) -> str:
         try:
-            if self.cache_dir:  # the user's downloads, linked into their environments
-                private_dir(Path(self.cache_dir))
             proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
                 [*_DIE_WITH_PARENT, *cmd],
                 stdin=subprocess.DEVNULL,
@@ -256,7 +253,8 @@ class Installer(Component):
                 cwd=cwd,
                 env=self.environment(),
                 start_new_session=True,  # its own process group, killed whole on a deadline
-                umask=0o077,  # what it writes is its user's alone (see bifrost_ext.private)
+                # What it writes (its cache folder too, when it makes it) is its user's alone.
+                umask=0o077,
             )
         except OSError as exc:
             raise InstallError(f"could not start the installer: {exc}") from exc

@@ -38,6 +38,19 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def private_file(path: Path) -> Path:
+    """Make ``path`` a file only its owner can read: created empty and 0600 (in a folder made
+    0700 when missing; an existing folder is the operator's and keeps its mode), or an
+    existing one stripped of group and other access."""
+    if not path.parent.exists():
+        private_dir(path.parent)
+    if not path.exists():
+        with suppress(FileExistsError):  # made meanwhile: tightened below
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    tighten(path)
+    return path
+
+
 def tighten(path: Path) -> None:
     """Take group and other access away from ``path``, if it exists and has any.
 

@@ -237,9 +237,11 @@ class PackageService:
         packages and protect different versions."""
         python = python or self.python
         if python not in self._package_dirs:
-            # Made private when first built (private_dir); an older release made them 0755.
-            tighten(self.settings.site_dir)
-            tighten(self.workspace_dir)
+            # Made private when first built (private_dir, the installer's umask); an older
+            # release made them 0755.
+            for folder in (self.settings.site_dir, self.workspace_dir, self.installer.cache_dir):
+                if folder:
+                    tighten(Path(folder))
             root = self.workspace_dir / interpreter_key(python)
             self._package_dirs[python] = PackageDirectory(
                 root, self.installer, python, self.settings.protected_packages

@@ -13,9 +13,8 @@ by the Alembic migrations in :mod:`bifrost_ext.migrations` on first use. Related
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from contextlib import AbstractContextManager, nullcontext, suppress
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from filelock import FileLock
 from sqlalchemy.engine import Engine, make_url
 from traitlets import Float
 
-from .private import PRIVATE_FILE, private_dir, tighten
+from .private import private_file
 from .records import (
     REQUIREMENTS_ENTITY,
     REQUIREMENTS_PATH,
@@ -134,7 +133,8 @@ class RequirementsStore(Component):
         if url.get_backend_name() == "sqlite":
             if url.database and url.database != ":memory:":
                 try:
-                    _private_sqlite_file(Path(url.database))
+                    # SQLite gives its -wal and -shm files the database file's mode.
+                    private_file(Path(url.database))
                 except OSError as exc:
                     raise StoreUnavailable(f"cannot create the SQLite database: {exc}") from exc
             engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout})
@@ -464,18 +464,6 @@ def _revision(workspace: str, row: sa.Row[Any]) -> Revision:
 
 def _row_key(workspace: str) -> tuple[sa.ColumnElement[bool], ...]:
     return (workspace_files.c.workspace == workspace, workspace_files.c.path == REQUIREMENTS_PATH)
-
-
-def _private_sqlite_file(path: Path) -> None:
-    """Make the SQLite database a file only its owner can read (SQLite gives its ``-wal`` and
-    ``-shm`` files the same mode), in a folder made 0700 when bifrost has to make it; an
-    existing folder is the operator's and keeps its mode."""
-    if not path.parent.exists():
-        private_dir(path.parent)
-    if not path.exists():  # an empty file is an empty database
-        with suppress(FileExistsError):
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
-    tighten(path)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
