@@ -270,6 +270,8 @@ class Installer(Component):
                 cwd=cwd,
                 env=self.environment(),
                 start_new_session=True,  # its own process group, killed whole on a deadline
+                # What it writes (its cache folder too, when it makes it) is its user's alone.
+                umask=0o077,
             )
         except OSError as exc:
             raise InstallError(f"could not start the installer: {exc}") from exc

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from .packagedir import write_atomic
+from .private import private_dir
 from .records import RequirementsRecord
 
 
@@ -39,7 +40,7 @@ class LocalCopy:
         if record == self._written:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
             write_atomic(self.path, json.dumps(record.to_json()))
         except OSError as exc:  # only a fallback: the database and the cache hold the record
             self.log.warning("bifrost: could not keep a local copy of the requirements: %s", exc)

@@ -79,6 +79,7 @@ from .delta import (
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
 from .interpreter import run_python
 from .pins import DIST_INFO, dist_info_pin
+from .private import PRIVATE_FILE, private_dir
 from .protection import (
     KernelRuntime,
     ProtectedPackage,
@@ -705,7 +706,7 @@ class PackageDirectory:
         lock = FileLock(self.root / ".lock")
         deadline = time.monotonic() + self.installer.timeout + 60
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            private_dir(self.root)
             while not self._try_lock(lock):
                 if time.monotonic() > deadline:
                     raise Timeout(lock.lock_file)
@@ -840,10 +841,12 @@ def _canonical(name: str) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` all at once; on failure, nothing is left behind."""
+    """Replace ``path`` with ``text`` (a file only its owner can read) all at once; on
+    failure, nothing is left behind."""
     tmp = path.with_name(f".{path.name}.{_suffix()}")
     try:
         tmp.write_text(text, "utf-8")
+        os.chmod(tmp, PRIVATE_FILE)  # the owner's alone, whatever the umask
         os.replace(tmp, path)
     finally:
         with suppress(OSError):

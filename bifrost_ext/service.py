@@ -41,6 +41,7 @@ from .interpreter import interpreter_key
 from .local_copy import LocalCopy
 from .packagedir import PackageDirectory, SavedNotSwitched, build_purpose
 from .plugins import notify, plugin_manager
+from .private import tighten
 from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
 from .requirements import (
     InvalidSpec,
@@ -241,6 +242,11 @@ class PackageService:
         packages and protect different versions."""
         python = python or self.python
         if python not in self._package_dirs:
+            # Made private when first built (private_dir, the installer's umask); an older
+            # release made them 0755.
+            for folder in (self.settings.site_dir, self.workspace_dir, self.installer.cache_dir):
+                if folder:
+                    tighten(Path(folder))
             root = self.workspace_dir / interpreter_key(python)
             self._package_dirs[python] = PackageDirectory(
                 root, self.installer, python, self.settings.protected_packages, self.commands

@@ -42,6 +42,8 @@ SERVICE_SETTING = "bifrost_service"
 CREDENTIALS_SETTING = "bifrost_kernel_credentials"
 IDENTITY_SETTING = "bifrost_identity_provider"
 SERVER_URL_SETTING = "bifrost_server_url"
+#: What kernels inherit of the server's environment (a ``KernelEnvPolicy``).
+KERNEL_ENV_SETTING = "bifrost_kernel_env"
 #: Why bifrost did not start on this server (a setting that does not parse), when it did not.
 UNAVAILABLE_SETTING = "bifrost_unavailable"
 
@@ -57,6 +59,67 @@ RESERVED_COMMANDS = (
     "git",
     "bash",
     "sh",
+)
+
+#: What a kernel inherits from the environment of the process that launches it (names, or
+#: patterns with ``*``), by default: where things are, the locale, the terminal, the user, the
+#: Python and conda environment, CA bundles, thread and GPU knobs, and what jupyter_client and
+#: jupyter_server set for kernels themselves. Nothing else: not ``JUPYTER_TOKEN`` nor
+#: ``JUPYTERHUB_API_TOKEN``, no ``PIP_*``/``UV_*``/proxy variables (they may carry index
+#: passwords), no ``BIFROST_*`` (bifrost gives a kernel its own variables).
+DEFAULT_KERNEL_ENV_ALLOW: tuple[str, ...] = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "HOSTNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TERM",
+    "COLORTERM",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "XDG_*",
+    "PYTHON*",
+    "VIRTUAL_ENV",
+    "CONDA_*",
+    "PYENV_*",
+    "LD_LIBRARY_PATH",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_*",
+    "MKL_*",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "MPLBACKEND",
+    "MPLCONFIGDIR",
+    "IPYTHONDIR",
+    "JUPYTER_PATH",
+    "JUPYTER_CONFIG_DIR",
+    "JUPYTER_CONFIG_PATH",
+    "JUPYTER_DATA_DIR",
+    "JUPYTER_RUNTIME_DIR",
+    "JUPYTER_PLATFORM_DIRS",
+    "JUPYTER_PREFER_ENV_PATH",
+    "JPY_SESSION_NAME",
+    "JPY_PARENT_PID",
+    "JPY_INTERRUPT_EVENT",
+    "JUPYTERHUB_USER",
+    "JUPYTERHUB_SERVER_NAME",
+    "JUPYTERHUB_BASE_URL",
+    "JUPYTERHUB_SERVICE_PREFIX",
+    "JUPYTERHUB_API_URL",
+    "JUPYTERHUB_HOST",
+    "JUPYTERHUB_SSL_KEYFILE",
+    "JUPYTERHUB_SSL_CERTFILE",
+    "JUPYTERHUB_SSL_CLIENT_CA",
 )
 
 
@@ -426,6 +489,21 @@ SETTINGS: tuple[Setting, ...] = (
         normalise=_optional,
     ),
     Setting(
+        "kernel_env_allow",
+        list,
+        "BIFROST_KERNEL_ENV_ALLOW",
+        DEFAULT_KERNEL_ENV_ALLOW,
+        "What every kernel this server launches (of any provisioner) inherits from the"
+        " server's environment: names, or patterns with `*`; nothing else reaches a kernel"
+        " but its kernelspec's own `env` and what bifrost sets. Whatever is allowed, a"
+        " kernel never gets bifrost's store and index settings, nor a variable whose value"
+        " holds one of their passwords (the variable: names separated by spaces or commas).",
+        default_text="`PATH`, `HOME`, `USER`, `LANG`, `LC_*`, `TERM`, `TZ`, `TMPDIR`, `XDG_*`,"
+        " `PYTHON*`, `VIRTUAL_ENV`, `CONDA_*`, `JPY_SESSION_NAME`, `JUPYTERHUB_USER`, ...:"
+        " `bifrost_ext.settings.DEFAULT_KERNEL_ENV_ALLOW`",
+        normalise=tuple,
+    ),
+    Setting(
         "warm_retry_interval",
         float,
         "BIFROST_WARM_RETRY_INTERVAL",
@@ -468,6 +546,7 @@ class Settings:
     sync_interval: float
     use_provisioner: bool
     kernel_server_url: str | None
+    kernel_env_allow: tuple[str, ...]
     warm_retry_interval: float
 
     @classmethod

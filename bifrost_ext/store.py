@@ -24,6 +24,7 @@ from filelock import FileLock
 from sqlalchemy.engine import Engine, make_url
 from traitlets import Float
 
+from .private import private_file
 from .records import (
     REQUIREMENTS_ENTITY,
     REQUIREMENTS_PATH,
@@ -134,7 +135,8 @@ class RequirementsStore(Component):
         if url.get_backend_name() == "sqlite":
             if url.database and url.database != ":memory:":
                 try:
-                    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+                    # SQLite gives its -wal and -shm files the database file's mode.
+                    private_file(Path(url.database))
                 except OSError as exc:
                     raise StoreUnavailable(f"cannot create the SQLite database: {exc}") from exc
             engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout})

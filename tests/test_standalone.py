@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bifrost_ext.store import RequirementsStore
 from tests.kernels import IMPORT_BFDEMO
 
@@ -40,6 +42,12 @@ asyncio.run(main())
 
 
 def run_kernel(env: dict[str, str], home: Path, code: str) -> list[str]:
+    """What a kernel plain jupyter_client started with ``env`` printed for ``code``."""
+    return start_kernel(env, home, code).stdout.splitlines()
+
+
+def start_kernel(env: dict[str, str], home: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Start a kernel with plain jupyter_client and run ``code``: the client's process."""
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("BIFROST_", "JUPYTER"))},
         "HOME": str(home),
@@ -58,7 +66,7 @@ def run_kernel(env: dict[str, str], home: Path, code: str) -> list[str]:
         cwd=home,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
+    return result
 
 
 def test_plain_jupyter_client_kernels_get_the_saved_packages(
@@ -106,6 +114,39 @@ def test_a_failing_install_still_starts_the_kernel(
         " try again.",
         "alive",
     ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("BIFROST_INSTALL_TIMEOUT", "abc", "$BIFROST_INSTALL_TIMEOUT must be a number, not 'abc'"),
+        (
+            "BIFROST_RECYCLE",
+            "bogus",
+            "$BIFROST_RECYCLE must be one of notify, restart-idle, never, not 'bogus'",
+        ),
+    ],
+)
+def test_a_malformed_setting_is_named_in_the_first_output_and_on_stderr(
+    bifrost_env: dict[str, str],
+    store: RequirementsStore,
+    tmp_path: Path,
+    variable: str,
+    value: str,
+    named: str,
+) -> None:
+    store.save("default", "bfdemo==2.0\n", 0)
+    done = start_kernel({**bifrost_env, variable: value}, tmp_path, "print('alive')")
+    assert done.stdout.splitlines() == [
+        "provisioner: BifrostProvisioner",
+        f"⚠ bifrost: this kernel started without the workspace's saved packages: {named}."
+        " Fix the setting, then restart the kernel.",
+        "alive",
+    ]
+    assert f"bifrost: {named}" in done.stderr, done.stderr
+    # Nothing was installed or written with settings that did not parse.
+    assert store.get("default").version == 1
+    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").rglob("current"))
 
 
 NOTEBOOK = """

@@ -78,7 +78,7 @@ class PackageWatch:
         self._reported = imported
         tmp = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}")
         try:
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp.write_text(json.dumps({"distributions": imported}), "utf-8")
             os.replace(tmp, self.state_file)
         except OSError:

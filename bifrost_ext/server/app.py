@@ -30,6 +30,7 @@ from ..service import PackageService
 from ..settings import (
     CREDENTIALS_SETTING,
     IDENTITY_SETTING,
+    KERNEL_ENV_SETTING,
     SERVER_URL_SETTING,
     SERVICE_SETTING,
     UNAVAILABLE_SETTING,
@@ -40,6 +41,7 @@ from ..store import RequirementsStore, StoreUnavailable
 from .api_handlers import default_handlers
 from .credentials import KernelCredentials, KernelIdentityProvider
 from .events import ChangeListener
+from .kernel_env import KernelEnvPolicy, scrub_kernel_launches
 from .live import LiveEvents
 from .provisioner import package_bin
 from .recycle import KernelRecycler
@@ -88,6 +90,10 @@ class BifrostApp(ExtensionApp, SettingTraits):
         key, say) stops bifrost, loudly: one error line naming it, and ``api/packages``
         answering 503 with the same words, never a silent 404 page."""
         serverapp: Any = self.serverapp
+        # First, and whatever else fails below: no kernel of this server, of any
+        # provisioner, inherits more of its environment than the allowlist.
+        self.settings[KERNEL_ENV_SETTING] = KernelEnvPolicy.of(self)
+        scrub_kernel_launches(serverapp.kernel_manager, lambda: self.settings[KERNEL_ENV_SETTING])
         self.settings[CREDENTIALS_SETTING] = self.kernel_credentials = KernelCredentials()
         self.settings[IDENTITY_SETTING] = KernelIdentityProvider(
             serverapp.identity_provider, self.kernel_credentials
@@ -121,6 +127,10 @@ class BifrostApp(ExtensionApp, SettingTraits):
             server_id=f"{socket.gethostname()}:{serverapp.port}",
         )
         self.settings[SERVICE_SETTING] = self.service
+        # The store and cache may have URLs of their own (c.RequirementsStore.url).
+        self.settings[KERNEL_ENV_SETTING] = KernelEnvPolicy.of(
+            self, self.service.store.url, self.service.cache.url
+        )
         self.live = LiveEvents(serverapp.event_logger, self.service.workspace)
         self.service.plugins.register(self.live)
         if settings.kernel_server_url:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,12 @@ from ..kernel.env import (
     ENV_START_RECORD,
     ENV_WORKSPACE,
 )
+from ..private import PRIVATE_FILE, private_dir
 from ..service import PackageService, StillFailing
 from ..settings import (
+    BY_NAME,
     CREDENTIALS_SETTING,
-    SECRET_VARIABLES,
+    KERNEL_ENV_SETTING,
     SERVER_URL_SETTING,
     SERVICE_SETTING,
     UNAVAILABLE_SETTING,
@@ -53,6 +56,7 @@ from ..settings import (
 )
 from ..store import StoreUnavailable
 from .credentials import KernelCredentials
+from .kernel_env import KernelEnvPolicy
 
 #: The extension every Python kernel loads: bifrost's kernel side, and nothing else of it.
 KERNEL_SIDE = "bifrost_ext.kernel"
@@ -109,13 +113,15 @@ class BifrostProvisioner(LocalProvisioner):
         """Install the saved requirements, then prepare the launch as LocalProvisioner does."""
         if self._is_python_kernel():
             started = time.monotonic()
-            self.package_path, self.notice = await self._prepare()
-            self.prepare_seconds = time.monotonic() - started
             try:
+                self.service()
+            except ValueError as exc:  # a setting that does not parse: nothing is installed
+                self.package_path, self.notice = None, self._unusable_settings(str(exc))
+                self.kernel_env = {ENV_NOTICE: self.notice}
+            else:
+                self.package_path, self.notice = await self._prepare()
                 self.kernel_env = self._kernel_env()
-            except ValueError as exc:  # settings from the environment that do not parse
-                self.log.error("bifrost: kernel %s starts without bifrost: %s", self.kernel_id, exc)
-                self.kernel_env = None
+            self.prepare_seconds = time.monotonic() - started
             if self._is_ipykernel():
                 extra = kwargs.get("extra_arguments") or []
                 kwargs["extra_arguments"] = [
@@ -157,6 +163,27 @@ class BifrostProvisioner(LocalProvisioner):
             )
             reason = _reason(exc)
         return self._fallback(python, reason)
+
+    def _unusable_settings(self, reason: str) -> str:
+        """Say that bifrost's settings do not parse, where its user and its operator look:
+        the kernel's first output (returned), and the launching process's stderr (plain
+        jupyter_client, nbclient, papermill) or the server's log."""
+        if self.server_settings() is None:
+            print(f"bifrost: {reason}", file=sys.stderr, flush=True)
+            fix = "Fix the setting, then restart the kernel."
+        else:
+            fix = "Fix the setting and restart the server."
+        self.log.error("bifrost: kernel %s starts without its packages: %s", self.kernel_id, reason)
+        started = "this kernel started without the workspace's saved packages"
+        return f"⚠ bifrost: {started}: {reason}. {fix}"
+
+    def _site_dir(self) -> Path:
+        """The site dir, also when the other settings do not parse (for the kernel side)."""
+        try:
+            return self.service().settings.site_dir
+        except ValueError:
+            site_dir: Path = BY_NAME["site_dir"].normalise(BY_NAME["site_dir"].from_env())
+            return site_dir
 
     def _fallback(self, python: str, reason: str) -> tuple[str | None, str]:
         """The last complete package directory (or none), and the notice that says so."""
@@ -213,9 +240,10 @@ class BifrostProvisioner(LocalProvisioner):
         data: dict[str, object] = {"workspace": service.workspace, "error": self.fallback_reason}
         data.update(record.to_json() if record else {"content": "", "hash": None, "version": 0})
         path = start_record_file(service.workspace_dir, self.kernel_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_text(json.dumps(data), "utf-8")
+        os.chmod(tmp, PRIVATE_FILE)
         os.replace(tmp, path)
         return path
 
@@ -226,15 +254,24 @@ class BifrostProvisioner(LocalProvisioner):
     def _is_ipykernel(self) -> bool:
         return any("ipykernel" in arg for arg in self.kernel_spec.argv)
 
+    def env_policy(self) -> KernelEnvPolicy:
+        """What the kernel may inherit: the server's policy, else the environment's."""
+        settings = self.server_settings()
+        if settings is not None and KERNEL_ENV_SETTING in settings:
+            policy: KernelEnvPolicy = settings[KERNEL_ENV_SETTING]
+            return policy
+        return KernelEnvPolicy.from_environ()
+
     def _finalize_env(self, env: dict[str, str]) -> None:
-        """Keep the stores' credentials from the kernel; put the package directory first on
-        its import path, bifrost's magic last."""
+        """Give the kernel only the allowed part of what it inherits (its kernelspec's own
+        ``env`` kept) and what bifrost tells it; put the package directory first on its
+        import path, bifrost's magic last."""
         super()._finalize_env(env)
         # Kernel code may read anything in its environment: it reaches the packages API with
-        # its own scoped credential instead (defence in depth; the workspace's database role
-        # and Redis user are the boundary, see bifrost_ext.grants).
-        for name in SECRET_VARIABLES:
-            env.pop(name, None)
+        # its own scoped credential instead (see .kernel_env).
+        allowed = self.env_policy().inherited(env, keep=self.kernel_spec.env or {})
+        env.clear()
+        env.update(allowed)
         if self.kernel_env is None:
             return
         env.update(self.kernel_env)
@@ -242,7 +279,7 @@ class BifrostProvisioner(LocalProvisioner):
         if env.get("PYTHONPATH"):
             entries.append(env["PYTHONPATH"])
         try:
-            entries.append(str(magic_path(self.service().settings.site_dir)))
+            entries.append(str(magic_path(self._site_dir())))
         except (OSError, ValueError) as exc:  # the kernel starts; %bifrost only if installed
             self.log.warning("bifrost: kernel %s gets no %%bifrost magic: %s", self.kernel_id, exc)
         env["PYTHONPATH"] = os.pathsep.join(entries)
@@ -312,7 +349,7 @@ def _link(link: Path, target: Path) -> None:
     """Make ``link`` point at ``target``, atomically, unless it already does."""
     if link.is_symlink() and Path(os.readlink(link)) == target:
         return
-    link.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(link.parent)  # with the site dir, when no build made it yet
     tmp = link.with_name(f".{link.name}-{os.getpid()}")
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(target, target_is_directory=target.is_dir())
