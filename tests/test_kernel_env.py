@@ -18,8 +18,7 @@ import pytest
 
 from bifrost_ext.server.kernel_env import KernelEnvPolicy, secret_values
 from bifrost_ext.settings import DEFAULT_KERNEL_ENV_ALLOW
-from tests.kernels import run_cell
-from tests.test_standalone import run_kernel
+from tests.kernels import run_cell, run_kernel
 
 INDEX_PASSWORD = "s3cr3t-index-pw"
 #: What the server's environment holds besides bifrost's own settings: things a kernel may

@@ -18,8 +18,8 @@ import redis
 from bifrost_ext.installer import Installer
 from bifrost_ext.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
+from tests.refusals import snapshot, start
 from tests.servers import ServerProcess, server_env
-from tests.test_protected import snapshot, start
 
 #: Old enough that the collector keeps nothing of it for being recent.
 AN_HOUR_AGO = time.time() - 3600

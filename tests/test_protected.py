@@ -6,7 +6,6 @@ package directory as they were."""
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import sys
 from pathlib import Path
 
@@ -15,11 +14,10 @@ import redis
 from packaging.markers import default_environment
 
 from bifrost_ext.protection import closure, kernel_runtime
-from bifrost_ext.store import RequirementsStore
-from tests.servers import ServerProcess, wait_until
+from tests.refusals import snapshot, start
+from tests.servers import ServerProcess
 from tests.wheels import build_wheel
 
-CACHE_KEY = "bifrost:requirements:content"
 BROKEN_DATEUTIL = {"dateutil/__init__.py": "raise ImportError('a broken dateutil')\n"}
 KERNEL_DATEUTIL = importlib.metadata.version("python-dateutil")
 KERNEL_TORNADO = importlib.metadata.version("tornado")
@@ -53,33 +51,6 @@ def server_env(
         "BIFROST_FIND_LINKS": f"{wheelhouse} {breakers}",
         "BIFROST_NO_INDEX": "1",
     }
-
-
-def snapshot(env: dict[str, str], client: redis.Redis) -> tuple[object, ...]:
-    """What a refused change must leave alone: the saved row, Redis and ``current``."""
-    store = RequirementsStore(url=env["BIFROST_DATABASE_URL"])
-    try:
-        record = store.get("default")
-    finally:
-        store.close()
-    currents = sorted(Path(env["BIFROST_SITE_DIR"]).glob("default/*/current"))
-    return (
-        record.version,
-        record.content,
-        client.get(CACHE_KEY),
-        [os.readlink(current) for current in currents],
-    )
-
-
-def start(home: Path, env: dict[str, str], client: redis.Redis) -> ServerProcess:
-    """A server, once its start-up work is done: Redis warmed, the package directory built."""
-    server = ServerProcess(home, env).start()
-    site = Path(env["BIFROST_SITE_DIR"])
-    wait_until(
-        lambda: client.get(CACHE_KEY) is not None and any(site.glob("default/*/current")),
-        what="the server to warm Redis and build its package directory",
-    )
-    return server
 
 
 async def kernel_imports(server: ServerProcess, code: str) -> str:

@@ -33,6 +33,7 @@ from bifrost_ext.requirements import (
     parse_specs,
     remove,
     render,
+    saved_error,
 )
 
 # Modest example counts and no per-example deadline: the file runs in a few seconds on two
@@ -271,9 +272,12 @@ def test_repeating_a_name_in_several_spellings_leaves_one_line_the_last(
     names = [parse_spec(line).name for line in lines_of(render(merged))]
     assert names.count(canonical) == 1
 
-    # A stored file that somehow held the name twice also keeps the last line only.
-    stored = parse_content("".join(f"{text.strip()}\n" for text in texts))
-    assert stored == {canonical: last}
+    # A stored file that holds the name twice was written past bifrost (render never writes
+    # one): it fails validation like the request would, and is named as such.
+    stored = "".join(f"{text.strip()}\n" for text in texts)
+    with pytest.raises(InvalidSpec, match="more than once"):
+        parse_content(stored)
+    assert "more than once" in (saved_error(stored) or "")
     # One request naming the project twice is refused outright.
     with pytest.raises(InvalidSpec, match="more than once"):
         parse_specs(texts)

@@ -15,8 +15,8 @@ import redis
 from bifrost_ext.settings import RESERVED_COMMANDS, Settings
 from bifrost_ext.shadowing import CommandGuard
 from bifrost_ext.store import RequirementsStore
+from tests.refusals import snapshot, start
 from tests.servers import ServerProcess, server_env, wait_until
-from tests.test_protected import snapshot, start
 from tests.wheels import build_wheel
 
 HARMLESS = "bfharmless"

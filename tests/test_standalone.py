@@ -13,60 +13,7 @@ from typing import Any
 import pytest
 
 from bifrost_ext.store import RequirementsStore
-from tests.kernels import IMPORT_BFDEMO
-
-SCRIPT = """
-import asyncio, sys
-from jupyter_client.manager import AsyncKernelManager
-
-async def main():
-    km = AsyncKernelManager(kernel_name="python3")
-    await km.start_kernel()
-    print("provisioner:", type(km.provisioner).__name__)
-    kc = km.client()
-    kc.start_channels()
-    await kc.wait_for_ready(timeout=60)
-    out = []
-    def hook(msg):
-        if msg["msg_type"] == "stream":
-            out.append(msg["content"]["text"])
-        elif msg["msg_type"] == "error":
-            out.append(msg["content"]["ename"] + ": " + msg["content"]["evalue"])
-    await kc.execute_interactive(sys.argv[1], output_hook=hook, timeout=60)
-    kc.stop_channels()
-    await km.shutdown_kernel(now=True)
-    print("".join(out), end="")
-
-asyncio.run(main())
-"""
-
-
-def run_kernel(env: dict[str, str], home: Path, code: str) -> list[str]:
-    """What a kernel plain jupyter_client started with ``env`` printed for ``code``."""
-    return start_kernel(env, home, code).stdout.splitlines()
-
-
-def start_kernel(env: dict[str, str], home: Path, code: str) -> subprocess.CompletedProcess[str]:
-    """Start a kernel with plain jupyter_client and run ``code``: the client's process."""
-    full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BIFROST_", "JUPYTER"))},
-        "HOME": str(home),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTER_DEFAULT_PROVISIONER_NAME": "bifrost-provisioner",
-        **env,
-    }
-    full_env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, code],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=home,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
+from tests.kernels import IMPORT_BFDEMO, run_kernel, start_kernel
 
 
 def test_plain_jupyter_client_kernels_get_the_saved_packages(
