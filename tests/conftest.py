@@ -266,41 +266,8 @@ def servers() -> Iterator[list[ServerProcess]]:
 
 @pytest.fixture
 def operator_pg_url(locked_postgres: ThrowawayPostgres) -> Iterator[str]:
-    """The URL of the administrator ``docs/jupyterhub.md`` prescribes, on a database of this
-    test's own in :func:`locked_postgres`: a non-superuser login role with ``CREATEROLE`` that
-    owns the database, where (as PostgreSQL 14 and many managed services leave it) every role
-    may create objects in ``public``. Afterwards every role made in that database's name is
-    dropped with whatever it owns, in each database of the cluster."""
-    tag = secrets.token_hex(4)
-    database, admin, password = f"bifrost_op_{tag}", f"bifrost_admin_{tag}", secrets.token_hex(16)
-    with psycopg.connect(locked_postgres.url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE \"{admin}\" LOGIN CREATEROLE PASSWORD '{password}'")
-        conn.execute(f'CREATE DATABASE "{database}" OWNER "{admin}"')
-    base = locked_postgres.url.rsplit("/", 1)[0]
-    with psycopg.connect(f"{base}/{database}", autocommit=True) as conn:
-        conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
-    host = base.rsplit("@", 1)[1]
-    yield f"postgresql://{admin}:{password}@{host}/{database}"
-    with psycopg.connect(locked_postgres.url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        made = [admin] + [
-            row[0]
-            for row in conn.execute(
-                "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"%{database}%",)
-            )
-        ]
-        databases = [
-            row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")
-        ]
-    for name in databases:
-        with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
-            for role in made:
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-                    (role,),
-                )
-                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
-                    conn.execute(f'DROP OWNED BY "{role}"')
-    with psycopg.connect(locked_postgres.url, autocommit=True) as conn:
-        for role in made:
-            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+    """The documented non-superuser administrator's URL, on a database of this test's own in
+    :func:`locked_postgres` whose ``public`` every role may write
+    (:meth:`ThrowawayPostgres.operator_database`)."""
+    with locked_postgres.operator_database() as url:
+        yield url

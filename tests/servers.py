@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -504,3 +505,46 @@ class ThrowawayPostgres:
     def remove(self) -> None:
         self.kill()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def operator_database(self) -> Iterator[str]:
+        """A new database and the URL of the administrator ``docs/jupyterhub.md`` prescribes
+        for it: a non-superuser login role with ``CREATEROLE`` that owns the database, where
+        (as PostgreSQL 14 and many managed services leave it) every role may create objects in
+        ``public``. Afterwards every role made in the database's name is dropped with whatever
+        it owns, in each database of the cluster."""
+        assert self.password, "roles mean something only on a cluster that checks passwords"
+        tag = uuid.uuid4().hex[:8]
+        database, admin, password = f"bifrost_op_{tag}", f"bifrost_admin_{tag}", uuid.uuid4().hex
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE \"{admin}\" LOGIN CREATEROLE PASSWORD '{password}'")
+            conn.execute(f'CREATE DATABASE "{database}" OWNER "{admin}"')
+        base = self.url.rsplit("/", 1)[0]
+        with psycopg.connect(f"{base}/{database}", autocommit=True) as conn:
+            conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        try:
+            yield f"postgresql://{admin}:{password}@127.0.0.1:{self.port}/{database}"
+        finally:
+            self._drop_operator_database(database, admin)
+
+    def _drop_operator_database(self, database: str, admin: str) -> None:
+        base = self.url.rsplit("/", 1)[0]
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            like = "SELECT rolname FROM pg_roles WHERE rolname LIKE %s"
+            made = [admin] + [row[0] for row in conn.execute(like, (f"%{database}%",))]
+            allowed = "SELECT datname FROM pg_database WHERE datallowconn"
+            databases = [row[0] for row in conn.execute(allowed)]
+        for name in databases:
+            with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
+                for role in made:
+                    conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                        (role,),
+                    )
+                    exists = "SELECT 1 FROM pg_roles WHERE rolname = %s"
+                    if conn.execute(exists, (role,)).fetchone():
+                        conn.execute(f'DROP OWNED BY "{role}"')
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for role in made:
+                conn.execute(f'DROP ROLE IF EXISTS "{role}"')

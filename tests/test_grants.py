@@ -1,7 +1,7 @@
 """Per-workspace credentials, enforced by PostgreSQL and Redis themselves.
 
 Everything here runs on a PostgreSQL cluster that checks passwords and a Redis whose
-``default`` user needs one (``locked_pg_url``, ``locked_redis_url``): on the machine's own
+``default`` user needs one (``operator_pg_url``, ``locked_redis_url``): on the machine's own
 ``trust`` server any client may claim any role, and roles would prove nothing.
 """
 
@@ -23,8 +23,8 @@ from tests.servers import ServerProcess, ThrowawayPostgres, wait_until
 
 
 @pytest.fixture
-def admin_store(locked_pg_url: str) -> Iterator[RequirementsStore]:
-    store = RequirementsStore(url=locked_pg_url)
+def admin_store(operator_pg_url: str) -> Iterator[RequirementsStore]:
+    store = RequirementsStore(url=operator_pg_url)
     yield store
     store.close()
 
@@ -79,9 +79,9 @@ def test_a_workspace_works_end_to_end_with_only_its_own_urls(
 
 
 def test_another_workspaces_rows_are_out_of_reach_even_by_hand_written_sql(
-    alice: Grant, bob: Grant, locked_pg_url: str
+    alice: Grant, bob: Grant, operator_pg_url: str
 ) -> None:
-    before = _rows(locked_pg_url, "bob")
+    before = _rows(operator_pg_url, "bob")
     with psycopg.connect(alice.database_url, autocommit=True) as conn:
         assert conn.execute("SELECT workspace FROM workspace_files").fetchall() == []
         assert conn.execute("SELECT workspace FROM workspace_revisions").fetchall() == []
@@ -108,13 +108,13 @@ def test_another_workspaces_rows_are_out_of_reach_even_by_hand_written_sql(
         for table in ("bifrost_workspace_grants", "workspace_files"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
                 conn.execute(f"LOCK TABLE {table}")
-    assert _rows(locked_pg_url, "bob") == before
+    assert _rows(operator_pg_url, "bob") == before
 
 
 def test_bifrost_itself_is_refused_by_the_database_for_another_workspace(
-    alice: Grant, bob: Grant, locked_pg_url: str, site_dir: Path, wheelhouse: Path, tmp_path: Path
+    alice: Grant, bob: Grant, operator_pg_url: str, site_dir: Path, wheelhouse: Path, tmp_path: Path
 ) -> None:
-    before = _rows(locked_pg_url, "bob")
+    before = _rows(operator_pg_url, "bob")
     cli = cli_for(alice, site_dir, wheelhouse, tmp_path)
     out = cli("--workspace", "bob", "install", "bfapp", code=4)
     assert f"role {alice.role} may not write workspace bob" in out
@@ -122,7 +122,7 @@ def test_bifrost_itself_is_refused_by_the_database_for_another_workspace(
     assert alice.database_url.split("@")[0].split(":")[-1] not in out  # the secret stays out
     out = cli("--workspace", "bob", "history", code=0)
     assert out == "workspace bob has no saved change yet\n"  # bob's history is invisible
-    assert _rows(locked_pg_url, "bob") == before
+    assert _rows(operator_pg_url, "bob") == before
     store = RequirementsStore(url=alice.database_url)
     with pytest.raises(StoreRefused, match=f"role {alice.role} may not write workspace bob"):
         store.save("bob", "evil\n", 0)
@@ -159,7 +159,7 @@ def test_redis_answers_noperm_for_every_other_name(alice: Grant, bob: Grant) -> 
 
 
 def test_a_grant_is_refreshed_in_place_rotated_on_request_and_revoked(
-    grants: Grants, alice: Grant, locked_pg_url: str
+    grants: Grants, alice: Grant, operator_pg_url: str
 ) -> None:
     again = grants.grant("alice")
     assert again == alice  # a refresh (each spawn) leaves running servers' URLs valid
@@ -182,7 +182,7 @@ def test_a_grant_is_refreshed_in_place_rotated_on_request_and_revoked(
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis.from_url(rotated.redis_url).ping()
     assert grants.revoke("alice") is False
-    assert _rows(locked_pg_url, "alice")[0][0] == "bfdemo\n"  # the data stays
+    assert _rows(operator_pg_url, "alice")[0][0] == "bfdemo\n"  # the data stays
 
 
 def test_grants_of_one_workspace_at_once_all_succeed(grants: Grants) -> None:
@@ -196,9 +196,9 @@ def test_grants_of_one_workspace_at_once_all_succeed(grants: Grants) -> None:
 
 
 def test_the_cli_grants_and_revokes(
-    locked_pg_url: str, locked_redis_url: str, site_dir: Path, wheelhouse: Path, tmp_path: Path
+    operator_pg_url: str, locked_redis_url: str, site_dir: Path, wheelhouse: Path, tmp_path: Path
 ) -> None:
-    cli = CLI(cli_env(locked_pg_url, locked_redis_url, site_dir, wheelhouse, tmp_path), tmp_path)
+    cli = CLI(cli_env(operator_pg_url, locked_redis_url, site_dir, wheelhouse, tmp_path), tmp_path)
     granted = cli.json("grant", "--user", "José Doe")
     assert set(granted) == {"workspace", "database_url", "redis_url"}
     assert granted["workspace"] == "_Jos-c3-a9-20Doe"
@@ -210,8 +210,8 @@ def test_the_cli_grants_and_revokes(
     assert "invalid workspace name" in cli("grant", "José", code=2)
 
 
-def test_a_role_never_runs_migrations_and_says_who_must(alice: Grant, locked_pg_url: str) -> None:
-    with psycopg.connect(locked_pg_url, autocommit=True) as admin:
+def test_a_role_never_runs_migrations_and_says_who_must(alice: Grant, operator_pg_url: str) -> None:
+    with psycopg.connect(operator_pg_url, autocommit=True) as admin:
         admin.execute("UPDATE bifrost_alembic_version SET version_num = '0003'")
     store = RequirementsStore(url=alice.database_url)
     with pytest.raises(StoreRefused, match="with the administrator's BIFROST_DATABASE_URL"):
@@ -220,7 +220,7 @@ def test_a_role_never_runs_migrations_and_says_who_must(alice: Grant, locked_pg_
 
 
 def test_stores_where_roles_would_mean_nothing_are_refused(
-    locked_pg_url: str, redis_url: str, tmp_path: Path
+    operator_pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     trusting = ThrowawayPostgres().start()  # trust: any role gets in with any password
     try:
@@ -230,7 +230,7 @@ def test_stores_where_roles_would_mean_nothing_are_refused(
         store.close()
     finally:
         trusting.remove()
-    store = RequirementsStore(url=locked_pg_url)
+    store = RequirementsStore(url=operator_pg_url)
     with pytest.raises(GrantError, match="requirepass"):
         Grants(store, redis_url).grant("alice")  # the session's Redis: no password
     store.close()

@@ -14,8 +14,8 @@ workspaces never meet.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -48,32 +48,29 @@ def hub_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def hub_stores(
     locked_postgres: ThrowawayPostgres, locked_redis: ThrowawayRedis
 ) -> Iterator[Callable[[], dict[str, str]]]:
-    """Makes a hub's administrator URLs: a fresh database of the module's own in the
-    password-protected PostgreSQL, and the password-protected Redis. At the end, every
-    workspace granted there is revoked and the databases are dropped."""
+    """Makes a hub's administrator URLs: the administrator docs/jupyterhub.md prescribes (no
+    superuser) on a fresh database of the module's own in the password-protected PostgreSQL,
+    whose ``public`` every role may write, and the password-protected Redis. At the end, every
+    workspace granted there is revoked (by that administrator) and the databases dropped."""
     made: list[str] = []
+    with contextlib.ExitStack() as databases:
 
-    def make() -> dict[str, str]:
-        name = f"bifrost_hub_{secrets.token_hex(4)}"
-        with psycopg.connect(locked_postgres.url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        made.append(locked_postgres.url.rsplit("/", 1)[0] + f"/{name}")
-        return {"BIFROST_DATABASE_URL": made[-1], "BIFROST_REDIS_URL": locked_redis.url}
+        def make() -> dict[str, str]:
+            made.append(databases.enter_context(locked_postgres.operator_database()))
+            return {"BIFROST_DATABASE_URL": made[-1], "BIFROST_REDIS_URL": locked_redis.url}
 
-    yield make
-    for url in made:
-        store = RequirementsStore(url=url)
-        grants = Grants(store, locked_redis.url)
-        with psycopg.connect(url) as conn:
-            # No table when the hub never granted anything (it failed to start, say).
-            exists = conn.execute("SELECT to_regclass('bifrost_workspace_grants')").fetchone()
-            query = "SELECT workspace FROM bifrost_workspace_grants"
-            granted = conn.execute(query).fetchall() if exists and exists[0] else []
-        for (workspace,) in granted:
-            grants.revoke(workspace)
-        store.close()
-        with psycopg.connect(locked_postgres.url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        yield make
+        for url in made:
+            store = RequirementsStore(url=url)
+            grants = Grants(store, locked_redis.url)
+            with psycopg.connect(url) as conn:
+                # No table when the hub never granted anything (it failed to start, say).
+                exists = conn.execute("SELECT to_regclass('bifrost_workspace_grants')").fetchone()
+                query = "SELECT workspace FROM bifrost_workspace_grants"
+                granted = conn.execute(query).fetchall() if exists and exists[0] else []
+            for (workspace,) in granted:
+                grants.revoke(workspace)
+            store.close()
 
 
 def _start_hub(root: Path, admin_env: dict[str, str], wheelhouse: Path, internal_ssl: bool) -> Hub:
