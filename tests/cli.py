@@ -18,14 +18,20 @@ class CLI:
         self.home = home
 
     def __call__(self, *args: str, code: int = 0) -> str:
+        done = self.run(*args, code=code)
+        return done.stdout + done.stderr
+
+    def run(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        """Run ``jupyter bifrost ARGS``, expecting exit ``code``."""
         done = subprocess.run(
             [JUPYTER, "bifrost", *args], env=self.env, capture_output=True, text=True, timeout=120
         )
         assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-        return done.stdout + done.stderr
+        return done
 
     def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json").split("\n\n")[0])
+        """What ``--json`` printed on stdout (warnings and logs go to stderr)."""
+        return json.loads(self.run(*args, "--json").stdout.split("\n\n")[0])
 
 
 def cli_env(
