@@ -69,9 +69,12 @@ class CommandGuard:
     def shadowed(self, script: str, path: str | None = None) -> str | None:
         """What ``script`` would shadow on ``path`` (default: this process's ``PATH``, which
         kernels inherit): the command's location, ``reserved: <pattern>``, or None."""
+        return self._shadowed(script, self._system_path(path))
+
+    def _shadowed(self, script: str, folders: Sequence[str]) -> str | None:
         if any(fnmatchcase(script, pattern) for pattern in self.allowed):
             return None
-        for folder in self._system_path(path):
+        for folder in folders:
             command = os.path.join(folder, script)
             if os.path.isfile(command) and os.access(command, os.X_OK):
                 return command
@@ -90,10 +93,11 @@ class CommandGuard:
         if not bin_dir.is_dir():
             return
         found = {}
+        folders = self._system_path(path)  # once: resolving them costs more than the lookups
         for script in sorted(os.listdir(bin_dir)):
             if script.startswith("."):
                 continue  # not a command anyone types (and an anchoring's temporary file)
-            what = self.shadowed(script, path)
+            what = self._shadowed(script, folders)
             if what is not None:
                 found[script] = what
         if not found:
