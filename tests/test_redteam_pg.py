@@ -121,3 +121,38 @@ def test_one_workspace_role_cannot_take_every_connection_the_database_has(
     finally:
         for conn in held:
             conn.close()
+
+
+def test_alice_cannot_write_bobs_history_through_the_history_trigger(
+    grants: Grants, alice: Grant, operator_pg_url: str
+) -> None:
+    """``bifrost.record_revision`` is SECURITY DEFINER, and EXECUTE on it is PUBLIC's, as on
+    any function: alice (USAGE on schema ``bifrost``, TEMP on the database) puts it on a
+    temporary table of her own whose columns look like ``workspace_files`` and inserts a
+    row naming bob's workspace. The trigger runs as the administrator and writes that row
+    into ``workspace_revisions``: a revision of bob's that bob's ``history`` shows and that
+    ``rollback`` would install. Expected: bob's history is unchanged."""
+    bob = grants.grant("bob")
+    store = RequirementsStore(url=bob.database_url)
+    store.save("bob", "bfdemo==1.0\n", 0)
+    before = [(r.id, r.record.content) for r in store.history("bob")]
+    with psycopg.connect(alice.database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TEMPORARY TABLE forged (workspace text, path text, version int,"
+            " content text, content_hash text, lock_content text, changed_by text,"
+            " change_source text, updated_at timestamptz)"
+        )
+        try:
+            conn.execute(
+                "CREATE TRIGGER forge AFTER INSERT ON pg_temp.forged FOR EACH ROW"
+                " EXECUTE FUNCTION bifrost.record_revision()"
+            )
+            conn.execute(
+                "INSERT INTO pg_temp.forged VALUES ('bob', 'requirements.txt', 2,"
+                " 'evil-package\n', 'h', '', 'bob', 'api', now())"
+            )
+        except psycopg.errors.InsufficientPrivilege:
+            pass  # what the fix may answer
+    after = [(r.id, r.record.content) for r in store.history("bob")]
+    store.close()
+    assert after == before
