@@ -39,7 +39,13 @@ depends_on = None
 _TABLES = ("workspace_files", "workspace_revisions")
 _PINNED = "SECURITY DEFINER SET search_path = pg_catalog, bifrost, pg_temp"
 _TEXT = "pg_catalog.text"
+_NE = "OPERATOR(pg_catalog.<>)"
 _EQ = "OPERATOR(pg_catalog.=)"
+#: Every comparison of text an argument brings is made bytewise: PL/pgSQL compares with the
+#: collation of the arguments it was given, and a caller's own nondeterministic collation
+#: (``CREATE COLLATION pg_temp.x (…, deterministic = false)``, TEMP is all it takes) would
+#: make ``a.lice`` equal ``alice``.
+_C = 'COLLATE pg_catalog."C"'
 
 
 def upgrade() -> None:
@@ -72,7 +78,7 @@ def upgrade() -> None:
     op.execute(
         f"CREATE FUNCTION bifrost.workspace_of(role_name name) RETURNS {_TEXT} LANGUAGE sql"
         f" STABLE {_PINNED} AS $$ SELECT g.workspace::{_TEXT} FROM {grants} g"
-        f" WHERE g.role_name::{_TEXT} {_EQ} $1::{_TEXT} $$"
+        f" WHERE g.role_name::{_TEXT} {_C} {_EQ} $1::{_TEXT} $$"
     )
     own = (
         "bifrost.workspace_of(current_user) IS NULL"
@@ -83,6 +89,8 @@ def upgrade() -> None:
             f"CREATE POLICY bifrost_own_workspace ON {table} USING ({own}) WITH CHECK ({own})"
         )
     op.execute(_record_revision(schema, grants))
+    # A trigger fires whatever its creator may EXECUTE; nobody else needs to attach it.
+    op.execute("REVOKE EXECUTE ON FUNCTION bifrost.record_revision() FROM PUBLIC")
     op.execute(
         "CREATE TRIGGER workspace_files_revision AFTER INSERT OR UPDATE OF version"
         " ON workspace_files FOR EACH ROW EXECUTE FUNCTION bifrost.record_revision()"
@@ -103,8 +111,13 @@ def _record_revision(schema: str, grants: str) -> str:
     return (
         f"CREATE FUNCTION bifrost.record_revision() RETURNS trigger LANGUAGE plpgsql {_PINNED}"
         f" AS $$ DECLARE who {_TEXT} := NEW.changed_by; granted {_TEXT}; BEGIN"
+        # Only on bifrost's own table: a role may put any function it can EXECUTE on a
+        # temporary table of its own, and this one writes history as the administrator.
+        f" IF TG_RELID {_NE} '{schema}.workspace_files'::pg_catalog.regclass THEN"
+        " RAISE EXCEPTION 'bifrost.record_revision records workspace_files only'"
+        " USING ERRCODE = 'insufficient_privilege'; END IF;"
         f" SELECT COALESCE(g.user_name, g.workspace)::{_TEXT} INTO granted FROM {grants} g"
-        f" WHERE g.role_name::{_TEXT} {_EQ} session_user::{_TEXT};"
+        f" WHERE g.role_name::{_TEXT} {_C} {_EQ} session_user::{_TEXT};"
         " IF FOUND THEN who := granted; END IF;"
         f" INSERT INTO {schema}.workspace_revisions ({columns}) VALUES ({row});"
         " RETURN NULL; END $$"
@@ -123,7 +136,7 @@ def _save_requirements(schema: str) -> str:
         " p_now pg_catalog.timestamptz) RETURNS pg_catalog.int4 LANGUAGE plpgsql"
         f" {_PINNED} AS $$ DECLARE bound {_TEXT} := bifrost.workspace_of(session_user);"
         " saved pg_catalog.int4; BEGIN"
-        f" IF bound IS NOT NULL AND bound OPERATOR(pg_catalog.<>) p_workspace THEN"
+        f" IF bound IS NOT NULL AND bound {_C} {_NE} p_workspace THEN"
         " RAISE EXCEPTION 'role % may not write workspace %: it belongs to workspace %',"
         " session_user, p_workspace, bound USING ERRCODE = 'insufficient_privilege'; END IF;"
         f" IF p_expected_version {_EQ} 0 THEN"
@@ -136,9 +149,10 @@ def _save_requirements(schema: str) -> str:
         " lock_content = p_lock_content,"
         " version = p_expected_version OPERATOR(pg_catalog.+) 1, updated_at = p_now,"
         " changed_by = p_changed_by, change_source = p_change_source"
-        f" WHERE f.workspace::{_TEXT} {_EQ} p_workspace AND f.path::{_TEXT} {_EQ} p_path"
+        f" WHERE f.workspace::{_TEXT} {_C} {_EQ} p_workspace"
+        f" AND f.path::{_TEXT} {_C} {_EQ} p_path"
         f" AND f.version {_EQ} p_expected_version AND (p_expected_hash IS NULL"
-        f" OR f.content_hash::{_TEXT} {_EQ} p_expected_hash); END IF;"
+        f" OR f.content_hash::{_TEXT} {_C} {_EQ} p_expected_hash); END IF;"
         " GET DIAGNOSTICS saved = ROW_COUNT; RETURN saved; END $$"
     )
 
