@@ -28,7 +28,10 @@ _WRITABLE_SCHEMAS = sa.text(
     " ORDER BY n.nspname"
 )
 #: Objects a granted role owns in this database, outside the temporary schemas (a role may
-#: make temporary tables, which live and die with its own session).
+#: make temporary tables, which live and die with its own session), large objects left out:
+#: any role may ``lo_create`` wherever it may connect, and a large object is data found by
+#: its number, never by a name another session resolves, so it runs no one's code (revoke
+#: drops it). Refusing it would let one user's ``SELECT lo_create(0)`` stop every spawn.
 _PLANTED = sa.text(
     "SELECT r.rolname::pg_catalog.text AS role,"
     " pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) AS object"
@@ -40,6 +43,7 @@ _PLANTED = sa.text(
     " AND r.rolname::pg_catalog.text OPERATOR(pg_catalog.=) ANY (CAST(:roles AS pg_catalog.text[]))"
     " AND COALESCE((pg_catalog.pg_identify_object(d.classid, d.objid, d.objsubid)).schema, '')"
     " OPERATOR(pg_catalog.!~) '^pg_(toast_)?temp_'"
+    " AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_largeobject'::pg_catalog.regclass"
     " ORDER BY 1, 2"
 )
 
