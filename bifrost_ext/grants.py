@@ -84,6 +84,11 @@ _grants = sa.Table(
 )
 
 
+#: Connections one workspace's role may hold at once, by default: a role cannot raise its own
+#: limit, so one user cannot take every connection the database has.
+DEFAULT_CONNECTION_LIMIT = 20
+
+
 class GrantError(RuntimeError):
     """A workspace could not be granted or revoked; nothing is half-made (says why)."""
 
@@ -125,9 +130,16 @@ def role_name(database: str, workspace: str) -> str:
 class Grants:
     """Makes, refreshes and removes workspace credentials, with the administrator's URLs."""
 
-    def __init__(self, store: RequirementsStore, redis_url: str | None) -> None:
+    def __init__(
+        self,
+        store: RequirementsStore,
+        redis_url: str | None,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+    ) -> None:
         self.store = store
         self.redis_url = redis_url
+        #: Connections one role may hold at once (``role_connection_limit``; 0: no limit).
+        self.connection_limit = connection_limit
         self._checked_auth: set[str] = set()
 
     def grant(self, workspace: str, rotate: bool = False) -> Grant:
@@ -282,7 +294,10 @@ class Grants:
             to = quote_id(role)
             # Also every spawn's reset of what a role may change about itself: its password
             # (any role may set its own) and its session defaults.
-            conn.exec_driver_sql(f"{verb} {to} WITH LOGIN PASSWORD '{password}'")
+            limit = self.connection_limit or -1  # PostgreSQL's "no limit"
+            conn.exec_driver_sql(
+                f"{verb} {to} WITH LOGIN PASSWORD '{password}' CONNECTION LIMIT {int(limit)}"
+            )
             conn.exec_driver_sql(f"ALTER ROLE {to} RESET ALL")
             schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
             tables = f"workspace_files, workspace_revisions, {VERSION_TABLE}"

@@ -70,5 +70,6 @@ def _hub_grants() -> Grants:
     key = (settings.database_url, settings.redis_url)
     with _grants_lock:
         if key not in _grants:
-            _grants[key] = Grants(RequirementsStore(settings), settings.redis_url)
+            store = RequirementsStore(settings)
+            _grants[key] = Grants(store, settings.redis_url, settings.role_connection_limit)
         return _grants[key]

@@ -225,6 +225,13 @@ def _optional_path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def _connection_limit(value: float) -> int:
+    """A whole number of connections, at least 0 (0: no limit), else ValueError."""
+    if value != int(value) or value < 0:
+        raise ValueError(f"role_connection_limit must be a whole number from 0, not {value}")
+    return int(value)
+
+
 def _checked_database_url(value: str) -> str:
     """``value`` when SQLAlchemy reads it as a SQLite or PostgreSQL URL, else ValueError
     (which names the setting, never the URL: it may hold a password)."""
@@ -391,6 +398,18 @@ SETTINGS: tuple[Setting, ...] = (
         " before the database cancels it and bifrost answers 503; 0: no limit.",
     ),
     Setting(
+        "role_connection_limit",
+        float,
+        "BIFROST_ROLE_CONNECTION_LIMIT",
+        20.0,
+        "PostgreSQL, for jupyter bifrost grant (and the hub's pre_spawn_hook): how many"
+        " connections one workspace's role may hold at once (a role cannot raise its own"
+        " limit), so one user cannot take every connection the database has; each server"
+        " holds up to 15. 0: no limit.",
+        default_text="`20`",
+        normalise=_connection_limit,
+    ),
+    Setting(
         "protected_packages",
         list,
         "BIFROST_PROTECTED_PACKAGES",
@@ -536,6 +555,7 @@ class Settings:
     install_timeout: float
     database_lock_timeout: float
     database_statement_timeout: float
+    role_connection_limit: int
     protected_packages: tuple[str, ...]
     denied_packages: tuple[str, ...]
     reserved_commands: tuple[str, ...]

@@ -425,7 +425,8 @@ def _done(stream: TextIO) -> None:
 
 
 async def _grant(service: PackageService, args: argparse.Namespace) -> int:
-    grants = Grants(service.store, service.settings.redis_url)
+    settings = service.settings
+    grants = Grants(service.store, settings.redis_url, settings.role_connection_limit)
     grant = await asyncio.to_thread(grants.grant, args.target, args.rotate)
     if args.json:
         _print_json(grant.to_json())
