@@ -46,14 +46,25 @@ REPAIR_INTERVAL = 1.0
 T = TypeVar("T")
 
 #: The function that sets KEYS[1] to ARGV[1] unless the stored value carries a newer version
-#: than ARGV[2], in bifrost's Redis 7 function library.
+#: than ARGV[2], in bifrost's Redis 7 function library. A workspace's user may put anything
+#: in its own key, and Redis serves nobody while a function runs: so the stored version is
+#: read from the value's first bytes (bifrost writes ``{"version": N, ...}``), never by
+#: decoding whatever is there; only a small value in an older release's key order is
+#: decoded whole. Anything else is not bifrost's and is overwritten.
 PUT_FUNCTION = "bifrost_put_if_newer"
-_PUT_IF_NEWER = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, value = pcall(cjson.decode, current)
-  if ok and type(value) == 'table' and tonumber(value['version'])
-     and tonumber(value['version']) > tonumber(ARGV[2]) then
+#: The largest stored value the function decodes whole (bifrost's are a few kB: at most
+#: 100 lines of 256 characters and their lock).
+LEGACY_DECODE_LIMIT = 128 * 1024
+_PUT_IF_NEWER = f"""
+local size = redis.call('STRLEN', KEYS[1])
+if size > 0 then
+  local head = redis.call('GETRANGE', KEYS[1], 0, 63)
+  local stored = tonumber(string.match(head, '^{{"version": (%d+),'))
+  if not stored and size <= {LEGACY_DECODE_LIMIT} then
+    local ok, value = pcall(cjson.decode, redis.call('GET', KEYS[1]))
+    if ok and type(value) == 'table' then stored = tonumber(value['version']) end
+  end
+  if stored and stored > tonumber(ARGV[2]) then
     return 0
   end
 end

@@ -62,6 +62,8 @@ REDIS_COMMANDS = (
     "set",
     "del",  # a cache put that failed after a save must not leave the older value behind
     "fcall",  # bifrost's own function library only: no EVAL, SCRIPT or FUNCTION LOAD
+    "strlen",  # what that function reads of the stored value (a function runs with the
+    "getrange",  # caller's ACL): its length and first bytes, never the whole of it
     "hset",
     "hdel",
     "hgetall",

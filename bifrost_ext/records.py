@@ -77,11 +77,12 @@ class RequirementsRecord:
         return lock_pins(self.lock)
 
     def to_json(self) -> dict[str, object]:
-        """The JSON form used by the Redis cache and the local copy."""
+        """The JSON form used by the Redis cache and the local copy. ``version`` comes first:
+        the cache's compare-and-set reads it from the value's first bytes."""
         return {
+            "version": self.version,
             "content": self.content,
             "hash": self.hash,
-            "version": self.version,
             "lock": self.lock,
         }
 

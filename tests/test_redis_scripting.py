@@ -136,3 +136,27 @@ def test_a_workspace_user_on_a_redis_that_lost_the_function_is_told_who_loads_it
     assert cache.put(record)
     assert cache.get("alice") == record
     cache.close()
+
+
+def test_the_put_reads_the_stored_version_without_decoding_what_a_user_stored(
+    redis_url: str,
+) -> None:
+    """The compare-and-set reads the version from the value's first bytes; a small value in
+    an older release's key order is still honoured, and what is neither (a large value a
+    user stored in their own key) is overwritten, never decoded."""
+    plain = redis.Redis.from_url(redis_url, socket_timeout=5)
+    cache = RequirementsCache(url=redis_url)
+    key = cache_key("default")
+    newer = RequirementsRecord.of("default", "bfdemo==2.0\n", 5)
+    assert cache.put(newer)
+    assert plain.get(key).startswith(b'{"version": 5,')  # type: ignore[union-attr]
+    assert not cache.put(RequirementsRecord.of("default", "bfdemo==1.0\n", 4))
+    older_order = '{"content": "bfdemo\\n", "hash": "h", "version": 9, "lock": ""}'
+    plain.set(key, older_order)
+    assert not cache.put(newer)
+    assert plain.get(key) == older_order.encode()
+    plain.set(key, '{"x": [' + "{}," * 100_000 + '{}], "version": 99}')
+    assert cache.put(newer)
+    assert cache.get("default") == newer
+    cache.close()
+    plain.close()
