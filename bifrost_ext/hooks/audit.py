@@ -1,8 +1,8 @@
 """Audit log for bifrost_ext: every change of a workspace's requirements as one JSON line.
 
 Enable it by name (``BIFROST_PLUGINS=bifrost_ext.hooks.audit``, or ``c.BifrostApp.plugins``).
-Lines go to the file ``$BIFROST_AUDIT_LOG`` (appended; one ``write`` per line), or to the
-``bifrost.audit`` logger when it is not set, e.g.::
+Lines go to the file ``$BIFROST_AUDIT_LOG`` (appended, one ``write`` per line; a new one is
+made 0600), or to the ``bifrost.audit`` logger when it is not set, e.g.::
 
     {"at": "2026-11-24T18:40:01+00:00", "event": "requirements_changed", "workspace": "alice",
      "user": "alice", "source": "kernel 5f0c…", "old_version": 3, "new_version": 4,
@@ -28,7 +28,10 @@ def _write(entry: dict[str, Any]) -> None:
     line = json.dumps({"at": datetime.now(timezone.utc).isoformat(), **entry}, sort_keys=True)
     path = os.environ.get("BIFROST_AUDIT_LOG")
     if path:
-        with open(path, "a", encoding="utf-8") as out:
+        # Made 0600 whatever the umask: it holds every requirement line, tokens in URLs
+        # included. A file that is already there keeps the mode its operator gave it.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as out:
             out.write(line + "\n")
     else:
         log.info(line)
