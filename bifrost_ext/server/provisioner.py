@@ -111,6 +111,10 @@ class BifrostProvisioner(LocalProvisioner):
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         """Install the saved requirements, then prepare the launch as LocalProvisioner does."""
+        # jupyter_client expands the kernelspec's ``${NAME}`` templates from this environment
+        # (outside a server: the whole of the process's), so only what a kernel may inherit
+        # can be expanded into one.
+        kwargs["env"] = self.env_policy().inherited(kwargs.get("env", os.environ))
         if self._is_python_kernel():
             started = time.monotonic()
             try:
