@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+import bifrost_ext
 from bifrost_ext.workspaces import workspace_for_user
 from tests.wheels import build_suite_wheels
 
@@ -97,6 +98,13 @@ def world() -> Iterator[World]:
         # editable install) are processed too.
         (own / "bifrost-suite.pth").write_text(
             f"import site; site.addsitedir({str(site_packages)!r})\n"
+        )
+        # This checkout's bifrost_ext itself, not the editable install's path line: the
+        # checkout may sit in a folder only root may enter (a CI clone under mktemp -d).
+        shutil.copytree(
+            Path(bifrost_ext.__file__).parent,
+            own / "bifrost_ext",
+            ignore=shutil.ignore_patterns("__pycache__", "labextension"),
         )
         # redis-py wants the async-timeout backport before Python 3.11.3, which Debian's
         # 3.11 is; the standard library has had the same context manager since 3.11.0.
