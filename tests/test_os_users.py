@@ -82,7 +82,7 @@ def run_as(user: User, world: World, argv: list[str], umask: int = 0o022, **env:
 @pytest.fixture
 def world() -> Iterator[World]:
     """A folder under /tmp everyone may enter (pytest's own are root's alone), holding a
-    virtual environment of the system Python that sees the suite's packages, and wheels."""
+    virtual environment of the system Python with the suite's packages, and wheels."""
     if os.geteuid() != 0:
         pytest.fail("this test makes OS users: run it as root (CI and the dev machines do)")
     if not os.access(SYSTEM_PYTHON, os.X_OK):
@@ -92,30 +92,43 @@ def world() -> Iterator[World]:
         root.chmod(0o755)
         venv = root / "venv"
         subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
-        site_packages = Path(sysconfig.get_path("purelib"))
         (own,) = venv.glob("lib/python*/site-packages")
-        # addsitedir, not a plain path line: the suite's own .pth files (bifrost_ext is an
-        # editable install) are processed too.
-        (own / "bifrost-suite.pth").write_text(
-            f"import site; site.addsitedir({str(site_packages)!r})\n"
-        )
-        # This checkout's bifrost_ext itself, not the editable install's path line: the
-        # checkout may sit in a folder only root may enter (a CI clone under mktemp -d).
+        # Everything the users run is copied in, not reached through a path line: the suite's
+        # environment and checkout may sit in a folder only root may enter (a CI clone under
+        # mktemp -d). Redis-py wants the async-timeout backport before Python 3.11.3, which
+        # Debian's 3.11 is; the standard library has had the same context manager since.
         shutil.copytree(
             Path(bifrost_ext.__file__).parent,
             own / "bifrost_ext",
             ignore=shutil.ignore_patterns("__pycache__", "labextension"),
         )
-        # redis-py wants the async-timeout backport before Python 3.11.3, which Debian's
-        # 3.11 is; the standard library has had the same context manager since 3.11.0.
         (own / "async_timeout.py").write_text("from asyncio import timeout  # noqa: F401\n")
         wheels = root / "wheels"
         wheels.mkdir()
         build_suite_wheels(wheels)
         subprocess.run(["chmod", "-R", "a+rX", str(venv), str(wheels)], check=True)
+        # Hard links (on one filesystem) to the suite's packages and its uv: as readable as
+        # they are there, and nothing of the suite's is changed, its modes included.
+        site_packages = Path(sysconfig.get_path("purelib"))
+        for entry in site_packages.iterdir():
+            if entry.name.startswith("_editable_impl_"):
+                continue  # the editable install's path line: this checkout is copied above
+            _link_tree(entry, own / entry.name)
+        _link_tree(Path(sys.executable).parent / "uv", venv / "bin" / "uv")
         yield World(root, venv / "bin" / "python", wheels)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """``target`` made of hard links to ``source``'s files (copies across filesystems)."""
+    linked = subprocess.run(["cp", "-al", str(source), str(target)], capture_output=True)
+    if linked.returncode != 0:
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+        subprocess.run(["cp", "-a", str(source), str(target)], check=True)
 
 
 @pytest.fixture
