@@ -62,9 +62,12 @@ def spawn_refusal(exc: Exception) -> web.HTTPError:
     ``SpawnException``, which does not count towards ``consecutive_failure_limit``);
     settings that do not parse, or anything unforeseen, 500 with the reason.
     """
+    cause = exc.__cause__
     unreachable = (isinstance(exc, StoreUnavailable) and not isinstance(exc, StoreRefused)) or (
         isinstance(exc, GrantError)
-        and isinstance(exc.__cause__, (redis.ConnectionError, redis.TimeoutError))
+        and isinstance(cause, (redis.ConnectionError, redis.TimeoutError))
+        # redis-py's refused login is a ConnectionError: the hub's URL is wrong, not down.
+        and not isinstance(cause, redis.AuthenticationError)
     )
     if unreachable:
         status = 503
