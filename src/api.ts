@@ -51,6 +51,8 @@ export interface IStatus {
   servers_in_sync: boolean;
   builds?: IBuild[];
   saved_error?: string | null;
+  /** Behind a kernel gateway (`--gateway-url`): where kernels run, and what they get. */
+  kernel_gateway?: { url: string; message: string } | null;
 }
 
 /** One saved change, as `GET api/packages/history` lists it (newest first). */

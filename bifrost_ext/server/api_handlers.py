@@ -37,7 +37,7 @@ from ..service import (
     PackageService,
     UnknownRevision,
 )
-from ..settings import IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
+from ..settings import GATEWAY_SETTING, IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
 from ..store import StoreUnavailable, VersionConflict
 from .credentials import KernelGrant, KernelIdentityProvider, recorded_name
 
@@ -312,8 +312,11 @@ class StatusHandler(PackagesAPIHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """Report each place the requirements live and whether they agree."""
-        self.reply(200, await self.service.status())
+        """Report each place the requirements live and whether they agree; and, behind a
+        kernel gateway, what that means for kernels (:mod:`.gateway`)."""
+        status = await self.service.status()
+        status["kernel_gateway"] = self.settings.get(GATEWAY_SETTING)
+        self.reply(200, status)
 
 
 class DistributionHandler(PackagesAPIHandler):
