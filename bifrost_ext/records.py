@@ -105,7 +105,9 @@ class Origin:
     """Who asked for a change and through what: kept with the revision it makes."""
 
     user: str | None
-    source: str  # "api", "kernel <id>", "rollback to revision <n>", "cli"
+    #: "api", "panel", "cli", "kernel 1a2b3c4d (Untitled.ipynb)" (short id, session's path),
+    #: "<source>: rollback to revision <n>"
+    source: str
 
 
 @dataclass(frozen=True)

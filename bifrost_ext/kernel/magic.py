@@ -4,8 +4,10 @@ Loaded automatically in kernels that ``bifrost-provisioner`` launches, or by han
 ``%load_ext bifrost_ext``. It calls this kernel's server through :mod:`.client`, streams the
 installer's output into the cell, and tells the truth about restarts: a distribution this
 kernel already imported and that changed version leaves stale modules behind, and the magic
-names them (:mod:`.stale`); ``list`` and ``status`` show the versions in memory beside the
-saved and installed ones.
+says so in one line per change (:mod:`.stale`); a removed package that the kernel's own
+environment still has is said to be importable still; ``list`` and ``status`` show the
+versions in memory beside the saved and installed ones. A cell that runs ``%pip install`` or
+``!pip install`` is told where that pip installs (:func:`pip_hint`).
 
 A command that fails prints why, then raises :class:`BifrostError`, so the cell's status is
 ``error`` and Run All or papermill stop there. Without a server (nbclient, papermill with

@@ -89,18 +89,6 @@ def own_environment_copy(name: str, package_dir: str) -> tuple[str, Path] | None
     return dist.version, folder
 
 
-def describe_modules(modules: list[str]) -> str:
-    """``pandas (and 312 submodules), pytz``: the top-level packages among ``modules``."""
-    counts: dict[str, int] = {}
-    for name in modules:
-        top = name.partition(".")[0]
-        counts[top] = counts.get(top, 0) + (name != top)
-    return ", ".join(
-        f"{top} (and {n} submodule{'s' if n > 1 else ''})" if n else top
-        for top, n in sorted(counts.items())
-    )
-
-
 def imported_modules(tops: Set[str]) -> list[str]:
     """The imported modules under these top-level names."""
     return sorted(name for name in list(sys.modules) if name.partition(".")[0] in tops)

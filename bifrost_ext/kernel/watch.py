@@ -4,8 +4,9 @@
 
 Loaded with the ``%bifrost`` extension in every kernel bifrost starts. Before each execution
 it reads where the package directory's ``current`` link points (one ``readlink``). When
-another server's change (or this one's) moved it, and the policy is ``notify``, it names the
-modules this kernel imported from distributions whose version changed, once. Under
+another server's change (or this one's) moved it, and the policy is ``notify``, it says once,
+in one line, which changed requirements this kernel imported (and how many of their
+dependencies), with the restart hint. Under
 ``restart-idle`` it also keeps, after each execution that imported something new, a small
 file listing the distributions imported from the package directory, which the server reads to
 decide which kernels to restart (:mod:`bifrost_ext.server.recycle`).
