@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,6 +99,18 @@ class RequirementsRecord:
         if data.get("hash") != record.hash:
             raise ValueError("requirements record hash does not match its content")
         return record
+
+
+#: A source saved before sources were short: ``kernel <the whole uuid>`` (and what followed).
+_LONG_KERNEL_SOURCE = re.compile(
+    r"^kernel ([0-9a-f]{8})-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b"
+)
+
+
+def short_source(source: str) -> str:
+    """A saved source as the history shows it: a whole kernel id cut to its first 8 characters,
+    as sources are saved now (``kernel 1a2b3c4d``)."""
+    return _LONG_KERNEL_SOURCE.sub(r"kernel \1", source)
 
 
 @dataclass(frozen=True)
