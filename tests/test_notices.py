@@ -127,7 +127,9 @@ async def test_the_magics_own_change_is_one_line_too(kernel: Any) -> None:
 
 
 @pytest.mark.usefixtures("fake_requests")
-async def test_a_removed_package_the_kernels_own_environment_has_is_named(kernel: Any) -> None:
+async def test_a_removed_package_the_kernels_own_environment_has_is_named(
+    kernel: Any, jp_fetch: Any
+) -> None:
     import requests
 
     await execute(kernel, "%bifrost install requests")
@@ -138,6 +140,17 @@ async def test_a_removed_package_the_kernels_own_environment_has_is_named(kernel
         f"requests {requests.__version__} is still importable here, from this kernel's own"
         f" environment ({where}): removing it from the workspace does not uninstall it"
     ) in cell.text.splitlines(), cell.text
+    # Removed elsewhere after this kernel imported the workspace's copy: the notice says what
+    # a restart brings, the kernel's own copy, not "removed".
+    await api_change(jp_fetch, "install", ["requests"])
+    await execute(kernel, "import requests")
+    await api_change(jp_fetch, "uninstall", ["requests"])
+    told = await execute(kernel, "pass")
+    assert told.text.splitlines() == [
+        "⚠ bifrost: the workspace's packages changed: requests 99.0 (now"
+        f" {requests.__version__} from the kernel's own environment) is imported in this"
+        f" kernel; {RESTART_HINT} (Kernel ▸ Restart)"
+    ]
     # A removal the kernel's environment knows nothing of says nothing of the kind.
     await execute(kernel, "%bifrost install bfdemo")
     assert "still importable" not in (await execute(kernel, "%bifrost remove bfdemo")).text

@@ -30,11 +30,17 @@ class StaleDistribution:
     old: str
     new: str | None
     modules: list[str]
+    #: ``new`` is the version in the kernel's own environment (the package directory has none).
+    own: bool = False
 
     @property
     def now(self) -> str:
-        """``now 2.0``, or ``now removed``."""
-        return f"now {self.new}" if self.new else "now removed"
+        """``now 2.0``, ``now removed``, or ``now 2.31.0 from the kernel's own environment``."""
+        if self.new is None:
+            return "now removed"
+        return (
+            f"now {self.new} from the kernel's own environment" if self.own else f"now {self.new}"
+        )
 
 
 def stale_distributions(

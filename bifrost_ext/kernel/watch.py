@@ -14,6 +14,7 @@ decide which kernels to restart (:mod:`bifrost_ext.server.recycle`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -22,9 +23,11 @@ from pathlib import Path
 
 from .env import ENV_KERNEL_STATE, ENV_RECYCLE
 from .stale import (
+    StaleDistribution,
     describe_stale,
     env_top_levels,
     env_versions,
+    own_environment_copy,
     readlink,
     requirement_names,
     stale_distributions,
@@ -169,10 +172,21 @@ def stale_report(
     stale = stale_distributions(moved, new, env_top_levels(old_env))
     if not stale:
         return []
+    stale = [_after_restart(dist, new_env) for dist in stale]
+    stale = [dist for dist in stale if dist.new != dist.old]
+    if not stale:
+        return []
     return [
         f"⚠ bifrost: the workspace's packages changed: {describe_stale(stale, requirements)};"
         " restart the kernel to use the new versions (Kernel ▸ Restart)"
     ]
+
+
+def _after_restart(dist: StaleDistribution, new_env: Path) -> StaleDistribution:
+    """Gone from the package directory is not gone when the kernel's own environment has the
+    distribution: a restart imports that copy (the same version: nothing is stale)."""
+    found = own_environment_copy(dist.name, str(new_env)) if dist.new is None else None
+    return dist if found is None else dataclasses.replace(dist, new=found[0], own=True)
 
 
 def saved_names(root: Path, target: str | None) -> set[str] | None:
