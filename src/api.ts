@@ -238,7 +238,12 @@ export async function change(
   const response = await send(settings, url, {
     method: 'POST',
     body: JSON.stringify(body),
-    headers: { Accept: 'text/event-stream', 'Content-Type': 'application/json' }
+    headers: {
+      Accept: 'text/event-stream',
+      'Content-Type': 'application/json',
+      // The history says a change came from the panel (a label for people, no authority).
+      'X-Bifrost-Client': 'panel'
+    }
   });
   const type = response.headers.get('Content-Type') ?? '';
   if (!type.includes('text/event-stream') || !response.body) {
