@@ -781,12 +781,16 @@ async def compile_bytecode(
 ) -> None:
     """Compile ``modules`` (paths relative to ``env``) for the kernel interpreter, so that the
     first import after a change is as fast as the second: in this process when it runs the
-    same Python (bytecode depends on the version), else in the kernel interpreter, several
-    processes for many modules. Each file is written by an atomic rename."""
+    same Python (bytecode depends on the version) and they fit in one batch, else in the
+    kernel interpreter, several processes for many modules (a build from nothing has
+    thousands: one thread of the server would take them one at a time). Each file is written
+    by an atomic rename."""
     if not modules:
         return
-    if runtime.environment.get("python_full_version") == platform.python_version() and (
-        runtime.environment.get("implementation_name") == sys.implementation.name
+    if (
+        len(modules) <= COMPILE_BATCH
+        and runtime.environment.get("python_full_version") == platform.python_version()
+        and runtime.environment.get("implementation_name") == sys.implementation.name
     ):
         await asyncio.to_thread(_compile, env, modules)
         return
