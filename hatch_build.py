@@ -36,10 +36,14 @@ class ProductionPanelHook(BuildHookInterface):  # type: ignore[type-arg]
             for path in (root / LABEXTENSION).rglob("*")
             if path.name == "build_log.json" or path.name.endswith(".map")
         )
-        if development or not (root / PRODUCTION_MARK).is_file():
-            found = ", ".join(development[:3]) or f"no {PRODUCTION_MARK}"
-            raise RuntimeError(
-                f"{LABEXTENSION} holds a development build of the Packages panel ({found}); "
-                f"a {self.target_name} carries the production build: run `jlpm build:prod` "
-                "(or remove that folder and build without SKIP_JUPYTER_BUILDER), then build again"
-            )
+        if development:
+            listed = ", ".join(development[:3])
+            found = f"holds a development build of the Packages panel ({listed})"
+        elif not (root / PRODUCTION_MARK).is_file():
+            found = f"holds no production build of the Packages panel (no {PRODUCTION_MARK})"
+        else:
+            return
+        raise RuntimeError(
+            f"{LABEXTENSION} {found}; a {self.target_name} carries the production build: "
+            "run `jlpm build:prod` (or build without SKIP_JUPYTER_BUILDER), then build again"
+        )
