@@ -318,7 +318,8 @@ class ThrowawayRedis:
     def forget_users(self) -> None:
         """Make the (stopped) server's next start know only its ``default`` user, and no data
         or functions: a Redis that lost what grants made (no aclfile, or an old one)."""
-        assert self.aclfile and self.password
+        assert self.aclfile
+        assert self.password
         self.aclfile_path.write_text(f"user default on >{self.password} ~* &* +@all\n")
         shutil.rmtree(self.aof_path, ignore_errors=True)
 
