@@ -14,6 +14,10 @@ spawn) makes, or refreshes, two things with the administrator's ``BIFROST_DATABA
 
 Both share one generated secret, kept in the grants table (which only the administrator can
 read) so that a refresh leaves running servers' connections valid; ``rotate`` makes a new one.
+Redis keeps its users in memory: each grant and revoke runs ``ACL SAVE`` into the operator's
+``aclfile`` (a grant on a Redis without one says so), and ``jupyter bifrost regrant``
+(:meth:`Grants.regrant`, a JupyterHub service) re-creates, from the table, the users a
+restart lost anyway, so granted servers recover without a spawn.
 The secret is sent to PostgreSQL as a SCRAM verifier, never as the password itself, so it does
 not reach the server's statement log. A grant refuses stores whose roles mean nothing: a
 PostgreSQL that lets the role in without its password (``trust``) or a Redis whose ``default``
@@ -190,7 +194,7 @@ class Grants:
             functions = not client.function_list(library=FUNCTION_LIBRARY_NAME)
             if functions:
                 load_functions(client)
-            missing = [row.workspace for row in rows if not _has_user(client, row)]
+            missing = {row.workspace for row in rows if not _has_user(client, row)}
             restored: list[tuple[str, str]] = []
             if missing:
                 with self.store.guard(), engine.begin() as conn:
