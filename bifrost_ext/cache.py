@@ -75,8 +75,10 @@ return 1
 #: its own (``EVAL`` would let it run a loop that leaves Redis answering ``BUSY`` to every
 #: client); whoever may load it does: ``jupyter bifrost grant`` as the administrator, or
 #: the cache itself on a Redis without ACLs (:meth:`RequirementsCache.put`).
+#: The library's name in ``FUNCTION LIST``.
+FUNCTION_LIBRARY_NAME = "bifrost"
 FUNCTION_LIBRARY = (
-    "#!lua name=bifrost\n"
+    f"#!lua name={FUNCTION_LIBRARY_NAME}\n"
     f"redis.register_function('{PUT_FUNCTION}', function(KEYS, ARGV){_PUT_IF_NEWER}end)\n"
 )
 
@@ -91,13 +93,36 @@ class CacheUnavailable(RuntimeError):
     """Redis could not be reached."""
 
 
+class CredentialsRefused(CacheUnavailable):
+    """Redis answers, but not to this server's user and password: with per-workspace grants,
+    a Redis that restarted without keeping the users ``grant`` made (no ``aclfile``)."""
+
+
+class FunctionsMissing(CacheUnavailable):
+    """Redis has no bifrost function library and this user may not load it."""
+
+
+#: What :class:`CredentialsRefused` says: one line, with what brings the grant back.
+REFUSED_HINT = "granted users a Redis restart lost come back with `jupyter bifrost regrant`"
+
+
+def cache_error(exc: redis.RedisError | OSError) -> CacheUnavailable:
+    """A Redis client failure as the :class:`CacheUnavailable` that says what it is."""
+    if isinstance(exc, redis.AuthenticationError):
+        reason = str(exc).rstrip(".") or "authentication failed"
+        return CredentialsRefused(
+            f"Redis refused this server's credentials ({reason}); {REFUSED_HINT}"
+        )
+    return CacheUnavailable(f"Redis unavailable: {exc}")
+
+
 @contextmanager
 def _redis_errors() -> Iterator[None]:
     """Turn any Redis client failure into :class:`CacheUnavailable`."""
     try:
         yield
     except redis.RedisError as exc:
-        raise CacheUnavailable(f"Redis unavailable: {exc}") from exc
+        raise cache_error(exc) from exc
 
 
 def cache_key(workspace: str) -> str:
@@ -192,10 +217,10 @@ class RequirementsCache(Component):
         try:
             load_functions(self.client)
         except redis.exceptions.NoPermissionError as exc:
-            raise CacheUnavailable(
+            raise FunctionsMissing(
                 "Redis has no bifrost function library (restarted without persistence?) and"
-                " this workspace's user may not load it: run `jupyter bifrost grant` with the"
-                " administrator's URLs (each spawn does); until then reads go to the database"
+                " this workspace's user may not load it: `jupyter bifrost regrant` (the hub's"
+                " service) or the next spawn loads it; until then reads go to the database"
             ) from exc
         return self.client.fcall(PUT_FUNCTION, 1, key, value, version)
 
@@ -284,8 +309,9 @@ def _server_state(value: bytes | str) -> tuple[float, dict[str, object]] | None:
 
 class GuardedCache:
     """The cache as the flow uses it: a Redis that is down is a miss, not an error (said
-    once, and once more when it is back), and a Redis that missed a save is not trusted
-    until it has that save.
+    once at WARNING, again only when the kind of failure changes, as from "unreachable" to
+    "refused" when a restarted Redis lost the grant's user, and at INFO when it is back), and
+    a Redis that missed a save is not trusted until it has that save.
 
     When neither the write of a saved record nor the invalidation reaches Redis (a
     partition), Redis may still hold the value from before the save. The record is kept;
@@ -296,7 +322,8 @@ class GuardedCache:
     def __init__(self, cache: RequirementsCache, log: logging.Logger) -> None:
         self.cache = cache
         self.log = log
-        self._down = False
+        #: The kind of the failure last said (None: Redis works), so each is said once.
+        self._down: type[CacheUnavailable] | None = None
         self._behind: RequirementsRecord | None = None
         self._repair: asyncio.Task[None] | None = None
 
@@ -309,9 +336,9 @@ class GuardedCache:
         try:
             record = await asyncio.to_thread(self.cache.get, workspace)
         except CacheUnavailable as exc:
-            self._failed(exc)
+            self.failed(exc)
             return None
-        self._recovered()
+        self.recovered()
         return record
 
     async def put(
@@ -324,7 +351,7 @@ class GuardedCache:
         try:
             await asyncio.to_thread(self.cache.put, record, force)
         except CacheUnavailable as exc:
-            self._failed(exc)
+            self.failed(exc)
             if invalidate_on_failure:
                 # Better a miss that reads the database than the old value after a save.
                 try:
@@ -334,7 +361,7 @@ class GuardedCache:
             return
         if self._behind is not None and record.version >= self._behind.version:
             self._behind = None
-        self._recovered()
+        self.recovered(wrote=True)
 
     async def call(self, func: Callable[..., T], *args: Any) -> T | None:
         """Run another cache operation; None when Redis is down (or there is no cache)."""
@@ -343,9 +370,9 @@ class GuardedCache:
         try:
             result = await asyncio.to_thread(func, *args)
         except CacheUnavailable as exc:
-            self._failed(exc)
+            self.failed(exc)
             return None
-        self._recovered()
+        self.recovered()
         return result
 
     def close(self) -> None:
@@ -374,15 +401,21 @@ class GuardedCache:
         if self._behind is behind:
             self._behind = None
         self.log.info("bifrost: Redis had missed a saved change; it is up to date again")
-        self._recovered()
+        self.recovered(wrote=True)
         return True
 
-    def _failed(self, exc: Exception) -> None:
-        if not self._down:
+    def failed(self, exc: CacheUnavailable) -> None:
+        """Redis failed (here or in the change listener): say so if it was not already."""
+        if self._down is not type(exc):
             self.log.warning("bifrost: %s; reading the database instead", exc)
-        self._down = True
+        self._down = type(exc)
 
-    def _recovered(self) -> None:
-        if self._down:
+    def recovered(self, wrote: bool = False) -> None:
+        """Redis answered (``wrote``: a cache write went through): say so if it had failed."""
+        if self._down is FunctionsMissing and not wrote:
+            return  # reads work, writes still wait for the library: not back yet
+        if self._down is CredentialsRefused:
+            self.log.info("bifrost: Redis accepts this server's credentials again")
+        elif self._down is not None:
             self.log.info("bifrost: Redis is reachable again")
-        self._down = False
+        self._down = None

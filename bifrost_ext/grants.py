@@ -14,6 +14,10 @@ spawn) makes, or refreshes, two things with the administrator's ``BIFROST_DATABA
 
 Both share one generated secret, kept in the grants table (which only the administrator can
 read) so that a refresh leaves running servers' connections valid; ``rotate`` makes a new one.
+Redis keeps its users in memory: each grant and revoke runs ``ACL SAVE`` into the operator's
+``aclfile`` (a grant on a Redis without one says so), and ``jupyter bifrost regrant``
+(:meth:`Grants.regrant`, a JupyterHub service) re-creates, from the table, the users a
+restart lost anyway, so granted servers recover without a spawn.
 The secret is sent to PostgreSQL as a SCRAM verifier, never as the password itself, so it does
 not reach the server's statement log. A grant refuses stores whose roles mean nothing: a
 PostgreSQL that lets the role in without its password (``trust``) or a Redis whose ``default``
@@ -41,7 +45,7 @@ import psycopg.sql
 import redis
 import sqlalchemy as sa
 
-from .cache import load_functions, workspace_names
+from .cache import FUNCTION_LIBRARY_NAME, load_functions, workspace_names
 from .pg_tenancy import UnsafeDatabase, close_schemas, refuse_planted
 from .store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
 from .workspaces import check_workspace, user_for_workspace
@@ -96,6 +100,18 @@ class GrantError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Regranted:
+    """What one :meth:`Grants.regrant` round put back into Redis."""
+
+    #: (workspace, role) of each Redis user re-created.
+    users: list[tuple[str, str]] = field(default_factory=list)
+    #: Whether bifrost's function library had to be loaded again.
+    functions: bool = False
+    #: Why the re-created users may be lost again at the next restart (no ``aclfile``).
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
 class Grant:
     """A workspace's own credentials: what its servers, CLI and provisioner are given."""
 
@@ -103,6 +119,9 @@ class Grant:
     role: str
     database_url: str = field(repr=False)  # they hold the secret: never in a log line
     redis_url: str | None = field(repr=False)
+    #: What the operator must know, in one line: the Redis user lasts only until Redis
+    #: restarts (no ``aclfile``), say.
+    warning: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, str | None]:
         """What ``jupyter bifrost grant --json`` prints."""
@@ -150,11 +169,42 @@ class Grants:
         role, secret = self._grant_role(workspace, rotate)
         database_url = _with_login(self.store.url, role, secret)
         self._check_role(database_url, workspace)
-        redis_url = None
+        redis_url = warning = None
         if self.redis_url:
-            self._grant_redis_user(workspace, role, secret)
+            warning = self._grant_redis_user(workspace, role, secret)
             redis_url = _with_login(self.redis_url, role, secret)
-        return Grant(workspace, role, database_url, redis_url)
+        return Grant(workspace, role, database_url, redis_url, warning)
+
+    def regrant(self) -> Regranted:
+        """Put back into Redis what a restart lost: the ACL user of every granted workspace
+        whose role may log in (a revoke takes the login first), with the secret its servers
+        already hold, and bifrost's function library. Cheap when nothing is missing (one
+        ``ACL GETUSER`` per workspace): ``jupyter bifrost regrant --every`` runs it as the
+        hub's service, so granted servers recover without a spawn.
+
+        Users are re-created under the grants table's lock, re-read there: a revoke or a
+        rotation that came in between is never undone."""
+        if not self.redis_url:
+            raise GrantError("no Redis configured (BIFROST_REDIS_URL): nothing to regrant")
+        engine = self._engine()
+        with self.store.guard(), engine.connect() as conn:
+            rows = conn.execute(_LOGIN_GRANTS).all()
+        with _redis(self.redis_url) as client:
+            _refuse_open_default(client)
+            functions = not client.function_list(library=FUNCTION_LIBRARY_NAME)
+            if functions:
+                load_functions(client)
+            missing = {row.workspace for row in rows if not _has_user(client, row)}
+            restored: list[tuple[str, str]] = []
+            if missing:
+                with self.store.guard(), engine.begin() as conn:
+                    conn.exec_driver_sql(_LOCK_GRANTS)
+                    for row in conn.execute(_LOGIN_GRANTS).all():
+                        if row.workspace in missing and not _has_user(client, row):
+                            _set_redis_user(client, row.workspace, row.role_name, row.secret)
+                            restored.append((row.workspace, row.role_name))
+            warning = _save_users(client) if restored else None
+        return Regranted(restored, functions, warning)
 
     def revoke(self, workspace: str) -> bool:
         """Remove the workspace's role and ACL user, end their connections and drop what the
@@ -211,12 +261,20 @@ class Grants:
             return False
         try:
             with _redis(self.redis_url) as client:
-                return bool(client.acl_deluser(role))
+                removed = bool(client.acl_deluser(role))
+                unsaved = _unsaved(client)
         except GrantError as exc:
             raise GrantError(
                 f"{exc}; role {role} can no longer log in and its sessions are ended: revoke"
                 " again once Redis answers"
             ) from exc
+        if unsaved is not None and unsaved != _NO_ACLFILE:  # no aclfile: nothing brings it back
+            raise GrantError(
+                f"Redis user {role} is deleted but Redis could not save its users ({unsaved}):"
+                " its aclfile still holds it and a restart would bring it back; revoke again"
+                " once Redis can save"
+            )
+        return removed
 
     def _drop_owned_elsewhere(self, role: str) -> None:
         """``DROP OWNED BY`` the role in each other database where it owns or holds
@@ -375,28 +433,15 @@ class Grants:
             " scram-sha-256 for them, then grant again"
         )
 
-    def _grant_redis_user(self, workspace: str, role: str, secret: str) -> None:
+    def _grant_redis_user(self, workspace: str, role: str, secret: str) -> str | None:
+        """Make or refresh the workspace's ACL user and save the users; why they may not
+        survive a restart, if so."""
         assert self.redis_url
-        keys, channels = workspace_names(workspace)
         with _redis(self.redis_url) as client:
-            default: Any = client.acl_getuser("default")
-            if default and "on" in default["flags"] and "nopass" in default["flags"]:
-                raise GrantError(
-                    "Redis lets anyone in as its `default` user without a password, so ACL"
-                    " users isolate nothing: set `requirepass` (or `ACL SETUSER default off`),"
-                    " give bifrost that admin URL, then grant again"
-                )
-            client.acl_setuser(
-                role,
-                reset=True,  # what a refresh does not name again is taken away
-                enabled=True,
-                passwords=[f"+{secret}"],
-                keys=list(keys),
-                channels=list(channels),
-                categories=["-@all"],
-                commands=[f"+{command}" for command in REDIS_COMMANDS],
-            )
+            _refuse_open_default(client)
+            _set_redis_user(client, workspace, role, secret)
             load_functions(client)  # this release's, which its users may only call
+            return _save_users(client)
 
     def _end_sessions(self, role: str) -> None:
         """End the role's sessions in every database, by process id and while the role
@@ -417,6 +462,83 @@ class Grants:
                 f"sessions {left} of role {role} did not end within 5 s; it can no longer log"
                 " in: revoke again"
             )
+
+
+#: Every grant whose role may log in (a revoke takes the login away first).
+_LOGIN_GRANTS = sa.text(
+    "SELECT g.role_name, g.workspace, g.secret FROM bifrost_workspace_grants g"
+    " JOIN pg_catalog.pg_roles r ON r.rolname = g.role_name WHERE r.rolcanlogin"
+    " ORDER BY g.workspace"
+)
+
+#: What :func:`_save_users` says of a Redis without an aclfile.
+NO_ACLFILE = (
+    "Redis has no aclfile, so workspace users last only until it restarts: set `aclfile`"
+    " (docs/jupyterhub.md) and run `jupyter bifrost regrant --every 30` as a hub service"
+)
+
+
+def _refuse_open_default(client: redis.Redis) -> None:
+    """Refuse a Redis whose ``default`` user needs no password: ACL users isolate nothing."""
+    default: Any = client.acl_getuser("default")
+    if default and "on" in default["flags"] and "nopass" in default["flags"]:
+        raise GrantError(
+            "Redis lets anyone in as its `default` user without a password, so ACL"
+            " users isolate nothing: set `requirepass` (or `ACL SETUSER default off`),"
+            " give bifrost that admin URL, then grant again"
+        )
+
+
+def _set_redis_user(client: redis.Redis, workspace: str, role: str, secret: str) -> None:
+    """The workspace's ACL user, exactly: its secret, its keys and channels, bifrost's
+    commands; what a refresh does not name again is taken away."""
+    keys, channels = workspace_names(workspace)
+    client.acl_setuser(
+        role,
+        reset=True,
+        enabled=True,
+        passwords=[f"+{secret}"],
+        keys=list(keys),
+        channels=list(channels),
+        categories=["-@all"],
+        commands=[f"+{command}" for command in REDIS_COMMANDS],
+    )
+
+
+def _has_user(client: redis.Redis, row: Any) -> bool:
+    """Redis has the grant's user, enabled and with the grant's secret."""
+    user: Any = client.acl_getuser(row.role_name)
+    digest = hashlib.sha256(row.secret.encode()).hexdigest()
+    return bool(user) and "on" in user["flags"] and digest in user["passwords"]
+
+
+#: What :func:`_unsaved` answers for a Redis without an aclfile.
+_NO_ACLFILE = "no aclfile"
+
+
+def _unsaved(client: redis.Redis) -> str | None:
+    """``ACL SAVE``: Redis keeps its users in its aclfile, so a restart loses none (and
+    brings back none that was deleted). None when saved, else why not."""
+    try:
+        client.acl_save()
+    except redis.ResponseError as exc:
+        if "not configured to use an ACL file" in str(exc):
+            return _NO_ACLFILE
+        return _first_line_of(exc)  # a managed Redis that refuses ACL SAVE, a full disk
+    return None
+
+
+def _save_users(client: redis.Redis) -> str | None:
+    """:func:`_unsaved`, as the one line a grant tells the operator."""
+    unsaved = _unsaved(client)
+    if unsaved is None:
+        return None
+    if unsaved == _NO_ACLFILE:
+        return NO_ACLFILE
+    return (
+        f"Redis could not save its users ({unsaved}), so workspace users last only until it"
+        " restarts: run `jupyter bifrost regrant --every 30` as a hub service (docs/jupyterhub.md)"
+    )
 
 
 def _recorded_role(conn: sa.Connection, workspace: str) -> str | None:
@@ -543,4 +665,4 @@ class _redis:
             raise GrantError(f"Redis: {exc}") from exc
 
 
-__all__ = ["Grant", "GrantError", "Grants", "StoreUnavailable", "role_name"]
+__all__ = ["Grant", "GrantError", "Grants", "Regranted", "StoreUnavailable", "role_name"]

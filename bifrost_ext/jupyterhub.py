@@ -115,6 +115,8 @@ async def grant_workspace(spawner: Any) -> Grant:
     # A new dict: the configured one may be shared with every other spawner.
     spawner.environment = {**spawner.environment, **environment}
     spawner.log.info("bifrost: %s's server serves workspace %s", spawner.user.name, workspace)
+    if grant.warning:  # the spawn works; the operator's Redis would lose the grant
+        spawner.log.warning("bifrost: %s", grant.warning)
     return grant
 
 

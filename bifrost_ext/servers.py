@@ -50,11 +50,11 @@ class ServerRegistry:
         }
         await self.cache.call(self.cache.cache.report_server, self.workspace, self.server_id, state)
 
-    async def live(self) -> dict[str, dict[str, object]]:
-        """Every server of the workspace seen within the TTL, and what it holds."""
+    async def live(self) -> dict[str, dict[str, object]] | None:
+        """Every server of the workspace seen within the TTL, and what it holds; None when
+        that is unknown (no Redis, or Redis down)."""
         alive_after = time.time() - self.ttl
-        found = await self.cache.call(self.cache.cache.servers, self.workspace, alive_after)
-        return found or {}
+        return await self.cache.call(self.cache.cache.servers, self.workspace, alive_after)
 
     async def announce(self, saved: RequirementsRecord) -> None:
         """Tell the workspace's servers that ``saved`` was saved (this one's listener records

@@ -386,6 +386,11 @@ class PackageService:
         if self.cache.enabled:
             hashes.add(cache.get("hash"))
         servers = await self.servers.live()
+        servers_error = None
+        if servers is None:
+            # Unknown is not in sync: servers report through Redis, which says nothing now.
+            reason = cache.get("error") if self.cache.enabled else "no Redis configured"
+            servers_error = f"unknown: {reason or 'Redis unavailable'}"
         return {
             "workspace": self.workspace,
             "database": database,
@@ -394,8 +399,11 @@ class PackageService:
             # Never in sync with content no build will ever install.
             "in_sync": database["ok"] and complete and len(hashes) == 1 and invalid is None,
             "saved_error": invalid,
-            "servers": servers,
-            "servers_in_sync": all(s.get("hash") == database.get("hash") for s in servers.values()),
+            "servers": servers or {},
+            "servers_in_sync": None
+            if servers is None
+            else all(s.get("hash") == database.get("hash") for s in servers.values()),
+            "servers_error": servers_error,
             "builds": [
                 build.to_json()
                 for directory in self._package_dirs.values()

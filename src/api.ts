@@ -48,7 +48,10 @@ export interface IStatus {
   };
   in_sync: boolean;
   servers: Record<string, { hash?: string | null; [key: string]: unknown }>;
-  servers_in_sync: boolean;
+  /** null: unknown (no Redis, or Redis down), never "in sync". */
+  servers_in_sync: boolean | null;
+  /** Why the servers' state is unknown (`unknown: Redis unavailable: …`). */
+  servers_error?: string | null;
   builds?: IBuild[];
   saved_error?: string | null;
   /** Behind a kernel gateway (`--gateway-url`): where kernels run, and what they get. */

@@ -50,6 +50,7 @@ describe('statusItems', () => {
         cache: { enabled: true, ok: false, error: 'timeout' },
         in_sync: false,
         servers: {},
+        servers_in_sync: null,
         builds: [
           { hash: 'h', packages: 1, started_at: '', for: 'api by alice' }
         ]
@@ -61,6 +62,7 @@ describe('statusItems', () => {
       'Database: unavailable (connection refused)',
       'Cache: unavailable (timeout)',
       'Packages: not in sync',
+      'Servers: unknown while the cache is unavailable',
       "installing 1 package for alice's install…"
     ]);
   });

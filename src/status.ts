@@ -96,6 +96,14 @@ export function statusItems(
             ok: false
           }
   );
+  if (cache.enabled && status.servers_in_sync === null) {
+    // Servers report through Redis: while it does not answer, nobody can say they agree.
+    items.push({
+      key: 'servers',
+      text: trans.__('Servers: unknown while the cache is unavailable'),
+      ok: false
+    });
+  }
   for (const [id, server] of Object.entries(status.servers ?? {})) {
     const inSync = Boolean(db.hash) && server.hash === db.hash;
     items.push({

@@ -9,10 +9,11 @@ internal CAs, as an operator's hub does. ``configurable-http-proxy`` comes from
 
 Each user's server gets the test's settings in its environment (``spawner_env``), its package
 directory inside its home folder (``BIFROST_SITE_DIR``: the user's volume, so a restarted
-server finds it), and an optional ``pre_spawn_hook`` (``"module:function"``, importable by the
-hub). Everything the tests do goes through the proxy, as a user's browser or script would:
-the hub API with the admin token, ``/user/<name>/api/...`` with the user's own token, kernels
-over their websocket. The hub and everything it starts die with the test session.
+server finds it), an optional ``pre_spawn_hook`` (``"module:function"``, importable by the
+hub) and ``services``, the operator's managed services (bifrost's regrant). Everything the
+tests do goes through the proxy, as a user's browser or script would: the hub API with the
+admin token, ``/user/<name>/api/...`` with the user's own token, kernels over their
+websocket. The hub and everything it starts die with the test session.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ c.ConfigurableHTTPProxy.pid_file = params["proxy_pid_file"]
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = params["password"]
 c.Authenticator.allow_all = True
-c.JupyterHub.services = [{"name": "bifrost-tests", "api_token": params["admin_token"]}]
+c.JupyterHub.services = [
+    {"name": "bifrost-tests", "api_token": params["admin_token"]},
+    *params["services"],
+]
 c.JupyterHub.load_roles = [{"name": "admin", "services": ["bifrost-tests"]}]
 
 c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
@@ -119,9 +123,13 @@ class Hub:
         pre_spawn_hook: str | None = None,
         internal_ssl: bool = False,
         slow_spawn_timeout: float | None = None,
+        services: list[dict[str, Any]] | None = None,
     ) -> None:
         self.root = root
         self.slow_spawn_timeout = slow_spawn_timeout
+        #: Managed services of the operator's (``c.JupyterHub.services`` entries), which the
+        #: hub starts, and restarts when they exit; their output goes to the hub's log.
+        self.services = list(services or [])
         self.internal_ssl = internal_ssl
         self.spawner_env = dict(spawner_env or {})
         self.hub_env = dict(hub_env or {})
@@ -191,6 +199,7 @@ class Hub:
             "internal_certs_location": str(self.root / "internal-ssl"),
             "pre_spawn_hook": self.pre_spawn_hook,
             "slow_spawn_timeout": self.slow_spawn_timeout,
+            "services": self.services,
         }
         (self.root / "hub.json").write_text(json.dumps(params, indent=1))
         env = {

@@ -275,12 +275,23 @@ class ThrowawayRedis:
     ``start`` checks, so a server of someone else's that answers on the port is never taken
     for this one."""
 
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        password: str | None = None,
+        aclfile: bool = False,
+        appendonly: bool = False,
+    ) -> None:
         self.port = free_port()
         self.workdir = workdir
         #: With a password, the ``default`` user needs it (``requirepass``): ACLs then mean
         #: something, as on a real deployment.
         self.password = password
+        #: Users kept in ``aclfile_path`` (``ACL SAVE`` writes it, a start loads it), the
+        #: ``default`` user's password among them, as a hub deployment's Redis keeps them.
+        self.aclfile = aclfile
+        #: Data and functions kept in an append-only file across restarts (``aof_path``).
+        self.appendonly = appendonly
         self.name = f"bifrost-test-{uuid.uuid4().hex}"
         self.proc: subprocess.Popen[bytes] | None = None
         self._port_given = False  # once started, or its URL handed out, the port is kept
@@ -294,6 +305,23 @@ class ThrowawayRedis:
     @property
     def log_path(self) -> Path:
         return self.workdir / f"redis-{self.port}.log"
+
+    @property
+    def aclfile_path(self) -> Path:
+        return self.workdir / f"{self.name}.acl"
+
+    @property
+    def aof_path(self) -> Path:
+        """The append-only folder (under ``workdir``), when ``appendonly``."""
+        return self.workdir / f"{self.name}-aof"
+
+    def forget_users(self) -> None:
+        """Make the (stopped) server's next start know only its ``default`` user, and no data
+        or functions: a Redis that lost what grants made (no aclfile, or an old one)."""
+        assert self.aclfile
+        assert self.password
+        self.aclfile_path.write_text(f"user default on >{self.password} ~* &* +@all\n")
+        shutil.rmtree(self.aof_path, ignore_errors=True)
 
     def start(self) -> ThrowawayRedis:
         binary = os.environ.get("BIFROST_TEST_REDIS_SERVER") or shutil.which("redis-server")
@@ -317,8 +345,16 @@ class ThrowawayRedis:
                 "--logfile",
                 str(self.log_path),
             ]
-            if self.password:
+            if self.aclfile:
+                if not self.aclfile_path.exists():
+                    self.forget_users()
+                command += ["--aclfile", str(self.aclfile_path)]
+            elif self.password:
                 command += ["--requirepass", self.password]
+            if self.appendonly:
+                command[command.index("--appendonly") + 1] = "yes"
+                # Every write on disk before its answer: stop() is a SIGKILL.
+                command += ["--appenddirname", self.aof_path.name, "--appendfsync", "always"]
             self.proc = subprocess.Popen(
                 dies_with_parent(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )

@@ -7,6 +7,7 @@ Everything here runs on a PostgreSQL cluster that checks passwords and a Redis w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 import redis
 
 from bifrost_ext.cache import cache_key, events_channel, servers_key
-from bifrost_ext.grants import Grant, GrantError, Grants
+from bifrost_ext.grants import Grant, GrantError, Grants, role_name
 from bifrost_ext.store import RequirementsStore, StoreRefused
 from tests.cli import CLI, cli_env
 from tests.servers import ServerProcess, ThrowawayPostgres, wait_until
@@ -284,3 +285,46 @@ def test_two_servers_of_a_workspace_converge_on_its_own_urls_alone(
         log = server.log()
         assert "NOPERM" not in log, log
         assert "refused" not in log, log
+
+
+def test_regrant_puts_back_lost_redis_users_with_their_secret_and_never_a_revoked_one(
+    grants: Grants, alice: Grant, bob: Grant, locked_redis_url: str, operator_pg_url: str
+) -> None:
+    assert alice.redis_url
+    assert bob.redis_url
+    admin = redis.Redis.from_url(locked_redis_url, socket_timeout=5)
+    admin.acl_deluser(alice.role, bob.role)  # what a Redis restart without an aclfile does
+    admin.function_delete("bifrost")
+    # bob is being revoked: his role lost its login (revoke's first step), his user is gone.
+    with psycopg.connect(operator_pg_url, autocommit=True) as conn:
+        conn.execute(f'ALTER ROLE "{bob.role}" NOLOGIN')
+    done = grants.regrant()
+    assert done.users == [("alice", alice.role)]
+    assert done.functions is True
+    assert done.warning is not None
+    assert "no aclfile" in done.warning  # this Redis keeps no users across a restart
+    redis.Redis.from_url(alice.redis_url, socket_timeout=5).ping()  # the URL it already had
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(bob.redis_url, socket_timeout=5).ping()
+    again = grants.regrant()  # nothing missing: nothing touched
+    assert (again.users, again.functions, again.warning) == ([], False, None)
+    admin.close()
+
+
+def test_a_grant_on_a_redis_without_an_aclfile_says_its_users_do_not_survive_a_restart(
+    operator_pg_url: str, locked_redis_url: str, site_dir: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    cli = CLI(cli_env(operator_pg_url, locked_redis_url, site_dir, wheelhouse, tmp_path), tmp_path)
+    done = cli.run("grant", "alice", "--json")
+    assert json.loads(done.stdout)["workspace"] == "alice"
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: Redis has no aclfile, so workspace users last only until it restarts: set"
+        " `aclfile` (docs/jupyterhub.md) and run `jupyter bifrost regrant --every 30` as a hub"
+        " service"
+    ]
+    assert "nothing to restore" in cli("regrant")
+    admin = redis.Redis.from_url(locked_redis_url, socket_timeout=5)
+    admin.acl_deluser(role_name(operator_pg_url.rsplit("/", 1)[1], "alice"))
+    admin.close()
+    assert "restored the Redis user of workspace alice" in cli("regrant")

@@ -17,6 +17,7 @@ import redis
 
 from bifrost_ext import cache as cache_module
 from bifrost_ext.cache import GuardedCache, RequirementsCache
+from bifrost_ext.grants import REDIS_COMMANDS
 from bifrost_ext.records import RequirementsRecord
 from tests.servers import PartitionProxy, ThrowawayRedis, wait_until_async
 
@@ -200,3 +201,42 @@ async def test_a_save_redis_refuses_deletes_the_old_value_instead(
     finally:
         guarded.close()
         cache.close()
+
+
+async def test_a_redis_without_bifrosts_functions_is_said_once_not_at_every_read(
+    locked_redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A workspace's user on a Redis that restarted without its data (the function library
+    gone): reads work, writes cannot. One warning, not a warning and a "reachable again" at
+    each sync's read-then-write."""
+    admin = redis.Redis.from_url(locked_redis_url, socket_timeout=5)
+    admin.function_flush()
+    user, secret = "bifrost-test-no-functions", "s3cret-no-functions"
+    admin.acl_setuser(
+        user,
+        reset=True,
+        enabled=True,
+        passwords=[f"+{secret}"],
+        keys=["bifrost:*"],
+        categories=["-@all"],
+        commands=[f"+{command}" for command in REDIS_COMMANDS],  # a grant's, no FUNCTION
+    )
+    host = locked_redis_url.rsplit("@", 1)[1]
+    cache = RequirementsCache(url=f"redis://{user}:{secret}@{host}", socket_timeout=2)
+    guarded = GuardedCache(cache, logging.getLogger(LOGGER))
+    caplog.set_level(logging.INFO, LOGGER)
+    try:
+        for _ in range(3):  # three syncs
+            assert await guarded.get("default") is None
+            await guarded.put(V1)
+        assert said(caplog, "no bifrost function library") == 1
+        assert said(caplog, "reachable again") == 0
+        cache_module.load_functions(admin)  # the regrant service, or a spawn
+        await guarded.put(V1)
+        assert await guarded.get("default") == V1
+        assert said(caplog, "reachable again") == 1
+    finally:
+        guarded.close()
+        cache.close()
+        admin.acl_deluser(user)
+        admin.close()

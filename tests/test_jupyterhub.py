@@ -21,12 +21,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
 from bifrost_ext.cache import cache_key, events_channel, servers_key
-from bifrost_ext.grants import Grants
+from bifrost_ext.grants import Grants, role_name
 from bifrost_ext.store import RequirementsStore
+from tests.cli import JUPYTER
 from tests.hub import Hub
-from tests.servers import ThrowawayPostgres, ThrowawayRedis
+from tests.servers import ThrowawayPostgres, ThrowawayRedis, wait_until
 from tests.wheels import build_wheel
 
 pytestmark = pytest.mark.hub
@@ -75,13 +77,20 @@ def hub_stores(
 
 def _start_hub(root: Path, admin_env: dict[str, str], wheelhouse: Path, internal_ssl: bool) -> Hub:
     """A hub as docs/jupyterhub.md sets one up: the administrator's store URLs in the hub's
-    own environment, bifrost's pre_spawn_hook giving each server its workspace's own."""
+    own environment, bifrost's pre_spawn_hook giving each server its workspace's own, and
+    the regrant service (every second here, for the test's sake) beside it."""
+    regrant = {
+        "name": "bifrost-regrant",
+        "command": [JUPYTER, "bifrost", "regrant", "--every", "1"],
+        "environment": admin_env,
+    }
     return Hub(
         root,
         hub_env=admin_env,
         spawner_env={"BIFROST_FIND_LINKS": str(wheelhouse), "BIFROST_NO_INDEX": "1"},
         pre_spawn_hook="bifrost_ext.jupyterhub:pre_spawn_hook",
         internal_ssl=internal_ssl,
+        services=[regrant],
     ).start()
 
 
@@ -302,6 +311,34 @@ def test_bobs_kernel_with_every_credential_it_finds_cannot_change_another_worksp
     assert after == saved
     assert _rows(hub.hub_env["BIFROST_DATABASE_URL"], victim) == rows
     assert "bfhub==1.0" in saved[0][1]["requirements"]
+
+
+def test_the_regrant_service_brings_back_a_redis_user_a_restart_lost(
+    hub: Hub, locked_redis: ThrowawayRedis
+) -> None:
+    """The service entry docs/jupyterhub.md shows, run by the hub: a running server whose
+    Redis user vanished (what a Redis restart without an aclfile does) works again by
+    itself, with no spawn."""
+    hub.create_user("erin")
+    hub.start_server("erin")
+    database = hub.hub_env["BIFROST_DATABASE_URL"].rsplit("/", 1)[1]
+    admin = redis.Redis.from_url(locked_redis.url, socket_timeout=5)
+    try:
+        assert admin.acl_deluser(role_name(database, "erin")) == 1  # its connections end too
+    finally:
+        admin.close()
+    wait_until(
+        lambda: "restored the Redis user of workspace erin" in hub.log(),
+        timeout=60,
+        what="the hub's regrant service",
+    )
+
+    def cache_ok() -> bool:
+        status, body = hub.user_api("erin", "GET", "packages/status")
+        assert status == 200, body
+        return bool(body["cache"]["ok"]) and body["servers_in_sync"] is True
+
+    wait_until(cache_ok, timeout=60, what="erin's server back on Redis")
 
 
 def _rows(admin_url: str, workspace: str) -> list[tuple[object, ...]]:

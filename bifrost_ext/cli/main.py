@@ -106,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     _workspace_argument(
         command("revoke", "(operator) remove a workspace's role and Redis user; data stays")
     )
+    regrant = command(
+        "regrant",
+        "(operator, admin URLs) put back the Redis users and function library a Redis restart"
+        " lost, for every granted workspace (run it with --every as a JupyterHub service)",
+    )
+    regrant.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="keep running, checking every SECONDS (a JupyterHub service)",
+    )
     return parser
 
 
@@ -134,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             args.target = check_workspace(args.target or workspace_for_user(args.user))
         if args.command == "history" and not 1 <= args.limit <= MAX_HISTORY:
             raise ValueError(f"--limit must be between 1 and {MAX_HISTORY}")
+        if args.command == "regrant" and args.every is not None and not args.every > 0:
+            raise ValueError("--every must be a number of seconds above 0")
         service = _service(args, log)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -322,6 +335,8 @@ async def _status(service: PackageService, args: argparse.Namespace) -> int:
         print(f"package dir   {status['package_dir']['hash'] or 'empty'}")
         for name, server in status["servers"].items():
             print(f"server        {name}  {server.get('hash')}")
+        if status["servers_error"]:
+            print(f"servers       unknown ({status['servers_error'].removeprefix('unknown: ')})")
         if status["saved_error"]:
             print(f"NOT in sync: {_saved_invalid(status['saved_error'])}")
         else:
@@ -428,6 +443,8 @@ async def _grant(service: PackageService, args: argparse.Namespace) -> int:
     settings = service.settings
     grants = Grants(service.store, settings.redis_url, settings.role_connection_limit)
     grant = await asyncio.to_thread(grants.grant, args.target, args.rotate)
+    if grant.warning:
+        print(f"warning: {grant.warning}", file=sys.stderr)
     if args.json:
         _print_json(grant.to_json())
         return EXIT_OK
@@ -446,6 +463,38 @@ async def _revoke(service: PackageService, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _regrant(service: PackageService, args: argparse.Namespace) -> int:
+    """One round, or (``--every``) a round every so often until stopped, each failure said
+    once until it changes: a Redis or database that is down is waited for, not fatal."""
+    settings = service.settings
+    grants = Grants(service.store, settings.redis_url, settings.role_connection_limit)
+    said: str | None = None
+    while True:
+        try:
+            done = await asyncio.to_thread(grants.regrant)
+        except (GrantError, StoreUnavailable) as exc:
+            if args.every is None:
+                raise
+            if str(exc) != said:
+                print(f"error: {exc}; trying again every {args.every:g} s", file=sys.stderr)
+            said = str(exc)
+        else:
+            said = None
+            for workspace, role in done.users:
+                print(f"restored the Redis user of workspace {workspace} ({role})")
+            if done.functions:
+                print("loaded bifrost's function library into Redis")
+            if done.warning:
+                print(f"warning: {done.warning}", file=sys.stderr)
+            if args.every is None and not done.users and not done.functions:
+                print("nothing to restore: every granted workspace has its Redis user")
+        if args.every is None:
+            return EXIT_OK
+        sys.stdout.flush()
+        sys.stderr.flush()
+        await asyncio.sleep(args.every)
+
+
 COMMANDS: dict[str, Command] = {
     "list": _list,
     "install": _install,
@@ -459,6 +508,7 @@ COMMANDS: dict[str, Command] = {
     "import": _import,
     "grant": _grant,
     "revoke": _revoke,
+    "regrant": _regrant,
 }
 
 

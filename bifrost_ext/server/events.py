@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 import redis
 import redis.asyncio
 
-from ..cache import events_channel
+from ..cache import cache_error, events_channel
 from ..installer import InstallError
 from ..records import RequirementsRecord
 from ..service import PackageService
@@ -49,21 +49,26 @@ class ChangeListener:
         self.log = log
         self.interval = interval
         self._connected_once = False
+        self._paused = False  # said that events are unavailable, not yet that they are back
 
     async def run(self) -> None:
-        """Listen until cancelled, reconnecting (and catching up) whenever Redis comes back."""
-        warned = False
+        """Listen until cancelled, reconnecting (and catching up) whenever Redis comes back.
+
+        A failure is the cache's to say at WARNING (:meth:`GuardedCache.failed`: once, and
+        once more if it turns from "unreachable" into "refused"), so that a Redis that lost
+        this server's grant makes one warning, not one per component or per retry."""
         while True:
             try:
                 await self._listen()
             except (redis.RedisError, OSError) as exc:
-                if not warned:
-                    self.log.warning(
+                self.service.guarded_cache.failed(cache_error(exc))
+                if not self._paused:
+                    self.log.info(
                         "bifrost: change events unavailable (%s); retrying every %g s",
                         exc,
                         self.interval,
                     )
-                    warned = True
+                    self._paused = True
             else:
                 return
             await self.catch_up()  # Redis is away: the database still knows the truth
@@ -79,9 +84,11 @@ class ChangeListener:
         pubsub = client.pubsub()
         try:
             await pubsub.subscribe(events_channel(self.service.workspace))
+            self.service.guarded_cache.recovered()
             if self._connected_once:
                 self.log.info("bifrost: change events reconnected; catching up")
             self._connected_once = True
+            self._paused = False
             await self.catch_up()
             while True:
                 message = await pubsub.get_message(
