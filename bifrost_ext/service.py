@@ -94,7 +94,7 @@ class StillFailing(InstallError):
     yet: a kernel starts at once without them."""
 
     def __init__(self, error: InstallError) -> None:
-        super().__init__(error.message, error.output, error.returncode)
+        super().__init__(error.message, error.output, error.returncode, error.kind)
 
 
 class NotInRequirements(LookupError):

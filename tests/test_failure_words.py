@@ -1,0 +1,119 @@
+"""Issue 23: a typo gets one message, the same in the API body, the magic and the CLI.
+
+Before, ``reqests`` read "'reqests' not found in the package index; nothing was saved" in the
+magic (which guessed it from the output itself), "the installer failed (exit code 1)" in the
+API body and the CLI (with uv's output printed twice there), and the panel's toast led with
+"Using CPython …". Now the server words each kind of failure once
+(:mod:`bifrost_ext.failures`) and every client shows that line; the installer's output is the
+details, printed at most once. One real server on SQLite with a real kernel, the real
+``jupyter bifrost`` on the same database, a local wheelhouse (no index): "not found" is
+certain."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bifrost_ext.store import RequirementsStore
+from tests.cli import CLI, cli_env
+from tests.servers import ServerProcess, server_env
+
+EXIT_INSTALL = 1
+#: What uv prints first on every run: installer progress, never the headline.
+NOISE = "Using CPython"
+CASES = [
+    ("reqests", "not-found", "'reqests' not found in the package index; nothing was saved"),
+    (
+        "bfdemo==9.9",
+        "no-version",
+        "no version in the package index matches bfdemo==9.9; nothing was saved",
+    ),
+]
+
+
+class Story:
+    """One server with a kernel, and the CLI on the server's database."""
+
+    def __init__(self, root: Path, wheelhouse: Path) -> None:
+        self.database_url = f"sqlite:///{root / 'packages.db'}"
+        env = server_env(self.database_url, "", root / "site", wheelhouse)
+        self.server = ServerProcess(root / "server", env).start()
+        status, kernel = self.server.request("POST", "/api/kernels", {"name": "python3"})
+        assert status == 201, kernel
+        self.kernel_id: str = kernel["id"]
+        (root / "cli").mkdir()
+        self.cli = CLI(cli_env(self.database_url, "", root / "cli-site", wheelhouse, root), root)
+
+    def stream(self, body: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        """POST an install as the panel does (server-sent events): its lines and result."""
+        request = urllib.request.Request(
+            f"{self.server.url}/api/packages/install",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Authorization": f"token {self.server.token}",
+                "Accept": "text/event-stream",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            raw = response.read().decode()
+        events = re.findall(r"^event: (\w+)\ndata: (.*)$", raw, re.MULTILINE)
+        lines = [json.loads(data) for name, data in events if name == "output"]
+        results = [json.loads(data) for name, data in events if name == "result"]
+        assert len(results) == 1, raw
+        return lines, results[0]
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Iterator[Story]:
+    story = Story(tmp_path_factory.mktemp("failure-words"), wheelhouse)
+    yield story
+    story.server.stop()
+
+
+@pytest.fixture(autouse=True)
+def nothing_saved(story: Story) -> Iterator[None]:
+    """Each refused change leaves the saved requirements as they were (none)."""
+    yield
+    store = RequirementsStore(url=story.database_url)
+    try:
+        assert store.get("default").version == 0
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("spec", "kind", "message"), CASES)
+def test_the_api_body_says_it(story: Story, spec: str, kind: str, message: str) -> None:
+    status, body = story.server.request("POST", "/api/packages/install", {"packages": [spec]})
+    assert status == 422, body
+    assert (body["message"], body["kind"]) == (message, kind)
+    assert NOISE in body["output"]  # the details, apart
+    lines, result = story.stream({"packages": [spec]})
+    assert result == {"status": 422, "body": {**body, "output": result["body"]["output"]}}
+    assert NOISE in "\n".join(lines)
+
+
+@pytest.mark.parametrize(("spec", "kind", "message"), CASES)
+def test_the_cli_says_it_once_and_the_output_once(
+    story: Story, spec: str, kind: str, message: str
+) -> None:
+    done = story.cli.run("install", spec, code=EXIT_INSTALL)
+    said = done.stdout + done.stderr
+    assert done.stderr.splitlines()[-1] == f"error: {message}", done.stderr
+    assert said.count(message) == 1, said
+    assert said.count(NOISE) == 1, said  # streamed to stdout, not printed again
+
+
+@pytest.mark.parametrize(("spec", "kind", "message"), CASES)
+async def test_the_magic_says_it(story: Story, spec: str, kind: str, message: str) -> None:
+    out = await story.server.execute(story.kernel_id, f"%bifrost install {spec}")
+    assert f"✗ {message}\n" in out, out
+    assert out.count(message) == 1, out
+    assert out.count(NOISE) == 1, out  # the streamed output, once
+    assert out.endswith("BifrostError: the install failed; nothing was saved\n"), out
