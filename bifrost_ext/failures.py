@@ -41,6 +41,8 @@ _ONLY_UV = re.compile(rf"Because only ({_REQ}) is available and you require ({_R
 _NO_VERSION_PIP = re.compile(
     rf"satisfies the requirement ({_REQ})(?: \(from [^)]*\))? \(from versions: ([^)]+)\)"
 )
+# uv: "Because bfhuge==1.0 has invalid metadata and …": the package itself is broken.
+_INVALID_UV = re.compile(rf"Because ({_REQ}) has invalid metadata")
 # Versions that cannot be had together: uv's other unsatisfiable resolutions, pip's
 # "ResolutionImpossible" after "The conflict is caused by:".
 _CONFLICT_UV = re.compile(r"No solution found when resolving")
@@ -66,7 +68,8 @@ QUOTE = 200
 @dataclass(frozen=True)
 class Failure:
     """A kind of failure (``not-found``, ``no-version``, ``conflict``, ``build-failed``,
-    ``unreachable``, ``installer``) and its one line, without what it left unchanged."""
+    ``invalid-package``, ``unreachable``, ``installer``) and its one line, without what it
+    left unchanged."""
 
     kind: str
     message: str
@@ -96,6 +99,10 @@ def classify(returncode: int, output: str) -> Failure:
         return Failure(
             "no-version",
             f"no version in the package index matches {match[1]} (it has {match[2][:QUOTE]})",
+        )
+    if match := _INVALID_UV.search(output):
+        return Failure(
+            "invalid-package", f"{match[1]} cannot be installed: its metadata is invalid"
         )
     if _BUILD.search(output):
         named = [m[0] or m[1] for m in _BUILD.findall(output) if m[0] or m[1]]

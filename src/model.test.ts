@@ -218,7 +218,8 @@ describe('PackagesModel', () => {
     const { settings } = workspace(() =>
       eventStream(
         changeStream(['error: no matching distribution'], status, {
-          message: 'the installer failed',
+          message: "'nope' not found in the package index; nothing was saved",
+          kind: 'not-found',
           output: 'error: no matching distribution'
         })
       )
@@ -226,7 +227,7 @@ describe('PackagesModel', () => {
     const model = new PackagesModel({ serverSettings: settings, trans });
     await model.install(['nope']);
     expect(model.error).toEqual({
-      message: 'The installer failed: the installer failed',
+      message: "'nope' not found in the package index; nothing was saved",
       detail: 'error: no matching distribution'
     });
     status = 403;
