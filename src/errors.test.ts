@@ -10,6 +10,17 @@ import {
 import { trans } from './testing';
 
 describe('describeError', () => {
+  it("400 of a kind the server names is the server's line, as in the magic", () => {
+    const message =
+      "'bfapp' is refused by the operator's policy: denied by the package policy (bfapp); nothing was saved";
+    const words = describeError(
+      400,
+      { message, kind: 'policy', spec: 'bfapp', reason: 'denied' },
+      trans
+    );
+    expect(words.message).toBe(message);
+  });
+
   it('400 names the refused spec and why', () => {
     const words = describeError(
       400,

@@ -27,6 +27,10 @@ export function describeError(
         message: trans.__('The server did not answer; nothing was changed')
       };
     case 400:
+      // A refusal the server words itself (an invalid spec, the operator's policy).
+      if (typeof body.kind === 'string' && message) {
+        return { message };
+      }
       if (typeof body.spec === 'string' && body.spec) {
         return {
           message: trans.__(

@@ -197,7 +197,8 @@ describe('PackagesModel', () => {
     const { settings } = workspace(() =>
       eventStream(
         changeStream([], 400, {
-          message: 'x',
+          message: "invalid requirement 'bad spec': blank; nothing was saved",
+          kind: 'invalid-requirement',
           spec: 'bad spec',
           reason: 'blank'
         })
@@ -208,7 +209,7 @@ describe('PackagesModel', () => {
     const outcome = await model.install(['bad spec']);
     expect(outcome.ok).toBe(false);
     expect(model.error?.message).toBe(
-      '“bad spec” was refused: blank; nothing was saved'
+      "invalid requirement 'bad spec': blank; nothing was saved"
     );
     expect(model.rows.map(r => r.spec)).toEqual(['bfdemo==1.0']);
   });

@@ -24,9 +24,10 @@ from bifrost_ext.store import RequirementsStore
 from tests.cli import CLI, cli_env
 from tests.servers import ServerProcess, server_env
 
-EXIT_INSTALL = 1
 #: What uv prints first on every run: installer progress, never the headline.
 NOISE = "Using CPython"
+#: Spec, kind, the one line; then the API status and the CLI's exit code (1 the installer
+#: failed, 2 refused before it ran: no installer output at all).
 CASES = [
     ("reqests", "not-found", "'reqests' not found in the package index; nothing was saved"),
     (
@@ -34,7 +35,15 @@ CASES = [
         "no-version",
         "no version in the package index matches bfdemo==9.9; nothing was saved",
     ),
+    (
+        "bfapp",
+        "policy",
+        "'bfapp' is refused by the operator's policy: denied by the package policy (bfapp);"
+        " nothing was saved",
+    ),
 ]
+STATUS = {"policy": 400}
+EXIT = {"policy": 2}
 
 
 class Story:
@@ -42,13 +51,19 @@ class Story:
 
     def __init__(self, root: Path, wheelhouse: Path) -> None:
         self.database_url = f"sqlite:///{root / 'packages.db'}"
-        env = server_env(self.database_url, "", root / "site", wheelhouse)
+        policy = root / "policy.toml"
+        policy.write_text('deny = ["bfapp"]\n')
+        # The operator's deny list, for the server and the CLI alike.
+        plugins = {"BIFROST_PLUGINS": "bifrost_ext.hooks.allow_deny"}
+        plugins["BIFROST_POLICY_FILE"] = str(policy)
+        env = {**server_env(self.database_url, "", root / "site", wheelhouse), **plugins}
         self.server = ServerProcess(root / "server", env).start()
         status, kernel = self.server.request("POST", "/api/kernels", {"name": "python3"})
         assert status == 201, kernel
         self.kernel_id: str = kernel["id"]
         (root / "cli").mkdir()
-        self.cli = CLI(cli_env(self.database_url, "", root / "cli-site", wheelhouse, root), root)
+        cli = cli_env(self.database_url, "", root / "cli-site", wheelhouse, root)
+        self.cli = CLI({**cli, **plugins}, root)
 
     def stream(self, body: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         """POST an install as the panel does (server-sent events): its lines and result."""
@@ -91,23 +106,26 @@ def nothing_saved(story: Story) -> Iterator[None]:
 @pytest.mark.parametrize(("spec", "kind", "message"), CASES)
 def test_the_api_body_says_it(story: Story, spec: str, kind: str, message: str) -> None:
     status, body = story.server.request("POST", "/api/packages/install", {"packages": [spec]})
-    assert status == 422, body
+    assert status == STATUS.get(kind, 422), body
     assert (body["message"], body["kind"]) == (message, kind)
-    assert NOISE in body["output"]  # the details, apart
+    ran = kind not in STATUS  # the installer ran: its output is the details, apart
+    assert (NOISE in body.get("output", "")) == ran
     lines, result = story.stream({"packages": [spec]})
-    assert result == {"status": 422, "body": {**body, "output": result["body"]["output"]}}
-    assert NOISE in "\n".join(lines)
+    output = {"output": result["body"]["output"]} if ran else {}
+    assert result == {"status": status, "body": {**body, **output}}
+    assert (NOISE in "\n".join(lines)) == ran
 
 
 @pytest.mark.parametrize(("spec", "kind", "message"), CASES)
 def test_the_cli_says_it_once_and_the_output_once(
     story: Story, spec: str, kind: str, message: str
 ) -> None:
-    done = story.cli.run("install", spec, code=EXIT_INSTALL)
+    done = story.cli.run("install", spec, code=EXIT.get(kind, 1))
     said = done.stdout + done.stderr
     assert done.stderr.splitlines()[-1] == f"error: {message}", done.stderr
     assert said.count(message) == 1, said
-    assert said.count(NOISE) == 1, said  # streamed to stdout, not printed again
+    # Streamed to stdout, not printed again.
+    assert said.count(NOISE) == (0 if kind in STATUS else 1), said
 
 
 @pytest.mark.parametrize(("spec", "kind", "message"), CASES)
@@ -115,5 +133,5 @@ async def test_the_magic_says_it(story: Story, spec: str, kind: str, message: st
     out = await story.server.execute(story.kernel_id, f"%bifrost install {spec}")
     assert f"✗ {message}\n" in out, out
     assert out.count(message) == 1, out
-    assert out.count(NOISE) == 1, out  # the streamed output, once
+    assert out.count(NOISE) == (0 if kind in STATUS else 1), out  # the streamed output, once
     assert out.endswith("BifrostError: the install failed; nothing was saved\n"), out

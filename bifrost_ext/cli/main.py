@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(_run(COMMANDS[args.command], service, args))
     except InvalidSpec as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _fail(exc.refusal()["message"], EXIT_USAGE)
     except (NotInRequirements, UnknownRevision) as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)
     except SavedInvalid as exc:

@@ -188,7 +188,7 @@ class PackagesAPIHandler(APIHandler):
         try:
             result = await change
         except InvalidSpec as exc:
-            self.reply(400, {"message": str(exc), "spec": exc.spec, "reason": exc.reason})
+            self.reply(400, exc.refusal())
         except NotInRequirements as exc:
             self.reply(404, {"message": str(exc), "names": exc.names})
         except UnknownRevision as exc:
