@@ -12,16 +12,20 @@ certain."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import subprocess
 import urllib.request
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bifrost_ext.store import RequirementsStore
-from tests.cli import CLI, cli_env
+from tests.cli import CLI, JUPYTER, cli_env
 from tests.servers import ServerProcess, server_env
 
 #: What uv prints first on every run: installer progress, never the headline.
@@ -135,3 +139,31 @@ async def test_the_magic_says_it(story: Story, spec: str, kind: str, message: st
     assert out.count(message) == 1, out
     assert out.count(NOISE) == (0 if kind in STATUS else 1), out  # the streamed output, once
     assert out.endswith("BifrostError: the install failed; nothing was saved\n"), out
+
+
+def test_on_a_terminal_the_cli_says_it_then_the_output_once(story: Story) -> None:
+    """On a terminal the output was only a status line rewritten in place: after the one
+    line, the installer's output follows once (on stderr), for the details."""
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [JUPYTER, "bifrost", "install", "reqests"],
+            env=story.cli.env,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(terminal)
+    shown = b""
+    with suppress(OSError):  # the terminal's end reads EIO once the writer is gone
+        while chunk := os.read(controller, 65536):
+            shown += chunk
+    os.close(controller)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"error: {CASES[0][2]}", done.stderr
+    assert done.stderr.count(NOISE) == 1, done.stderr
+    assert done.stderr.count(CASES[0][2]) == 1, done.stderr
+    assert shown.decode().endswith("\r\x1b[K")  # the status line cleared before the error
