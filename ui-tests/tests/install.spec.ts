@@ -56,7 +56,7 @@ test('install from the panel: live installer log, then the saved row', async ({ 
   await expect(panel.getByRole('log', { name: 'Installer log' })).toBeVisible();
 });
 
-test('a refused spec and a typo show the server\'s one line and save nothing', async ({ api, jlab }) => {
+test("a refused spec and a typo show the server's one line and save nothing", async ({ api, jlab }) => {
   await api.install(['bfdemo==1.0']);
   const before = await api.state();
   const revisions = (await api.history()).length;
