@@ -7,7 +7,8 @@ passes only the operator's index settings, runs in an empty working directory, a
 whole process group when the operator's deadline passes. Its life is tied to the server's: it
 dies with the server (Linux), and a pid file beside the half-built folder lets the next start
 stop a group the dead server left behind. A failure raises
-:class:`InstallError` carrying the tail of the installer's output for the user. Called by
+:class:`InstallError`: its kind and one line (:mod:`bifrost_ext.failures`), and the tail of
+the installer's output apart from them. Called by
 :mod:`bifrost_ext.packagedir`, which decides *where* to install and when to switch.
 """
 
@@ -28,6 +29,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
+from .failures import classify, last_error_line
 from .pins import make_pin, parse_pin
 from .settings import Component, owned
 
@@ -45,11 +47,6 @@ _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
 
 OutputCallback = Callable[[str], None]
 
-#: A line in which uv or pip says what went wrong: uv writes "error:" and explains after
-#: "cause:" (older releases: a cross, U+00D7, and an arrow "╰─▶"); pip writes "ERROR:".
-_CROSS = "\u00d7"
-_ERROR_LINE = re.compile(rf"^\s*({_CROSS}|╰─▶|error:|cause:|ERROR:)\s*")
-
 #: On Linux the installer gets SIGKILL when the server that started it dies (util-linux's
 #: setpriv sets the parent-death signal, then runs the installer in its place).
 _DIE_WITH_PARENT: list[str] = (
@@ -60,21 +57,47 @@ _DIE_WITH_PARENT: list[str] = (
 
 
 class InstallError(RuntimeError):
-    """The installer failed, timed out or could not be started."""
+    """The installer failed, timed out or could not be started.
 
-    def __init__(self, message: str, output: str = "", returncode: int | None = None) -> None:
+    It carries the one line every client shows (:attr:`summary`), the ``kind`` of failure
+    (for programs), the HTTP ``status`` a change that meets it answers, and the installer's
+    ``output`` apart from them: the details, never the headline.
+    """
+
+    #: What went wrong, for programs (:mod:`bifrost_ext.failures` names the installer's kinds).
+    kind = "installer"
+    #: The status of a change this failure refused: the request, as it is, cannot succeed.
+    status = 422
+
+    def __init__(
+        self,
+        message: str,
+        output: str = "",
+        returncode: int | None = None,
+        kind: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.output = output
         self.returncode = returncode
+        if kind is not None:
+            self.kind = kind
 
     @property
     def summary(self) -> str:
-        """One line for a user: what failed, and the installer's last error line, if any."""
-        errors = [line for line in self.output.splitlines() if _ERROR_LINE.search(line)]
-        if not errors:
-            return self.message
-        return f"{self.message}: {_ERROR_LINE.sub('', errors[-1], count=1)[:200]}"
+        """One line for a user: what failed (for a failure of no known kind, with the
+        installer's last error line, if any)."""
+        line = last_error_line(self.output) if self.kind == "installer" else ""
+        return f"{self.message}: {line}" if line and line not in self.message else self.message
+
+    def refusal(self) -> dict[str, Any]:
+        """What a change refused by this failure answers, the same in the API body, the
+        magic, the panel and ``jupyter bifrost``: one line, its kind, and the output apart."""
+        return {
+            "message": f"{self.summary}; nothing was saved",
+            "kind": self.kind,
+            "output": self.output,
+        }
 
 
 @functools.cache
@@ -294,10 +317,12 @@ class Installer(Component):
             raise InstallError(
                 f"the installer did not finish within {self.timeout:g} s and was stopped",
                 bounded_tail(lines),
+                kind="timeout",
             ) from None
         output = bounded_tail(lines)
         if returncode != 0:
-            raise InstallError(f"the installer failed (exit code {returncode})", output, returncode)
+            failure = classify(returncode, output)
+            raise InstallError(failure.message, output, returncode, failure.kind)
         return output
 
 

@@ -173,6 +173,9 @@ class DirectoryUnusable(InstallError):
     planted where bifrost keeps a file of its own): the operator's to mend, nothing changed.
     The API answers 503, not 422: no change to the requirements would help."""
 
+    kind = "directory-unusable"
+    status = 503
+
     def __init__(self, root: Path, cause: OSError) -> None:
         if cause.errno == errno.ELOOP and cause.filename:
             # Its own files are opened without following links (filelock: O_NOFOLLOW).
@@ -185,6 +188,8 @@ class DirectoryUnusable(InstallError):
 
 class SavedInvalid(InstallError):
     """The saved requirements fail validation (written past bifrost): never installed."""
+
+    kind = "saved-invalid"
 
     def __init__(self, reason: str) -> None:
         super().__init__(

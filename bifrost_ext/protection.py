@@ -103,9 +103,13 @@ print(json.dumps({
 class ProtectedPackage(InstallError):
     """The requirements would replace a package the kernel runs on."""
 
+    kind = "protected"
+
 
 class BreaksKernel(InstallError):
     """The kernel's own runtime does not import with the new directory first on its path."""
+
+    kind = "breaks-kernel"
 
 
 @dataclass(frozen=True)

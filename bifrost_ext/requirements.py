@@ -15,6 +15,7 @@ import hashlib
 import re
 import reprlib
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidName, canonicalize_name
@@ -57,11 +58,38 @@ def excerpt(value: object) -> str:
 class InvalidSpec(ValueError):
     """A spec that is not a plain PEP 508 requirement."""
 
+    #: What was refused, for programs; the API answers 400.
+    kind = "invalid-requirement"
+
     def __init__(self, spec: object, reason: str) -> None:
         #: An excerpt of what the user gave: messages, answers and logs quote no more of it.
         self.spec = excerpt(spec)
         self.reason = reason
-        super().__init__(f"invalid requirement {self.spec!r}: {reason}")
+        super().__init__(self.headline())
+
+    def headline(self) -> str:
+        """What was refused and why, in one line."""
+        return f"invalid requirement {self.spec!r}: {self.reason}"
+
+    def refusal(self) -> dict[str, Any]:
+        """What a change refused for this answers, the same in the API body, the magic, the
+        panel and ``jupyter bifrost``."""
+        return {
+            "message": f"{self}; nothing was saved",
+            "kind": self.kind,
+            "spec": self.spec,
+            "reason": self.reason,
+        }
+
+
+class RefusedByPolicy(InvalidSpec):
+    """A valid requirement that the operator's policy (a plugin's hook) refuses."""
+
+    kind = "policy"
+
+    def headline(self) -> str:
+        """What the policy refused and why, in one line."""
+        return f"{self.spec!r} is refused by the operator's policy: {self.reason}"
 
 
 def parse_spec(spec: object) -> Requirement:

@@ -44,7 +44,7 @@ from .plugins import notify, plugin_manager
 from .private import tighten
 from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
 from .requirements import (
-    InvalidSpec,
+    RefusedByPolicy,
     Requirements,
     excerpt,
     merge,
@@ -94,7 +94,7 @@ class StillFailing(InstallError):
     yet: a kernel starts at once without them."""
 
     def __init__(self, error: InstallError) -> None:
-        super().__init__(error.message, error.output, error.returncode)
+        super().__init__(error.message, error.output, error.returncode, error.kind)
 
 
 class NotInRequirements(LookupError):
@@ -465,7 +465,7 @@ class PackageService:
                 requirement=requirement, workspace=self.workspace, origin=origin
             )
             if reason:
-                raise InvalidSpec(str(requirement), str(reason))
+                raise RefusedByPolicy(str(requirement), str(reason))
 
     def _check_environment(self, lock: str, change: Change, candidate: RequirementsRecord) -> None:
         """Refuse a built environment that a policy plugin refuses: a denied dependency, or a
@@ -474,7 +474,8 @@ class PackageService:
             distributions=lock_pins(lock), workspace=self.workspace, origin=change.caller.origin
         )
         if reason:
-            raise InvalidSpec(" ".join(change.named) or " ".join(candidate.lines), str(reason))
+            named = " ".join(change.named) or " ".join(candidate.lines)
+            raise RefusedByPolicy(named, str(reason))
 
     async def _apply(self, change: Change) -> ChangeResult:
         """Apply a change, one attempt after another until one is not overtaken by another

@@ -53,6 +53,8 @@ ALLOWING = "an operator may allow a script by name or glob in allowed_scripts"
 class ShadowsCommand(InstallError):
     """A build would put a console script first on kernels' ``PATH`` that shadows a command."""
 
+    kind = "shadows-command"
+
 
 @dataclass(frozen=True)
 class CommandGuard:

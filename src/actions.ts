@@ -12,7 +12,7 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import { APIError, ExportFormat } from './api';
-import { describeError } from './errors';
+import { describeError, notificationText } from './errors';
 import type { IMissingOffer } from './missingimport';
 import type { IChangeOutcome, IRequirementRow, PackagesModel } from './model';
 
@@ -41,12 +41,9 @@ export function createActions(
   ): Promise<IChangeOutcome> => {
     const id = Notification.emit(pending, 'in-progress', { autoClose: false });
     const outcome = await run();
-    const message = outcome.detail
-      ? `${outcome.message}\n${outcome.detail}`
-      : outcome.message;
     Notification.update({
       id,
-      message,
+      message: notificationText(outcome),
       type: outcome.ok ? (outcome.detail ? 'warning' : 'success') : 'error',
       autoClose: outcome.ok ? 5000 : false,
       actions: [{ label: trans.__('Show log'), callback: showLog }]

@@ -1,10 +1,26 @@
 // Every error status gets its own words.
 import { describe, expect, it } from 'vitest';
 
-import { OUTPUT_TAIL, describeError, outputTail } from './errors';
+import {
+  OUTPUT_TAIL,
+  describeError,
+  notificationText,
+  outputTail
+} from './errors';
 import { trans } from './testing';
 
 describe('describeError', () => {
+  it("400 of a kind the server names is the server's line, as in the magic", () => {
+    const message =
+      "'bfapp' is refused by the operator's policy: denied by the package policy (bfapp); nothing was saved";
+    const words = describeError(
+      400,
+      { message, kind: 'policy', spec: 'bfapp', reason: 'denied' },
+      trans
+    );
+    expect(words.message).toBe(message);
+  });
+
   it('400 names the refused spec and why', () => {
     const words = describeError(
       400,
@@ -47,25 +63,69 @@ describe('describeError', () => {
     );
   });
 
-  it("422 shows the installer's output tail", () => {
+  it("422 shows the server's one line; the installer's output is the detail", () => {
     const output =
       Array.from({ length: 30 }, (_, i) => `line ${i}`).join('\n') + '\n\n';
     const words = describeError(
       422,
-      { message: 'uv failed; nothing was saved', output },
+      { message: 'uv failed; nothing was saved', kind: 'installer', output },
       trans
     );
-    expect(words.message).toBe(
-      'The installer failed: uv failed; nothing was saved'
-    );
+    expect(words.message).toBe('uv failed; nothing was saved');
     expect(words.detail!.split('\n')).toHaveLength(OUTPUT_TAIL);
     expect(words.detail!.endsWith('line 29')).toBe(true);
+  });
+
+  it('a typo reads as in the magic and the CLI; the toast never leads with uv', () => {
+    // The API body of `install reqests` from a local wheelhouse, as the server sends it.
+    const body = {
+      message: "'reqests' not found in the package index; nothing was saved",
+      kind: 'not-found',
+      output: [
+        'Using CPython 3.11.7 interpreter at: /opt/venv/bin/python',
+        'error: No solution found when resolving dependencies',
+        '  cause: Because reqests was not found in the provided package locations and you require reqests, we can conclude that your requirements are unsatisfiable.'
+      ].join('\n')
+    };
+    const words = describeError(422, body, trans);
+    expect(words.message).toBe(
+      "'reqests' not found in the package index; nothing was saved"
+    );
+    expect(words.detail).toContain('Using CPython');
+    const toast = notificationText({ ok: false, ...words });
+    expect(toast).toBe(
+      "'reqests' not found in the package index; nothing was saved"
+    );
+  });
+
+  it('a success keeps its warning in the toast', () => {
+    expect(
+      notificationText({
+        ok: true,
+        message: 'Installed x',
+        detail: 'saved, but'
+      })
+    ).toBe('Installed x\nsaved, but');
+  });
+
+  it('a 422 without a message still says something', () => {
+    expect(describeError(422, {}, trans).message).toBe(
+      'The installer failed; nothing was saved'
+    );
   });
 
   it('503 says the database is unavailable', () => {
     expect(describeError(503, { message: 'x' }, trans).message).toBe(
       'The database is unavailable; nothing was saved'
     );
+  });
+
+  it('a 503 of a kind the server names (its package directory) is not the database', () => {
+    const message =
+      'the server cannot write to its package directory /srv/site: full; nothing was saved';
+    expect(
+      describeError(503, { message, kind: 'directory-unusable' }, trans).message
+    ).toBe(message);
   });
 
   it('any other status is named with its message', () => {

@@ -1,5 +1,7 @@
 // What the user reads for each error status the API answers (the contract's list): pure,
-// so every status's words are unit-tested.
+// so every status's words are unit-tested. An installer's failure is worded by the server
+// (its `kind` and one-line `message`, the same in the magic and the CLI); the panel shows
+// that line, and the installer's output only as details, never as the headline.
 
 import type { TranslationBundle } from '@jupyterlab/translation';
 
@@ -25,6 +27,10 @@ export function describeError(
         message: trans.__('The server did not answer; nothing was changed')
       };
     case 400:
+      // A refusal the server words itself (an invalid spec, the operator's policy).
+      if (typeof body.kind === 'string' && message) {
+        return { message };
+      }
       if (typeof body.spec === 'string' && body.spec) {
         return {
           message: trans.__(
@@ -59,10 +65,14 @@ export function describeError(
       };
     case 422:
       return {
-        message: trans.__('The installer failed: %1', message),
+        message: message || trans.__('The installer failed; nothing was saved'),
         detail: outputTail(body.output)
       };
     case 503:
+      // A failure of a kind the server names (its package directory) says itself what it is.
+      if (typeof body.kind === 'string' && message) {
+        return { message };
+      }
       return {
         message: trans.__('The database is unavailable; nothing was saved')
       };
@@ -89,4 +99,19 @@ export function outputTail(output: unknown): string {
     lines.pop();
   }
   return lines.slice(-OUTPUT_TAIL).join('\n');
+}
+
+/** How a change ended, as a notification shows it. */
+export interface IOutcomeWords extends IErrorWords {
+  ok: boolean;
+}
+
+/**
+ * The notification's text for a change's outcome: a success with its warning, a failure's
+ * one line alone (its details are in the panel, behind "Show details", and in the log).
+ */
+export function notificationText(outcome: IOutcomeWords): string {
+  return outcome.ok && outcome.detail
+    ? `${outcome.message}\n${outcome.detail}`
+    : outcome.message;
 }

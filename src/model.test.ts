@@ -197,7 +197,8 @@ describe('PackagesModel', () => {
     const { settings } = workspace(() =>
       eventStream(
         changeStream([], 400, {
-          message: 'x',
+          message: "invalid requirement 'bad spec': blank; nothing was saved",
+          kind: 'invalid-requirement',
           spec: 'bad spec',
           reason: 'blank'
         })
@@ -208,7 +209,7 @@ describe('PackagesModel', () => {
     const outcome = await model.install(['bad spec']);
     expect(outcome.ok).toBe(false);
     expect(model.error?.message).toBe(
-      '“bad spec” was refused: blank; nothing was saved'
+      "invalid requirement 'bad spec': blank; nothing was saved"
     );
     expect(model.rows.map(r => r.spec)).toEqual(['bfdemo==1.0']);
   });
@@ -218,7 +219,8 @@ describe('PackagesModel', () => {
     const { settings } = workspace(() =>
       eventStream(
         changeStream(['error: no matching distribution'], status, {
-          message: 'the installer failed',
+          message: "'nope' not found in the package index; nothing was saved",
+          kind: 'not-found',
           output: 'error: no matching distribution'
         })
       )
@@ -226,7 +228,7 @@ describe('PackagesModel', () => {
     const model = new PackagesModel({ serverSettings: settings, trans });
     await model.install(['nope']);
     expect(model.error).toEqual({
-      message: 'The installer failed: the installer failed',
+      message: "'nope' not found in the package index; nothing was saved",
       detail: 'error: no matching distribution'
     });
     status = 403;

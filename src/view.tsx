@@ -102,7 +102,12 @@ function PanelView({ model, actions, trans }: IViewProps): JSX.Element {
       {model.error && (
         <div className="jp-bifrost-error" data-bifrost="error" role="alert">
           <p>{model.error.message}</p>
-          {model.error.detail && <pre>{model.error.detail}</pre>}
+          {model.error.detail && (
+            <details>
+              <summary>{trans.__('Show details')}</summary>
+              <pre>{model.error.detail}</pre>
+            </details>
+          )}
         </div>
       )}
       {model.savedError && (

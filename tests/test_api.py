@@ -144,8 +144,10 @@ async def test_installer_failure_is_422_with_output_and_saves_nothing(
     before = saved_rows(database_url)
     status, body = await call(jp_fetch, "install", {"packages": ["not-in-wheelhouse"]})
     assert status == 422
-    assert "installer failed" in body["message"]
-    assert "nothing was saved" in body["message"]
+    assert (
+        body["message"] == "'not-in-wheelhouse' not found in the package index; nothing was saved"
+    )
+    assert body["kind"] == "not-found"
     assert "not-in-wheelhouse" in body["output"]
     assert saved_rows(database_url) == before
     assert cached(redis_client)["content"] == "bfdemo==1.0\n"

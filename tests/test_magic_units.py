@@ -35,25 +35,27 @@ def test_specs_typed_with_spaces_are_rejoined() -> None:
 
 
 @pytest.mark.parametrize(
-    ("output", "expected"),
+    ("kind", "message"),
     [
-        (
-            "ERROR: No matching distribution found for nothere\n",
-            "✗ 'nothere' not found in the package index; nothing was saved",
-        ),
-        (
-            "  cause: Because nothere was not found in the package registry and ...",
-            "✗ 'nothere' not found in the package index; nothing was saved",
-        ),
-        (
-            "  cause: Because bfapp==1.0 depends on bfdep>=9 and ...",
-            "✗ the installer failed (exit code 1); nothing was saved",
-        ),
+        ("not-found", "'nothere' not found in the package index; nothing was saved"),
+        ("no-version", "no version in the package index matches bfdemo==9.9; nothing was saved"),
+        ("installer", "the installer failed (exit code 2): boom; nothing was saved"),
     ],
 )
-def test_installer_failures_are_explained_for_uv_and_pip(output: str, expected: str) -> None:
-    body = {"message": "the installer failed (exit code 1); nothing was saved", "output": output}
-    assert _explain(ApiError(422, body)) == expected
+def test_an_installer_failure_is_the_servers_one_line(kind: str, message: str) -> None:
+    """The server words each kind of failure (bifrost_ext.failures); the magic says that line,
+    whatever the output it streamed into the cell already."""
+    body = {"message": message, "kind": kind, "output": "Using CPython 3.11.7 interpreter at: x"}
+    assert _explain(ApiError(422, body)) == f"✗ {message}"
+
+
+def test_a_package_directory_the_server_cannot_write_is_not_called_the_database() -> None:
+    message = "the server cannot write to its package directory /x: full; nothing was saved"
+    body = {"message": message, "kind": "directory-unusable", "output": ""}
+    assert _explain(ApiError(503, body)) == f"✗ {message}"
+    assert _explain(ApiError(503, {"message": "database x unavailable"})) == (
+        "✗ the server cannot reach its database: database x unavailable"
+    )
 
 
 def test_load_ext_registers_the_magic_anywhere(

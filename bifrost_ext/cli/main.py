@@ -151,18 +151,23 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    args.progress = Progress(sys.stdout)
     try:
         return asyncio.run(_run(COMMANDS[args.command], service, args))
     except InvalidSpec as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _fail(exc.refusal()["message"], EXIT_USAGE)
     except (NotInRequirements, UnknownRevision) as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)
     except SavedInvalid as exc:
         return _fail(exc.message, EXIT_SAVED_INVALID)
     except InstallError as exc:
-        if exc.output:
+        _done(sys.stdout)
+        code = _fail(exc.refusal()["message"], EXIT_INSTALL)
+        # The details once: after the line that says what they mean, unless they streamed
+        # to stdout already (as the installer's output does when stdout is not a terminal).
+        if exc.output and not args.progress.showed(exc.output):
             print(exc.output, file=sys.stderr)
-        return _fail(f"{exc.message}; nothing was saved", EXIT_INSTALL)
+        return code
     except StoreUnavailable as exc:
         return _fail(f"{exc}; nothing was saved", EXIT_STORE)
     except GrantError as exc:
@@ -251,8 +256,8 @@ def _server_config() -> Any:
     return config
 
 
-async def _on_behalf_of_operator(service: PackageService) -> Caller:
-    """Who the history names, and the installer's output on stdout.
+async def _on_behalf_of_operator(service: PackageService, args: argparse.Namespace) -> Caller:
+    """Who the history names, and the installer's output on stdout (``args.progress``).
 
     With a workspace's own database role (``jupyter bifrost grant``), the role is the
     authority: the history names the workspace's user, whatever ``$USER`` says. Otherwise,
@@ -265,7 +270,7 @@ async def _on_behalf_of_operator(service: PackageService) -> Caller:
             user = getpass.getuser()
         except (KeyError, OSError):
             user = None
-    return Caller(Origin(user, "cli"), _progress(sys.stdout))
+    return Caller(Origin(user, "cli"), args.progress)
 
 
 def _changed(summary: str, warning: str | None = None) -> int:
@@ -311,7 +316,7 @@ def _saved_invalid(reason: str) -> str:
 
 
 async def _install(service: PackageService, args: argparse.Namespace) -> int:
-    result = await service.install(args.specs, await _on_behalf_of_operator(service))
+    result = await service.install(args.specs, await _on_behalf_of_operator(service, args))
     installed = ", ".join(f"{d['name']} {d['version']}" for d in result.installed)
     return _changed(
         f"installed {installed}; saved as version {result.record.version}", result.warning
@@ -319,7 +324,7 @@ async def _install(service: PackageService, args: argparse.Namespace) -> int:
 
 
 async def _remove(service: PackageService, args: argparse.Namespace) -> int:
-    result = await service.uninstall(args.names, await _on_behalf_of_operator(service))
+    result = await service.uninstall(args.names, await _on_behalf_of_operator(service, args))
     return _changed(f"removed {', '.join(args.names)}; saved as version {result.record.version}")
 
 
@@ -373,7 +378,7 @@ async def _history(service: PackageService, args: argparse.Namespace) -> int:
 
 
 async def _rollback(service: PackageService, args: argparse.Namespace) -> int:
-    result = await service.rollback(args.revision, await _on_behalf_of_operator(service))
+    result = await service.rollback(args.revision, await _on_behalf_of_operator(service, args))
     return _changed(
         f"restored revision {args.revision} as version {result.record.version}", result.warning
     )
@@ -389,7 +394,7 @@ async def _warm(service: PackageService, args: argparse.Namespace) -> int:
 async def _sync(service: PackageService, args: argparse.Namespace) -> int:
     record = await service.requirements_for_kernel()
     package_dir = service.package_dir()
-    await package_dir.ensure(record, _progress(sys.stdout))
+    await package_dir.ensure(record, args.progress)
     _done(sys.stdout)
     print(f"{package_dir.current} holds version {record.version} ({record.hash[:12]})")
     return EXIT_OK
@@ -411,27 +416,38 @@ async def _import(service: PackageService, args: argparse.Namespace) -> int:
             f"{args.file} is not UTF-8 text (byte {exc.start}); nothing was saved", EXIT_USAGE
         )
     requirements = parse_requirements_file(text)
-    result = await service.replace(requirements, await _on_behalf_of_operator(service))
+    result = await service.replace(requirements, await _on_behalf_of_operator(service, args))
     return _changed(
         f"imported {len(requirements)} requirements; saved as version {result.record.version}"
     )
 
 
-def _progress(stream: TextIO) -> Callable[[str], None]:
+class Progress:
     """Installer output: on a terminal one status line rewritten in place (a spinner and the
-    installer's latest line), otherwise every line as it comes (for logs)."""
-    if not stream.isatty():
-        return lambda line: print(line, file=stream, flush=True)
-    frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-    step = 0
+    installer's latest line), otherwise every line as it comes (for logs). Remembers the last
+    line it printed whole, so a failure's output is never printed a second time."""
 
-    def show(line: str) -> None:
-        nonlocal step
-        stream.write(f"\r\x1b[K{frames[step % len(frames)]} {line[:70]}")
-        stream.flush()
-        step += 1
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
-    return show
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.whole = not stream.isatty()
+        self.step = 0
+        self.last_whole: str | None = None
+
+    def __call__(self, line: str) -> None:
+        """Show one line of installer output."""
+        if self.whole:
+            print(line, file=self.stream, flush=True)
+            self.last_whole = line
+            return
+        self.stream.write(f"\r\x1b[K{self.FRAMES[self.step % len(self.FRAMES)]} {line[:70]}")
+        self.stream.flush()
+        self.step += 1
+
+    def showed(self, output: str) -> bool:
+        """True when ``output`` (a failure's tail) ends with what was printed whole already."""
+        return self.last_whole is not None and output.rstrip().endswith(self.last_whole.rstrip())
 
 
 def _done(stream: TextIO) -> None:

@@ -57,12 +57,6 @@ _PIP_INSTALL = re.compile(
     r"^\s*(?P<how>[%!])\s*(?P<program>(?:python3?\s+-m\s+)?pip3?)\s+install\s+(?P<args>.*)$",
     re.MULTILINE,
 )
-# uv: "Because foo was not found in the package registry"; pip: "No matching distribution
-# found for foo".
-_NOT_FOUND = re.compile(
-    r"Because ([A-Za-z0-9][\w.-]*) was not found"
-    r"|No matching distribution found for ([A-Za-z0-9][\w.-]*)"
-)
 _CONTINUES = set("=<>!~@;,[(")
 _OPEN_ENDED = set("=<>!~@;,")
 #: pip options followed by a value (``-i URL``), whose value is no requirement either.
@@ -411,15 +405,13 @@ def _explain(exc: ApiError) -> str:
     if exc.status == 404:
         return f"✗ {body.get('message')}"
     if exc.status == 422:
-        # The installer's output was streamed into the cell already; say what it means.
-        output = body.get("output", "")
-        missing = sorted({uv or pip for uv, pip in _NOT_FOUND.findall(output)})
-        if missing:
-            names = ", ".join(repr(name) for name in missing)
-            return f"✗ {names} not found in the package index; nothing was saved"
+        # The server's one line for this kind of failure (the same in the panel and the
+        # command line); the installer's output was streamed into the cell already.
         return f"✗ {body.get('message')}"
     if exc.status == 403:
         return "✗ the server refused: this user may not change the workspace's packages"
+    if exc.status == 503 and "kind" in body:  # a failure the server names: not the database
+        return f"✗ {body.get('message')}"
     if exc.status == 503:
         return f"✗ the server cannot reach its database: {body.get('message')}"
     return f"✗ the server answered {exc.status}: {body.get('message')}"

@@ -27,7 +27,6 @@ from tornado import web
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
 from ..installer import InstallError
 from ..kernel.distributions import installable_distribution
-from ..packagedir import DirectoryUnusable
 from ..records import Origin, RequirementsRecord
 from ..requirements import InvalidSpec, excerpt
 from ..service import (
@@ -209,18 +208,13 @@ class PackagesAPIHandler(APIHandler):
         try:
             result = await change
         except InvalidSpec as exc:
-            self.reply(400, {"message": str(exc), "spec": exc.spec, "reason": exc.reason})
+            self.reply(400, exc.refusal())
         except NotInRequirements as exc:
             self.reply(404, {"message": str(exc), "names": exc.names})
         except UnknownRevision as exc:
             self.reply(404, {"message": str(exc)})
-        except DirectoryUnusable as exc:  # the operator's to mend: no other change would do
-            self.reply(503, {"message": f"{exc.message}; nothing was saved"})
-        except InstallError as exc:
-            self.reply(
-                422,
-                {"message": f"{exc.message}; nothing was saved", "output": exc.output},
-            )
+        except InstallError as exc:  # its status: 503 when no other change would do
+            self.reply(exc.status, exc.refusal())
         except StoreUnavailable as exc:
             self.reply(503, {"message": f"{exc}; nothing was saved"})
         except VersionConflict:

@@ -56,7 +56,7 @@ test('install from the panel: live installer log, then the saved row', async ({ 
   await expect(panel.getByRole('log', { name: 'Installer log' })).toBeVisible();
 });
 
-test('a refused spec shows its reason and saves nothing', async ({ api, jlab }) => {
+test("a refused spec and a typo show the server's one line and save nothing", async ({ api, jlab }) => {
   await api.install(['bfdemo==1.0']);
   const before = await api.state();
   const revisions = (await api.history()).length;
@@ -67,8 +67,23 @@ test('a refused spec shows its reason and saves nothing', async ({ api, jlab }) 
   await panel.getByLabel('Package specs to install').fill('"not a spec!!"');
   await panel.getByRole('button', { name: 'Install' }).click();
 
-  const refusal = jlab.getByText(/“not a spec!!” was refused: not a valid requirement/).first();
+  // The server's line, as the magic and `jupyter bifrost` say it.
+  const refusal = jlab
+    .getByText(/invalid requirement 'not a spec!!': not a valid requirement.*; nothing was saved/)
+    .first();
   await expect(refusal).toBeVisible();
+
+  // A typo: the server's one line in the panel and its notification (as the magic and the
+  // CLI say it); uv's output ("Using CPython …") only behind "Show details".
+  await panel.getByLabel('Package specs to install').fill('reqests');
+  await panel.getByRole('button', { name: 'Install' }).click();
+  const typo = "'reqests' not found in the package index; nothing was saved";
+  const error = panel.locator('[data-bifrost="error"]');
+  await expect(error.locator('p')).toHaveText(typo);
+  await expect(error.locator('details summary')).toHaveText('Show details');
+  const toast = jlab.locator('.Toastify__toast').filter({ hasText: typo });
+  await expect(toast).toBeVisible();
+  await expect(toast).not.toContainText('Using CPython');
 
   const after = await api.state();
   expect(after.hash).toBe(before.hash);
