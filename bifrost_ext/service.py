@@ -294,15 +294,19 @@ class PackageService:
         return record
 
     async def prepare_kernel(
-        self, python: str, on_output: OutputCallback | None = None
+        self,
+        python: str,
+        on_output: OutputCallback | None = None,
+        record: RequirementsRecord | None = None,
     ) -> PreparedKernel:
-        """Bring a kernel interpreter's package directory up to the saved requirements.
+        """Bring a kernel interpreter's package directory up to the saved requirements
+        (``record``, read by the caller, else read here).
 
         When their build failed a short while ago, the kernel does not wait for it again:
         :class:`StillFailing` says why at once, and the build is retried in the background
         once its back-off has passed.
         """
-        record = await self.requirements_for_kernel()
+        record = record or await self.requirements_for_kernel()
         package_dir = self.package_dir(python)
         if package_dir.is_current(record):
             return PreparedKernel(package_dir)
