@@ -10,6 +10,7 @@ does not have.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -140,3 +141,21 @@ def test_a_batch_kernel_allowed_to_fall_back_says_what_is_saved_and_what_it_has(
     assert status[-1].startswith(
         "not in sync: this kernel started without the saved packages (the installer failed"
     ), status
+
+
+def test_a_kernel_that_waited_for_a_build_is_told_what_it_installed(worker: Any) -> None:
+    env, store, home = worker
+    env = {**env, "BIFROST_WORKSPACE": "grows"}
+    store.save("grows", "bfapp\nbfdemo==1.0\n", 0)
+    done, cells = jupyter_execute(env, home, ["pass"])
+    # From nothing, every package was installed: how many is what the build did.
+    assert cells[0].startswith("bifrost: installed 3 packages for workspace 'grows' in"), cells
+    store.save("grows", "bfapp\nbfbase\nbfdemo==2.0\n", 1)  # saved by another server
+    done, cells = jupyter_execute(env, home, ["pass"])
+    assert done.returncode == 0, done.stderr
+    # Before: "installed 4 packages", the size of the set, when one was added and one moved.
+    assert re.fullmatch(
+        r"bifrost: installed 2 packages for workspace 'grows' in \d+\.\d s before this kernel"
+        r" started: bfbase 2\.0 added, bfdemo 1\.0 → 2\.0\n",
+        cells[0],
+    ), cells

@@ -45,6 +45,10 @@ class PackageWatch:
         #: kernel first saw it imported: where its code in memory came from.
         self.imported_from: dict[str, str | None] = {}
         self._modules_noted = 0
+        #: Each environment modules were imported from: its distributions' versions and
+        #: top-level names, read when the first import from it was noted. The collector may
+        #: remove an environment later; what is in memory came from it all the same.
+        self._imported_envs: dict[str, tuple[dict[str, str], dict[str, set[str]]]] = {}
 
     def before_cell(self) -> None:
         """Say which imported modules went stale, if the directory moved since last time."""
@@ -90,6 +94,10 @@ class PackageWatch:
         self._modules_noted = len(sys.modules)
         for name in list(sys.modules):
             self.imported_from.setdefault(name.partition(".")[0], self.seen)
+        env = self.seen
+        if env is not None and env not in self._imported_envs:
+            where = Path(self.link).parent / env
+            self._imported_envs[env] = (env_versions(where), env_top_levels(where))
 
     def loaded_versions(self) -> dict[str, str]:
         """Each distribution of the package directory with a module in memory, at the version
@@ -99,11 +107,10 @@ class PackageWatch:
         for top, env in self.imported_from.items():
             if env is not None:
                 by_env.setdefault(env, set()).add(top)
-        root = Path(self.link).parent
         loaded: dict[str, str] = {}
         for env, tops in by_env.items():
-            versions = env_versions(root / env)
-            for dist, dist_tops in env_top_levels(root / env).items():
+            versions, env_tops = self._imported_envs.get(env, ({}, {}))
+            for dist, dist_tops in env_tops.items():
                 if dist_tops & tops and dist in versions:
                     loaded.setdefault(dist, versions[dist])
         return loaded
