@@ -131,6 +131,9 @@ class ChangeResult:
     #: Every distribution whose version the change moved, dependencies included
     #: (:func:`~bifrost_ext.records.version_changes`).
     versions: list[dict[str, str | None]] = field(default_factory=list)
+    #: The kernel's own distributions the change needed: the installer named them, and the
+    #: kernel's copies are used (:mod:`bifrost_ext.protection`).
+    kept: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -584,11 +587,14 @@ class PackageService:
             raise
         self._notify("bifrost_after_install", **hook_args, record=saved, error=None)
         await self._after_save(base, saved, change.caller.origin)
+        kept = self.package_dir(change.caller.python).kernel_kept.pop(saved.hash, {})
+        kept = kept if change.report else {}  # an install's news; a removal keeps them on
         return ChangeResult(
             saved,
             self._installed(saved, change),
             warning=warning,
             versions=version_changes(self._locked(base, change), saved.locked),
+            kept=[{"name": name, "version": version} for name, version in kept.items()],
         )
 
     async def _unchanged(self, change: Change, base: RequirementsRecord) -> ChangeResult | Conflict:
