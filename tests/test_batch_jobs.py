@@ -159,3 +159,18 @@ def test_a_kernel_that_waited_for_a_build_is_told_what_it_installed(worker: Any)
         r" started: bfbase 2\.0 added, bfdemo 1\.0 → 2\.0\n",
         cells[0],
     ), cells
+
+
+def test_a_batch_kernel_with_a_setting_that_does_not_parse_does_not_start(worker: Any) -> None:
+    env, store, home = worker
+    env = {**env, "BIFROST_WORKSPACE": "typo", "BIFROST_INSTALL_TIMEOUT": "abc"}
+    store.save("typo", "bfdemo==1.0\n", 0)
+    done, cells = jupyter_execute(env, home, ["print('ran')"])
+    # Before: it ran without the saved packages and exited 0.
+    assert done.returncode != 0, done.stderr
+    assert cells == [""], "no cell ran"
+    assert done.stderr.splitlines()[-1].endswith(
+        "bifrost: this kernel did not start: the saved packages of workspace 'typo' are not"
+        " available here: $BIFROST_INSTALL_TIMEOUT must be a number, not 'abc'."
+        " BIFROST_REQUIRE_SAVED_PACKAGES=0 starts it anyway, with a notice."
+    ), done.stderr
