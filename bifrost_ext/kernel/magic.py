@@ -10,7 +10,8 @@ saved and installed ones.
 A command that fails prints why, then raises :class:`BifrostError`, so the cell's status is
 ``error`` and Run All or papermill stop there. Without a server (nbclient, papermill with
 bifrost's provisioner), ``list`` and ``status`` read the record the provisioner wrote at the
-kernel's start, and changes are refused with where to make them instead.
+kernel's start (what was saved, and what the kernel got: after a fallback they differ), and
+changes are refused with where to make them instead.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@
 Loaded with the ``%bifrost`` extension in every kernel bifrost starts. Before each execution
 it reads where the package directory's ``current`` link points (one ``readlink``). When
 another server's change (or this one's) moved it, and the policy is ``notify``, it names the
-modules this kernel imported from distributions whose version changed, once. Under
+modules this kernel imported from distributions whose version changed, once. It reads an
+environment's versions when the kernel first imports from it, so what ``%bifrost list`` and
+``status`` say is in memory stays true after the collector removed that environment. Under
 ``restart-idle`` it also keeps, after each execution that imported something new, a small
 file listing the distributions imported from the package directory, which the server reads to
 decide which kernels to restart (:mod:`bifrost_ext.server.recycle`).

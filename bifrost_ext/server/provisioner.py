@@ -153,8 +153,9 @@ class BifrostProvisioner(LocalProvisioner):
         """The package directory for the kernel's path, and what to tell the kernel's user:
         that it waited for an install, or that the directory is not the saved one.
 
-        Whatever goes wrong here, the kernel starts: a kernel with yesterday's packages (or
-        none) that says so beats no kernel.
+        Whatever goes wrong here ends in a fallback, never an error: for a person, a kernel
+        with yesterday's packages (or none) that says so beats no kernel. A batch kernel is
+        refused afterwards (:meth:`_refuse_without_saved_packages`).
         """
         python = resolve_python(self.kernel_spec.argv[0])
         self.fallback_reason = self.saved_record = None
