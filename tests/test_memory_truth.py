@@ -1,8 +1,10 @@
-"""What ``%bifrost list`` and ``status`` say is in memory is what the kernel imported (issue
-23), also once the environment it imported from is gone: a real server, real kernels."""
+"""What the magic says is true (issue 23): ``list`` and ``status`` show what the kernel
+imported, also once the environment it imported from is gone, and an install names the
+kernel's own packages it needed. A real server, real kernels, the real installer."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -12,6 +14,9 @@ from typing import Any
 import pytest
 
 from tests.kernels import execute
+from tests.wheels import build_wheel
+
+KERNEL_TORNADO = importlib.metadata.version("tornado")
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")
 
@@ -20,6 +25,18 @@ pytestmark = pytest.mark.usefixtures("jp_serverapp")
 def database_url(sqlite_url: str) -> str:
     """One database kind is enough: what is tested is the kernel's memory."""
     return sqlite_url
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's wheels (bfdemo 1.0 and 2.0), and bfweb, which needs ``tornado>=6``: the
+    kernel's own tornado (its version is in this index too, as on PyPI) is what it gets."""
+    house = tmp_path_factory.mktemp("house")
+    for version in ("1.0", "2.0"):
+        build_wheel(house, "bfdemo", version)
+    build_wheel(house, "tornado", KERNEL_TORNADO)
+    build_wheel(house, "bfweb", "1.0", requires=["tornado>=6"])
+    return house
 
 
 @pytest.fixture
@@ -62,3 +79,13 @@ async def test_list_and_status_see_what_was_imported_after_its_environment_is_go
     )
     report = "print(__import__('bifrost_ext.kernel.report', fromlist=['report']).report())"
     assert json.loads((await execute(kernel, report)).text) == {"loaded": {"bfdemo": "1.0"}}
+
+
+async def test_an_install_names_the_kernels_own_packages_it_needed(kernel: Any) -> None:
+    cell = await execute(kernel, "%bifrost install bfweb")
+    assert f"+ tornado=={KERNEL_TORNADO}" in cell.text  # the installer's own line
+    # Before: "installed bfweb 1.0; saved to workspace 'default'", tornado dropped unsaid.
+    assert cell.text.splitlines()[-1] == (
+        f"installed bfweb 1.0; kept the kernel's own tornado {KERNEL_TORNADO};"
+        " saved to workspace 'default'"
+    )
