@@ -222,6 +222,10 @@ class PackageDirectory:
         self._failures: dict[str, FailedBuild] = {}
         #: Builds under way in this process, by requirements hash.
         self.building: dict[str, Build] = {}
+        #: By requirements hash: the kernel's own distributions the last build of those
+        #: requirements needed and left to the kernel (the installer printed them with
+        #: ``+``; the change's summary names them).
+        self.kernel_kept: dict[str, dict[str, str]] = {}
 
     def active_hash(self) -> str | None:
         """The hash that ``current`` points at, or None before the first switch."""
@@ -514,6 +518,7 @@ class PackageDirectory:
             _empty(staging)
             if first and only_added:
                 await self.installer.install(self.python, staging, added, on_output, constraints)
+                self._keep_kernels(record, lock_pins(self.freeze(staging)), runtime)
                 remove_distributions(staging, runtime.versions)
                 found = lock_pins(self.freeze(staging))
                 if all(have.get(name, version) == version for name, version in found.items()):
@@ -524,6 +529,7 @@ class PackageDirectory:
             found = await self.installer.resolve(
                 self.python, record.lines, scratch, on_output, constraints
             )
+            self._keep_kernels(record, found, runtime)
             want = {name: v for name, v in found.items() if name not in runtime.versions}
             if add := Delta.between(have, want).pins():
                 await self.installer.install(self.python, staging, add, on_output, no_deps=True)
@@ -552,8 +558,20 @@ class PackageDirectory:
 
         await self._afresh_if_pins_misfit(install, record, pins, runtime, on_output)
         # Copies of the kernel's packages (at its versions) would only shadow its own.
+        self._keep_kernels(record, lock_pins(self.freeze(target)), runtime)
         remove_distributions(target, runtime.versions)
         anchor_scripts(target)
+
+    def _keep_kernels(
+        self, record: RequirementsRecord, found: dict[str, str], runtime: KernelRuntime
+    ) -> None:
+        """Note which of ``found`` (what a build of ``record`` installed or resolved) are
+        the kernel's own, left out of the directory for the kernel's copies."""
+        self.kernel_kept[record.hash] = {
+            name: runtime.versions[name] for name in sorted(found) if name in runtime.versions
+        }
+        while len(self.kernel_kept) > 8:  # read right after the build; kernel starts never
+            del self.kernel_kept[next(iter(self.kernel_kept))]
 
     async def _afresh_if_pins_misfit(
         self,

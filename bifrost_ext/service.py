@@ -131,6 +131,9 @@ class ChangeResult:
     #: Every distribution whose version the change moved, dependencies included
     #: (:func:`~bifrost_ext.records.version_changes`).
     versions: list[dict[str, str | None]] = field(default_factory=list)
+    #: The kernel's own distributions the change needed: the installer named them, and the
+    #: kernel's copies are used (:mod:`bifrost_ext.protection`).
+    kept: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -138,20 +141,49 @@ class PreparedKernel:
     """A kernel interpreter's package directory, ready, and what its kernel waited for."""
 
     package_dir: PackageDirectory
-    #: Distributions installed for this start (0: it was ready, or only switched to).
-    installed: int = 0
+    #: What the build for this start changed against the environment it was made from
+    #: (:func:`~bifrost_ext.records.version_changes`; empty: it was ready, or only switched
+    #: to).
+    changes: list[dict[str, str | None]] = field(default_factory=list)
     #: Seconds the install took.
     seconds: float = 0.0
+    #: Built from nothing (a new container): every distribution in it was installed.
+    from_nothing: bool = False
+
+    @property
+    def installed(self) -> int:
+        """How many distributions the build installed (added, or at another version)."""
+        return sum(change["new"] is not None for change in self.changes)
 
     def notice(self, workspace: str) -> str | None:
-        """The line a kernel that waited prints first, saying why it waited."""
-        if not self.installed:
+        """The line a kernel that waited prints first: what the build did, and how long."""
+        if not self.changes:
             return None
-        packages = "1 package" if self.installed == 1 else f"{self.installed} packages"
-        return (
-            f"bifrost: installed {packages} for workspace '{workspace}' in"
+        count = self.installed or len(self.changes)  # a build that only removed
+        packages = "1 package" if count == 1 else f"{count} packages"
+        verb = "installed" if self.installed else "removed"
+        said = (
+            f"bifrost: {verb} {packages} for workspace '{workspace}' in"
             f" {self.seconds:.1f} s before this kernel started"
         )
+        return said if self.from_nothing else f"{said}: {describe_versions(self.changes)}"
+
+
+def describe_versions(changes: list[dict[str, str | None]], most: int = 5) -> str:
+    """``bfbase 2.0 added, bfdemo 1.0 → 2.0, six 1.17.0 removed``: the first ``most``
+    changes, then how many more."""
+    parts = []
+    for change in changes[:most]:
+        name, old, new = change["name"], change["old"], change["new"]
+        if old is None:
+            parts.append(f"{name} {new} added")
+        elif new is None:
+            parts.append(f"{name} {old} removed")
+        else:
+            parts.append(f"{name} {old} → {new}")
+    if len(changes) > most:
+        parts.append(f"and {len(changes) - most} more")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -294,15 +326,19 @@ class PackageService:
         return record
 
     async def prepare_kernel(
-        self, python: str, on_output: OutputCallback | None = None
+        self,
+        python: str,
+        on_output: OutputCallback | None = None,
+        record: RequirementsRecord | None = None,
     ) -> PreparedKernel:
-        """Bring a kernel interpreter's package directory up to the saved requirements.
+        """Bring a kernel interpreter's package directory up to the saved requirements
+        (``record``, read by the caller, else read here).
 
         When their build failed a short while ago, the kernel does not wait for it again:
         :class:`StillFailing` says why at once, and the build is retried in the background
         once its back-off has passed.
         """
-        record = await self.requirements_for_kernel()
+        record = record or await self.requirements_for_kernel()
         package_dir = self.package_dir(python)
         if package_dir.is_current(record):
             return PreparedKernel(package_dir)
@@ -313,12 +349,17 @@ class PackageService:
         self._notify("bifrost_before_kernel_install", record=record, python=python)
         build_purpose.set("kernel start")
         built = package_dir.is_built(record)
+        before = _pins(package_dir) if package_dir.is_complete() else None
         started = time.monotonic()
         await package_dir.ensure(record, on_output)
         if built or not package_dir.is_current(record):  # a switch, or a newer one won
             return PreparedKernel(package_dir)
-        installed = len(package_dir.freeze(package_dir.current).splitlines())
-        return PreparedKernel(package_dir, installed, time.monotonic() - started)
+        # What this build did, not the size of the set: a change built on the environment
+        # before it installs only what differs.
+        changes = version_changes(before or {}, _pins(package_dir))
+        prepared = PreparedKernel(package_dir, changes, time.monotonic() - started, before is None)
+        self.log.info("%s", prepared.notice(self.workspace))
+        return prepared
 
     def _retry_in_background(
         self, package_dir: PackageDirectory, record: RequirementsRecord
@@ -555,11 +596,14 @@ class PackageService:
             raise
         self._notify("bifrost_after_install", **hook_args, record=saved, error=None)
         await self._after_save(base, saved, change.caller.origin)
+        kept = self.package_dir(change.caller.python).kernel_kept.pop(saved.hash, {})
+        kept = kept if change.report else {}  # an install's news; a removal keeps them on
         return ChangeResult(
             saved,
             self._installed(saved, change),
             warning=warning,
             versions=version_changes(self._locked(base, change), saved.locked),
+            kept=[{"name": name, "version": version} for name, version in kept.items()],
         )
 
     async def _unchanged(self, change: Change, base: RequirementsRecord) -> ChangeResult | Conflict:
@@ -688,6 +732,12 @@ class PackageService:
         self.guarded_cache.close()
         self.store.close()
         self.cache.close()
+
+
+def _pins(package_dir: PackageDirectory) -> dict[str, str]:
+    """What ``current`` holds, by distribution (its lock as :meth:`~PackageDirectory.freeze`
+    reads it)."""
+    return lock_pins(package_dir.freeze(package_dir.current))
 
 
 async def _run(func: Callable[..., T], *args: Any) -> T:

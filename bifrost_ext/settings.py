@@ -499,6 +499,17 @@ SETTINGS: tuple[Setting, ...] = (
         " (kernelspecs that name another provisioner keep theirs).",
     ),
     Setting(
+        "require_saved_packages",
+        bool,
+        "BIFROST_REQUIRE_SAVED_PACKAGES",
+        True,
+        "Kernels started outside a Jupyter server (papermill, nbclient, `jupyter execute`):"
+        " one that cannot get the workspace's saved packages fails to start, with the reason,"
+        " so a batch job never runs on an earlier set or none (false: it starts with them and"
+        " a notice). Kernels a server starts always start, with the notice (the variable: 1,"
+        " true, yes or on; anything else is false).",
+    ),
+    Setting(
         "kernel_server_url",
         str,
         "BIFROST_KERNEL_SERVER_URL",
@@ -567,6 +578,7 @@ class Settings:
     recycle: str
     sync_interval: float
     use_provisioner: bool
+    require_saved_packages: bool
     kernel_server_url: str | None
     kernel_env_allow: tuple[str, ...]
     warm_retry_interval: float

@@ -53,7 +53,9 @@ def test_help_reads_well(cli: CLI) -> None:
 
 def test_install_list_remove_history_rollback(cli: CLI, store: RequirementsStore) -> None:
     out = cli("install", "bfdemo==1.0", "bfapp")
-    assert out.splitlines()[-1] == "installed bfapp 1.0, bfdemo 1.0; saved as version 1"
+    assert out.splitlines()[-1] == (
+        "installed bfapp 1.0, bfdemo 1.0; also changed: bfdep 1.0 added; saved as version 1"
+    )
     assert "Resolved" in out  # not a terminal: the installer's lines, plain
     assert cli("list") == "bfapp\nbfdemo==1.0\n"
     listed = cli.json("list")

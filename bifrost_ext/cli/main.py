@@ -34,10 +34,11 @@ from ..grants import GrantError, Grants
 from ..installer import InstallError
 from ..interpreter import DEFAULT_KERNEL_NAME, kernel_python
 from ..kernel.env import ENV_KERNEL_TOKEN
+from ..kernel.summary import change_summary
 from ..packagedir import SavedInvalid
 from ..records import Origin
 from ..requirements import InvalidSpec, parse_requirements_file
-from ..service import Caller, NotInRequirements, PackageService, UnknownRevision
+from ..service import Caller, ChangeResult, NotInRequirements, PackageService, UnknownRevision
 from ..settings import BY_NAME, SETTINGS, Settings
 from ..store import StoreUnavailable, VersionConflict
 from ..workspaces import check_workspace, user_for_workspace, workspace_for_user
@@ -300,6 +301,8 @@ async def _list(service: PackageService, args: argparse.Namespace) -> int:
             }
         )
         return EXIT_SAVED_INVALID if invalid else EXIT_OK
+    if not record.lines and not invalid:
+        print(f"workspace {record.workspace!r} has no saved requirements")  # as the magic says
     for line in record.lines:
         # Written past the validator, a line may hold anything: escapes, not a terminal's.
         print(line if line.isprintable() else ascii(line))
@@ -317,15 +320,30 @@ def _saved_invalid(reason: str) -> str:
 
 async def _install(service: PackageService, args: argparse.Namespace) -> int:
     result = await service.install(args.specs, await _on_behalf_of_operator(service, args))
-    installed = ", ".join(f"{d['name']} {d['version']}" for d in result.installed)
+    # The magic's summary: every version the change moved, and what the kernel kept.
     return _changed(
-        f"installed {installed}; saved as version {result.record.version}", result.warning
+        f"{change_summary('install', _answer(result), args.specs)};"
+        f" saved as version {result.record.version}",
+        result.warning,
     )
+
+
+def _answer(result: ChangeResult) -> dict[str, Any]:
+    """The parts of a change's result that the API answers with, for :func:`change_summary`."""
+    return {
+        "installed": result.installed,
+        "changed": result.changed,
+        "versions": result.versions,
+        "kept": result.kept,
+    }
 
 
 async def _remove(service: PackageService, args: argparse.Namespace) -> int:
     result = await service.uninstall(args.names, await _on_behalf_of_operator(service, args))
-    return _changed(f"removed {', '.join(args.names)}; saved as version {result.record.version}")
+    return _changed(
+        f"{change_summary('remove', _answer(result), args.names)};"
+        f" saved as version {result.record.version}"
+    )
 
 
 async def _status(service: PackageService, args: argparse.Namespace) -> int:

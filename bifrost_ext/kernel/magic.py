@@ -12,7 +12,8 @@ versions in memory beside the saved and installed ones. A cell that runs ``%pip 
 A command that fails prints why, then raises :class:`BifrostError`, so the cell's status is
 ``error`` and Run All or papermill stop there. Without a server (nbclient, papermill with
 bifrost's provisioner), ``list`` and ``status`` read the record the provisioner wrote at the
-kernel's start, and changes are refused with where to make them instead.
+kernel's start (what was saved, and what the kernel got: after a fallback they differ), and
+changes are refused with where to make them instead.
 """
 
 from __future__ import annotations
@@ -165,8 +166,10 @@ class BifrostMagics(Magics):
                 failed,
             )
         if command == "list":
-            _say(f"workspace {record.get('workspace')!r}, {_OFFLINE}")
-            self._table(_lines(str(record.get("content", ""))), str(record.get("workspace")))
+            saved, kernel = _start_part(record, "saved"), _start_part(record, "kernel")
+            _say(f"workspace {record.get('workspace')!r}, {_OFFLINE}{_offline_versions(record)}")
+            shown = saved if saved is not None else kernel or {}
+            self._table(_lines(str(shown.get("content") or "")), str(record.get("workspace")))
         elif command == "status":
             self._offline_status(record)
         else:
@@ -244,7 +247,8 @@ class BifrostMagics(Magics):
             name = project_name(spec)
             version = installed_version(name)
             memory = loaded.get(canonical(name))
-            rows.append((name, spec, version or "-", memory or "-", _flag(spec, version, memory)))
+            saved = spec[len(name) :].strip() or "any"  # the name is in the first column
+            rows.append((name, saved, version or "-", memory or "-", _flag(spec, version, memory)))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         for row in rows:
             cells = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4]))
@@ -277,21 +281,30 @@ class BifrostMagics(Magics):
         _say(_memory_verdict() or verdict if verdict == IN_SYNC else verdict)
 
     def _offline_status(self, record: dict[str, Any]) -> None:
-        saved_hash = record.get("hash")
+        """What was saved and what this kernel got, each said apart: after a fallback
+        they differ."""
+        saved, kernel = _start_part(record, "saved"), _start_part(record, "kernel")
+        saved_hash = saved.get("hash") if saved else None
+        kernel_hash = kernel.get("hash") if kernel else None
         _say(f"workspace {record.get('workspace')!r}, {_OFFLINE}")
-        _say(f"saved         version {record.get('version')}, {_short(saved_hash)}")
+        if saved is None:
+            _say("saved         unknown (the saved requirements could not be read)")
+        else:
+            _say(f"saved         version {saved.get('version')}, {_short(saved_hash)}")
+        if kernel is None:
+            _say("this kernel   none of the workspace's packages")
+        else:
+            _say(
+                f"this kernel   version {kernel.get('version')}, {_short(kernel_hash)}"
+                f"{_sync(kernel_hash, saved_hash)}"
+            )
         link = readlink(os.environ.get(ENV_PACKAGE_DIR, ""))
-        kernel_hash = os.path.basename(link) if link else None
-        _say(
-            f"this kernel   {os.environ.get(ENV_PACKAGE_DIR, '?')}"
-            f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}"
-        )
         if record.get("error"):
             _say(
                 f"not in sync: this kernel started without the saved packages ({record['error']});"
                 " restart it to try again"
             )
-        elif kernel_hash != saved_hash:
+        elif (os.path.basename(link) if link else None) != kernel_hash:
             _say("not in sync: the package directory changed since this kernel started")
         else:
             _say(_memory_verdict() or IN_SYNC)
@@ -342,6 +355,22 @@ def start_record() -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _start_part(record: dict[str, Any], part: str) -> dict[str, Any] | None:
+    """The ``saved`` or ``kernel`` record of a start record (None: unknown, or none)."""
+    value = record.get(part)
+    return value if isinstance(value, dict) else None
+
+
+def _offline_versions(record: dict[str, Any]) -> str:
+    """``: saved version 4; this kernel has version 3`` when they differ, else nothing."""
+    saved, kernel = _start_part(record, "saved"), _start_part(record, "kernel")
+    if saved is not None and kernel is not None and saved.get("hash") == kernel.get("hash"):
+        return ""
+    said = f"saved version {saved.get('version')}" if saved else "saved unknown"
+    has = f"version {kernel.get('version')}" if kernel else "none of the saved packages"
+    return f": {said}; this kernel has {has}"
 
 
 def loaded_versions() -> dict[str, str]:

@@ -48,7 +48,10 @@ def change_summary(command: str, body: Mapping[str, Any], requested: Iterable[st
             parts.append(f"{name} {old}" if old else name)
         head = f"removed {', '.join(parts)}"
     others = [describe_change(v) for key, v in sorted(changes.items()) if key not in named]
-    return f"{head}; also changed: {', '.join(others)}" if others else head
+    summary = f"{head}; also changed: {', '.join(others)}" if others else head
+    # The installer listed these too ("+ tornado==6.4"): say why they are not installed.
+    kept = [f"{d['name']} {d['version']}" for d in body.get("kept") or []]
+    return f"{summary}; kept the kernel's own {', '.join(kept)}" if kept else summary
 
 
 def describe_change(change: Mapping[str, Any]) -> str:

@@ -6,7 +6,9 @@ Loaded with the ``%bifrost`` extension in every kernel bifrost starts. Before ea
 it reads where the package directory's ``current`` link points (one ``readlink``). When
 another server's change (or this one's) moved it, and the policy is ``notify``, it says once,
 in one line, which changed requirements this kernel imported (and how many of their
-dependencies), with the restart hint. Under
+dependencies), with the restart hint. It reads an environment's versions when the kernel
+first imports from it, so what ``%bifrost list`` and ``status`` say is in memory stays true
+after the collector removed that environment. Under
 ``restart-idle`` it also keeps, after each execution that imported something new, a small
 file listing the distributions imported from the package directory, which the server reads to
 decide which kernels to restart (:mod:`bifrost_ext.server.recycle`).
@@ -54,6 +56,10 @@ class PackageWatch:
         #: kernel first saw it imported: where its code in memory came from.
         self.imported_from: dict[str, str | None] = {}
         self._modules_noted = 0
+        #: Each environment modules were imported from: its distributions' versions and
+        #: top-level names, read when the first import from it was noted. The collector may
+        #: remove an environment later; what is in memory came from it all the same.
+        self._imported_envs: dict[str, tuple[dict[str, str], dict[str, set[str]]]] = {}
 
     def before_cell(self) -> None:
         """Say which imported modules went stale, if the directory moved since last time."""
@@ -110,6 +116,10 @@ class PackageWatch:
         self._modules_noted = len(sys.modules)
         for name in list(sys.modules):
             self.imported_from.setdefault(name.partition(".")[0], self.seen)
+        env = self.seen
+        if env is not None and env not in self._imported_envs:
+            where = Path(self.link).parent / env
+            self._imported_envs[env] = (env_versions(where), env_top_levels(where))
 
     def loaded_versions(self) -> dict[str, str]:
         """Each distribution of the package directory with a module in memory, at the version
@@ -119,11 +129,10 @@ class PackageWatch:
         for top, env in self.imported_from.items():
             if env is not None:
                 by_env.setdefault(env, set()).add(top)
-        root = Path(self.link).parent
         loaded: dict[str, str] = {}
         for env, tops in by_env.items():
-            versions = env_versions(root / env)
-            for dist, dist_tops in env_top_levels(root / env).items():
+            versions, env_tops = self._imported_envs.get(env, ({}, {}))
+            for dist, dist_tops in env_tops.items():
                 if dist_tops & tops and dist in versions:
                     loaded.setdefault(dist, versions[dist])
         return loaded

@@ -229,6 +229,7 @@ class PackagesAPIHandler(APIHandler):
                 changed=result.changed,
                 warning=result.warning,
                 versions=result.versions,
+                kept=result.kept,
             )
 
 

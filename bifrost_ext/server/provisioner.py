@@ -15,7 +15,10 @@ It adds the kernel side (:mod:`bifrost_ext.kernel`) to the kernel's path and loa
 ``%bifrost`` works in any Python kernel. Inside jupyter_server it uses the extension's service
 (found through the kernel manager's parent chain); anywhere else (plain jupyter_client,
 nbclient, papermill, with ``JUPYTER_DEFAULT_PROVISIONER_NAME=bifrost-provisioner``) it builds
-one from the ``BIFROST_*`` environment variables.
+one from the ``BIFROST_*`` environment variables. There, a kernel that cannot get the saved
+packages fails to start (:class:`SavedPackagesUnavailable`, unless ``require_saved_packages``
+is off): a batch job must not run on an earlier set and exit 0. A server's kernels always
+start, with the notice, since a person is there to read it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from ..kernel.env import (
     ENV_WORKSPACE,
 )
 from ..private import PRIVATE_FILE, private_dir
+from ..records import RequirementsRecord
 from ..service import PackageService, StillFailing
 from ..settings import (
     BY_NAME,
@@ -62,6 +66,12 @@ from .kernel_env import KernelEnvPolicy
 KERNEL_SIDE = "bifrost_ext.kernel"
 
 _standalone_services: dict[Settings, PackageService] = {}
+
+
+class SavedPackagesUnavailable(RuntimeError):
+    """A kernel outside a server (papermill, nbclient) could not get the saved packages, and
+    ``require_saved_packages`` says that it must not start without them: one line, which
+    the launching process shows as its error."""
 
 
 def standalone_service(log: logging.Logger) -> PackageService:
@@ -85,6 +95,8 @@ class BifrostProvisioner(LocalProvisioner):
     kernel_env: dict[str, str] | None = None
     #: Why the kernel did not start with the saved packages (None when it did).
     fallback_reason: str | None = None
+    #: What is saved, as this start read it (None when it could not be read).
+    saved_record: RequirementsRecord | None = None
 
     def server_settings(self) -> dict[str, Any] | None:
         """The web app settings of the jupyter_server that launches this kernel, if any."""
@@ -120,10 +132,13 @@ class BifrostProvisioner(LocalProvisioner):
             try:
                 self.service()
             except ValueError as exc:  # a setting that does not parse: nothing is installed
+                self._refuse_without_saved_packages(str(exc))
                 self.package_path, self.notice = None, self._unusable_settings(str(exc))
                 self.kernel_env = {ENV_NOTICE: self.notice}
             else:
                 self.package_path, self.notice = await self._prepare()
+                if self.fallback_reason is not None:
+                    self._refuse_without_saved_packages(self.fallback_reason)
                 self.kernel_env = self._kernel_env()
             self.prepare_seconds = time.monotonic() - started
             if self._is_ipykernel():
@@ -138,14 +153,17 @@ class BifrostProvisioner(LocalProvisioner):
         """The package directory for the kernel's path, and what to tell the kernel's user:
         that it waited for an install, or that the directory is not the saved one.
 
-        Whatever goes wrong here, the kernel starts: a kernel with yesterday's packages (or
-        none) that says so beats no kernel.
+        Whatever goes wrong here ends in a fallback, never an error: for a person, a kernel
+        with yesterday's packages (or none) that says so beats no kernel. A batch kernel is
+        refused afterwards (:meth:`_refuse_without_saved_packages`).
         """
         python = resolve_python(self.kernel_spec.argv[0])
-        self.fallback_reason = None
+        self.fallback_reason = self.saved_record = None
         try:
             service = self.service()
-            prepared = await service.prepare_kernel(python)
+            # Read first and kept: what is saved, to tell apart from what the kernel gets.
+            self.saved_record = await service.requirements_for_kernel()
+            prepared = await service.prepare_kernel(python, record=self.saved_record)
             return str(prepared.package_dir.current), prepared.notice(service.workspace)
         except StillFailing as exc:  # said when it failed; the kernel need not wait for it
             self.log.info(
@@ -167,6 +185,31 @@ class BifrostProvisioner(LocalProvisioner):
             )
             reason = _reason(exc)
         return self._fallback(python, reason)
+
+    def _refuse_without_saved_packages(self, reason: str) -> None:
+        """Outside a server, with ``require_saved_packages`` (the default), a kernel without
+        the saved packages does not start: raise :class:`SavedPackagesUnavailable`."""
+        if self.server_settings() is not None:
+            return  # interactive: the kernel starts, and its first output says why
+        try:
+            settings: Settings | None = self.service().settings
+        except ValueError:  # the other settings do not parse; this one may still
+            settings = None
+        setting = BY_NAME["require_saved_packages"]
+        required = settings.require_saved_packages if settings else setting.from_env()
+        if not required:
+            return
+        try:
+            workspace = settings.workspace if settings else BY_NAME["workspace"].from_env()
+        except ValueError:
+            workspace = "?"
+        version = f" (version {self.saved_record.version})" if self.saved_record else ""
+        # Raised, not logged: jupyter_client logs it, and the batch job exits with it.
+        raise SavedPackagesUnavailable(
+            f"bifrost: this kernel did not start: the saved packages of workspace"
+            f" {workspace!r}{version} are not available here: {reason.rstrip('.')}."
+            f" {setting.env}=0 starts it anyway, with a notice."
+        )
 
     def _unusable_settings(self, reason: str) -> str:
         """Say that bifrost's settings do not parse, where its user and its operator look:
@@ -237,12 +280,18 @@ class BifrostProvisioner(LocalProvisioner):
         return env
 
     def _write_start_record(self, service: PackageService) -> Path:
-        """Write the record the kernel's package directory holds as it starts (see
-        :func:`start_record_file`), for ``%bifrost list`` and ``status`` without a server."""
+        """Write what is saved and what the kernel's package directory holds as it starts
+        (see :func:`start_record_file`), for ``%bifrost list`` and ``status`` without a
+        server: after a fallback they differ, and both are said."""
         python = resolve_python(self.kernel_spec.argv[0])
         record = service.package_dir(python).active_record() if self.package_path else None
-        data: dict[str, object] = {"workspace": service.workspace, "error": self.fallback_reason}
-        data.update(record.to_json() if record else {"content": "", "hash": None, "version": 0})
+        saved = self.saved_record
+        data: dict[str, object] = {
+            "workspace": service.workspace,
+            "error": self.fallback_reason,
+            "saved": saved.to_json() if saved else None,
+            "kernel": record.to_json() if record else None,
+        }
         path = start_record_file(service.workspace_dir, self.kernel_id)
         private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
