@@ -40,7 +40,7 @@ from figures import line, median_ms, paired_line  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
 
-from bifrost_ext.delta import linked_environments  # noqa: E402
+from bifrost_ext.delta import SHARED  # noqa: E402
 from bifrost_ext.installer import Installer, find_uv  # noqa: E402
 from bifrost_ext.packagedir import PackageDirectory  # noqa: E402
 from bifrost_ext.records import RequirementsRecord  # noqa: E402
@@ -252,10 +252,10 @@ class Bench:
                 for i in range(self.repeat):
                     post("/api/packages/uninstall", {"packages": [wheel]})
                     # Drop built environments so that every install really runs the installer
-                    # (not the current one, nor those it links into, nor their short names).
-                    keep = set()
+                    # (not the current one, nor the pool of folders it links into).
+                    keep = {SHARED}
                     for current in site.glob("benchapi/*/current"):
-                        keep |= {current.resolve().name, *linked_environments(current.resolve())}
+                        keep.add(current.resolve().name)
                     for env_dir in site.glob("benchapi/*/envs/*"):
                         if env_dir.is_symlink() and env_dir.resolve().name not in keep:
                             env_dir.unlink()

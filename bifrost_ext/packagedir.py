@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import json
 import os
 import platform
@@ -66,18 +67,20 @@ from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
 
 from .delta import (
+    SHARED,
     Delta,
     clone,
     distribution_tops,
     import_names,
-    linked_environments,
     merge,
     own,
+    reach,
     remove_distributions,
-    short_name,
+    share,
 )
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
 from .interpreter import run_python
+from .kernel.lease import LEASE
 from .pins import DIST_INFO, dist_info_pin
 from .private import PRIVATE_FILE, private_dir
 from .protection import (
@@ -91,7 +94,8 @@ from .shadowing import CommandGuard
 
 #: The last environments ``current`` moved away from, kept while younger than
 #: :data:`KEEP_RECENT_SECONDS` so that switching back soon (undoing a change) needs no
-#: reinstall. Clones share their unchanged files, so each costs about what its change did.
+#: reinstall (defaults of :attr:`PackageDirectory.keep_previous` and ``keep_recent_seconds``).
+#: Clones share their unchanged files, so each costs its links and what its change did.
 KEEP_PREVIOUS = 2
 KEEP_RECENT_SECONDS = 600.0
 #: How long a failed build is remembered before a kernel start may wait for it again; doubled
@@ -107,11 +111,15 @@ COMPILE_BATCH = 400
 #: The names of what builds leave in ``envs/``, the only entries the collector removes: an
 #: environment (its requirements hash), its short name, and the temporary folders of a build,
 #: a staging, a resolution or a trial, with the installer's files beside them.
+ENVIRONMENT = re.compile(r"[0-9a-f]{64}")
 COLLECTABLE = re.compile(
     r"[0-9a-f]{64}|@[0-9a-f]{16}"
     r"|\.tmp-(?:(?:incomplete-)?[0-9a-f]{12}-|staging-|resolve-|trial-)[0-9a-f]{8}"
     r"(?:\.pid|\.constraints\.txt|\.in|\.out)?"
 )
+
+#: The names the pool (``envs/.shared/``) gives its folders (:func:`bifrost_ext.delta.share`).
+SHARED_ID = re.compile(r"[0-9a-f]{10}")
 
 _T = TypeVar("_T")
 
@@ -215,6 +223,10 @@ class PackageDirectory:
         self.commands = commands if commands is not None else CommandGuard()
         self.current = root / "current"
         self.envs = root / "envs"
+        #: How many of the environments ``current`` last moved away from are kept, and for
+        #: how long (an undo within that time is a switch).
+        self.keep_previous = KEEP_PREVIOUS
+        self.keep_recent_seconds = KEEP_RECENT_SECONDS
         self._failures: dict[str, FailedBuild] = {}
         #: Builds under way in this process, by requirements hash.
         self.building: dict[str, Build] = {}
@@ -415,9 +427,10 @@ class PackageDirectory:
                 await self._check_kernel(runtime, tmp)
             # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
             self.commands.check(tmp)
+            share(tmp)  # its folders into the pool, before any kernel or clone sees them
+            (tmp / LEASE).touch()  # made here, so that kernels holding it change nothing
             (tmp / marker).touch()
             os.rename(tmp, env)
-            short_name(env)  # what the next change's links into it go through
         finally:
             self.building.pop(record.hash, None)
             if tmp.exists():
@@ -426,7 +439,9 @@ class PackageDirectory:
         if cold is not None:
             # Off the kernel's path, by one process of the kernel interpreter: later changes
             # share this bytecode, so no first import after a change waits for it.
-            command = [cold.python, "-I", "-m", "compileall", "-q", str(env)]
+            # Its folders are links into the pool, which compileall does not follow: each
+            # is named, and compiled through its link.
+            command = [cold.python, "-I", "-m", "compileall", "-q", str(env), *_linked(env)]
             compiling = threading.Thread(target=_run_quietly, args=(command,), daemon=True)
             compiling.start()
             self._compiling = [*(t for t in self._compiling if t.is_alive()), compiling]
@@ -671,33 +686,75 @@ class PackageDirectory:
             self._write_active(record)
 
     def _collect_garbage(self, keep: set[str]) -> None:
+        """Remove every environment, pool folder and leftover that nothing needs: what is kept
+        is ``keep`` (the environment ``current`` names), the last :attr:`keep_previous`
+        environments switched away from within :attr:`keep_recent_seconds`, every
+        environment a running kernel holds (its :data:`~bifrost_ext.kernel.lease.LEASE`),
+        and whatever their links reach."""
         for leftover in [*self.root.glob(".current-*"), *self.root.glob(".active.json.*")]:
             leftover.unlink(missing_ok=True)  # a switch killed mid-way (we hold the lock)
         if not self.envs.is_dir():
             return
-        now, keep = time.time(), set(keep)
+        now, roots = time.time(), set(keep)
         # Only names this module and the installer give: ``envs/`` may be a link to a folder
         # on another disk that holds other things too.
         ours = [entry for entry in self.envs.iterdir() if COLLECTABLE.fullmatch(entry.name)]
         by_age = sorted(ours, key=lambda entry: -entry.lstat().st_mtime)
+        environments = [
+            entry
+            for entry in by_age
+            if ENVIRONMENT.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink()
+        ]
         recent = [
             entry.name
-            for entry in by_age
-            if not entry.name.startswith((".tmp-", "@"))  # a killed install's; a short name
-            and entry.name not in keep
-            and now - entry.lstat().st_mtime <= KEEP_RECENT_SECONDS
+            for entry in environments
+            if entry.name not in roots and now - entry.lstat().st_mtime <= self.keep_recent_seconds
         ]
-        keep.update(recent[:KEEP_PREVIOUS])
-        for name in list(keep):  # and what they share: their links lead there directly
-            with suppress(OSError):
-                keep.update(linked_environments(self.envs / name))
-        for entry in by_age:
-            if entry.name.startswith("@"):  # a short name: kept with its environment
-                with suppress(OSError):
-                    if os.readlink(entry) in keep:
-                        continue
-            if entry.name not in keep:
-                _remove(entry)
+        roots.update(recent[: self.keep_previous])
+        claims: list[int] = []
+        try:
+            for entry in environments:
+                if entry.name not in roots:
+                    held, claim = _claim(entry)
+                    if held:
+                        roots.add(entry.name)  # a running kernel's: kept for it
+                    elif claim is not None:
+                        claims.append(claim)  # held until it is removed: no kernel takes it
+            kept, shared = self._reachable(roots)
+            for entry in by_age:
+                if entry.name.startswith("@"):  # a short name: kept with its environment
+                    with suppress(OSError):
+                        if os.readlink(entry) in kept:
+                            continue
+                if entry.name not in kept:
+                    _remove(entry)
+            pool = self.envs / SHARED
+            if pool.is_dir() and not pool.is_symlink():
+                for folder in pool.iterdir():
+                    if SHARED_ID.fullmatch(folder.name) and folder.name not in shared:
+                        _remove(folder)
+        finally:
+            for claim in claims:
+                os.close(claim)
+
+    def _reachable(self, roots: Iterable[str]) -> tuple[set[str], set[str]]:
+        """The environments ``roots`` name and those their links lead to (only environments
+        from before the pool are led to), and the pool folders they all link into."""
+        kept: set[str] = set()
+        shared: set[str] = set()
+        todo = list(roots)
+        while todo:
+            name = todo.pop()
+            if name in kept:
+                continue
+            kept.add(name)
+            try:
+                found = reach(self.envs / name)
+            except OSError:  # a short name, or gone
+                continue
+            shared |= found.shared
+            todo.extend(found.environments)
+        return kept, shared
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -877,3 +934,28 @@ def _remove(entry: Path) -> None:
 
 def _suffix() -> str:
     return uuid.uuid4().hex[:8]
+
+
+def _linked(env: Path) -> list[str]:
+    """The top-level links of ``env`` that lead to folders (into the pool)."""
+    with os.scandir(env) as entries:
+        return [entry.path for entry in entries if entry.is_symlink() and entry.is_dir()]
+
+
+def _claim(env: Path) -> tuple[bool, int | None]:
+    """Whether a running kernel holds ``env`` and, when none does, a descriptor holding its
+    lease exclusively (None for an environment without one, from before leases): while it is
+    open, no kernel can start holding the environment the collector is removing."""
+    try:
+        descriptor = os.open(env / LEASE, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False, None  # no lease file: no kernel ever held it (a kernel makes one)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return True, None
+    except OSError:  # a filesystem without locks: no kernel can hold one there either
+        os.close(descriptor)
+        return False, None
+    return False, descriptor

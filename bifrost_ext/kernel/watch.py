@@ -8,7 +8,9 @@ another server's change (or this one's) moved it, and the policy is ``notify``, 
 modules this kernel imported from distributions whose version changed, once. Under
 ``restart-idle`` it also keeps, after each execution that imported something new, a small
 file listing the distributions imported from the package directory, which the server reads to
-decide which kernels to restart (:mod:`bifrost_ext.server.recycle`).
+decide which kernels to restart (:mod:`bifrost_ext.server.recycle`). It holds the
+environment ``current`` names and each one this kernel imported from (:mod:`.lease`), so the
+collector keeps what tells which versions this kernel really runs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .env import ENV_KERNEL_STATE, ENV_RECYCLE
+from .lease import Leases
 from .stale import (
     describe_modules,
     env_top_levels,
@@ -45,6 +48,8 @@ class PackageWatch:
         #: kernel first saw it imported: where its code in memory came from.
         self.imported_from: dict[str, str | None] = {}
         self._modules_noted = 0
+        self.leases = Leases(Path(link).parent)
+        self.leases.hold(self.seen)
 
     def before_cell(self) -> None:
         """Say which imported modules went stale, if the directory moved since last time."""
@@ -53,7 +58,8 @@ class PackageWatch:
             return
         # Before the move: what is in memory came from the environments seen until now.
         loaded = self.loaded_versions() if self.policy == "notify" else {}
-        old, self.seen = self.seen, target
+        old = self.seen
+        self.move(target)
         if self.policy != "notify" or old is None or target is None:
             return
         root = Path(self.link).parent
@@ -83,6 +89,14 @@ class PackageWatch:
             os.replace(tmp, self.state_file)
         except OSError:
             pass  # only a hint for the server; the kernel must never fail because of it
+
+    def move(self, target: str | None) -> None:
+        """``current`` now names ``target``: hold it, and let go of every environment held
+        that nothing in memory came from."""
+        self._note_imports()  # what came in so far came from the one seen until now
+        self.seen = target
+        self.leases.hold(target)
+        self.leases.keep_only({target, *self.imported_from.values()})
 
     def _note_imports(self) -> None:
         if len(sys.modules) == self._modules_noted:
@@ -129,7 +143,7 @@ def start_watch(link: str) -> PackageWatch:
 def acknowledge() -> None:
     """The magic changed the packages itself and already said what went stale."""
     if _active is not None:
-        _active.seen = readlink(_active.link)
+        _active.move(readlink(_active.link))
 
 
 def stale_report(
