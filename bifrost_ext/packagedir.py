@@ -6,8 +6,10 @@ Layout, for one workspace and one kernel interpreter (``<site_dir>/<workspace>/<
 from :func:`bifrost_ext.interpreter.interpreter_key`, such as ``cpython-311-3f2a9c1e``)::
 
     envs/<sha256>/      one complete directory per requirements hash (built by the installer),
-                        with ``.bifrost-complete-<sha256>`` written last
-    envs/@<16 hex>      a short name of each, which links into it go through
+                        with ``.bifrost-complete-<sha256>`` written last; its top-level
+                        folders (but ``bin`` and ``__pycache__``) are links into the pool
+    envs/.shared/<id>/<name>   the pool: each shared top-level folder, in one place
+    envs/<sha256>/.bifrost-in-use   the lease running kernels hold (``flock``)
     current -> envs/<sha256>   the symlink on every kernel's PYTHONPATH
     active.json         the record (content, hash, version) that ``current`` holds
     .lock               inter-process lock around building and switching
@@ -20,8 +22,10 @@ is cloned (:mod:`bifrost_ext.delta`: untouched top-level folders shared by a lin
 ones as folders of hard links, bytecode included), what goes is unlinked from the clone, what
 comes renamed in and compiled. The kernel check below runs again only when the change
 touched a top-level name that the kernel's imports looked up last time (noted in
-``.bifrost-kernel-imports.json``). Old environments are collected at each switch but for the
-last :data:`KEEP_PREVIOUS` recent ones (an undo is a switch) and those that kept ones link to.
+``.bifrost-kernel-imports.json``). At each switch the collector removes every environment
+and pool folder that nothing reaches: what is kept is ``current``, the last
+:data:`KEEP_PREVIOUS` recent ones (an undo is a switch), every environment a running kernel
+holds, and the pool folders their links lead to.
 
 An environment is built in a temporary folder and renamed into place only when the installer
 succeeded, the kernel's own runtime still imports with it first on the path
