@@ -192,12 +192,14 @@ def reach(env: Path) -> Reach:
     link. Links are copied verbatim by every clone, so this is all of it: nothing chains."""
     shared: set[str] = set()
     environments: set[str] = set()
+    pool = f"{os.pardir}/{SHARED}/"
     with os.scandir(env) as entries:
         for entry in entries:
             if not entry.is_symlink():
                 continue
-            parts = Path(os.readlink(entry.path)).parts
-            if len(parts) == 4 and parts[:2] == (os.pardir, SHARED):
+            target = os.readlink(entry.path)  # a string: thousands of links, no Path parsing
+            parts = target.split("/")
+            if target.startswith(pool) and len(parts) == 4:
                 shared.add(parts[2])
             elif len(parts) == 3 and parts[0] == os.pardir:
                 environments.add(parts[1])

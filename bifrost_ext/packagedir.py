@@ -73,6 +73,7 @@ from packaging.utils import canonicalize_name
 from .delta import (
     SHARED,
     Delta,
+    Reach,
     clone,
     distribution_tops,
     import_names,
@@ -231,6 +232,10 @@ class PackageDirectory:
         #: how long (an undo within that time is a switch).
         self.keep_previous = KEEP_PREVIOUS
         self.keep_recent_seconds = KEEP_RECENT_SECONDS
+        #: What each complete environment's links lead to, by its name and the identity of
+        #: its completion marker (a rebuild under the same name is another): a complete
+        #: environment never changes, so each switch reads only the new one's links.
+        self._reach: dict[str, tuple[tuple[int, int], Reach]] = {}
         self._failures: dict[str, FailedBuild] = {}
         #: Builds under way in this process, by requirements hash.
         self.building: dict[str, Build] = {}
@@ -732,6 +737,8 @@ class PackageDirectory:
                             continue
                 if entry.name not in kept:
                     _remove(entry)
+            for name in set(self._reach) - kept:
+                del self._reach[name]
             pool = self.envs / SHARED
             if pool.is_dir() and not pool.is_symlink():
                 for folder in pool.iterdir():
@@ -753,9 +760,20 @@ class PackageDirectory:
                 continue
             kept.add(name)
             try:
-                found = reach(self.envs / name)
-            except OSError:  # a short name, or gone
-                continue
+                marker = os.stat(self.envs / name / complete_marker(name))
+                identity = (marker.st_ino, marker.st_mtime_ns)
+            except OSError:  # not complete (or a short name): read every time
+                identity = None
+            cached = self._reach.get(name)
+            if identity is not None and cached is not None and cached[0] == identity:
+                found = cached[1]
+            else:
+                try:
+                    found = reach(self.envs / name)
+                except OSError:  # a short name, or gone
+                    continue
+                if identity is not None:
+                    self._reach[name] = (identity, found)
             shared |= found.shared
             todo.extend(found.environments)
         return kept, shared
