@@ -113,10 +113,12 @@ KERNEL_IMPORTS = ".bifrost-kernel-imports.json"
 #: Modules compiled per process; a change with more is compiled by several at once.
 COMPILE_BATCH = 400
 
-#: The names of what builds leave in ``envs/``, the only entries the collector removes: an
-#: environment (its requirements hash), its short name, and the temporary folders of a build,
-#: a staging, a resolution or a trial, with the installer's files beside them.
+#: An environment's name: its requirements hash.
 ENVIRONMENT = re.compile(r"[0-9a-f]{64}")
+#: The names of what builds leave in ``envs/``, the only entries the collector removes there
+#: (besides the pool's folders, :data:`SHARED_ID`): an environment, the short name an earlier
+#: release gave it, and the temporary folders of a build, a staging, a resolution or a trial,
+#: with the installer's files beside them.
 COLLECTABLE = re.compile(
     r"[0-9a-f]{64}|@[0-9a-f]{16}"
     r"|\.tmp-(?:(?:incomplete-)?[0-9a-f]{12}-|staging-|resolve-|trial-)[0-9a-f]{8}"
