@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -21,8 +22,10 @@ from typing import Any
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
+from bifrost_ext.delta import SHARED
 from bifrost_ext.installer import Installer
 from bifrost_ext.kernel.env import ENV_PACKAGE_DIR
+from bifrost_ext.kernel.lease import LEASE
 from bifrost_ext.packagedir import KEEP_PREVIOUS, PackageDirectory
 from bifrost_ext.records import RequirementsRecord
 from tests.kernels import execute
@@ -210,3 +213,37 @@ async def test_what_is_kept_stays_bounded_after_many_changes(
     # kept ones, not an environment's worth of links per change.
     one = sum(len(subs) + len(names) for _f, subs, names in os.walk(current, followlinks=True))
     assert entries(pkg.envs) <= 2 * one, (entries(pkg.envs), one)
+
+
+async def test_an_environment_from_before_the_pool_is_kept_while_linked_to(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    pkg = package_dir(tmp_path, wheels)
+    await pkg.ensure(record("bfdemo==1.0\nbfsix==1.0\n", 1))
+    await pkg.settle()
+    # As an earlier release left it: real folders in the environment, no pool, no lease.
+    old = pkg.current.resolve()
+    for entry in list(old.iterdir()):
+        if entry.is_symlink():
+            real = entry.resolve()
+            entry.unlink()
+            real.rename(entry)
+    (old / LEASE).unlink()
+    shutil.rmtree(pkg.envs / SHARED)
+
+    await pkg.ensure(record("bfattrs\nbfdemo==1.0\nbfsix==1.0\n", 2))
+    await pkg.ensure(record("bfattrs\nbfdemo==1.0\nbfsix==2.0\n", 3))
+    await pkg.ensure(record("bfattrs\nbfdemo==1.0\n", 4))
+    age(pkg)
+    pkg.sweep()
+    # bfdemo's folders are still the old environment's: kept, through its short name.
+    assert os.readlink(pkg.current / "bfdemo") == f"../@{old.name[:16]}/bfdemo"
+    assert old.is_dir()
+    assert dangling(pkg.current.resolve()) == []
+
+    await pkg.ensure(record("bfattrs\nbfdemo==2.0\n", 5))
+    age(pkg)
+    pkg.sweep()
+    assert not old.exists()
+    assert not (pkg.envs / f"@{old.name[:16]}").is_symlink()
+    assert dangling(pkg.current.resolve()) == []
