@@ -348,7 +348,6 @@ class VariantRun:
 
         first = RequirementsRecord.of(WORKSPACE, content, 1)
         self.base = await self.package_dir.build_and_switch(first, commit, None, ())
-        await self.package_dir.settle()  # its bytecode, compiled in the background
         self.base_env = self.package_dir.current.resolve()
         self.env_disk = disk_bytes(self.base_env, through_links=True)
         self.env_files = file_count(self.base_env)

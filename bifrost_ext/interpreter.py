@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import inspect
 import os
 import shutil
 import signal
@@ -49,6 +50,10 @@ def kernel_python(kernel_spec_manager: Any, kernel_name: str) -> str:
     this of their default kernel name."""
     from jupyter_client.kernelspec import NoSuchKernel
 
+    if inspect.iscoroutinefunction(kernel_spec_manager.get_kernel_spec):
+        # A kernel gateway's (``--gateway-url``): its kernels run on the gateway host, with an
+        # interpreter this server cannot run; this server's builds are for its own.
+        return sys.executable
     try:
         spec = kernel_spec_manager.get_kernel_spec(kernel_name)
     except (NoSuchKernel, OSError, ValueError):

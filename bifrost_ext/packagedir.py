@@ -15,17 +15,17 @@ from :func:`bifrost_ext.interpreter.interpreter_key`, such as ``cpython-311-3f2a
     .lock               inter-process lock around building and switching
 
 The first environment is built from nothing (the installer given every line, the lock's pins
-held). Every later one costs what its change does: the installer puts what comes into an
-empty staging folder (given only the added lines when lines were only added, else a
-resolution of all of them and the distributions that differ), then the current environment
-is cloned (:mod:`bifrost_ext.delta`: untouched top-level folders shared by a link, touched
-ones as folders of hard links, bytecode included), what goes is unlinked from the clone, what
-comes renamed in and compiled. The kernel check below runs again only when the change
-touched a top-level name that the kernel's imports looked up last time (noted in
-``.bifrost-kernel-imports.json``). At each switch the collector removes every environment
-and pool folder that nothing reaches: what is kept is ``current``, the last
-:data:`KEEP_PREVIOUS` recent ones (an undo is a switch), every environment a running kernel
-holds, and the pool folders their links lead to.
+held) and compiled before the switch, for the kernel start that waits for it. Every later one
+costs what its change does: the installer puts what comes into an empty staging folder (given
+only the added lines when lines were only added, else a resolution of all of them and the
+distributions that differ), then the current environment is cloned (:mod:`bifrost_ext.delta`:
+untouched top-level folders shared by a link, touched ones as folders of hard links, bytecode
+included), what goes is unlinked from the clone, what comes renamed in and compiled. The kernel
+check below runs again only when the change touched a top-level name that the kernel's imports
+looked up last time (noted in ``.bifrost-kernel-imports.json``). At each switch the collector
+removes every environment and pool folder that nothing reaches: what is kept is ``current``,
+the last :data:`KEEP_PREVIOUS` recent ones (an undo is a switch), every environment a running
+kernel holds, and the pool folders their links lead to.
 
 An environment is built in a temporary folder and renamed into place only when the installer
 succeeded, the kernel's own runtime still imports with it first on the path
@@ -53,9 +53,7 @@ import platform
 import py_compile
 import re
 import shutil
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -241,8 +239,6 @@ class PackageDirectory:
         self._failures: dict[str, FailedBuild] = {}
         #: Builds under way in this process, by requirements hash.
         self.building: dict[str, Build] = {}
-        #: Bytecode being compiled for environments built from nothing (see :meth:`settle`).
-        self._compiling: list[threading.Thread] = []
 
     def active_hash(self) -> str | None:
         """The hash that ``current`` points at, or None before the first switch."""
@@ -420,7 +416,6 @@ class PackageDirectory:
         self.building[record.hash] = Build(
             record.hash, len(record.lines), started, build_purpose.get()
         )
-        cold = None
         try:
             if not record.lines:
                 tmp.mkdir()
@@ -431,9 +426,12 @@ class PackageDirectory:
             elif base is not None:
                 await self._change(base, tmp, record, on_output, pins)
             else:
-                cold = runtime = await self._runtime()
+                runtime = await self._runtime()
                 tmp.mkdir()
                 await self._install(tmp, record, on_output, pins, runtime)
+                # Before the switch, not after it: the kernel that waited for this build
+                # imports from it next, and later changes share this bytecode.
+                await compile_bytecode(runtime, tmp, python_files(tmp), self.installer.timeout)
                 # Only a directory the kernel still starts with is ever renamed into place.
                 await self._check_kernel(runtime, tmp)
             # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
@@ -447,21 +445,7 @@ class PackageDirectory:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         os.utime(env)
-        if cold is not None:
-            # Off the kernel's path, by one process of the kernel interpreter: later changes
-            # share this bytecode, so no first import after a change waits for it.
-            # Its folders are links into the pool, which compileall does not follow: each
-            # is named, and compiled through its link.
-            command = [cold.python, "-I", "-m", "compileall", "-q", str(env), *_linked(env)]
-            compiling = threading.Thread(target=_run_quietly, args=(command,), daemon=True)
-            compiling.start()
-            self._compiling = [*(t for t in self._compiling if t.is_alive()), compiling]
         return env
-
-    async def settle(self) -> None:
-        """Wait until the bytecode compiled in the background is written."""
-        for compiling in self._compiling:
-            await asyncio.to_thread(compiling.join)
 
     def _base(self) -> Path | None:
         """The complete environment ``current`` points at, which the next one is made from;
@@ -875,12 +859,16 @@ async def compile_bytecode(
 ) -> None:
     """Compile ``modules`` (paths relative to ``env``) for the kernel interpreter, so that the
     first import after a change is as fast as the second: in this process when it runs the
-    same Python (bytecode depends on the version), else in the kernel interpreter, several
-    processes for many modules. Each file is written by an atomic rename."""
+    same Python (bytecode depends on the version) and they fit in one batch, else in the
+    kernel interpreter, several processes for many modules (a build from nothing has
+    thousands: one thread of the server would take them one at a time). Each file is written
+    by an atomic rename."""
     if not modules:
         return
-    if runtime.environment.get("python_full_version") == platform.python_version() and (
-        runtime.environment.get("implementation_name") == sys.implementation.name
+    if (
+        len(modules) <= COMPILE_BATCH
+        and runtime.environment.get("python_full_version") == platform.python_version()
+        and runtime.environment.get("implementation_name") == sys.implementation.name
     ):
         await asyncio.to_thread(_compile, env, modules)
         return
@@ -893,6 +881,16 @@ async def compile_bytecode(
             for batch in batches
         )
     )
+
+
+def python_files(env: Path) -> list[str]:
+    """The ``.py`` files under ``env`` (an environment being built), relative to it."""
+    found = []
+    for folder, subfolders, names in os.walk(env):
+        subfolders[:] = [name for name in subfolders if name != "__pycache__"]
+        relative = os.path.relpath(folder, env)
+        found += [os.path.normpath(os.path.join(relative, n)) for n in names if n.endswith(".py")]
+    return sorted(found)
 
 
 def _compile(env: Path, modules: Sequence[str]) -> None:
@@ -934,12 +932,6 @@ def write_atomic(path: Path, text: str) -> None:
             tmp.unlink()
 
 
-def _run_quietly(command: list[str]) -> None:
-    """Run ``command`` to its end, its output and failure ignored (only speed is at stake)."""
-    with suppress(OSError):
-        subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=False)
-
-
 def _empty(folder: Path) -> None:
     """Make ``folder`` an empty folder."""
     shutil.rmtree(folder, ignore_errors=True)
@@ -958,12 +950,6 @@ def _remove(entry: Path) -> None:
 
 def _suffix() -> str:
     return uuid.uuid4().hex[:8]
-
-
-def _linked(env: Path) -> list[str]:
-    """The top-level links of ``env`` that lead to folders (into the pool)."""
-    with os.scandir(env) as entries:
-        return [entry.path for entry in entries if entry.is_symlink() and entry.is_dir()]
 
 
 def _claim(env: Path) -> tuple[bool, int | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,12 +101,26 @@ class RequirementsRecord:
         return record
 
 
+#: A source saved before sources were short: ``kernel <the whole uuid>`` (and what followed).
+_LONG_KERNEL_SOURCE = re.compile(
+    r"^kernel ([0-9a-f]{8})-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b"
+)
+
+
+def short_source(source: str) -> str:
+    """A saved source as the history shows it: a whole kernel id cut to its first 8 characters,
+    as sources are saved now (``kernel 1a2b3c4d``)."""
+    return _LONG_KERNEL_SOURCE.sub(r"kernel \1", source)
+
+
 @dataclass(frozen=True)
 class Origin:
     """Who asked for a change and through what: kept with the revision it makes."""
 
     user: str | None
-    source: str  # "api", "kernel <id>", "rollback to revision <n>", "cli"
+    #: "api", "panel", "cli", "kernel 1a2b3c4d (Untitled.ipynb)" (short id, session's path),
+    #: "<source>: rollback to revision <n>"
+    source: str
 
 
 @dataclass(frozen=True)

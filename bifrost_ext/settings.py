@@ -46,6 +46,8 @@ SERVER_URL_SETTING = "bifrost_server_url"
 KERNEL_ENV_SETTING = "bifrost_kernel_env"
 #: Why bifrost did not start on this server (a setting that does not parse), when it did not.
 UNAVAILABLE_SETTING = "bifrost_unavailable"
+#: The kernel gateway this server's kernels run on, and what that means (or None).
+GATEWAY_SETTING = "bifrost_kernel_gateway"
 
 _TRUE = {"1", "true", "yes", "on"}
 #: What no console script may shadow by default, besides the commands on kernels' PATH.

@@ -31,6 +31,7 @@ from .records import (
     Origin,
     RequirementsRecord,
     Revision,
+    short_source,
 )
 from .settings import Component, Settings, owned
 
@@ -522,7 +523,7 @@ def _revision(workspace: str, row: sa.Row[Any]) -> Revision:
     created = row.created_at
     if created.tzinfo is None:  # SQLite hands back naive datetimes; they were saved in UTC
         created = created.replace(tzinfo=timezone.utc)
-    origin = Origin(row.changed_by, row.change_source or "unknown")
+    origin = Origin(row.changed_by, short_source(row.change_source or "unknown"))
     return Revision(row.id, record, origin, created, row.database_role)
 
 

@@ -112,6 +112,7 @@ describe('change', () => {
     );
     expect(seen[0].method).toBe('POST');
     expect(seen[0].headers.get('Accept')).toBe('text/event-stream');
+    expect(seen[0].headers.get('X-Bifrost-Client')).toBe('panel');
     expect(JSON.parse(seen[0].body!)).toEqual({ packages: ['bfdemo'] });
     expect(lines).toEqual(['Resolved 1 package', 'Installed bfdemo']);
     expect(result).toEqual({

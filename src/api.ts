@@ -51,6 +51,8 @@ export interface IStatus {
   servers_in_sync: boolean;
   builds?: IBuild[];
   saved_error?: string | null;
+  /** Behind a kernel gateway (`--gateway-url`): where kernels run, and what they get. */
+  kernel_gateway?: { url: string; message: string } | null;
 }
 
 /** One saved change, as `GET api/packages/history` lists it (newest first). */
@@ -236,7 +238,12 @@ export async function change(
   const response = await send(settings, url, {
     method: 'POST',
     body: JSON.stringify(body),
-    headers: { Accept: 'text/event-stream', 'Content-Type': 'application/json' }
+    headers: {
+      Accept: 'text/event-stream',
+      'Content-Type': 'application/json',
+      // The history says a change came from the panel (a label for people, no authority).
+      'X-Bifrost-Client': 'panel'
+    }
   });
   const type = response.headers.get('Content-Type') ?? '';
   if (!type.includes('text/event-stream') || !response.body) {

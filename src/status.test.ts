@@ -65,6 +65,28 @@ describe('statusItems', () => {
     ]);
   });
 
+  it("shows the server's line on the kernel gateway, as a warning", () => {
+    const message =
+      'kernels run on the kernel gateway at http://gw:8888: they get the saved packages' +
+      ' only where bifrost_ext and its provisioner are installed on the gateway host';
+    const items = statusItems(
+      {
+        ...STATUS,
+        builds: [],
+        kernel_gateway: { url: 'http://gw:8888', message }
+      },
+      trans
+    );
+    expect(items[items.length - 1]).toEqual({
+      key: 'kernel-gateway',
+      text: 'K' + message.slice(1),
+      ok: false
+    });
+    expect(
+      statusItems(STATUS, trans).some(i => i.key === 'kernel-gateway')
+    ).toBe(false);
+  });
+
   it('words what a build is for', () => {
     expect(buildPurpose('kernel 1234 by bob', trans)).toBe("bob's install");
     expect(buildPurpose('sync', trans)).toBe('a sync');

@@ -113,5 +113,15 @@ export function statusItems(
       ok: true
     });
   }
+  const gateway = status.kernel_gateway;
+  if (gateway) {
+    // The server's one line, as its log says it: what kernels on the gateway do not get.
+    const text = gateway.message;
+    items.push({
+      key: 'kernel-gateway',
+      text: text.charAt(0).toUpperCase() + text.slice(1),
+      ok: false
+    });
+  }
   return items;
 }

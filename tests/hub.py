@@ -83,6 +83,10 @@ if params["internal_ssl"]:
     c.JupyterHub.internal_ssl = True
     c.JupyterHub.internal_certs_location = params["internal_certs_location"]
 
+if params["slow_spawn_timeout"] is not None:
+    # How long POST .../server waits for the spawn before answering 202 (JupyterHub: 10 s).
+    c.JupyterHub.tornado_settings = {"slow_spawn_timeout": params["slow_spawn_timeout"]}
+
 if params["pre_spawn_hook"]:
     module, _, name = params["pre_spawn_hook"].partition(":")
     c.Spawner.pre_spawn_hook = getattr(importlib.import_module(module), name)
@@ -114,8 +118,10 @@ class Hub:
         hub_env: dict[str, str] | None = None,
         pre_spawn_hook: str | None = None,
         internal_ssl: bool = False,
+        slow_spawn_timeout: float | None = None,
     ) -> None:
         self.root = root
+        self.slow_spawn_timeout = slow_spawn_timeout
         self.internal_ssl = internal_ssl
         self.spawner_env = dict(spawner_env or {})
         self.hub_env = dict(hub_env or {})
@@ -184,6 +190,7 @@ class Hub:
             "internal_ssl": self.internal_ssl,
             "internal_certs_location": str(self.root / "internal-ssl"),
             "pre_spawn_hook": self.pre_spawn_hook,
+            "slow_spawn_timeout": self.slow_spawn_timeout,
         }
         (self.root / "hub.json").write_text(json.dumps(params, indent=1))
         env = {

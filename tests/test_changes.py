@@ -24,7 +24,7 @@ from bifrost_ext.kernel.lease import LEASE
 from bifrost_ext.packagedir import KERNEL_IMPORTS, PackageDirectory
 from bifrost_ext.protection import BreaksKernel
 from bifrost_ext.records import RequirementsRecord
-from tests.wheels import build_wheel
+from tests.wheels import build_wheel, make_service
 
 BASE = "bfapp\nbfdemo==1.0\nbfnsa\nbfscript\nbfwide\n"
 #: A change of each kind, one after the other: add lines (one of them bringing a file that
@@ -100,7 +100,6 @@ async def test_a_change_never_writes_to_the_environment_kernels_run_on(
 ) -> None:
     pkg = package_dir(tmp_path, wheels, tool)
     await pkg.ensure(record(BASE, 1))
-    await pkg.settle()  # its bytecode, compiled in the background
     previous = pkg.current.resolve()
     for version, content in enumerate(CHANGES, start=2):
         before = fingerprint(previous)
@@ -116,7 +115,6 @@ async def test_a_change_never_writes_to_the_environment_kernels_run_on(
     # files of removed distributions (bfapp, and bfdep that only bfapp needed).
     fresh = package_dir(tmp_path / "fresh", wheels, tool)
     await fresh.ensure(record(CHANGES[-1], 1))
-    await fresh.settle()
     assert pkg.freeze(pkg.current) == fresh.freeze(fresh.current)
     assert pkg.freeze(pkg.current) == "bfbase==2.0\nbfdemo==2.0\nbfscript==1.0\nbfwide==1.0\n"
 
@@ -136,7 +134,6 @@ async def test_unchanged_files_are_shared_and_only_the_difference_takes_space(
 ) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record(BASE, 1))
-    await pkg.settle()
     old = pkg.current.resolve()
     await pkg.ensure(record(BASE.replace("bfdemo==1.0", "bfdemo==2.0"), 2))
     new = pkg.current.resolve()
@@ -159,7 +156,6 @@ async def test_every_module_has_its_bytecode_before_a_kernel_imports_it(
 ) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record("bfdemo==1.0\n", 1))
-    await pkg.settle()  # the first build's: compiled in the background, after it
     await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 2))  # a change's: before the switch
     env = pkg.current.resolve()
     compiled = sorted((env / "bfwide" / "__pycache__").glob("*.pyc"))
@@ -208,7 +204,6 @@ async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_impor
 async def test_a_failed_change_leaves_nothing_behind(tmp_path: Path, wheels: list[str]) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record(BASE, 1))
-    await pkg.settle()
     current = pkg.current.resolve()
     before = fingerprint(current)
     entries = sorted(os.listdir(pkg.envs))
@@ -270,3 +265,33 @@ def saved_as(version: int) -> Callable[[str], Awaitable[RequirementsRecord]]:
         return RequirementsRecord.of("default", "bfbase\nbfdemo==1.0\nbfwide\n", version, lock)
 
     return commit
+
+
+async def test_a_kernel_that_waited_for_a_build_from_nothing_finds_its_bytecode(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """A new container: the requirements are saved, its package directory does not exist.
+    The kernel start waits for the build; when that returns, what the kernel is about to
+    import has its bytecode (not compiled in the background, racing the kernel)."""
+    house = tmp_path / "house"
+    build_wheel(house, "bfwide", "1.0", extra_files={**WIDE, **WIDE_TOP})
+    before = make_service(database_url, redis_url, tmp_path / "old-container", house)
+    new = make_service(database_url, redis_url, tmp_path / "new-container", house)
+    try:
+        await before.install(["bfwide"])
+        assert not (tmp_path / "new-container").exists()
+        await new.prepare_kernel(sys.executable)  # what the provisioner waits on
+        env = new.package_dir().current.resolve()
+        compiled = {path.name.split(".")[0] for path in env.glob("bfwide/__pycache__/*.pyc")}
+        assert compiled == {"__init__", *(f"m{i:02d}" for i in range(len(WIDE)))}
+        assert list(env.glob("__pycache__/bfwide_top.*.pyc"))  # a top-level module's too
+        stamps = {path: path.stat().st_mtime_ns for path in env.rglob("*.pyc")}
+        # Valid for the kernel's interpreter: importing everything rewrites none of it.
+        modules = "; ".join(f"import bfwide.m{i:02d}" for i in range(len(WIDE)))
+        assert run(new.package_dir().current, f"import bfwide_top; {modules}; print('ok')") == (
+            "ok\n"
+        )
+        assert {path: path.stat().st_mtime_ns for path in env.rglob("*.pyc")} == stamps
+    finally:
+        before.close()
+        new.close()

@@ -150,7 +150,6 @@ async def test_the_environment_a_running_kernel_started_on_stays_whole(
     await pkg.ensure(record("bfsix==1.0\n", 1))
     await pkg.ensure(record("bfdemo==1.0\nbfsix==1.0\n", 2))
     await pkg.ensure(record("bfattrs\nbfdemo==1.0\nbfsix==1.0\n", 3))
-    await pkg.settle()
     age(pkg)
     started_on = pkg.current.resolve()
     async with kernel_on(pkg, tmp_path / "runtime") as manager:
@@ -220,7 +219,6 @@ async def test_an_environment_from_before_the_pool_is_kept_while_linked_to(
 ) -> None:
     pkg = package_dir(tmp_path, wheels)
     await pkg.ensure(record("bfdemo==1.0\nbfsix==1.0\n", 1))
-    await pkg.settle()
     # As an earlier release left it: real folders in the environment, no pool, no lease.
     old = pkg.current.resolve()
     for entry in list(old.iterdir()):

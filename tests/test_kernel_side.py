@@ -57,7 +57,7 @@ except ImportError:
 """
     )
     assert "%bifrost install [--restart] SPEC..." in out
-    assert "`%bifrost install nothing-to-see` keeps them" in out
+    assert "`%bifrost install nothing-to-see` saves them for the workspace" in out
     assert out.splitlines()[-1] == "tornado refused"  # the guard works
 
 

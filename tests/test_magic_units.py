@@ -9,15 +9,17 @@ import sys
 import pytest
 
 from bifrost_ext.kernel.client import ApiError
-from bifrost_ext.kernel.magic import BifrostError, _explain, join_specs, pip_hint
+from bifrost_ext.kernel.magic import BifrostError, _explain, join_specs, pip_hint, pip_target
 
 
 def test_pip_hint_recognises_the_usual_spellings() -> None:
     assert pip_hint("%pip install pandas") is not None
-    assert pip_hint("!pip3 install -U pandas requests") == (
-        "bifrost: pip installs last until the kernel restarts;"
-        " `%bifrost install pandas requests` keeps them"
+    assert pip_hint("%pip install -U pandas requests") == (
+        f"bifrost: %pip installs into {pip_target()} (this kernel's own environment), not into"
+        " the workspace's saved packages; `%bifrost install pandas requests` saves them for"
+        " the workspace"
     )
+    assert pip_hint("!pip3 install x") is not None
     assert pip_hint("!python -m pip install x") is not None
     assert pip_hint("%pip list") is None
     assert pip_hint("print('pip install x')") is None
@@ -117,12 +119,9 @@ def test_the_pip_hint_keeps_only_requirement_specs(cell: str, suggestion: str | 
     hint = pip_hint(cell)
     assert hint is not None
     if suggestion is None:
-        assert hint == (
-            "bifrost: pip installs last until the kernel restarts;"
-            " `%bifrost install NAME...` keeps them"
-        )
+        assert "`%bifrost install NAME...`" in hint
     else:
-        assert f"`%bifrost install {suggestion}` keeps them" in hint
+        assert f"`%bifrost install {suggestion}` " in hint
 
 
 def test_the_table_of_module_names_knows_the_common_differences() -> None:
@@ -175,9 +174,17 @@ def test_a_server_without_the_versions_field_gets_the_old_summary() -> None:
     assert change_summary("remove", {"changed": True}, ["x", "y"]) == "removed x, y"
 
 
-def test_stale_modules_are_named_by_their_top_level_package() -> None:
-    from bifrost_ext.kernel.stale import describe_modules
+def test_a_stale_change_names_its_requirements_and_counts_their_dependencies() -> None:
+    from bifrost_ext.kernel.stale import StaleDistribution, describe_stale
 
-    modules = ["pandas", *(f"pandas.m{i}" for i in range(312)), "pytz", "pytz.tz"]
-    assert describe_modules(modules) == "pandas (and 312 submodules), pytz (and 1 submodule)"
-    assert describe_modules(["six"]) == "six"
+    req = StaleDistribution("requests", "2.32.3", None, ["requests"])
+    deps = [StaleDistribution(n, "1.0", None, [n]) for n in ("certifi", "idna", "urllib3")]
+    assert describe_stale([req, *deps], {"requests"}) == (
+        "requests 2.32.3 (now removed) and 3 dependencies are imported in this kernel"
+    )
+    # No requirement among them (a change of another moved a dependency): each is named.
+    moved = StaleDistribution("bfbase", "2.0", "1.0", ["bfbase"])
+    assert describe_stale([moved], {"bfdown"}) == "bfbase 2.0 (now 1.0) is imported in this kernel"
+    assert describe_stale([req, moved], None) == (
+        "requests 2.32.3 (now removed), bfbase 2.0 (now 1.0) are imported in this kernel"
+    )

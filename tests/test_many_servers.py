@@ -90,8 +90,8 @@ async def test_three_servers_converge(
     # notify (B): the kernel that imported bfdemo 1.0 names its stale module, once.
     notice = await b.execute(kernel_b, "print('ok')")
     assert notice.splitlines()[0] == (
-        "⚠ bifrost: the workspace's packages changed: bfdemo 1.0 is imported in this kernel"
-        " (now 2.0); stale modules: bfdemo"
+        "⚠ bifrost: the workspace's packages changed: bfdemo 1.0 (now 2.0) is imported in this"
+        " kernel; restart the kernel to use the new versions (Kernel ▸ Restart)"
     )
     assert (await b.execute(kernel_b, "print('ok')")) == "ok\n"
     # restart-idle (C): the idle kernel that imported bfdemo was restarted on 2.0.

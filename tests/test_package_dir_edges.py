@@ -53,7 +53,6 @@ async def test_the_collector_removes_only_what_it_made(tmp_path: Path, wheelhous
     first, empty, last = record("bfdemo==1.0\n", 1), record("", 2), record("bfdemo==2.0\n", 3)
     await package_dir.ensure(first)
     await package_dir.ensure(empty)
-    await package_dir.settle()
     # A link named like an environment, to a folder outside: removed, never followed.
     (bigger / "envs" / ("0" * 64)).symlink_to(bigger / "elsewhere")
     age(*(root / "envs").iterdir())

@@ -181,6 +181,19 @@ def test_every_save_is_kept_as_a_revision_with_its_origin(store: RequirementsSto
     assert store.revision("default", other.id) is None  # another workspace's revision
 
 
+def test_a_source_saved_with_a_whole_kernel_id_reads_short(store: RequirementsStore) -> None:
+    # Saved before sources were short (issue 23): the history shows what is saved now.
+    kernel_id = "5f0c1e2d-7a3b-4c5d-8e9f-0123456789ab"
+    store.save("default", "a\n", 0, origin=Origin("bob", f"kernel {kernel_id}"))
+    store.save(
+        "default", "b\n", 1, origin=Origin("bob", f"kernel {kernel_id}: rollback to revision 1")
+    )
+    assert [r.origin.source for r in store.history("default")] == [
+        "kernel 5f0c1e2d: rollback to revision 1",
+        "kernel 5f0c1e2d",
+    ]
+
+
 def test_a_change_made_outside_bifrost_is_kept_too(store: RequirementsStore) -> None:
     from bifrost_ext.store import workspace_files
 

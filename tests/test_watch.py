@@ -44,9 +44,8 @@ def test_only_imported_distributions_that_changed_are_named(tmp_path: Path) -> N
     old = make_env(tmp_path, "a", {"bfwatched": "1.0", "bfother": "1.0", "bfsame": "1.0"})
     new = make_env(tmp_path, "b", {"bfwatched": "2.0", "bfother": "2.0", "bfsame": "1.0"})
     assert stale_report(old, new) == [
-        "⚠ bifrost: the workspace's packages changed: bfwatched 1.0 is imported in this kernel"
-        " (now 2.0); stale modules: bfwatched (and 1 submodule)",
-        "  restart the kernel to use the new versions (Kernel ▸ Restart)",
+        "⚠ bifrost: the workspace's packages changed: bfwatched 1.0 (now 2.0) is imported in"
+        " this kernel; restart the kernel to use the new versions (Kernel ▸ Restart)",
     ]
     removed = make_env(tmp_path, "c", {"bfsame": "1.0"})
     assert "(now removed)" in stale_report(old, removed)[0]
@@ -65,7 +64,7 @@ def test_the_watch_speaks_once_and_only_under_notify(
     assert capsys.readouterr().out == ""  # nothing moved yet
     point(tmp_path, make_env(tmp_path, "b", {"bfwatched": "2.0"}))
     watch.before_cell()
-    assert ("stale modules: bfwatched" in capsys.readouterr().out) is told
+    assert ("bfwatched 1.0 (now 2.0) is imported" in capsys.readouterr().out) is told
     watch.before_cell()
     assert capsys.readouterr().out == ""  # said once
 
@@ -111,7 +110,7 @@ def test_the_notice_gives_the_version_in_memory_and_only_for_a_real_change(
     again = make_env(tmp_path, "d", {"bfwatched": "3.0"})
     loaded = {"bfwatched": "1.0"}  # imported before the move to 2.0, which was told already
     assert (
-        "bfwatched 1.0 is imported in this kernel (now 3.0)"
+        "bfwatched 1.0 (now 3.0) is imported in this kernel"
         in stale_report(second, third, loaded)[0]
     )
     assert stale_report(third, again, loaded) == []  # a rebuild of the same versions

@@ -5,8 +5,8 @@ Lines go to the file ``$BIFROST_AUDIT_LOG`` (appended, one ``write`` per line; a
 made 0600), or to the ``bifrost.audit`` logger when it is not set, e.g.::
 
     {"at": "2026-11-24T18:40:01+00:00", "event": "requirements_changed", "workspace": "alice",
-     "user": "alice", "source": "kernel 5f0c…", "old_version": 3, "new_version": 4,
-     "added": ["pandas==2.2.3"], "removed": [], "hash": "9c1e…"}
+     "user": "alice", "source": "kernel 5f0c1e2d (Untitled.ipynb)", "old_version": 3,
+     "new_version": 4, "added": ["pandas==2.2.3"], "removed": [], "hash": "9c1e…"}
 
 Failed installs are logged too (``"event": "install_failed"``), with the error.
 """

@@ -4,8 +4,10 @@ Loaded automatically in kernels that ``bifrost-provisioner`` launches, or by han
 ``%load_ext bifrost_ext``. It calls this kernel's server through :mod:`.client`, streams the
 installer's output into the cell, and tells the truth about restarts: a distribution this
 kernel already imported and that changed version leaves stale modules behind, and the magic
-names them (:mod:`.stale`); ``list`` and ``status`` show the versions in memory beside the
-saved and installed ones.
+says so in one line per change (:mod:`.stale`); a removed package that the kernel's own
+environment still has is said to be importable still; ``list`` and ``status`` show the
+versions in memory beside the saved and installed ones. A cell that runs ``%pip install`` or
+``!pip install`` is told where that pip installs (:func:`pip_hint`).
 
 A command that fails prints why, then raises :class:`BifrostError`, so the cell's status is
 ``error`` and Run All or papermill stop there. Without a server (nbclient, papermill with
@@ -20,6 +22,9 @@ import json
 import os
 import re
 import shlex
+import shutil
+import sys
+import sysconfig
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,11 +34,13 @@ from .client import ApiError, PackagesClient, Unreachable
 from .env import ENV_PACKAGE_DIR, ENV_START_RECORD
 from .stale import (
     canonical,
-    describe_modules,
+    describe_stale,
     env_versions,
     imported_distributions,
     installed_version,
+    own_environment_copy,
     readlink,
+    requirement_names,
     stale_distributions,
 )
 from .summary import change_summary, memory_mismatches, memory_verdict, project_name
@@ -47,7 +54,8 @@ USAGE = """\
 """
 
 _PIP_INSTALL = re.compile(
-    r"^\s*[%!]\s*(?:python3?\s+-m\s+)?pip3?\s+install\s+(?P<args>.*)$", re.MULTILINE
+    r"^\s*(?P<how>[%!])\s*(?P<program>(?:python3?\s+-m\s+)?pip3?)\s+install\s+(?P<args>.*)$",
+    re.MULTILINE,
 )
 # uv: "Because foo was not found in the package registry"; pip: "No matching distribution
 # found for foo".
@@ -194,21 +202,25 @@ class BifrostMagics(Magics):
         importlib.invalidate_caches()
         acknowledge()  # the stale report below is this change's; the watch need not repeat it
         _say(f"{change_summary(command, body, items)}; saved to workspace {body['workspace']!r}")
-        self._after_change(client, before, restart)
+        if command == "remove":
+            for line in still_importable(items):
+                _say(line)
+        named = requirement_names([*items, *body.get("requirements", [])])
+        self._after_change(client, before, restart, named)
 
     def _after_change(
         self,
         client: PackagesClient,
         before: tuple[dict[str, str], dict[str, set[str]]],
         restart: bool,
+        requirements: set[str] | None = None,
     ) -> None:
         versions, tops = before
         stale = stale_distributions(versions, _versions_now(versions), tops)
-        for dist in stale:
-            _say(
-                f"⚠ {dist.name} {dist.old} is already imported in this kernel ({dist.now});"
-                f" stale modules: {describe_modules(dist.modules)}"
-            )
+        if stale:
+            # One line for the change, whatever number of dependencies came with it.
+            hint = "" if restart else f"; {RESTART_HINT}"
+            _say(f"⚠ {describe_stale(stale, requirements)}{hint}")
         if restart:
             try:
                 client.post("api/packages/kernel/restart", {})
@@ -218,11 +230,6 @@ class BifrostMagics(Magics):
                     "the restart failed; the change was saved",
                 )
             _say("restarting the kernel…")
-        elif stale:
-            _say(
-                "  restart the kernel to use the new versions"
-                " (Kernel ▸ Restart, or add --restart to the %bifrost command)"
-            )
 
     def _list(self, client: PackagesClient, args: list[str]) -> None:
         body = client.get("api/packages")
@@ -309,6 +316,10 @@ def join_specs(words: list[str]) -> list[str]:
 
 
 IN_SYNC = "all in sync ✓"
+RESTART_HINT = (
+    "restart the kernel to use the new versions"
+    " (Kernel ▸ Restart, or add --restart to the %bifrost command)"
+)
 #: The error that fails the cell, by command: the printed message said why already.
 _FAILED = {
     "install": "the install failed; nothing was saved",
@@ -349,6 +360,21 @@ def loaded_versions() -> dict[str, str]:
     if watch is not None:
         loaded.update(watch.loaded_versions())
     return loaded
+
+
+def still_importable(names: list[str]) -> list[str]:
+    """A line for each removed project this kernel still imports from its own environment
+    (its interpreter's site-packages), which no change of the workspace's packages touches."""
+    lines = []
+    for name in names:
+        found = own_environment_copy(name, os.environ.get(ENV_PACKAGE_DIR, ""))
+        if found is not None:
+            version, folder = found
+            lines.append(
+                f"{name} {version} is still importable here, from this kernel's own"
+                f" environment ({folder}): removing it from the workspace does not uninstall it"
+            )
+    return lines
 
 
 def _in_memory() -> tuple[dict[str, str], dict[str, set[str]]]:
@@ -463,16 +489,70 @@ def _sync(value: str | None, saved: str | None) -> str:
 
 
 def pip_hint(raw_cell: str) -> str | None:
-    """The hint for a cell that runs ``%pip install`` or ``!pip install``, if it does."""
+    """The hint for a cell that runs ``%pip install`` or ``!pip install``, if it does: where
+    that pip really installs, and the command that saves the packages for the workspace."""
     match = _PIP_INSTALL.search(raw_cell)
     if match is None:
         return None
     specs = pip_specs(match.group("args"))
     names = " ".join(shlex.quote(spec) for spec in specs) if specs else "NAME..."
+    if match.group("how") == "%":  # IPython's %pip runs `sys.executable -m pip`
+        return _into_this_kernel("%pip", names)
+    program = match.group("program").split()[0]
+    found = shutil.which(program)
+    if found is not None and _runs_this_python(found, program.startswith("pip")):
+        return _into_this_kernel(f"!{program}", names)
+    runs = f"runs {found}" if found else f"finds no {program} on this kernel's PATH"
     return (
-        "bifrost: pip installs last until the kernel restarts;"
-        f" `%bifrost install {names}` keeps them"
+        f"bifrost: !{program} {runs}, which is not this kernel's Python: this kernel may not"
+        f" import what it installs; `%bifrost install {names}` installs for this kernel and"
+        " saves it for the workspace"
     )
+
+
+def _into_this_kernel(how: str, names: str) -> str:
+    return (
+        f"bifrost: {how} installs into {pip_target()} (this kernel's own environment), not"
+        f" into the workspace's saved packages; `%bifrost install {names}` saves them for"
+        " the workspace"
+    )
+
+
+def pip_target() -> str:
+    """Where ``python -m pip install`` puts packages for this kernel's interpreter: its
+    site-packages, or (outside a virtual environment, when that is not writable) the user's
+    site-packages, as pip decides."""
+    purelib = sysconfig.get_paths()["purelib"]
+    if sys.prefix != sys.base_prefix or os.access(purelib, os.W_OK):
+        return purelib
+    import site
+
+    return site.getusersitepackages()
+
+
+def _runs_this_python(program: str, is_pip: bool) -> bool:
+    """Whether a ``pip`` script (by its ``#!`` line) or a ``python`` on PATH is this kernel's
+    interpreter: the same folder as ``sys.executable``. Not the same file: a virtual
+    environment's python is a link to the base interpreter, which installs elsewhere."""
+    interpreter = program
+    if is_pip:
+        try:
+            with open(program, "rb") as script:
+                first = script.readline(512).decode("utf-8", "replace")
+        except OSError:
+            return False
+        words = first[2:].split() if first.startswith("#!") else []
+        if words and os.path.basename(words[0]) == "env" and len(words) > 1:
+            words = [shutil.which(words[1]) or words[1]]
+        if not words:
+            return False
+        interpreter = words[0]
+    try:
+        return os.path.samefile(
+            os.path.dirname(os.path.abspath(interpreter)), os.path.dirname(sys.executable)
+        )
+    except OSError:
+        return False
 
 
 def pip_specs(args: str) -> list[str]:

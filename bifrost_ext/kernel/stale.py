@@ -13,12 +13,13 @@ import importlib.metadata
 import os
 import re
 import sys
-from collections.abc import Mapping, Set
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 
 #: Top-level import names of each distribution, by canonical distribution name.
 TopLevels = Mapping[str, Set[str]]
+_PROJECT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,17 @@ class StaleDistribution:
     old: str
     new: str | None
     modules: list[str]
+    #: ``new`` is the version in the kernel's own environment (the package directory has none).
+    own: bool = False
 
     @property
     def now(self) -> str:
-        """``now 2.0``, or ``now removed``."""
-        return f"now {self.new}" if self.new else "now removed"
+        """``now 2.0``, ``now removed``, or ``now 2.31.0 from the kernel's own environment``."""
+        if self.new is None:
+            return "now removed"
+        return (
+            f"now {self.new} from the kernel's own environment" if self.own else f"now {self.new}"
+        )
 
 
 def stale_distributions(
@@ -51,16 +58,41 @@ def stale_distributions(
     return stale
 
 
-def describe_modules(modules: list[str]) -> str:
-    """``pandas (and 312 submodules), pytz``: the top-level packages among ``modules``."""
-    counts: dict[str, int] = {}
-    for name in modules:
-        top = name.partition(".")[0]
-        counts[top] = counts.get(top, 0) + (name != top)
-    return ", ".join(
-        f"{top} (and {n} submodule{'s' if n > 1 else ''})" if n else top
-        for top, n in sorted(counts.items())
-    )
+def describe_stale(stale: list[StaleDistribution], requirements: Set[str] | None) -> str:
+    """``bfreq 1.0 (now removed) and 4 dependencies are imported in this kernel``: one change
+    in one line, naming the requirements among ``stale`` (canonical names; every
+    distribution when none of them is one, or ``requirements`` is unknown) and counting the
+    rest, which came with them."""
+    named = [d for d in stale if requirements is None or d.name in requirements] or stale
+    others = len(stale) - len(named)
+    text = ", ".join(f"{d.name} {d.old} ({d.now})" for d in named)
+    if others:
+        text += f" and {others} dependenc{'y' if others == 1 else 'ies'}"
+    return f"{text} {'is' if len(stale) == 1 else 'are'} imported in this kernel"
+
+
+def requirement_names(lines: Iterable[str]) -> set[str]:
+    """The canonical project names of requirement lines (``pandas>=2`` → ``pandas``)."""
+    names = set()
+    for line in lines:
+        match = _PROJECT.match(line)
+        if match and not line.lstrip().startswith("#"):
+            names.add(canonical(match.group(1)))
+    return names
+
+
+def own_environment_copy(name: str, package_dir: str) -> tuple[str, Path] | None:
+    """The version and folder of ``name`` that this kernel imports from outside the package
+    directory (its interpreter's own environment), if any: what a removal leaves importable."""
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    folder = Path(str(dist.locate_file(""))).resolve()
+    root = Path(package_dir).parent.resolve() if package_dir else None
+    if root is not None and folder.is_relative_to(root):
+        return None
+    return dist.version, folder
 
 
 def imported_modules(tops: Set[str]) -> list[str]:

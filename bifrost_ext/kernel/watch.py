@@ -4,8 +4,9 @@
 
 Loaded with the ``%bifrost`` extension in every kernel bifrost starts. Before each execution
 it reads where the package directory's ``current`` link points (one ``readlink``). When
-another server's change (or this one's) moved it, and the policy is ``notify``, it names the
-modules this kernel imported from distributions whose version changed, once. Under
+another server's change (or this one's) moved it, and the policy is ``notify``, it says once,
+in one line, which changed requirements this kernel imported (and how many of their
+dependencies), with the restart hint. Under
 ``restart-idle`` it also keeps, after each execution that imported something new, a small
 file listing the distributions imported from the package directory, which the server reads to
 decide which kernels to restart (:mod:`bifrost_ext.server.recycle`). It holds the
@@ -15,19 +16,23 @@ collector keeps what tells which versions this kernel really runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from pathlib import Path
 
 from .env import ENV_KERNEL_STATE, ENV_RECYCLE
 from .lease import Leases
 from .stale import (
-    describe_modules,
+    StaleDistribution,
+    describe_stale,
     env_top_levels,
     env_versions,
+    own_environment_copy,
     readlink,
+    requirement_names,
     stale_distributions,
 )
 
@@ -39,7 +44,11 @@ class PackageWatch:
         self.link = link
         self.policy = policy
         self.state_file = Path(state_file) if state_file else None
-        self.seen = readlink(link)
+        self.seen: str | None = None
+        #: The requirement names of the environment seen, to name them when it moves (read
+        #: with each move: by the next one, ``active.json`` says only where ``current`` went).
+        self.names: set[str] | None = None
+        self.see(readlink(link))
         self._modules_seen = 0
         self._reported: list[str] | None = None
         self._tops: dict[str, set[str]] = {}
@@ -59,12 +68,22 @@ class PackageWatch:
         # Before the move: what is in memory came from the environments seen until now.
         loaded = self.loaded_versions() if self.policy == "notify" else {}
         old = self.seen
-        self.move(target)
         if self.policy != "notify" or old is None or target is None:
+            self.move(target)
             return
+        before = self.names
+        self.move(target)
+        after = self.names
+        names = None if before is None and after is None else (before or set()) | (after or set())
         root = Path(self.link).parent
-        for line in stale_report(root / old, root / target, loaded):
+        for line in stale_report(root / old, root / target, loaded, names):
             print(line)
+
+    def see(self, target: str | None) -> None:
+        """Note that ``current`` points at ``target``, and the requirement names it holds."""
+        self.seen = target
+        if self.policy == "notify":
+            self.names = saved_names(Path(self.link).parent, target)
 
     def after_cell(self) -> None:
         """Note where new imports came from; under restart-idle, record the distributions
@@ -94,7 +113,7 @@ class PackageWatch:
         """``current`` now names ``target``: hold it, and let go of every environment held
         that nothing in memory came from."""
         self._note_imports()  # what came in so far came from the one seen until now
-        self.seen = target
+        self.see(target)
         self.leases.hold(target)
         self.leases.keep_only({target, *self.imported_from.values()})
 
@@ -147,23 +166,51 @@ def acknowledge() -> None:
 
 
 def stale_report(
-    old_env: Path, new_env: Path, loaded: Mapping[str, str] | None = None
+    old_env: Path,
+    new_env: Path,
+    loaded: Mapping[str, str] | None = None,
+    requirements: Set[str] | None = None,
 ) -> list[str]:
-    """Lines naming each imported distribution that the move from ``old_env`` changed.
+    """The one line that names what the move from ``old_env`` changed under this kernel
+    (none when it changed nothing the kernel imported).
 
     ``loaded`` (the watch's :meth:`PackageWatch.loaded_versions`) gives the versions really
-    in memory, which an earlier move may have left behind ``old_env``'s.
+    in memory, which an earlier move may have left behind ``old_env``'s; ``requirements``
+    (the canonical names saved before and after) are named, their dependencies counted.
     """
     old, new = env_versions(old_env), env_versions(new_env)
     # Only what this move changed (another rebuild of the same versions says nothing), at
     # the version really in memory.
     moved = {name: (loaded or {}).get(name, v) for name, v in old.items() if new.get(name) != v}
     stale = stale_distributions(moved, new, env_top_levels(old_env))
-    lines = [
-        f"⚠ bifrost: the workspace's packages changed: {dist.name} {dist.old} is imported"
-        f" in this kernel ({dist.now}); stale modules: {describe_modules(dist.modules)}"
-        for dist in stale
+    if not stale:
+        return []
+    stale = [_after_restart(dist, new_env) for dist in stale]
+    stale = [dist for dist in stale if dist.new != dist.old]
+    if not stale:
+        return []
+    return [
+        f"⚠ bifrost: the workspace's packages changed: {describe_stale(stale, requirements)};"
+        " restart the kernel to use the new versions (Kernel ▸ Restart)"
     ]
-    if lines:
-        lines.append("  restart the kernel to use the new versions (Kernel ▸ Restart)")
-    return lines
+
+
+def _after_restart(dist: StaleDistribution, new_env: Path) -> StaleDistribution:
+    """Gone from the package directory is not gone when the kernel's own environment has the
+    distribution: a restart imports that copy (the same version: nothing is stale)."""
+    found = own_environment_copy(dist.name, str(new_env)) if dist.new is None else None
+    return dist if found is None else dataclasses.replace(dist, new=found[0], own=True)
+
+
+def saved_names(root: Path, target: str | None) -> set[str] | None:
+    """The requirement names of the environment ``target``, from the package directory's
+    ``active.json`` while ``current`` points there (None when it holds another one)."""
+    if target is None:
+        return None
+    try:
+        data = json.loads((root / "active.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("hash") != os.path.basename(target):
+        return None
+    return requirement_names(str(data.get("content", "")).splitlines())

@@ -37,13 +37,19 @@ from ..service import (
     PackageService,
     UnknownRevision,
 )
-from ..settings import IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
+from ..settings import GATEWAY_SETTING, IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
 from ..store import StoreUnavailable, VersionConflict
 from .credentials import KernelGrant, KernelIdentityProvider, recorded_name
 
 AUTH_RESOURCE = "packages"
 #: Most revisions one history request lists.
 MAX_HISTORY = 1000
+#: The header through which a known client names itself for the history (a label, no
+#: authority: whoever sends it is still authenticated and authorized as themselves).
+CLIENT_HEADER = "X-Bifrost-Client"
+KNOWN_CLIENTS = frozenset({"panel"})
+#: Longest source the history keeps (its database column's size).
+MAX_SOURCE = 256
 
 
 class PackagesAPIHandler(APIHandler):
@@ -87,18 +93,32 @@ class PackagesAPIHandler(APIHandler):
             return
         super().check_xsrf_cookie()
 
-    @property
-    def origin(self) -> Origin:
+    async def origin(self) -> Origin:
         """Who is asking and through what, kept with the revision a change makes."""
         name = recorded_name(self.identity_provider, self.current_user)
-        source = f"kernel {self.kernel.kernel_id}" if self.kernel else "api"
-        return Origin(name, source)
+        return Origin(name, await self.source())
 
-    def caller(self) -> Caller:
+    async def source(self) -> str:
+        """Through what a change comes, as a person reads it in the history: ``kernel 1a2b3c4d
+        (Untitled.ipynb)`` (the notebook when a session knows the kernel), ``panel`` (the
+        JupyterLab panel says so in a header), else ``api``."""
+        if self.kernel is None:
+            client = self.request.headers.get(CLIENT_HEADER, "")
+            return client if client in KNOWN_CLIENTS else "api"
+        kernel_id = self.kernel.kernel_id
+        source = f"kernel {kernel_id[:8]}"
+        path = await _session_path(self.settings.get("session_manager"), kernel_id)
+        if path:
+            room = MAX_SOURCE - len(source) - 3  # the column holds 256; a path may not fit
+            source += f" ({path if len(path) <= room else '…' + path[-room + 1 :]})"
+        return source
+
+    async def caller(self) -> Caller:
         """Who asks, where installer output goes (server-sent events when the client asked
         for them), and for a kernel's request its interpreter, which the change is built for."""
         on_output = self.stream_line if self.wants_stream() else None
-        return Caller(self.origin, on_output, self.kernel.python if self.kernel else None)
+        python = self.kernel.python if self.kernel else None
+        return Caller(await self.origin(), on_output, python)
 
     def wants_stream(self) -> bool:
         """True when the client asked for server-sent events from a route that sends them."""
@@ -246,7 +266,7 @@ class InstallHandler(PackagesAPIHandler):
 
         async def install() -> ChangeResult:
             # Read inside run_change: a bad single-form body is a 400 like any bad spec.
-            return await self.service.install(install_specs(body), self.caller())
+            return await self.service.install(install_specs(body), await self.caller())
 
         await self.run_change(install())
 
@@ -261,7 +281,7 @@ class UninstallHandler(PackagesAPIHandler):
     async def post(self) -> None:
         """Remove ``{"packages": [names]}``."""
         names = self.json_object().get("packages")
-        await self.run_change(self.service.uninstall(names, self.caller()))
+        await self.run_change(self.service.uninstall(names, await self.caller()))
 
 
 class HistoryHandler(PackagesAPIHandler):
@@ -303,7 +323,7 @@ class RollbackHandler(PackagesAPIHandler):
         revision = self.json_object().get("revision")
         if isinstance(revision, bool) or not isinstance(revision, int):
             raise web.HTTPError(400, 'give the revision to restore as {"revision": <id>}')
-        await self.run_change(self.service.rollback(revision, self.caller()))
+        await self.run_change(self.service.rollback(revision, await self.caller()))
 
 
 class StatusHandler(PackagesAPIHandler):
@@ -312,8 +332,11 @@ class StatusHandler(PackagesAPIHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """Report each place the requirements live and whether they agree."""
-        self.reply(200, await self.service.status())
+        """Report each place the requirements live and whether they agree; and, behind a
+        kernel gateway, what that means for kernels (:mod:`.gateway`)."""
+        status = await self.service.status()
+        status["kernel_gateway"] = self.settings.get(GATEWAY_SETTING)
+        self.reply(200, status)
 
 
 class DistributionHandler(PackagesAPIHandler):
@@ -370,6 +393,18 @@ def install_specs(body: dict[str, Any]) -> object:
         return [package]
     # "1.0" means ==1.0; a version that already starts with an operator is kept as it is.
     return [package.strip() + (version if version[0] in "<>=!~" else f"=={version}")]
+
+
+async def _session_path(sessions: Any, kernel_id: str) -> str | None:
+    """The notebook (or console) path of the session that holds a kernel, if one does."""
+    if sessions is None:
+        return None
+    try:
+        session = await sessions.get_session(kernel_id=kernel_id)
+    except web.HTTPError:  # 404: a kernel started without a session (POST api/kernels)
+        return None
+    path = session.get("path") if isinstance(session, dict) else None
+    return str(path) if path else None
 
 
 def _ignore_closed(future: Any) -> None:

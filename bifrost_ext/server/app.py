@@ -29,6 +29,7 @@ from ..records import RequirementsRecord
 from ..service import PackageService
 from ..settings import (
     CREDENTIALS_SETTING,
+    GATEWAY_SETTING,
     IDENTITY_SETTING,
     KERNEL_ENV_SETTING,
     SERVER_URL_SETTING,
@@ -41,6 +42,7 @@ from ..store import RequirementsStore, StoreUnavailable
 from .api_handlers import default_handlers
 from .credentials import KernelCredentials, KernelIdentityProvider
 from .events import ChangeListener
+from .gateway import kernel_gateway
 from .kernel_env import KernelEnvPolicy, scrub_kernel_launches
 from .live import LiveEvents
 from .provisioner import package_bin
@@ -127,6 +129,9 @@ class BifrostApp(ExtensionApp, SettingTraits):
             server_id=f"{socket.gethostname()}:{serverapp.port}",
         )
         self.settings[SERVICE_SETTING] = self.service
+        self.settings[GATEWAY_SETTING] = gateway = kernel_gateway(serverapp)
+        if gateway is not None:
+            self.log.warning("bifrost: %s", gateway["message"])
         # The store and cache may have URLs of their own (c.RequirementsStore.url).
         self.settings[KERNEL_ENV_SETTING] = KernelEnvPolicy.of(
             self, self.service.store.url, self.service.cache.url

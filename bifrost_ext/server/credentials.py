@@ -11,6 +11,7 @@ server's own token never enters a kernel.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import re
 import secrets
@@ -95,20 +96,29 @@ class KernelIdentityProvider:
 
 
 def recorded_name(provider: Any, user: Any) -> str | None:
-    """The name the history keeps for ``user``: stable across requests.
+    """The name the history keeps for ``user``: the person, stable across requests.
 
     jupyter_server's own providers know one shared secret (the server's token or password),
-    not people: they make up a random user for each token-authenticated request, so the
-    history says ``token`` (``anonymous`` with authentication off). Any other provider
-    (JupyterHub's, an operator's) names real users: their user name.
+    not people: they make up a random user for each token-authenticated request. Whoever holds
+    that secret acts as the server's owner, so the history names the account the server runs
+    as (as ``jupyter bifrost`` names the operator's), or ``anonymous`` with authentication
+    off. Any other provider (JupyterHub's, an operator's) names real users: their user name.
     """
     from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 
     inner = getattr(provider, "inner", provider)
     if type(inner) in (IdentityProvider, PasswordIdentityProvider):
-        return "token" if inner.auth_enabled else "anonymous"
+        return server_owner() if inner.auth_enabled else "anonymous"
     name = getattr(user, "username", None) or getattr(user, "name", None)
     return str(name) if name else None
+
+
+def server_owner() -> str | None:
+    """The login name of the account this server runs as (None when it has none)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container's uid with no passwd entry and no $USER
+        return None
 
 
 def _digest(secret: str) -> str:
