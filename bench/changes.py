@@ -44,6 +44,7 @@ from typing import Any
 from figures import line, median_ms, paired_line
 from packaging.utils import canonicalize_name
 
+from bifrost_ext.delta import SHARED
 from bifrost_ext.installer import Installer
 from bifrost_ext.interpreter import interpreter_key
 from bifrost_ext.packagedir import PackageDirectory
@@ -220,16 +221,22 @@ def index_reachable() -> bool:
         return False
 
 
-def disk_bytes(path: Path) -> int:
-    """Bytes of disk blocks under ``path``, each hard-linked file counted once."""
+def disk_bytes(path: Path, through_links: bool = False) -> int:
+    """Bytes of disk blocks under ``path``, each hard-linked file counted once; with
+    ``through_links``, what an environment's links to shared folders lead to as well."""
+    follow = ["-L"] if through_links else []
     out = subprocess.run(
-        ["du", "-s", "--block-size=1", str(path)], check=True, capture_output=True, text=True
+        ["du", "-s", *follow, "--block-size=1", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return int(out.split()[0])
 
 
 def file_count(path: Path) -> int:
-    return sum(len(files) for _root, _dirs, files in os.walk(path))
+    """Files an environment holds, through its links to shared folders."""
+    return sum(len(files) for _root, _dirs, files in os.walk(path, followlinks=True))
 
 
 def import_seconds(current: Path, module: str) -> float:
@@ -273,7 +280,8 @@ def link_tree(source: Path, target: Path) -> None:
     same file contents. Enough for an installer that only adds a package (uv and pip write new
     files and never rewrite an existing one in place), and ~10 times cheaper than ``cp -a`` on this
     disk, which leaves the time budget to the samples."""
-    subprocess.run(["cp", "-al", str(source), str(target)], check=True)
+    # -L: the environment's folders are links into the pool; the copy gets real ones.
+    subprocess.run(["cp", "-a", "-L", "-l", str(source), str(target)], check=True)
 
 
 def remove(path: Path) -> None:
@@ -341,7 +349,7 @@ class VariantRun:
         first = RequirementsRecord.of(WORKSPACE, content, 1)
         self.base = await self.package_dir.build_and_switch(first, commit, None, ())
         self.base_env = self.package_dir.current.resolve()
-        self.env_disk = disk_bytes(self.base_env)
+        self.env_disk = disk_bytes(self.base_env, through_links=True)
         self.env_files = file_count(self.base_env)
         warm = self.work / "warm"
         extras = sorted({self.env.extra(i) for i in range(self.env.samples)})
@@ -377,9 +385,10 @@ class VariantRun:
 
         await self.package_dir.follow(read)
         for entry in self.package_dir.envs.iterdir():
-            if entry.resolve() != self.base_env:
+            if entry.name != SHARED and entry.resolve() != self.base_env:
                 remove(entry)
         os.utime(self.base_env)
+        self.package_dir.sweep()  # the pool folders only the sample's build linked into
 
     async def sample(self, i: int) -> None:
         extra = self.env.extra(i)

@@ -37,10 +37,11 @@ sys.path.insert(0, str(ROOT))
 # bench/ is on the path: this file runs as a script.
 from changes import one_line_changes  # noqa: E402
 from figures import line, median_ms, paired_line  # noqa: E402
+from growth import growth  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
 
-from bifrost_ext.delta import linked_environments  # noqa: E402
+from bifrost_ext.delta import SHARED  # noqa: E402
 from bifrost_ext.installer import Installer, find_uv  # noqa: E402
 from bifrost_ext.packagedir import PackageDirectory  # noqa: E402
 from bifrost_ext.records import RequirementsRecord  # noqa: E402
@@ -252,10 +253,10 @@ class Bench:
                 for i in range(self.repeat):
                     post("/api/packages/uninstall", {"packages": [wheel]})
                     # Drop built environments so that every install really runs the installer
-                    # (not the current one, nor those it links into, nor their short names).
-                    keep = set()
+                    # (not the current one, nor the pool of folders it links into).
+                    keep = {SHARED}
                     for current in site.glob("benchapi/*/current"):
-                        keep |= {current.resolve().name, *linked_environments(current.resolve())}
+                        keep.add(current.resolve().name)
                     for env_dir in site.glob("benchapi/*/envs/*"):
                         if env_dir.is_symlink() and env_dir.resolve().name not in keep:
                             env_dir.unlink()
@@ -445,7 +446,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=10, help="samples per figure (default 10)")
     parser.add_argument(
-        "--only", default="1,2,3,4,5,6,7", help="comma-separated targets to run (default: all)"
+        "--only", default="1,2,3,4,5,6,7,8", help="comma-separated targets to run (default: all)"
     )
     parser.add_argument(
         "--no-index-bench",
@@ -454,7 +455,7 @@ async def main() -> None:
     )
     args = parser.parse_args()
     chosen = {int(n) for n in args.only.split(",")}
-    # Targets 1-6 need PostgreSQL and Redis; target 7 only the file system and the installers.
+    # Targets 1-6 need PostgreSQL and Redis; targets 7 and 8 only the file system and uv.
     services = bool(chosen & {1, 2, 3, 4, 5, 6})
     print(
         f"bifrost benchmarks — {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
@@ -485,6 +486,9 @@ async def main() -> None:
                 print()
         if 7 in chosen:
             await one_line_changes(work / "changes", args.repeat, index=not args.no_index_bench)
+            print()
+        if 8 in chosen:
+            await growth(work / "growth")
             print()
     finally:
         shutil.rmtree(work, ignore_errors=True)

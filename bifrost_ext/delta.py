@@ -12,8 +12,15 @@ distributions that go, and :func:`merge` moves the ones that come in from an ins
 empty staging folder by ``rename``. Both only ever unlink or rename *names* in the clone's
 own folders: a file shared with the current environment is never opened for writing, so
 kernels running on it see no change, whatever the installer does inside its staging folder.
-Links go through each environment's short name (:func:`short_name`), and an environment
-that others link to is kept as long as they are (:func:`linked_environments`).
+
+Before a build is renamed into place, :func:`share` moves each top-level folder it made into
+a pool of its own, ``envs/.shared/<id>/<name>``, and leaves a link there: a folder shared by
+many environments belongs to one place, never to the environment that happened to make it,
+so no environment is kept alive for another's sake, and links never chain. What each
+environment reaches is what its top-level links name (:func:`reach`); the collector keeps a
+pool folder exactly as long as a kept environment reaches it. A running kernel marks the
+environments it imports from with a shared ``flock`` on their :data:`LEASE` file
+(:mod:`bifrost_ext.kernel.lease`), which the OS drops when the kernel dies.
 """
 
 from __future__ import annotations
@@ -22,18 +29,27 @@ import csv
 import errno
 import os
 import shutil
+import uuid
 from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from .kernel.lease import LEASE
 from .pins import DIST_INFO, dist_info_pin
 
 #: Threads that make links: the work is system calls, which release the GIL.
 CLONE_THREADS = 4
 #: Names at the top of an environment that are not importable packages or modules.
 NOT_IMPORTABLE = ("bin", "share", "include", "etc", "__pycache__")
+#: The top-level folders every environment has of its own, never in the pool.
+OWN = ("bin", "__pycache__")
+#: The pool of shared top-level folders, beside the environments: ``.shared/<id>/<name>``.
+SHARED = ".shared"
+#: Hex digits of a pool folder's id: with ``../.shared/`` and the name, a link's target stays
+#: as short as one through an environment's short name was.
+SHARED_ID_LENGTH = 10
 
 
 @dataclass(frozen=True)
@@ -59,32 +75,42 @@ class Delta:
 def clone(source: Path, target: Path, real: Collection[str] = ()) -> None:
     """Make ``target`` (which must not exist, beside ``source``) a copy of ``source`` that
     shares its files: each top-level folder a relative symbolic link to where its files are
-    (``../@<source's short name>/pandas``, or the place ``source`` itself links to), each
-    top-level file a
-    hard link; then :func:`own` the names in ``real``. A clone costs a system call per
-    top-level entry, plus the files of the folders a change will modify.
+    (the place ``source`` itself links to, copied verbatim, so links never chain), each
+    top-level file a hard link; the names in ``real`` folders of their own (:func:`own`).
+    A clone costs a system call per top-level entry, plus the files of the folders a change
+    will modify. ``source``'s :data:`LEASE` is its own: the clone gets none of it.
     """
     os.mkdir(target)
-    alias = short_name(source)
+    alias: str | None = None
+    folders: list[str] = []
     files: list[tuple[str, str, bool]] = []
     with os.scandir(source) as entries:
         for entry in entries:
+            if entry.name == LEASE:
+                continue
             destination = os.path.join(target, entry.name)
             if entry.is_symlink():
                 os.symlink(os.readlink(entry.path), destination)  # already where files are
             elif entry.is_dir(follow_symlinks=False):
+                if entry.name in real:  # copied at once: no link to make and undo
+                    folders.append(destination)
+                    _tree(entry.path, destination, folders, files)
+                    continue
+                # A folder of an environment built before the pool: shared through that
+                # environment's short name, which the collector then keeps with it.
+                alias = alias or short_name(source)
                 os.symlink(os.path.join(os.pardir, alias, entry.name), destination)
             else:
                 files.append((entry.path, destination, False))
-    _link_all(files)
+    _make(folders, files)
     own(target, real)
 
 
 def own(env: Path, names: Iterable[str]) -> None:
     """Give ``env`` a folder of its own, filled with hard links, for each top-level name in
-    ``names`` that is a link to another environment's folder, so that a change can remove
-    and add files there. Where the filesystem refuses a link (a link count at its limit, no
-    hard links at all), that file is copied with its metadata instead."""
+    ``names`` that is a link to a shared folder, so that a change can remove and add files
+    there. Where the filesystem refuses a link (a link count at its limit, no hard links at
+    all), that file is copied with its metadata instead."""
     folders: list[str] = []
     files: list[tuple[str, str, bool]] = []
     for name in names:
@@ -94,6 +120,11 @@ def own(env: Path, names: Iterable[str]) -> None:
             os.unlink(path)
             folders.append(path)
             _tree(origin, path, folders, files)
+    _make(folders, files)
+
+
+def _make(folders: list[str], files: list[tuple[str, str, bool]]) -> None:
+    """Make ``folders`` (parents first), then link or copy ``files``, several threads at once."""
     for folder in folders:
         os.mkdir(folder)
     chunks = [files[i::CLONE_THREADS] for i in range(CLONE_THREADS)]
@@ -102,10 +133,40 @@ def own(env: Path, names: Iterable[str]) -> None:
             del done  # raises the first error, if any
 
 
+def share(env: Path) -> None:
+    """Move each top-level folder of ``env`` (a build not yet renamed into place) into the
+    pool beside it, ``<envs>/.shared/<id>/<name>``, and leave a relative link in its place:
+    from then on the folder belongs to the pool, not to ``env``, and every clone links to it
+    there. ``bin`` and ``__pycache__`` stay: every build has its own (a console script finds
+    its environment from its real path), and clones copy them."""
+    with os.scandir(env) as entries:
+        names = [
+            entry.name
+            for entry in entries
+            if entry.is_dir(follow_symlinks=False) and entry.name not in OWN
+        ]
+    if not names:
+        return
+    pool = env.parent / SHARED
+    with suppress(FileExistsError):
+        os.mkdir(pool, 0o700)
+    for name in names:
+        while True:
+            place = uuid.uuid4().hex[:SHARED_ID_LENGTH]
+            try:
+                os.mkdir(pool / place)
+                break
+            except FileExistsError:  # 40 bits in common with another folder's: draw again
+                continue
+        os.rename(env / name, pool / place / name)
+        os.symlink(os.path.join(os.pardir, SHARED, place, name), env / name)
+
+
 def short_name(env: Path) -> str:
     """The name of a link beside ``env`` to it (``@`` and 16 hex digits of its 64), made if
-    missing: links into ``env`` go through it. A link's target longer than 60 bytes does not
-    fit in its inode (ext4): it takes a disk block, and ~30 times as long to make."""
+    missing: links into a folder of an environment built before the pool go through it. A
+    link's target longer than 60 bytes does not fit in its inode (ext4): it takes a disk
+    block, and ~30 times as long to make."""
     alias = f"@{env.name[:16]}"
     path = env.parent / alias
     try:
@@ -116,21 +177,37 @@ def short_name(env: Path) -> str:
     return alias
 
 
-def linked_environments(env: Path) -> set[str]:
-    """The names of the entries beside ``env`` that its links go through: the environments
-    whose folders it shares, and their short names."""
-    found = set()
+@dataclass(frozen=True)
+class Reach:
+    """What an environment's top-level links lead to, by name beside it."""
+
+    #: The pool folders (``.shared/<id>``) it links into.
+    shared: frozenset[str]
+    #: Environments built before the pool whose folders it links into, and their short names.
+    environments: frozenset[str]
+
+
+def reach(env: Path) -> Reach:
+    """What the top-level links of ``env`` lead to: one ``scandir`` and a ``readlink`` per
+    link. Links are copied verbatim by every clone, so this is all of it: nothing chains."""
+    shared: set[str] = set()
+    environments: set[str] = set()
+    pool = f"{os.pardir}/{SHARED}/"
     with os.scandir(env) as entries:
         for entry in entries:
-            if entry.is_symlink():
-                parts = Path(os.readlink(entry.path)).parts
-                if len(parts) == 3 and parts[0] == os.pardir:
-                    found.add(parts[1])
-    for name in list(found):
+            if not entry.is_symlink():
+                continue
+            target = os.readlink(entry.path)  # a string: thousands of links, no Path parsing
+            parts = target.split("/")
+            if target.startswith(pool) and len(parts) == 4:
+                shared.add(parts[2])
+            elif len(parts) == 3 and parts[0] == os.pardir:
+                environments.add(parts[1])
+    for name in list(environments):
         if name.startswith("@"):
             with suppress(OSError):
-                found.add(os.readlink(env.parent / name))
-    return found
+                environments.add(os.readlink(env.parent / name))
+    return Reach(frozenset(shared), frozenset(environments))
 
 
 def _tree(source: str, target: str, folders: list[str], files: list[tuple[str, str, bool]]) -> None:

@@ -6,8 +6,10 @@ Layout, for one workspace and one kernel interpreter (``<site_dir>/<workspace>/<
 from :func:`bifrost_ext.interpreter.interpreter_key`, such as ``cpython-311-3f2a9c1e``)::
 
     envs/<sha256>/      one complete directory per requirements hash (built by the installer),
-                        with ``.bifrost-complete-<sha256>`` written last
-    envs/@<16 hex>      a short name of each, which links into it go through
+                        with ``.bifrost-complete-<sha256>`` written last; its top-level
+                        folders (but ``bin`` and ``__pycache__``) are links into the pool
+    envs/.shared/<id>/<name>   the pool: each shared top-level folder, in one place
+    envs/<sha256>/.bifrost-in-use   the lease running kernels hold (``flock``)
     current -> envs/<sha256>   the symlink on every kernel's PYTHONPATH
     active.json         the record (content, hash, version) that ``current`` holds
     .lock               inter-process lock around building and switching
@@ -20,9 +22,10 @@ distributions that differ), then the current environment is cloned (:mod:`bifros
 untouched top-level folders shared by a link, touched ones as folders of hard links, bytecode
 included), what goes is unlinked from the clone, what comes renamed in and compiled. The kernel
 check below runs again only when the change touched a top-level name that the kernel's imports
-looked up last time (noted in ``.bifrost-kernel-imports.json``). Old environments are collected
-at each switch but for the last :data:`KEEP_PREVIOUS` recent ones (an undo is a switch) and
-those that kept ones link to.
+looked up last time (noted in ``.bifrost-kernel-imports.json``). At each switch the collector
+removes every environment and pool folder that nothing reaches: what is kept is ``current``,
+the last :data:`KEEP_PREVIOUS` recent ones (an undo is a switch), every environment a running
+kernel holds, and the pool folders their links lead to.
 
 An environment is built in a temporary folder and renamed into place only when the installer
 succeeded, the kernel's own runtime still imports with it first on the path
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import json
 import os
 import platform
@@ -65,18 +69,21 @@ from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
 
 from .delta import (
+    SHARED,
     Delta,
+    Reach,
     clone,
     distribution_tops,
     import_names,
-    linked_environments,
     merge,
     own,
+    reach,
     remove_distributions,
-    short_name,
+    share,
 )
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
 from .interpreter import run_python
+from .kernel.lease import LEASE
 from .pins import DIST_INFO, dist_info_pin
 from .private import PRIVATE_FILE, private_dir
 from .protection import (
@@ -90,7 +97,8 @@ from .shadowing import CommandGuard
 
 #: The last environments ``current`` moved away from, kept while younger than
 #: :data:`KEEP_RECENT_SECONDS` so that switching back soon (undoing a change) needs no
-#: reinstall. Clones share their unchanged files, so each costs about what its change did.
+#: reinstall (defaults of :attr:`PackageDirectory.keep_previous` and ``keep_recent_seconds``).
+#: Clones share their unchanged files, so each costs its links and what its change did.
 KEEP_PREVIOUS = 2
 KEEP_RECENT_SECONDS = 600.0
 #: How long a failed build is remembered before a kernel start may wait for it again; doubled
@@ -103,14 +111,20 @@ KERNEL_IMPORTS = ".bifrost-kernel-imports.json"
 #: Modules compiled per process; a change with more is compiled by several at once.
 COMPILE_BATCH = 400
 
-#: The names of what builds leave in ``envs/``, the only entries the collector removes: an
-#: environment (its requirements hash), its short name, and the temporary folders of a build,
-#: a staging, a resolution or a trial, with the installer's files beside them.
+#: An environment's name: its requirements hash.
+ENVIRONMENT = re.compile(r"[0-9a-f]{64}")
+#: The names of what builds leave in ``envs/``, the only entries the collector removes there
+#: (besides the pool's folders, :data:`SHARED_ID`): an environment, the short name an earlier
+#: release gave it, and the temporary folders of a build, a staging, a resolution or a trial,
+#: with the installer's files beside them.
 COLLECTABLE = re.compile(
     r"[0-9a-f]{64}|@[0-9a-f]{16}"
     r"|\.tmp-(?:(?:incomplete-)?[0-9a-f]{12}-|staging-|resolve-|trial-)[0-9a-f]{8}"
     r"(?:\.pid|\.constraints\.txt|\.in|\.out)?"
 )
+
+#: The names the pool (``envs/.shared/``) gives its folders (:func:`bifrost_ext.delta.share`).
+SHARED_ID = re.compile(r"[0-9a-f]{10}")
 
 _T = TypeVar("_T")
 
@@ -219,6 +233,14 @@ class PackageDirectory:
         self.commands = commands if commands is not None else CommandGuard()
         self.current = root / "current"
         self.envs = root / "envs"
+        #: How many of the environments ``current`` last moved away from are kept, and for
+        #: how long (an undo within that time is a switch).
+        self.keep_previous = KEEP_PREVIOUS
+        self.keep_recent_seconds = KEEP_RECENT_SECONDS
+        #: What each complete environment's links lead to, by its name and the identity of
+        #: its completion marker (a rebuild under the same name is another): a complete
+        #: environment never changes, so each switch reads only the new one's links.
+        self._reach: dict[str, tuple[tuple[int, int], Reach]] = {}
         self._failures: dict[str, FailedBuild] = {}
         #: Builds under way in this process, by requirements hash.
         self.building: dict[str, Build] = {}
@@ -423,9 +445,10 @@ class PackageDirectory:
                 await self._check_kernel(runtime, tmp)
             # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
             self.commands.check(tmp)
+            share(tmp)  # its folders into the pool, before any kernel or clone sees them
+            (tmp / LEASE).touch()  # made here, so that kernels holding it change nothing
             (tmp / marker).touch()
             os.rename(tmp, env)
-            short_name(env)  # what the next change's links into it go through
         finally:
             self.building.pop(record.hash, None)
             if tmp.exists():
@@ -681,33 +704,88 @@ class PackageDirectory:
             self._write_active(record)
 
     def _collect_garbage(self, keep: set[str]) -> None:
+        """Remove every environment, pool folder and leftover that nothing needs: what is kept
+        is ``keep`` (the environment ``current`` names), the last :attr:`keep_previous`
+        environments switched away from within :attr:`keep_recent_seconds`, every
+        environment a running kernel holds (its :data:`~bifrost_ext.kernel.lease.LEASE`),
+        and whatever their links reach."""
         for leftover in [*self.root.glob(".current-*"), *self.root.glob(".active.json.*")]:
             leftover.unlink(missing_ok=True)  # a switch killed mid-way (we hold the lock)
         if not self.envs.is_dir():
             return
-        now, keep = time.time(), set(keep)
+        now, roots = time.time(), set(keep)
         # Only names this module and the installer give: ``envs/`` may be a link to a folder
         # on another disk that holds other things too.
         ours = [entry for entry in self.envs.iterdir() if COLLECTABLE.fullmatch(entry.name)]
         by_age = sorted(ours, key=lambda entry: -entry.lstat().st_mtime)
+        environments = [
+            entry
+            for entry in by_age
+            if ENVIRONMENT.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink()
+        ]
         recent = [
             entry.name
-            for entry in by_age
-            if not entry.name.startswith((".tmp-", "@"))  # a killed install's; a short name
-            and entry.name not in keep
-            and now - entry.lstat().st_mtime <= KEEP_RECENT_SECONDS
+            for entry in environments
+            if entry.name not in roots and now - entry.lstat().st_mtime <= self.keep_recent_seconds
         ]
-        keep.update(recent[:KEEP_PREVIOUS])
-        for name in list(keep):  # and what they share: their links lead there directly
-            with suppress(OSError):
-                keep.update(linked_environments(self.envs / name))
-        for entry in by_age:
-            if entry.name.startswith("@"):  # a short name: kept with its environment
-                with suppress(OSError):
-                    if os.readlink(entry) in keep:
-                        continue
-            if entry.name not in keep:
-                _remove(entry)
+        roots.update(recent[: self.keep_previous])
+        claims: list[int] = []
+        try:
+            for entry in environments:
+                if entry.name not in roots:
+                    held, claim = _claim(entry)
+                    if held:
+                        roots.add(entry.name)  # a running kernel's: kept for it
+                    elif claim is not None:
+                        claims.append(claim)  # held until it is removed: no kernel takes it
+            kept, shared = self._reachable(roots)
+            for entry in by_age:
+                if entry.name.startswith("@"):  # a short name: kept with its environment
+                    with suppress(OSError):
+                        if os.readlink(entry) in kept:
+                            continue
+                if entry.name not in kept:
+                    _remove(entry)
+            for name in set(self._reach) - kept:
+                del self._reach[name]
+            pool = self.envs / SHARED
+            if pool.is_dir() and not pool.is_symlink():
+                for folder in pool.iterdir():
+                    if SHARED_ID.fullmatch(folder.name) and folder.name not in shared:
+                        _remove(folder)
+        finally:
+            for claim in claims:
+                os.close(claim)
+
+    def _reachable(self, roots: Iterable[str]) -> tuple[set[str], set[str]]:
+        """The environments ``roots`` name and those their links lead to (only environments
+        from before the pool are led to), and the pool folders they all link into."""
+        kept: set[str] = set()
+        shared: set[str] = set()
+        todo = list(roots)
+        while todo:
+            name = todo.pop()
+            if name in kept:
+                continue
+            kept.add(name)
+            try:
+                marker = os.stat(self.envs / name / complete_marker(name))
+                identity = (marker.st_ino, marker.st_mtime_ns)
+            except OSError:  # not complete (or a short name): read every time
+                identity = None
+            cached = self._reach.get(name)
+            if identity is not None and cached is not None and cached[0] == identity:
+                found = cached[1]
+            else:
+                try:
+                    found = reach(self.envs / name)
+                except OSError:  # a short name, or gone
+                    continue
+                if identity is not None:
+                    self._reach[name] = (identity, found)
+            shared |= found.shared
+            todo.extend(found.environments)
+        return kept, shared
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -895,3 +973,22 @@ def _remove(entry: Path) -> None:
 
 def _suffix() -> str:
     return uuid.uuid4().hex[:8]
+
+
+def _claim(env: Path) -> tuple[bool, int | None]:
+    """Whether a running kernel holds ``env`` and, when none does, a descriptor holding its
+    lease exclusively (None for an environment without one, from before leases): while it is
+    open, no kernel can start holding the environment the collector is removing."""
+    try:
+        descriptor = os.open(env / LEASE, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False, None  # no lease file: no kernel ever held it (a kernel makes one)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return True, None
+    except OSError:  # a filesystem without locks: no kernel can hold one there either
+        os.close(descriptor)
+        return False, None
+    return False, descriptor

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 import bifrost_ext.packagedir as packagedir_module
-from bifrost_ext.delta import linked_environments
+from bifrost_ext.delta import SHARED, reach
 from bifrost_ext.installer import Installer, InstallError
+from bifrost_ext.kernel.lease import LEASE
 from bifrost_ext.packagedir import KERNEL_IMPORTS, PackageDirectory
 from bifrost_ext.protection import BreaksKernel
 from bifrost_ext.records import RequirementsRecord
@@ -139,11 +140,12 @@ async def test_unchanged_files_are_shared_and_only_the_difference_takes_space(
 
     old_inodes = {path.stat().st_ino for path in files(old)}
     fresh = [path.relative_to(new) for path in files(new) if path.stat().st_ino not in old_inodes]
-    # Only bfdemo 2.0's files (and its bytecode) are new, beside the marker and uv's lock of
-    # its target; everything else is the same inode.
+    # Only bfdemo 2.0's files (and its bytecode) are new, beside the marker, the lease kernels
+    # hold (each environment's own) and uv's lock of its target; everything else is the same
+    # inode.
     marker = ".bifrost-complete-" + record(BASE.replace("bfdemo==1.0", "bfdemo==2.0"), 2).hash
     new_tops = {str(path).split("/")[0] for path in fresh}
-    assert new_tops == {"bfdemo", "bfdemo-2.0.dist-info", marker, ".lock"}
+    assert new_tops == {"bfdemo", "bfdemo-2.0.dist-info", marker, LEASE, ".lock"}
     shared = [path for path in files(new) if path.stat().st_ino in old_inodes]
     assert any(path.parent.name == "__pycache__" for path in shared)  # bytecode carried over
     assert len(shared) > len(WIDE)
@@ -233,15 +235,13 @@ async def test_old_environments_are_collected_at_the_next_switch(
     for version, extra in enumerate(["", "bfbase\n", "bfnsa\n", "bfnsb\n", "bfwide\n"], 1):
         await pkg.ensure(record("bfdemo==1.0\n" + extra, version))
         built.append(pkg.current.resolve().name)
-    # The current one and the two before it (for a quick undo), and those they share
-    # folders with; the others are gone.
+    # The current one and the two before it (for a quick undo); the others are gone, and so
+    # is every pool folder none of the kept ones links into.
     kept = set(built[-3:])
-    for name in built[-3:]:
-        kept |= {name for name in linked_environments(pkg.envs / name) if name[0] != "@"}
     left = os.listdir(pkg.envs)
-    assert sorted(name for name in left if name[0] != "@") == sorted(kept)
-    assert sorted(os.readlink(pkg.envs / name) for name in left if name[0] == "@") == sorted(kept)
-    assert len(kept) < len(built)
+    assert sorted(name for name in left if name != SHARED) == sorted(kept)
+    reached = set().union(*(reach(pkg.envs / name).shared for name in kept))
+    assert set(os.listdir(pkg.envs / SHARED)) == reached
     assert run(pkg.current, "import bfdemo, bfwide; print(bfdemo.__version__)").strip() == "1.0"
 
 

@@ -11,7 +11,9 @@ first imports from it, so what ``%bifrost list`` and ``status`` say is in memory
 after the collector removed that environment. Under
 ``restart-idle`` it also keeps, after each execution that imported something new, a small
 file listing the distributions imported from the package directory, which the server reads to
-decide which kernels to restart (:mod:`bifrost_ext.server.recycle`).
+decide which kernels to restart (:mod:`bifrost_ext.server.recycle`). It holds the
+environment ``current`` names and each one this kernel imported from (:mod:`.lease`), so the
+collector keeps what tells which versions this kernel really runs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Mapping, Set
 from pathlib import Path
 
 from .env import ENV_KERNEL_STATE, ENV_RECYCLE
+from .lease import Leases
 from .stale import (
     StaleDistribution,
     describe_stale,
@@ -60,6 +63,8 @@ class PackageWatch:
         #: top-level names, read when the first import from it was noted. The collector may
         #: remove an environment later; what is in memory came from it all the same.
         self._imported_envs: dict[str, tuple[dict[str, str], dict[str, set[str]]]] = {}
+        self.leases = Leases(Path(link).parent)
+        self.leases.hold(self.seen)
 
     def before_cell(self) -> None:
         """Say which imported modules went stale, if the directory moved since last time."""
@@ -70,10 +75,10 @@ class PackageWatch:
         loaded = self.loaded_versions() if self.policy == "notify" else {}
         old = self.seen
         if self.policy != "notify" or old is None or target is None:
-            self.see(target)
+            self.move(target)
             return
         before = self.names
-        self.see(target)
+        self.move(target)
         after = self.names
         names = None if before is None and after is None else (before or set()) | (after or set())
         root = Path(self.link).parent
@@ -109,6 +114,14 @@ class PackageWatch:
             os.replace(tmp, self.state_file)
         except OSError:
             pass  # only a hint for the server; the kernel must never fail because of it
+
+    def move(self, target: str | None) -> None:
+        """``current`` now names ``target``: hold it, and let go of every environment held
+        that nothing in memory came from."""
+        self._note_imports()  # what came in so far came from the one seen until now
+        self.see(target)
+        self.leases.hold(target)
+        self.leases.keep_only({target, *self.imported_from.values()})
 
     def _note_imports(self) -> None:
         if len(sys.modules) == self._modules_noted:
@@ -158,7 +171,7 @@ def start_watch(link: str) -> PackageWatch:
 def acknowledge() -> None:
     """The magic changed the packages itself and already said what went stale."""
     if _active is not None:
-        _active.see(readlink(_active.link))
+        _active.move(readlink(_active.link))
 
 
 def stale_report(
