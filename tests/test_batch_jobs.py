@@ -114,7 +114,7 @@ def test_a_batch_kernel_allowed_to_fall_back_says_what_is_saved_and_what_it_has(
     assert done.returncode == 0, done.stderr
     assert cells[0].startswith(
         "⚠ bifrost: this kernel started with an earlier set of the workspace's packages"
-        " (version 1): the installer failed"
+        " (version 1): no version in the package index matches bfdemo==3.0."
     ), cells[0]
     # Before: "bfdemo  bfdemo==1.0  1.0  1.0", as if version 1 were what is saved.
     listing = cells[1].splitlines()
@@ -137,7 +137,8 @@ def test_a_batch_kernel_allowed_to_fall_back_says_what_is_saved_and_what_it_has(
     assert status[1].startswith("saved         version 2, hash "), status
     assert status[2].startswith("this kernel   version 1, "), status
     assert status[-1].startswith(
-        "not in sync: this kernel started without the saved packages (the installer failed"
+        "not in sync: this kernel started without the saved packages"
+        " (no version in the package index matches bfdemo==3.0"
     ), status
 
 
