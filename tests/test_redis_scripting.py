@@ -127,7 +127,7 @@ def test_a_workspace_user_on_a_redis_that_lost_the_function_is_told_who_loads_it
     assert cache.put(RequirementsRecord.of("alice", "bfold\n", 1))
     admin.function_flush()
     record = RequirementsRecord.of("alice", "bfdemo\n", 2)
-    with pytest.raises(CacheUnavailable, match="jupyter bifrost grant"):
+    with pytest.raises(CacheUnavailable, match="jupyter bifrost regrant"):
         cache.put(record)
     # What a failed put after a save does: the older value must not outlive it.
     cache.invalidate("alice")
