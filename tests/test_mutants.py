@@ -7,10 +7,15 @@ Host-header promises through a real jupyter_server (pytest-jupyter) and real ker
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
+import re
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,16 @@ from tornado.httpclient import HTTPClientError
 
 from bifrost_ext.installer import Installer, InstallError
 from bifrost_ext.kernel.env import ENV_KERNEL_TOKEN
-from bifrost_ext.packagedir import PackageDirectory
+from bifrost_ext import packagedir as packagedir_module
+from bifrost_ext.cache import RequirementsCache, cache_key, events_channel
+from bifrost_ext.kernel.watch import PackageWatch
+from bifrost_ext.packagedir import (
+    MAX_RETRY_INTERVAL,
+    RETRY_INTERVAL,
+    PackageDirectory,
+    complete_marker,
+)
+from bifrost_ext.server.events import ChangeListener
 from bifrost_ext.protection import kernel_runtime
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.service import PackageService
@@ -267,3 +281,129 @@ class TestHostHeader:
 
     async def test_the_servers_token_does_not_lift_it_either(self, jp_fetch: Any) -> None:
         assert await status_of(jp_fetch, "api", "packages", headers={"Host": self.FOREIGN}) == 403
+
+
+# -- issue 23: mutants the maintainer's review found alive ---------------------------------
+
+
+async def test_active_json_is_replaced_never_written_in_place(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Mutant: ``write_atomic`` writes the file in place (truncate, then write)."""
+    pkg = package_dir(tmp_path / "site", wheelhouse)
+    first = RequirementsRecord.of("default", "bfdemo==1.0\n", 1)
+    await pkg.ensure(first)
+    active = pkg.root / "active.json"
+    with active.open("rb") as reader:  # a reader that opened it before the switch
+        second = RequirementsRecord.of("default", "bfdemo==2.0\n", 2)
+        await pkg.ensure(second)
+        assert json.loads(reader.read())["hash"] == first.hash, "its file changed under it"
+    assert pkg.active_record() == second
+    # A link planted where bifrost keeps its file is replaced, never written through.
+    victim = tmp_path / "victim.json"
+    victim.write_text("not bifrost's\n")
+    active.unlink()
+    os.symlink(victim, active)
+    await pkg.ensure(RequirementsRecord.of("default", "bfdemo==1.0\n", 3))
+    assert victim.read_text() == "not bifrost's\n", "the write went through the planted link"
+    assert not active.is_symlink()
+    assert pkg.active_record() == RequirementsRecord.of("default", "bfdemo==1.0\n", 3)
+
+
+#: (on first use) and calls whatever a test puts here while it runs.
+_audit_hooks: list[Callable[[str, tuple[Any, ...]], None]] = []
+_audit_hook_added = False
+
+
+def audit(hook: Callable[[str, tuple[Any, ...]], None]) -> None:
+    """Have ``hook`` see this process's audit events until :func:`unaudit`."""
+    global _audit_hook_added
+    if not _audit_hook_added:
+        sys.addaudithook(lambda event, args: [h(event, args) for h in list(_audit_hooks)])
+        _audit_hook_added = True
+    _audit_hooks.append(hook)
+
+
+async def test_a_build_holds_its_completion_marker_before_it_is_renamed_into_place(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Mutant: the completion marker is written after the rename (an environment that
+    appears in ``envs/`` is for a moment incomplete, and a crash then leaves it so)."""
+    pkg = package_dir(tmp_path / "site", wheelhouse)
+    complete_when_renamed: dict[str, bool] = {}
+
+    def watch(event: str, args: tuple[Any, ...]) -> None:
+        # The event comes before the rename itself: what the source holds then is what a
+        # kernel, or another server, sees the moment the environment appears in ``envs/``.
+        if event == "os.rename":
+            source, target = Path(args[0]), Path(args[1])
+            if target.parent == pkg.envs and re.fullmatch("[0-9a-f]{64}", target.name):
+                complete_when_renamed[target.name] = (
+                    source / complete_marker(target.name)
+                ).exists()
+
+    audit(watch)
+    try:
+        for version, content in enumerate(("bfdemo==1.0\n", "bfdemo==2.0\nbfdep\n", ""), 1):
+            await pkg.ensure(RequirementsRecord.of("default", content, version))
+    finally:
+        _audit_hooks.remove(watch)
+    assert len(complete_when_renamed) == 3, complete_when_renamed  # cold, change, empty
+    assert all(complete_when_renamed.values()), complete_when_renamed
+
+
+async def test_a_failed_build_backs_off_doubling_up_to_its_limit(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Mutant: the back-off after a failed build doubles wrongly (from the wrong start, by
+    the wrong factor, or past its limit)."""
+    pkg = package_dir(tmp_path / "site", wheelhouse)
+    record = RequirementsRecord.of("default", "bfnowhere\n", 1)  # in no wheelhouse
+    pauses = []
+    for failures in range(1, 8):
+        before = time.monotonic()
+        with pytest.raises(InstallError):
+            await pkg.ensure(record)  # asked to build, it builds: a back-off only skips
+        after = time.monotonic()
+        failure = pkg.failure(record.hash)
+        assert failure is not None and failure.failures == failures
+        pause = min(RETRY_INTERVAL * 2 ** (failures - 1), MAX_RETRY_INTERVAL)
+        assert before + pause <= failure.retry_at <= after + pause
+        pauses.append(pause)
+    assert pauses == [30, 60, 120, 240, 480, 600, 600]
+
+
+async def test_follow_builds_again_once_the_back_off_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mutant: ``follow`` never retries a failed build, even after its back-off."""
+    house = tmp_path / "wheels"
+    build_wheel(house, "bfdemo", "1.0")
+    pkg = package_dir(tmp_path / "site", house)
+    record = RequirementsRecord.of("default", "bflater\n", 1)
+
+    async def read() -> RequirementsRecord:
+        return record
+
+    monkeypatch.setattr(packagedir_module, "RETRY_INTERVAL", 3600.0)
+    with pytest.raises(InstallError):
+        await pkg.follow(read)  # bflater is not published yet
+    build_wheel(house, "bflater", "1.0")  # now it is
+    assert await pkg.follow(read) == record  # within the back-off: not tried again
+    assert not pkg.is_current(record)
+
+    # A back-off that is over at once: the next follow builds again, and now succeeds.
+    monkeypatch.setattr(packagedir_module, "RETRY_INTERVAL", 0.0)
+    later = RequirementsRecord.of("default", "bflater==2.0\n", 2)
+
+    async def read_later() -> RequirementsRecord:
+        return later
+
+    with pytest.raises(InstallError):
+        await pkg.follow(read_later)  # bflater 2.0 is not published yet
+    failure = pkg.failure(later.hash)
+    assert failure is not None and failure.due()
+    build_wheel(house, "bflater", "2.0")
+    assert await pkg.follow(read_later) == later
+    assert pkg.is_current(later), "follow did not build again after the back-off"
+    assert versions(pkg) == {"bflater": "2.0"}
