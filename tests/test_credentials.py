@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from jupyter_server.auth.identity import IdentityProvider, User
-from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from bifrost_ext.server.credentials import (
     KernelCredentials,
@@ -96,8 +96,11 @@ def test_secrets_are_kept_only_as_digests() -> None:
 
 def handler_with(authorization: str | None) -> Any:
     """A handler as far as an identity provider looks at one, before it authenticated anyone."""
-    headers = HTTPHeaders({} if authorization is None else {"Authorization": authorization})
-    request = HTTPServerRequest("GET", "/api/packages", headers=headers)
+    headers = HTTPHeaders({"Host": "localhost"})
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    start = RequestStartLine("GET", "/api/packages", "HTTP/1.1")
+    request = HTTPServerRequest(start_line=start, headers=headers)
     return SimpleNamespace(request=request, current_user=None)
 
 

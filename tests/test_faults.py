@@ -253,3 +253,5 @@ def test_an_installer_past_the_deadline_is_stopped_and_blocks_nothing(
     status, kernel = server.request("POST", "/api/kernels", {"name": "python3"})
     assert status == 201, kernel
     silent.close()
+    for connection in held:  # the installer's, which the index never answered
+        connection.close()

@@ -10,6 +10,7 @@ import logging
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,11 +19,12 @@ from typing import Any
 import pytest
 import redis
 
-from bifrost_ext.records import RequirementsRecord
+from bifrost_ext.records import Origin, RequirementsRecord
+from bifrost_ext.service import Caller
 from bifrost_ext.store import RequirementsStore
 from tests.api import cached, call
 from tests.kernels import IMPORT_BFDEMO, run_cell
-from tests.servers import ServerProcess, server_env, wait_until
+from tests.servers import ServerProcess, server_env, wait_until, wait_until_async
 
 NOTICE = "⚠ bifrost: this kernel started"
 
@@ -361,25 +363,36 @@ async def test_a_queued_change_gets_its_whole_deadline_after_its_wait(
     jp_fetch: Any, jp_serverapp: Any, store: RequirementsStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = bifrost(jp_serverapp).service
-    monkeypatch.setattr(service.installer, "timeout", 3.0)
+    # The deadline covers real installs of tiny wheels, on a loaded machine too.
+    deadline = 10.0
+    monkeypatch.setattr(service.installer, "timeout", deadline)
     real_install = service.installer.install
     calls: list[int] = []
+    queued_at: list[float] = []
 
-    async def slow_install(*args: Any, **kwargs: Any) -> str:
+    async def install(*args: Any, **kwargs: Any) -> str:
         calls.append(len(calls) + 1)
+        if len(calls) == 1:  # the first change holds the queue...
+            await wait_until_async(  # ...until the queued one waited longer than its deadline
+                lambda: queued_at and time.monotonic() > queued_at[0] + deadline,
+                timeout=deadline * 6,
+                what="the queued change to wait out a whole deadline",
+            )
         if len(calls) == 2:  # the queued change's first try: another server saves meanwhile
             saved = store.get("default")
             store.save("default", saved.content + "bfdep\n", saved.version)
-        await asyncio.sleep(1.5)  # an install that takes a while
         return await real_install(*args, **kwargs)
 
-    monkeypatch.setattr(service.installer, "install", slow_install)
+    def on_output(line: str) -> None:
+        if line == "bifrost: waiting for the changes ahead of this one":
+            queued_at.append(time.monotonic())
+
+    monkeypatch.setattr(service.installer, "install", install)
     first = asyncio.ensure_future(call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]}))
-    while not calls:  # the first change holds the queue
-        await asyncio.sleep(0.01)
-    second = await call(jp_fetch, "install", {"packages": ["bfapp"]})
-    # It waited 1.5 s, lost its first try to the other server, and still had time to retry.
-    assert second[0] == 200, second
+    await wait_until_async(lambda: calls, what="the first change to hold the queue")
+    # It waits a whole deadline, loses its first try to the other server, and still retries.
+    second = await service.install(["bfapp"], Caller(Origin(None, "api"), on_output))
+    assert queued_at, "the second change did not wait for the first"
+    assert second.record.lines == ["bfapp", "bfdemo==1.0", "bfdep"]
     assert (await first)[0] == 200
-    assert second[1]["requirements"] == ["bfapp", "bfdemo==1.0", "bfdep"]
     assert len(calls) == 3

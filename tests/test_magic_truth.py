@@ -133,8 +133,13 @@ async def test_the_cells_after_a_failed_install_do_not_run(kernel: Any, tmp_path
         ]
     )
     client = NotebookClient(notebook, km=kernel)
-    with pytest.raises(CellExecutionError) as info:
-        await client.async_execute(reset_kc=True)
+    try:
+        with pytest.raises(CellExecutionError) as info:
+            await client.async_execute(reset_kc=True)
+    finally:
+        # nbclient leaves the channels of a client it made for a kernel it does not own open.
+        if client.kc is not None:
+            client.kc.stop_channels()
     assert "BifrostError: the install failed; nothing was saved" in str(info.value)
     assert notebook.cells[1].outputs == []
 

@@ -67,9 +67,14 @@ async def test_three_servers_converge(
     kernel_c = await start_kernel(c, "import bfdemo; marker = 1")
     kernel_plain = await start_kernel(c, "plain = 1")  # imports nothing from the packages
     kernel_busy = await start_kernel(c, "import bfdemo")
-    started = tmp_path / "long-cell-started"
-    long_cell = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(8)"
-    busy = asyncio.ensure_future(c.execute(kernel_busy, f"{long_cell}; print('finished')", 60))
+    started, release = tmp_path / "long-cell-started", tmp_path / "long-cell-may-end"
+    # A cell that runs until the test lets it end: busy for as long as the change takes.
+    long_cell = (
+        f"import pathlib, time; pathlib.Path({str(started)!r}).touch()\n"
+        f"while not pathlib.Path({str(release)!r}).exists(): time.sleep(0.05)\n"
+        "print('finished')"
+    )
+    busy = asyncio.ensure_future(c.execute(kernel_busy, long_cell, 120))
     # The long cell runs, and C sees its kernel busy (what restart-idle goes by).
     await wait_until_async(
         lambda: started.exists() and _execution_state(c, kernel_busy) == "busy",
@@ -99,7 +104,11 @@ async def test_three_servers_converge(
     wait_until(lambda: _idle(c, kernel_c), timeout=30, what="the restarted kernel")
     assert (await c.execute(kernel_c, "print('marker' in dir())")) == "False\n"
     assert (await c.execute(kernel_c, IMPORT_BFDEMO)).startswith("2.0\n")
-    # The busy kernel finished its cell undisturbed, and only then was restarted.
+    # The busy kernel was left alone while busy (another kernel's restart came and went);
+    # it finishes its cell undisturbed, and only then is restarted.
+    assert not busy.done()
+    assert f"restarted kernel {kernel_busy}" not in c.log()
+    release.touch()
     assert (await busy) == "finished\n"
     wait_until(lambda: f"restarted kernel {kernel_busy}" in c.log(), timeout=20, what="restart")
     # The kernel that imported nothing changed was left alone.

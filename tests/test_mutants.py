@@ -7,21 +7,35 @@ Host-header promises through a real jupyter_server (pytest-jupyter) and real ker
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
+import re
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from bifrost_ext import packagedir as packagedir_module
+from bifrost_ext.cache import RequirementsCache, cache_key, events_channel
 from bifrost_ext.installer import Installer, InstallError
 from bifrost_ext.kernel.env import ENV_KERNEL_TOKEN
-from bifrost_ext.packagedir import PackageDirectory
+from bifrost_ext.kernel.watch import PackageWatch
+from bifrost_ext.packagedir import (
+    MAX_RETRY_INTERVAL,
+    RETRY_INTERVAL,
+    PackageDirectory,
+    complete_marker,
+)
 from bifrost_ext.protection import kernel_runtime
 from bifrost_ext.records import RequirementsRecord
+from bifrost_ext.server.events import ChangeListener
 from bifrost_ext.service import PackageService
 from bifrost_ext.settings import CREDENTIALS_SETTING, SERVICE_SETTING
 from bifrost_ext.store import RequirementsStore
@@ -267,3 +281,337 @@ class TestHostHeader:
 
     async def test_the_servers_token_does_not_lift_it_either(self, jp_fetch: Any) -> None:
         assert await status_of(jp_fetch, "api", "packages", headers={"Host": self.FOREIGN}) == 403
+
+
+# -- issue 23: mutants the maintainer's review found alive ---------------------------------
+
+
+async def test_active_json_is_replaced_never_written_in_place(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Mutant: ``write_atomic`` writes the file in place (truncate, then write)."""
+    pkg = package_dir(tmp_path / "site", wheelhouse)
+    first = RequirementsRecord.of("default", "bfdemo==1.0\n", 1)
+    await pkg.ensure(first)
+    active = pkg.root / "active.json"
+    with active.open("rb") as reader:  # a reader that opened it before the switch
+        second = RequirementsRecord.of("default", "bfdemo==2.0\n", 2)
+        await pkg.ensure(second)
+        assert json.loads(reader.read())["hash"] == first.hash, "its file changed under it"
+    assert pkg.active_record() == second
+    # A link planted where bifrost keeps its file is replaced, never written through.
+    victim = tmp_path / "victim.json"
+    victim.write_text("not bifrost's\n")
+    active.unlink()
+    os.symlink(victim, active)
+    await pkg.ensure(RequirementsRecord.of("default", "bfdemo==1.0\n", 3))
+    assert victim.read_text() == "not bifrost's\n", "the write went through the planted link"
+    assert not active.is_symlink()
+    assert pkg.active_record() == RequirementsRecord.of("default", "bfdemo==1.0\n", 3)
+
+
+#: (on first use) and calls whatever a test puts here while it runs.
+_audit_hooks: list[Callable[[str, tuple[Any, ...]], None]] = []
+_audit_hook_added = False
+
+
+def audit(hook: Callable[[str, tuple[Any, ...]], None]) -> None:
+    """Have ``hook`` see this process's audit events until :func:`unaudit`."""
+    global _audit_hook_added
+    if not _audit_hook_added:
+        sys.addaudithook(lambda event, args: [h(event, args) for h in list(_audit_hooks)])
+        _audit_hook_added = True
+    _audit_hooks.append(hook)
+
+
+async def test_a_build_holds_its_completion_marker_before_it_is_renamed_into_place(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Mutant: the completion marker is written after the rename (an environment that
+    appears in ``envs/`` is for a moment incomplete, and a crash then leaves it so)."""
+    pkg = package_dir(tmp_path / "site", wheelhouse)
+    complete_when_renamed: dict[str, bool] = {}
+
+    def watch(event: str, args: tuple[Any, ...]) -> None:
+        # The event comes before the rename itself: what the source holds then is what a
+        # kernel, or another server, sees the moment the environment appears in ``envs/``.
+        if event == "os.rename":
+            source, target = Path(args[0]), Path(args[1])
+            if target.parent == pkg.envs and re.fullmatch("[0-9a-f]{64}", target.name):
+                complete_when_renamed[target.name] = (
+                    source / complete_marker(target.name)
+                ).exists()
+
+    audit(watch)
+    try:
+        for version, content in enumerate(("bfdemo==1.0\n", "bfdemo==2.0\nbfdep\n", ""), 1):
+            await pkg.ensure(RequirementsRecord.of("default", content, version))
+    finally:
+        _audit_hooks.remove(watch)
+    assert len(complete_when_renamed) == 3, complete_when_renamed  # cold, change, empty
+    assert all(complete_when_renamed.values()), complete_when_renamed
+
+
+async def test_a_failed_build_backs_off_doubling_up_to_its_limit(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Mutant: the back-off after a failed build doubles wrongly (from the wrong start, by
+    the wrong factor, or past its limit)."""
+    pkg = package_dir(tmp_path / "site", wheelhouse)
+    record = RequirementsRecord.of("default", "bfnowhere\n", 1)  # in no wheelhouse
+    # RETRY_INTERVAL, doubled after each further failure, up to MAX_RETRY_INTERVAL.
+    assert (RETRY_INTERVAL, MAX_RETRY_INTERVAL) == (30, 600)
+    for failures, pause in enumerate([30, 60, 120, 240, 480, 600, 600], 1):
+        before = time.monotonic()
+        with pytest.raises(InstallError):
+            await pkg.ensure(record)  # asked to build, it builds: a back-off only skips
+        after = time.monotonic()
+        failure = pkg.failure(record.hash)
+        assert failure is not None
+        assert failure.failures == failures
+        assert before + pause <= failure.retry_at <= after + pause, f"failure {failures}"
+
+
+async def test_follow_builds_again_once_the_back_off_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mutant: ``follow`` never retries a failed build, even after its back-off."""
+    house = tmp_path / "wheels"
+    build_wheel(house, "bfdemo", "1.0")
+    pkg = package_dir(tmp_path / "site", house)
+    record = RequirementsRecord.of("default", "bflater\n", 1)
+
+    async def read() -> RequirementsRecord:
+        return record
+
+    monkeypatch.setattr(packagedir_module, "RETRY_INTERVAL", 3600.0)
+    with pytest.raises(InstallError):
+        await pkg.follow(read)  # bflater is not published yet
+    build_wheel(house, "bflater", "1.0")  # now it is
+    assert await pkg.follow(read) == record  # within the back-off: not tried again
+    assert not pkg.is_current(record)
+
+    # A back-off that is over at once: the next follow builds again, and now succeeds.
+    monkeypatch.setattr(packagedir_module, "RETRY_INTERVAL", 0.0)
+    later = RequirementsRecord.of("default", "bflater==2.0\n", 2)
+
+    async def read_later() -> RequirementsRecord:
+        return later
+
+    with pytest.raises(InstallError):
+        await pkg.follow(read_later)  # bflater 2.0 is not published yet
+    failure = pkg.failure(later.hash)
+    assert failure is not None
+    assert failure.due()
+    build_wheel(house, "bflater", "2.0")
+    assert await pkg.follow(read_later) == later
+    assert pkg.is_current(later), "follow did not build again after the back-off"
+    assert versions(pkg) == {"bflater": "2.0"}
+
+
+async def test_a_removed_distribution_never_unlinks_a_file_outside_its_environment(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Mutant: the ``is_relative_to(root)`` guard before an unlink in :mod:`bifrost_ext.delta`
+    is dropped (a RECORD row naming ``../…`` or an absolute path unlinks that file)."""
+    pkg = package_dir(tmp_path / "site", wheelhouse)
+    await pkg.ensure(RequirementsRecord.of("default", "bfdemo==1.0\n", 1))
+    outside = [tmp_path / "mine.txt", tmp_path / "also-mine.txt"]
+    for path in outside:
+        path.write_text("not bifrost's\n")
+    (dist_info,) = pkg.current.glob("bfdemo-1.0.dist-info")
+    env = pkg.current.resolve()
+    # What a wheel's RECORD (or anyone who can write the environment) may list.
+    rows = [os.path.relpath(outside[0], env), str(outside[1])]
+    with (dist_info / "RECORD").open("a", encoding="utf-8") as record:
+        record.writelines(f"{row},,\n" for row in rows)
+    await pkg.ensure(RequirementsRecord.of("default", "bfdemo==2.0\n", 2))  # 1.0 goes
+    assert versions(pkg) == {"bfdemo": "2.0"}
+    assert [path.read_text() for path in outside] == ["not bifrost's\n"] * 2
+
+
+# -- the cache -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cached_service(
+    sqlite_url: str, redis_url: str, tmp_path: Path, wheelhouse: Path
+) -> Iterator[PackageService]:
+    service = make_service(sqlite_url, redis_url, tmp_path / "site", wheelhouse)
+    yield service
+    service.close()
+
+
+def redis_holds(redis_url: str) -> dict[str, Any] | None:
+    cache = RequirementsCache(url=redis_url)
+    try:
+        record = cache.get("default")
+    finally:
+        cache.close()
+    return None if record is None else {"version": record.version, "hash": record.hash}
+
+
+async def test_every_cache_write_of_the_flow_reaches_redis(
+    cached_service: PackageService, redis_url: str, redis_client: Any, sqlite_url: str
+) -> None:
+    """Mutant: a call to ``GuardedCache.put`` is not awaited (the coroutine never runs, and
+    Redis misses the write): a read filling the cache, an unchanged install, a sync."""
+    service = cached_service
+    key = cache_key("default")
+    # A read on an empty Redis fills it.
+    first = await service.read()
+    assert redis_holds(redis_url) == {"version": first.version, "hash": first.hash}
+    # An install that changes nothing still puts what is saved back into Redis.
+    saved = (await service.install(["bfdemo==1.0"])).record
+    redis_client.delete(key)
+    again = await service.install(["bfdemo==1.0"])
+    assert not again.changed
+    assert redis_holds(redis_url) == {"version": saved.version, "hash": saved.hash}
+    # A sync repairs a Redis that is behind (empty here)...
+    redis_client.delete(key)
+    await service.sync()
+    assert redis_holds(redis_url) == {"version": saved.version, "hash": saved.hash}
+    # ...and one that holds another record of the same version (a restored database).
+    stray = RequirementsRecord.of("default", "bfstray\n", saved.version)
+    redis_client.set(key, json.dumps(stray.to_json()))
+    await service.sync()
+    assert redis_holds(redis_url) == {"version": saved.version, "hash": saved.hash}
+
+
+def test_a_put_at_the_version_redis_holds_is_written(redis_url: str, redis_client: Any) -> None:
+    """Mutant: the compare-and-set's ``stored > version`` becomes ``>=`` (a record no longer
+    replaces one of its own version: an older release's value is never rewritten)."""
+    cache = RequirementsCache(url=redis_url)
+    key = cache_key("default")
+    record = RequirementsRecord.of("default", "bfdemo==1.0\n", 3)
+    try:
+        assert cache.put(record)
+        assert cache.put(record), "a record lost to itself"
+        older_order = json.dumps({"content": "bfdemo\n", "hash": "h", "version": 3, "lock": ""})
+        redis_client.set(key, older_order)  # what an older release wrote, same version
+        assert cache.put(record)
+        assert redis_client.get(key).startswith('{"version": 3,')
+        assert cache.get("default") == record
+        assert not cache.put(RequirementsRecord.of("default", "bfold\n", 2))
+    finally:
+        cache.close()
+
+
+# -- a server's kernels and change events -----------------------------------------------------
+
+
+async def test_a_kernels_credential_is_forgotten_when_it_shuts_down(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    """Mutant: the provisioner's ``cleanup`` never revokes the kernel's credential (only
+    ``KernelCredentials.revoke`` itself was tested, not that a shutdown calls it)."""
+    kernel = await start_kernel(jp_fetch, jp_serverapp)
+    assert await run_cell(kernel, "pass") == ""
+    secret = kernel.provisioner.kernel_env[ENV_KERNEL_TOKEN]
+    auth = {"Authorization": f"bifrost-kernel {secret}"}
+    assert await status_of(jp_fetch, "api", "packages", headers=auth) == 200
+    restarted = await jp_fetch(
+        "api", "kernels", kernel.kernel_id, "restart", method="POST", body="{}"
+    )
+    assert restarted.code == 200
+    # A restart keeps it: the same kernel, the same secret.
+    assert await status_of(jp_fetch, "api", "packages", headers=auth) == 200
+    await jp_fetch("api", "kernels", kernel.kernel_id, method="DELETE")
+    assert await status_of(jp_fetch, "api", "packages", headers=auth) in (401, 403)
+    install = {"method": "POST", "body": json.dumps({"packages": ["bfdemo==1.0"]})}
+    assert await status_of(jp_fetch, "api", "packages", "install", headers=auth, **install) in (
+        401,
+        403,
+    )
+
+
+async def test_a_server_takes_its_own_change_events_for_its_own(
+    cached_service: PackageService, redis_url: str, redis_client: Any
+) -> None:
+    """Mutant: the listener handles an event this server published as another server's
+    ("requirements changed on <itself>; updating", and a sync it did not need)."""
+    service = cached_service
+    log = logging.getLogger("test.mutants.events")
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    changes: list[Any] = []
+
+    async def on_change(before: Any, after: Any) -> None:
+        changes.append(after)
+
+    await service.sync()  # the package directory holds what is saved, as at server start
+    channel = events_channel("default")
+    listener = ChangeListener(service, redis_url, on_change, log, interval=3600)
+    task = asyncio.ensure_future(listener.run())
+    watcher = redis_client.pubsub()
+    try:
+        watcher.subscribe(channel)
+        await wait_until_async(
+            lambda: redis_client.pubsub_numsub(channel)[0][1] >= 2, what="the listener"
+        )
+        saved = (await service.install(["bfdemo==1.0"])).record  # announces it as its own
+
+        def own_event_seen() -> bool:
+            message = watcher.get_message(ignore_subscribe_messages=True)
+            return message is not None and json.loads(message["data"])["hash"] == saved.hash
+
+        await wait_until_async(own_event_seen, what="this server's own event")
+        # Another server's event, published after it: once the listener has handled that
+        # one, it has handled its own too (one subscriber gets a channel's messages in order).
+        service.cache.publish(saved, "elsewhere:1")
+        await wait_until_async(
+            lambda: any("changed on elsewhere:1" in line for line in lines),
+            what="the other server's event",
+        )
+    finally:
+        task.cancel()
+        watcher.close()
+        log.removeHandler(handler)
+    own = service.servers.server_id
+    assert not [line for line in lines if f"changed on {own}" in line]
+    assert changes == []  # nothing moved here: this server had applied its change itself
+
+
+async def test_a_kernel_that_was_only_switched_says_it_installed_nothing(
+    services: list[PackageService], growing_wheelhouse: Path
+) -> None:
+    """Mutant: a kernel start that only switched to an environment built earlier says
+    "installed N packages … before this kernel started"."""
+    first, second = services
+    build_wheel(growing_wheelhouse, "bfdemo", "2.0")
+    build_wheel(growing_wheelhouse, "bfnew", "1.0")
+    await first.install(["bfdemo==1.0"])
+    await first.install(["bfdemo==2.0"])  # both built in the first container
+    await second.install(["bfdemo==1.0"])  # another server goes back (a new version)
+    prepared = await first.prepare_kernel(sys.executable)
+    assert prepared.package_dir.is_current(await first.read())
+    assert versions(prepared.package_dir) == {"bfdemo": "1.0"}
+    assert prepared.notice("default") is None
+    # Whereas a kernel that waited for a build says so.
+    await second.install(["bfnew"])
+    waited = await first.prepare_kernel(sys.executable)
+    assert (waited.notice("default") or "").startswith("bifrost: installed ")
+
+
+def test_a_cell_after_current_was_swept_runs_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Mutant: the watch lacks its ``target is None`` guard (the next cell after a clean-up
+    removed ``current`` fails with a TypeError from the watch)."""
+    env = tmp_path / "envs" / "a"
+    (env / "bfdemo-1.0.dist-info").mkdir(parents=True)
+    link = tmp_path / "current"
+    os.symlink(os.path.relpath(env, tmp_path), link)
+    watch = PackageWatch(str(link), "notify", None)
+    watch.before_cell()
+    link.unlink()  # a clean-up job swept it
+    watch.before_cell()
+    watch.after_cell()
+    assert capsys.readouterr().out == ""
+    os.symlink(os.path.relpath(env, tmp_path), link)  # rebuilt by the next kernel start
+    watch.before_cell()
+    watch.after_cell()
+    assert capsys.readouterr().out == ""

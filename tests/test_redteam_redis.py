@@ -17,6 +17,7 @@ import redis
 from bifrost_ext.cache import PUT_FUNCTION, cache_key
 from bifrost_ext.grants import Grants
 from bifrost_ext.store import RequirementsStore
+from tests.servers import wait_until
 
 
 @pytest.fixture
@@ -44,26 +45,29 @@ def test_bifrosts_own_function_is_no_way_to_freeze_redis_for_everyone(
     n = 48 * 1024 * 1024 // 3
     attacker.set(cache_key("alice"), '{"version": 1, "x": [' + "{}," * (n - 1) + "{}]}")
     other.ping()
-    waits: list[float] = []
+    pings: list[tuple[float, float]] = []  # (started, waited)
     done = threading.Event()
 
     def ping() -> None:
         while not done.is_set():
             started = time.monotonic()
             other.ping()
-            waits.append(time.monotonic() - started)
+            pings.append((started, time.monotonic() - started))
             time.sleep(0.02)
 
     pinger = threading.Thread(target=ping)
     pinger.start()
     try:
-        time.sleep(0.2)
+        wait_until(lambda: pings, what="the other client to ping")
         attacker.fcall(PUT_FUNCTION, 1, cache_key("alice"), '{"version": 0}', 0)
-        time.sleep(0.2)
+        ended = time.monotonic()
+        # Every ping the call held up has been answered once one that started after it has.
+        wait_until(lambda: pings[-1][0] > ended, what="a ping after the call")
     finally:
         done.set()
         pinger.join()
         attacker.delete(cache_key("alice"))
         attacker.close()
         other.close()
+    waits = [waited for _, waited in pings]
     assert max(waits) < 1.0, f"another client waited {max(waits):.1f} s for PING"
