@@ -101,6 +101,8 @@ async def kernel_on(pkg: PackageDirectory, runtime: Path) -> AsyncIterator[Async
     finally:
         if await manager.is_alive():
             await manager.shutdown_kernel(now=True)
+        else:  # killed by the test: its control socket and zmq context are still open
+            await manager.cleanup_resources()
 
 
 #: Run in the kernel: what its watch says it runs, and every path of every environment its
