@@ -450,18 +450,23 @@ class Grants:
         with self.store.guard(), self.store.engine.connect() as conn:
             ended = conn.execute(
                 sa.text(
-                    "SELECT pid, pg_catalog.pg_terminate_backend(pid, 5000)"
+                    "SELECT pid, pg_catalog.pg_terminate_backend(pid, :wait)"
                     " FROM pg_catalog.pg_stat_activity WHERE usesysid = :oid"
                 ),
-                {"oid": _role_oid(conn, role)},
+                {"oid": _role_oid(conn, role), "wait": SESSION_END_SECONDS * 1000},
             ).all()
             conn.commit()
         left = [pid for pid, gone in ended if not gone]
         if left:
             raise GrantError(
-                f"sessions {left} of role {role} did not end within 5 s; it can no longer log"
-                " in: revoke again"
+                f"sessions {left} of role {role} did not end within {SESSION_END_SECONDS} s;"
+                " it can no longer log in: revoke again"
             )
+
+
+#: How long a revoke waits for each session of the role to end (a terminated backend exits at
+#: once; on a loaded machine that took more than 5 s).
+SESSION_END_SECONDS = 20
 
 
 #: Every grant whose role may log in (a revoke takes the login away first).
