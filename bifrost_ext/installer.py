@@ -180,10 +180,12 @@ class Installer(Component):
         args: list[str] = []
         if constraints is not None:
             args += ["--constraint", str(constraints)]
-        if self.index_url:
-            args += ["--index-url", self.index_url]
-        for link in self.find_links:
-            args += ["--find-links", link]
+        # The index URL goes in the environment (:meth:`environment`): a command line is
+        # every local user's to read (``ps``, ``/proc/<pid>/cmdline``), and the URL often
+        # carries a token. So do the find-links when one of them does.
+        if not self._links_in_environment():
+            for link in self.find_links:
+                args += ["--find-links", link]
         if self.no_index:
             args.append("--no-index")
         return args
@@ -270,7 +272,22 @@ class Installer(Component):
         if self.cache_dir:
             env["UV_CACHE_DIR"] = os.path.join(self.cache_dir, "uv")
             env["PIP_CACHE_DIR"] = os.path.join(self.cache_dir, "pip")
+        uv = self.resolved_tool() == "uv"
+        if self.index_url:  # readable by this user alone (/proc/<pid>/environ), unlike argv
+            if uv:
+                env.pop("UV_DEFAULT_INDEX", None)  # it would win over UV_INDEX_URL
+                env["UV_INDEX_URL"] = self.index_url
+            else:
+                env["PIP_INDEX_URL"] = self.index_url
+        if self._links_in_environment():
+            # uv splits its variable on commas, pip on whitespace.
+            separator = "," if uv else " "
+            env["UV_FIND_LINKS" if uv else "PIP_FIND_LINKS"] = separator.join(self.find_links)
         return env
+
+    def _links_in_environment(self) -> bool:
+        """Whether the find-links go in the environment: when one carries credentials."""
+        return any(_USERINFO.search(link) for link in self.find_links)
 
     async def _run(self, cmd: list[str], target: Path, on_output: OutputCallback | None) -> str:
         """Run ``cmd`` for ``target`` (a folder, or a resolution's scratch name), in its

@@ -445,6 +445,10 @@ class PackageDirectory:
                 await self._check_kernel(runtime, tmp)
             # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
             self.commands.check(tmp)
+            # The lease's name is bifrost's: what a package shipped under it goes (a folder
+            # would become a link into the pool, which no kernel can lock, and the collector
+            # would take the environment for one no kernel holds).
+            _remove(tmp / LEASE)
             share(tmp)  # its folders into the pool, before any kernel or clone sees them
             (tmp / LEASE).touch()  # made here, so that kernels holding it change nothing
             (tmp / marker).touch()

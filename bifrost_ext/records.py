@@ -113,6 +113,16 @@ def short_source(source: str) -> str:
     return _LONG_KERNEL_SOURCE.sub(r"kernel \1", source)
 
 
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (controls, line breaks, escape
+    sequences' ESC, bidirectional overrides) shown as its Python escape: what a workspace
+    wrote (a source, a user name, a session's path) reaches a terminal or a page as text,
+    on one line, and cannot pose as another line or rewrite what surrounds it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 @dataclass(frozen=True)
 class Origin:
     """Who asked for a change and through what: kept with the revision it makes."""

@@ -50,6 +50,9 @@ UNAVAILABLE_SETTING = "bifrost_unavailable"
 GATEWAY_SETTING = "bifrost_kernel_gateway"
 
 _TRUE = {"1", "true", "yes", "on"}
+#: A boolean variable's other words; anything in neither set is refused, not read as false:
+#: a typo must not turn ``require_saved_packages`` (a guard, on by default) off in silence.
+_FALSE = {"0", "false", "no", "off"}
 #: What no console script may shadow by default, besides the commands on kernels' PATH.
 RESERVED_COMMANDS = (
     "@builtins",
@@ -185,6 +188,10 @@ class Setting:
         """A value from text (a variable or a flag), or ValueError naming the variable."""
         text = text.strip()
         if self.type is bool:
+            if text.lower() not in _TRUE | _FALSE:
+                raise ValueError(
+                    f"${self.env} must be 1, true, yes or on, or 0, false, no or off, not {text!r}"
+                )
             return text.lower() in _TRUE
         if self.type is list:
             return text.replace(",", " ").split()
@@ -507,7 +514,8 @@ SETTINGS: tuple[Setting, ...] = (
         " one that cannot get the workspace's saved packages fails to start, with the reason,"
         " so a batch job never runs on an earlier set or none (false: it starts with them and"
         " a notice). Kernels a server starts always start, with the notice (the variable: 1,"
-        " true, yes or on; anything else is false).",
+        " true, yes or on, or 0, false, no or off; anything else keeps such a kernel from"
+        " starting).",
     ),
     Setting(
         "kernel_server_url",

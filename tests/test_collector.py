@@ -25,7 +25,7 @@ from jupyter_client.manager import AsyncKernelManager
 from bifrost_ext.delta import SHARED
 from bifrost_ext.installer import Installer
 from bifrost_ext.kernel.env import ENV_PACKAGE_DIR
-from bifrost_ext.kernel.lease import LEASE
+from bifrost_ext.kernel.lease import LEASE, Leases
 from bifrost_ext.packagedir import KEEP_PREVIOUS, PackageDirectory
 from bifrost_ext.records import RequirementsRecord
 from tests.kernels import execute
@@ -247,3 +247,29 @@ async def test_an_environment_from_before_the_pool_is_kept_while_linked_to(
     assert not old.exists()
     assert not (pkg.envs / f"@{old.name[:16]}").is_symlink()
     assert dangling(pkg.current.resolve()) == []
+
+
+async def test_a_package_cannot_take_the_lease_s_name(wheels: list[str], tmp_path: Path) -> None:
+    """A wheel may ship any top-level name, ``.bifrost-in-use/`` too. Before: the build moved
+    that folder into the pool like any other and left a link under the lease's name, which
+    no kernel could lock (``O_NOFOLLOW``) and the collector took for "never held": a running
+    kernel's environment was removed under it, as in issue 23's first story. Now the lease
+    is always bifrost's own file, and a kernel's hold keeps its environment."""
+    house = Path(wheels[1])
+    build_wheel(house, "bfsquat", "1.0", extra_files={f"{LEASE}/__init__.py": ""})
+    pkg = package_dir(tmp_path, wheels)
+    await pkg.ensure(record("bfsquat\n", 1))
+    held = pkg.envs / pkg.active_hash()  # type: ignore[operator]
+    lease = held / LEASE
+    assert lease.is_file()
+    assert not lease.is_symlink()
+    leases = Leases(pkg.root)
+    leases.hold(os.path.relpath(held, pkg.root))
+    assert leases.held()  # the kernel's hold took
+    pkg.keep_previous = 0
+    await pkg.ensure(record("bfsquat\nbfattrs\n", 2))
+    age(pkg)
+    await pkg.ensure(record("bfattrs\n", 3))
+    assert held.is_dir()
+    assert dangling(held) == []
+    leases.keep_only(())

@@ -156,6 +156,25 @@ async def test_a_removed_package_the_kernels_own_environment_has_is_named(
     assert "still importable" not in (await execute(kernel, "%bifrost remove bfdemo")).text
 
 
+async def test_a_session_path_reaches_the_history_as_text(
+    session: tuple[Any, str], jp_fetch: Any
+) -> None:
+    """A session's path is whatever its client said (it need not be a file). Before: kept
+    raw, so a newline or an escape sequence in it reached the panel and the operator's
+    ``jupyter bifrost history``. Now what is not printable is kept escaped."""
+    kernel, kernel_id = session
+    sessions = json.loads((await jp_fetch("api", "sessions")).body)
+    path = "a\n  99  v99  admin (cli)\x1b[2J\u202e.ipynb"
+    await jp_fetch(
+        "api", "sessions", sessions[0]["id"], method="PATCH", body=json.dumps({"path": path})
+    )
+    await execute(kernel, "%bifrost install bfdemo==1.0")
+    revisions = json.loads((await jp_fetch("api", "packages", "history")).body)["revisions"]
+    assert revisions[0]["source"] == (
+        f"kernel {kernel_id[:8]} (a\\n  99  v99  admin (cli)\\x1b[2J\\u202e.ipynb)"
+    )
+
+
 async def test_the_history_names_the_person_and_a_short_source(
     session: tuple[Any, str], jp_fetch: Any
 ) -> None:

@@ -173,7 +173,10 @@ def test_commands_end_options_before_user_specs(tmp_path: Path) -> None:
         installer = Installer(tool=tool, index_url="https://idx.example/simple", no_index=False)
         cmd = installer.command(sys.executable, tmp_path, ["bfdemo==1.0"])
         assert cmd[-2:] == ["--", "bfdemo==1.0"]
-        assert cmd[cmd.index("--index-url") + 1] == "https://idx.example/simple"
+        # The index in the environment, never on a command line others read (issue 23).
+        assert "--index-url" not in cmd
+        variable = "UV_INDEX_URL" if tool == "uv" else "PIP_INDEX_URL"
+        assert installer.environment()[variable] == "https://idx.example/simple"
         assert "--target" in cmd
 
 

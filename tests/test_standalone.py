@@ -101,6 +101,25 @@ def test_a_malformed_setting_is_named_in_the_first_output_and_on_stderr(
     assert not (tmp_path / "data").exists() or not list((tmp_path / "data").rglob("current"))
 
 
+@pytest.mark.parametrize("value", ["required", "Y", "2"])
+def test_a_batch_guard_set_to_what_is_no_boolean_keeps_guarding(
+    bifrost_env: dict[str, str], store: RequirementsStore, tmp_path: Path, value: str
+) -> None:
+    """Before: any value but 1, true, yes and on read as false, so a typo for "on" turned
+    the batch guard off in silence: the kernel ran without the saved packages, exit 0."""
+    store.save("default", "not-in-wheelhouse\n", 0)
+    env = {**bifrost_env, "BIFROST_REQUIRE_SAVED_PACKAGES": value}
+    done = start_kernel(env, tmp_path, "print('alive')", check=False)
+    assert done.returncode != 0
+    assert "alive" not in done.stdout
+    assert done.stderr.splitlines()[-1].endswith(
+        "bifrost: this kernel did not start: the saved packages of workspace 'default' are"
+        f" not available here: $BIFROST_REQUIRE_SAVED_PACKAGES must be 1, true, yes or on,"
+        f" or 0, false, no or off, not {value!r}."
+        " BIFROST_REQUIRE_SAVED_PACKAGES=0 starts it anyway, with a notice."
+    ), done.stderr
+
+
 NOTEBOOK = """
 import json, logging, sys
 import nbformat

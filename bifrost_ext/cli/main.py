@@ -36,7 +36,7 @@ from ..interpreter import DEFAULT_KERNEL_NAME, kernel_python
 from ..kernel.env import ENV_KERNEL_TOKEN
 from ..kernel.summary import change_summary
 from ..packagedir import SavedInvalid
-from ..records import Origin
+from ..records import Origin, printable
 from ..requirements import InvalidSpec, parse_requirements_file
 from ..service import Caller, ChangeResult, NotInRequirements, PackageService, UnknownRevision
 from ..settings import BY_NAME, SETTINGS, Settings
@@ -357,7 +357,8 @@ async def _status(service: PackageService, args: argparse.Namespace) -> int:
         print(f"cache         {_state(cache) if cache['enabled'] else 'off'}")
         print(f"package dir   {status['package_dir']['hash'] or 'empty'}")
         for name, server in status["servers"].items():
-            print(f"server        {name}  {server.get('hash')}")
+            # Each server of the workspace writes its own entry (its Redis user may write any).
+            print(f"server        {printable(str(name))}  {printable(str(server.get('hash')))}")
         if status["servers_error"]:
             print(f"servers       unknown ({status['servers_error'].removeprefix('unknown: ')})")
         if status["saved_error"]:
@@ -387,10 +388,13 @@ async def _history(service: PackageService, args: argparse.Namespace) -> int:
         new = set(revision.record.lines)
         changes = [f"+{line}" for line in sorted(new - old)]
         changes += [f"-{line}" for line in sorted(old - new)]
+        # Who and through what are a workspace's own words (its role saves with any source):
+        # shown as text, never as terminal controls or a line of their own.
         print(
             f"{revision.id:>6}  v{revision.record.version:<4} "
-            f"{revision.created_at:%Y-%m-%d %H:%M:%S}  {revision.origin.user or '-'}"
-            f" ({revision.origin.source})  {' '.join(changes) or '(no change)'}"
+            f"{revision.created_at:%Y-%m-%d %H:%M:%S}  {printable(revision.origin.user or '-')}"
+            f" ({printable(revision.origin.source)})"
+            f"  {printable(' '.join(changes)) or '(no change)'}"
         )
     return EXIT_OK
 

@@ -27,7 +27,7 @@ from tornado import web
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
 from ..installer import InstallError
 from ..kernel.distributions import installable_distribution
-from ..records import Origin, RequirementsRecord
+from ..records import Origin, RequirementsRecord, printable
 from ..requirements import InvalidSpec, excerpt
 from ..service import (
     Caller,
@@ -108,6 +108,8 @@ class PackagesAPIHandler(APIHandler):
         source = f"kernel {kernel_id[:8]}"
         path = await _session_path(self.settings.get("session_manager"), kernel_id)
         if path:
+            # Any string a client gave its session, not necessarily a file: kept as text.
+            path = printable(path)
             room = MAX_SOURCE - len(source) - 3  # the column holds 256; a path may not fit
             source += f" ({path if len(path) <= room else '…' + path[-room + 1 :]})"
         return source

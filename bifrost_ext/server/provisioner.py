@@ -196,7 +196,10 @@ class BifrostProvisioner(LocalProvisioner):
         except ValueError:  # the other settings do not parse; this one may still
             settings = None
         setting = BY_NAME["require_saved_packages"]
-        required = settings.require_saved_packages if settings else setting.from_env()
+        try:
+            required = settings.require_saved_packages if settings else setting.from_env()
+        except ValueError:  # this one does not parse: the guard holds (the reason says why)
+            required = True
         if not required:
             return
         try:
