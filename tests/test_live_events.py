@@ -23,10 +23,16 @@ async def subscribe(server: ServerProcess) -> WebSocketClientConnection:
     )
 
 
-async def next_packages_event(ws: WebSocketClientConnection) -> dict[str, Any]:
-    """The next bifrost event on the stream (other schemas' events are skipped)."""
+async def next_packages_event(
+    ws: WebSocketClientConnection, server: ServerProcess
+) -> dict[str, Any]:
+    """The next bifrost event on ``server``'s stream (other schemas' events are skipped)."""
     while True:
-        raw = await asyncio.wait_for(ws.read_message(), timeout=60)
+        try:
+            raw = await asyncio.wait_for(ws.read_message(), timeout=60)
+        except asyncio.TimeoutError:
+            log = server.log()[-6000:]
+            raise AssertionError(f"no event within 60 s; the server's log:\n{log}") from None
         assert raw is not None, "the event stream closed"
         event: dict[str, Any] = json.loads(raw)
         if event.get("schema_id") == SCHEMA_ID:
@@ -39,24 +45,27 @@ async def test_a_change_reaches_the_event_stream_of_every_server_of_the_workspac
     env = base_env(pg_url, wheelhouse)
     alpha = start("alpha", tmp_path, env, redis_url)
     beta = start("beta", tmp_path, env, redis_url)
+    sockets: list[WebSocketClientConnection] = []
     try:
-        on_alpha, on_beta = await subscribe(alpha), await subscribe(beta)
+        for server in (alpha, beta):
+            sockets.append(await subscribe(server))
+        on_alpha, on_beta = sockets
         status, body = await asyncio.to_thread(
             alpha.request, "POST", "/api/packages/install", {"packages": ["bfdemo==1.0"]}
         )
         assert status == 200, body
 
-        mine = await next_packages_event(on_alpha)
+        mine = await next_packages_event(on_alpha, alpha)
         assert mine["action"] == "changed"
         assert (mine["hash"], mine["version"]) == (body["hash"], 1)
         assert (mine["where"], mine["source"]) == ("this server", "api")
         assert mine["workspace"] == "default"
 
-        followed = await next_packages_event(on_beta)
+        followed = await next_packages_event(on_beta, beta)
         assert followed["hash"] == body["hash"]
         assert followed["where"] == "another server"
-        on_alpha.close()
-        on_beta.close()
     finally:
+        for ws in sockets:  # on failure too: an unclosed one fails a later test's setup
+            ws.close()
         alpha.stop()
         beta.stop()
