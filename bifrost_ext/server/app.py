@@ -41,7 +41,7 @@ from ..settings import (
 from ..store import RequirementsStore, StoreUnavailable
 from .api_handlers import default_handlers
 from .credentials import KernelCredentials, KernelIdentityProvider
-from .events import ChangeListener
+from .events import ChangeListener, moved
 from .gateway import kernel_gateway
 from .kernel_env import KernelEnvPolicy, scrub_kernel_launches
 from .live import LiveEvents
@@ -241,15 +241,20 @@ class BifrostApp(ExtensionApp, SettingTraits):
         # A new container, or a change saved while this server was down (or killed mid-way):
         # clear what a killed server left behind, and bring the default kernel's package
         # directory up to the database before the first start.
+        # A change saved while this server starts is followed here, before the listener
+        # runs: its browsers (subscribed as soon as the server answers) hear of it all the same.
         try:
             await asyncio.to_thread(service.package_dir().sweep)
-            await service.sync()
+            before, after = await service.sync()
         except (InstallError, StoreUnavailable, OSError) as exc:
             self.log.warning(
                 "bifrost: could not install the saved requirements (%s); kernel starts will "
                 "try again",
                 exc,
             )
+        else:
+            if moved(before, after):
+                await self._on_change(before, after)
         if service.cache.enabled:
             assert service.cache.url
             listener = ChangeListener(

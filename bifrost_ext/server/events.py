@@ -120,8 +120,14 @@ class ChangeListener:
         except (StoreUnavailable, InstallError) as exc:
             self.log.warning("bifrost: could not bring packages up to date: %s", exc)
             return
-        if after is not None and (before is None or before.hash != after.hash):
+        if moved(before, after):
             await self.on_change(before, after)
+
+
+def moved(before: RequirementsRecord | None, after: RequirementsRecord | None) -> bool:
+    """Whether a sync that found the package directory at ``before`` left it at another
+    record, ``after``: a change this server followed, which its browsers are told of."""
+    return after is not None and (before is None or before.hash != after.hash)
 
 
 def _parse(data: object) -> dict[str, object] | None:
