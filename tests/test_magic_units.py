@@ -15,9 +15,9 @@ from bifrost_ext.kernel.magic import BifrostError, _explain, join_specs, pip_hin
 def test_pip_hint_recognises_the_usual_spellings() -> None:
     assert pip_hint("%pip install pandas") is not None
     assert pip_hint("%pip install -U pandas requests") == (
-        f"bifrost: %pip installs into {pip_target()} (this kernel's own environment), not into"
-        " the workspace's saved packages; `%bifrost install pandas requests` saves them for"
-        " the workspace"
+        f"bifrost: %pip installs into {pip_target()} (this kernel's own environment: it lasts"
+        " until that is rebuilt, as in a new container), not into the workspace's saved"
+        " packages; `%bifrost install pandas requests` saves them for the workspace"
     )
     assert pip_hint("!pip3 install x") is not None
     assert pip_hint("!python -m pip install x") is not None

@@ -69,8 +69,9 @@ async def test_the_pip_hint_says_where_pip_installs(kernel: Any, tmp_path: Path)
     target = purelib.text.strip()
     cell = await execute(kernel, "if False:\n    %pip install six\n")
     assert cell.text == (
-        f"bifrost: %pip installs into {target} (this kernel's own environment), not into the"
-        " workspace's saved packages; `%bifrost install six` saves them for the workspace\n"
+        f"bifrost: %pip installs into {target} (this kernel's own environment: it lasts until"
+        " that is rebuilt, as in a new container), not into the workspace's saved packages;"
+        " `%bifrost install six` saves them for the workspace\n"
     )
     # `!pip` is whatever pip the shell finds first: here one of another Python.
     other = tmp_path / "bin"

@@ -533,9 +533,9 @@ def pip_hint(raw_cell: str) -> str | None:
 
 def _into_this_kernel(how: str, names: str) -> str:
     return (
-        f"bifrost: {how} installs into {pip_target()} (this kernel's own environment), not"
-        f" into the workspace's saved packages; `%bifrost install {names}` saves them for"
-        " the workspace"
+        f"bifrost: {how} installs into {pip_target()} (this kernel's own environment: it"
+        " lasts until that is rebuilt, as in a new container), not into the workspace's saved"
+        f" packages; `%bifrost install {names}` saves them for the workspace"
     )
 
 
