@@ -41,9 +41,9 @@ from growth import growth  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
 
-from bifrost_ext.delta import SHARED  # noqa: E402
-from bifrost_ext.installer import Installer, find_uv  # noqa: E402
-from bifrost_ext.packagedir import PackageDirectory  # noqa: E402
+from bifrost_ext.build.delta import SHARED  # noqa: E402
+from bifrost_ext.build.installer import Installer, find_uv  # noqa: E402
+from bifrost_ext.build.packagedir import PackageDirectory  # noqa: E402
 from bifrost_ext.records import RequirementsRecord  # noqa: E402
 from bifrost_ext.service import PackageService  # noqa: E402
 from bifrost_ext.settings import Settings  # noqa: E402
@@ -383,8 +383,8 @@ LOOKUP_PROCESSES = 4
 
 def lookup_worker(database_url: str, work: str, seed: int, count: int) -> dict[str, Any]:
     """One process's share of kernel-start look-ups, over workspaces picked at random."""
-    from bifrost_ext.cache import RequirementsCache
-    from bifrost_ext.store import RequirementsStore
+    from bifrost_ext.storage.cache import RequirementsCache
+    from bifrost_ext.storage.store import RequirementsStore
 
     class CountingStore(RequirementsStore):
         reads = 0

@@ -1,13 +1,18 @@
 """bifrost_ext: packages installed from a notebook that survive every restart.
 
-The package is laid out by where its code runs:
+The package is laid out by concern:
 
-- the flow every change takes, shared by all entry points (top-level modules):
-  request → :mod:`.requirements` → :mod:`.installer` → :mod:`.packagedir` → :mod:`.store`
-  → :mod:`.cache` → kernels, driven by :mod:`.service` with :mod:`.settings`;
-- :mod:`.server`: the jupyter_server extension, its API and the kernel provisioner;
-- :mod:`.kernel`: what runs inside kernels (standard library and IPython only);
-- :mod:`.cli`: ``jupyter bifrost``.
+- at the top, where the flow starts: the values every layer shares (:mod:`.requirements`,
+  :mod:`.records`, :mod:`.pins`, :mod:`.workspaces`, :mod:`.settings`, :mod:`.private`) and
+  :mod:`.service`, which drives every change: request → requirements → :mod:`.build` →
+  :mod:`.storage` → kernels;
+- :mod:`.build`: the build engine (installer, package directory, what a build may not break);
+- :mod:`.storage`: the database, the Redis cache, the server registry, the local copy;
+- :mod:`.hub`: per-workspace credentials and the JupyterHub hook;
+- :mod:`.plugins`: the hook specifications, the plugin manager and the ready-made plugins;
+- where the code runs: :mod:`.server` (the jupyter_server extension, its API and the kernel
+  provisioner), :mod:`.kernel` (inside kernels: standard library and IPython only) and
+  :mod:`.cli` (``jupyter bifrost``).
 
 This module stays import-light on purpose: a kernel imports it to load the magic.
 """
@@ -31,7 +36,7 @@ if not os.path.isdir(os.path.join(__path__[0], "server")):
     ]
 
 if TYPE_CHECKING:
-    from .hookspecs import hookimpl as hookimpl
+    from .plugins.hookspecs import hookimpl as hookimpl
 
 __version__ = "0.1.0"
 
@@ -40,7 +45,7 @@ def __getattr__(name: str) -> Any:
     # ``from bifrost_ext import hookimpl`` for plugin authors, without importing pluggy into
     # every kernel that loads the magic.
     if name == "hookimpl":
-        from .hookspecs import hookimpl
+        from .plugins.hookspecs import hookimpl
 
         return hookimpl
     raise AttributeError(f"module 'bifrost_ext' has no attribute {name!r}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import uuid
 from contextlib import suppress
 from pathlib import Path
 
@@ -63,3 +64,16 @@ def tighten(path: Path) -> None:
     if mode & 0o077:
         with suppress(OSError):
             os.chmod(path, mode & 0o700)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (a file only its owner can read) all at once; on
+    failure, nothing is left behind."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(text, "utf-8")
+        os.chmod(tmp, PRIVATE_FILE)  # the owner's alone, whatever the umask
+        os.replace(tmp, path)
+    finally:
+        with suppress(OSError):
+            tmp.unlink()

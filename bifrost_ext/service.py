@@ -3,17 +3,17 @@
 **request → requirements → installer → package directory → store → cache → kernels**:
 
 1. validate and merge the specs (:mod:`bifrost_ext.requirements`), ask the policy plugins
-   (:mod:`bifrost_ext.plugins`);
-2. build the merged environment beside the current one (:mod:`bifrost_ext.packagedir`,
-   :mod:`bifrost_ext.installer`), held off the kernel's own packages and tried in the kernel
-   interpreter (:mod:`bifrost_ext.protection`), and ask the policy plugins again about every
+   (:mod:`bifrost_ext.plugins.manager`);
+2. build the merged environment beside the current one (:mod:`bifrost_ext.build.packagedir`,
+   :mod:`bifrost_ext.build.installer`), held off the kernel's own packages and tried in the kernel
+   interpreter (:mod:`bifrost_ext.build.protection`), and ask the policy plugins again about every
    distribution it resolved to; a failure or refusal stops here and nothing is saved;
-3. save to the database (:mod:`bifrost_ext.store`), conditional on the version the change
+3. save to the database (:mod:`bifrost_ext.storage.store`), conditional on the version the change
    started from; when another server saved first, the change is applied again to what it saved
    (:meth:`PackageService._apply` retries, :meth:`PackageService._attempt` tries once);
-4. switch the package directory that kernels see, copy to Redis (:mod:`bifrost_ext.cache`)
-   and to the local copy (:mod:`bifrost_ext.local_copy`), and tell the workspace's other
-   servers (:mod:`bifrost_ext.servers`).
+4. switch the package directory that kernels see, copy to Redis (:mod:`bifrost_ext.storage.cache`)
+   and to the local copy (:mod:`bifrost_ext.storage.local_copy`), and tell the workspace's other
+   servers (:mod:`bifrost_ext.storage.servers`).
 
 Kernel starts take the reading path: Redis, else the database, else the local copy, then the
 package directory's cheap check (:meth:`PackageService.prepare_kernel`).
@@ -35,12 +35,11 @@ from typing import Any, TypeVar
 import pluggy
 from packaging.utils import canonicalize_name
 
-from .cache import CacheUnavailable, GuardedCache, RequirementsCache
-from .installer import Installer, InstallError, OutputCallback
-from .interpreter import interpreter_key
-from .local_copy import LocalCopy
-from .packagedir import PackageDirectory, SavedNotSwitched, build_purpose
-from .plugins import notify, plugin_manager
+from .build.installer import Installer, InstallError, OutputCallback
+from .build.interpreter import interpreter_key
+from .build.packagedir import PackageDirectory, SavedNotSwitched, build_purpose
+from .build.shadowing import CommandGuard
+from .plugins.manager import notify, plugin_manager
 from .private import tighten
 from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
 from .requirements import (
@@ -54,10 +53,11 @@ from .requirements import (
     remove,
     render,
 )
-from .servers import ServerRegistry
 from .settings import Settings
-from .shadowing import CommandGuard
-from .store import RequirementsStore, StoreUnavailable, VersionConflict
+from .storage.cache import CacheUnavailable, GuardedCache, RequirementsCache
+from .storage.local_copy import LocalCopy
+from .storage.servers import ServerRegistry
+from .storage.store import RequirementsStore, StoreUnavailable, VersionConflict
 
 #: Longest pause before retrying a change that another server's save overtook.
 MAX_RETRY_PAUSE = 0.05
@@ -132,7 +132,7 @@ class ChangeResult:
     #: (:func:`~bifrost_ext.records.version_changes`).
     versions: list[dict[str, str | None]] = field(default_factory=list)
     #: The kernel's own distributions the change needed: the installer named them, and the
-    #: kernel's copies are used (:mod:`bifrost_ext.protection`).
+    #: kernel's copies are used (:mod:`bifrost_ext.build.protection`).
     kept: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -216,7 +216,7 @@ class PackageService:
         self.installer = installer
         self.python = python
         self.log = log
-        #: The operator's plugins and the built-in policy (:mod:`bifrost_ext.plugins`).
+        #: The operator's plugins and the built-in policy (:mod:`bifrost_ext.plugins.manager`).
         self.plugins = plugins if plugins is not None else plugin_manager(settings, log)
         #: The cache as the flow uses it: never raises, never trusts a Redis that missed a save.
         self.guarded_cache = GuardedCache(cache, log)

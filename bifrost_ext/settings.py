@@ -465,8 +465,8 @@ SETTINGS: tuple[Setting, ...] = (
         list,
         "BIFROST_PLUGINS",
         (),
-        "Modules to load as plugins, by name: the ready-made bifrost_ext.hooks.allow_deny"
-        " and bifrost_ext.hooks.audit, or an operator's own (the variable: separated by"
+        "Modules to load as plugins, by name: the ready-made bifrost_ext.plugins.allow_deny"
+        " and bifrost_ext.plugins.audit, or an operator's own (the variable: separated by"
         " spaces or commas).",
         normalise=tuple,
     ),

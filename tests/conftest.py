@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import redis
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import ServerProcess, ThrowawayPostgres, ThrowawayRedis
 from tests.wheels import build_suite_wheels
 

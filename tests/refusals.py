@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import ServerProcess, wait_until
 
 CACHE_KEY = "bifrost:requirements:content"

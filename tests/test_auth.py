@@ -10,7 +10,7 @@ import pytest
 from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 
 INSTALL = {"packages": ["bfdemo==1.0"]}
 

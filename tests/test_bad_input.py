@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from tornado.httpclient import HTTPClientError
 
 from bifrost_ext.requirements import MAX_SPEC_LENGTH, MAX_SPECS
-from bifrost_ext.store import VERSION_TABLE, RequirementsStore, engine_url
+from bifrost_ext.storage.store import VERSION_TABLE, RequirementsStore, engine_url
 from tests.api import answer, call, post_raw, saved_revisions, saved_rows, snapshot
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")

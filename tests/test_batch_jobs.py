@@ -20,7 +20,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from bifrost_ext.cache import CacheUnavailable, RequirementsCache, cache_key
 from bifrost_ext.records import RequirementsRecord
+from bifrost_ext.storage.cache import CacheUnavailable, RequirementsCache, cache_key
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-import bifrost_ext.packagedir as packagedir_module
-from bifrost_ext.delta import SHARED, reach
-from bifrost_ext.installer import Installer, InstallError
+import bifrost_ext.build.packagedir as packagedir_module
+from bifrost_ext.build.delta import SHARED, reach
+from bifrost_ext.build.installer import Installer, InstallError
+from bifrost_ext.build.packagedir import KERNEL_IMPORTS, PackageDirectory
+from bifrost_ext.build.protection import BreaksKernel
 from bifrost_ext.kernel.lease import LEASE
-from bifrost_ext.packagedir import KERNEL_IMPORTS, PackageDirectory
-from bifrost_ext.protection import BreaksKernel
 from bifrost_ext.records import RequirementsRecord
 from tests.wheels import build_wheel, make_service
 

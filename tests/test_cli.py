@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.cli import CLI, JUPYTER, cli_env
 from tests.exports import pep723_blocks, run_dockerfile
 

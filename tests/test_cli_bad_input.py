@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.api import package_dirs
 from tests.cli import JUPYTER, cli_env
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from bifrost_ext.records import Origin
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.cli import CLI, cli_env
 from tests.wheels import build_wheel
 

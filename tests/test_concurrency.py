@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import ServerProcess, server_env
 from tests.wheels import build_wheel
 

@@ -4,7 +4,7 @@ Before, ``reqests`` read "'reqests' not found in the package index; nothing was 
 magic (which guessed it from the output itself), "the installer failed (exit code 1)" in the
 API body and the CLI (with uv's output printed twice there), and the panel's toast led with
 "Using CPython …". Now the server words each kind of failure once
-(:mod:`bifrost_ext.failures`) and every client shows that line; the installer's output is the
+(:mod:`bifrost_ext.build.failures`) and every client shows that line; the installer's output is the
 details, printed at most once. One real server on SQLite with a real kernel, the real
 ``jupyter bifrost`` on the same database, a local wheelhouse (no index): "not found" is
 certain."""
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.cli import CLI, JUPYTER, cli_env
 from tests.servers import ServerProcess, server_env
 
@@ -58,7 +58,7 @@ class Story:
         policy = root / "policy.toml"
         policy.write_text('deny = ["bfapp"]\n')
         # The operator's deny list, for the server and the CLI alike.
-        plugins = {"BIFROST_PLUGINS": "bifrost_ext.hooks.allow_deny"}
+        plugins = {"BIFROST_PLUGINS": "bifrost_ext.plugins.allow_deny"}
         plugins["BIFROST_POLICY_FILE"] = str(policy)
         env = {**server_env(self.database_url, "", root / "site", wheelhouse), **plugins}
         self.server = ServerProcess(root / "server", env).start()

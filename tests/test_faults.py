@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.kernels import IMPORT_BFDEMO
 from tests.servers import (
     PartitionProxy,

@@ -21,7 +21,7 @@ import redis
 
 from bifrost_ext.records import Origin, RequirementsRecord
 from bifrost_ext.service import Caller
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.api import cached, call
 from tests.kernels import IMPORT_BFDEMO, run_cell
 from tests.servers import ServerProcess, server_env, wait_until, wait_until_async

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from bifrost_ext.grants import Grants, role_name
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.hub.grants import Grants, role_name
+from bifrost_ext.storage.store import RequirementsStore
 from tests.hub import Hub
 from tests.servers import ThrowawayPostgres, ThrowawayRedis
 
@@ -48,7 +48,7 @@ def hub(
     hub = Hub(
         tmp_path_factory.mktemp("refusals-hub"),
         hub_env={"BIFROST_DATABASE_URL": admin_database, "BIFROST_REDIS_URL": admin_redis.url},
-        pre_spawn_hook="bifrost_ext.jupyterhub:pre_spawn_hook",
+        pre_spawn_hook="bifrost_ext.hub.jupyterhub:pre_spawn_hook",
         slow_spawn_timeout=100,
     ).start()
     yield hub

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_ext.installer import find_uv
-from bifrost_ext.protection import ProtectedPackage, kernel_runtime
+from bifrost_ext.build.installer import find_uv
+from bifrost_ext.build.protection import ProtectedPackage, kernel_runtime
 from bifrost_ext.service import PackageService
 from bifrost_ext.settings import Settings
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import ServerProcess
 from tests.wheels import build_wheel
 

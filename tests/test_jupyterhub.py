@@ -2,7 +2,7 @@
 own tokens, in kernels of their own servers.
 
 Each hub is set up as docs/jupyterhub.md says: the administrator's PostgreSQL and Redis URLs
-stay in the hub's environment, and ``bifrost_ext.jupyterhub.pre_spawn_hook`` grants each
+stay in the hub's environment, and ``bifrost_ext.hub.jupyterhub.pre_spawn_hook`` grants each
 user's workspace and gives the user's server only that workspace's URLs (a PostgreSQL role
 under row-level security, a Redis ACL user). The stores need passwords (conftest's
 ``locked_*``): with ``trust`` roles would mean nothing. Users keep their package directories
@@ -23,9 +23,9 @@ import psycopg
 import pytest
 import redis
 
-from bifrost_ext.cache import cache_key, events_channel, servers_key
-from bifrost_ext.grants import Grants, role_name
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.hub.grants import Grants, role_name
+from bifrost_ext.storage.cache import cache_key, events_channel, servers_key
+from bifrost_ext.storage.store import RequirementsStore
 from tests.cli import JUPYTER
 from tests.hub import Hub
 from tests.servers import ThrowawayPostgres, ThrowawayRedis, wait_until
@@ -88,7 +88,7 @@ def _start_hub(root: Path, admin_env: dict[str, str], wheelhouse: Path, internal
         root,
         hub_env=admin_env,
         spawner_env={"BIFROST_FIND_LINKS": str(wheelhouse), "BIFROST_NO_INDEX": "1"},
-        pre_spawn_hook="bifrost_ext.jupyterhub:pre_spawn_hook",
+        pre_spawn_hook="bifrost_ext.hub.jupyterhub:pre_spawn_hook",
         internal_ssl=internal_ssl,
         services=[regrant],
     ).start()

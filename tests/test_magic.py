@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from bifrost_ext.cache import RequirementsCache
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.cache import RequirementsCache
+from bifrost_ext.storage.store import RequirementsStore
 from tests.kernels import run_cell
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")

@@ -114,7 +114,7 @@ async def test_the_ready_made_plugins_are_enabled_by_name(
         pg_url,
         tmp_path / "site",
         wheelhouse,
-        plugins=["bifrost_ext.hooks.allow_deny", "bifrost_ext.hooks.audit"],
+        plugins=["bifrost_ext.plugins.allow_deny", "bifrost_ext.plugins.audit"],
     )
     with pytest.raises(InvalidSpec, match=r"denied by the package policy \(bfapp\)"):
         await service.install(["bfapp"])
@@ -125,8 +125,8 @@ async def test_the_ready_made_plugins_are_enabled_by_name(
 
 
 def test_the_ready_made_plugins_ship_inside_the_package() -> None:
-    import bifrost_ext.hooks
+    import bifrost_ext.plugins
 
-    folder = Path(bifrost_ext.hooks.__file__).parent
+    folder = Path(bifrost_ext.plugins.__file__).parent
     assert folder.parent.name == "bifrost_ext"
     assert {"allow_deny.py", "audit.py", "README.md"} <= {p.name for p in folder.iterdir()}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import ServerProcess
 from tests.wheels import build_wheel
 

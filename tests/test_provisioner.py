@@ -13,7 +13,7 @@ import redis
 from jupyter_client.provisioning import LocalProvisioner
 
 from bifrost_ext.server.provisioner import BifrostProvisioner
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.kernels import IMPORT_BFDEMO, run_cell
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import redis
 
-from bifrost_ext.grants import Grants
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.hub.grants import Grants
+from bifrost_ext.storage.store import RequirementsStore
 from tests.cli import CLI, JUPYTER, cli_env
 from tests.servers import ServerProcess, ThrowawayRedis, dies_with_parent, wait_until
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import redis
 
-from bifrost_ext.cache import CacheUnavailable, RequirementsCache, cache_key, servers_key
-from bifrost_ext.grants import Grant, Grants
+from bifrost_ext.hub.grants import Grant, Grants
 from bifrost_ext.records import RequirementsRecord
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.cache import CacheUnavailable, RequirementsCache, cache_key, servers_key
+from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import wait_until
 
 EVIL_LIBRARY = "#!lua name=mine\nredis.register_function('mine', function() while true do end end)"

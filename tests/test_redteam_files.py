@@ -16,7 +16,7 @@ from tests.cli import CLI, cli_env
 def test_the_audit_log_is_not_world_readable(
     sqlite_url: str, redis_url: str, wheelhouse: Path, tmp_path: Path
 ) -> None:
-    """``bifrost_ext.hooks.audit`` appends to ``$BIFROST_AUDIT_LOG`` with ``open(path, "a")``:
+    """``bifrost_ext.plugins.audit`` appends to ``$BIFROST_AUDIT_LOG`` with ``open(path, "a")``:
     under the usual umask 022 the file is 0644, so on a machine with several OS users (the
     LocalProcessSpawner hub issue 22 attacked) every user reads each of alice's changes —
     every requirement line she added, direct URLs with their tokens included — in a log
@@ -26,7 +26,7 @@ def test_the_audit_log_is_not_world_readable(
     logs.mkdir(mode=0o755)
     audit = logs / "bifrost-audit.log"
     env = cli_env(sqlite_url, redis_url, tmp_path / "site", wheelhouse, tmp_path / "home")
-    env.update(BIFROST_PLUGINS="bifrost_ext.hooks.audit", BIFROST_AUDIT_LOG=str(audit))
+    env.update(BIFROST_PLUGINS="bifrost_ext.plugins.audit", BIFROST_AUDIT_LOG=str(audit))
     previous = os.umask(0o022)
     try:
         CLI(env, tmp_path / "home")("install", "bfdemo==1.0")

@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from bifrost_ext.grants import Grant, GrantError, Grants
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.hub.grants import Grant, GrantError, Grants
+from bifrost_ext.storage.store import RequirementsStore
 
 
 @pytest.fixture

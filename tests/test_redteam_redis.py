@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from bifrost_ext.cache import PUT_FUNCTION, cache_key
-from bifrost_ext.grants import Grants
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.hub.grants import Grants
+from bifrost_ext.storage.cache import PUT_FUNCTION, cache_key
+from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import wait_until
 
 

@@ -49,7 +49,7 @@ class TestPolicyRangesOnResolvedVersions:
         policy = tmp_path / "policy.toml"
         policy.write_text('deny = ["bfdemo<2"]\nallow = ["bfdemo", "bfapp", "bfdep>=2"]\n')
         monkeypatch.setenv("BIFROST_POLICY_FILE", str(policy))
-        return {**bifrost_config, "plugins": ["bifrost_ext.hooks.allow_deny"]}
+        return {**bifrost_config, "plugins": ["bifrost_ext.plugins.allow_deny"]}
 
     @pytest.mark.parametrize("spec", ["bfdemo==1.*", "bfdemo~=1.0", "bfdemo<2"])
     async def test_a_denied_version_reached_through_a_range_is_refused(

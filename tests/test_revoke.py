@@ -18,8 +18,8 @@ import psycopg
 import pytest
 import redis
 
-from bifrost_ext.grants import Grant, Grants
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.hub.grants import Grant, Grants
+from bifrost_ext.storage.store import RequirementsStore
 from tests.cli import CLI, cli_env
 from tests.servers import ServerProcess, ThrowawayPostgres, wait_until
 

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from bifrost_ext.grants import Grants, role_name
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.hub.grants import Grants, role_name
+from bifrost_ext.storage.store import RequirementsStore
 from bifrost_ext.workspaces import check_workspace
 
 LONG = "alexandria-montgomery-worthington-the-third-of-somewhere"

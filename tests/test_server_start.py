@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import ThrowawayRedis, wait_until_async
 
 WARNING = "bifrost: could not warm the cache"

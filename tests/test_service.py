@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bifrost_ext.installer import Installer
+from bifrost_ext.build.installer import Installer
 from bifrost_ext.records import Origin
 from bifrost_ext.service import Caller, PackageService
 from bifrost_ext.settings import Settings
@@ -116,7 +116,7 @@ async def test_a_restored_database_at_the_same_version_is_not_overwritten(
     two_servers: tuple[PackageService, PackageService],
 ) -> None:
     from bifrost_ext.records import RequirementsRecord
-    from bifrost_ext.store import workspace_files
+    from bifrost_ext.storage.store import workspace_files
 
     first, _ = two_servers
     await first.install(["bfdep"])

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from bifrost_ext.build.shadowing import CommandGuard
 from bifrost_ext.settings import RESERVED_COMMANDS, Settings
-from bifrost_ext.shadowing import CommandGuard
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.refusals import snapshot, start
 from tests.servers import ServerProcess, server_env, wait_until
 from tests.wheels import build_wheel

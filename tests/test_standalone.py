@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bifrost_ext.store import RequirementsStore
+from bifrost_ext.storage.store import RequirementsStore
 from tests.kernels import IMPORT_BFDEMO, run_kernel, start_kernel
 
 

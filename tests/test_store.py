@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from bifrost_ext.records import Origin, RequirementsRecord
 from bifrost_ext.requirements import content_hash
-from bifrost_ext.store import (
+from bifrost_ext.storage.store import (
     RequirementsStore,
     StoreUnavailable,
     VersionConflict,
@@ -125,7 +125,7 @@ def test_a_database_from_the_first_release_is_upgraded_in_place(database_url: st
 
     old = RequirementsStore(url=database_url)
     config = Config()
-    config.set_main_option("script_location", "bifrost_ext:migrations")
+    config.set_main_option("script_location", "bifrost_ext.storage:migrations")
     with old.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
@@ -195,7 +195,7 @@ def test_a_source_saved_with_a_whole_kernel_id_reads_short(store: RequirementsSt
 
 
 def test_a_change_made_outside_bifrost_is_kept_too(store: RequirementsStore) -> None:
-    from bifrost_ext.store import workspace_files
+    from bifrost_ext.storage.store import workspace_files
 
     store.save("default", "a\n", 0)
     # An operator fixing the row by hand still leaves a revision: the database writes them.
@@ -216,7 +216,7 @@ def test_rows_saved_before_the_history_existed_become_its_first_revisions(
 
     store = RequirementsStore(url=database_url)
     config = Config()
-    config.set_main_option("script_location", "bifrost_ext/migrations")
+    config.set_main_option("script_location", "bifrost_ext/storage/migrations")
     with store.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0002")
@@ -242,7 +242,7 @@ def test_the_workspace_roles_migration_goes_down_and_up_again(database_url: str)
     store = RequirementsStore(url=database_url)
     store.save("default", "bfdemo\n", 0)
     config = Config()
-    config.set_main_option("script_location", "bifrost_ext:migrations")
+    config.set_main_option("script_location", "bifrost_ext.storage:migrations")
     for target in ("0003", "head"):
         with store.engine.begin() as conn:
             config.attributes["connection"] = conn

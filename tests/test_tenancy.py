@@ -16,9 +16,9 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from bifrost_ext.grants import Grant, GrantError, Grants
+from bifrost_ext.hub.grants import Grant, GrantError, Grants
 from bifrost_ext.records import Origin
-from bifrost_ext.store import RequirementsStore, StoreUnavailable
+from bifrost_ext.storage.store import RequirementsStore, StoreUnavailable
 from tests.servers import ThrowawayPostgres
 
 

@@ -29,18 +29,18 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..build.installer import InstallError
+from ..build.interpreter import DEFAULT_KERNEL_NAME, kernel_python
+from ..build.packagedir import SavedInvalid
 from ..exporters import EXPORT_FORMATS, export
-from ..grants import GrantError, Grants
-from ..installer import InstallError
-from ..interpreter import DEFAULT_KERNEL_NAME, kernel_python
+from ..hub.grants import GrantError, Grants
 from ..kernel.env import ENV_KERNEL_TOKEN
 from ..kernel.summary import change_summary
-from ..packagedir import SavedInvalid
 from ..records import Origin, printable
 from ..requirements import InvalidSpec, parse_requirements_file
 from ..service import Caller, ChangeResult, NotInRequirements, PackageService, UnknownRevision
 from ..settings import BY_NAME, SETTINGS, Settings
-from ..store import StoreUnavailable, VersionConflict
+from ..storage.store import StoreUnavailable, VersionConflict
 from ..workspaces import check_workspace, user_for_workspace, workspace_for_user
 
 EXIT_OK, EXIT_INSTALL, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CONFLICT = range(6)

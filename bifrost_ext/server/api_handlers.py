@@ -24,8 +24,8 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from ..build.installer import InstallError
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
-from ..installer import InstallError
 from ..kernel.distributions import installable_distribution
 from ..records import Origin, RequirementsRecord, printable
 from ..requirements import InvalidSpec, excerpt
@@ -37,7 +37,7 @@ from ..service import (
     UnknownRevision,
 )
 from ..settings import GATEWAY_SETTING, IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
-from ..store import StoreUnavailable, VersionConflict
+from ..storage.store import StoreUnavailable, VersionConflict
 from .credentials import KernelGrant, KernelIdentityProvider, recorded_name
 
 AUTH_RESOURCE = "packages"

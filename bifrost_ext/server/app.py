@@ -22,9 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from traitlets import Type
 
-from ..cache import CacheUnavailable, RequirementsCache
-from ..installer import Installer, InstallError
-from ..interpreter import kernel_python
+from ..build.installer import Installer, InstallError
+from ..build.interpreter import kernel_python
 from ..records import RequirementsRecord
 from ..service import PackageService
 from ..settings import (
@@ -38,7 +37,8 @@ from ..settings import (
     Settings,
     setting_traits,
 )
-from ..store import RequirementsStore, StoreUnavailable
+from ..storage.cache import CacheUnavailable, RequirementsCache
+from ..storage.store import RequirementsStore, StoreUnavailable
 from .api_handlers import default_handlers
 from .credentials import KernelCredentials, KernelIdentityProvider
 from .events import ChangeListener, moved

@@ -3,7 +3,7 @@
 … store → cache → **events** → kernels.
 
 Every saved change is published on the workspace's Redis channel (by
-:meth:`bifrost_ext.servers.ServerRegistry.announce`). Each server runs one
+:meth:`bifrost_ext.storage.servers.ServerRegistry.announce`). Each server runs one
 :class:`ChangeListener`: on an event it brings its own package directory up to date through
 the same single-flight path as a kernel start, then hands what changed to the recycle policy
 (:mod:`.recycle`). Pub/sub delivers only to connected subscribers, so the listener
@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable
 import redis
 import redis.asyncio
 
-from ..cache import cache_error, events_channel
-from ..installer import InstallError
+from ..build.installer import InstallError
 from ..records import RequirementsRecord
 from ..service import PackageService
-from ..store import StoreUnavailable
+from ..storage.cache import cache_error, events_channel
+from ..storage.store import StoreUnavailable
 
 #: Called with what the package directory held before a sync and holds after it.
 OnChange = Callable[[RequirementsRecord | None, RequirementsRecord | None], Awaitable[None]]

@@ -15,7 +15,7 @@ covered, restarts included. ``bifrost-provisioner`` filters again in its ``_fina
 which is the only filter when plain jupyter_client, nbclient or papermill starts it.
 
 This is defence in depth: a kernel runs as the server's OS user, so it can read what that
-user can; the workspace's database role and Redis user (:mod:`bifrost_ext.grants`) are the
+user can; the workspace's database role and Redis user (:mod:`bifrost_ext.hub.grants`) are the
 boundary between users.
 """
 

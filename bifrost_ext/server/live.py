@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..hookspecs import hookimpl
+from ..plugins.hookspecs import hookimpl
 from ..records import Origin, RequirementsRecord
 
 SCHEMA_ID = "https://bifrost-ext.dev/events/packages/v1"

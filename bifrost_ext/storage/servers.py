@@ -16,8 +16,8 @@ import socket
 import time
 from collections.abc import Callable
 
+from ..records import RequirementsRecord
 from .cache import GuardedCache
-from .records import RequirementsRecord
 
 
 class ServerRegistry:

@@ -6,8 +6,8 @@ One row of ``workspace_files`` per (workspace, path) holds the ``requirements.tx
 sha256 and a ``version`` that grows by one with each saved change. Writes are optimistic: a
 save names the version it read and fails with :class:`VersionConflict` when another writer got
 there first, which works the same on SQLite and PostgreSQL. The schema is created and upgraded
-by the Alembic migrations in :mod:`bifrost_ext.migrations` on first use. Related modules:
-:mod:`bifrost_ext.cache` (the Redis copy), :mod:`bifrost_ext.service` (the flow).
+by the Alembic migrations in :mod:`bifrost_ext.storage.migrations` on first use. Related modules:
+:mod:`bifrost_ext.storage.cache` (the Redis copy), :mod:`bifrost_ext.service` (the flow).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from filelock import FileLock
 from sqlalchemy.engine import Engine, make_url
 from traitlets import Float
 
-from .private import private_file
-from .records import (
+from ..private import private_file
+from ..records import (
     REQUIREMENTS_ENTITY,
     REQUIREMENTS_PATH,
     Origin,
@@ -33,7 +33,7 @@ from .records import (
     Revision,
     short_source,
 )
-from .settings import Component, Settings, owned
+from ..settings import Component, Settings, owned
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -5,9 +5,10 @@ request → **validate hook** → installer (**before/after install hooks**) →
 **requirements-changed hook** → cache → kernels (**before-kernel-install hook**).
 
 A plugin is a module (or object) with functions named like the specifications below and
-decorated with ``@hookimpl`` (``from bifrost_ext import hookimpl``); :mod:`bifrost_ext.plugins`
-says where plugins are found and how they are called. Every argument is passed by keyword; a
-plugin may take only the ones it needs. :mod:`bifrost_ext.hooks` has two ready-made plugins.
+decorated with ``@hookimpl`` (``from bifrost_ext import hookimpl``);
+:mod:`bifrost_ext.plugins.manager` says where plugins are found and how they are called. Every
+argument is passed by keyword; a plugin may take only the ones it needs. :mod:`bifrost_ext.plugins`
+has two ready-made plugins.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import pluggy
 from packaging.requirements import Requirement
 
-from .records import Origin, RequirementsRecord
+from ..records import Origin, RequirementsRecord
 
 PROJECT = "bifrost_ext"
 hookspec = pluggy.HookspecMarker(PROJECT)

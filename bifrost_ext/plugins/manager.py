@@ -5,8 +5,8 @@ request → **validate hook** → installer → store → **watching hooks** →
 One pluggy ``PluginManager`` per service (:func:`plugin_manager`) holds, in the order they are
 registered: the default plugins (the operator's deny list, :class:`DeniedPackages`), the
 packages that declare an entry point in the group ``bifrost_ext``, the modules named by the
-``plugins`` setting (the ready-made :mod:`bifrost_ext.hooks.allow_deny` and
-:mod:`bifrost_ext.hooks.audit`, say), and the ``*.py`` files of the ``hooks_dir`` setting.
+``plugins`` setting (the ready-made :mod:`bifrost_ext.plugins.allow_deny` and
+:mod:`bifrost_ext.plugins.audit`, say), and the ``*.py`` files of the ``hooks_dir`` setting.
 The deny list is checked twice: on the names a user typed, before anything runs, and on the
 built environment, before anything is saved, so a denied package cannot come in as a
 dependency. Everything is called through ``pm.hook``: refusing hooks directly, so the first
@@ -26,9 +26,9 @@ from typing import Any
 import pluggy
 from packaging.requirements import Requirement
 
+from ..settings import Settings
 from . import hookspecs
 from .hookspecs import PROJECT, hookimpl
-from .settings import Settings
 
 
 class DeniedPackages:

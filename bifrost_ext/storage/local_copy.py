@@ -13,9 +13,8 @@ import json
 import logging
 from pathlib import Path
 
-from .packagedir import write_atomic
-from .private import private_dir
-from .records import RequirementsRecord
+from ..private import private_dir, write_atomic
+from ..records import RequirementsRecord
 
 
 class LocalCopy:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from bifrost_ext.store import VERSION_TABLE, metadata
+from bifrost_ext.storage.store import VERSION_TABLE, metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -2,7 +2,7 @@
 
 operator (admin URLs) → **grant** → a workspace's own URLs → its servers, CLI and kernels.
 
-``jupyter bifrost grant WORKSPACE`` (or :func:`bifrost_ext.jupyterhub.pre_spawn_hook` at each
+``jupyter bifrost grant WORKSPACE`` (or :func:`bifrost_ext.hub.jupyterhub.pre_spawn_hook` at each
 spawn) makes, or refreshes, two things with the administrator's ``BIFROST_DATABASE_URL`` and
 ``BIFROST_REDIS_URL``:
 
@@ -10,7 +10,7 @@ spawn) makes, or refreshes, two things with the administrator's ``BIFROST_DATABA
   (migration 0004) lets it see and write only its workspace's rows of ``workspace_files`` and
   ``workspace_revisions``, whatever SQL it sends, and it holds no other privilege;
 - a Redis ACL user allowed only the commands bifrost uses, on only its workspace's keys and
-  channels (:func:`bifrost_ext.cache.workspace_names`): anything else answers ``NOPERM``.
+  channels (:func:`bifrost_ext.storage.cache.workspace_names`): anything else answers ``NOPERM``.
 
 Both share one generated secret, kept in the grants table (which only the administrator can
 read) so that a refresh leaves running servers' connections valid; ``rotate`` makes a new one.
@@ -24,7 +24,7 @@ PostgreSQL that lets the role in without its password (``trust``) or a Redis who
 user needs none. ``jupyter bifrost revoke`` ends both's connections, drops what the role
 owns in every database and removes both, with the administrator ``docs/jupyterhub.md``
 prescribes (see :meth:`Grants.revoke`). A Redis user runs no script of its own: it may only
-``FCALL`` the function library the grant loads (:data:`bifrost_ext.cache.FUNCTION_LIBRARY`).
+``FCALL`` the function library the grant loads (:data:`bifrost_ext.storage.cache.FUNCTION_LIBRARY`).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ import psycopg.sql
 import redis
 import sqlalchemy as sa
 
-from .cache import FUNCTION_LIBRARY_NAME, load_functions, workspace_names
+from ..storage.cache import FUNCTION_LIBRARY_NAME, load_functions, workspace_names
+from ..storage.store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
+from ..workspaces import check_workspace, user_for_workspace
 from .pg_tenancy import UnsafeDatabase, close_schemas, refuse_planted
-from .store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
-from .workspaces import check_workspace, user_for_workspace
 
 #: Serialises grants (two spawns of one user at once) across every hub and operator. A table
 #: lock, not an advisory one: any role may take an advisory lock and hold it forever, but

@@ -1,6 +1,6 @@
 """Allow/deny-list policy for bifrost_ext: which packages users may install, from a TOML file.
 
-Enable it by name (``BIFROST_PLUGINS=bifrost_ext.hooks.allow_deny``, or
+Enable it by name (``BIFROST_PLUGINS=bifrost_ext.plugins.allow_deny``, or
 ``c.BifrostApp.plugins``) and point ``$BIFROST_POLICY_FILE`` at a file like::
 
     # Names alone refuse (or allow) every version; a range refuses (or allows) only those

@@ -2,7 +2,8 @@
 
 request → requirements → installer → store → **cache** → kernels.
 
-The database (:mod:`bifrost_ext.store`) is the source of truth; this is a cache in front of it.
+The database (:mod:`bifrost_ext.storage.store`) is the source of truth; this is a cache in
+front of it.
 A value is JSON ``{"content", "hash", "version"}`` under ``bifrost:requirements:content`` (the
 ``default`` workspace) or ``bifrost:requirements:content:<workspace>``. Writes are
 compare-and-set on ``version`` in a small Redis function, so a slow writer can never put an older
@@ -32,10 +33,10 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from traitlets import Float
 
-from .records import RequirementsRecord
-from .requirements import excerpt
-from .settings import Component, Settings, owned
-from .workspaces import DEFAULT_WORKSPACE
+from ..records import RequirementsRecord
+from ..requirements import excerpt
+from ..settings import Component, Settings, owned
+from ..workspaces import DEFAULT_WORKSPACE
 
 KEY_PREFIX = "bifrost:requirements:content"
 EVENTS_PREFIX = "bifrost:requirements:events"
@@ -142,7 +143,7 @@ def servers_key(workspace: str) -> str:
 
 def workspace_names(workspace: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Every Redis key and every channel of a workspace: all its servers ever touch, and all
-    that its ACL user may (:mod:`bifrost_ext.grants`)."""
+    that its ACL user may (:mod:`bifrost_ext.hub.grants`)."""
     return (cache_key(workspace), servers_key(workspace)), (events_channel(workspace),)
 
 

@@ -1,6 +1,6 @@
 """Audit log for bifrost_ext: every change of a workspace's requirements as one JSON line.
 
-Enable it by name (``BIFROST_PLUGINS=bifrost_ext.hooks.audit``, or ``c.BifrostApp.plugins``).
+Enable it by name (``BIFROST_PLUGINS=bifrost_ext.plugins.audit``, or ``c.BifrostApp.plugins``).
 Lines go to the file ``$BIFROST_AUDIT_LOG`` (appended, one ``write`` per line; a new one is
 made 0600), or to the ``bifrost.audit`` logger when it is not set, e.g.::
 

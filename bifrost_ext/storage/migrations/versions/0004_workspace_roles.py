@@ -1,6 +1,6 @@
 """Per-workspace roles: PostgreSQL itself keeps each workspace's rows to its own role.
 
-``jupyter bifrost grant WORKSPACE`` (:mod:`bifrost_ext.grants`) makes a login role for a
+``jupyter bifrost grant WORKSPACE`` (:mod:`bifrost_ext.hub.grants`) makes a login role for a
 workspace and records it in ``bifrost_workspace_grants``, which only the administrator (the
 owner of these tables) can read. Row-level security on ``workspace_files`` and
 ``workspace_revisions`` then lets a granted role see and write only the rows of its own

@@ -4,12 +4,12 @@ hub (administrator's URLs) → **pre_spawn_hook** → grant → the user's serve
 
 In ``jupyterhub_config.py``::
 
-    from bifrost_ext.jupyterhub import pre_spawn_hook
+    from bifrost_ext.hub.jupyterhub import pre_spawn_hook
     c.Spawner.pre_spawn_hook = pre_spawn_hook
 
 or, beside a hook of the operator's own::
 
-    from bifrost_ext.jupyterhub import grant_workspace
+    from bifrost_ext.hub.jupyterhub import grant_workspace
 
     async def my_pre_spawn_hook(spawner):
         await grant_workspace(spawner)
@@ -19,7 +19,7 @@ The hub process holds the administrator's ``BIFROST_DATABASE_URL`` and ``BIFROST
 in its own environment; JupyterHub passes none of it to the servers it spawns (beyond
 ``Spawner.env_keep``). At each spawn the hook maps the user name to a workspace key
 (:func:`bifrost_ext.workspaces.workspace_for_user`: any name works), grants that workspace
-(:mod:`bifrost_ext.grants`: idempotent, the secret kept, so the user's other running servers
+(:mod:`bifrost_ext.hub.grants`: idempotent, the secret kept, so the user's other running servers
 keep working) and puts the workspace's own URLs into ``spawner.environment``. Every server of
 a user (named servers included) serves the user's one workspace. See ``docs/jupyterhub.md``.
 
@@ -37,11 +37,11 @@ from typing import Any
 import redis
 from tornado import web
 
+from ..kernel.env import ENV_WORKSPACE
+from ..settings import BY_NAME, Settings
+from ..storage.store import RequirementsStore, StoreRefused, StoreUnavailable
+from ..workspaces import workspace_for_user
 from .grants import Grant, GrantError, Grants
-from .kernel.env import ENV_WORKSPACE
-from .settings import BY_NAME, Settings
-from .store import RequirementsStore, StoreRefused, StoreUnavailable
-from .workspaces import workspace_for_user
 
 _grants: dict[tuple[str, str | None], Grants] = {}
 _grants_lock = threading.Lock()
