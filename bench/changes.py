@@ -44,10 +44,10 @@ from typing import Any
 from figures import line, median_ms, paired_line
 from packaging.utils import canonicalize_name
 
-from bifrost_ext.build.delta import SHARED
-from bifrost_ext.build.installer import Installer
-from bifrost_ext.build.interpreter import interpreter_key
-from bifrost_ext.build.packagedir import PackageDirectory
+from bifrost_ext.engine.delta import SHARED
+from bifrost_ext.engine.installer import Installer
+from bifrost_ext.engine.interpreter import interpreter_key
+from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.settings import Settings
 from tests.wheels import build_wheel

@@ -28,8 +28,8 @@ from pathlib import Path
 from changes import MIB, disk_bytes
 from figures import line
 
-from bifrost_ext.build.installer import Installer
-from bifrost_ext.build.packagedir import PackageDirectory
+from bifrost_ext.engine.installer import Installer
+from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
 from tests.wheels import build_wheel
 

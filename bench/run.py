@@ -41,9 +41,9 @@ from growth import growth  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
 
-from bifrost_ext.build.delta import SHARED  # noqa: E402
-from bifrost_ext.build.installer import Installer, find_uv  # noqa: E402
-from bifrost_ext.build.packagedir import PackageDirectory  # noqa: E402
+from bifrost_ext.engine.delta import SHARED  # noqa: E402
+from bifrost_ext.engine.installer import Installer, find_uv  # noqa: E402
+from bifrost_ext.engine.packagedir import PackageDirectory  # noqa: E402
 from bifrost_ext.records import RequirementsRecord  # noqa: E402
 from bifrost_ext.service import PackageService  # noqa: E402
 from bifrost_ext.settings import Settings  # noqa: E402

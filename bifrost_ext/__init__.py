@@ -4,9 +4,9 @@ The package is laid out by concern:
 
 - at the top, where the flow starts: the values every layer shares (:mod:`.requirements`,
   :mod:`.records`, :mod:`.pins`, :mod:`.workspaces`, :mod:`.settings`, :mod:`.private`) and
-  :mod:`.service`, which drives every change: request → requirements → :mod:`.build` →
+  :mod:`.service`, which drives every change: request → requirements → :mod:`.engine` →
   :mod:`.storage` → kernels;
-- :mod:`.build`: the build engine (installer, package directory, what a build may not break);
+- :mod:`.engine`: the build engine (installer, package directory, what a build may not break);
 - :mod:`.storage`: the database, the Redis cache, the server registry, the local copy;
 - :mod:`.hub`: per-workspace credentials and the JupyterHub hook;
 - :mod:`.plugins`: the hook specifications, the plugin manager and the ready-made plugins;

@@ -21,7 +21,7 @@ import shlex
 
 import tomli_w
 
-from .build.interpreter import python_version
+from .engine.interpreter import python_version
 from .records import RequirementsRecord
 
 EXPORT_FORMATS = ("requirements", "lock", "pep723", "dockerfile")

@@ -4,9 +4,9 @@
 
 1. validate and merge the specs (:mod:`bifrost_ext.requirements`), ask the policy plugins
    (:mod:`bifrost_ext.plugins.manager`);
-2. build the merged environment beside the current one (:mod:`bifrost_ext.build.packagedir`,
-   :mod:`bifrost_ext.build.installer`), held off the kernel's own packages and tried in the kernel
-   interpreter (:mod:`bifrost_ext.build.protection`), and ask the policy plugins again about every
+2. build the merged environment beside the current one (:mod:`bifrost_ext.engine.packagedir`,
+   :mod:`bifrost_ext.engine.installer`), held off the kernel's own packages and tried in the kernel
+   interpreter (:mod:`bifrost_ext.engine.protection`), and ask the policy plugins again about every
    distribution it resolved to; a failure or refusal stops here and nothing is saved;
 3. save to the database (:mod:`bifrost_ext.storage.store`), conditional on the version the change
    started from; when another server saved first, the change is applied again to what it saved
@@ -35,10 +35,10 @@ from typing import Any, TypeVar
 import pluggy
 from packaging.utils import canonicalize_name
 
-from .build.installer import Installer, InstallError, OutputCallback
-from .build.interpreter import interpreter_key
-from .build.packagedir import PackageDirectory, SavedNotSwitched, build_purpose
-from .build.shadowing import CommandGuard
+from .engine.installer import Installer, InstallError, OutputCallback
+from .engine.interpreter import interpreter_key
+from .engine.packagedir import PackageDirectory, SavedNotSwitched, build_purpose
+from .engine.shadowing import CommandGuard
 from .plugins.manager import notify, plugin_manager
 from .private import tighten
 from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
@@ -132,7 +132,7 @@ class ChangeResult:
     #: (:func:`~bifrost_ext.records.version_changes`).
     versions: list[dict[str, str | None]] = field(default_factory=list)
     #: The kernel's own distributions the change needed: the installer named them, and the
-    #: kernel's copies are used (:mod:`bifrost_ext.build.protection`).
+    #: kernel's copies are used (:mod:`bifrost_ext.engine.protection`).
     kept: list[dict[str, str]] = field(default_factory=list)
 
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-import bifrost_ext.build.packagedir as packagedir_module
-from bifrost_ext.build.delta import SHARED, reach
-from bifrost_ext.build.installer import Installer, InstallError
-from bifrost_ext.build.packagedir import KERNEL_IMPORTS, PackageDirectory
-from bifrost_ext.build.protection import BreaksKernel
+import bifrost_ext.engine.packagedir as packagedir_module
+from bifrost_ext.engine.delta import SHARED, reach
+from bifrost_ext.engine.installer import Installer, InstallError
+from bifrost_ext.engine.packagedir import KERNEL_IMPORTS, PackageDirectory
+from bifrost_ext.engine.protection import BreaksKernel
 from bifrost_ext.kernel.lease import LEASE
 from bifrost_ext.records import RequirementsRecord
 from tests.wheels import build_wheel, make_service

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
-from bifrost_ext.build.delta import SHARED
-from bifrost_ext.build.installer import Installer
-from bifrost_ext.build.packagedir import KEEP_PREVIOUS, PackageDirectory
+from bifrost_ext.engine.delta import SHARED
+from bifrost_ext.engine.installer import Installer
+from bifrost_ext.engine.packagedir import KEEP_PREVIOUS, PackageDirectory
 from bifrost_ext.kernel.env import ENV_PACKAGE_DIR
 from bifrost_ext.kernel.lease import LEASE, Leases
 from bifrost_ext.records import RequirementsRecord

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_ext.build.installer import Installer, InstallError
+from bifrost_ext.engine.installer import Installer, InstallError
 from tests.wheels import build_wheel
 
 TOOLS = ["uv", "pip"]

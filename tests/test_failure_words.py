@@ -4,7 +4,7 @@ Before, ``reqests`` read "'reqests' not found in the package index; nothing was 
 magic (which guessed it from the output itself), "the installer failed (exit code 1)" in the
 API body and the CLI (with uv's output printed twice there), and the panel's toast led with
 "Using CPython …". Now the server words each kind of failure once
-(:mod:`bifrost_ext.build.failures`) and every client shows that line; the installer's output is the
+(:mod:`bifrost_ext.engine.failures`) and every client shows that line; the installer's output is the
 details, printed at most once. One real server on SQLite with a real kernel, the real
 ``jupyter bifrost`` on the same database, a local wheelhouse (no index): "not found" is
 certain."""

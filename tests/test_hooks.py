@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bifrost_ext import hookimpl
-from bifrost_ext.build.installer import InstallError
+from bifrost_ext.engine.installer import InstallError
 from bifrost_ext.records import Origin, RequirementsRecord
 from tests.cli import CLI, cli_env
 from tests.servers import ServerProcess

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bifrost_ext.build.installer import Installer, redact_urls
+from bifrost_ext.engine.installer import Installer, redact_urls
 from tests.api import answer, post_raw
 from tests.servers import free_port
 

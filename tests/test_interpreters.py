@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_ext.build.installer import find_uv
-from bifrost_ext.build.protection import ProtectedPackage, kernel_runtime
+from bifrost_ext.engine.installer import find_uv
+from bifrost_ext.engine.protection import ProtectedPackage, kernel_runtime
 from bifrost_ext.service import PackageService
 from bifrost_ext.settings import Settings
 from bifrost_ext.storage.store import RequirementsStore

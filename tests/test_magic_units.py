@@ -43,8 +43,8 @@ def test_specs_typed_with_spaces_are_rejoined() -> None:
     ],
 )
 def test_an_installer_failure_is_the_servers_one_line(kind: str, message: str) -> None:
-    """The server words each kind of failure (bifrost_ext.build.failures); the magic says that line,
-    whatever the output it streamed into the cell already."""
+    """The server words each kind of failure (bifrost_ext.engine.failures); the magic says that
+    line, whatever the output it streamed into the cell already."""
     body = {"message": message, "kind": kind, "output": "Using CPython 3.11.7 interpreter at: x"}
     assert _explain(ApiError(422, body)) == f"✗ {message}"
 

@@ -23,14 +23,14 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from bifrost_ext import packagedir as packagedir_module
-from bifrost_ext.build.installer import Installer, InstallError
-from bifrost_ext.build.packagedir import (
+from bifrost_ext.engine.installer import Installer, InstallError
+from bifrost_ext.engine.packagedir import (
     MAX_RETRY_INTERVAL,
     RETRY_INTERVAL,
     PackageDirectory,
     complete_marker,
 )
-from bifrost_ext.build.protection import kernel_runtime
+from bifrost_ext.engine.protection import kernel_runtime
 from bifrost_ext.kernel.env import ENV_KERNEL_TOKEN
 from bifrost_ext.kernel.watch import PackageWatch
 from bifrost_ext.records import RequirementsRecord
@@ -412,8 +412,9 @@ async def test_follow_builds_again_once_the_back_off_passed(
 async def test_a_removed_distribution_never_unlinks_a_file_outside_its_environment(
     tmp_path: Path, wheelhouse: Path
 ) -> None:
-    """Mutant: the ``is_relative_to(root)`` guard before an unlink in :mod:`bifrost_ext.build.delta`
-    is dropped (a RECORD row naming ``../…`` or an absolute path unlinks that file)."""
+    """Mutant: the ``is_relative_to(root)`` guard before an unlink in
+    :mod:`bifrost_ext.engine.delta` is dropped (a RECORD row naming ``../…`` or an absolute path
+    unlinks that file)."""
     pkg = package_dir(tmp_path / "site", wheelhouse)
     await pkg.ensure(RequirementsRecord.of("default", "bfdemo==1.0\n", 1))
     outside = [tmp_path / "mine.txt", tmp_path / "also-mine.txt"]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from bifrost_ext.build.installer import Installer
-from bifrost_ext.build.packagedir import PackageDirectory
+from bifrost_ext.engine.installer import Installer
+from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
 from tests.refusals import snapshot, start
 from tests.servers import ServerProcess, server_env

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bifrost_ext.build.installer import Installer, InstallError
-from bifrost_ext.build.packagedir import PackageDirectory
+from bifrost_ext.engine.installer import Installer, InstallError
+from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
 from tests.servers import wait_until
 

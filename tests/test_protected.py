@@ -13,7 +13,7 @@ import pytest
 import redis
 from packaging.markers import default_environment
 
-from bifrost_ext.build.protection import closure, kernel_runtime
+from bifrost_ext.engine.protection import closure, kernel_runtime
 from tests.refusals import snapshot, start
 from tests.servers import ServerProcess
 from tests.wheels import build_wheel

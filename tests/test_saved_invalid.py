@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bifrost_ext.build.installer import InstallError
+from bifrost_ext.engine.installer import InstallError
 from bifrost_ext.requirements import content_hash
 from bifrost_ext.settings import SERVICE_SETTING
 from tests.api import call, current_dists, saved_rows

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bifrost_ext.build.installer import Installer
+from bifrost_ext.engine.installer import Installer
 from bifrost_ext.records import Origin
 from bifrost_ext.service import Caller, PackageService
 from bifrost_ext.settings import Settings

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bifrost_ext.build.shadowing import CommandGuard
+from bifrost_ext.engine.shadowing import CommandGuard
 from bifrost_ext.settings import RESERVED_COMMANDS, Settings
 from bifrost_ext.storage.store import RequirementsStore
 from tests.refusals import snapshot, start

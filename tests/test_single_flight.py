@@ -12,8 +12,8 @@ from pathlib import Path
 WORKER = """
 import asyncio, json, subprocess, sys, time
 from pathlib import Path
-from bifrost_ext.build.installer import Installer
-from bifrost_ext.build.packagedir import PackageDirectory
+from bifrost_ext.engine.installer import Installer
+from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
 
 runs = 0

@@ -29,9 +29,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..build.installer import InstallError
-from ..build.interpreter import DEFAULT_KERNEL_NAME, kernel_python
-from ..build.packagedir import SavedInvalid
+from ..engine.installer import InstallError
+from ..engine.interpreter import DEFAULT_KERNEL_NAME, kernel_python
+from ..engine.packagedir import SavedInvalid
 from ..exporters import EXPORT_FORMATS, export
 from ..hub.grants import GrantError, Grants
 from ..kernel.env import ENV_KERNEL_TOKEN

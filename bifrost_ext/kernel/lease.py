@@ -2,7 +2,7 @@
 
 … package directory → **kernels**.
 
-The collector (:mod:`bifrost_ext.build.packagedir`) removes an environment only when it gets an
+The collector (:mod:`bifrost_ext.engine.packagedir`) removes an environment only when it gets an
 exclusive ``flock`` on the environment's :data:`LEASE` file at once. Each kernel bifrost starts
 holds a shared one on the environment ``current`` names and on each environment it imported
 from (:mod:`.watch` says which), through a descriptor open for the kernel's whole life: what

@@ -24,7 +24,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..build.installer import InstallError
+from ..engine.installer import InstallError
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
 from ..kernel.distributions import installable_distribution
 from ..records import Origin, RequirementsRecord, printable

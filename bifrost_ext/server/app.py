@@ -22,8 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from traitlets import Type
 
-from ..build.installer import Installer, InstallError
-from ..build.interpreter import kernel_python
+from ..engine.installer import Installer, InstallError
+from ..engine.interpreter import kernel_python
 from ..records import RequirementsRecord
 from ..service import PackageService
 from ..settings import (

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 import redis
 import redis.asyncio
 
-from ..build.installer import InstallError
+from ..engine.installer import InstallError
 from ..records import RequirementsRecord
 from ..service import PackageService
 from ..storage.cache import cache_error, events_channel

@@ -5,7 +5,7 @@ The last step of the flow: request → requirements → installer → store → 
 ``bifrost-provisioner`` is a :class:`~jupyter_client.provisioning.LocalProvisioner` whose
 ``pre_launch`` first reads the workspace's requirements (Redis, else the database, else the
 last local copy), brings the kernel interpreter's package directory up to them
-(:mod:`bifrost_ext.build.packagedir`; a single ``readlink`` when nothing changed), and puts that
+(:mod:`bifrost_ext.engine.packagedir`; a single ``readlink`` when nothing changed), and puts that
 directory first on the kernel's ``PYTHONPATH`` and its ``bin`` first on the kernel's ``PATH``
 (console scripts). A start that had to install tells the kernel's user so in its first output
 (how many packages, how long), as a start that failed to does. The same instance serves every
@@ -34,8 +34,8 @@ from typing import Any
 from filelock import Timeout
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
-from ..build.installer import InstallError
-from ..build.interpreter import resolve_python
+from ..engine.installer import InstallError
+from ..engine.interpreter import resolve_python
 from ..kernel.env import (
     ENV_KERNEL_STATE,
     ENV_KERNEL_TOKEN,

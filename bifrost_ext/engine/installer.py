@@ -7,9 +7,9 @@ passes only the operator's index settings, runs in an empty working directory, a
 whole process group when the operator's deadline passes. Its life is tied to the server's: it
 dies with the server (Linux), and a pid file beside the half-built folder lets the next start
 stop a group the dead server left behind. A failure raises
-:class:`InstallError`: its kind and one line (:mod:`bifrost_ext.build.failures`), and the tail of
+:class:`InstallError`: its kind and one line (:mod:`bifrost_ext.engine.failures`), and the tail of
 the installer's output apart from them. Called by
-:mod:`bifrost_ext.build.packagedir`, which decides *where* to install and when to switch.
+:mod:`bifrost_ext.engine.packagedir`, which decides *where* to install and when to switch.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
-from .failures import classify, last_error_line
 from ..pins import make_pin, parse_pin
 from ..settings import Component, owned
+from .failures import classify, last_error_line
 
 #: How many lines of installer output a failure keeps for the user.
 OUTPUT_TAIL_LINES = 40
@@ -64,7 +64,8 @@ class InstallError(RuntimeError):
     ``output`` apart from them: the details, never the headline.
     """
 
-    #: What went wrong, for programs (:mod:`bifrost_ext.build.failures` names the installer's kinds).
+    #: What went wrong, for programs (:mod:`bifrost_ext.engine.failures` names the installer's
+    #: kinds).
     kind = "installer"
     #: The status of a change this failure refused: the request, as it is, cannot succeed.
     status = 422

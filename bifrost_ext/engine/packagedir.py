@@ -3,7 +3,7 @@
 request → requirements → **installer → package directory** → store → cache → kernels.
 
 Layout, for one workspace and one kernel interpreter (``<site_dir>/<workspace>/<key>/``, the key
-from :func:`bifrost_ext.build.interpreter.interpreter_key`, such as ``cpython-311-3f2a9c1e``)::
+from :func:`bifrost_ext.engine.interpreter.interpreter_key`, such as ``cpython-311-3f2a9c1e``)::
 
     envs/<sha256>/      one complete directory per requirements hash (built by the installer),
                         with ``.bifrost-complete-<sha256>`` written last; its top-level
@@ -18,7 +18,7 @@ The first environment is built from nothing (the installer given every line, the
 held) and compiled before the switch, for the kernel start that waits for it. Every later one
 costs what its change does: the installer puts what comes into an empty staging folder (given
 only the added lines when lines were only added, else a resolution of all of them and the
-distributions that differ), then the current environment is cloned (:mod:`bifrost_ext.build.delta`:
+distributions that differ), then the current environment is cloned (:mod:`bifrost_ext.engine.delta`:
 untouched top-level folders shared by a link, touched ones as folders of hard links, bytecode
 included), what goes is unlinked from the clone, what comes renamed in and compiled. The kernel
 check below runs again only when the change touched a top-level name that the kernel's imports
@@ -29,8 +29,8 @@ kernel holds, and the pool folders their links lead to.
 
 An environment is built in a temporary folder and renamed into place only when the installer
 succeeded, the kernel's own runtime still imports with it first on the path
-(:mod:`bifrost_ext.build.protection`) and none of its console scripts would shadow a command on
-kernels' ``PATH`` (:mod:`bifrost_ext.build.shadowing`), then ``current`` is switched with an atomic
+(:mod:`bifrost_ext.engine.protection`) and none of its console scripts would shadow a command on
+kernels' ``PATH`` (:mod:`bifrost_ext.engine.shadowing`), then ``current`` is switched with an atomic
 rename: a kernel never sees a half-installed or kernel-breaking directory, a failed install
 changes nothing, and stale ``*.dist-info`` from upgrades cannot exist. Console scripts in a
 build's ``bin/`` (on kernels' and terminals' ``PATH`` through ``current/bin``) are made to
@@ -68,6 +68,10 @@ from typing import TypeVar
 from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
 
+from ..kernel.lease import LEASE
+from ..pins import DIST_INFO, dist_info_pin
+from ..private import private_dir, write_atomic
+from ..records import RequirementsRecord, lock_pins
 from .delta import (
     SHARED,
     Delta,
@@ -83,16 +87,12 @@ from .delta import (
 )
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
 from .interpreter import run_python
-from ..kernel.lease import LEASE
-from ..pins import DIST_INFO, dist_info_pin
-from ..private import private_dir, write_atomic
 from .protection import (
     KernelRuntime,
     ProtectedPackage,
     kernel_runtime,
     try_kernel,
 )
-from ..records import RequirementsRecord, lock_pins
 from .shadowing import CommandGuard
 
 #: The last environments ``current`` moved away from, kept while younger than
@@ -123,7 +123,8 @@ COLLECTABLE = re.compile(
     r"(?:\.pid|\.constraints\.txt|\.in|\.out)?"
 )
 
-#: The names the pool (``envs/.shared/``) gives its folders (:func:`bifrost_ext.build.delta.share`).
+#: The names the pool (``envs/.shared/``) gives its folders
+#: (:func:`bifrost_ext.engine.delta.share`).
 SHARED_ID = re.compile(r"[0-9a-f]{10}")
 
 _T = TypeVar("_T")

@@ -4,7 +4,7 @@ request → requirements → installer → **package directory** → store → c
 
 A build's ``bin/`` comes first on every kernel's and terminal's ``PATH`` (through
 ``current/bin``), so a package's script named ``ls`` or ``git`` would run instead of the
-system's in each of them, the kernels already running included. :mod:`bifrost_ext.build.packagedir`
+system's in each of them, the kernels already running included. :mod:`bifrost_ext.engine.packagedir`
 asks :meth:`CommandGuard.check` about every build before it is renamed into place (a build
 from nothing, a change, a sync, a kernel start's build alike): a script whose name is a
 command on kernels' ``PATH`` (without bifrost's own folders), or on the operator's
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from .installer import InstallError
 from ..settings import RESERVED_COMMANDS
+from .installer import InstallError
 
 #: The names of bash's builtins (``compgen -b``, bash 5): a script named so is never what a
 #: user meant to run.

@@ -7,7 +7,7 @@ kernel's own packages: one broken ``python-dateutil`` there and every kernel die
 after a server restart too. So the kernel's runtime is read from the kernel interpreter
 itself (:func:`kernel_runtime`): ipykernel and the whole closure of its requirements as they
 are installed there, markers and extras evaluated with that interpreter's values, plus the
-operator's ``protected_packages``. :mod:`bifrost_ext.build.packagedir` then
+operator's ``protected_packages``. :mod:`bifrost_ext.engine.packagedir` then
 
 1. refuses a requirement that excludes the kernel's version of one of them, before the
    installer runs (:meth:`KernelRuntime.check_requested`);
@@ -15,13 +15,13 @@ operator's ``protected_packages``. :mod:`bifrost_ext.build.packagedir` then
    that merely needs ``tornado>=6`` gets the kernel's tornado, and explains a resolution that
    fails because of them (:meth:`KernelRuntime.conflicts`, from an unconstrained trial);
 3. removes the copies the installer put in the new directory
-   (:func:`bifrost_ext.build.delta.remove_distributions`):
+   (:func:`bifrost_ext.engine.delta.remove_distributions`):
    the kernel imports its own;
 4. imports the kernel's runtime in the kernel interpreter with the new directory first on its
    path before the directory is used at all (:func:`try_kernel`).
 
 Each refusal is a :class:`ProtectedPackage` or :class:`BreaksKernel`, both an
-:class:`~bifrost_ext.build.installer.InstallError` (422, nothing saved, nothing switched).
+:class:`~bifrost_ext.engine.installer.InstallError` (422, nothing saved, nothing switched).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ for CPython 3.11 must never be imported by 3.12, and two 3.11 environments hold 
 packages. What the kernel itself runs on (ipykernel and the closure of its requirements,
 :func:`kernel_runtime`) is read from that interpreter, with its own markers, so that installs
 can be held to it and a build tried there before anyone imports it (:func:`try_kernel`). Used
-by :mod:`bifrost_ext.server.provisioner`, :mod:`bifrost_ext.build.packagedir`,
+by :mod:`bifrost_ext.server.provisioner`, :mod:`bifrost_ext.engine.packagedir`,
 :mod:`bifrost_ext.service` and :mod:`bifrost_ext.cli`.
 """
 

@@ -3,7 +3,7 @@
 request → requirements → installer → **package directory** → store → cache → kernels.
 
 A change to the requirements touches a few distributions of an environment that may hold
-thousands of files. :mod:`bifrost_ext.build.packagedir` builds the next environment as a
+thousands of files. :mod:`bifrost_ext.engine.packagedir` builds the next environment as a
 :func:`clone` of the current one that shares everything: each top-level folder is a
 symbolic link to where its files are, and those the change touches (and ``bin``) become
 folders of hard links (:func:`own`), ``__pycache__`` included, so bytecode carries over. Then it
