@@ -30,15 +30,15 @@ kernel holds, and the pool folders their links lead to.
 An environment is built in a temporary folder and renamed into place only when the installer
 succeeded, the kernel's own runtime still imports with it first on the path
 (:mod:`bifrost_ext.engine.protection`) and none of its console scripts would shadow a command on
-kernels' ``PATH`` (:mod:`bifrost_ext.engine.shadowing`), then ``current`` is switched with an atomic
-rename: a kernel never sees a half-installed or kernel-breaking directory, a failed install
-changes nothing, and stale ``*.dist-info`` from upgrades cannot exist. Console scripts in a
-build's ``bin/`` (on kernels' and terminals' ``PATH`` through ``current/bin``) are made to
-import from their build wherever they run (:func:`anchor_scripts`). Checking whether a kernel
-start has anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``, which also
-fails when the link dangles (a clean-up job removed ``envs/``) or ``current`` was replaced by a
-folder. A build that failed is remembered for a while (:class:`FailedBuild`), so that kernel
-starts need not wait for it again. Used by :mod:`bifrost_ext.service` (installs) and
+kernels' ``PATH`` (:mod:`bifrost_ext.engine.shadowing`), then ``current`` is switched with an
+atomic rename: a kernel never sees a half-installed or kernel-breaking directory, a failed
+install changes nothing, and stale ``*.dist-info`` from upgrades cannot exist. Console scripts
+in a build's ``bin/`` (on kernels' and terminals' ``PATH`` through ``current/bin``) are made to
+import from their build wherever they run (:mod:`bifrost_ext.engine.scripts`). Checking whether
+a kernel start has anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``,
+which also fails when the link dangles (a clean-up job removed ``envs/``) or ``current`` was
+replaced by a folder. A build that failed is remembered for a while (:class:`FailedBuild`), so
+that kernel starts need not wait for it again. Used by :mod:`bifrost_ext.service` (installs) and
 :mod:`bifrost_ext.server.provisioner` (kernel starts).
 """
 
@@ -49,11 +49,8 @@ import errno
 import fcntl
 import json
 import os
-import platform
-import py_compile
 import re
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -72,6 +69,7 @@ from ..kernel.lease import LEASE
 from ..pins import DIST_INFO, dist_info_pin
 from ..private import private_dir, write_atomic
 from ..records import RequirementsRecord, lock_pins
+from .bytecode import compile_bytecode, python_files
 from .delta import (
     SHARED,
     Delta,
@@ -86,13 +84,13 @@ from .delta import (
     share,
 )
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
-from .interpreter import run_python
 from .protection import (
     KernelRuntime,
     ProtectedPackage,
     kernel_runtime,
     try_kernel,
 )
+from .scripts import anchor_scripts
 from .shadowing import CommandGuard
 
 #: The last environments ``current`` moved away from, kept while younger than
@@ -108,8 +106,6 @@ MAX_RETRY_INTERVAL = 600.0
 #: Written into each environment by the kernel check: the top-level names the kernel's imports
 #: looked up with it first on the path (a change that touches none of them needs no check).
 KERNEL_IMPORTS = ".bifrost-kernel-imports.json"
-#: Modules compiled per process; a change with more is compiled by several at once.
-COMPILE_BATCH = 400
 
 #: An environment's name: its requirements hash.
 ENVIRONMENT = re.compile(r"[0-9a-f]{64}")
@@ -822,109 +818,6 @@ class PackageDirectory:
         except Timeout:
             return False
         return True
-
-
-#: Put into each Python script of a build's ``bin/``, after its interpreter line: the build it
-#: belongs to comes first on its path, so it runs from a terminal (no kernel's PYTHONPATH) as
-#: it does from a kernel. Through ``realpath``: ``current/bin/x`` keeps the build it started in.
-SCRIPT_ANCHOR = (
-    b"import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname("
-    b"os.path.realpath(__file__))))  # bifrost: this script's package directory\n"
-)
-_CODING_LINE = re.compile(rb"^[ \t\f]*#.*?coding[:=]")
-#: The second line of the ``/bin/sh`` wrapper installers write when the interpreter's path is
-#: too long (or has spaces) for a ``#!`` line.
-_SH_WRAPPER = b"'''exec'"
-
-
-def anchor_scripts(env: Path) -> None:
-    """Make the console scripts the installer wrote into ``env/bin`` import from ``env``.
-
-    uv (``--python``) and pip (run by it) already name the kernel's interpreter on their
-    ``#!`` line (or in their ``/bin/sh`` wrapper); what a script lacks outside a kernel is the
-    package directory on its path.
-    """
-    bin_dir = env / "bin"
-    if not bin_dir.is_dir():
-        return
-    for script in bin_dir.iterdir():
-        if script.is_symlink() or not script.is_file():
-            continue
-        lines = script.read_bytes().splitlines(keepends=True)
-        if not lines or not lines[0].startswith(b"#!") or SCRIPT_ANCHOR in lines:
-            continue
-        if b"python" in lines[0]:
-            at = 1
-        elif lines[0].strip() == b"#!/bin/sh" and lines[1:2] and lines[1].startswith(_SH_WRAPPER):
-            at = 3  # the wrapper's three lines, then Python
-        else:
-            continue  # a shell script, a binary: nothing of ours to add
-        if len(lines) > at and _CODING_LINE.match(lines[at]):
-            at += 1  # an encoding declaration only counts on the first two lines
-        lines.insert(at, SCRIPT_ANCHOR)
-        # A new file renamed over the old: never written through, in case it is a link.
-        anchored = script.with_name(f".{script.name}.{_suffix()}")
-        anchored.write_bytes(b"".join(lines))
-        shutil.copymode(script, anchored)
-        os.replace(anchored, script)
-
-
-# Run in the kernel interpreter with -I: compiles the modules named on its input (relative to
-# the folder in argv[1]) as the kernel's imports would, each written by an atomic rename.
-_COMPILE = r"""
-import os, py_compile, sys
-for path in sys.stdin.read().split("\0"):
-    if path:
-        try:
-            py_compile.compile(os.path.join(sys.argv[1], path), doraise=True, optimize=0)
-        except (py_compile.PyCompileError, OSError, ValueError):
-            pass  # the kernel would fail on it too, at import: nothing to gain here
-"""
-
-
-async def compile_bytecode(
-    runtime: KernelRuntime, env: Path, modules: Sequence[str], timeout: float
-) -> None:
-    """Compile ``modules`` (paths relative to ``env``) for the kernel interpreter, so that the
-    first import after a change is as fast as the second: in this process when it runs the
-    same Python (bytecode depends on the version) and they fit in one batch, else in the
-    kernel interpreter, several processes for many modules (a build from nothing has
-    thousands: one thread of the server would take them one at a time). Each file is written
-    by an atomic rename."""
-    if not modules:
-        return
-    if (
-        len(modules) <= COMPILE_BATCH
-        and runtime.environment.get("python_full_version") == platform.python_version()
-        and runtime.environment.get("implementation_name") == sys.implementation.name
-    ):
-        await asyncio.to_thread(_compile, env, modules)
-        return
-    batches = [modules[i : i + COMPILE_BATCH] for i in range(0, len(modules), COMPILE_BATCH)]
-    await asyncio.gather(
-        *(
-            run_python(
-                runtime.python, ["-I", "-c", _COMPILE, str(env)], timeout, stdin="\0".join(batch)
-            )
-            for batch in batches
-        )
-    )
-
-
-def python_files(env: Path) -> list[str]:
-    """The ``.py`` files under ``env`` (an environment being built), relative to it."""
-    found = []
-    for folder, subfolders, names in os.walk(env):
-        subfolders[:] = [name for name in subfolders if name != "__pycache__"]
-        relative = os.path.relpath(folder, env)
-        found += [os.path.normpath(os.path.join(relative, n)) for n in names if n.endswith(".py")]
-    return sorted(found)
-
-
-def _compile(env: Path, modules: Sequence[str]) -> None:
-    for module in modules:
-        with suppress(py_compile.PyCompileError, OSError, ValueError):
-            py_compile.compile(str(env / module), doraise=True, optimize=0)
 
 
 def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:
