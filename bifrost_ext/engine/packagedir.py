@@ -58,15 +58,12 @@ from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib.metadata import Distribution
 from pathlib import Path
 from typing import TypeVar
 
 from filelock import FileLock, Timeout
-from packaging.utils import canonicalize_name
 
 from ..kernel.lease import LEASE
-from ..pins import DIST_INFO, dist_info_pin
 from ..private import private_dir, write_atomic
 from ..records import RequirementsRecord, lock_pins
 from .bytecode import compile_bytecode, python_files
@@ -83,13 +80,10 @@ from .delta import (
     remove_distributions,
     share,
 )
+from .dist_info import freeze, installed
 from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
-from .protection import (
-    KernelRuntime,
-    ProtectedPackage,
-    kernel_runtime,
-    try_kernel,
-)
+from .kernel_check import KERNEL_IMPORTS, FailedBuild, FailureMemory, check_kernel
+from .protection import KernelRuntime, ProtectedPackage, kernel_runtime
 from .scripts import anchor_scripts
 from .shadowing import CommandGuard
 
@@ -99,13 +93,6 @@ from .shadowing import CommandGuard
 #: Clones share their unchanged files, so each costs its links and what its change did.
 KEEP_PREVIOUS = 2
 KEEP_RECENT_SECONDS = 600.0
-#: How long a failed build is remembered before a kernel start may wait for it again; doubled
-#: after each failure of the same requirements, up to :data:`MAX_RETRY_INTERVAL`.
-RETRY_INTERVAL = 30.0
-MAX_RETRY_INTERVAL = 600.0
-#: Written into each environment by the kernel check: the top-level names the kernel's imports
-#: looked up with it first on the path (a change that touches none of them needs no check).
-KERNEL_IMPORTS = ".bifrost-kernel-imports.json"
 
 #: An environment's name: its requirements hash.
 ENVIRONMENT = re.compile(r"[0-9a-f]{64}")
@@ -153,20 +140,6 @@ class Build:
             "started_at": self.started_at.isoformat(),
             "for": self.purpose,
         }
-
-
-@dataclass(frozen=True)
-class FailedBuild:
-    """A build of some requirements that failed, and when it may be tried again."""
-
-    hash: str
-    error: InstallError
-    failures: int
-    retry_at: float  # time.monotonic()
-
-    def due(self) -> bool:
-        """True once the back-off has passed."""
-        return time.monotonic() >= self.retry_at
 
 
 class SavedNotSwitched(RuntimeError):
@@ -238,7 +211,7 @@ class PackageDirectory:
         #: its completion marker (a rebuild under the same name is another): a complete
         #: environment never changes, so each switch reads only the new one's links.
         self._reach: dict[str, tuple[tuple[int, int], Reach]] = {}
-        self._failures: dict[str, FailedBuild] = {}
+        self._failures = FailureMemory()
         #: Builds under way in this process, by requirements hash.
         self.building: dict[str, Build] = {}
         #: By requirements hash: the kernel's own distributions the last build of those
@@ -343,9 +316,9 @@ class PackageDirectory:
         try:
             env = await self._build_locked(record, on_output)
         except InstallError as exc:
-            self._remember_failure(record, exc)
+            self._failures.remember(record.hash, exc)
             raise
-        self._failures.pop(record.hash, None)
+        self._failures.forget(record.hash)
         self._switch(env, record)
 
     def sweep(self) -> None:
@@ -369,33 +342,12 @@ class PackageDirectory:
 
     @staticmethod
     def freeze(env: Path) -> str:
-        """The lock of a built environment: ``name==version`` of each distribution, sorted.
-
-        Read from the ``<name>-<version>.dist-info`` folder names that installers write (one
-        ``scandir``); only what :func:`~bifrost_ext.pins.dist_info_pin` accepts counts, so no
-        folder a wheel ships under an odd name reaches the lock, the constraints or an export.
-        """
-        pins = set()
-        with os.scandir(env) as entries:
-            for entry in entries:
-                if entry.name.endswith(DIST_INFO) and (pin := dist_info_pin(Path(entry.path))):
-                    pins.add(str(pin))
-        return "".join(f"{pin}\n" for pin in sorted(pins))
+        """The lock of a built environment (:func:`bifrost_ext.engine.dist_info.freeze`)."""
+        return freeze(env)
 
     def installed(self, names: Iterable[str] | None = None) -> list[dict[str, str]]:
-        """Name and version of the distributions in ``current`` (all, or just ``names``): those
-        :func:`~bifrost_ext.pins.dist_info_pin` accepts, named as their metadata spells it
-        when that is the same name."""
-        wanted = None if names is None else set(names)
-        found = []
-        for dist_info in sorted(self.current.glob(f"*{DIST_INFO}")):
-            pin = dist_info_pin(dist_info)
-            if pin is None or (wanted is not None and pin.name not in wanted):
-                continue
-            spelled = Distribution.at(dist_info).metadata["Name"]
-            same = isinstance(spelled, str) and _canonical(spelled) == pin.name
-            found.append({"name": spelled if same else pin.name, "version": pin.version})
-        return sorted(found, key=lambda d: _canonical(d["name"]))
+        """Name and version of the distributions in ``current`` (all, or just ``names``)."""
+        return installed(self.current, names)
 
     async def _build_locked(
         self,
@@ -439,7 +391,7 @@ class PackageDirectory:
                 # imports from it next, and later changes share this bytecode.
                 await compile_bytecode(runtime, tmp, python_files(tmp), self.installer.timeout)
                 # Only a directory the kernel still starts with is ever renamed into place.
-                await self._check_kernel(runtime, tmp)
+                await check_kernel(runtime, tmp, self.installer.timeout)
             # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
             self.commands.check(tmp)
             # The lease's name is bifrost's: what a package shipped under it goes (a folder
@@ -512,7 +464,7 @@ class PackageDirectory:
             shutil.rmtree(staging, ignore_errors=True)
         modules = [path for path in moved if path.endswith(".py")]
         await compile_bytecode(runtime, target, modules, self.installer.timeout)
-        await self._check_kernel(runtime, target, import_names([*going, *moved]))
+        await check_kernel(runtime, target, self.installer.timeout, import_names([*going, *moved]))
 
     async def _stage(
         self,
@@ -629,24 +581,6 @@ class PackageDirectory:
             await self._explain(record, runtime, again)
             raise
 
-    async def _check_kernel(
-        self, runtime: KernelRuntime, env: Path, touched: set[str] | None = None
-    ) -> None:
-        """Make sure the kernel starts with ``env`` first on its path, unless ``env`` is a
-        clone that changed none of the names the last check saw the kernel's imports look
-        up (``touched``: the top-level names the change touched)."""
-        seen_file = env / KERNEL_IMPORTS
-        if touched is not None:
-            try:
-                seen = set(json.loads(seen_file.read_text("utf-8")))
-            except (OSError, ValueError, TypeError):
-                seen = None
-            if seen is not None and not seen & touched:
-                return
-        names = await try_kernel(runtime, env, self.installer.timeout)
-        if names is not None:
-            write_atomic(seen_file, json.dumps(sorted(names)))
-
     async def _explain(
         self, record: RequirementsRecord, runtime: KernelRuntime, error: InstallError
     ) -> None:
@@ -672,14 +606,6 @@ class PackageDirectory:
     def _holds_newer_than(self, record: RequirementsRecord) -> bool:
         active = self.active_record()
         return active is not None and active.version > record.version
-
-    def _remember_failure(self, record: RequirementsRecord, error: InstallError) -> None:
-        before = self._failures.get(record.hash)
-        failures = before.failures + 1 if before else 1
-        pause = min(RETRY_INTERVAL * 2 ** (failures - 1), MAX_RETRY_INTERVAL)
-        self._failures[record.hash] = FailedBuild(
-            record.hash, error, failures, time.monotonic() + pause
-        )
 
     def _switch(self, env: Path, record: RequirementsRecord) -> None:
         """Point ``current`` at ``env`` (an atomic rename of a new link), then say so in
@@ -834,10 +760,6 @@ def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:
         if re.search(rf"(?<![\w.-]){spelled}\s*==", output, re.IGNORECASE):
             found.append(pin)
     return found
-
-
-def _canonical(name: str) -> str:
-    return str(canonicalize_name(name))
 
 
 def _empty(folder: Path) -> None:
