@@ -45,77 +45,60 @@ that kernel starts need not wait for it again. Used by :mod:`bifrost_ext.service
 from __future__ import annotations
 
 import asyncio
-import errno
-import fcntl
 import json
 import os
-import re
 import shutil
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TypeVar
-
-from filelock import FileLock, Timeout
 
 from ..kernel.lease import LEASE
-from ..private import private_dir, write_atomic
+from ..private import write_atomic
 from ..records import RequirementsRecord, lock_pins
 from .bytecode import compile_bytecode, python_files
 from .delta import (
-    SHARED,
     Delta,
-    Reach,
     clone,
     distribution_tops,
     import_names,
     merge,
     own,
-    reach,
     remove_distributions,
     share,
 )
 from .dist_info import freeze, installed
-from .installer import Installer, InstallError, OutputCallback, stop_orphaned_installer
+from .installer import Installer, InstallError, OutputCallback
 from .kernel_check import KERNEL_IMPORTS, FailedBuild, FailureMemory, check_kernel
-from .protection import KernelRuntime, ProtectedPackage, kernel_runtime
+from .layout import complete_marker, suffix
+from .protection import KernelRuntime, kernel_runtime
 from .scripts import anchor_scripts
 from .shadowing import CommandGuard
-
-#: The last environments ``current`` moved away from, kept while younger than
-#: :data:`KEEP_RECENT_SECONDS` so that switching back soon (undoing a change) needs no
-#: reinstall (defaults of :attr:`PackageDirectory.keep_previous` and ``keep_recent_seconds``).
-#: Clones share their unchanged files, so each costs its links and what its change did.
-KEEP_PREVIOUS = 2
-KEEP_RECENT_SECONDS = 600.0
-
-#: An environment's name: its requirements hash.
-ENVIRONMENT = re.compile(r"[0-9a-f]{64}")
-#: The names of what builds leave in ``envs/``, the only entries the collector removes there
-#: (besides the pool's folders, :data:`SHARED_ID`): an environment, the short name an earlier
-#: release gave it, and the temporary folders of a build, a staging, a resolution or a trial,
-#: with the installer's files beside them.
-COLLECTABLE = re.compile(
-    r"[0-9a-f]{64}|@[0-9a-f]{16}"
-    r"|\.tmp-(?:(?:incomplete-)?[0-9a-f]{12}-|staging-|resolve-|trial-)[0-9a-f]{8}"
-    r"(?:\.pid|\.constraints\.txt|\.in|\.out)?"
+from .staging import Staging
+from .switching import (
+    KEEP_PREVIOUS,
+    KEEP_RECENT_SECONDS,
+    Collector,
+    DirectoryUnusable,
+    locked,
+    point,
+    refusals,
+    remove,
+    try_lock,
 )
 
-#: The names the pool (``envs/.shared/``) gives its folders
-#: (:func:`bifrost_ext.engine.delta.share`).
-SHARED_ID = re.compile(r"[0-9a-f]{10}")
-
-_T = TypeVar("_T")
-
-
-def complete_marker(digest: str) -> str:
-    """The file written last into the environment of requirements hash ``digest``."""
-    return f".bifrost-complete-{digest}"
+__all__ = [
+    "KEEP_PREVIOUS",
+    "KEEP_RECENT_SECONDS",
+    "Build",
+    "DirectoryUnusable",
+    "PackageDirectory",
+    "SavedInvalid",
+    "SavedNotSwitched",
+    "complete_marker",
+]
 
 
 #: Why a build runs, as status shows it ("kernel start", "install by alice (api)", "sync"): set
@@ -149,24 +132,6 @@ class SavedNotSwitched(RuntimeError):
     def __init__(self, saved: RequirementsRecord, cause: OSError) -> None:
         super().__init__(f"saved, but the package directory was not switched: {cause}")
         self.saved = saved
-        self.cause = cause
-
-
-class DirectoryUnusable(InstallError):
-    """The server cannot write to its package directory (a read-only or full disk, a link
-    planted where bifrost keeps a file of its own): the operator's to mend, nothing changed.
-    The API answers 503, not 422: no change to the requirements would help."""
-
-    kind = "directory-unusable"
-    status = 503
-
-    def __init__(self, root: Path, cause: OSError) -> None:
-        if cause.errno == errno.ELOOP and cause.filename:
-            # Its own files are opened without following links (filelock: O_NOFOLLOW).
-            why = f"{cause.filename} is a symbolic link, which bifrost never makes; remove it"
-        else:
-            why = str(cause)
-        super().__init__(f"the server cannot write to its package directory {root}: {why}")
         self.cause = cause
 
 
@@ -207,10 +172,8 @@ class PackageDirectory:
         #: how long (an undo within that time is a switch).
         self.keep_previous = KEEP_PREVIOUS
         self.keep_recent_seconds = KEEP_RECENT_SECONDS
-        #: What each complete environment's links lead to, by its name and the identity of
-        #: its completion marker (a rebuild under the same name is another): a complete
-        #: environment never changes, so each switch reads only the new one's links.
-        self._reach: dict[str, tuple[tuple[int, int], Reach]] = {}
+        #: What each switch removes.
+        self.collector = Collector(root, self.envs)
         self._failures = FailureMemory()
         #: Builds under way in this process, by requirements hash.
         self.building: dict[str, Build] = {}
@@ -326,19 +289,15 @@ class PackageDirectory:
         running: half-built environments, temporary links and files (the same clean-up
         every switch does, at start-up). Skipped while another process holds the lock: it
         cleans up when it switches. :class:`DirectoryUnusable` when the filesystem refuses."""
-        lock = FileLock(self.root / ".lock")
-        try:
-            if not self._try_lock(lock):
+        with refusals(self.root):
+            lock = try_lock(self.root)
+            if lock is None:
                 return
-        except OSError as exc:
-            raise DirectoryUnusable(self.root, exc) from exc
-        try:
-            active = self.active_hash()
-            self._collect_garbage(keep={active} if active else set())
-        except OSError as exc:
-            raise DirectoryUnusable(self.root, exc) from exc
-        finally:
-            lock.release()
+            try:
+                active = self.active_hash()
+                self._collect(keep={active} if active else set())
+            finally:
+                lock.release()
 
     @staticmethod
     def freeze(env: Path) -> str:
@@ -366,8 +325,8 @@ class PackageDirectory:
             return env
         self.envs.mkdir(parents=True, exist_ok=True)
         if env.exists():  # incomplete (or built before markers): aside, for the collector
-            os.rename(env, self.envs / f".tmp-incomplete-{record.hash[:12]}-{_suffix()}")
-        tmp = self.envs / f".tmp-{record.hash[:12]}-{_suffix()}"
+            os.rename(env, self.envs / f".tmp-incomplete-{record.hash[:12]}-{suffix()}")
+        tmp = self.envs / f".tmp-{record.hash[:12]}-{suffix()}"
         pins = record.lock_lines if pins is None else pins
         base = self._base()
         started = datetime.now(timezone.utc)
@@ -386,7 +345,7 @@ class PackageDirectory:
             else:
                 runtime = await self._runtime()
                 tmp.mkdir()
-                await self._install(tmp, record, on_output, pins, runtime)
+                await self._staging(record, runtime, on_output).install_all(tmp, pins)
                 # Before the switch, not after it: the kernel that waited for this build
                 # imports from it next, and later changes share this bytecode.
                 await compile_bytecode(runtime, tmp, python_files(tmp), self.installer.timeout)
@@ -397,7 +356,7 @@ class PackageDirectory:
             # The lease's name is bifrost's: what a package shipped under it goes (a folder
             # would become a link into the pool, which no kernel can lock, and the collector
             # would take the environment for one no kernel holds).
-            _remove(tmp / LEASE)
+            remove(tmp / LEASE)
             share(tmp)  # its folders into the pool, before any kernel or clone sees them
             (tmp / LEASE).touch()  # made here, so that kernels holding it change nothing
             (tmp / marker).touch()
@@ -418,6 +377,20 @@ class PackageDirectory:
         base = self.envs / digest
         return base if base.is_dir() and not base.is_symlink() else None
 
+    def _base_record(self) -> RequirementsRecord | None:
+        """The record of the environment the next one is made from, when ``active.json``
+        names it (a change that only adds lines to it installs only those)."""
+        active = self.active_record()
+        known = active is not None and active.hash == os.path.basename(self._base() or "")
+        return active if known else None
+
+    def _staging(
+        self, record: RequirementsRecord, runtime: KernelRuntime, on_output: OutputCallback | None
+    ) -> Staging:
+        return Staging(
+            self.installer, self.python, self.envs, runtime, record, on_output, self.kernel_kept
+        )
+
     async def _runtime(self) -> KernelRuntime:
         return await kernel_runtime(self.python, self.protected, self.installer.timeout)
 
@@ -436,7 +409,7 @@ class PackageDirectory:
         the change touched what a kernel imports."""
         runtime = await self._runtime()
         runtime.check_requested(record.lines)
-        staging = self.envs / f".tmp-staging-{_suffix()}"
+        staging = self.envs / f".tmp-staging-{suffix()}"
         staging.mkdir()
         # Always bin/ (a console script finds its environment from its own real path) and
         # __pycache__/ (the bytecode of top-level modules, compiled below).
@@ -444,8 +417,10 @@ class PackageDirectory:
             asyncio.to_thread(clone, base, target, {"bin", "__pycache__"})
         )
         try:
-            have = lock_pins(self.freeze(base))
-            want = await self._stage(staging, record, have, pins, runtime, on_output)
+            have = lock_pins(freeze(base))
+            want = await self._staging(record, runtime, on_output).stage(
+                staging, have, pins, self._base_record()
+            )
             await cloning
             for marker in target.glob(complete_marker("*")):  # the clone is not ``base``
                 marker.unlink()
@@ -466,142 +441,9 @@ class PackageDirectory:
         await compile_bytecode(runtime, target, modules, self.installer.timeout)
         await check_kernel(runtime, target, self.installer.timeout, import_names([*going, *moved]))
 
-    async def _stage(
-        self,
-        staging: Path,
-        record: RequirementsRecord,
-        have: dict[str, str],
-        pins: Sequence[str],
-        runtime: KernelRuntime,
-        on_output: OutputCallback | None,
-    ) -> dict[str, str]:
-        """Install into the empty ``staging`` the distributions that ``record`` needs and
-        ``have`` lacks; return all it needs, by name, the kernel's own left out.
-
-        When the change only adds lines, the installer is given those alone, holding the
-        saved pins: one run, the cost of what changed. If that would move a distribution
-        already there, or the change edits or removes lines, every line is resolved and
-        what differs installed without dependencies.
-        """
-        active = self.active_record()
-        known = active is not None and active.hash == os.path.basename(self._base() or "")
-        before = set(active.lines) if active is not None and known else set()
-        added = [line for line in record.lines if line not in before]
-        only_added = known and bool(added) and before <= set(record.lines)
-
-        async def attempt(held: Sequence[str], first: bool) -> dict[str, str]:
-            constraints = [*runtime.pins(), *held]
-            _empty(staging)
-            if first and only_added:
-                await self.installer.install(self.python, staging, added, on_output, constraints)
-                self._keep_kernels(record, lock_pins(self.freeze(staging)), runtime)
-                remove_distributions(staging, runtime.versions)
-                found = lock_pins(self.freeze(staging))
-                if all(have.get(name, version) == version for name, version in found.items()):
-                    remove_distributions(staging, found.keys() & have.keys())  # there already
-                    return {**have, **found}
-                _empty(staging)
-            scratch = self.envs / f".tmp-resolve-{_suffix()}"
-            found = await self.installer.resolve(
-                self.python, record.lines, scratch, on_output, constraints
-            )
-            self._keep_kernels(record, found, runtime)
-            want = {name: v for name, v in found.items() if name not in runtime.versions}
-            if add := Delta.between(have, want).pins():
-                await self.installer.install(self.python, staging, add, on_output, no_deps=True)
-            return want
-
-        return await self._afresh_if_pins_misfit(attempt, record, pins, runtime, on_output)
-
-    async def _install(
-        self,
-        target: Path,
-        record: RequirementsRecord,
-        on_output: OutputCallback | None,
-        pins: Sequence[str],
-        runtime: KernelRuntime,
-    ) -> None:
-        # The kernel's own packages stay at the kernel's versions, whatever else is asked.
-        runtime.check_requested(record.lines)
-
-        async def install(held: Sequence[str], _first: bool) -> None:
-            if any(target.iterdir()):  # a first attempt's leftovers
-                shutil.rmtree(target)
-                target.mkdir()
-            await self.installer.install(
-                self.python, target, record.lines, on_output, [*runtime.pins(), *held]
-            )
-
-        await self._afresh_if_pins_misfit(install, record, pins, runtime, on_output)
-        # Copies of the kernel's packages (at its versions) would only shadow its own.
-        self._keep_kernels(record, lock_pins(self.freeze(target)), runtime)
-        remove_distributions(target, runtime.versions)
-        anchor_scripts(target)
-
-    def _keep_kernels(
-        self, record: RequirementsRecord, found: dict[str, str], runtime: KernelRuntime
-    ) -> None:
-        """Note which of ``found`` (what a build of ``record`` installed or resolved) are
-        the kernel's own, left out of the directory for the kernel's copies."""
-        self.kernel_kept[record.hash] = {
-            name: runtime.versions[name] for name in sorted(found) if name in runtime.versions
-        }
-        while len(self.kernel_kept) > 8:  # read right after the build; kernel starts never
-            del self.kernel_kept[next(iter(self.kernel_kept))]
-
-    async def _afresh_if_pins_misfit(
-        self,
-        attempt: Callable[[Sequence[str], bool], Awaitable[_T]],
-        record: RequirementsRecord,
-        pins: Sequence[str],
-        runtime: KernelRuntime,
-        on_output: OutputCallback | None,
-    ) -> _T:
-        """``attempt(held, first)``, an install or a resolution that holds the kernel's
-        versions and the saved pins ``held``; when it fails naming a saved pin, once more
-        holding none (``first`` false)."""
-        pins = [pin for pin in pins if pin.split("==")[0] not in runtime.versions]
-        try:
-            return await attempt(pins, True)
-        except InstallError as exc:
-            # Only a failure that names a saved pin is the lock's doing (a spec that needs
-            # another version, a lock from another Python): resolve afresh. A name or version
-            # the index lacks would fail the same way again.
-            misfits = quoted_pins(exc.output, pins) if exc.returncode is not None else []
-            if not misfits:
-                await self._explain(record, runtime, exc)
-                raise
-            if on_output is not None:
-                saved = ", ".join(misfits)
-                verb = "does" if len(misfits) == 1 else "do"
-                on_output(f"bifrost: the saved {saved} {verb} not fit; resolving afresh")
-        try:
-            return await attempt([], False)
-        except InstallError as again:
-            await self._explain(record, runtime, again)
-            raise
-
-    async def _explain(
-        self, record: RequirementsRecord, runtime: KernelRuntime, error: InstallError
-    ) -> None:
-        """Raise :class:`ProtectedPackage` when ``error`` came from holding the kernel's
-        packages: the same requirements, resolved without that, need other versions of them.
-        A trial build, only on this failure path; anything else leaves ``error`` to the
-        caller."""
-        if error.returncode is None or not quoted_pins(error.output, runtime.pins()):
-            return  # the kernel's versions played no part: no trial build to run
-        trial = self.envs / f".tmp-trial-{uuid.uuid4().hex[:8]}"
-        trial.mkdir()
-        try:
-            try:
-                await self.installer.install(self.python, trial, record.lines)
-            except InstallError:
-                return
-            conflicts = runtime.conflicts(trial)
-        finally:
-            shutil.rmtree(trial, ignore_errors=True)
-        if conflicts:
-            raise ProtectedPackage("; ".join(conflicts), error.output, error.returncode) from error
+    def _locked(self) -> AbstractAsyncContextManager[None]:
+        """The directory's lock, waited for as long as a build may take and a minute more."""
+        return locked(self.root, self.installer.timeout + 60)
 
     def _holds_newer_than(self, record: RequirementsRecord) -> bool:
         active = self.active_record()
@@ -610,15 +452,12 @@ class PackageDirectory:
     def _switch(self, env: Path, record: RequirementsRecord) -> None:
         """Point ``current`` at ``env`` (an atomic rename of a new link), then say so in
         active.json."""
-        os.utime(env)  # the collector keeps the environments current most recently
-        link = self.root / f".current-{_suffix()}"
-        os.symlink(os.path.relpath(env, self.root), link)
-        try:
-            os.replace(link, self.current)
-        finally:
-            link.unlink(missing_ok=True)
+        point(self.current, env)
         self._write_active(record)
-        self._collect_garbage(keep={env.name})
+        self._collect(keep={env.name})
+
+    def _collect(self, keep: set[str]) -> None:
+        self.collector.collect(keep, self.keep_previous, self.keep_recent_seconds)
 
     def _write_active(self, record: RequirementsRecord) -> None:
         data = {"workspace": record.workspace, **record.to_json()}
@@ -629,173 +468,3 @@ class PackageDirectory:
         # step failed (a full disk). Repaired under the lock, off kernel starts' fast path.
         if self.active_record() != record:
             self._write_active(record)
-
-    def _collect_garbage(self, keep: set[str]) -> None:
-        """Remove every environment, pool folder and leftover that nothing needs: what is kept
-        is ``keep`` (the environment ``current`` names), the last :attr:`keep_previous`
-        environments switched away from within :attr:`keep_recent_seconds`, every
-        environment a running kernel holds (its :data:`~bifrost_ext.kernel.lease.LEASE`),
-        and whatever their links reach."""
-        for leftover in [*self.root.glob(".current-*"), *self.root.glob(".active.json.*")]:
-            leftover.unlink(missing_ok=True)  # a switch killed mid-way (we hold the lock)
-        if not self.envs.is_dir():
-            return
-        now, roots = time.time(), set(keep)
-        # Only names this module and the installer give: ``envs/`` may be a link to a folder
-        # on another disk that holds other things too.
-        ours = [entry for entry in self.envs.iterdir() if COLLECTABLE.fullmatch(entry.name)]
-        by_age = sorted(ours, key=lambda entry: -entry.lstat().st_mtime)
-        environments = [
-            entry
-            for entry in by_age
-            if ENVIRONMENT.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink()
-        ]
-        recent = [
-            entry.name
-            for entry in environments
-            if entry.name not in roots and now - entry.lstat().st_mtime <= self.keep_recent_seconds
-        ]
-        roots.update(recent[: self.keep_previous])
-        claims: list[int] = []
-        try:
-            for entry in environments:
-                if entry.name not in roots:
-                    held, claim = _claim(entry)
-                    if held:
-                        roots.add(entry.name)  # a running kernel's: kept for it
-                    elif claim is not None:
-                        claims.append(claim)  # held until it is removed: no kernel takes it
-            kept, shared = self._reachable(roots)
-            for entry in by_age:
-                if entry.name.startswith("@"):  # a short name: kept with its environment
-                    with suppress(OSError):
-                        if os.readlink(entry) in kept:
-                            continue
-                if entry.name not in kept:
-                    _remove(entry)
-            for name in set(self._reach) - kept:
-                del self._reach[name]
-            pool = self.envs / SHARED
-            if pool.is_dir() and not pool.is_symlink():
-                for folder in pool.iterdir():
-                    if SHARED_ID.fullmatch(folder.name) and folder.name not in shared:
-                        _remove(folder)
-        finally:
-            for claim in claims:
-                os.close(claim)
-
-    def _reachable(self, roots: Iterable[str]) -> tuple[set[str], set[str]]:
-        """The environments ``roots`` name and those their links lead to (only environments
-        from before the pool are led to), and the pool folders they all link into."""
-        kept: set[str] = set()
-        shared: set[str] = set()
-        todo = list(roots)
-        while todo:
-            name = todo.pop()
-            if name in kept:
-                continue
-            kept.add(name)
-            try:
-                marker = os.stat(self.envs / name / complete_marker(name))
-                identity = (marker.st_ino, marker.st_mtime_ns)
-            except OSError:  # not complete (or a short name): read every time
-                identity = None
-            cached = self._reach.get(name)
-            if identity is not None and cached is not None and cached[0] == identity:
-                found = cached[1]
-            else:
-                try:
-                    found = reach(self.envs / name)
-                except OSError:  # a short name, or gone
-                    continue
-                if identity is not None:
-                    self._reach[name] = (identity, found)
-            shared |= found.shared
-            todo.extend(found.environments)
-        return kept, shared
-
-    @asynccontextmanager
-    async def _locked(self) -> AsyncIterator[None]:
-        """Hold the directory's lock; what the filesystem refuses, in taking it or in the
-        work under it, is :class:`DirectoryUnusable`."""
-        lock = FileLock(self.root / ".lock")
-        deadline = time.monotonic() + self.installer.timeout + 60
-        try:
-            private_dir(self.root)
-            while not self._try_lock(lock):
-                if time.monotonic() > deadline:
-                    raise Timeout(lock.lock_file)
-                await asyncio.sleep(0.05)
-        except Timeout:
-            raise
-        except OSError as exc:
-            raise DirectoryUnusable(self.root, exc) from exc
-        try:
-            yield
-        except OSError as exc:
-            raise DirectoryUnusable(self.root, exc) from exc
-        finally:
-            lock.release()
-
-    @staticmethod
-    def _try_lock(lock: FileLock) -> bool:
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return False
-        return True
-
-
-def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:
-    """The ``name==version`` constraints among ``pins`` that an installer's failure names.
-
-    uv and pip quote the constraints a resolution could not meet (``and bfbase==2.0``, ``The
-    user requested (constraint) bfbase==2.0``), as ``name==``, and never one that played no
-    part; a missing name or version is blamed on the spec alone.
-    """
-    found = []
-    for pin in pins:
-        name = pin.split("==", 1)[0]
-        spelled = "[-_.]".join(re.escape(part) for part in re.split(r"[-_.]+", name))
-        if re.search(rf"(?<![\w.-]){spelled}\s*==", output, re.IGNORECASE):
-            found.append(pin)
-    return found
-
-
-def _empty(folder: Path) -> None:
-    """Make ``folder`` an empty folder."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-
-
-def _remove(entry: Path) -> None:
-    """Remove a folder or a file; an installer a killed process left running is stopped."""
-    if entry.name.endswith(".pid"):
-        stop_orphaned_installer(entry)
-    if entry.is_dir() and not entry.is_symlink():
-        shutil.rmtree(entry, ignore_errors=True)
-    else:  # an installer's constraints or pid file
-        entry.unlink(missing_ok=True)
-
-
-def _suffix() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-def _claim(env: Path) -> tuple[bool, int | None]:
-    """Whether a running kernel holds ``env`` and, when none does, a descriptor holding its
-    lease exclusively (None for an environment without one, from before leases): while it is
-    open, no kernel can start holding the environment the collector is removing."""
-    try:
-        descriptor = os.open(env / LEASE, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False, None  # no lease file: no kernel ever held it (a kernel makes one)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        return True, None
-    except OSError:  # a filesystem without locks: no kernel can hold one there either
-        os.close(descriptor)
-        return False, None
-    return False, descriptor
