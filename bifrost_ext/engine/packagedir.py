@@ -50,9 +50,9 @@ import os
 import shutil
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 
 from ..kernel.lease import LEASE
@@ -92,18 +92,69 @@ from .switching import (
 __all__ = [
     "KEEP_PREVIOUS",
     "KEEP_RECENT_SECONDS",
+    "KERNEL_START",
+    "RETRY",
+    "SYNC",
     "Build",
+    "BuildPurpose",
     "DirectoryUnusable",
     "PackageDirectory",
+    "PurposeKind",
     "SavedInvalid",
     "SavedNotSwitched",
     "complete_marker",
 ]
 
 
-#: Why a build runs, as status shows it ("kernel start", "install by alice (api)", "sync"): set
-#: by the caller (:mod:`bifrost_ext.service`) in its task, read where the build starts.
-build_purpose: ContextVar[str] = ContextVar("bifrost_build_purpose", default="sync")
+class PurposeKind(str, Enum):
+    """What a build is for, as ``GET api/packages/status`` names it (``purpose.kind``)."""
+
+    #: A kernel start that waits for the saved requirements.
+    KERNEL_START = "kernel-start"
+    #: The saved requirements again, once the back-off of their failed build has passed.
+    RETRY = "retry"
+    #: A change someone asked for (an install, a removal, a rollback).
+    CHANGE = "change"
+    #: This server catching up with the database (or the command line's ``sync``).
+    SYNC = "sync"
+
+
+@dataclass(frozen=True)
+class BuildPurpose:
+    """Why a build runs: given by whoever starts it (:mod:`bifrost_ext.service`, the command
+    line) and shown by status as a field (``purpose``) and in words (``for``)."""
+
+    kind: PurposeKind
+    #: For a change: who asked (None when unnamed) and through what (the origin's source:
+    #: ``api``, ``panel``, ``cli``, a kernel).
+    user: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def change(cls, user: str | None, source: str) -> BuildPurpose:
+        """A change that ``user`` asked for through ``source``."""
+        return cls(PurposeKind.CHANGE, user, source)
+
+    def __str__(self) -> str:
+        """In words, for people and logs: "kernel start", "api by alice", "sync"."""
+        if self.kind is PurposeKind.CHANGE:
+            source = self.source or "a change"
+            return f"{source} by {self.user}" if self.user else source
+        return _PURPOSE_WORDS[self.kind]
+
+    def to_json(self) -> dict[str, str | None]:
+        """The form status gives under each build's ``purpose``."""
+        return {"kind": self.kind.value, "user": self.user, "source": self.source}
+
+
+_PURPOSE_WORDS = {
+    PurposeKind.KERNEL_START: "kernel start",
+    PurposeKind.RETRY: "a retry after a failed build",
+    PurposeKind.SYNC: "sync",
+}
+KERNEL_START = BuildPurpose(PurposeKind.KERNEL_START)
+RETRY = BuildPurpose(PurposeKind.RETRY)
+SYNC = BuildPurpose(PurposeKind.SYNC)
 
 
 @dataclass(frozen=True)
@@ -113,7 +164,7 @@ class Build:
     hash: str
     packages: int
     started_at: datetime
-    purpose: str
+    purpose: BuildPurpose
 
     def to_json(self) -> dict[str, object]:
         """The form ``GET api/packages/status`` lists under ``builds``."""
@@ -121,7 +172,8 @@ class Build:
             "hash": self.hash,
             "packages": self.packages,
             "started_at": self.started_at.isoformat(),
-            "for": self.purpose,
+            "for": str(self.purpose),
+            "purpose": self.purpose.to_json(),
         }
 
 
@@ -223,8 +275,11 @@ class PackageDirectory:
         commit: Callable[[str], Awaitable[RequirementsRecord]],
         on_output: OutputCallback | None = None,
         pins: Sequence[str] | None = None,
+        *,
+        purpose: BuildPurpose = SYNC,
     ) -> RequirementsRecord:
-        """Build ``record``, let ``commit`` save it, then switch ``current`` to it.
+        """Build ``record`` for ``purpose``, let ``commit`` save it, then switch ``current``
+        to it.
 
         ``commit`` receives the lock of the built environment (see :meth:`freeze`) and returns
         the record it saved; when it raises, nothing is switched. The directory lock is held
@@ -232,7 +287,7 @@ class PackageDirectory:
         (default: the record's lock) keep packages at known versions.
         """
         async with self._locked():
-            env = await self._build_locked(record, on_output, pins)
+            env = await self._build_locked(record, on_output, purpose, pins)
             saved = await commit(self.freeze(env))
             # Saved under the lock and conditional on the database's version: nothing newer
             # can exist, so switch even over an active.json from before a database restore.
@@ -243,10 +298,14 @@ class PackageDirectory:
         return saved
 
     async def ensure(
-        self, record: RequirementsRecord, on_output: OutputCallback | None = None
+        self,
+        record: RequirementsRecord,
+        on_output: OutputCallback | None = None,
+        *,
+        purpose: BuildPurpose = SYNC,
     ) -> Path:
-        """Make ``current`` hold ``record``, building it if needed, unless it holds a newer
-        version: a reader with an older copy must not undo a newer install.
+        """Make ``current`` hold ``record``, building it for ``purpose`` if needed, unless it
+        holds a newer version: a reader with an older copy must not undo a newer install.
 
         A failed build is remembered (see :meth:`failure`) and raised again.
         """
@@ -254,7 +313,7 @@ class PackageDirectory:
             return self.current
         async with self._locked():
             if not self._holds_newer_than(record):
-                await self._make_current(record, on_output)
+                await self._make_current(record, on_output, purpose)
         return self.current
 
     async def follow(self, read: Callable[[], Awaitable[RequirementsRecord]]) -> RequirementsRecord:
@@ -266,18 +325,18 @@ class PackageDirectory:
             record = await read()
             failure = self._failures.get(record.hash)
             if failure is None or failure.due():
-                await self._make_current(record, None)
+                await self._make_current(record, None, SYNC)
         return record
 
     async def _make_current(
-        self, record: RequirementsRecord, on_output: OutputCallback | None
+        self, record: RequirementsRecord, on_output: OutputCallback | None, purpose: BuildPurpose
     ) -> None:
         """Under the lock: build ``record`` unless built, and switch to it unless current."""
         if self.is_current(record):
             self._write_active_if_stale(record)
             return
         try:
-            env = await self._build_locked(record, on_output)
+            env = await self._build_locked(record, on_output, purpose)
         except InstallError as exc:
             self._failures.remember(record.hash, exc)
             raise
@@ -312,6 +371,7 @@ class PackageDirectory:
         self,
         record: RequirementsRecord,
         on_output: OutputCallback | None,
+        purpose: BuildPurpose,
         pins: Sequence[str] | None = None,
     ) -> Path:
         reason = record.saved_error
@@ -330,9 +390,7 @@ class PackageDirectory:
         pins = record.lock_lines if pins is None else pins
         base = self._base()
         started = datetime.now(timezone.utc)
-        self.building[record.hash] = Build(
-            record.hash, len(record.lines), started, build_purpose.get()
-        )
+        self.building[record.hash] = Build(record.hash, len(record.lines), started, purpose)
         try:
             if not record.lines:
                 tmp.mkdir()
