@@ -14,32 +14,33 @@ from :func:`bifrost_ext.engine.interpreter.interpreter_key`, such as ``cpython-3
     active.json         the record (content, hash, version) that ``current`` holds
     .lock               inter-process lock around building and switching
 
-The first environment is built from nothing (the installer given every line, the lock's pins
-held) and compiled before the switch, for the kernel start that waits for it. Every later one
-costs what its change does: the installer puts what comes into an empty staging folder (given
-only the added lines when lines were only added, else a resolution of all of them and the
-distributions that differ), then the current environment is cloned (:mod:`bifrost_ext.engine.delta`:
-untouched top-level folders shared by a link, touched ones as folders of hard links, bytecode
-included), what goes is unlinked from the clone, what comes renamed in and compiled. The kernel
-check below runs again only when the change touched a top-level name that the kernel's imports
-looked up last time (noted in ``.bifrost-kernel-imports.json``). At each switch the collector
-removes every environment and pool folder that nothing reaches: what is kept is ``current``,
-the last :data:`KEEP_PREVIOUS` recent ones (an undo is a switch), every environment a running
-kernel holds, and the pool folders their links lead to.
+This module keeps what a package directory holds (:meth:`PackageDirectory.is_current`, the
+cheap check of every kernel start, one ``stat`` of ``current/.bifrost-complete-<sha256>``, which
+also fails when the link dangles or ``current`` was replaced by a folder) and the order of a
+build's steps, each a module of its own (as conda-store's build actions are):
 
-An environment is built in a temporary folder and renamed into place only when the installer
-succeeded, the kernel's own runtime still imports with it first on the path
-(:mod:`bifrost_ext.engine.protection`) and none of its console scripts would shadow a command on
-kernels' ``PATH`` (:mod:`bifrost_ext.engine.shadowing`), then ``current`` is switched with an
-atomic rename: a kernel never sees a half-installed or kernel-breaking directory, a failed
-install changes nothing, and stale ``*.dist-info`` from upgrades cannot exist. Console scripts
-in a build's ``bin/`` (on kernels' and terminals' ``PATH`` through ``current/bin``) are made to
-import from their build wherever they run (:mod:`bifrost_ext.engine.scripts`). Checking whether
-a kernel start has anything to do is one ``stat`` of ``current/.bifrost-complete-<sha256>``,
-which also fails when the link dangles (a clean-up job removed ``envs/``) or ``current`` was
-replaced by a folder. A build that failed is remembered for a while (:class:`FailedBuild`), so
-that kernel starts need not wait for it again. Used by :mod:`bifrost_ext.service` (installs) and
-:mod:`bifrost_ext.server.provisioner` (kernel starts).
+1. :mod:`~bifrost_ext.engine.staging`: the installer puts what comes into an empty folder: every
+   line for the first environment, for a later one only what its change adds (the added lines
+   alone when lines were only added, else a resolution of all and the distributions that
+   differ); the saved pins held, and dropped once when they misfit;
+2. :mod:`~bifrost_ext.engine.delta`: a later environment is a clone of the current one
+   (untouched top-level folders shared by a link, touched ones as folders of hard links,
+   bytecode included), what goes unlinked from it and what comes renamed in;
+3. :mod:`~bifrost_ext.engine.scripts` and :mod:`~bifrost_ext.engine.bytecode`: its console
+   scripts import from their build wherever they run; what came is compiled before the switch;
+4. :mod:`~bifrost_ext.engine.kernel_check`: the kernel's own runtime still imports with it first
+   on the path (again only when the change touched a name the kernel's imports looked up), and
+   :mod:`~bifrost_ext.engine.shadowing`: none of its console scripts shadows a command on
+   kernels' ``PATH``;
+5. :mod:`~bifrost_ext.engine.switching`: renamed into place, ``current`` switched by an atomic
+   rename, and what nothing reaches any more collected, under the directory's lock.
+
+A kernel never sees a half-installed or kernel-breaking directory, a failed install changes
+nothing, and stale ``*.dist-info`` from upgrades cannot exist. A build that failed is remembered
+for a while (:class:`~bifrost_ext.engine.kernel_check.FailureMemory`), so that kernel starts
+need not wait for it again. Why a build runs travels with it (:class:`BuildPurpose`), for
+status. Used by :mod:`bifrost_ext.service` (installs) and :mod:`bifrost_ext.server.provisioner`
+(kernel starts).
 """
 
 from __future__ import annotations
