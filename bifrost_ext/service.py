@@ -37,13 +37,8 @@ from packaging.utils import canonicalize_name
 
 from .engine.installer import Installer, InstallError, OutputCallback
 from .engine.interpreter import interpreter_key
-from .engine.packagedir import (
-    KERNEL_START,
-    RETRY,
-    BuildPurpose,
-    PackageDirectory,
-    SavedNotSwitched,
-)
+from .engine.packagedir import PackageDirectory, SavedNotSwitched
+from .engine.purpose import KERNEL_START, RETRY, BuildPurpose
 from .engine.shadowing import CommandGuard
 from .plugins.manager import notify, plugin_manager
 from .private import tighten

@@ -38,9 +38,9 @@ build's steps, each a module of its own (as conda-store's build actions are):
 A kernel never sees a half-installed or kernel-breaking directory, a failed install changes
 nothing, and stale ``*.dist-info`` from upgrades cannot exist. A build that failed is remembered
 for a while (:class:`~bifrost_ext.engine.kernel_check.FailureMemory`), so that kernel starts
-need not wait for it again. Why a build runs travels with it (:class:`BuildPurpose`), for
-status. Used by :mod:`bifrost_ext.service` (installs) and :mod:`bifrost_ext.server.provisioner`
-(kernel starts).
+need not wait for it again. Why a build runs travels with it
+(:class:`~bifrost_ext.engine.purpose.BuildPurpose`), for status. Used by
+:mod:`bifrost_ext.service` (installs) and :mod:`bifrost_ext.server.provisioner` (kernel starts).
 """
 
 from __future__ import annotations
@@ -51,9 +51,7 @@ import os
 import shutil
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 
 from ..kernel.lease import LEASE
@@ -75,6 +73,7 @@ from .installer import Installer, InstallError, OutputCallback
 from .kernel_check import KERNEL_IMPORTS, FailedBuild, FailureMemory, check_kernel
 from .layout import complete_marker, suffix
 from .protection import KernelRuntime, kernel_runtime
+from .purpose import SYNC, Build, BuildPurpose
 from .scripts import anchor_scripts
 from .shadowing import CommandGuard
 from .staging import Staging
@@ -93,89 +92,12 @@ from .switching import (
 __all__ = [
     "KEEP_PREVIOUS",
     "KEEP_RECENT_SECONDS",
-    "KERNEL_START",
-    "RETRY",
-    "SYNC",
-    "Build",
-    "BuildPurpose",
     "DirectoryUnusable",
     "PackageDirectory",
-    "PurposeKind",
     "SavedInvalid",
     "SavedNotSwitched",
     "complete_marker",
 ]
-
-
-class PurposeKind(str, Enum):
-    """What a build is for, as ``GET api/packages/status`` names it (``purpose.kind``)."""
-
-    #: A kernel start that waits for the saved requirements.
-    KERNEL_START = "kernel-start"
-    #: The saved requirements again, once the back-off of their failed build has passed.
-    RETRY = "retry"
-    #: A change someone asked for (an install, a removal, a rollback).
-    CHANGE = "change"
-    #: This server catching up with the database (or the command line's ``sync``).
-    SYNC = "sync"
-
-
-@dataclass(frozen=True)
-class BuildPurpose:
-    """Why a build runs: given by whoever starts it (:mod:`bifrost_ext.service`, the command
-    line) and shown by status as a field (``purpose``) and in words (``for``)."""
-
-    kind: PurposeKind
-    #: For a change: who asked (None when unnamed) and through what (the origin's source:
-    #: ``api``, ``panel``, ``cli``, a kernel).
-    user: str | None = None
-    source: str | None = None
-
-    @classmethod
-    def change(cls, user: str | None, source: str) -> BuildPurpose:
-        """A change that ``user`` asked for through ``source``."""
-        return cls(PurposeKind.CHANGE, user, source)
-
-    def __str__(self) -> str:
-        """In words, for people and logs: "kernel start", "api by alice", "sync"."""
-        if self.kind is PurposeKind.CHANGE:
-            source = self.source or "a change"
-            return f"{source} by {self.user}" if self.user else source
-        return _PURPOSE_WORDS[self.kind]
-
-    def to_json(self) -> dict[str, str | None]:
-        """The form status gives under each build's ``purpose``."""
-        return {"kind": self.kind.value, "user": self.user, "source": self.source}
-
-
-_PURPOSE_WORDS = {
-    PurposeKind.KERNEL_START: "kernel start",
-    PurposeKind.RETRY: "a retry after a failed build",
-    PurposeKind.SYNC: "sync",
-}
-KERNEL_START = BuildPurpose(PurposeKind.KERNEL_START)
-RETRY = BuildPurpose(PurposeKind.RETRY)
-SYNC = BuildPurpose(PurposeKind.SYNC)
-
-
-@dataclass(frozen=True)
-class Build:
-    """A build in progress in this process: for which requirements, since when, what for."""
-
-    hash: str
-    packages: int
-    started_at: datetime
-    purpose: BuildPurpose
-
-    def to_json(self) -> dict[str, object]:
-        """The form ``GET api/packages/status`` lists under ``builds``."""
-        return {
-            "hash": self.hash,
-            "packages": self.packages,
-            "started_at": self.started_at.isoformat(),
-            "for": str(self.purpose),
-            "purpose": self.purpose.to_json(),
-        }
 
 
 class SavedNotSwitched(RuntimeError):
