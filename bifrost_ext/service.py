@@ -37,7 +37,8 @@ from packaging.utils import canonicalize_name
 
 from .engine.installer import Installer, InstallError, OutputCallback
 from .engine.interpreter import interpreter_key
-from .engine.packagedir import PackageDirectory, SavedNotSwitched, build_purpose
+from .engine.packagedir import PackageDirectory, SavedNotSwitched
+from .engine.purpose import KERNEL_START, RETRY, BuildPurpose
 from .engine.shadowing import CommandGuard
 from .plugins.manager import notify, plugin_manager
 from .private import tighten
@@ -117,6 +118,12 @@ class Change:
     report: bool = True
     #: Build from this lock (a rollback's) instead of the current one.
     pins: tuple[str, ...] | None = None
+
+    @property
+    def purpose(self) -> BuildPurpose:
+        """What this change's builds are for, as status shows them."""
+        origin = self.caller.origin
+        return BuildPurpose.change(origin.user, origin.source)
 
 
 @dataclass(frozen=True)
@@ -347,11 +354,10 @@ class PackageService:
             self._retry_in_background(package_dir, record)
             raise StillFailing(failure.error)
         self._notify("bifrost_before_kernel_install", record=record, python=python)
-        build_purpose.set("kernel start")
         built = package_dir.is_built(record)
         before = _pins(package_dir) if package_dir.is_complete() else None
         started = time.monotonic()
-        await package_dir.ensure(record, on_output)
+        await package_dir.ensure(record, on_output, purpose=KERNEL_START)
         if built or not package_dir.is_current(record):  # a switch, or a newer one won
             return PreparedKernel(package_dir)
         # What this build did, not the size of the set: a change built on the environment
@@ -374,8 +380,7 @@ class PackageService:
                 failure = package_dir.failure(record.hash)
                 if failure is not None:
                     await asyncio.sleep(max(0.0, failure.retry_at - time.monotonic()))
-                build_purpose.set("a retry after a failed build")
-                await package_dir.ensure(record)
+                await package_dir.ensure(record, purpose=RETRY)
                 self.log.info("bifrost: the saved requirements are installed after all")
             except InstallError as exc:
                 self.log.warning("bifrost: installing the saved requirements failed again: %s", exc)
@@ -575,12 +580,10 @@ class PackageService:
             return await self._save(base, content, change.caller.origin, lock)
 
         hook_args = {"requirements": candidate.lines, "origin": change.caller.origin}
-        origin = change.caller.origin
-        build_purpose.set(f"{origin.source} by {origin.user}" if origin.user else origin.source)
         self._notify("bifrost_before_install", **hook_args)
         try:
             saved = await self.package_dir(change.caller.python).build_and_switch(
-                candidate, commit, change.caller.on_output, keep
+                candidate, commit, change.caller.on_output, keep, purpose=change.purpose
             )
         except VersionConflict as conflict:
             return Conflict(conflict, candidate.lines)
@@ -612,7 +615,9 @@ class PackageService:
         saved = await self._read_database()
         if (saved.version, saved.hash) != (base.version, base.hash):
             return await self._attempt(change, saved)  # our copy was behind
-        await self.package_dir(change.caller.python).ensure(saved, change.caller.on_output)
+        await self.package_dir(change.caller.python).ensure(
+            saved, change.caller.on_output, purpose=change.purpose
+        )
         await self.guarded_cache.put(saved)
         return ChangeResult(saved, self._installed(saved, change), changed=False)
 

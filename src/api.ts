@@ -26,12 +26,20 @@ export interface IStoreStatus {
   error?: string | null;
 }
 
-/** A build under way on this server. */
+/** What a build is for, as the server gives it (`user` and `source` for a change). */
+export interface IBuildPurpose {
+  kind: 'kernel-start' | 'retry' | 'change' | 'sync';
+  user: string | null;
+  source: string | null;
+}
+
+/** A build under way on this server (`for`: the same purpose in the server's words). */
 export interface IBuild {
   hash: string;
   packages: number;
   started_at: string;
   for: string;
+  purpose: IBuildPurpose;
 }
 
 /** `GET api/packages/status`. */

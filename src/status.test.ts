@@ -24,7 +24,8 @@ const STATUS: IStatus = {
       hash: 'h2',
       packages: 7,
       started_at: '2026-01-01T00:00:00Z',
-      for: 'kernel start'
+      for: 'kernel start',
+      purpose: { kind: 'kernel-start', user: null, source: null }
     }
   ]
 };
@@ -52,7 +53,13 @@ describe('statusItems', () => {
         servers: {},
         servers_in_sync: null,
         builds: [
-          { hash: 'h', packages: 1, started_at: '', for: 'api by alice' }
+          {
+            hash: 'h',
+            packages: 1,
+            started_at: '',
+            for: 'api by alice',
+            purpose: { kind: 'change', user: 'alice', source: 'api' }
+          }
         ]
       },
       trans
@@ -90,10 +97,15 @@ describe('statusItems', () => {
   });
 
   it('words what a build is for', () => {
-    expect(buildPurpose('kernel 1234 by bob', trans)).toBe("bob's install");
-    expect(buildPurpose('sync', trans)).toBe('a sync');
-    expect(buildPurpose('a retry after a failed build', trans)).toBe(
-      'a retry after a failed build'
-    );
+    const change = {
+      kind: 'change',
+      user: 'bob',
+      source: 'kernel 1234'
+    } as const;
+    expect(buildPurpose(change, trans)).toBe("bob's install");
+    const sync = { kind: 'sync', user: null, source: null } as const;
+    expect(buildPurpose(sync, trans)).toBe('a sync');
+    const retry = { kind: 'retry', user: null, source: null } as const;
+    expect(buildPurpose(retry, trans)).toBe('a retry after a failed build');
   });
 });

@@ -3,7 +3,7 @@
 
 import type { TranslationBundle } from '@jupyterlab/translation';
 
-import type { IBuild, IStatus } from './api';
+import type { IBuild, IBuildPurpose, IStatus } from './api';
 
 /** One item of the strip: its words and whether it is healthy. */
 export interface IStatusItem {
@@ -12,22 +12,23 @@ export interface IStatusItem {
   ok: boolean;
 }
 
-/** Who a build is for, as the server names it (`kernel start`, `api by alice`, `sync`). */
+/** Who a build is for, from its `purpose` (a kernel start, a sync, alice's install). */
 export function buildPurpose(
-  purpose: string,
+  purpose: IBuildPurpose,
   trans: TranslationBundle
 ): string {
-  if (purpose === 'kernel start') {
-    return trans.__('a kernel start');
+  switch (purpose.kind) {
+    case 'kernel-start':
+      return trans.__('a kernel start');
+    case 'sync':
+      return trans.__('a sync');
+    case 'retry':
+      return trans.__('a retry after a failed build');
+    case 'change':
+      return purpose.user
+        ? trans.__("%1's install", purpose.user)
+        : (purpose.source ?? trans.__('a change'));
   }
-  if (purpose === 'sync') {
-    return trans.__('a sync');
-  }
-  const by = /^(?:.+) by (.+)$/.exec(purpose);
-  if (by) {
-    return trans.__("%1's install", by[1]);
-  }
-  return purpose;
 }
 
 /** "installing 7 packages for a kernel start…" */
@@ -36,7 +37,7 @@ export function describeBuild(build: IBuild, trans: TranslationBundle): string {
     'installing %1 package for %2…',
     'installing %1 packages for %2…',
     build.packages,
-    buildPurpose(build.for, trans)
+    buildPurpose(build.purpose, trans)
   );
 }
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-import bifrost_ext.engine.packagedir as packagedir_module
+import bifrost_ext.engine.kernel_check as kernel_check
 from bifrost_ext.engine.delta import SHARED, reach
 from bifrost_ext.engine.installer import Installer, InstallError
-from bifrost_ext.engine.packagedir import KERNEL_IMPORTS, PackageDirectory
+from bifrost_ext.engine.kernel_check import KERNEL_IMPORTS
+from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.engine.protection import BreaksKernel
 from bifrost_ext.kernel.lease import LEASE
 from bifrost_ext.records import RequirementsRecord
@@ -173,13 +174,13 @@ async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_impor
     tmp_path: Path, wheels: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checks: list[Path] = []
-    real = packagedir_module.try_kernel
+    real = kernel_check.try_kernel
 
     async def counted(runtime: Any, directory: Path, timeout: float) -> set[str] | None:
         checks.append(directory)
         return await real(runtime, directory, timeout)
 
-    monkeypatch.setattr(packagedir_module, "try_kernel", counted)
+    monkeypatch.setattr(kernel_check, "try_kernel", counted)
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record("bfdemo==1.0\n", 1))
     assert len(checks) == 1  # the first build: checked, and what the kernel imports noted

@@ -22,14 +22,10 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from bifrost_ext.engine import packagedir as packagedir_module
+from bifrost_ext.engine import kernel_check
 from bifrost_ext.engine.installer import Installer, InstallError
-from bifrost_ext.engine.packagedir import (
-    MAX_RETRY_INTERVAL,
-    RETRY_INTERVAL,
-    PackageDirectory,
-    complete_marker,
-)
+from bifrost_ext.engine.kernel_check import MAX_RETRY_INTERVAL, RETRY_INTERVAL
+from bifrost_ext.engine.packagedir import PackageDirectory, complete_marker
 from bifrost_ext.engine.protection import kernel_runtime
 from bifrost_ext.kernel.env import ENV_KERNEL_TOKEN
 from bifrost_ext.kernel.watch import PackageWatch
@@ -384,7 +380,7 @@ async def test_follow_builds_again_once_the_back_off_passed(
     async def read() -> RequirementsRecord:
         return record
 
-    monkeypatch.setattr(packagedir_module, "RETRY_INTERVAL", 3600.0)
+    monkeypatch.setattr(kernel_check, "RETRY_INTERVAL", 3600.0)
     with pytest.raises(InstallError):
         await pkg.follow(read)  # bflater is not published yet
     build_wheel(house, "bflater", "1.0")  # now it is
@@ -392,7 +388,7 @@ async def test_follow_builds_again_once_the_back_off_passed(
     assert not pkg.is_current(record)
 
     # A back-off that is over at once: the next follow builds again, and now succeeds.
-    monkeypatch.setattr(packagedir_module, "RETRY_INTERVAL", 0.0)
+    monkeypatch.setattr(kernel_check, "RETRY_INTERVAL", 0.0)
     later = RequirementsRecord.of("default", "bflater==2.0\n", 2)
 
     async def read_later() -> RequirementsRecord:

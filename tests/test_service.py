@@ -165,6 +165,7 @@ async def test_status_lists_the_builds_under_way_and_for_what(
     await installer.started.wait()
     builds = (await service.status())["builds"]
     assert [(b["packages"], b["for"]) for b in builds] == [(2, "api by alice")]
+    assert builds[0]["purpose"] == {"kind": "change", "user": "alice", "source": "api"}
     assert builds[0]["started_at"]
     installer.proceed.set()
     await install

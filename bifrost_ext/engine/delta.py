@@ -25,7 +25,6 @@ environments it imports from with a shared ``flock`` on their :data:`LEASE` file
 
 from __future__ import annotations
 
-import csv
 import errno
 import os
 import shutil
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..kernel.lease import LEASE
-from ..pins import DIST_INFO, dist_info_pin
+from .dist_info import dist_infos, record_paths
 
 #: Threads that make links: the work is system calls, which release the GIL.
 CLONE_THREADS = 4
@@ -272,7 +271,7 @@ def distribution_tops(directory: Path, names: Collection[str]) -> set[str]:
     tops = set()
     for dist_info in _dist_infos(directory, names):
         tops.add(dist_info.name)
-        for row in _record(dist_info):
+        for row in record_paths(dist_info):
             parts = Path(os.path.normpath(row)).parts
             if parts and parts[0] != os.pardir:
                 tops.add(parts[0])
@@ -280,21 +279,8 @@ def distribution_tops(directory: Path, names: Collection[str]) -> set[str]:
 
 
 def _dist_infos(directory: Path, names: Collection[str]) -> list[Path]:
-    found = []
-    for dist_info in directory.glob(f"*{DIST_INFO}"):
-        pin = dist_info_pin(dist_info)  # a folder it does not accept is no distribution
-        if pin is not None and pin.name in names:
-            found.append(dist_info)
-    return found
-
-
-def _record(dist_info: Path) -> list[str]:
-    """The paths a distribution's RECORD lists, relative to its environment."""
-    record = dist_info / "RECORD"
-    if not record.is_file():
-        return []
-    with record.open(newline="", encoding="utf-8") as rows:
-        return [row[0] for row in csv.reader(rows) if row]
+    # A folder :func:`~bifrost_ext.pins.dist_info_pin` does not accept is no distribution.
+    return [dist_info for dist_info, pin in dist_infos(directory) if pin.name in names]
 
 
 def remove_distributions(directory: Path, names: Collection[str]) -> set[str]:
@@ -307,7 +293,7 @@ def remove_distributions(directory: Path, names: Collection[str]) -> set[str]:
     touched: set[str] = set()
     for dist_info in _dist_infos(directory, names):
         tops: set[Path] = set()
-        for row in _record(dist_info):
+        for row in record_paths(dist_info):
             path = (directory / row).resolve()
             if path.is_relative_to(root) and (path.is_file() or path.is_symlink()):
                 path.unlink()

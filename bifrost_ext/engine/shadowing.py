@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from ..pins import DIST_INFO
 from ..settings import RESERVED_COMMANDS
+from .dist_info import dist_infos, record_paths
 from .installer import InstallError
 
 #: The names of bash's builtins (``compgen -b``, bash 5): a script named so is never what a
@@ -134,14 +136,12 @@ def _script_owners(env: Path, scripts: Iterable[str]) -> dict[str, str]:
     """``name version`` of the distribution whose RECORD lists ``bin/<script>``, by script."""
     wanted = {f"bin/{script}": script for script in scripts}
     owners = {}
-    for dist_info in sorted(env.glob("*.dist-info")):
-        record = dist_info / "RECORD"
+    for dist_info, _pin in dist_infos(env):
         try:
-            with record.open(newline="", encoding="utf-8") as rows:
-                paths = [os.path.normpath(row[0]) for row in csv.reader(rows) if row]
+            paths = [os.path.normpath(path) for path in record_paths(dist_info)]
         except (OSError, UnicodeDecodeError, csv.Error):
             continue
-        name, _, version = dist_info.name[: -len(".dist-info")].rpartition("-")
+        name, _, version = dist_info.name[: -len(DIST_INFO)].rpartition("-")
         for relative in paths:
             if relative in wanted:
                 owners[wanted[relative]] = f"{name} {version}"
