@@ -14,46 +14,24 @@ the installer's output apart from them. Called by
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..pins import make_pin, parse_pin
 from ..settings import Component, owned
+from . import process
 from .failures import classify, last_error_line
+from .process import OutputCallback as OutputCallback
 
-#: How many lines of installer output a failure keeps for the user.
-OUTPUT_TAIL_LINES = 40
-#: Most bytes of one line of installer output that are kept, streamed or answered (a failing
-#: build can print megabytes on one line); the rest is read, counted and dropped.
-MAX_LINE_BYTES = 4096
-#: Most characters of a failure's kept tail, however many lines it has.
-MAX_TAIL_CHARS = 32768
-#: How much of an over-long line is read at a time while it is skipped.
-_SKIP_CHUNK = 65536
 #: A URL's scheme and its userinfo (``user:password@``), which no output may show.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
-
-OutputCallback = Callable[[str], None]
-
-#: On Linux the installer gets SIGKILL when the server that started it dies (util-linux's
-#: setpriv sets the parent-death signal, then runs the installer in its place).
-_DIE_WITH_PARENT: list[str] = (
-    [setpriv, "--pdeathsig", "KILL", "--"]
-    if sys.platform == "linux" and (setpriv := shutil.which("setpriv"))
-    else []
-)
 
 
 class InstallError(RuntimeError):
@@ -302,95 +280,42 @@ class Installer(Component):
     async def _run_recorded(
         self, cmd: list[str], cwd: Path, on_output: OutputCallback | None, pid_file: Path
     ) -> str:
+        def record_pid(pid: int) -> None:
+            # Should this server be killed, the next one to start stops the group (see
+            # stop_orphaned_installer).
+            pid_file.write_text(str(pid), "utf-8")
+
         try:
-            proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
-                [*_DIE_WITH_PARENT, *cmd],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+            done = await process.run(
+                cmd,
+                self.timeout,
                 cwd=cwd,
                 env=self.environment(),
-                start_new_session=True,  # its own process group, killed whole on a deadline
+                stream=True,
+                on_output=on_output,
+                redact=redact_urls,
+                on_start=record_pid,
                 # What it writes (its cache folder too, when it makes it) is its user's alone.
                 umask=0o077,
             )
-        except OSError as exc:
-            raise InstallError(f"could not start the installer: {exc}") from exc
-        # Should this server be killed, the next one to start stops the group (see
-        # stop_orphaned_installer).
-        pid_file.write_text(str(proc.pid), "utf-8")
-        lines: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
-        # A plain pipe read in a worker thread: cheaper than asyncio's subprocess transport,
-        # and each line still reaches on_output (on the event loop) as soon as it is printed.
-        pump = asyncio.ensure_future(
-            asyncio.to_thread(_pump, proc, lines, on_output, asyncio.get_running_loop())
-        )
-        try:
-            returncode = await asyncio.wait_for(asyncio.shield(pump), self.timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            _kill_group(proc)
-            await pump
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        except process.TimedOut as exc:
             raise InstallError(
                 f"the installer did not finish within {self.timeout:g} s and was stopped",
-                bounded_tail(lines),
+                exc.output,
                 kind="timeout",
             ) from None
-        output = bounded_tail(lines)
-        if returncode != 0:
-            failure = classify(returncode, output)
-            raise InstallError(failure.message, output, returncode, failure.kind)
-        return output
-
-
-def _pump(
-    proc: subprocess.Popen[bytes],
-    lines: deque[str],
-    on_output: OutputCallback | None,
-    loop: asyncio.AbstractEventLoop,
-) -> int:
-    assert proc.stdout is not None
-    with proc.stdout:
-        for raw_line in bounded_lines(proc.stdout):
-            line = redact_urls(raw_line)
-            lines.append(line)
-            if on_output is not None:
-                loop.call_soon_threadsafe(on_output, line)
-    return proc.wait()
-
-
-def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[str]:
-    """The lines of ``stream``, each cut to ``limit`` bytes and then saying how many bytes
-    were cut: never more than ``limit`` plus a chunk of one line in memory."""
-    while raw := stream.readline(limit):
-        cut = 0
-        if not raw.endswith(b"\n"):  # longer than the limit: skip to the line's end
-            while (rest := stream.readline(_SKIP_CHUNK)) and not rest.endswith(b"\n"):
-                cut += len(rest)
-            cut += len(rest.rstrip(b"\r\n"))
-        line = raw.decode("utf-8", "replace").rstrip()
-        yield f"{line}… [{cut} bytes cut]" if cut else line
+        except OSError as exc:
+            raise InstallError(f"could not start the installer: {exc}") from exc
+        if done.returncode != 0:
+            failure = classify(done.returncode, done.output)
+            raise InstallError(failure.message, done.output, done.returncode, failure.kind)
+        return done.output
 
 
 def redact_urls(line: str) -> str:
     """``line`` with the whole userinfo of each URL in it hidden (``https://***@host``): pip
     hides an index's password but prints its user name, which is a credential too."""
     return _USERINFO.sub(r"\1***@", line)
-
-
-def bounded_tail(lines: Iterable[str], limit: int = MAX_TAIL_CHARS) -> str:
-    """The kept lines as one text of at most about ``limit`` characters: the last ones,
-    after a line saying how many earlier characters were cut."""
-    text = "\n".join(lines)
-    if len(text) <= limit:
-        return text
-    return f"[{len(text) - limit} earlier characters cut] …{text[-limit:]}"
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def stop_orphaned_installer(pid_file: Path) -> None:
@@ -403,8 +328,7 @@ def stop_orphaned_installer(pid_file: Path) -> None:
     except (OSError, ValueError):
         return  # gone already, or no /proc to ask (the parent-death signal covers Linux)
     if str(pid_file.with_suffix("")) in cmdline:  # its --target: the half-built folder
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        process.kill_group(pid)
 
 
 def installer_env() -> dict[str, Any]:

@@ -11,20 +11,18 @@ by :mod:`bifrost_ext.server.provisioner`, :mod:`bifrost_ext.engine.packagedir`,
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import inspect
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from . import process
 from .installer import InstallError
 
 #: The kernelspec a server starts when none is named (jupyter_client's default too).
@@ -101,35 +99,17 @@ async def run_python(
     code and output (stdout, then stderr). Past ``timeout`` seconds its whole process group
     is killed and :class:`InstallError` raised, as for the installer: a kernel interpreter
     that hangs must not hang an install."""
-
-    def run() -> tuple[int, str]:
-        try:
-            proc = subprocess.Popen(
-                [os.path.abspath(python), *args],
-                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=None if env is None else dict(env),
-                cwd=cwd,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise InstallError(f"could not run the kernel interpreter {python}: {exc}") from exc
-        try:
-            data = None if stdin is None else stdin.encode("utf-8")
-            out, err = proc.communicate(data, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise InstallError(
-                f"the kernel interpreter {python} did not finish within {timeout:g} s"
-                " and was stopped"
-            ) from None
-        text = out.decode("utf-8", "replace") + err.decode("utf-8", "replace")
-        return proc.returncode, text
-
-    return await asyncio.to_thread(run)
+    try:
+        done = await process.run(
+            [os.path.abspath(python), *args], timeout, cwd=cwd, env=env, stdin=stdin
+        )
+    except process.TimedOut:
+        raise InstallError(
+            f"the kernel interpreter {python} did not finish within {timeout:g} s and was stopped"
+        ) from None
+    except OSError as exc:
+        raise InstallError(f"could not run the kernel interpreter {python}: {exc}") from exc
+    return done.returncode, done.output
 
 
 def _is_this_interpreter(python: str) -> bool:
