@@ -2,11 +2,14 @@
 
 request → requirements → **installer** → store → cache → kernels.
 
-It always runs with an argument list (never a shell), puts ``--`` before the user's specs,
-passes only the operator's index settings, runs in an empty working directory, and kills the
-whole process group when the operator's deadline passes. Its life is tied to the server's: it
-dies with the server (Linux), and a pid file beside the half-built folder lets the next start
-stop a group the dead server left behind. A failure raises
+:class:`Installer` holds the operator's settings, chooses the program once from the
+``installer`` setting (:mod:`.tools`: :class:`~.tools.UvInstaller` or
+:class:`~.tools.PipInstaller`) and runs it through :func:`bifrost_ext.engine.process.run`: an
+argument list (never a shell) with ``--`` before the user's specs, only the operator's index
+settings (the index URL in the environment, never on the command line), an empty working
+directory, the whole process group killed when the operator's deadline passes. Its life is
+tied to the server's: it dies with the server (Linux), and a pid file beside the half-built
+folder lets the next start stop a group the dead server left behind. A failure raises
 :class:`InstallError`: its kind and one line (:mod:`bifrost_ext.engine.failures`), and the tail of
 the installer's output apart from them. Called by
 :mod:`bifrost_ext.engine.packagedir`, which decides *where* to install and when to switch.
@@ -14,21 +17,22 @@ the installer's output apart from them. Called by
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import re
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..pins import make_pin, parse_pin
+from traitlets import observe
+
+from ..pins import parse_pin
 from ..settings import Component, owned
 from . import process
 from .failures import classify, last_error_line
 from .process import OutputCallback as OutputCallback
+from .tools import InstallerTool, PipInstaller, UvInstaller
+from .tools import find_uv as find_uv
 
 #: A URL's scheme and its userinfo (``user:password@``), which no output may show.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
@@ -79,21 +83,6 @@ class InstallError(RuntimeError):
         }
 
 
-@functools.cache
-def find_uv() -> str | None:
-    """Return the uv binary shipped by the ``uv`` package or found on PATH, if any.
-
-    Looked up once per process: the lookup walks sysconfig paths (~0.25 ms), and an install
-    asks twice.
-    """
-    try:
-        from uv import find_uv_bin
-
-        return str(find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        return shutil.which("uv")
-
-
 class Installer(Component):
     """Builds installer command lines from operator settings and runs them.
 
@@ -109,11 +98,26 @@ class Installer(Component):
     timeout = owned("install_timeout")
     cache_dir = owned("installer_cache_dir")
 
-    def resolved_tool(self) -> str:
-        """The installer that will actually run: ``uv`` or ``pip``."""
-        if self.tool == "auto":
-            return "uv" if find_uv() else "pip"
-        return str(self.tool)
+    _chosen: InstallerTool | None = None
+
+    @observe("tool")
+    def _tool_changed(self, change: Any) -> None:
+        self._chosen = None
+
+    @property
+    def chosen_tool(self) -> InstallerTool:
+        """The installer program that runs, chosen once from ``tool``: uv or pip (``auto``:
+        uv when available, else pip); :class:`InstallError` when uv is asked for and
+        missing."""
+        if self._chosen is None:
+            uv = find_uv()
+            if self.tool == "pip" or (self.tool == "auto" and uv is None):
+                self._chosen = PipInstaller()
+            elif uv is None:
+                raise InstallError("installer 'uv' was requested but is not available")
+            else:
+                self._chosen = UvInstaller(uv)
+        return self._chosen
 
     def command(
         self,
@@ -126,12 +130,8 @@ class Installer(Component):
         """The argument list that installs ``specs`` into ``target`` for ``python`` (only
         ``specs`` themselves with ``no_deps``: exact pins of a resolution)."""
         options = ["--target", str(target), *(["--no-deps"] if no_deps else [])]
-        if self.resolved_tool() == "uv":
-            head = [self._uv(), "pip", "install", "--python", python, "--color", "never"]
-        else:
-            head = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-            head += ["--no-warn-script-location"]
-        return [*head, *options, *self._index_args(constraints), "--", *specs]
+        options += [*self._index_args(constraints), "--", *specs]
+        return self.chosen_tool.install_command(python, options)
 
     def resolve_command(
         self, python: str, requirements: Path, output: Path, constraints: Path | None = None
@@ -139,21 +139,8 @@ class Installer(Component):
         """The argument list that resolves the requirements file ``requirements`` (lines
         bifrost normalised itself) for ``python`` and writes the outcome to ``output``: a
         ``name==version`` list (uv) or pip's installation report (JSON). Installs nothing."""
-        if self.resolved_tool() == "uv":
-            head = [self._uv(), "pip", "compile", "--python", python, "--color", "never"]
-            head += ["--quiet", "--no-header", "--no-annotate", "--output-file", str(output)]
-            return [*head, *self._index_args(constraints), str(requirements)]
-        head = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-        head += ["--dry-run", "--ignore-installed", "--quiet", "--report", str(output)]
-        # A --target keeps pip off the interpreter's own environment (and its PEP 668 mark).
-        head += ["--target", str(output.with_suffix(".target"))]
-        return [*head, *self._index_args(constraints), "--requirement", str(requirements)]
-
-    def _uv(self) -> str:
-        uv = find_uv()
-        if uv is None:
-            raise InstallError("installer 'uv' was requested but is not available")
-        return uv
+        index_args = self._index_args(constraints)
+        return self.chosen_tool.resolve_command(python, requirements, output, index_args)
 
     def _index_args(self, constraints: Path | None) -> list[str]:
         args: list[str] = []
@@ -213,14 +200,7 @@ class Installer(Component):
         finally:
             requirements.unlink(missing_ok=True)
             output.unlink(missing_ok=True)
-        if self.resolved_tool() == "uv":
-            found = [(line, parse_pin(line)) for line in text.splitlines() if "==" in line]
-        else:
-            report = json.loads(text)
-            found = [
-                (f"{meta['name']}=={meta['version']}", make_pin(meta["name"], meta["version"]))
-                for meta in (item["metadata"] for item in report.get("install", []))
-            ]
+        found = self.chosen_tool.read_resolution(text)
         if bad := [line for line, pin in found if pin is None]:
             # What the resolver names becomes a lock line: only a valid name and version may.
             raise InstallError(
@@ -251,17 +231,9 @@ class Installer(Component):
         if self.cache_dir:
             env["UV_CACHE_DIR"] = os.path.join(self.cache_dir, "uv")
             env["PIP_CACHE_DIR"] = os.path.join(self.cache_dir, "pip")
-        uv = self.resolved_tool() == "uv"
-        if self.index_url:  # readable by this user alone (/proc/<pid>/environ), unlike argv
-            if uv:
-                env.pop("UV_DEFAULT_INDEX", None)  # it would win over UV_INDEX_URL
-                env["UV_INDEX_URL"] = self.index_url
-            else:
-                env["PIP_INDEX_URL"] = self.index_url
-        if self._links_in_environment():
-            # uv splits its variable on commas, pip on whitespace.
-            separator = "," if uv else " "
-            env["UV_FIND_LINKS" if uv else "PIP_FIND_LINKS"] = separator.join(self.find_links)
+        # Readable by this user alone (/proc/<pid>/environ), unlike argv.
+        links = self.find_links if self._links_in_environment() else []
+        self.chosen_tool.index_environment(env, self.index_url, links)
         return env
 
     def _links_in_environment(self) -> bool:
