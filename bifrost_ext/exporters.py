@@ -36,8 +36,9 @@ EXPORT_FILENAMES = {
 _CONTINUED = " \\\n    "
 
 
-def export(record: RequirementsRecord, fmt: str, python: str) -> str:
-    """The record in format ``fmt`` (one of :data:`EXPORT_FORMATS`)."""
+async def export(record: RequirementsRecord, fmt: str, python: str) -> str:
+    """The record in format ``fmt`` (one of :data:`EXPORT_FORMATS`); ``pep723`` and
+    ``dockerfile`` ask the kernel interpreter ``python`` its version (once, off the loop)."""
     # Without a lock (nothing installed yet, or every line's marker false) the requirement
     # lines stand in for it: an export still says what was asked for.
     pins = record.lock_lines or record.lines
@@ -46,9 +47,9 @@ def export(record: RequirementsRecord, fmt: str, python: str) -> str:
     if fmt == "lock":
         return "".join(f"{pin}\n" for pin in pins)
     if fmt == "pep723":
-        return pep723(pins, python_version(python))
+        return pep723(pins, await python_version(python))
     if fmt == "dockerfile":
-        return dockerfile(record, pins, python_version(python))
+        return dockerfile(record, pins, await python_version(python))
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
 
 

@@ -236,7 +236,7 @@ class PackageService:
         self.servers = ServerRegistry(
             self.guarded_cache,
             self.workspace,
-            lambda: self.package_dir().active_record(),
+            self._active_record,
             server_id,
             ttl=3 * settings.sync_interval,
         )
@@ -275,22 +275,35 @@ class PackageService:
         """This workspace's folder under the site dir."""
         return self.settings.site_dir / self.workspace
 
-    def package_dir(self, python: str | None = None) -> PackageDirectory:
+    async def package_dir(self, python: str | None = None) -> PackageDirectory:
         """The package directory for a kernel interpreter (the service's own by default): one
         per interpreter, since two environments of one Python version hold different
-        packages and protect different versions."""
+        packages and protect different versions. The first call for an interpreter asks it
+        what it is (:func:`~bifrost_ext.engine.interpreter.interpreter_key`), off the loop."""
         python = python or self.python
         if python not in self._package_dirs:
+            key = await interpreter_key(python)
+            if python in self._package_dirs:  # opened while its key was asked
+                return self._package_dirs[python]
             # Made private when first built (private_dir, the installer's umask); an older
             # release made them 0755.
             for folder in (self.settings.site_dir, self.workspace_dir, self.installer.cache_dir):
                 if folder:
                     tighten(Path(folder))
-            root = self.workspace_dir / interpreter_key(python)
             self._package_dirs[python] = PackageDirectory(
-                root, self.installer, python, self.settings.protected_packages, self.commands
+                self.workspace_dir / key,
+                self.installer,
+                python,
+                self.settings.protected_packages,
+                self.commands,
             )
         return self._package_dirs[python]
+
+    def _active_record(self) -> RequirementsRecord | None:
+        """What the default kernel's package directory holds (for the servers' registry):
+        None until it is opened, which the server does as it starts."""
+        package_dir = self._package_dirs.get(self.python)
+        return package_dir.active_record() if package_dir is not None else None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -346,7 +359,7 @@ class PackageService:
         once its back-off has passed.
         """
         record = record or await self.requirements_for_kernel()
-        package_dir = self.package_dir(python)
+        package_dir = await self.package_dir(python)
         if package_dir.is_current(record):
             return PreparedKernel(package_dir)
         failure = package_dir.failure(record.hash)
@@ -415,7 +428,7 @@ class PackageService:
                 )
             except CacheUnavailable as exc:
                 cache.update(ok=False, error=str(exc))
-        package_dir = self.package_dir()
+        package_dir = await self.package_dir()
         active = package_dir.active_record()
         complete = package_dir.is_complete()
         packages: dict[str, Any] = {
@@ -562,6 +575,7 @@ class PackageService:
         content = render(change.edit({} if invalid else parse_content(base.content)))
         if content == base.content:
             return await self._unchanged(change, base)
+        package_dir = await self.package_dir(change.caller.python)
         candidate = RequirementsRecord.of(self.workspace, content, base.version + 1)
         keep = change.pins if change.pins is not None else [] if invalid else base.lock_lines
         warning = None
@@ -582,7 +596,7 @@ class PackageService:
         hook_args = {"requirements": candidate.lines, "origin": change.caller.origin}
         self._notify("bifrost_before_install", **hook_args)
         try:
-            saved = await self.package_dir(change.caller.python).build_and_switch(
+            saved = await package_dir.build_and_switch(
                 candidate, commit, change.caller.on_output, keep, purpose=change.purpose
             )
         except VersionConflict as conflict:
@@ -599,13 +613,13 @@ class PackageService:
             raise
         self._notify("bifrost_after_install", **hook_args, record=saved, error=None)
         await self._after_save(base, saved, change.caller.origin)
-        kept = self.package_dir(change.caller.python).kernel_kept.pop(saved.hash, {})
+        kept = package_dir.kernel_kept.pop(saved.hash, {})
         kept = kept if change.report else {}  # an install's news; a removal keeps them on
         return ChangeResult(
             saved,
-            self._installed(saved, change),
+            self._installed(saved, change, package_dir),
             warning=warning,
-            versions=version_changes(self._locked(base, change), saved.locked),
+            versions=version_changes(self._locked(base, change, package_dir), saved.locked),
             kept=[{"name": name, "version": version} for name, version in kept.items()],
         )
 
@@ -615,11 +629,10 @@ class PackageService:
         saved = await self._read_database()
         if (saved.version, saved.hash) != (base.version, base.hash):
             return await self._attempt(change, saved)  # our copy was behind
-        await self.package_dir(change.caller.python).ensure(
-            saved, change.caller.on_output, purpose=change.purpose
-        )
+        package_dir = await self.package_dir(change.caller.python)
+        await package_dir.ensure(saved, change.caller.on_output, purpose=change.purpose)
         await self.guarded_cache.put(saved)
-        return ChangeResult(saved, self._installed(saved, change), changed=False)
+        return ChangeResult(saved, self._installed(saved, change, package_dir), changed=False)
 
     async def _save(
         self, base: RequirementsRecord, content: str, origin: Origin, lock: str
@@ -653,21 +666,25 @@ class PackageService:
         self._latest = await _run(self.store.get, self.workspace)
         return self._latest
 
-    def _locked(self, base: RequirementsRecord, change: Change) -> dict[str, str]:
+    def _locked(
+        self, base: RequirementsRecord, change: Change, package_dir: PackageDirectory
+    ) -> dict[str, str]:
         """The versions ``base`` pins, or for a record saved before locks existed, what the
         package directory holds."""
         if base.lock or not base.lines:
             return base.locked
         return {
             str(canonicalize_name(dist["name"])): dist["version"]
-            for dist in self.package_dir(change.caller.python).installed()
+            for dist in package_dir.installed()
         }
 
-    def _installed(self, record: RequirementsRecord, change: Change) -> list[dict[str, str]]:
+    def _installed(
+        self, record: RequirementsRecord, change: Change, package_dir: PackageDirectory
+    ) -> list[dict[str, str]]:
         """Name and version of the projects ``change`` named, from ``record``'s lock."""
         names = change.named if change.report else ()
         if not record.lock:  # saved before locks existed
-            return self.package_dir(change.caller.python).installed(names)
+            return package_dir.installed(names)
         pinned = record.locked
         return [{"name": name, "version": pinned[name]} for name in sorted(names) if name in pinned]
 
@@ -682,7 +699,7 @@ class PackageService:
         package directory follows the database even when it held a newer version. With the
         database down, the kernel-start path (Redis, else the local copy) is used.
         """
-        package_dir = self.package_dir()
+        package_dir = await self.package_dir()
         before = package_dir.active_record()
         try:
             record = await package_dir.follow(self._read_database)

@@ -282,16 +282,16 @@ async def test_a_kernel_that_waited_for_a_build_from_nothing_finds_its_bytecode(
         await before.install(["bfwide"])
         assert not (tmp_path / "new-container").exists()
         await new.prepare_kernel(sys.executable)  # what the provisioner waits on
-        env = new.package_dir().current.resolve()
+        env = (await new.package_dir()).current.resolve()
         compiled = {path.name.split(".")[0] for path in env.glob("bfwide/__pycache__/*.pyc")}
         assert compiled == {"__init__", *(f"m{i:02d}" for i in range(len(WIDE)))}
         assert list(env.glob("__pycache__/bfwide_top.*.pyc"))  # a top-level module's too
         stamps = {path: path.stat().st_mtime_ns for path in env.rglob("*.pyc")}
         # Valid for the kernel's interpreter: importing everything rewrites none of it.
         modules = "; ".join(f"import bfwide.m{i:02d}" for i in range(len(WIDE)))
-        assert run(new.package_dir().current, f"import bfwide_top; {modules}; print('ok')") == (
-            "ok\n"
-        )
+        assert run(
+            (await new.package_dir()).current, f"import bfwide_top; {modules}; print('ok')"
+        ) == ("ok\n")
         assert {path: path.stat().st_mtime_ns for path in env.rglob("*.pyc")} == stamps
     finally:
         before.close()

@@ -103,20 +103,20 @@ async def test_an_odd_dist_info_never_reaches_the_lock_or_an_export(
     _assert_exports_hold_exactly(exported, ["bfdemo==1.0", "bfodd==1.0"], tmp_path / "second")
 
 
-def test_a_lock_edited_by_hand_exports_only_its_valid_pins(tmp_path: Path) -> None:
+async def test_a_lock_edited_by_hand_exports_only_its_valid_pins(tmp_path: Path) -> None:
     """A saved lock is read back from a database row anybody with its role could edit."""
     lock = 'bfdemo==1.0\nbfx`touch pwned`==1.0\nbfy", "evil", "z==1.0\nbfdep==not a version\n'
     record = RequirementsRecord.of("default", "bfdemo\n", 1, lock)
     assert record.lock_lines == ["bfdemo==1.0"]
     assert lock_pins(record.lock) == {"bfdemo": "1.0"}
-    exported = {fmt: export(record, fmt, sys.executable) for fmt in EXPORT_FORMATS}
+    exported = {fmt: await export(record, fmt, sys.executable) for fmt in EXPORT_FORMATS}
     assert exported["lock"] == "bfdemo==1.0\n"
     _assert_exports_hold_exactly(exported, ["bfdemo==1.0"], tmp_path)
 
 
-def test_a_workspace_name_stays_in_the_dockerfiles_comment(tmp_path: Path) -> None:
+async def test_a_workspace_name_stays_in_the_dockerfiles_comment(tmp_path: Path) -> None:
     record = RequirementsRecord.of("ws\nRUN touch pwned\n#", "bfdemo\n", 1, "bfdemo==1.0\n")
-    dockerfile = export(record, "dockerfile", sys.executable)
+    dockerfile = await export(record, "dockerfile", sys.executable)
     assert [line.split(" ", 1)[0] for line in dockerfile_instructions(dockerfile)] == [
         "FROM",
         "RUN",

@@ -40,9 +40,9 @@ def bifrost(serverapp: Any) -> Any:
     return app
 
 
-def root_of(serverapp: Any) -> Path:
+async def root_of(serverapp: Any) -> Path:
     """The server's own package directory (``<site>/<workspace>/<tag>``)."""
-    root: Path = bifrost(serverapp).service.package_dir().root
+    root: Path = (await bifrost(serverapp).service.package_dir()).root
     return root
 
 
@@ -111,7 +111,7 @@ async def test_a_kernel_starts_whatever_breaks_and_says_why(
     breakage: Any,
     told: str,
 ) -> None:
-    root = root_of(jp_serverapp)
+    root = await root_of(jp_serverapp)
     store.save("default", "bfdemo==1.0\n", 0)
     breakage(root, store)
     km = await start_kernel(jp_fetch, jp_serverapp)
@@ -209,7 +209,7 @@ async def test_a_removed_environment_is_noticed_and_rebuilt(
 ) -> None:
     status, first = await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
     assert status == 200, first
-    root = root_of(jp_serverapp)
+    root = await root_of(jp_serverapp)
     for env in (root / "envs").iterdir():  # a clean-up job, a partial restore
         if env.is_symlink():
             env.unlink()
@@ -232,7 +232,7 @@ async def test_a_kernel_start_rebuilds_what_a_clean_up_removed(
 ) -> None:
     status, body = await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
     assert status == 200, body
-    root = root_of(jp_serverapp)
+    root = await root_of(jp_serverapp)
     shutil.rmtree(root / "envs")
     km = await start_kernel(jp_fetch, jp_serverapp)
     notice, version, _ = (await run_cell(km, IMPORT_BFDEMO)).splitlines()
@@ -245,7 +245,7 @@ async def test_a_save_whose_local_steps_failed_is_a_save_with_a_warning(
 ) -> None:
     status, first = await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
     assert status == 200, first
-    root = root_of(jp_serverapp)
+    root = await root_of(jp_serverapp)
     (root / "active.json").unlink()
     (root / "active.json").mkdir()  # writing active.json fails, as on a full disk
     status, body = await call(jp_fetch, "install", {"packages": ["bfdemo==2.0"]})
@@ -280,7 +280,7 @@ async def test_sync_puts_the_database_back_into_a_stale_or_restored_redis(
     behind = store.save("default", "bfdemo==2.0\n", 1)
     await service.sync()
     assert cached(redis_client)["hash"] == behind.hash
-    assert (root_of(jp_serverapp) / "current" / "bfdemo-2.0.dist-info").is_dir()
+    assert (await root_of(jp_serverapp) / "current" / "bfdemo-2.0.dist-info").is_dir()
     # The database was restored from a backup: Redis (and this machine) are ahead of it.
     ahead = RequirementsRecord.of("default", "bfdep\n", 7)
     redis_client.set("bifrost:requirements:content", json.dumps(ahead.to_json()))

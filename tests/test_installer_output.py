@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from bifrost_ext.engine.installer import MAX_LINE_BYTES, MAX_TAIL_CHARS, bounded_lines, bounded_tail
+from bifrost_ext.engine.process import MAX_LINE_BYTES, MAX_TAIL_CHARS, bounded_lines, bounded_tail
 from tests.api import answer, call, post_raw, snapshot
 from tests.wheels import build_suite_wheels, build_wheel
 

@@ -65,12 +65,12 @@ async def test_two_environments_of_one_python_version_do_not_share_a_directory(
     service = service_for(first, sqlite_url, tmp_path / "site", wheelhouse, picky_house)
     try:
         await service.install(["bfpicky"])  # fits the first: bfpicky needs its bfdemo 1.0
-        first_dir, second_dir = service.package_dir(first), service.package_dir(second)
+        first_dir, second_dir = await service.package_dir(first), await service.package_dir(second)
         assert first_dir.root != second_dir.root
         tag = sys.implementation.cache_tag
         assert first_dir.root.name.startswith(f"{tag}-")
         assert second_dir.root.name.startswith(f"{tag}-")
-        assert service.package_dir(first).root == first_dir.root  # stable
+        assert (await service.package_dir(first)).root == first_dir.root  # stable
 
         # The second kernel's bfdemo 2.0 is protected too: bfpicky cannot be had there, and
         # its kernels never see the first's build.

@@ -32,8 +32,8 @@ def service(
     service.close()
 
 
-def versions(service: PackageService) -> dict[str, str]:
-    return {d["name"]: d["version"] for d in service.package_dir().installed()}
+async def versions(service: PackageService) -> dict[str, str]:
+    return {d["name"]: d["version"] for d in (await service.package_dir()).installed()}
 
 
 async def test_the_lock_is_saved_with_the_requirements(service: PackageService) -> None:
@@ -51,7 +51,7 @@ async def test_a_new_container_gets_the_locked_versions_not_the_newest(
     build_wheel(growing_wheelhouse, "bfdemo", "2.0")
     shutil.rmtree(site_dir)
     await service.prepare_kernel(sys.executable)
-    assert versions(service) == {"bfdemo": "1.0"}
+    assert await versions(service) == {"bfdemo": "1.0"}
 
 
 async def test_other_installs_keep_locked_versions_and_named_ones_move(
@@ -60,11 +60,11 @@ async def test_other_installs_keep_locked_versions_and_named_ones_move(
     await service.install(["bfdemo"])
     build_wheel(growing_wheelhouse, "bfdemo", "2.0")
     result = await service.install(["bfdep"])
-    assert versions(service) == {"bfdemo": "1.0", "bfdep": "1.0"}
+    assert await versions(service) == {"bfdemo": "1.0", "bfdep": "1.0"}
     assert result.record.lock == "bfdemo==1.0\nbfdep==1.0\n"
     # Naming a project again is asking for it afresh.
     result = await service.install(["bfdemo>=1"])
-    assert versions(service)["bfdemo"] == "2.0"
+    assert (await versions(service))["bfdemo"] == "2.0"
     assert "bfdemo==2.0" in result.record.lock_lines
 
 
@@ -74,6 +74,6 @@ async def test_pins_that_no_longer_fit_are_resolved_afresh(
     # A lock from elsewhere names a version this machine cannot get.
     record = RequirementsRecord.of("default", "bfdemo\n", 1, "bfdemo==9.9\n")
     lines: list[str] = []
-    await service.package_dir().ensure(record, lines.append)
-    assert versions(service) == {"bfdemo": "1.0"}
+    await (await service.package_dir()).ensure(record, lines.append)
+    assert await versions(service) == {"bfdemo": "1.0"}
     assert "bifrost: the saved bfdemo==9.9 does not fit; resolving afresh" in lines

@@ -147,7 +147,7 @@ async def test_a_rollback_installs_the_revisions_locked_versions(
     result = await second.rollback(revision.id)
     assert result.record.content == "bfdemo\n"
     assert result.record.lock == "bfdemo==1.0\n"
-    assert versions(second.package_dir()) == {"bfdemo": "1.0"}
+    assert versions(await second.package_dir()) == {"bfdemo": "1.0"}
 
 
 # -- through a real server and real kernels -------------------------------------------------
@@ -189,7 +189,9 @@ class TestRestartAfterAChangeNoEventAnnounced:
             await other.install(["bfdemo==2.0"])
         finally:
             other.close()
-        active = jp_serverapp.web_app.settings[SERVICE_SETTING].package_dir().active_record()
+        active = (
+            await jp_serverapp.web_app.settings[SERVICE_SETTING].package_dir()
+        ).active_record()
         assert "bfdemo==1.0" in active.content, "this server was told; the test needs it not to"
 
         await jp_fetch("api", "kernels", kernel.kernel_id, "restart", method="POST", body="{}")

@@ -44,7 +44,7 @@ async def test_concurrent_installs_on_two_servers_keep_both(
     # Each server's package directory holds what that server last saved; a kernel start
     # brings it up to the saved requirements.
     await second.prepare_kernel(sys.executable)
-    assert second.package_dir().active_record() == saved
+    assert (await second.package_dir()).active_record() == saved
 
 
 async def test_reinstalling_the_same_spec_changes_nothing(
@@ -96,7 +96,7 @@ async def test_a_server_whose_copy_is_behind_edits_what_is_saved(
     result = await second.install(["bfapp"])
     assert result.record.lines == ["bfapp", "bfdemo==1.0", "bfdep"]
     assert await asyncio.to_thread(first.store.get, "default") == result.record
-    assert second.package_dir().active_record() == result.record
+    assert (await second.package_dir()).active_record() == result.record
 
 
 async def test_an_install_its_stale_copy_already_has_is_still_saved(

@@ -415,7 +415,7 @@ async def _warm(service: PackageService, args: argparse.Namespace) -> int:
 
 async def _sync(service: PackageService, args: argparse.Namespace) -> int:
     record = await service.requirements_for_kernel()
-    package_dir = service.package_dir()
+    package_dir = await service.package_dir()
     await package_dir.ensure(record, args.progress)
     _done(sys.stdout)
     print(f"{package_dir.current} holds version {record.version} ({record.hash[:12]})")
@@ -424,7 +424,7 @@ async def _sync(service: PackageService, args: argparse.Namespace) -> int:
 
 async def _export(service: PackageService, args: argparse.Namespace) -> int:
     record = await service.read()
-    sys.stdout.write(export(record, args.format, service.python))
+    sys.stdout.write(await export(record, args.format, service.python))
     return EXIT_OK
 
 

@@ -2,11 +2,14 @@
 
 request → requirements → **installer** → store → cache → kernels.
 
-It always runs with an argument list (never a shell), puts ``--`` before the user's specs,
-passes only the operator's index settings, runs in an empty working directory, and kills the
-whole process group when the operator's deadline passes. Its life is tied to the server's: it
-dies with the server (Linux), and a pid file beside the half-built folder lets the next start
-stop a group the dead server left behind. A failure raises
+:class:`Installer` holds the operator's settings, chooses the program once from the
+``installer`` setting (:mod:`.tools`: :class:`~.tools.UvInstaller` or
+:class:`~.tools.PipInstaller`) and runs it through :func:`bifrost_ext.engine.process.run`: an
+argument list (never a shell) with ``--`` before the user's specs, only the operator's index
+settings (the index URL in the environment, never on the command line), an empty working
+directory, the whole process group killed when the operator's deadline passes. Its life is
+tied to the server's: it dies with the server (Linux), and a pid file beside the half-built
+folder lets the next start stop a group the dead server left behind. A failure raises
 :class:`InstallError`: its kind and one line (:mod:`bifrost_ext.engine.failures`), and the tail of
 the installer's output apart from them. Called by
 :mod:`bifrost_ext.engine.packagedir`, which decides *where* to install and when to switch.
@@ -14,46 +17,25 @@ the installer's output apart from them. Called by
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import json
 import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from ..pins import make_pin, parse_pin
+from traitlets import observe
+
+from ..pins import parse_pin
 from ..settings import Component, owned
+from . import process
 from .failures import classify, last_error_line
+from .process import OutputCallback as OutputCallback
+from .tools import InstallerTool, PipInstaller, UvInstaller
+from .tools import find_uv as find_uv
 
-#: How many lines of installer output a failure keeps for the user.
-OUTPUT_TAIL_LINES = 40
-#: Most bytes of one line of installer output that are kept, streamed or answered (a failing
-#: build can print megabytes on one line); the rest is read, counted and dropped.
-MAX_LINE_BYTES = 4096
-#: Most characters of a failure's kept tail, however many lines it has.
-MAX_TAIL_CHARS = 32768
-#: How much of an over-long line is read at a time while it is skipped.
-_SKIP_CHUNK = 65536
 #: A URL's scheme and its userinfo (``user:password@``), which no output may show.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
-
-OutputCallback = Callable[[str], None]
-
-#: On Linux the installer gets SIGKILL when the server that started it dies (util-linux's
-#: setpriv sets the parent-death signal, then runs the installer in its place).
-_DIE_WITH_PARENT: list[str] = (
-    [setpriv, "--pdeathsig", "KILL", "--"]
-    if sys.platform == "linux" and (setpriv := shutil.which("setpriv"))
-    else []
-)
 
 
 class InstallError(RuntimeError):
@@ -101,21 +83,6 @@ class InstallError(RuntimeError):
         }
 
 
-@functools.cache
-def find_uv() -> str | None:
-    """Return the uv binary shipped by the ``uv`` package or found on PATH, if any.
-
-    Looked up once per process: the lookup walks sysconfig paths (~0.25 ms), and an install
-    asks twice.
-    """
-    try:
-        from uv import find_uv_bin
-
-        return str(find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        return shutil.which("uv")
-
-
 class Installer(Component):
     """Builds installer command lines from operator settings and runs them.
 
@@ -131,11 +98,26 @@ class Installer(Component):
     timeout = owned("install_timeout")
     cache_dir = owned("installer_cache_dir")
 
-    def resolved_tool(self) -> str:
-        """The installer that will actually run: ``uv`` or ``pip``."""
-        if self.tool == "auto":
-            return "uv" if find_uv() else "pip"
-        return str(self.tool)
+    _chosen: InstallerTool | None = None
+
+    @observe("tool")
+    def _tool_changed(self, change: Any) -> None:
+        self._chosen = None
+
+    @property
+    def chosen_tool(self) -> InstallerTool:
+        """The installer program that runs, chosen once from ``tool``: uv or pip (``auto``:
+        uv when available, else pip); :class:`InstallError` when uv is asked for and
+        missing."""
+        if self._chosen is None:
+            uv = find_uv()
+            if self.tool == "pip" or (self.tool == "auto" and uv is None):
+                self._chosen = PipInstaller()
+            elif uv is None:
+                raise InstallError("installer 'uv' was requested but is not available")
+            else:
+                self._chosen = UvInstaller(uv)
+        return self._chosen
 
     def command(
         self,
@@ -148,12 +130,8 @@ class Installer(Component):
         """The argument list that installs ``specs`` into ``target`` for ``python`` (only
         ``specs`` themselves with ``no_deps``: exact pins of a resolution)."""
         options = ["--target", str(target), *(["--no-deps"] if no_deps else [])]
-        if self.resolved_tool() == "uv":
-            head = [self._uv(), "pip", "install", "--python", python, "--color", "never"]
-        else:
-            head = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-            head += ["--no-warn-script-location"]
-        return [*head, *options, *self._index_args(constraints), "--", *specs]
+        options += [*self._index_args(constraints), "--", *specs]
+        return self.chosen_tool.install_command(python, options)
 
     def resolve_command(
         self, python: str, requirements: Path, output: Path, constraints: Path | None = None
@@ -161,21 +139,8 @@ class Installer(Component):
         """The argument list that resolves the requirements file ``requirements`` (lines
         bifrost normalised itself) for ``python`` and writes the outcome to ``output``: a
         ``name==version`` list (uv) or pip's installation report (JSON). Installs nothing."""
-        if self.resolved_tool() == "uv":
-            head = [self._uv(), "pip", "compile", "--python", python, "--color", "never"]
-            head += ["--quiet", "--no-header", "--no-annotate", "--output-file", str(output)]
-            return [*head, *self._index_args(constraints), str(requirements)]
-        head = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-        head += ["--dry-run", "--ignore-installed", "--quiet", "--report", str(output)]
-        # A --target keeps pip off the interpreter's own environment (and its PEP 668 mark).
-        head += ["--target", str(output.with_suffix(".target"))]
-        return [*head, *self._index_args(constraints), "--requirement", str(requirements)]
-
-    def _uv(self) -> str:
-        uv = find_uv()
-        if uv is None:
-            raise InstallError("installer 'uv' was requested but is not available")
-        return uv
+        index_args = self._index_args(constraints)
+        return self.chosen_tool.resolve_command(python, requirements, output, index_args)
 
     def _index_args(self, constraints: Path | None) -> list[str]:
         args: list[str] = []
@@ -235,14 +200,7 @@ class Installer(Component):
         finally:
             requirements.unlink(missing_ok=True)
             output.unlink(missing_ok=True)
-        if self.resolved_tool() == "uv":
-            found = [(line, parse_pin(line)) for line in text.splitlines() if "==" in line]
-        else:
-            report = json.loads(text)
-            found = [
-                (f"{meta['name']}=={meta['version']}", make_pin(meta["name"], meta["version"]))
-                for meta in (item["metadata"] for item in report.get("install", []))
-            ]
+        found = self.chosen_tool.read_resolution(text)
         if bad := [line for line, pin in found if pin is None]:
             # What the resolver names becomes a lock line: only a valid name and version may.
             raise InstallError(
@@ -273,17 +231,9 @@ class Installer(Component):
         if self.cache_dir:
             env["UV_CACHE_DIR"] = os.path.join(self.cache_dir, "uv")
             env["PIP_CACHE_DIR"] = os.path.join(self.cache_dir, "pip")
-        uv = self.resolved_tool() == "uv"
-        if self.index_url:  # readable by this user alone (/proc/<pid>/environ), unlike argv
-            if uv:
-                env.pop("UV_DEFAULT_INDEX", None)  # it would win over UV_INDEX_URL
-                env["UV_INDEX_URL"] = self.index_url
-            else:
-                env["PIP_INDEX_URL"] = self.index_url
-        if self._links_in_environment():
-            # uv splits its variable on commas, pip on whitespace.
-            separator = "," if uv else " "
-            env["UV_FIND_LINKS" if uv else "PIP_FIND_LINKS"] = separator.join(self.find_links)
+        # Readable by this user alone (/proc/<pid>/environ), unlike argv.
+        links = self.find_links if self._links_in_environment() else []
+        self.chosen_tool.index_environment(env, self.index_url, links)
         return env
 
     def _links_in_environment(self) -> bool:
@@ -302,95 +252,42 @@ class Installer(Component):
     async def _run_recorded(
         self, cmd: list[str], cwd: Path, on_output: OutputCallback | None, pid_file: Path
     ) -> str:
+        def record_pid(pid: int) -> None:
+            # Should this server be killed, the next one to start stops the group (see
+            # stop_orphaned_installer).
+            pid_file.write_text(str(pid), "utf-8")
+
         try:
-            proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
-                [*_DIE_WITH_PARENT, *cmd],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+            done = await process.run(
+                cmd,
+                self.timeout,
                 cwd=cwd,
                 env=self.environment(),
-                start_new_session=True,  # its own process group, killed whole on a deadline
+                stream=True,
+                on_output=on_output,
+                redact=redact_urls,
+                on_start=record_pid,
                 # What it writes (its cache folder too, when it makes it) is its user's alone.
                 umask=0o077,
             )
-        except OSError as exc:
-            raise InstallError(f"could not start the installer: {exc}") from exc
-        # Should this server be killed, the next one to start stops the group (see
-        # stop_orphaned_installer).
-        pid_file.write_text(str(proc.pid), "utf-8")
-        lines: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
-        # A plain pipe read in a worker thread: cheaper than asyncio's subprocess transport,
-        # and each line still reaches on_output (on the event loop) as soon as it is printed.
-        pump = asyncio.ensure_future(
-            asyncio.to_thread(_pump, proc, lines, on_output, asyncio.get_running_loop())
-        )
-        try:
-            returncode = await asyncio.wait_for(asyncio.shield(pump), self.timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            _kill_group(proc)
-            await pump
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        except process.TimedOut as exc:
             raise InstallError(
                 f"the installer did not finish within {self.timeout:g} s and was stopped",
-                bounded_tail(lines),
+                exc.output,
                 kind="timeout",
             ) from None
-        output = bounded_tail(lines)
-        if returncode != 0:
-            failure = classify(returncode, output)
-            raise InstallError(failure.message, output, returncode, failure.kind)
-        return output
-
-
-def _pump(
-    proc: subprocess.Popen[bytes],
-    lines: deque[str],
-    on_output: OutputCallback | None,
-    loop: asyncio.AbstractEventLoop,
-) -> int:
-    assert proc.stdout is not None
-    with proc.stdout:
-        for raw_line in bounded_lines(proc.stdout):
-            line = redact_urls(raw_line)
-            lines.append(line)
-            if on_output is not None:
-                loop.call_soon_threadsafe(on_output, line)
-    return proc.wait()
-
-
-def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[str]:
-    """The lines of ``stream``, each cut to ``limit`` bytes and then saying how many bytes
-    were cut: never more than ``limit`` plus a chunk of one line in memory."""
-    while raw := stream.readline(limit):
-        cut = 0
-        if not raw.endswith(b"\n"):  # longer than the limit: skip to the line's end
-            while (rest := stream.readline(_SKIP_CHUNK)) and not rest.endswith(b"\n"):
-                cut += len(rest)
-            cut += len(rest.rstrip(b"\r\n"))
-        line = raw.decode("utf-8", "replace").rstrip()
-        yield f"{line}… [{cut} bytes cut]" if cut else line
+        except OSError as exc:
+            raise InstallError(f"could not start the installer: {exc}") from exc
+        if done.returncode != 0:
+            failure = classify(done.returncode, done.output)
+            raise InstallError(failure.message, done.output, done.returncode, failure.kind)
+        return done.output
 
 
 def redact_urls(line: str) -> str:
     """``line`` with the whole userinfo of each URL in it hidden (``https://***@host``): pip
     hides an index's password but prints its user name, which is a credential too."""
     return _USERINFO.sub(r"\1***@", line)
-
-
-def bounded_tail(lines: Iterable[str], limit: int = MAX_TAIL_CHARS) -> str:
-    """The kept lines as one text of at most about ``limit`` characters: the last ones,
-    after a line saying how many earlier characters were cut."""
-    text = "\n".join(lines)
-    if len(text) <= limit:
-        return text
-    return f"[{len(text) - limit} earlier characters cut] …{text[-limit:]}"
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def stop_orphaned_installer(pid_file: Path) -> None:
@@ -403,8 +300,7 @@ def stop_orphaned_installer(pid_file: Path) -> None:
     except (OSError, ValueError):
         return  # gone already, or no /proc to ask (the parent-death signal covers Linux)
     if str(pid_file.with_suffix("")) in cmdline:  # its --target: the half-built folder
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        process.kill_group(pid)
 
 
 def installer_env() -> dict[str, Any]:

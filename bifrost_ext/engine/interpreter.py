@@ -4,9 +4,13 @@ A package directory belongs to one kernel interpreter (:func:`interpreter_key`):
 for CPython 3.11 must never be imported by 3.12, and two 3.11 environments hold different
 packages. What the kernel itself runs on (ipykernel and the closure of its requirements,
 :func:`kernel_runtime`) is read from that interpreter, with its own markers, so that installs
-can be held to it and a build tried there before anyone imports it (:func:`try_kernel`). Used
-by :mod:`bifrost_ext.server.provisioner`, :mod:`bifrost_ext.engine.packagedir`,
-:mod:`bifrost_ext.service` and :mod:`bifrost_ext.cli`.
+can be held to it and a build tried there before anyone imports it (:func:`try_kernel`, in
+:mod:`bifrost_ext.engine.protection`). Used by :mod:`bifrost_ext.server.provisioner`,
+:mod:`bifrost_ext.engine.packagedir`, :mod:`bifrost_ext.service` and :mod:`bifrost_ext.cli`.
+
+Every question to an interpreter is a program run through :func:`bifrost_ext.engine.process.run`
+and awaited, never a blocking call: the kernel-start path asks the key of an interpreter it
+has not seen yet. The answers are kept per interpreter file (path and mtime).
 """
 
 from __future__ import annotations
@@ -17,14 +21,12 @@ import hashlib
 import inspect
 import os
 import shutil
-import signal
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from . import process
 from .installer import InstallError
 
 #: The kernelspec a server starts when none is named (jupyter_client's default too).
@@ -63,21 +65,21 @@ def kernel_python(kernel_spec_manager: Any, kernel_name: str) -> str:
     return sys.executable
 
 
-def python_tag(python: str) -> str:
+async def python_tag(python: str) -> str:
     """Return the interpreter's cache tag, such as ``cpython-311``."""
     if _is_this_interpreter(python):
         return sys.implementation.cache_tag or f"py{sys.version_info[0]}{sys.version_info[1]}"
-    return _ask(python, _TAG)
+    return await _ask(python, _TAG)
 
 
-def python_version(python: str) -> str:
+async def python_version(python: str) -> str:
     """``major.minor`` of an interpreter, such as ``3.11``."""
     if _is_this_interpreter(python):
         return f"{sys.version_info[0]}.{sys.version_info[1]}"
-    return _ask(python, _VERSION)
+    return await _ask(python, _VERSION)
 
 
-def interpreter_key(python: str) -> str:
+async def interpreter_key(python: str) -> str:
     """A readable, stable name for one interpreter's package directory: its cache tag and a
     short hash of its ``sys.prefix``, such as ``cpython-311-3f2a9c1e``.
 
@@ -85,8 +87,8 @@ def interpreter_key(python: str) -> str:
     kernel's own among them), so each needs its own builds.
     """
     here = _is_this_interpreter(python)
-    prefix = os.path.realpath(sys.prefix) if here else _ask(python, _PREFIX)
-    return f"{python_tag(python)}-{hashlib.sha256(prefix.encode()).hexdigest()[:8]}"
+    prefix = os.path.realpath(sys.prefix) if here else await _ask(python, _PREFIX)
+    return f"{await python_tag(python)}-{hashlib.sha256(prefix.encode()).hexdigest()[:8]}"
 
 
 async def run_python(
@@ -101,35 +103,17 @@ async def run_python(
     code and output (stdout, then stderr). Past ``timeout`` seconds its whole process group
     is killed and :class:`InstallError` raised, as for the installer: a kernel interpreter
     that hangs must not hang an install."""
-
-    def run() -> tuple[int, str]:
-        try:
-            proc = subprocess.Popen(
-                [os.path.abspath(python), *args],
-                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=None if env is None else dict(env),
-                cwd=cwd,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise InstallError(f"could not run the kernel interpreter {python}: {exc}") from exc
-        try:
-            data = None if stdin is None else stdin.encode("utf-8")
-            out, err = proc.communicate(data, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise InstallError(
-                f"the kernel interpreter {python} did not finish within {timeout:g} s"
-                " and was stopped"
-            ) from None
-        text = out.decode("utf-8", "replace") + err.decode("utf-8", "replace")
-        return proc.returncode, text
-
-    return await asyncio.to_thread(run)
+    try:
+        done = await process.run(
+            [os.path.abspath(python), *args], timeout, cwd=cwd, env=env, stdin=stdin
+        )
+    except process.TimedOut:
+        raise InstallError(
+            f"the kernel interpreter {python} did not finish within {timeout:g} s and was stopped"
+        ) from None
+    except OSError as exc:
+        raise InstallError(f"could not run the kernel interpreter {python}: {exc}") from exc
+    return done.returncode, done.output
 
 
 def _is_this_interpreter(python: str) -> bool:
@@ -143,19 +127,58 @@ def _is_this_interpreter(python: str) -> bool:
     return same_folder and os.path.realpath(python) == os.path.realpath(sys.executable)
 
 
-def _ask(python: str, code: str, *args: str) -> str:
+_Question = tuple[str, int, str, tuple[str, ...]]
+#: How long a kernel interpreter may take to say what it is.
+ASK_TIMEOUT = 30.0
+#: Most answers kept (the oldest is dropped first).
+_MAX_ANSWERS = 64
+#: Interpreters' answers by (path, mtime, program, arguments): an interpreter upgraded in
+#: place gets asked again. Each is the asking itself, so callers at once share one run; a
+#: failure is forgotten, to be asked again.
+_answers: dict[_Question, asyncio.Future[str]] = {}
+
+
+async def _ask(python: str, code: str, *args: str) -> str:
     """What ``code`` prints in an isolated run of ``python``, cached per interpreter file."""
-    return _ask_cached(python, os.stat(python).st_mtime_ns, code, args)
+    try:
+        key = (python, os.stat(python).st_mtime_ns, code, args)
+    except OSError as exc:
+        raise InstallError(f"cannot run the kernel interpreter {python}: {exc}") from exc
+    answer = _answers.get(key)
+    if answer is not None and answer.done():
+        return answer.result()  # a done answer, whichever event loop asked
+    if answer is None or answer.get_loop() is not asyncio.get_running_loop():
+        answer = asyncio.ensure_future(_ask_now(python, code, args))
+        _answers[key] = answer
+        answer.add_done_callback(functools.partial(_forget_failure, key))
+        while len(_answers) > _MAX_ANSWERS:
+            del _answers[next(iter(_answers))]
+    # Shielded: one caller cancelled does not cancel the others' answer.
+    return await asyncio.shield(answer)
 
 
-@functools.lru_cache(maxsize=64)
-def _ask_cached(python: str, _mtime_ns: int, code: str, args: tuple[str, ...]) -> str:
-    # Keyed by (path, mtime): an interpreter upgraded in place gets asked again.
-    out = subprocess.run(
-        [python, "-I", "-c", code, *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return out.stdout.strip()
+def _forget_failure(
+    key: tuple[str, int, str, tuple[str, ...]], answer: asyncio.Future[str]
+) -> None:
+    if (answer.cancelled() or answer.exception() is not None) and _answers.get(key) is answer:
+        del _answers[key]
+
+
+async def _ask_now(python: str, code: str, args: tuple[str, ...]) -> str:
+    try:
+        done = await process.run([python, "-I", "-c", code, *args], ASK_TIMEOUT)
+    except process.TimedOut:
+        raise InstallError(
+            f"the kernel interpreter {python} did not answer within {ASK_TIMEOUT:g} s"
+            " and was stopped"
+        ) from None
+    except OSError as exc:
+        raise InstallError(f"could not run the kernel interpreter {python}: {exc}") from exc
+    if done.returncode != 0:
+        raise InstallError(
+            f"the kernel interpreter {python} failed to say what it is"
+            f" (exit code {done.returncode})",
+            done.output,
+            done.returncode,
+        )
+    return done.stdout.strip()

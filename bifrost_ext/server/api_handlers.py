@@ -443,8 +443,7 @@ class ExportHandler(PackagesAPIHandler):
         except StoreUnavailable as exc:
             self.reply(503, {"message": str(exc)})
             return
-        # The kernel's Python version may mean asking its interpreter once: not on the loop.
-        content = await asyncio.to_thread(export, record, fmt, self.service.python)
+        content = await export(record, fmt, self.service.python)
         self.reply(200, {"format": fmt, "filename": EXPORT_FILENAMES[fmt], "content": content})
 
 

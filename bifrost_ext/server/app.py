@@ -192,10 +192,10 @@ class BifrostApp(ExtensionApp, SettingTraits):
             serverapp.http_server
         ):
             self.log.info("bifrost: kernels reach this server with its own certificate")
-        self._extend_terminals(serverapp)
+        await self._extend_terminals(serverapp)
         self._warm_task = asyncio.create_task(self._warm_until_done())
 
-    def _extend_terminals(self, serverapp: Any) -> None:
+    async def _extend_terminals(self, serverapp: Any) -> None:
         """Give the terminals this server launches the default kernel's console scripts:
         ``current/bin`` first on their ``PATH``, and as ``BIFROST_PACKAGE_BIN`` for a login
         profile that sets ``PATH`` afresh (Debian's /etc/profile does).
@@ -206,7 +206,7 @@ class BifrostApp(ExtensionApp, SettingTraits):
         terminals = serverapp.web_app.settings.get("terminal_manager")
         if terminals is None:  # terminals are off, or jupyter_server_terminals is missing
             return
-        scripts = package_bin(self.service.package_dir().current)
+        scripts = package_bin((await self.service.package_dir()).current)
         terminals.extra_env = {
             **(getattr(terminals, "extra_env", None) or {}),
             "PATH": os.pathsep.join([scripts, os.environ.get("PATH") or os.defpath]),
@@ -244,7 +244,7 @@ class BifrostApp(ExtensionApp, SettingTraits):
         # A change saved while this server starts is followed here, before the listener
         # runs: its browsers (subscribed as soon as the server answers) hear of it all the same.
         try:
-            await asyncio.to_thread(service.package_dir().sweep)
+            await asyncio.to_thread((await service.package_dir()).sweep)
             before, after = await service.sync()
         except (InstallError, StoreUnavailable, OSError) as exc:
             self.log.warning(

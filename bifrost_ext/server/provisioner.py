@@ -139,7 +139,7 @@ class BifrostProvisioner(LocalProvisioner):
                 self.package_path, self.notice = await self._prepare()
                 if self.fallback_reason is not None:
                     self._refuse_without_saved_packages(self.fallback_reason)
-                self.kernel_env = self._kernel_env()
+                self.kernel_env = await self._kernel_env()
             self.prepare_seconds = time.monotonic() - started
             if self._is_ipykernel():
                 extra = kwargs.get("extra_arguments") or []
@@ -184,7 +184,7 @@ class BifrostProvisioner(LocalProvisioner):
                 "bifrost: preparing the packages of kernel %s failed", self.kernel_id
             )
             reason = _reason(exc)
-        return self._fallback(python, reason)
+        return await self._fallback(python, reason)
 
     def _refuse_without_saved_packages(self, reason: str) -> None:
         """Outside a server, with ``require_saved_packages`` (the default), a kernel without
@@ -235,11 +235,11 @@ class BifrostProvisioner(LocalProvisioner):
             site_dir: Path = BY_NAME["site_dir"].normalise(BY_NAME["site_dir"].from_env())
             return site_dir
 
-    def _fallback(self, python: str, reason: str) -> tuple[str | None, str]:
+    async def _fallback(self, python: str, reason: str) -> tuple[str | None, str]:
         """The last complete package directory (or none), and the notice that says so."""
         self.fallback_reason = reason
         try:
-            package_dir = self.service().package_dir(python)
+            package_dir = await self.service().package_dir(python)
             usable = package_dir.is_complete()
             active = package_dir.active_record() if usable else None
         except Exception:
@@ -256,7 +256,7 @@ class BifrostProvisioner(LocalProvisioner):
         )
         return path, notice
 
-    def _kernel_env(self) -> dict[str, str]:
+    async def _kernel_env(self) -> dict[str, str]:
         """What the kernel needs to find its packages, the magic and its own server."""
         service = self.service()
         env = {ENV_WORKSPACE: service.workspace, ENV_PACKAGE_DIR: self.package_path or ""}
@@ -277,17 +277,18 @@ class BifrostProvisioner(LocalProvisioner):
             env[ENV_KERNEL_TOKEN] = token
         else:  # no server for %bifrost to ask: list and status read what this start used
             try:
-                env[ENV_START_RECORD] = str(self._write_start_record(service))
+                env[ENV_START_RECORD] = str(await self._write_start_record(service))
             except OSError as exc:  # only %bifrost list and status miss it; the kernel starts
                 self.log.warning("bifrost: kernel %s gets no start record: %s", self.kernel_id, exc)
         return env
 
-    def _write_start_record(self, service: PackageService) -> Path:
+    async def _write_start_record(self, service: PackageService) -> Path:
         """Write what is saved and what the kernel's package directory holds as it starts
         (see :func:`start_record_file`), for ``%bifrost list`` and ``status`` without a
         server: after a fallback they differ, and both are said."""
         python = resolve_python(self.kernel_spec.argv[0])
-        record = service.package_dir(python).active_record() if self.package_path else None
+        package_dir = await service.package_dir(python) if self.package_path else None
+        record = package_dir.active_record() if package_dir is not None else None
         saved = self.saved_record
         data: dict[str, object] = {
             "workspace": service.workspace,
