@@ -65,6 +65,6 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext bifrost_ext``: the kernel side (see :mod:`bifrost_ext.kernel`)."""
-    from .kernel import load_ipython_extension as load
+    from bifrost_kernel import load_ipython_extension as load
 
     load(ipython)

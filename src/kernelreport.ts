@@ -5,7 +5,7 @@ import { canonicalName } from './requirements';
 
 /** What the kernel evaluates silently; `report()` returns a JSON str. */
 export const REPORT_EXPRESSION =
-  "__import__('bifrost_ext.kernel.report', fromlist=['report']).report()";
+  "__import__('bifrost_kernel.report', fromlist=['report']).report()";
 
 /** Canonical name → version in the kernel's memory. */
 export type LoadedVersions = Record<string, string>;

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bifrost_ext.server.provisioner import magic_path
 
-KERNEL_SIDE = Path(__file__).resolve().parent.parent / "bifrost_ext" / "kernel"
+KERNEL_SIDE = Path(__file__).resolve().parent.parent / "bifrost_kernel"
 #: What a kernel's environment may lack: the server's dependencies.
 SERVER_ONLY = ("jupyter_server", "jupyter_client", "sqlalchemy", "redis", "tornado", "pluggy")
 
@@ -43,8 +43,8 @@ def run_without_server_packages(code: str) -> str:
 def test_the_kernel_side_imports_and_runs_without_the_server_packages() -> None:
     out = run_without_server_packages(
         """
-import bifrost_ext.kernel, bifrost_ext.kernel.client, bifrost_ext.kernel.magic
-import bifrost_ext.kernel.stale, bifrost_ext.kernel.watch
+import bifrost_kernel, bifrost_kernel.client, bifrost_kernel.magic
+import bifrost_kernel.stale, bifrost_kernel.watch
 from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
 shell.run_line_magic("load_ext", "bifrost_ext")
@@ -88,7 +88,7 @@ def test_a_kernel_in_another_environment_sees_only_the_kernel_side(tmp_path: Pat
             "-I",
             "-S",  # no site-packages: only what the folder offers (and the standard library)
             "-c",
-            f"import sys; sys.path.insert(0, {str(folder)!r}); import bifrost_ext.kernel.env;"
+            f"import sys; sys.path.insert(0, {str(folder)!r}); import bifrost_kernel.env;"
             "import importlib.util as u; print(u.find_spec('bifrost_ext.service'))",
         ],
         capture_output=True,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_ext.kernel.report import kernel_report
-from bifrost_ext.kernel.watch import PackageWatch, stale_report
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.server.recycle import changed_distributions, imported_distributions
+from bifrost_kernel.report import kernel_report
+from bifrost_kernel.watch import PackageWatch, stale_report
 
 
 def make_env(root: Path, name: str, dists: dict[str, str]) -> Path:

@@ -36,7 +36,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..kernel.lease import LEASE
+from bifrost_kernel.lease import LEASE
+
 from ..pins import DIST_INFO, dist_info_pin
 
 #: Threads that make links: the work is system calls, which release the GIL.

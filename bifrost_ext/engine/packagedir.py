@@ -68,7 +68,8 @@ from typing import TypeVar
 from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
 
-from ..kernel.lease import LEASE
+from bifrost_kernel.lease import LEASE
+
 from ..pins import DIST_INFO, dist_info_pin
 from ..private import private_dir, write_atomic
 from ..records import RequirementsRecord, lock_pins

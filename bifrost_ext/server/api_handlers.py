@@ -24,9 +24,10 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from bifrost_kernel.distributions import installable_distribution
+
 from ..engine.installer import InstallError
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
-from ..kernel.distributions import installable_distribution
 from ..records import Origin, RequirementsRecord, printable
 from ..requirements import InvalidSpec, excerpt
 from ..service import (

@@ -34,9 +34,7 @@ from typing import Any
 from filelock import Timeout
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
-from ..engine.installer import InstallError
-from ..engine.interpreter import resolve_python
-from ..kernel.env import (
+from bifrost_kernel.env import (
     ENV_KERNEL_STATE,
     ENV_KERNEL_TOKEN,
     ENV_NOTICE,
@@ -46,6 +44,9 @@ from ..kernel.env import (
     ENV_START_RECORD,
     ENV_WORKSPACE,
 )
+
+from ..engine.installer import InstallError
+from ..engine.interpreter import resolve_python
 from ..private import PRIVATE_FILE, private_dir
 from ..records import RequirementsRecord
 from ..service import PackageService, StillFailing
@@ -63,7 +64,7 @@ from .credentials import KernelCredentials
 from .kernel_env import KernelEnvPolicy
 
 #: The extension every Python kernel loads: bifrost's kernel side, and nothing else of it.
-KERNEL_SIDE = "bifrost_ext.kernel"
+KERNEL_SIDE = "bifrost_kernel"
 
 _standalone_services: dict[Settings, PackageService] = {}
 

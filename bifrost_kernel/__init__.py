@@ -34,7 +34,7 @@ def load_ipython_extension(ipython: Any) -> None:
     """
     manager = ipython.magics_manager
     if hasattr(manager, "register_lazy"):  # IPython >= 8.8
-        manager.register_lazy("bifrost", "bifrost_ext.kernel.magic")
+        manager.register_lazy("bifrost", "bifrost_kernel.magic")
     else:
         from .magic import load_ipython_extension as load
 
