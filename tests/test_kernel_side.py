@@ -63,7 +63,7 @@ except ImportError:
 
 def test_kernel_modules_import_only_the_standard_library_ipython_and_each_other() -> None:
     allowed = set(sys.stdlib_module_names) | {"IPython"}
-    for module in sorted(KERNEL_SIDE.glob("*.py")):
+    for module in sorted(KERNEL_SIDE.rglob("*.py")):
         tree = ast.parse(module.read_text(), str(module))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -97,3 +97,22 @@ def test_a_kernel_in_another_environment_sees_only_the_kernel_side(tmp_path: Pat
     ).stdout
     assert out.strip() == "None"
     magic_path(tmp_path / "site")  # idempotent: the links are left as they are
+
+
+def test_the_probes_are_programs_of_the_standard_library_alone() -> None:
+    # Run as files in a kernel interpreter where no bifrost package is importable.
+    allowed = set(sys.stdlib_module_names)
+    programs = sorted((KERNEL_SIDE / "probes").glob("*.py"))
+    assert [p.name for p in programs if p.name != "__init__.py"]
+    for program in programs:
+        tree = ast.parse(program.read_text(), str(program))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{program.name} imports a neighbour"
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert name.partition(".")[0] in allowed, f"{program.name} imports {name}"

@@ -37,6 +37,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from bifrost_kernel.probes import KERNEL_RUNTIME
+
 from .installer import InstallError, installer_env
 from .interpreter import run_python
 
@@ -46,58 +48,6 @@ KERNEL_PACKAGE = "ipykernel"
 NO_REPLACING = "no install may replace a package the kernel needs"
 #: What a kernel imports first: a build whose directory breaks these never reaches a kernel.
 KERNEL_MODULES = {"ipykernel": "ipykernel.kernelapp", "jupyter-client": "jupyter_client"}
-
-# Run in the kernel interpreter with -I (its own packages only), standard library only: reads
-# the distributions reachable from the names given, and the interpreter's marker values.
-_RUNTIME = r"""
-import json, os, platform, re, sys
-from importlib.metadata import PackageNotFoundError, distribution
-
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-iv = sys.implementation.version
-implementation = "%d.%d.%d" % (iv.major, iv.minor, iv.micro)
-if iv.releaselevel != "final":
-    implementation += iv.releaselevel[0] + str(iv.serial)
-environment = {
-    "implementation_name": sys.implementation.name,
-    "implementation_version": implementation,
-    "os_name": os.name,
-    "platform_machine": platform.machine(),
-    "platform_release": platform.release(),
-    "platform_system": platform.system(),
-    "platform_version": platform.version(),
-    "python_full_version": platform.python_version(),
-    "platform_python_implementation": platform.python_implementation(),
-    "python_version": ".".join(platform.python_version_tuple()[:2]),
-    "sys_platform": sys.platform,
-}
-found, todo = {}, list(sys.argv[1:])
-while todo:
-    name = canonical(todo.pop())
-    if name in found:
-        continue
-    for spelling in (name, name.replace("-", "_")):  # before 3.10, lookups were literal
-        try:
-            dist = distribution(spelling)
-            break
-        except PackageNotFoundError:
-            dist = None
-    if dist is None:
-        found[name] = None
-        continue
-    requires = list(dist.requires or [])
-    found[name] = {"version": dist.version, "requires": requires}
-    for text in requires:
-        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
-        if match:
-            todo.append(match.group(1))
-print(json.dumps({
-    "environment": environment,
-    "distributions": {name: dist for name, dist in found.items() if dist},
-}))
-"""
 
 
 class ProtectedPackage(InstallError):
@@ -195,7 +145,7 @@ async def kernel_runtime(python: str, extra: Collection[str], timeout: float) ->
         raise InstallError(f"cannot run the kernel interpreter {python}: {exc}") from exc
     if key not in _runtimes:
         code, out = await run_python(
-            python, ["-I", "-c", _RUNTIME, KERNEL_PACKAGE, *key[2]], timeout
+            python, ["-I", KERNEL_RUNTIME, KERNEL_PACKAGE, *key[2]], timeout
         )
         if code != 0:
             raise InstallError(f"could not read what the kernel interpreter {python} runs on", out)
