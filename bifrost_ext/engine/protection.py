@@ -37,7 +37,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from bifrost_kernel.probes import KERNEL_RUNTIME
+from bifrost_kernel.probes import IMPORT_CHECK, KERNEL_RUNTIME
+from bifrost_kernel.probes.import_check import MARKER
 
 from .installer import InstallError, installer_env
 from .interpreter import run_python
@@ -198,24 +199,6 @@ def closure(
     return chains
 
 
-#: Printed by the kernel check before the top-level names its imports looked up.
-_SEEN = "bifrost-import-names:"
-# Records every top-level name an import looks up (found or not: an optional import that
-# fails today would succeed if a change added that name), then imports the kernel's modules.
-_CHECK = f"""
-import json, sys
-class Seen:
-    names = set()
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        cls.names.add(name.partition(".")[0])
-sys.meta_path.insert(0, Seen)
-for module in sys.argv[1:]:
-    __import__(module)
-print({_SEEN!r} + json.dumps(sorted(Seen.names)))
-"""
-
-
 async def try_kernel(runtime: KernelRuntime, directory: Path, timeout: float) -> set[str] | None:
     """Import the kernel's runtime in its interpreter with ``directory`` first on the path,
     as a kernel would see it; :class:`BreaksKernel` with the error when that fails.
@@ -227,7 +210,7 @@ async def try_kernel(runtime: KernelRuntime, directory: Path, timeout: float) ->
         return None
     env = {**installer_env(), "PYTHONPATH": str(directory)}
     returncode, out = await run_python(
-        runtime.python, ["-c", _CHECK, *modules], timeout, env=env, cwd=directory.parent
+        runtime.python, [IMPORT_CHECK, *modules], timeout, env=env, cwd=directory.parent
     )
     if returncode != 0:
         last = out.strip().splitlines()[-1] if out.strip() else f"exit code {returncode}"
@@ -238,6 +221,6 @@ async def try_kernel(runtime: KernelRuntime, directory: Path, timeout: float) ->
             returncode,
         )
     for line in out.splitlines():
-        if line.startswith(_SEEN):
-            return set(json.loads(line[len(_SEEN) :]))
+        if line.startswith(MARKER):
+            return set(json.loads(line[len(MARKER) :]))
     return None

@@ -19,3 +19,5 @@ _HERE = Path(__file__).resolve().parent
 
 #: Prints the kernel's runtime distributions and marker values, as JSON.
 KERNEL_RUNTIME = str(_HERE / "kernel_runtime.py")
+#: Imports the kernel's first modules; prints the top-level names they looked up.
+IMPORT_CHECK = str(_HERE / "import_check.py")
