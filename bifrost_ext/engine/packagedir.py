@@ -69,6 +69,7 @@ from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
 
 from bifrost_kernel.lease import LEASE
+from bifrost_kernel.probes import COMPILE_MODULES
 
 from ..pins import DIST_INFO, dist_info_pin
 from ..private import private_dir, write_atomic
@@ -870,19 +871,6 @@ def anchor_scripts(env: Path) -> None:
         os.replace(anchored, script)
 
 
-# Run in the kernel interpreter with -I: compiles the modules named on its input (relative to
-# the folder in argv[1]) as the kernel's imports would, each written by an atomic rename.
-_COMPILE = r"""
-import os, py_compile, sys
-for path in sys.stdin.read().split("\0"):
-    if path:
-        try:
-            py_compile.compile(os.path.join(sys.argv[1], path), doraise=True, optimize=0)
-        except (py_compile.PyCompileError, OSError, ValueError):
-            pass  # the kernel would fail on it too, at import: nothing to gain here
-"""
-
-
 async def compile_bytecode(
     runtime: KernelRuntime, env: Path, modules: Sequence[str], timeout: float
 ) -> None:
@@ -905,7 +893,7 @@ async def compile_bytecode(
     await asyncio.gather(
         *(
             run_python(
-                runtime.python, ["-I", "-c", _COMPILE, str(env)], timeout, stdin="\0".join(batch)
+                runtime.python, ["-I", COMPILE_MODULES, str(env)], timeout, stdin="\0".join(batch)
             )
             for batch in batches
         )

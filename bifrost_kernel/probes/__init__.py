@@ -21,3 +21,5 @@ _HERE = Path(__file__).resolve().parent
 KERNEL_RUNTIME = str(_HERE / "kernel_runtime.py")
 #: Imports the kernel's first modules; prints the top-level names they looked up.
 IMPORT_CHECK = str(_HERE / "import_check.py")
+#: Compiles the modules named on its input, for this interpreter.
+COMPILE_MODULES = str(_HERE / "compile_modules.py")
