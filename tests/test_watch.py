@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import sys
@@ -114,3 +115,19 @@ def test_the_notice_gives_the_version_in_memory_and_only_for_a_real_change(
         in stale_report(second, third, loaded)[0]
     )
     assert stale_report(third, again, loaded) == []  # a rebuild of the same versions
+
+
+def test_the_panel_reads_the_report_as_json_through_user_expressions() -> None:
+    # The expression of src/kernelreport.ts, as ipykernel evaluates it for the panel.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    expression = "__import__('bifrost_kernel.report', fromlist=['report']).report()"
+    shell = InteractiveShell.instance()
+    try:
+        answer = shell.user_expressions({"bifrost": expression})["bifrost"]
+    finally:
+        InteractiveShell.clear_instance()
+    assert answer["status"] == "ok"
+    loaded = answer["data"]["application/json"]["loaded"]
+    assert loaded["ipython"] == importlib.metadata.version("ipython")
+    assert list(loaded) == sorted(loaded)
