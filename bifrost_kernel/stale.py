@@ -9,6 +9,7 @@ environments the package directory's link moved between.
 
 from __future__ import annotations
 
+import csv
 import importlib.metadata
 import os
 import re
@@ -139,15 +140,24 @@ def env_top_levels(env: Path) -> dict[str, set[str]]:
     tops: dict[str, set[str]] = {}
     for entry in _dist_infos(env):
         dist = canonical(entry[: -len(".dist-info")].rpartition("-")[0])
-        try:
-            record = (env / entry / "RECORD").read_text("utf-8")
-        except OSError:
-            continue
-        for row in record.splitlines():
-            first = row.split(",", 1)[0].split("/", 1)[0]
+        for path in record_paths(env / entry):
+            first = path.split("/", 1)[0]
             if first and not first.endswith((".dist-info", ".data")) and first != "__pycache__":
                 tops.setdefault(dist, set()).add(first.removesuffix(".py"))
     return tops
+
+
+def record_paths(dist_info: Path) -> list[str]:
+    """The paths a ``.dist-info`` folder's RECORD lists (none when it has no RECORD).
+
+    RECORD is a CSV file (PEP 376, the wheel spec): a path holding a comma or a quote is
+    quoted, so it is read with :mod:`csv`, never split on commas.
+    """
+    try:
+        with open(dist_info / "RECORD", encoding="utf-8", newline="") as record:
+            return [row[0] for row in csv.reader(record) if row]
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
 
 
 def readlink(link: str) -> str | None:

@@ -13,6 +13,7 @@ import pytest
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.server.recycle import changed_distributions, imported_distributions
 from bifrost_kernel.report import kernel_report
+from bifrost_kernel.stale import env_top_levels
 from bifrost_kernel.watch import PackageWatch, stale_report
 
 
@@ -131,3 +132,17 @@ def test_the_panel_reads_the_report_as_json_through_user_expressions() -> None:
     loaded = answer["data"]["application/json"]["loaded"]
     assert loaded["ipython"] == importlib.metadata.version("ipython")
     assert list(loaded) == sorted(loaded)
+
+
+def test_top_level_names_come_from_record_rows_as_csv_reads_them(tmp_path: Path) -> None:
+    # RECORD is a CSV file: a path with a comma in it is quoted (the wheel spec, PEP 376).
+    env = make_env(tmp_path, "e1", {"bfquoted": "1.0"})
+    record = env / "bfquoted-1.0.dist-info" / "RECORD"
+    record.write_text(
+        '"bfquoted/data, one.txt",sha256=abc,3\n'
+        '"bf,odd.py",,\n'
+        "bfquoted/__init__.py,sha256=def,10\n"
+        "bfquoted-1.0.dist-info/RECORD,,\n",
+        "utf-8",
+    )
+    assert env_top_levels(env) == {"bfquoted": {"bfquoted", "bf,odd"}}
