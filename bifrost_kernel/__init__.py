@@ -16,7 +16,9 @@ bifrost_kernel``. ``%load_ext bifrost_kernel`` loads it in any kernel that can i
 - :mod:`.stale`: which imported modules a change left stale (shared by the two above);
 - :mod:`.missing` and :mod:`.distributions`: a failed import offers ``%bifrost install``;
 - :mod:`.report`: the versions this kernel has in memory, for the JupyterLab panel;
-- :mod:`.env`: the environment variables the server and its kernels share.
+- :mod:`.names`: project names without ``packaging`` (the canonical form, a requirement's name);
+- :mod:`.env`: the environment variables the server and its kernels share;
+- :mod:`.probes`: programs the build engine runs in a kernel's interpreter, before any kernel.
 """
 
 from __future__ import annotations

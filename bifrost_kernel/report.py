@@ -15,7 +15,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .stale import canonical, imported_distributions
+from .names import canonical
+from .stale import imported_distributions
 from .watch import PackageWatch, active_watch
 
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 import csv
 import importlib.metadata
 import os
-import re
 import sys
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 
+from .names import canonical
+
 #: Top-level import names of each distribution, by canonical distribution name.
 TopLevels = Mapping[str, Set[str]]
-_PROJECT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,6 @@ def describe_stale(stale: list[StaleDistribution], requirements: Set[str] | None
     if others:
         text += f" and {others} dependenc{'y' if others == 1 else 'ies'}"
     return f"{text} {'is' if len(stale) == 1 else 'are'} imported in this kernel"
-
-
-def requirement_names(lines: Iterable[str]) -> set[str]:
-    """The canonical project names of requirement lines (``pandas>=2`` → ``pandas``)."""
-    names = set()
-    for line in lines:
-        match = _PROJECT.match(line)
-        if match and not line.lstrip().startswith("#"):
-            names.add(canonical(match.group(1)))
-    return names
 
 
 def own_environment_copy(name: str, package_dir: str) -> tuple[str, Path] | None:
@@ -166,11 +156,6 @@ def readlink(link: str) -> str | None:
         return os.readlink(link)
     except OSError:
         return None
-
-
-def canonical(name: str) -> str:
-    """A distribution name in its canonical form (PEP 503), without ``packaging``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _dist_infos(env: Path) -> list[str]:
