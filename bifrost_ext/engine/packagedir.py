@@ -714,7 +714,7 @@ class PackageDirectory:
         """Remove every environment, pool folder and leftover that nothing needs: what is kept
         is ``keep`` (the environment ``current`` names), the last :attr:`keep_previous`
         environments switched away from within :attr:`keep_recent_seconds`, every
-        environment a running kernel holds (its :data:`~bifrost_ext.kernel.lease.LEASE`),
+        environment a running kernel holds (its :data:`~bifrost_kernel.lease.LEASE`),
         and whatever their links reach."""
         for leftover in [*self.root.glob(".current-*"), *self.root.glob(".active.json.*")]:
             leftover.unlink(missing_ok=True)  # a switch killed mid-way (we hold the lock)

@@ -339,7 +339,7 @@ class StatusHandler(PackagesAPIHandler):
 
 class DistributionHandler(PackagesAPIHandler):
     """``GET /api/packages/distribution?module=``: what installs a module a notebook could not
-    import, by the same table as the kernel's offer (:mod:`bifrost_ext.kernel.distributions`).
+    import, by the same table as the kernel's offer (:mod:`bifrost_kernel.distributions`).
 
     The panel's "Install" for a missing import installs only this answer: a notebook output
     names the module, and whatever distribution it also carries is never installed.
