@@ -398,7 +398,7 @@ def magic_path(site_dir: Path) -> Path:
     the server's interpreter (``!jupyter bifrost``) still finds bifrost_ext where it is
     installed: nothing here shadows it.
     """
-    folder = site_dir / ".kernel-support"
+    folder = site_dir / ".kernel-side"
     _link(folder / "bifrost_kernel", Path(bifrost_kernel.__file__).resolve().parent)
     return folder
 
