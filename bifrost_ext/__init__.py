@@ -11,29 +11,16 @@ The package is laid out by concern:
 - :mod:`.hub`: per-workspace credentials and the JupyterHub hook;
 - :mod:`.plugins`: the hook specifications, the plugin manager and the ready-made plugins;
 - where the code runs: :mod:`.server` (the jupyter_server extension, its API and the kernel
-  provisioner), :mod:`.kernel` (inside kernels: standard library and IPython only) and
-  :mod:`.cli` (``jupyter bifrost``).
+  provisioner) and :mod:`.cli` (``jupyter bifrost``). What runs inside kernels is a package of
+  its own beside this one, :mod:`bifrost_kernel` (standard library and IPython only).
 
-This module stays import-light on purpose: a kernel imports it to load the magic.
+This module stays import-light on purpose: ``%load_ext bifrost_ext`` imports it, in a kernel
+whose environment has bifrost installed, to load :mod:`bifrost_kernel`.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import TYPE_CHECKING, Any
-
-# A kernel's PYTHONPATH ends with a folder holding only this file and the kernel side
-# (bifrost_ext.server.provisioner.magic_path). It comes before site-packages, so a command the
-# kernel runs (`!jupyter bifrost`) would find no bifrost_ext.cli there: loaded from that
-# folder, the package also looks in every other bifrost_ext on the path (what
-# pkgutil.extend_path does, without its imports on every kernel start).
-if not os.path.isdir(os.path.join(__path__[0], "server")):
-    __path__ += [
-        folder
-        for folder in (os.path.join(entry or os.curdir, __name__) for entry in sys.path)
-        if folder not in __path__ and os.path.isdir(folder)
-    ]
 
 if TYPE_CHECKING:
     from .plugins.hookspecs import hookimpl as hookimpl
@@ -64,7 +51,8 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext bifrost_ext``: the kernel side (see :mod:`bifrost_ext.kernel`)."""
-    from .kernel import load_ipython_extension as load
+    """``%load_ext bifrost_ext``: the kernel side, :mod:`bifrost_kernel` (which kernels that
+    bifrost starts load by its own name, since their environment may not have bifrost_ext)."""
+    from bifrost_kernel import load_ipython_extension as load
 
     load(ipython)

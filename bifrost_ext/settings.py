@@ -30,7 +30,8 @@ from packaging.utils import canonicalize_name
 from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .kernel.env import ENV_RECYCLE, ENV_WORKSPACE
+from bifrost_kernel.env import ENV_RECYCLE, ENV_WORKSPACE
+
 from .workspaces import DEFAULT_WORKSPACE, check_workspace, workspace_for_user
 
 #: What happens to running kernels that imported a distribution a change replaced.

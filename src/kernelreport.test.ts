@@ -1,29 +1,21 @@
-// Decoding the kernel's user_expressions answer: a Python str repr holding JSON.
+// Reading the kernel's user_expressions answer: the report as application/json.
 import { describe, expect, it } from 'vitest';
 
-import { decodeKernelReport, decodePythonStr } from './kernelreport';
-
-describe('decodePythonStr', () => {
-  it("decodes repr's quoting and escapes", () => {
-    expect(decodePythonStr(`'{"a": "1"}'`)).toBe('{"a": "1"}');
-    expect(decodePythonStr(`"it's"`)).toBe("it's");
-    expect(decodePythonStr(`'it\\'s "x"'`)).toBe(`it's "x"`);
-    expect(decodePythonStr(`'a\\\\u00e9\\n\\x41\\u00e9'`)).toBe('a\\u00e9\nAé');
-  });
-
-  it('refuses what is not a str repr', () => {
-    expect(() => decodePythonStr('{"a": 1}')).toThrow();
-    expect(() => decodePythonStr(`'abc"`)).toThrow();
-    expect(() => decodePythonStr(`'\\x4'`)).toThrow();
-  });
-});
+import { decodeKernelReport } from './kernelreport';
 
 describe('decodeKernelReport', () => {
   it('reads the loaded versions, canonicalizing names', () => {
-    // What IPython sends for report() returning json.dumps(..., ensure_ascii=True).
-    const plain = `'{"loaded": {"pandas": "2.2.3", "Zope.Interface": "6.0", "caf\\\\u00e9": "1"}}'`;
+    // What IPython sends for report(): its _repr_json_ as application/json.
+    const loaded = { pandas: '2.2.3', 'Zope.Interface': '6.0', café: '1' };
     expect(
-      decodeKernelReport({ status: 'ok', data: { 'text/plain': plain } })
+      decodeKernelReport({
+        status: 'ok',
+        data: {
+          'text/plain': 'KernelReport(...)',
+          'application/json': { loaded }
+        },
+        metadata: {}
+      })
     ).toEqual({
       pandas: '2.2.3',
       'zope-interface': '6.0',
@@ -43,7 +35,10 @@ describe('decodeKernelReport', () => {
       decodeKernelReport({ status: 'ok', data: { 'text/plain': 'None' } })
     ).toBeNull();
     expect(
-      decodeKernelReport({ status: 'ok', data: { 'text/plain': "'[1]'" } })
+      decodeKernelReport({ status: 'ok', data: { 'application/json': [1] } })
+    ).toBeNull();
+    expect(
+      decodeKernelReport({ status: 'ok', data: { 'application/json': null } })
     ).toBeNull();
     expect(decodeKernelReport(undefined)).toBeNull();
   });

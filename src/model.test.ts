@@ -68,7 +68,7 @@ function fakeKernel(
       ? { status: 'error', ename: 'ModuleNotFoundError' }
       : {
           status: 'ok',
-          data: { 'text/plain': `'${JSON.stringify({ loaded })}'` }
+          data: { 'application/json': { loaded } }
         };
   return {
     isDisposed: false,

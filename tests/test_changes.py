@@ -23,8 +23,8 @@ from bifrost_ext.engine.installer import Installer, InstallError
 from bifrost_ext.engine.kernel_check import KERNEL_IMPORTS
 from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.engine.protection import BreaksKernel
-from bifrost_ext.kernel.lease import LEASE
 from bifrost_ext.records import RequirementsRecord
+from bifrost_kernel.lease import LEASE
 from tests.wheels import build_wheel, make_service
 
 BASE = "bfapp\nbfdemo==1.0\nbfnsa\nbfscript\nbfwide\n"

@@ -25,9 +25,9 @@ from jupyter_client.manager import AsyncKernelManager
 from bifrost_ext.engine.delta import SHARED
 from bifrost_ext.engine.installer import Installer
 from bifrost_ext.engine.packagedir import KEEP_PREVIOUS, PackageDirectory
-from bifrost_ext.kernel.env import ENV_PACKAGE_DIR
-from bifrost_ext.kernel.lease import LEASE, Leases
 from bifrost_ext.records import RequirementsRecord
+from bifrost_kernel.env import ENV_PACKAGE_DIR
+from bifrost_kernel.lease import LEASE, Leases
 from tests.kernels import execute
 from tests.wheels import build_wheel
 
@@ -94,7 +94,7 @@ async def kernel_on(pkg: PackageDirectory, runtime: Path) -> AsyncIterator[Async
     )
     manager = AsyncKernelManager(kernel_name="python3")
     await manager.start_kernel(
-        env=env, extra_arguments=["--IPKernelApp.extra_extensions=bifrost_ext.kernel"]
+        env=env, extra_arguments=["--IPKernelApp.extra_extensions=bifrost_kernel"]
     )
     try:
         yield manager
@@ -109,7 +109,7 @@ async def kernel_on(pkg: PackageDirectory, runtime: Path) -> AsyncIterator[Async
 #: code came from that does not resolve (the kernel's own view, through its own links).
 KERNEL_VIEW = """
 import json, os
-from bifrost_ext.kernel.watch import active_watch
+from bifrost_kernel.watch import active_watch
 watch = active_watch()
 root = os.path.dirname(watch.link)
 envs = {env for env in watch.imported_from.values() if env} | {watch.seen}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_ext.kernel.client import ApiError, PackagesClient, Unreachable
+from bifrost_kernel.client import ApiError, PackagesClient, Unreachable
 from tests.certs import InternalCerts, issue, make_ca
 from tests.kernels import IMPORT_BFDEMO
 from tests.servers import ServerProcess

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bifrost_ext.server.provisioner import magic_path
 
-KERNEL_SIDE = Path(__file__).resolve().parent.parent / "bifrost_ext" / "kernel"
+KERNEL_SIDE = Path(__file__).resolve().parent.parent / "bifrost_kernel"
 #: What a kernel's environment may lack: the server's dependencies.
 SERVER_ONLY = ("jupyter_server", "jupyter_client", "sqlalchemy", "redis", "tornado", "pluggy")
 
@@ -43,8 +43,8 @@ def run_without_server_packages(code: str) -> str:
 def test_the_kernel_side_imports_and_runs_without_the_server_packages() -> None:
     out = run_without_server_packages(
         """
-import bifrost_ext.kernel, bifrost_ext.kernel.client, bifrost_ext.kernel.magic
-import bifrost_ext.kernel.stale, bifrost_ext.kernel.watch
+import bifrost_kernel, bifrost_kernel.client, bifrost_kernel.magic
+import bifrost_kernel.stale, bifrost_kernel.watch
 from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
 shell.run_line_magic("load_ext", "bifrost_ext")
@@ -63,7 +63,7 @@ except ImportError:
 
 def test_kernel_modules_import_only_the_standard_library_ipython_and_each_other() -> None:
     allowed = set(sys.stdlib_module_names) | {"IPython"}
-    for module in sorted(KERNEL_SIDE.glob("*.py")):
+    for module in sorted(KERNEL_SIDE.rglob("*.py")):
         tree = ast.parse(module.read_text(), str(module))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -81,15 +81,15 @@ def test_kernel_modules_import_only_the_standard_library_ipython_and_each_other(
 
 def test_a_kernel_in_another_environment_sees_only_the_kernel_side(tmp_path: Path) -> None:
     folder = magic_path(tmp_path / "site")
-    assert sorted(p.name for p in (folder / "bifrost_ext").iterdir()) == ["__init__.py", "kernel"]
+    assert sorted(p.name for p in folder.iterdir()) == ["bifrost_kernel"]
     out = subprocess.run(
         [
             sys.executable,
             "-I",
             "-S",  # no site-packages: only what the folder offers (and the standard library)
             "-c",
-            f"import sys; sys.path.insert(0, {str(folder)!r}); import bifrost_ext.kernel.env;"
-            "import importlib.util as u; print(u.find_spec('bifrost_ext.service'))",
+            f"import sys; sys.path.insert(0, {str(folder)!r}); import bifrost_kernel.env;"
+            "import importlib.util as u; print(u.find_spec('bifrost_ext'))",
         ],
         capture_output=True,
         text=True,
@@ -97,3 +97,22 @@ def test_a_kernel_in_another_environment_sees_only_the_kernel_side(tmp_path: Pat
     ).stdout
     assert out.strip() == "None"
     magic_path(tmp_path / "site")  # idempotent: the links are left as they are
+
+
+def test_the_probes_are_programs_of_the_standard_library_alone() -> None:
+    # Run as files in a kernel interpreter where no bifrost package is importable.
+    allowed = set(sys.stdlib_module_names)
+    programs = sorted((KERNEL_SIDE / "probes").glob("*.py"))
+    assert [p.name for p in programs if p.name != "__init__.py"]
+    for program in programs:
+        tree = ast.parse(program.read_text(), str(program))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{program.name} imports a neighbour"
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert name.partition(".")[0] in allowed, f"{program.name} imports {name}"

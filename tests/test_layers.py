@@ -13,19 +13,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bifrost_ext"
 
-#: Each part of the tree and the parts it may import from (besides itself). The values at the
-#: top are the bottom layer; the engine and storage know nothing of each other; the hub knows
-#: storage; the service drives both; the server and the CLI sit on everything.
+#: Each part of the tree and the parts it may import from (besides itself). Beneath them all is
+#: the kernel side, ``bifrost_kernel`` (the standard library and IPython only, checked by
+#: test_kernel_side), which any part may import. The values at the top of ``bifrost_ext`` are
+#: the bottom layer; the engine and storage know nothing of each other; the hub knows storage;
+#: the service drives both; the server and the CLI sit on everything.
 MAY_IMPORT: dict[str, set[str]] = {
-    "kernel": set(),
-    "values": {"kernel"},
-    "engine": {"values", "kernel"},
-    "storage": {"values", "kernel"},
-    "plugins": {"values", "kernel"},
-    "hub": {"storage", "values", "kernel"},
-    "service": {"engine", "storage", "plugins", "values", "kernel"},
-    "server": {"service", "hub", "engine", "storage", "plugins", "values", "kernel"},
-    "cli": {"service", "hub", "engine", "storage", "plugins", "values", "kernel", "server"},
+    "values": set(),
+    "engine": {"values"},
+    "storage": {"values"},
+    "plugins": {"values"},
+    "hub": {"storage", "values"},
+    "service": {"engine", "storage", "plugins", "values"},
+    "server": {"service", "hub", "engine", "storage", "plugins", "values"},
+    "cli": {"service", "hub", "engine", "storage", "plugins", "values", "server"},
 }
 
 #: Top-level modules that consume the layers rather than being values every layer shares.

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from bifrost_ext.kernel.client import ApiError
-from bifrost_ext.kernel.magic import BifrostError, _explain, join_specs, pip_hint, pip_target
+from bifrost_kernel.client import ApiError
+from bifrost_kernel.magic import BifrostError, _explain, join_specs, pip_hint, pip_target
 
 
 def test_pip_hint_recognises_the_usual_spellings() -> None:
@@ -85,16 +85,16 @@ shell = InteractiveShell.instance()
 before = set(sys.modules)
 shell.run_line_magic("load_ext", "bifrost_ext")
 shell.run_cell("x = 1")
-print(sorted(m for m in set(sys.modules) - before if m.startswith("bifrost_ext")))
+print(sorted(m for m in set(sys.modules) - before if m.startswith("bifrost")))
 shell.run_cell("y = 'no pip here'")
 shell.run_line_magic("bifrost", "")
-print("bifrost_ext.kernel.magic" in sys.modules)
+print("bifrost_kernel.magic" in sys.modules)
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     ).stdout
-    assert out.splitlines()[0] == "['bifrost_ext', 'bifrost_ext.kernel', 'bifrost_ext.kernel.env']"
+    assert out.splitlines()[0] == "['bifrost_ext', 'bifrost_kernel', 'bifrost_kernel.env']"
     assert "%bifrost install [--restart] SPEC..." in out
     assert out.splitlines()[-1] == "True"
 
@@ -127,7 +127,7 @@ def test_the_pip_hint_keeps_only_requirement_specs(cell: str, suggestion: str | 
 
 
 def test_the_table_of_module_names_knows_the_common_differences() -> None:
-    from bifrost_ext.kernel.distributions import MODULE_TO_DISTRIBUTION, distribution_for
+    from bifrost_kernel.distributions import MODULE_TO_DISTRIBUTION, distribution_for
 
     assert len(MODULE_TO_DISTRIBUTION) >= 30
     assert distribution_for("sklearn") == "scikit-learn"
@@ -140,7 +140,7 @@ def test_the_table_of_module_names_knows_the_common_differences() -> None:
 
 
 def test_every_version_change_is_in_the_summary() -> None:
-    from bifrost_ext.kernel.magic import change_summary
+    from bifrost_kernel.magic import change_summary
 
     body = {
         "changed": True,
@@ -169,7 +169,7 @@ def test_every_version_change_is_in_the_summary() -> None:
 
 
 def test_a_server_without_the_versions_field_gets_the_old_summary() -> None:
-    from bifrost_ext.kernel.magic import change_summary
+    from bifrost_kernel.magic import change_summary
 
     body = {"changed": False, "installed": [{"name": "bfdemo", "version": "1.0"}]}
     assert change_summary("install", body, ["bfdemo"]) == "already installed bfdemo 1.0"
@@ -177,7 +177,7 @@ def test_a_server_without_the_versions_field_gets_the_old_summary() -> None:
 
 
 def test_a_stale_change_names_its_requirements_and_counts_their_dependencies() -> None:
-    from bifrost_ext.kernel.stale import StaleDistribution, describe_stale
+    from bifrost_kernel.stale import StaleDistribution, describe_stale
 
     req = StaleDistribution("requests", "2.32.3", None, ["requests"])
     deps = [StaleDistribution(n, "1.0", None, [n]) for n in ("certifi", "idna", "urllib3")]

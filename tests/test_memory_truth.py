@@ -77,7 +77,7 @@ async def test_list_and_status_see_what_was_imported_after_its_environment_is_go
         "not in sync: this kernel runs bfdemo 1.0, the package directory has 2.0;"
         " restart the kernel to use it"
     )
-    report = "print(__import__('bifrost_ext.kernel.report', fromlist=['report']).report())"
+    report = "print(__import__('bifrost_kernel.report', fromlist=['report']).report())"
     assert json.loads((await execute(kernel, report)).text) == {"loaded": {"bfdemo": "1.0"}}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from bifrost_ext.kernel.distributions import MODULE_TO_DISTRIBUTION
+from bifrost_kernel.distributions import MODULE_TO_DISTRIBUTION
 from tests.api import call, saved_rows
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")

@@ -27,14 +27,14 @@ from bifrost_ext.engine.installer import Installer, InstallError
 from bifrost_ext.engine.kernel_check import MAX_RETRY_INTERVAL, RETRY_INTERVAL
 from bifrost_ext.engine.packagedir import PackageDirectory, complete_marker
 from bifrost_ext.engine.protection import kernel_runtime
-from bifrost_ext.kernel.env import ENV_KERNEL_TOKEN
-from bifrost_ext.kernel.watch import PackageWatch
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.server.events import ChangeListener
 from bifrost_ext.service import PackageService
 from bifrost_ext.settings import CREDENTIALS_SETTING, SERVICE_SETTING
 from bifrost_ext.storage.cache import RequirementsCache, cache_key, events_channel
 from bifrost_ext.storage.store import RequirementsStore
+from bifrost_kernel.env import ENV_KERNEL_TOKEN
+from bifrost_kernel.watch import PackageWatch
 from tests.api import call
 from tests.kernels import IMPORT_BFDEMO, run_cell
 from tests.servers import wait_until_async

@@ -59,7 +59,7 @@ async def test_a_kernel_reports_the_version_it_imported_after_a_change(
     jp_fetch: Any, jp_serverapp: Any
 ) -> None:
     # What the Packages panel asks the active notebook's kernel, the way it asks it.
-    report = "print(__import__('bifrost_ext.kernel.report', fromlist=['report']).report())"
+    report = "print(__import__('bifrost_kernel.report', fromlist=['report']).report())"
     await install(jp_fetch, "bfdemo==1.0")
     km = jp_serverapp.kernel_manager.get_kernel(await start_kernel(jp_fetch))
     assert json.loads(await run_cell(km, report)) == {"loaded": {}}

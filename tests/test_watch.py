@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import sys
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_ext.kernel.report import kernel_report
-from bifrost_ext.kernel.watch import PackageWatch, stale_report
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.server.recycle import changed_distributions, imported_distributions
+from bifrost_kernel.report import kernel_report
+from bifrost_kernel.stale import env_top_levels
+from bifrost_kernel.watch import PackageWatch, stale_report
 
 
 def make_env(root: Path, name: str, dists: dict[str, str]) -> Path:
@@ -114,3 +116,33 @@ def test_the_notice_gives_the_version_in_memory_and_only_for_a_real_change(
         in stale_report(second, third, loaded)[0]
     )
     assert stale_report(third, again, loaded) == []  # a rebuild of the same versions
+
+
+def test_the_panel_reads_the_report_as_json_through_user_expressions() -> None:
+    # The expression of src/kernelreport.ts, as ipykernel evaluates it for the panel.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    expression = "__import__('bifrost_kernel.report', fromlist=['report']).report()"
+    shell = InteractiveShell.instance()
+    try:
+        answer = shell.user_expressions({"bifrost": expression})["bifrost"]
+    finally:
+        InteractiveShell.clear_instance()
+    assert answer["status"] == "ok"
+    loaded = answer["data"]["application/json"]["loaded"]
+    assert loaded["ipython"] == importlib.metadata.version("ipython")
+    assert list(loaded) == sorted(loaded)
+
+
+def test_top_level_names_come_from_record_rows_as_csv_reads_them(tmp_path: Path) -> None:
+    # RECORD is a CSV file: a path with a comma in it is quoted (the wheel spec, PEP 376).
+    env = make_env(tmp_path, "e1", {"bfquoted": "1.0"})
+    record = env / "bfquoted-1.0.dist-info" / "RECORD"
+    record.write_text(
+        '"bfquoted/data, one.txt",sha256=abc,3\n'
+        '"bf,odd.py",,\n'
+        "bfquoted/__init__.py,sha256=def,10\n"
+        "bfquoted-1.0.dist-info/RECORD,,\n",
+        "utf-8",
+    )
+    assert env_top_levels(env) == {"bfquoted": {"bfquoted", "bf,odd"}}

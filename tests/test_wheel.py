@@ -68,12 +68,15 @@ def test_a_wheel_built_after_a_development_build_carries_the_production_build(
     assert built.returncode == 0, built.stdout + built.stderr
     (path,) = (tmp_path / "dist").glob("bifrost_ext-*.whl")
     with zipfile.ZipFile(path) as archive:
+        files = set(archive.namelist())
         panel = {
             name.split(SHARED, 1)[1]: archive.read(name)
             for name in archive.namelist()
             if SHARED in name
         }
     assert "static/style.js" in panel
+    # The kernel side is a package of its own in the same wheel, its probes with it.
+    assert {"bifrost_kernel/__init__.py", "bifrost_kernel/probes/kernel_runtime.py"} <= files
     assert "static/third-party-licenses.json" in panel  # the production build's own file
     assert not [name for name in panel if name.endswith(".map") or "build_log" in name]
     # Nothing in it names where it was built.

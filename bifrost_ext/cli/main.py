@@ -29,13 +29,14 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
+from bifrost_kernel.env import ENV_KERNEL_TOKEN
+from bifrost_kernel.summary import change_summary
+
 from ..engine.installer import InstallError
 from ..engine.interpreter import DEFAULT_KERNEL_NAME, kernel_python
 from ..engine.packagedir import SavedInvalid
 from ..exporters import EXPORT_FORMATS, export
 from ..hub.grants import GrantError, Grants
-from ..kernel.env import ENV_KERNEL_TOKEN
-from ..kernel.summary import change_summary
 from ..records import Origin, printable
 from ..requirements import InvalidSpec, parse_requirements_file
 from ..service import Caller, ChangeResult, NotInRequirements, PackageService, UnknownRevision

@@ -19,24 +19,13 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
+from bifrost_kernel.probes import COMPILE_MODULES
+
 from .interpreter import run_python
 from .protection import KernelRuntime
 
 #: Modules compiled per process; a change with more is compiled by several at once.
 COMPILE_BATCH = 400
-
-
-# Run in the kernel interpreter with -I: compiles the modules named on its input (relative to
-# the folder in argv[1]) as the kernel's imports would, each written by an atomic rename.
-_COMPILE = r"""
-import os, py_compile, sys
-for path in sys.stdin.read().split("\0"):
-    if path:
-        try:
-            py_compile.compile(os.path.join(sys.argv[1], path), doraise=True, optimize=0)
-        except (py_compile.PyCompileError, OSError, ValueError):
-            pass  # the kernel would fail on it too, at import: nothing to gain here
-"""
 
 
 async def compile_bytecode(
@@ -61,7 +50,7 @@ async def compile_bytecode(
     await asyncio.gather(
         *(
             run_python(
-                runtime.python, ["-I", "-c", _COMPILE, str(env)], timeout, stdin="\0".join(batch)
+                runtime.python, ["-I", COMPILE_MODULES, str(env)], timeout, stdin="\0".join(batch)
             )
             for batch in batches
         )

@@ -20,7 +20,7 @@ so no environment is kept alive for another's sake, and links never chain. What 
 environment reaches is what its top-level links name (:func:`reach`); the collector keeps a
 pool folder exactly as long as a kept environment reaches it. A running kernel marks the
 environments it imports from with a shared ``flock`` on their :data:`LEASE` file
-(:mod:`bifrost_ext.kernel.lease`), which the OS drops when the kernel dies.
+(:mod:`bifrost_kernel.lease`), which the OS drops when the kernel dies.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..kernel.lease import LEASE
+from bifrost_kernel.lease import LEASE
+
 from .dist_info import dist_infos, record_paths
 
 #: Threads that make links: the work is system calls, which release the GIL.

@@ -54,7 +54,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..kernel.lease import LEASE
+from bifrost_kernel.lease import LEASE
+
 from ..private import write_atomic
 from ..records import RequirementsRecord, lock_pins
 from .bytecode import compile_bytecode, python_files

@@ -37,6 +37,9 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from bifrost_kernel.probes import IMPORT_CHECK, KERNEL_RUNTIME
+from bifrost_kernel.probes.import_check import MARKER
+
 from .installer import InstallError, installer_env
 from .interpreter import run_python
 
@@ -46,58 +49,6 @@ KERNEL_PACKAGE = "ipykernel"
 NO_REPLACING = "no install may replace a package the kernel needs"
 #: What a kernel imports first: a build whose directory breaks these never reaches a kernel.
 KERNEL_MODULES = {"ipykernel": "ipykernel.kernelapp", "jupyter-client": "jupyter_client"}
-
-# Run in the kernel interpreter with -I (its own packages only), standard library only: reads
-# the distributions reachable from the names given, and the interpreter's marker values.
-_RUNTIME = r"""
-import json, os, platform, re, sys
-from importlib.metadata import PackageNotFoundError, distribution
-
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-iv = sys.implementation.version
-implementation = "%d.%d.%d" % (iv.major, iv.minor, iv.micro)
-if iv.releaselevel != "final":
-    implementation += iv.releaselevel[0] + str(iv.serial)
-environment = {
-    "implementation_name": sys.implementation.name,
-    "implementation_version": implementation,
-    "os_name": os.name,
-    "platform_machine": platform.machine(),
-    "platform_release": platform.release(),
-    "platform_system": platform.system(),
-    "platform_version": platform.version(),
-    "python_full_version": platform.python_version(),
-    "platform_python_implementation": platform.python_implementation(),
-    "python_version": ".".join(platform.python_version_tuple()[:2]),
-    "sys_platform": sys.platform,
-}
-found, todo = {}, list(sys.argv[1:])
-while todo:
-    name = canonical(todo.pop())
-    if name in found:
-        continue
-    for spelling in (name, name.replace("-", "_")):  # before 3.10, lookups were literal
-        try:
-            dist = distribution(spelling)
-            break
-        except PackageNotFoundError:
-            dist = None
-    if dist is None:
-        found[name] = None
-        continue
-    requires = list(dist.requires or [])
-    found[name] = {"version": dist.version, "requires": requires}
-    for text in requires:
-        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
-        if match:
-            todo.append(match.group(1))
-print(json.dumps({
-    "environment": environment,
-    "distributions": {name: dist for name, dist in found.items() if dist},
-}))
-"""
 
 
 class ProtectedPackage(InstallError):
@@ -195,7 +146,7 @@ async def kernel_runtime(python: str, extra: Collection[str], timeout: float) ->
         raise InstallError(f"cannot run the kernel interpreter {python}: {exc}") from exc
     if key not in _runtimes:
         code, out = await run_python(
-            python, ["-I", "-c", _RUNTIME, KERNEL_PACKAGE, *key[2]], timeout
+            python, ["-I", KERNEL_RUNTIME, KERNEL_PACKAGE, *key[2]], timeout
         )
         if code != 0:
             raise InstallError(f"could not read what the kernel interpreter {python} runs on", out)
@@ -248,24 +199,6 @@ def closure(
     return chains
 
 
-#: Printed by the kernel check before the top-level names its imports looked up.
-_SEEN = "bifrost-import-names:"
-# Records every top-level name an import looks up (found or not: an optional import that
-# fails today would succeed if a change added that name), then imports the kernel's modules.
-_CHECK = f"""
-import json, sys
-class Seen:
-    names = set()
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        cls.names.add(name.partition(".")[0])
-sys.meta_path.insert(0, Seen)
-for module in sys.argv[1:]:
-    __import__(module)
-print({_SEEN!r} + json.dumps(sorted(Seen.names)))
-"""
-
-
 async def try_kernel(runtime: KernelRuntime, directory: Path, timeout: float) -> set[str] | None:
     """Import the kernel's runtime in its interpreter with ``directory`` first on the path,
     as a kernel would see it; :class:`BreaksKernel` with the error when that fails.
@@ -277,7 +210,7 @@ async def try_kernel(runtime: KernelRuntime, directory: Path, timeout: float) ->
         return None
     env = {**installer_env(), "PYTHONPATH": str(directory)}
     returncode, out = await run_python(
-        runtime.python, ["-c", _CHECK, *modules], timeout, env=env, cwd=directory.parent
+        runtime.python, [IMPORT_CHECK, *modules], timeout, env=env, cwd=directory.parent
     )
     if returncode != 0:
         last = out.strip().splitlines()[-1] if out.strip() else f"exit code {returncode}"
@@ -288,6 +221,6 @@ async def try_kernel(runtime: KernelRuntime, directory: Path, timeout: float) ->
             returncode,
         )
     for line in out.splitlines():
-        if line.startswith(_SEEN):
-            return set(json.loads(line[len(_SEEN) :]))
+        if line.startswith(MARKER):
+            return set(json.loads(line[len(MARKER) :]))
     return None

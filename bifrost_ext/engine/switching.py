@@ -7,7 +7,7 @@ The last steps of a build (:mod:`bifrost_ext.engine.packagedir`): ``current`` is
 finished environment by the atomic rename of a new link (:func:`point`), then the
 :class:`Collector` removes every environment and pool folder that nothing reaches any more.
 What is kept is ``current``, the last :data:`KEEP_PREVIOUS` recent ones (an undo is a switch),
-every environment a running kernel holds (its :data:`~bifrost_ext.kernel.lease.LEASE`), and the
+every environment a running kernel holds (its :data:`~bifrost_kernel.lease.LEASE`), and the
 pool folders their links lead to. Building and switching happen under the directory's
 inter-process lock (:func:`locked`, ``filelock.AsyncFileLock``); whatever the filesystem refuses
 there is :class:`DirectoryUnusable` (:func:`refusals`).
@@ -26,7 +26,8 @@ from pathlib import Path
 
 from filelock import AsyncFileLock, FileLock, Timeout
 
-from ..kernel.lease import LEASE
+from bifrost_kernel.lease import LEASE
+
 from ..private import private_dir
 from .delta import SHARED, Reach, reach
 from .installer import InstallError, stop_orphaned_installer
@@ -129,7 +130,7 @@ class Collector:
         """Remove every environment, pool folder and leftover that nothing needs: what is kept
         is ``keep`` (the environment ``current`` names), the last ``keep_previous``
         environments switched away from within ``keep_recent_seconds``, every
-        environment a running kernel holds (its :data:`~bifrost_ext.kernel.lease.LEASE`),
+        environment a running kernel holds (its :data:`~bifrost_kernel.lease.LEASE`),
         and whatever their links reach."""
         for leftover in [*self.root.glob(".current-*"), *self.root.glob(".active.json.*")]:
             leftover.unlink(missing_ok=True)  # a switch killed mid-way (we hold the lock)

@@ -37,7 +37,8 @@ from typing import Any
 import redis
 from tornado import web
 
-from ..kernel.env import ENV_WORKSPACE
+from bifrost_kernel.env import ENV_WORKSPACE
+
 from ..settings import BY_NAME, Settings
 from ..storage.store import RequirementsStore, StoreRefused, StoreUnavailable
 from ..workspaces import workspace_for_user

@@ -24,9 +24,10 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from bifrost_kernel.distributions import installable_distribution
+
 from ..engine.installer import InstallError
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
-from ..kernel.distributions import installable_distribution
 from ..records import Origin, RequirementsRecord, printable
 from ..requirements import InvalidSpec, excerpt
 from ..service import (
@@ -338,7 +339,7 @@ class StatusHandler(PackagesAPIHandler):
 
 class DistributionHandler(PackagesAPIHandler):
     """``GET /api/packages/distribution?module=``: what installs a module a notebook could not
-    import, by the same table as the kernel's offer (:mod:`bifrost_ext.kernel.distributions`).
+    import, by the same table as the kernel's offer (:mod:`bifrost_kernel.distributions`).
 
     The panel's "Install" for a missing import installs only this answer: a notebook output
     names the module, and whatever distribution it also carries is never installed.

@@ -6,7 +6,7 @@ environment is built from what :data:`~bifrost_ext.settings.DEFAULT_KERNEL_ENV_A
 new ``BIFROST_*`` setting, an operator's ``MY_SECRET`` or ``JUPYTER_TOKEN`` stay with the
 server unless allowed. Whatever the list says, bifrost's store and index settings never pass,
 nor any variable whose value holds one of their passwords. The kernelspec's own ``env`` is
-the operator's and stays; what bifrost tells a kernel (:mod:`bifrost_ext.kernel.env`) is set
+the operator's and stays; what bifrost tells a kernel (:mod:`bifrost_kernel.env`) is set
 after this.
 
 Two places apply it. The server (:func:`scrub_kernel_launches`) filters what it hands every

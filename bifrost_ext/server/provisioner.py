@@ -11,14 +11,15 @@ directory first on the kernel's ``PYTHONPATH`` and its ``bin`` first on the kern
 (how many packages, how long), as a start that failed to does. The same instance serves every
 restart of its kernel, so the same path runs again on each restart.
 
-It adds the kernel side (:mod:`bifrost_ext.kernel`) to the kernel's path and loads it, so
-``%bifrost`` works in any Python kernel. Inside jupyter_server it uses the extension's service
-(found through the kernel manager's parent chain); anywhere else (plain jupyter_client,
-nbclient, papermill, with ``JUPYTER_DEFAULT_PROVISIONER_NAME=bifrost-provisioner``) it builds
-one from the ``BIFROST_*`` environment variables. There, a kernel that cannot get the saved
-packages fails to start (:class:`SavedPackagesUnavailable`, unless ``require_saved_packages``
-is off): a batch job must not run on an earlier set and exit 0. A server's kernels always
-start, with the notice, since a person is there to read it.
+It adds the kernel side (:mod:`bifrost_kernel`, a package of its own) to the kernel's path
+and loads it, so ``%bifrost`` works in any Python kernel. Inside jupyter_server it uses the
+extension's service (found through the kernel manager's parent chain); anywhere else (plain
+jupyter_client, nbclient, papermill, with
+``JUPYTER_DEFAULT_PROVISIONER_NAME=bifrost-provisioner``) it builds one from the ``BIFROST_*``
+environment variables. There, a kernel that cannot get the saved packages fails to start
+(:class:`SavedPackagesUnavailable`, unless ``require_saved_packages`` is off): a batch job must
+not run on an earlier set and exit 0. A server's kernels always start, with the notice, since
+a person is there to read it.
 """
 
 from __future__ import annotations
@@ -34,9 +35,8 @@ from typing import Any
 from filelock import Timeout
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
-from ..engine.installer import InstallError
-from ..engine.interpreter import resolve_python
-from ..kernel.env import (
+import bifrost_kernel
+from bifrost_kernel.env import (
     ENV_KERNEL_STATE,
     ENV_KERNEL_TOKEN,
     ENV_NOTICE,
@@ -46,6 +46,9 @@ from ..kernel.env import (
     ENV_START_RECORD,
     ENV_WORKSPACE,
 )
+
+from ..engine.installer import InstallError
+from ..engine.interpreter import resolve_python
 from ..private import PRIVATE_FILE, private_dir
 from ..records import RequirementsRecord
 from ..service import PackageService, StillFailing
@@ -63,7 +66,7 @@ from .credentials import KernelCredentials
 from .kernel_env import KernelEnvPolicy
 
 #: The extension every Python kernel loads: bifrost's kernel side, and nothing else of it.
-KERNEL_SIDE = "bifrost_ext.kernel"
+KERNEL_SIDE = "bifrost_kernel"
 
 _standalone_services: dict[Settings, PackageService] = {}
 
@@ -390,15 +393,14 @@ def start_record_file(workspace_dir: Path, kernel_id: str) -> Path:
 def magic_path(site_dir: Path) -> Path:
     """A folder from which any kernel can import bifrost's kernel side, and only that.
 
-    The kernel's interpreter may live in another environment; this folder holds a
-    ``bifrost_ext`` package made of links to the real package's ``__init__.py`` (which imports
-    nothing) and its ``kernel`` subpackage (standard library and IPython only), so none of the
-    server's code or packages reach the kernel's path.
+    The kernel's interpreter may live in another environment; this folder holds one link,
+    ``bifrost_kernel``, to the real package (standard library and IPython only), so none of
+    the server's code or packages reach the kernel's path, and a command the kernel runs with
+    the server's interpreter (``!jupyter bifrost``) still finds bifrost_ext where it is
+    installed: nothing here shadows it.
     """
-    folder = site_dir / ".kernel-support"
-    package = Path(__file__).resolve().parent.parent
-    for name in ("__init__.py", "kernel"):
-        _link(folder / "bifrost_ext" / name, package / name)
+    folder = site_dir / ".kernel-side"
+    _link(folder / "bifrost_kernel", Path(bifrost_kernel.__file__).resolve().parent)
     return folder
 
 

@@ -6,7 +6,7 @@ A change replaces some distributions (a new version, or removed). A kernel that 
 none of them is left alone under every policy. For one that did:
 
 - ``notify`` (default): the kernel itself notices, before its next execution, that its
-  package directory moved, and names its stale modules (see :mod:`bifrost_ext.kernel.watch`);
+  package directory moved, and names its stale modules (see :mod:`bifrost_kernel.watch`);
 - ``restart-idle``: also restarted by this server once it is idle (never while busy);
 - ``never``: nothing.
 

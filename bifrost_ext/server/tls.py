@@ -9,7 +9,7 @@ process that can read the server's private key can present: its kernels, running
 Everyone else is judged as before, and the request still needs its credential (the kernel's
 secret) like any other.
 
-The kernel's side is :func:`bifrost_ext.kernel.client.ssl_context`.
+The kernel's side is :func:`bifrost_kernel.client.ssl_context`.
 """
 
 from __future__ import annotations

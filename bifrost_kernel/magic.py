@@ -33,18 +33,17 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from .client import ApiError, PackagesClient, Unreachable
 from .env import ENV_PACKAGE_DIR, ENV_START_RECORD
+from .names import canonical, project_name, requirement_names
 from .stale import (
-    canonical,
     describe_stale,
     env_versions,
     imported_distributions,
     installed_version,
     own_environment_copy,
     readlink,
-    requirement_names,
     stale_distributions,
 )
-from .summary import change_summary, memory_mismatches, memory_verdict, project_name
+from .summary import change_summary, memory_mismatches, memory_verdict
 from .watch import acknowledge, active_watch
 
 USAGE = """\

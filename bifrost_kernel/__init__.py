@@ -4,7 +4,11 @@ request → requirements → installer → package directory → store → cache
 
 Everything in this package imports only the standard library and IPython: a kernel's
 environment need not have bifrost's dependencies, and the provisioner puts only this package
-(not the server's code) on a kernel's path. ``tests/test_kernel_side.py`` checks the boundary.
+(not the server's code) on a kernel's path: a folder holding one link to it
+(:func:`bifrost_ext.server.provisioner.magic_path`), and ``--IPKernelApp.extra_extensions=
+bifrost_kernel``. ``%load_ext bifrost_kernel`` loads it in any kernel that can import it, and
+``%load_ext bifrost_ext`` where bifrost_ext is installed (it delegates here).
+``tests/test_kernel_side.py`` checks the boundary.
 
 - :mod:`.magic`: the ``%bifrost`` line magic;
 - :mod:`.client`: its HTTP client for the kernel's own server;
@@ -12,7 +16,9 @@ environment need not have bifrost's dependencies, and the provisioner puts only 
 - :mod:`.stale`: which imported modules a change left stale (shared by the two above);
 - :mod:`.missing` and :mod:`.distributions`: a failed import offers ``%bifrost install``;
 - :mod:`.report`: the versions this kernel has in memory, for the JupyterLab panel;
-- :mod:`.env`: the environment variables the server and its kernels share.
+- :mod:`.names`: project names without ``packaging`` (the canonical form, a requirement's name);
+- :mod:`.env`: the environment variables the server and its kernels share;
+- :mod:`.probes`: programs the build engine runs in a kernel's interpreter, before any kernel.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from .env import ENV_NOTICE, ENV_PACKAGE_DIR
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext bifrost_ext``: the ``%bifrost`` magic, the ``%pip install`` hint and the
+    """``%load_ext bifrost_kernel``: the ``%bifrost`` magic, the ``%pip install`` hint and the
     offer after a missing import.
 
     Every kernel that bifrost starts loads this before its first execution, so it imports
@@ -34,7 +40,7 @@ def load_ipython_extension(ipython: Any) -> None:
     """
     manager = ipython.magics_manager
     if hasattr(manager, "register_lazy"):  # IPython >= 8.8
-        manager.register_lazy("bifrost", "bifrost_ext.kernel.magic")
+        manager.register_lazy("bifrost", "bifrost_kernel.magic")
     else:
         from .magic import load_ipython_extension as load
 

@@ -6,19 +6,10 @@ is unit-tested without a kernel (:mod:`.magic` prints them).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .stale import canonical
-
-_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-def project_name(spec: str) -> str:
-    """The project a requirement spec names (``pandas>=2`` → ``pandas``)."""
-    match = _NAME.match(spec)
-    return match.group(1) if match else spec
+from .names import canonical, project_name
 
 
 def change_summary(command: str, body: Mapping[str, Any], requested: Iterable[str]) -> str:

@@ -9,17 +9,18 @@ environments the package directory's link moved between.
 
 from __future__ import annotations
 
+import csv
 import importlib.metadata
 import os
-import re
 import sys
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 
+from .names import canonical
+
 #: Top-level import names of each distribution, by canonical distribution name.
 TopLevels = Mapping[str, Set[str]]
-_PROJECT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 @dataclass(frozen=True)
@@ -69,16 +70,6 @@ def describe_stale(stale: list[StaleDistribution], requirements: Set[str] | None
     if others:
         text += f" and {others} dependenc{'y' if others == 1 else 'ies'}"
     return f"{text} {'is' if len(stale) == 1 else 'are'} imported in this kernel"
-
-
-def requirement_names(lines: Iterable[str]) -> set[str]:
-    """The canonical project names of requirement lines (``pandas>=2`` → ``pandas``)."""
-    names = set()
-    for line in lines:
-        match = _PROJECT.match(line)
-        if match and not line.lstrip().startswith("#"):
-            names.add(canonical(match.group(1)))
-    return names
 
 
 def own_environment_copy(name: str, package_dir: str) -> tuple[str, Path] | None:
@@ -139,15 +130,24 @@ def env_top_levels(env: Path) -> dict[str, set[str]]:
     tops: dict[str, set[str]] = {}
     for entry in _dist_infos(env):
         dist = canonical(entry[: -len(".dist-info")].rpartition("-")[0])
-        try:
-            record = (env / entry / "RECORD").read_text("utf-8")
-        except OSError:
-            continue
-        for row in record.splitlines():
-            first = row.split(",", 1)[0].split("/", 1)[0]
+        for path in record_paths(env / entry):
+            first = path.split("/", 1)[0]
             if first and not first.endswith((".dist-info", ".data")) and first != "__pycache__":
                 tops.setdefault(dist, set()).add(first.removesuffix(".py"))
     return tops
+
+
+def record_paths(dist_info: Path) -> list[str]:
+    """The paths a ``.dist-info`` folder's RECORD lists (none when it has no RECORD).
+
+    RECORD is a CSV file (PEP 376, the wheel spec): a path holding a comma or a quote is
+    quoted, so it is read with :mod:`csv`, never split on commas.
+    """
+    try:
+        with open(dist_info / "RECORD", encoding="utf-8", newline="") as record:
+            return [row[0] for row in csv.reader(record) if row]
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
 
 
 def readlink(link: str) -> str | None:
@@ -156,11 +156,6 @@ def readlink(link: str) -> str | None:
         return os.readlink(link)
     except OSError:
         return None
-
-
-def canonical(name: str) -> str:
-    """A distribution name in its canonical form (PEP 503), without ``packaging``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _dist_infos(env: Path) -> list[str]:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .env import ENV_KERNEL_STATE, ENV_RECYCLE
 from .lease import Leases
+from .names import requirement_names
 from .stale import (
     StaleDistribution,
     describe_stale,
@@ -34,7 +35,6 @@ from .stale import (
     env_versions,
     own_environment_copy,
     readlink,
-    requirement_names,
     stale_distributions,
 )
 
