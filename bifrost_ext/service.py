@@ -13,7 +13,7 @@
    (:meth:`PackageService._apply` retries, :meth:`PackageService._attempt` tries once);
 4. switch the package directory that kernels see, copy to Redis (:mod:`bifrost_ext.storage.cache`)
    and to the local copy (:mod:`bifrost_ext.storage.local_copy`), and tell the workspace's other
-   servers (:mod:`bifrost_ext.storage.servers`).
+   servers (:mod:`bifrost_ext.storage.changes`; who they are: :mod:`bifrost_ext.storage.servers`).
 
 Kernel starts take the reading path: Redis, else the database, else the local copy, then the
 package directory's cheap check (:meth:`PackageService.prepare_kernel`).
@@ -54,8 +54,10 @@ from .requirements import (
     render,
 )
 from .settings import Settings
-from .storage.cache import CacheUnavailable, GuardedCache, RequirementsCache
+from .storage.cache import GuardedCache, RequirementsCache
+from .storage.changes import ChangeChannel
 from .storage.local_copy import LocalCopy
+from .storage.redis_connection import CacheUnavailable, RedisHealth
 from .storage.servers import ServerRegistry
 from .storage.store import RequirementsStore, StoreUnavailable, VersionConflict
 
@@ -218,8 +220,12 @@ class PackageService:
         self.log = log
         #: The operator's plugins and the built-in policy (:mod:`bifrost_ext.plugins.manager`).
         self.plugins = plugins if plugins is not None else plugin_manager(settings, log)
+        #: Whether Redis works, said once for the cache, the announcements and the registry.
+        self.redis_health = RedisHealth(log)
         #: The cache as the flow uses it: never raises, never trusts a Redis that missed a save.
-        self.guarded_cache = GuardedCache(cache, log)
+        self.guarded_cache = GuardedCache(cache, log, self.redis_health)
+        #: Saved changes told to the workspace's other servers, over the cache's connection.
+        self.changes = ChangeChannel(cache.connection, self.redis_health, self.workspace)
         self.local_copy = LocalCopy(self.workspace_dir / "requirements.json", self.workspace, log)
         self._package_dirs: dict[str, PackageDirectory] = {}
         #: Which console scripts a build may put first on kernels' PATH.
@@ -227,7 +233,8 @@ class PackageService:
             settings.reserved_commands, settings.allowed_scripts, own=(settings.site_dir,)
         )
         self.servers = ServerRegistry(
-            self.guarded_cache,
+            cache.connection,
+            self.redis_health,
             self.workspace,
             lambda: self.package_dir().active_record(),
             server_id,
@@ -639,7 +646,7 @@ class PackageService:
             self.guarded_cache.put(saved, invalidate_on_failure=True),
             _run(self.local_copy.keep, saved),
         )
-        self._in_background(self.servers.announce(saved))
+        self._in_background(self.changes.announce(saved, self.servers.server_id))
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
         notify(self.plugins, hook, self.log, workspace=self.workspace, **kwargs)

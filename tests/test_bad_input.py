@@ -398,7 +398,7 @@ class TestAnotherApplicationsTableOfTheSameName:
 
 
 def test_garbage_on_the_events_channel_is_ignored() -> None:
-    from bifrost_ext.server.events import _parse
+    from bifrost_ext.storage.changes import parse_event as _parse
 
     assert _parse(b"[" * 100_000 + b"]" * 100_000) is None
     assert _parse(b"\xff") is None
