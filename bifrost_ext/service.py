@@ -41,7 +41,15 @@ from .engine.packagedir import PackageDirectory, SavedNotSwitched, build_purpose
 from .engine.shadowing import CommandGuard
 from .plugins.manager import notify, plugin_manager
 from .private import tighten
-from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
+from .records import (
+    Origin,
+    RequirementsRecord,
+    Revision,
+    Source,
+    lock_pins,
+    rollback_source,
+    version_changes,
+)
 from .requirements import (
     RefusedByPolicy,
     Requirements,
@@ -80,7 +88,7 @@ class Caller:
 
 
 #: A change made through the HTTP API by an unnamed caller, its output not followed.
-API_CALLER = Caller(Origin(None, "api"))
+API_CALLER = Caller(Origin(None, Source.API))
 
 
 class UnknownRevision(LookupError):
@@ -497,7 +505,7 @@ class PackageService:
             raise UnknownRevision(revision_id)
         wanted = parse_content(revision.record.content)
         origin = caller.origin
-        source = f"{origin.source}: rollback to revision {revision_id}"
+        source = rollback_source(origin.source, revision_id)
         change = Change(
             lambda _: wanted,
             dataclasses.replace(caller, origin=Origin(origin.user, source)),

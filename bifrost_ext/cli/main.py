@@ -36,7 +36,7 @@ from ..exporters import EXPORT_FORMATS, export
 from ..hub.grants import GrantError, Grants
 from ..kernel.env import ENV_KERNEL_TOKEN
 from ..kernel.summary import change_summary
-from ..records import Origin, printable
+from ..records import Origin, Source, printable
 from ..requirements import InvalidSpec, parse_requirements_file
 from ..service import Caller, ChangeResult, NotInRequirements, PackageService, UnknownRevision
 from ..settings import BY_NAME, SETTINGS, Settings
@@ -271,7 +271,7 @@ async def _on_behalf_of_operator(service: PackageService, args: argparse.Namespa
             user = getpass.getuser()
         except (KeyError, OSError):
             user = None
-    return Caller(Origin(user, "cli"), args.progress)
+    return Caller(Origin(user, Source.CLI), args.progress)
 
 
 def _changed(summary: str, warning: str | None = None) -> int:

@@ -27,7 +27,7 @@ from tornado import web
 from ..engine.installer import InstallError
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
 from ..kernel.distributions import installable_distribution
-from ..records import Origin, RequirementsRecord, printable
+from ..records import Origin, RequirementsRecord, Source, kernel_source, printable
 from ..requirements import InvalidSpec, excerpt
 from ..service import (
     Caller,
@@ -46,7 +46,7 @@ MAX_HISTORY = 1000
 #: The header through which a known client names itself for the history (a label, no
 #: authority: whoever sends it is still authenticated and authorized as themselves).
 CLIENT_HEADER = "X-Bifrost-Client"
-KNOWN_CLIENTS = frozenset({"panel"})
+KNOWN_CLIENTS = frozenset({Source.PANEL})
 #: Longest source the history keeps (its database column's size).
 MAX_SOURCE = 256
 
@@ -97,22 +97,21 @@ class PackagesAPIHandler(APIHandler):
         name = recorded_name(self.identity_provider, self.current_user)
         return Origin(name, await self.source())
 
-    async def source(self) -> str:
+    async def source(self) -> Source | str:
         """Through what a change comes, as a person reads it in the history: ``kernel 1a2b3c4d
         (Untitled.ipynb)`` (the notebook when a session knows the kernel), ``panel`` (the
         JupyterLab panel says so in a header), else ``api``."""
         if self.kernel is None:
             client = self.request.headers.get(CLIENT_HEADER, "")
-            return client if client in KNOWN_CLIENTS else "api"
+            return Source(client) if client in KNOWN_CLIENTS else Source.API
         kernel_id = self.kernel.kernel_id
-        source = f"kernel {kernel_id[:8]}"
         path = await _session_path(self.settings.get("session_manager"), kernel_id)
-        if path:
-            # Any string a client gave its session, not necessarily a file: kept as text.
-            path = printable(path)
-            room = MAX_SOURCE - len(source) - 3  # the column holds 256; a path may not fit
-            source += f" ({path if len(path) <= room else '…' + path[-room + 1 :]})"
-        return source
+        if not path:
+            return kernel_source(kernel_id)
+        # Any string a client gave its session, not necessarily a file: kept as text.
+        path = printable(path)
+        room = MAX_SOURCE - len(kernel_source(kernel_id)) - 3  # the column holds 256
+        return kernel_source(kernel_id, path if len(path) <= room else "…" + path[-room + 1 :])
 
     async def caller(self) -> Caller:
         """Who asks, where installer output goes (server-sent events when the client asked

@@ -255,7 +255,7 @@ class RequirementsStore(Component):
         """
         record = RequirementsRecord.of(workspace, content, expected_version + 1, lock)
         now = datetime.now(timezone.utc)
-        user, source = (origin.user, origin.source) if origin else (None, None)
+        user, source = (origin.user, str(origin.source)) if origin else (None, None)
         if self.engine.dialect.name == "postgresql":
             saved = self._save_through_function(
                 record, expected_version, expected_hash, user, source, now
