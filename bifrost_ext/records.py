@@ -11,9 +11,6 @@ from enum import Enum
 from .pins import parse_lock
 from .requirements import content_hash, saved_error
 
-REQUIREMENTS_PATH = "requirements.txt"
-REQUIREMENTS_ENTITY = "requirements"
-
 
 def lock_pins(lock: str) -> dict[str, str]:
     """A lock's valid ``name==version`` lines (:func:`~bifrost_ext.pins.parse_lock`) as a
