@@ -257,11 +257,11 @@ class InstallHandler(PackagesAPIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        """Install ``{"packages": [...]}`` (or the older ``{"package", "version"}``)."""
+        """Install ``{"packages": [...]}``."""
         body = self.json_object()
 
         async def install() -> ChangeResult:
-            # Read inside run_change: a bad single-form body is a 400 like any bad spec.
+            # Read inside run_change: a body without "packages" is a 400 like any bad spec.
             return await self.service.install(install_specs(body), await self.caller())
 
         await self.run_change(install())
@@ -376,19 +376,10 @@ class KernelRestartHandler(PackagesAPIHandler):
 
 
 def install_specs(body: dict[str, Any]) -> object:
-    """The specs of an install body; the single ``{"package", "version"}`` form becomes one."""
-    if "packages" in body:
-        return body["packages"]
-    package, version = body.get("package"), body.get("version")
-    if not isinstance(package, str):
-        return None
-    if isinstance(version, bool) or not isinstance(version, (str, int, float, type(None))):
-        raise InvalidSpec(version, "a version must be a string")
-    version = "" if version is None else str(version).strip()
-    if not version:
-        return [package]
-    # "1.0" means ==1.0; a version that already starts with an operator is kept as it is.
-    return [package.strip() + (version if version[0] in "<>=!~" else f"=={version}")]
+    """The specs of an install body, ``{"packages": [...]}``: its only form."""
+    if "packages" not in body:
+        raise InvalidSpec(None, 'an install body is {"packages": [requirements]}')
+    return body["packages"]
 
 
 async def _session_path(sessions: Any, kernel_id: str) -> str | None:
