@@ -39,6 +39,7 @@ from ..service import (
 from ..settings import GATEWAY_SETTING, IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
 from ..storage.store import StoreUnavailable, VersionConflict
 from .credentials import KernelGrant, KernelIdentityProvider, recorded_name
+from .recycle import restart_when_idle
 
 AUTH_RESOURCE = "packages"
 #: Most revisions one history request lists.
@@ -367,12 +368,12 @@ class KernelRestartHandler(PackagesAPIHandler):
         """Schedule a restart of the calling kernel and answer at once (202)."""
         if self.kernel is None:
             raise web.HTTPError(403, "only a kernel's own credential can restart it")
-        kernel_manager = self.settings["kernel_manager"]
         kernel_id = self.kernel.kernel_id
-        # The kernel that asked is waiting for this answer: restart only after sending it.
-        restart = kernel_manager.restart_kernel(kernel_id)
         self.reply(202, {"kernel_id": kernel_id, "restarting": True})
-        _background(restart, self.log)
+        # The kernel that asked is running the cell that waits for this answer: restart it
+        # once that cell is done and has shown its output.
+        kernel_manager = self.settings["kernel_manager"]
+        _background(restart_when_idle(kernel_manager, kernel_id, self.log), self.log)
 
 
 def install_specs(body: dict[str, Any]) -> object:
@@ -404,7 +405,6 @@ _background_tasks: set[asyncio.Task[Any]] = set()
 
 def _background(awaitable: Awaitable[Any], log: Any) -> None:
     async def run() -> None:
-        await asyncio.sleep(0.1)
         try:
             await awaitable
         except Exception as exc:  # the requester is gone; the log is the only place left
