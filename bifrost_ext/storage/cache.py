@@ -8,10 +8,11 @@ front of it. Under ``bifrost:requirements:content`` (the ``default`` workspace) 
 :meth:`RequirementsRecord.to_json <bifrost_ext.records.RequirementsRecord.to_json>` as JSON,
 in this key order::
 
-    {"version": 3, "content": "numpy<2\n", "hash": "<sha256 of content>", "lock": "numpy==1.26.4\n"}
+    {"version": 3, "content": "numpy<2\\n", "hash": "<sha256>", "lock": "numpy==1.26.4\\n"}
 
 ``version`` first, because the compare-and-set (:mod:`.redis_functions`) reads it from the
-value's first bytes; ``lock`` holds the exact pins the change was saved with. Writes never put
+value's first bytes; ``hash`` is the sha256 of ``content`` (a value whose hash does not match
+reads as a miss); ``lock`` holds the exact pins the change was saved with. Writes never put
 an older version over a newer one. :class:`GuardedCache` is how the flow uses it: Redis being
 down is a miss, and a save Redis missed is written before Redis is trusted again. With no
 ``redis_url`` the cache is off and every read goes to the database. Used by
