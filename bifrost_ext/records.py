@@ -6,12 +6,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 from .pins import parse_lock
 from .requirements import content_hash, saved_error
-
-REQUIREMENTS_PATH = "requirements.txt"
-REQUIREMENTS_ENTITY = "requirements"
 
 
 def lock_pins(lock: str) -> dict[str, str]:
@@ -123,14 +121,50 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
+class Source(str, Enum):
+    """Through what a change comes, as the history says it: the start of :attr:`Origin.source`.
+
+    Saved, shown and formatted as its value, like Python 3.11's ``StrEnum`` (which
+    ``requires-python >= 3.10`` does not have yet); it equals and hashes as that string.
+    """
+
+    #: A plain API client.
+    API = "api"
+    #: The JupyterLab panel (it says so in ``X-Bifrost-Client``).
+    PANEL = "panel"
+    #: ``jupyter bifrost``.
+    CLI = "cli"
+    #: A kernel's ``%bifrost``: :func:`kernel_source` adds its short id and session's path.
+    KERNEL = "kernel"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, format_spec: str) -> str:
+        return format(str(self.value), format_spec)
+
+
+def kernel_source(kernel_id: str, path: str | None = None) -> str:
+    """A kernel's source: ``kernel 1a2b3c4d`` (its id's first 8 characters), then the
+    session's path in brackets when there is one."""
+    source = f"{Source.KERNEL} {kernel_id[:8]}"
+    return f"{source} ({path})" if path else source
+
+
+def rollback_source(source: str, revision_id: int) -> str:
+    """The source of a rollback: the one who asked for it, and the revision it brings back."""
+    return f"{source}: rollback to revision {revision_id}"
+
+
 @dataclass(frozen=True)
 class Origin:
     """Who asked for a change and through what: kept with the revision it makes."""
 
     user: str | None
-    #: "api", "panel", "cli", "kernel 1a2b3c4d (Untitled.ipynb)" (short id, session's path),
-    #: "<source>: rollback to revision <n>"
-    source: str
+    #: A :class:`Source` (``api``, ``panel``, ``cli``), a :func:`kernel_source`
+    #: (``kernel 1a2b3c4d (Untitled.ipynb)``), either as a :func:`rollback_source`
+    #: (``api: rollback to revision 3``), or, read back from the history, what a row says.
+    source: Source | str
 
 
 @dataclass(frozen=True)

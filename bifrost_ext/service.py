@@ -13,7 +13,7 @@
    (:meth:`PackageService._apply` retries, :meth:`PackageService._attempt` tries once);
 4. switch the package directory that kernels see, copy to Redis (:mod:`bifrost_ext.storage.cache`)
    and to the local copy (:mod:`bifrost_ext.storage.local_copy`), and tell the workspace's other
-   servers (:mod:`bifrost_ext.storage.servers`).
+   servers (:mod:`bifrost_ext.storage.changes`; who they are: :mod:`bifrost_ext.storage.servers`).
 
 Kernel starts take the reading path: Redis, else the database, else the local copy, then the
 package directory's cheap check (:meth:`PackageService.prepare_kernel`).
@@ -42,7 +42,15 @@ from .engine.purpose import KERNEL_START, RETRY, BuildPurpose
 from .engine.shadowing import CommandGuard
 from .plugins.manager import notify, plugin_manager
 from .private import tighten
-from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
+from .records import (
+    Origin,
+    RequirementsRecord,
+    Revision,
+    Source,
+    lock_pins,
+    rollback_source,
+    version_changes,
+)
 from .requirements import (
     RefusedByPolicy,
     Requirements,
@@ -55,8 +63,10 @@ from .requirements import (
     render,
 )
 from .settings import Settings
-from .storage.cache import CacheUnavailable, GuardedCache, RequirementsCache
+from .storage.cache import GuardedCache, RequirementsCache
+from .storage.changes import ChangeChannel
 from .storage.local_copy import LocalCopy
+from .storage.redis_connection import CacheUnavailable, RedisHealth
 from .storage.servers import ServerRegistry
 from .storage.store import RequirementsStore, StoreUnavailable, VersionConflict
 
@@ -79,7 +89,7 @@ class Caller:
 
 
 #: A change made through the HTTP API by an unnamed caller, its output not followed.
-API_CALLER = Caller(Origin(None, "api"))
+API_CALLER = Caller(Origin(None, Source.API))
 
 
 class UnknownRevision(LookupError):
@@ -225,8 +235,12 @@ class PackageService:
         self.log = log
         #: The operator's plugins and the built-in policy (:mod:`bifrost_ext.plugins.manager`).
         self.plugins = plugins if plugins is not None else plugin_manager(settings, log)
+        #: Whether Redis works, said once for the cache, the announcements and the registry.
+        self.redis_health = RedisHealth(log)
         #: The cache as the flow uses it: never raises, never trusts a Redis that missed a save.
-        self.guarded_cache = GuardedCache(cache, log)
+        self.guarded_cache = GuardedCache(cache, log, self.redis_health)
+        #: Saved changes told to the workspace's other servers, over the cache's connection.
+        self.changes = ChangeChannel(cache.connection, self.redis_health, self.workspace)
         self.local_copy = LocalCopy(self.workspace_dir / "requirements.json", self.workspace, log)
         self._package_dirs: dict[str, PackageDirectory] = {}
         #: Which console scripts a build may put first on kernels' PATH.
@@ -234,7 +248,8 @@ class PackageService:
             settings.reserved_commands, settings.allowed_scripts, own=(settings.site_dir,)
         )
         self.servers = ServerRegistry(
-            self.guarded_cache,
+            cache.connection,
+            self.redis_health,
             self.workspace,
             self._active_record,
             server_id,
@@ -508,7 +523,7 @@ class PackageService:
             raise UnknownRevision(revision_id)
         wanted = parse_content(revision.record.content)
         origin = caller.origin
-        source = f"{origin.source}: rollback to revision {revision_id}"
+        source = rollback_source(origin.source, revision_id)
         change = Change(
             lambda _: wanted,
             dataclasses.replace(caller, origin=Origin(origin.user, source)),
@@ -657,7 +672,7 @@ class PackageService:
             self.guarded_cache.put(saved, invalidate_on_failure=True),
             _run(self.local_copy.keep, saved),
         )
-        self._in_background(self.servers.announce(saved))
+        self._in_background(self.changes.announce(saved, self.servers.server_id))
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
         notify(self.plugins, hook, self.log, workspace=self.workspace, **kwargs)

@@ -14,12 +14,9 @@ from .names import canonical, project_name
 
 def change_summary(command: str, body: Mapping[str, Any], requested: Iterable[str]) -> str:
     """``installed numpy 1.26.4 (was 2.4.6); also changed: pandas 3.1.1 → 3.0.6 (dependency),
-    six 1.17.0 added``: every version a change moved, from the answer's ``versions``.
-
-    A server from before that field gets the short form it always had.
-    """
-    versions: list[dict[str, Any]] | None = body.get("versions")
-    changes = {canonical(v["name"]): v for v in versions or []}
+    six 1.17.0 added``: every version a change moved, from the answer's ``versions``."""
+    versions: list[dict[str, Any]] = body["versions"]
+    changes = {canonical(v["name"]): v for v in versions}
     if command == "install":
         installed = body.get("installed") or []
         named = {canonical(project_name(spec)) for spec in requested}

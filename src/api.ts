@@ -258,7 +258,8 @@ export async function change(
   });
   const type = response.headers.get('Content-Type') ?? '';
   if (!type.includes('text/event-stream') || !response.body) {
-    // Not a stream (a proxy's error page, an older server): the HTTP status is the answer.
+    // Not a stream (refused before the change began, a proxy's error page): the HTTP status
+    // is the answer.
     const text = await response.text();
     let parsed: any = {};
     try {

@@ -149,9 +149,6 @@ async def test_a_huge_input_comes_back_as_a_short_excerpt_and_changes_nothing(
         ("install", lambda: {"packages": "x" * HUGE}, 400, "'xxxxx"),
         ("install", lambda: {"packages": ["bfdemo", {"x" * HUGE: "y" * HUGE}]}, 400, "{'xxx"),
         ("install", lambda: {"packages": ["bfdemo"] * (HUGE // 10)}, 400, "at most"),
-        ("install", lambda: {"package": "x" * HUGE, "version": "1.0"}, 400, "'xxxxx"),
-        ("install", lambda: {"package": "bfdemo", "version": "1" * HUGE}, 400, "'bfdemo==111"),
-        ("install", lambda: {"package": "bfdemo", "version": ["1" * HUGE]}, 400, "['111"),
         ("install", lambda: {"package": ["x" * HUGE]}, 400, "'None'"),
         ("uninstall", lambda: {"packages": ["a" * HUGE]}, 400, "'aaaaa"),
         ("uninstall", lambda: {"packages": "a" * HUGE}, 400, "'aaaaa"),
@@ -398,7 +395,7 @@ class TestAnotherApplicationsTableOfTheSameName:
 
 
 def test_garbage_on_the_events_channel_is_ignored() -> None:
-    from bifrost_ext.server.events import _parse
+    from bifrost_ext.storage.changes import parse_event as _parse
 
     assert _parse(b"[" * 100_000 + b"]" * 100_000) is None
     assert _parse(b"\xff") is None

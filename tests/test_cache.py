@@ -9,7 +9,10 @@ import pytest
 import redis
 
 from bifrost_ext.records import RequirementsRecord
-from bifrost_ext.storage.cache import CacheUnavailable, RequirementsCache, cache_key
+from bifrost_ext.storage import cache as cache_module
+from bifrost_ext.storage.cache import VALUE_FIELDS, RequirementsCache
+from bifrost_ext.storage.redis_connection import CacheUnavailable
+from bifrost_ext.storage.redis_names import cache_key
 
 
 @pytest.fixture
@@ -28,6 +31,21 @@ def test_default_workspace_uses_the_contract_key(
     assert value["content"] == "bfdemo==1.0\n"
     assert value["hash"] == record.hash
     assert cache.get("default") == record
+
+
+def test_a_value_is_the_records_json_as_the_module_documents_it(
+    cache: RequirementsCache, redis_client: redis.Redis
+) -> None:
+    """What Redis holds is exactly ``RequirementsRecord.to_json``, in the documented order,
+    ``lock`` included, and every field is named in cache.py's description of the value."""
+    record = RequirementsRecord.of("default", "bfdemo\n", 3, "bfdemo==1.0\n")
+    assert cache.put(record)
+    stored = json.loads(redis_client.get("bifrost:requirements:content"))
+    assert stored == record.to_json()
+    assert tuple(stored) == tuple(record.to_json()) == VALUE_FIELDS
+    doc = cache_module.__doc__ or ""
+    assert all(f'"{field}": ' in doc for field in VALUE_FIELDS)
+    assert redis_client.get("bifrost:requirements:content").startswith('{"version": 3,')
 
 
 def test_other_workspaces_get_keys_with_their_name(cache: RequirementsCache) -> None:

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from bifrost_ext.hub.grants import Grant, GrantError, Grants, role_name
-from bifrost_ext.storage.cache import cache_key, events_channel, servers_key
+from bifrost_ext.storage.redis_names import cache_key, events_channel, servers_key
 from bifrost_ext.storage.store import RequirementsStore, StoreRefused
 from tests.cli import CLI, cli_env
 from tests.servers import ServerProcess, ThrowawayPostgres, wait_until

@@ -19,6 +19,7 @@ from bifrost_ext.hub.grants import REDIS_COMMANDS
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.storage import cache as cache_module
 from bifrost_ext.storage.cache import GuardedCache, RequirementsCache
+from bifrost_ext.storage.redis_functions import load_functions
 from tests.servers import PartitionProxy, ThrowawayRedis, wait_until_async
 
 LOGGER = "test.guarded_cache"
@@ -231,7 +232,7 @@ async def test_a_redis_without_bifrosts_functions_is_said_once_not_at_every_read
             await guarded.put(V1)
         assert said(caplog, "no bifrost function library") == 1
         assert said(caplog, "reachable again") == 0
-        cache_module.load_functions(admin)  # the regrant service, or a spawn
+        load_functions(admin)  # the regrant service, or a spawn
         await guarded.put(V1)
         assert await guarded.get("default") == V1
         assert said(caplog, "reachable again") == 1

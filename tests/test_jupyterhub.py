@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from bifrost_ext.hub.grants import Grants, role_name
-from bifrost_ext.storage.cache import cache_key, events_channel, servers_key
+from bifrost_ext.storage.redis_names import cache_key, events_channel, servers_key
 from bifrost_ext.storage.store import RequirementsStore
 from tests.cli import JUPYTER
 from tests.hub import Hub

@@ -89,8 +89,11 @@ async def test_a_package_not_imported_yet_needs_no_restart(kernel: Any) -> None:
 async def test_restart_flag_restarts_the_kernel_after_the_install(kernel: Any) -> None:
     await run_cell(kernel, "%bifrost install bfdemo==1.0")
     await run_cell(kernel, "import bfdemo; marker = 'before'")
-    output = await run_cell(kernel, "%bifrost install --restart bfdemo==2.0")
+    # The restart waits for the cell that asked to end: what it does next still runs.
+    cell = "%bifrost install --restart bfdemo==2.0\nimport time; time.sleep(1); print('done')"
+    output = await run_cell(kernel, cell)
     assert "restarting the kernel…" in output
+    assert output.endswith("restarting the kernel…\ndone\n"), output
     for _ in range(200):  # the restart happens just after the answer
         await asyncio.sleep(0.1)
         if kernel.provisioner and kernel.provisioner.process and kernel.ready.done():

@@ -168,14 +168,6 @@ def test_every_version_change_is_in_the_summary() -> None:
     )
 
 
-def test_a_server_without_the_versions_field_gets_the_old_summary() -> None:
-    from bifrost_kernel.magic import change_summary
-
-    body = {"changed": False, "installed": [{"name": "bfdemo", "version": "1.0"}]}
-    assert change_summary("install", body, ["bfdemo"]) == "already installed bfdemo 1.0"
-    assert change_summary("remove", {"changed": True}, ["x", "y"]) == "removed x, y"
-
-
 def test_a_stale_change_names_its_requirements_and_counts_their_dependencies() -> None:
     from bifrost_kernel.stale import StaleDistribution, describe_stale
 

@@ -31,7 +31,8 @@ from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.server.events import ChangeListener
 from bifrost_ext.service import PackageService
 from bifrost_ext.settings import CREDENTIALS_SETTING, SERVICE_SETTING
-from bifrost_ext.storage.cache import RequirementsCache, cache_key, events_channel
+from bifrost_ext.storage.cache import RequirementsCache
+from bifrost_ext.storage.redis_names import cache_key, events_channel
 from bifrost_ext.storage.store import RequirementsStore
 from bifrost_kernel.env import ENV_KERNEL_TOKEN
 from bifrost_kernel.watch import PackageWatch
@@ -543,7 +544,7 @@ async def test_a_server_takes_its_own_change_events_for_its_own(
 
     await service.sync()  # the package directory holds what is saved, as at server start
     channel = events_channel("default")
-    listener = ChangeListener(service, redis_url, on_change, log, interval=3600)
+    listener = ChangeListener(service, on_change, log, interval=3600)
     task = asyncio.ensure_future(listener.run())
     watcher = redis_client.pubsub()
     try:
@@ -560,7 +561,7 @@ async def test_a_server_takes_its_own_change_events_for_its_own(
         await wait_until_async(own_event_seen, what="this server's own event")
         # Another server's event, published after it: once the listener has handled that
         # one, it has handled its own too (one subscriber gets a channel's messages in order).
-        service.cache.publish(saved, "elsewhere:1")
+        service.changes.publish(saved, "elsewhere:1")
         await wait_until_async(
             lambda: any("changed on elsewhere:1" in line for line in lines),
             what="the other server's event",

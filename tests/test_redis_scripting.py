@@ -17,7 +17,9 @@ import redis
 
 from bifrost_ext.hub.grants import Grant, Grants
 from bifrost_ext.records import RequirementsRecord
-from bifrost_ext.storage.cache import CacheUnavailable, RequirementsCache, cache_key, servers_key
+from bifrost_ext.storage.cache import RequirementsCache
+from bifrost_ext.storage.redis_connection import CacheUnavailable
+from bifrost_ext.storage.redis_names import cache_key, servers_key
 from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import wait_until
 

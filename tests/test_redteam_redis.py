@@ -15,7 +15,8 @@ import pytest
 import redis
 
 from bifrost_ext.hub.grants import Grants
-from bifrost_ext.storage.cache import PUT_FUNCTION, cache_key
+from bifrost_ext.storage.redis_functions import PUT_FUNCTION
+from bifrost_ext.storage.redis_names import cache_key
 from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import wait_until
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from bifrost_ext.records import Origin, RequirementsRecord
+from bifrost_ext.records import Origin, RequirementsRecord, Source, kernel_source, rollback_source
 from bifrost_ext.requirements import content_hash
 from bifrost_ext.storage.store import (
     RequirementsStore,
@@ -179,6 +179,28 @@ def test_every_save_is_kept_as_a_revision_with_its_origin(store: RequirementsSto
     assert store.revision("default", history[1].id) == history[1]
     other = store.history("other")[0]
     assert store.revision("default", other.id) is None  # another workspace's revision
+
+
+def test_a_source_is_saved_as_the_text_it_always_was(store: RequirementsStore) -> None:
+    sources = [
+        Source.API,
+        Source.PANEL,
+        Source.CLI,
+        kernel_source("1a2b3c4d-0000", "Untitled.ipynb"),
+        rollback_source(Source.API, 3),
+    ]
+    for version, source in enumerate(sources):
+        store.save("default", f"a{version}\n", version, origin=Origin("alice", source))
+    saved = [r.origin.source for r in reversed(store.history("default"))]
+    assert saved == [
+        "api",
+        "panel",
+        "cli",
+        "kernel 1a2b3c4d (Untitled.ipynb)",
+        "api: rollback to revision 3",
+    ]
+    assert all(type(source) is str for source in saved)
+    assert [Source(s) for s in saved[:3]] == [Source.API, Source.PANEL, Source.CLI]
 
 
 def test_a_source_saved_with_a_whole_kernel_id_reads_short(store: RequirementsStore) -> None:

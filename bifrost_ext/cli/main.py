@@ -37,7 +37,7 @@ from ..engine.interpreter import DEFAULT_KERNEL_NAME, kernel_python
 from ..engine.packagedir import SavedInvalid
 from ..exporters import EXPORT_FORMATS, export
 from ..hub.grants import GrantError, Grants
-from ..records import Origin, printable
+from ..records import Origin, Source, printable
 from ..requirements import InvalidSpec, parse_requirements_file
 from ..service import Caller, ChangeResult, NotInRequirements, PackageService, UnknownRevision
 from ..settings import BY_NAME, SETTINGS, Settings
@@ -272,7 +272,7 @@ async def _on_behalf_of_operator(service: PackageService, args: argparse.Namespa
             user = getpass.getuser()
         except (KeyError, OSError):
             user = None
-    return Caller(Origin(user, "cli"), args.progress)
+    return Caller(Origin(user, Source.CLI), args.progress)
 
 
 def _changed(summary: str, warning: str | None = None) -> int:

@@ -10,7 +10,8 @@ spawn) makes, or refreshes, two things with the administrator's ``BIFROST_DATABA
   (migration 0004) lets it see and write only its workspace's rows of ``workspace_files`` and
   ``workspace_revisions``, whatever SQL it sends, and it holds no other privilege;
 - a Redis ACL user allowed only the commands bifrost uses, on only its workspace's keys and
-  channels (:func:`bifrost_ext.storage.cache.workspace_names`): anything else answers ``NOPERM``.
+  channels (:func:`bifrost_ext.storage.redis_names.workspace_names`): anything else answers
+  ``NOPERM``.
 
 Both share one generated secret, kept in the grants table (which only the administrator can
 read) so that a refresh leaves running servers' connections valid; ``rotate`` makes a new one.
@@ -24,7 +25,8 @@ PostgreSQL that lets the role in without its password (``trust``) or a Redis who
 user needs none. ``jupyter bifrost revoke`` ends both's connections, drops what the role
 owns in every database and removes both, with the administrator ``docs/jupyterhub.md``
 prescribes (see :meth:`Grants.revoke`). A Redis user runs no script of its own: it may only
-``FCALL`` the function library the grant loads (:data:`bifrost_ext.storage.cache.FUNCTION_LIBRARY`).
+``FCALL`` the function library the grant loads
+(:data:`bifrost_ext.storage.redis_functions.FUNCTION_LIBRARY`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ import psycopg.sql
 import redis
 import sqlalchemy as sa
 
-from ..storage.cache import FUNCTION_LIBRARY_NAME, load_functions, workspace_names
+from ..storage.redis_functions import FUNCTION_LIBRARY_NAME, load_functions
+from ..storage.redis_names import workspace_names
 from ..storage.store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
 from ..workspaces import check_workspace, user_for_workspace
 from .pg_tenancy import UnsafeDatabase, close_schemas, refuse_planted

@@ -28,7 +28,7 @@ from bifrost_kernel.distributions import installable_distribution
 
 from ..engine.installer import InstallError
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
-from ..records import Origin, RequirementsRecord, printable
+from ..records import Origin, RequirementsRecord, Source, kernel_source, printable
 from ..requirements import InvalidSpec, excerpt
 from ..service import (
     Caller,
@@ -40,6 +40,7 @@ from ..service import (
 from ..settings import GATEWAY_SETTING, IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
 from ..storage.store import StoreUnavailable, VersionConflict
 from .credentials import KernelGrant, KernelIdentityProvider, recorded_name
+from .recycle import restart_when_idle
 
 AUTH_RESOURCE = "packages"
 #: Most revisions one history request lists.
@@ -47,7 +48,7 @@ MAX_HISTORY = 1000
 #: The header through which a known client names itself for the history (a label, no
 #: authority: whoever sends it is still authenticated and authorized as themselves).
 CLIENT_HEADER = "X-Bifrost-Client"
-KNOWN_CLIENTS = frozenset({"panel"})
+KNOWN_CLIENTS = frozenset({Source.PANEL})
 #: Longest source the history keeps (its database column's size).
 MAX_SOURCE = 256
 
@@ -98,22 +99,21 @@ class PackagesAPIHandler(APIHandler):
         name = recorded_name(self.identity_provider, self.current_user)
         return Origin(name, await self.source())
 
-    async def source(self) -> str:
+    async def source(self) -> Source | str:
         """Through what a change comes, as a person reads it in the history: ``kernel 1a2b3c4d
         (Untitled.ipynb)`` (the notebook when a session knows the kernel), ``panel`` (the
         JupyterLab panel says so in a header), else ``api``."""
         if self.kernel is None:
             client = self.request.headers.get(CLIENT_HEADER, "")
-            return client if client in KNOWN_CLIENTS else "api"
+            return Source(client) if client in KNOWN_CLIENTS else Source.API
         kernel_id = self.kernel.kernel_id
-        source = f"kernel {kernel_id[:8]}"
         path = await _session_path(self.settings.get("session_manager"), kernel_id)
-        if path:
-            # Any string a client gave its session, not necessarily a file: kept as text.
-            path = printable(path)
-            room = MAX_SOURCE - len(source) - 3  # the column holds 256; a path may not fit
-            source += f" ({path if len(path) <= room else '…' + path[-room + 1 :]})"
-        return source
+        if not path:
+            return kernel_source(kernel_id)
+        # Any string a client gave its session, not necessarily a file: kept as text.
+        path = printable(path)
+        room = MAX_SOURCE - len(kernel_source(kernel_id)) - 3  # the column holds 256
+        return kernel_source(kernel_id, path if len(path) <= room else "…" + path[-room + 1 :])
 
     async def caller(self) -> Caller:
         """Who asks, where installer output goes (server-sent events when the client asked
@@ -259,11 +259,11 @@ class InstallHandler(PackagesAPIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        """Install ``{"packages": [...]}`` (or the older ``{"package", "version"}``)."""
+        """Install ``{"packages": [...]}``."""
         body = self.json_object()
 
         async def install() -> ChangeResult:
-            # Read inside run_change: a bad single-form body is a 400 like any bad spec.
+            # Read inside run_change: a body without "packages" is a 400 like any bad spec.
             return await self.service.install(install_specs(body), await self.caller())
 
         await self.run_change(install())
@@ -369,28 +369,19 @@ class KernelRestartHandler(PackagesAPIHandler):
         """Schedule a restart of the calling kernel and answer at once (202)."""
         if self.kernel is None:
             raise web.HTTPError(403, "only a kernel's own credential can restart it")
-        kernel_manager = self.settings["kernel_manager"]
         kernel_id = self.kernel.kernel_id
-        # The kernel that asked is waiting for this answer: restart only after sending it.
-        restart = kernel_manager.restart_kernel(kernel_id)
         self.reply(202, {"kernel_id": kernel_id, "restarting": True})
-        _background(restart, self.log)
+        # The kernel that asked is running the cell that waits for this answer: restart it
+        # once that cell is done and has shown its output.
+        kernel_manager = self.settings["kernel_manager"]
+        _background(restart_when_idle(kernel_manager, kernel_id, self.log), self.log)
 
 
 def install_specs(body: dict[str, Any]) -> object:
-    """The specs of an install body; the single ``{"package", "version"}`` form becomes one."""
-    if "packages" in body:
-        return body["packages"]
-    package, version = body.get("package"), body.get("version")
-    if not isinstance(package, str):
-        return None
-    if isinstance(version, bool) or not isinstance(version, (str, int, float, type(None))):
-        raise InvalidSpec(version, "a version must be a string")
-    version = "" if version is None else str(version).strip()
-    if not version:
-        return [package]
-    # "1.0" means ==1.0; a version that already starts with an operator is kept as it is.
-    return [package.strip() + (version if version[0] in "<>=!~" else f"=={version}")]
+    """The specs of an install body, ``{"packages": [...]}``: its only form."""
+    if "packages" not in body:
+        raise InvalidSpec(None, 'an install body is {"packages": [requirements]}')
+    return body["packages"]
 
 
 async def _session_path(sessions: Any, kernel_id: str) -> str | None:
@@ -415,7 +406,6 @@ _background_tasks: set[asyncio.Task[Any]] = set()
 
 def _background(awaitable: Awaitable[Any], log: Any) -> None:
     async def run() -> None:
-        await asyncio.sleep(0.1)
         try:
             await awaitable
         except Exception as exc:  # the requester is gone; the log is the only place left

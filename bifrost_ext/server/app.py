@@ -37,7 +37,8 @@ from ..settings import (
     Settings,
     setting_traits,
 )
-from ..storage.cache import CacheUnavailable, RequirementsCache
+from ..storage.cache import RequirementsCache
+from ..storage.redis_connection import CacheUnavailable
 from ..storage.store import RequirementsStore, StoreUnavailable
 from .api_handlers import default_handlers
 from .credentials import KernelCredentials, KernelIdentityProvider
@@ -256,10 +257,8 @@ class BifrostApp(ExtensionApp, SettingTraits):
             if moved(before, after):
                 await self._on_change(before, after)
         if service.cache.enabled:
-            assert service.cache.url
             listener = ChangeListener(
                 service,
-                service.cache.url,
                 self._on_change,
                 self.log,
                 interval=service.settings.sync_interval,

@@ -3,7 +3,7 @@
 … store → cache → **events** → kernels.
 
 Every saved change is published on the workspace's Redis channel (by
-:meth:`bifrost_ext.storage.servers.ServerRegistry.announce`). Each server runs one
+:meth:`bifrost_ext.storage.changes.ChangeChannel.announce`). Each server runs one
 :class:`ChangeListener`: on an event it brings its own package directory up to date through
 the same single-flight path as a kernel start, then hands what changed to the recycle policy
 (:mod:`.recycle`). Pub/sub delivers only to connected subscribers, so the listener
@@ -15,17 +15,15 @@ server's package directory holds, which ``GET api/packages/status`` lists.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
 import redis
-import redis.asyncio
 
 from ..engine.installer import InstallError
 from ..records import RequirementsRecord
 from ..service import PackageService
-from ..storage.cache import cache_error, events_channel
+from ..storage.redis_connection import cache_error
 from ..storage.store import StoreUnavailable
 
 #: Called with what the package directory held before a sync and holds after it.
@@ -38,13 +36,11 @@ class ChangeListener:
     def __init__(
         self,
         service: PackageService,
-        redis_url: str,
         on_change: OnChange,
         log: logging.Logger,
         interval: float = 10.0,
     ) -> None:
         self.service = service
-        self.redis_url = redis_url
         self.on_change = on_change
         self.log = log
         self.interval = interval
@@ -54,14 +50,14 @@ class ChangeListener:
     async def run(self) -> None:
         """Listen until cancelled, reconnecting (and catching up) whenever Redis comes back.
 
-        A failure is the cache's to say at WARNING (:meth:`GuardedCache.failed`: once, and
+        A failure is Redis's health to say at WARNING (:meth:`RedisHealth.failed`: once, and
         once more if it turns from "unreachable" into "refused"), so that a Redis that lost
         this server's grant makes one warning, not one per component or per retry."""
         while True:
             try:
                 await self._listen()
             except (redis.RedisError, OSError) as exc:
-                self.service.guarded_cache.failed(cache_error(exc))
+                self.service.redis_health.failed(cache_error(exc))
                 if not self._paused:
                     self.log.info(
                         "bifrost: change events unavailable (%s); retrying every %g s",
@@ -75,30 +71,16 @@ class ChangeListener:
             await asyncio.sleep(self.interval)
 
     async def _listen(self) -> None:
-        client = redis.asyncio.Redis.from_url(
-            self.redis_url,
-            socket_connect_timeout=self.interval,
-            socket_timeout=self.interval * 2,
-            health_check_interval=self.interval,
-        )
-        pubsub = client.pubsub()
-        try:
-            await pubsub.subscribe(events_channel(self.service.workspace))
-            self.service.guarded_cache.recovered()
+        async with self.service.changes.subscribe(self.interval) as events:
+            self.service.redis_health.recovered()
             if self._connected_once:
                 self.log.info("bifrost: change events reconnected; catching up")
             self._connected_once = True
             self._paused = False
             await self.catch_up()
-            while True:
-                message = await pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=self.interval
-                )
-                if message is None:
-                    await self.catch_up()  # a quiet period: compare hashes anyway
-                    continue
-                event = _parse(message.get("data"))
+            async for event in events:
                 if event is None:
+                    await self.catch_up()  # a quiet period: compare hashes anyway
                     continue
                 if event.get("server") == self.service.servers.server_id:
                     await self.service.servers.report()  # our own change, already applied
@@ -109,9 +91,6 @@ class ChangeListener:
                     event.get("version"),
                 )
                 await self.catch_up()
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await client.aclose()
 
     async def catch_up(self) -> None:
         """Bring the package directory up to the saved requirements; apply the policy."""
@@ -128,11 +107,3 @@ def moved(before: RequirementsRecord | None, after: RequirementsRecord | None) -
     """Whether a sync that found the package directory at ``before`` left it at another
     record, ``after``: a change this server followed, which its browsers are told of."""
     return after is not None and (before is None or before.hash != after.hash)
-
-
-def _parse(data: object) -> dict[str, object] | None:
-    try:
-        event = json.loads(data) if isinstance(data, (bytes, str)) else None
-    except (ValueError, RecursionError):  # garbage on the channel must not end the listener
-        return None
-    return event if isinstance(event, dict) else None

@@ -12,7 +12,9 @@ none of them is left alone under every policy. For one that did:
 
 Kernels report what they imported from the package directory to a small file
 (``<site>/<workspace>/kernels/<kernel id>.json``, written by the kernel only under
-``restart-idle``), which is how the server knows which kernels to restart.
+``restart-idle``), which is how the server knows which kernels to restart. A kernel that asks
+for its own restart (``%bifrost install --restart``) is restarted the same way, once idle
+(:func:`restart_when_idle`): after the cell that asked has finished and shown its output.
 """
 
 from __future__ import annotations
@@ -29,6 +31,38 @@ from ..records import RequirementsRecord, lock_pins
 IDLE_POLL_INTERVAL = 0.5
 #: How long a restart waits for a busy kernel to become idle before giving up.
 IDLE_WAIT_LIMIT = 3600.0
+
+
+async def wait_until_idle(kernel_manager: Any, kernel_id: str) -> bool:
+    """Wait until a kernel runs nothing: True then, False when it shut down first or stayed
+    busy for :data:`IDLE_WAIT_LIMIT` seconds.
+
+    jupyter_server's kernel manager keeps each kernel's ``execution_state`` from the status
+    messages the kernel publishes (``busy`` when it starts a request, ``idle`` when that is
+    done); it answers ``get_kernel`` for a kernel gone with a 404, not a KeyError.
+    """
+    waited = 0.0
+    while waited < IDLE_WAIT_LIMIT:
+        if kernel_id not in kernel_manager.list_kernel_ids():
+            return False
+        kernel = kernel_manager.get_kernel(kernel_id)
+        if getattr(kernel, "execution_state", "idle") == "idle":
+            return True
+        await asyncio.sleep(IDLE_POLL_INTERVAL)
+        waited += IDLE_POLL_INTERVAL
+    return False
+
+
+async def restart_when_idle(kernel_manager: Any, kernel_id: str, log: logging.Logger) -> bool:
+    """Restart a kernel once it is idle (:func:`wait_until_idle`); True if it was restarted."""
+    if not await wait_until_idle(kernel_manager, kernel_id):
+        if kernel_id not in kernel_manager.list_kernel_ids():
+            log.info("bifrost: kernel %s shut down before its restart", kernel_id)
+        else:
+            log.warning("bifrost: kernel %s stayed busy; not restarted", kernel_id)
+        return False
+    await kernel_manager.restart_kernel(kernel_id)
+    return True
 
 
 def changed_distributions(before: RequirementsRecord | None, after: RequirementsRecord) -> set[str]:
@@ -79,20 +113,8 @@ class KernelRecycler:
             task.add_done_callback(self._waiting.discard)
 
     async def _restart_when_idle(self, kernel_id: str) -> None:
-        waited = 0.0
-        while waited < IDLE_WAIT_LIMIT:
-            # jupyter_server answers get_kernel for a kernel gone with a 404, not a KeyError.
-            if kernel_id not in self.kernel_manager.list_kernel_ids():
-                self.log.info("bifrost: kernel %s shut down before its restart", kernel_id)
-                return
-            kernel = self.kernel_manager.get_kernel(kernel_id)
-            if getattr(kernel, "execution_state", "idle") == "idle":
-                await self.kernel_manager.restart_kernel(kernel_id)
-                self.log.info("bifrost: restarted kernel %s on the new packages", kernel_id)
-                return
-            await asyncio.sleep(IDLE_POLL_INTERVAL)
-            waited += IDLE_POLL_INTERVAL
-        self.log.warning("bifrost: kernel %s stayed busy; not restarted", kernel_id)
+        if await restart_when_idle(self.kernel_manager, kernel_id, self.log):
+            self.log.info("bifrost: restarted kernel %s on the new packages", kernel_id)
 
     def stop(self) -> None:
         """Stop waiting for busy kernels."""

@@ -3,6 +3,9 @@
 … installer → package directory → **store → cache** → kernels.
 
 :mod:`.store` (the database and its :mod:`.migrations`) is the source of truth, :mod:`.cache`
-the Redis copy kernels start from, :mod:`.servers` the registry of a workspace's servers,
-:mod:`.local_copy` the last record this machine saw, for when both stores are down.
+the Redis copy kernels start from, :mod:`.changes` the announcements of saved changes,
+:mod:`.servers` the registry of a workspace's servers (those three share one
+:mod:`.redis_connection`, name their keys in :mod:`.redis_names` and write the cache through
+:mod:`.redis_functions`), :mod:`.local_copy` the last record this machine saw, for when both
+stores are down.
 """

@@ -2,12 +2,21 @@
 
 request → requirements → installer → **store** → cache → kernels.
 
-One row of ``workspace_files`` per (workspace, path) holds the ``requirements.txt`` text, its
-sha256 and a ``version`` that grows by one with each saved change. Writes are optimistic: a
+One row of ``workspace_files`` per workspace holds the ``requirements.txt`` text, its sha256
+and a ``version`` that grows by one with each saved change. Writes are optimistic: a
 save names the version it read and fails with :class:`VersionConflict` when another writer got
 there first, which works the same on SQLite and PostgreSQL. The schema is created and upgraded
 by the Alembic migrations in :mod:`bifrost_ext.storage.migrations` on first use. Related modules:
 :mod:`bifrost_ext.storage.cache` (the Redis copy), :mod:`bifrost_ext.service` (the flow).
+
+The ``path`` and ``entity_type`` columns (of ``workspace_files``, and ``path`` of
+``workspace_revisions``) are for the environment model to come, where one workspace keeps
+several files (environments, each a kernel; team environments; notebooks that carry their
+own): which file a row is and what kind of thing it describes. Today a workspace has one
+file, so every row holds :data:`ROW_PATH` and :data:`ROW_ENTITY_TYPE`: new rows get them as
+defaults, no query reads or filters on them, and the columns (with the unique
+``(workspace, path)`` and the migrations that made them) stay as they are, frozen. The
+PostgreSQL write function (migration 0005) still takes both as its first arguments.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,20 +35,17 @@ from sqlalchemy.engine import Engine, make_url
 from traitlets import Float
 
 from ..private import private_file
-from ..records import (
-    REQUIREMENTS_ENTITY,
-    REQUIREMENTS_PATH,
-    Origin,
-    RequirementsRecord,
-    Revision,
-    short_source,
-)
+from ..records import Origin, RequirementsRecord, Revision, short_source
 from ..settings import Component, Settings, owned
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 VERSION_TABLE = "bifrost_alembic_version"
+#: The ``path`` of every row: the one file a workspace has today (see the module's docstring).
+ROW_PATH = "requirements.txt"
+#: The ``entity_type`` of every row: what that file describes.
+ROW_ENTITY_TYPE = "requirements"
 #: Key of the PostgreSQL advisory lock that serialises schema migrations across servers.
 _MIGRATION_LOCK_KEY = 0x62696672  # "bifr"
 
@@ -48,8 +55,8 @@ workspace_files = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("workspace", sa.String(128), nullable=False),
-    sa.Column("path", sa.String(512), nullable=False),
-    sa.Column("entity_type", sa.String(64), nullable=False),
+    sa.Column("path", sa.String(512), nullable=False, default=ROW_PATH),
+    sa.Column("entity_type", sa.String(64), nullable=False, default=ROW_ENTITY_TYPE),
     sa.Column("content", sa.Text, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("lock_content", sa.Text, nullable=False, server_default=""),
@@ -103,6 +110,18 @@ def engine_url(url: str) -> sa.URL:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+@dataclass(frozen=True)
+class _Save:
+    """One conditional save: the record to write, what the row must still hold, and who."""
+
+    record: RequirementsRecord
+    expected_version: int
+    expected_hash: str | None
+    user: str | None
+    source: str | None
+    now: datetime
 
 
 class RequirementsStore(Component):
@@ -253,79 +272,63 @@ class RequirementsStore(Component):
         round trip: an insert for the first save, else an update conditional on the version;
         on PostgreSQL both happen inside ``bifrost.save_requirements`` (migration 0005).
         """
-        record = RequirementsRecord.of(workspace, content, expected_version + 1, lock)
-        now = datetime.now(timezone.utc)
-        user, source = (origin.user, origin.source) if origin else (None, None)
-        if self.engine.dialect.name == "postgresql":
-            saved = self._save_through_function(
-                record, expected_version, expected_hash, user, source, now
-            )
-        else:
-            saved = self._save_by_statement(
-                record, expected_version, expected_hash, user, source, now
-            )
-        if not saved:
-            raise VersionConflict(workspace)
-        return record
-
-    def _save_through_function(
-        self,
-        record: RequirementsRecord,
-        expected_version: int,
-        expected_hash: str | None,
-        user: str | None,
-        source: str | None,
-        now: datetime,
-    ) -> bool:
-        # One path for every role on PostgreSQL: workspace roles hold only SELECT (migration
-        # 0005), and the function binds them to their own workspace.
-        call = sa.func.bifrost.save_requirements(
-            record.workspace,
-            REQUIREMENTS_PATH,
-            REQUIREMENTS_ENTITY,
-            record.content,
-            record.hash,
-            record.lock,
+        user, source = (origin.user, str(origin.source)) if origin else (None, None)
+        save = _Save(
+            RequirementsRecord.of(workspace, content, expected_version + 1, lock),
             expected_version,
             expected_hash,
             user,
             source,
-            now,
+            datetime.now(timezone.utc),
+        )
+        if self.engine.dialect.name == "postgresql":
+            saved = self._save_through_function(save)
+        else:
+            saved = self._save_by_statement(save)
+        if not saved:
+            raise VersionConflict(workspace)
+        return save.record
+
+    def _save_through_function(self, save: _Save) -> bool:
+        # One path for every role on PostgreSQL: workspace roles hold only SELECT (migration
+        # 0005), and the function binds them to their own workspace.
+        record = save.record
+        call = sa.func.bifrost.save_requirements(
+            record.workspace,
+            ROW_PATH,  # the function's frozen signature takes path and entity_type
+            ROW_ENTITY_TYPE,
+            record.content,
+            record.hash,
+            record.lock,
+            save.expected_version,
+            save.expected_hash,
+            save.user,
+            save.source,
+            save.now,
             type_=sa.Integer,
         )
         _, rows = self._execute(sa.select(call))
         return bool(rows[0][0])
 
-    def _save_by_statement(
-        self,
-        record: RequirementsRecord,
-        expected_version: int,
-        expected_hash: str | None,
-        user: str | None,
-        source: str | None,
-        now: datetime,
-    ) -> bool:
+    def _save_by_statement(self, save: _Save) -> bool:
+        record, expected_version = save.record, save.expected_version
         values = {
             "content": record.content,
             "content_hash": record.hash,
             "lock_content": record.lock,
             "version": record.version,
-            "updated_at": now,
-            "changed_by": user,
-            "change_source": source,
+            "updated_at": save.now,
+            "changed_by": save.user,
+            "change_source": save.source,
         }
         if expected_version == 0:
             statement: sa.Executable = workspace_files.insert().values(
-                workspace=record.workspace,
-                path=REQUIREMENTS_PATH,
-                entity_type=REQUIREMENTS_ENTITY,
-                created_at=now,
-                **values,
+                workspace=record.workspace, created_at=save.now, **values
             )
         else:
             expected = [workspace_files.c.version == expected_version]
-            if expected_hash is not None:
-                expected.append(workspace_files.c.content_hash == expected_hash)
+            if save.expected_hash is not None:
+                expected.append(workspace_files.c.content_hash == save.expected_hash)
             statement = workspace_files.update().where(*_row_key(record.workspace), *expected)
             statement = statement.values(**values)
         try:
@@ -338,10 +341,7 @@ class RequirementsStore(Component):
         """The workspace's revisions, newest first."""
         query = (
             _revisions()
-            .where(
-                workspace_revisions.c.workspace == workspace,
-                workspace_revisions.c.path == REQUIREMENTS_PATH,
-            )
+            .where(workspace_revisions.c.workspace == workspace)
             .order_by(workspace_revisions.c.id.desc())
             .limit(limit)
         )
@@ -358,7 +358,6 @@ class RequirementsStore(Component):
         query = _revisions().where(
             workspace_revisions.c.id == revision_id,
             workspace_revisions.c.workspace == workspace,
-            workspace_revisions.c.path == REQUIREMENTS_PATH,
         )
         _, rows = self._execute(query)
         return _revision(workspace, rows[0]) if rows else None
@@ -528,7 +527,7 @@ def _revision(workspace: str, row: sa.Row[Any]) -> Revision:
 
 
 def _row_key(workspace: str) -> tuple[sa.ColumnElement[bool], ...]:
-    return (workspace_files.c.workspace == workspace, workspace_files.c.path == REQUIREMENTS_PATH)
+    return (workspace_files.c.workspace == workspace,)
 
 
 def _set_timeouts(dbapi_conn: Any, seconds: dict[str, float]) -> None:
