@@ -258,27 +258,27 @@ class BifrostMagics(Magics):
         status = client.get("api/packages/status")
         database, cache = status["database"], status["cache"]
         saved_hash = database.get("hash")
-        _say(f"workspace {status['workspace']!r}")
-        if database["ok"]:
-            _say(f"database      ok     version {database['version']}, {_short(saved_hash)}")
-        else:
-            _say(f"database      DOWN   {database['error']}")
-        if not cache["enabled"]:
-            _say("cache         off    (no Redis configured)")
-        elif not cache["ok"]:
-            _say(f"cache         DOWN   {cache['error']}")
-        else:
-            _say(f"cache         ok     {_short(cache['hash'])}{_sync(cache['hash'], saved_hash)}")
-        link = readlink(os.environ.get(ENV_PACKAGE_DIR, ""))
-        kernel_hash = os.path.basename(link) if link else None
-        _say(
-            f"this kernel   {os.environ.get(ENV_PACKAGE_DIR, '?')}"
-            f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}"
+        kernel_hash = _kernel_hash()
+        _table_of_places(
+            f"workspace {status['workspace']!r}",
+            [
+                (
+                    "database",
+                    f"ok     {_revision(database)}"
+                    if database["ok"]
+                    else f"DOWN   {database['error']}",
+                ),
+                ("cache", _cache_state(cache, saved_hash)),
+                (
+                    "this kernel",
+                    f"{os.environ.get(ENV_PACKAGE_DIR, '?')}"
+                    f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}",
+                ),
+            ],
         )
         if status.get("saved_error"):
             _fail(_saved_invalid(str(status["saved_error"])), "%bifrost status failed")
-        verdict = _verdict(status, kernel_hash)
-        _say(_memory_verdict() or verdict if verdict == IN_SYNC else verdict)
+        _say(_with_memory(_verdict(status, kernel_hash)))
 
     def _offline_status(self, record: dict[str, Any]) -> None:
         """What was saved and what this kernel got, each said apart: after a fallback
@@ -286,28 +286,24 @@ class BifrostMagics(Magics):
         saved, kernel = _start_part(record, "saved"), _start_part(record, "kernel")
         saved_hash = saved.get("hash") if saved else None
         kernel_hash = kernel.get("hash") if kernel else None
-        _say(f"workspace {record.get('workspace')!r}, {_OFFLINE}")
-        if saved is None:
-            _say("saved         unknown (the saved requirements could not be read)")
-        else:
-            _say(f"saved         version {saved.get('version')}, {_short(saved_hash)}")
-        if kernel is None:
-            _say("this kernel   none of the workspace's packages")
-        else:
-            _say(
-                f"this kernel   version {kernel.get('version')}, {_short(kernel_hash)}"
-                f"{_sync(kernel_hash, saved_hash)}"
-            )
-        link = readlink(os.environ.get(ENV_PACKAGE_DIR, ""))
-        if record.get("error"):
-            _say(
-                f"not in sync: this kernel started without the saved packages ({record['error']});"
-                " restart it to try again"
-            )
-        elif (os.path.basename(link) if link else None) != kernel_hash:
-            _say("not in sync: the package directory changed since this kernel started")
-        else:
-            _say(_memory_verdict() or IN_SYNC)
+        _table_of_places(
+            f"workspace {record.get('workspace')!r}, {_OFFLINE}",
+            [
+                (
+                    "saved",
+                    _revision(saved)
+                    if saved is not None
+                    else "unknown (the saved requirements could not be read)",
+                ),
+                (
+                    "this kernel",
+                    f"{_revision(kernel)}{_sync(kernel_hash, saved_hash)}"
+                    if kernel is not None
+                    else "none of the workspace's packages",
+                ),
+            ],
+        )
+        _say(_with_memory(_offline_verdict(record, kernel_hash)))
 
 
 def join_specs(words: list[str]) -> list[str]:
@@ -507,6 +503,50 @@ def _short(digest: str | None) -> str:
 
 def _sync(value: str | None, saved: str | None) -> str:
     return "  (in sync)" if value == saved else "  (out of sync)"
+
+
+def _table_of_places(header: str, places: list[tuple[str, str]]) -> None:
+    """``%bifrost status``'s lines: the workspace, then one aligned line per place that
+    holds (a version of) the requirements."""
+    _say(header)
+    for place, state in places:
+        _say(f"{place:<14}{state}")
+
+
+def _revision(part: dict[str, Any]) -> str:
+    """``version 4, hash 0123456789ab``: a saved revision as a status line shows it."""
+    return f"version {part.get('version')}, {_short(part.get('hash'))}"
+
+
+def _cache_state(cache: dict[str, Any], saved_hash: str | None) -> str:
+    if not cache["enabled"]:
+        return "off    (no Redis configured)"
+    if not cache["ok"]:
+        return f"DOWN   {cache['error']}"
+    return f"ok     {_short(cache['hash'])}{_sync(cache['hash'], saved_hash)}"
+
+
+def _kernel_hash() -> str | None:
+    """The hash of the package directory this kernel's link points at now."""
+    link = readlink(os.environ.get(ENV_PACKAGE_DIR, ""))
+    return os.path.basename(link) if link else None
+
+
+def _with_memory(verdict: str) -> str:
+    """An "in sync" verdict gives way to what this kernel runs, when that differs."""
+    return (_memory_verdict() or verdict) if verdict == IN_SYNC else verdict
+
+
+def _offline_verdict(record: dict[str, Any], kernel_hash: str | None) -> str:
+    """What a start record means for this kernel, without a server to ask."""
+    if record.get("error"):
+        return (
+            f"not in sync: this kernel started without the saved packages ({record['error']});"
+            " restart it to try again"
+        )
+    if _kernel_hash() != kernel_hash:
+        return "not in sync: the package directory changed since this kernel started"
+    return IN_SYNC
 
 
 def pip_hint(raw_cell: str) -> str | None:
