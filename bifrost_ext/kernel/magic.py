@@ -26,10 +26,14 @@ import shlex
 import shutil
 import sys
 import sysconfig
+from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol, TypeVar
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
 
 from .client import ApiError, PackagesClient, Unreachable
 from .env import ENV_PACKAGE_DIR, ENV_START_RECORD
@@ -112,6 +116,19 @@ _SHELL_OPERATOR = re.compile(r"^[|&;<>()]+$")
 _OFFLINE = "as of this kernel's start (no Jupyter server)"
 
 
+_F = TypeVar("_F")
+
+
+class _Decorator(Protocol):
+    def __call__(self, func: _F, /) -> _F: ...
+
+
+#: IPython's decorators that give a magic its argparse parser, typed here: IPython ships them
+#: without annotations.
+_magic_arguments: Callable[[], _Decorator] = magic_arguments
+_argument: Callable[..., _Decorator] = argument
+
+
 class BifrostError(Exception):
     """A ``%bifrost`` command failed: its message is printed already, so the error that fails
     the cell is one line, not a traceback."""
@@ -124,6 +141,10 @@ class BifrostError(Exception):
 class BifrostMagics(Magics):
     """``%bifrost install|remove|list|status``."""
 
+    @_magic_arguments()
+    @_argument("command", nargs="?", default="help", help="install, remove, list or status")
+    @_argument("words", nargs="*", help="what to install (specs) or remove (names)")
+    @_argument("--restart", action="store_true", help="restart the kernel after the change")
     @line_magic
     def bifrost(self, line: str) -> None:
         """Install, remove and inspect the packages that persist for this workspace."""
@@ -131,7 +152,8 @@ class BifrostMagics(Magics):
             words = shlex.split(line)
         except ValueError as exc:
             _fail(f"✗ cannot read that line: {exc}", "%bifrost failed")
-        command, args = (words[0], words[1:]) if words else ("help", [])
+        args = _parse(words)
+        command: str = args.command
         handler = {
             "install": self._install,
             "remove": self._remove,
@@ -148,15 +170,15 @@ class BifrostMagics(Magics):
         try:
             client = PackagesClient.from_env()
             if client is None:
-                self._without_server(command, args, failed)
+                self._without_server(command, failed)
                 return
-            handler(client, args)
+            handler(client, args.words, args.restart)
         except Unreachable as exc:
             _fail(f"✗ {exc}; nothing was changed", failed)
         except ApiError as exc:
             _fail(_explain(exc), failed)
 
-    def _without_server(self, command: str, args: list[str], failed: str) -> None:
+    def _without_server(self, command: str, failed: str) -> None:
         """``list`` and ``status`` from the record of this kernel's start; no changes."""
         record = start_record()
         if record is None:
@@ -180,17 +202,17 @@ class BifrostMagics(Magics):
                 failed,
             )
 
-    def _install(self, client: PackagesClient, args: list[str]) -> None:
-        self._change(client, "install", join_specs(args))
+    def _install(self, client: PackagesClient, words: list[str], restart: bool) -> None:
+        self._change(client, "install", join_specs(words), restart)
 
-    def _remove(self, client: PackagesClient, args: list[str]) -> None:
-        self._change(client, "remove", args)
+    def _remove(self, client: PackagesClient, words: list[str], restart: bool) -> None:
+        self._change(client, "remove", words, restart)
 
-    def _change(self, client: PackagesClient, command: str, args: list[str]) -> None:
+    def _change(
+        self, client: PackagesClient, command: str, items: list[str], restart: bool
+    ) -> None:
         """Post a change, stream its output, then say every version it moved and what it
         left stale."""
-        restart = "--restart" in args
-        items = [arg for arg in args if arg != "--restart"]
         if not items:
             _fail(f"✗ name at least one package: %bifrost {command} pandas", _FAILED[command])
         before = _in_memory()
@@ -228,7 +250,7 @@ class BifrostMagics(Magics):
                 )
             _say("restarting the kernel…")
 
-    def _list(self, client: PackagesClient, args: list[str]) -> None:
+    def _list(self, client: PackagesClient, words: list[str], restart: bool) -> None:
         body = client.get("api/packages")
         if body.get("saved_error"):
             # Written past the validator: not a table of packages, and none of it installed.
@@ -254,7 +276,7 @@ class BifrostMagics(Magics):
             cells = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4]))
             _say((cells + row[4]).rstrip())
 
-    def _status(self, client: PackagesClient, args: list[str]) -> None:
+    def _status(self, client: PackagesClient, words: list[str], restart: bool) -> None:
         status = client.get("api/packages/status")
         database, cache = status["database"], status["cache"]
         saved_hash = database.get("hash")
@@ -304,6 +326,17 @@ class BifrostMagics(Magics):
             ],
         )
         _say(_with_memory(_offline_verdict(record, kernel_hash)))
+
+
+def _parse(words: list[str]) -> Namespace:
+    """The command, its words and ``--restart`` (before, between or after the specs, hence
+    intermixed); an option it does not know (``--pre``) is refused, never taken for a spec."""
+    parser: MagicArgumentParser = BifrostMagics.bifrost.parser  # type: ignore[union-attr]
+    try:
+        return parser.parse_intermixed_args(words)
+    except UsageError as exc:
+        command = words[0] if words else "help"
+        _fail(f"✗ {exc}\n{USAGE}", _FAILED.get(command, f"%bifrost {command} failed"))
 
 
 def join_specs(words: list[str]) -> list[str]:
