@@ -25,7 +25,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..engine.installer import InstallError
-from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
+from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export, export_formats
 from ..kernel.distributions import installable_distribution
 from ..records import Origin, RequirementsRecord, printable
 from ..requirements import InvalidSpec, excerpt
@@ -330,9 +330,11 @@ class StatusHandler(PackagesAPIHandler):
     @authorized
     async def get(self) -> None:
         """Report each place the requirements live and whether they agree; and, behind a
-        kernel gateway, what that means for kernels (:mod:`.gateway`)."""
+        kernel gateway, what that means for kernels (:mod:`.gateway`); and the export formats,
+        which the panel's menu lists."""
         status = await self.service.status()
         status["kernel_gateway"] = self.settings.get(GATEWAY_SETTING)
+        status["export_formats"] = export_formats()
         self.reply(200, status)
 
 
