@@ -41,7 +41,14 @@ from .engine.packagedir import PackageDirectory, SavedNotSwitched, build_purpose
 from .engine.shadowing import CommandGuard
 from .plugins.manager import notify, plugin_manager
 from .private import tighten
-from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
+from .records import (
+    Origin,
+    RequirementsRecord,
+    Revision,
+    lock_pins,
+    moved_unasked,
+    version_changes,
+)
 from .requirements import (
     RefusedByPolicy,
     Requirements,
@@ -131,6 +138,8 @@ class ChangeResult:
     #: Every distribution whose version the change moved, dependencies included
     #: (:func:`~bifrost_ext.records.version_changes`).
     versions: list[dict[str, str | None]] = field(default_factory=list)
+    #: Those of ``versions`` the change did not name (:func:`~bifrost_ext.records.moved_unasked`).
+    also_changed: list[dict[str, str | None]] = field(default_factory=list)
     #: The kernel's own distributions the change needed: the installer named them, and the
     #: kernel's copies are used (:mod:`bifrost_ext.engine.protection`).
     kept: list[dict[str, str]] = field(default_factory=list)
@@ -598,11 +607,13 @@ class PackageService:
         await self._after_save(base, saved, change.caller.origin)
         kept = self.package_dir(change.caller.python).kernel_kept.pop(saved.hash, {})
         kept = kept if change.report else {}  # an install's news; a removal keeps them on
+        versions = version_changes(self._locked(base, change), saved.locked)
         return ChangeResult(
             saved,
             self._installed(saved, change),
             warning=warning,
-            versions=version_changes(self._locked(base, change), saved.locked),
+            versions=versions,
+            also_changed=moved_unasked(versions, change.named),
             kept=[{"name": name, "version": version} for name, version in kept.items()],
         )
 

@@ -99,6 +99,9 @@ export interface IChangeBody extends IRequirements {
   installed?: { name: string; version: string }[];
   changed?: boolean;
   warning?: string | null;
+  /** Every version the change moved, and those of them it did not name. */
+  versions?: { name: string; old: string | null; new: string | null }[];
+  also_changed?: { name: string; old: string | null; new: string | null }[];
 }
 
 /** The final `result` event of a change: the real status and its body. */

@@ -420,9 +420,9 @@ export class PackagesModel implements IDisposable {
         workspace
       );
     }
+    // Which changes the change did not name is the server's answer, as for the magic.
     const others = describeVersionChanges(
-      readVersions(answer.versions),
-      installed.map(i => i.name),
+      readVersions(answer.also_changed),
       this._trans
     );
     if (others) {

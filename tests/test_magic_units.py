@@ -152,6 +152,7 @@ def test_every_version_change_is_in_the_summary() -> None:
             {"name": "tzdata", "old": "2025.1", "new": None},
         ],
     }
+    body["also_changed"] = body["versions"][1:]  # the server's: what the change did not name
     assert change_summary("install", body, ["numpy<2"]) == (
         "installed numpy 1.26.4 (was 2.4.6); also changed: pandas 3.1.1 → 3.0.6 (dependency),"
         " six 1.17.0 added, tzdata 2025.1 removed"
@@ -163,6 +164,7 @@ def test_every_version_change_is_in_the_summary() -> None:
             {"name": "bfdep", "old": "1.0", "new": None},
         ],
     }
+    removal["also_changed"] = removal["versions"][1:]
     assert change_summary("remove", removal, ["bfapp"]) == (
         "removed bfapp 1.0; also changed: bfdep 1.0 removed"
     )

@@ -231,6 +231,7 @@ class PackagesAPIHandler(APIHandler):
                 changed=result.changed,
                 warning=result.warning,
                 versions=result.versions,
+                also_changed=result.also_changed,
                 kept=result.kept,
             )
 
