@@ -197,17 +197,12 @@ def test_a_stale_change_names_its_requirements_and_counts_their_dependencies() -
 def test_an_option_the_magic_does_not_know_is_refused_not_sent_as_a_spec(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from IPython.core.interactiveshell import InteractiveShell
+    from bifrost_ext.kernel.magic import BifrostMagics
 
     monkeypatch.setenv("BIFROST_SERVER_URL", "http://127.0.0.1:1/")
     monkeypatch.setenv("BIFROST_KERNEL_TOKEN", "x")
-    shell = InteractiveShell.instance()
-    try:
-        shell.run_line_magic("load_ext", "bifrost_ext")
-        with pytest.raises(BifrostError, match=r"^the install failed; nothing was saved$"):
-            shell.run_line_magic("bifrost", "install --pre bfdemo")
-    finally:
-        InteractiveShell.clear_instance()
+    with pytest.raises(BifrostError, match=r"^the install failed; nothing was saved$"):
+        BifrostMagics(None).bifrost("install --pre bfdemo")
     out = capsys.readouterr().out
     assert out.startswith("✗ unrecognized arguments: --pre bfdemo\n%bifrost install [--restart]")
     assert "cannot reach" not in out  # refused before any request
