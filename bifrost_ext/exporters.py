@@ -18,22 +18,41 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 
 import tomli_w
 
 from .engine.interpreter import python_version
 from .records import RequirementsRecord
 
-EXPORT_FORMATS = ("requirements", "lock", "pep723", "dockerfile")
-#: What to call the file a format is saved as (the API's answer suggests it).
-EXPORT_FILENAMES = {
-    "requirements": "requirements.txt",
-    "lock": "requirements.lock",
-    "pep723": "script.py",
-    "dockerfile": "Dockerfile",
-}
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One form an export takes: the one list of them, which the CLI's ``--format`` choices,
+    the API and the panel's export menu (through ``GET api/packages/status``) all read."""
+
+    name: str
+    #: What to call the file it is saved as (the API's answer suggests it).
+    filename: str
+    #: What the panel's export menu calls it.
+    label: str
+
+
+FORMATS = (
+    ExportFormat("requirements", "requirements.txt", "requirements.txt"),
+    ExportFormat("lock", "requirements.lock", "Lock (exact versions)"),
+    ExportFormat("pep723", "script.py", "PEP 723 script header"),
+    ExportFormat("dockerfile", "Dockerfile", "Dockerfile"),
+)
+EXPORT_FORMATS = tuple(fmt.name for fmt in FORMATS)
+EXPORT_FILENAMES = {fmt.name: fmt.filename for fmt in FORMATS}
 #: Where the Dockerfile's ``RUN`` line breaks between words: a continuation, then an indent.
 _CONTINUED = " \\\n    "
+
+
+def export_formats() -> list[dict[str, str]]:
+    """``[{"format", "filename", "label"}, …]``: the formats as the status answer lists them."""
+    return [{"format": fmt.name, "filename": fmt.filename, "label": fmt.label} for fmt in FORMATS]
 
 
 async def export(record: RequirementsRecord, fmt: str, python: str) -> str:

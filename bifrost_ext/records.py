@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+
+from packaging.utils import canonicalize_name
 
 from .pins import parse_lock
 from .requirements import content_hash, saved_error
@@ -27,6 +29,16 @@ def version_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[dict
         for name in sorted(old.keys() | new.keys())
         if old.get(name) != new.get(name)
     ]
+
+
+def moved_unasked(
+    changes: list[dict[str, str | None]], named: Iterable[str]
+) -> list[dict[str, str | None]]:
+    """The :func:`version_changes` of distributions a change did not name (its dependencies,
+    what a rollback restored): the "also changed" that the magic, the CLI and the panel each
+    say in their words, decided here once."""
+    asked = {canonicalize_name(name) for name in named}
+    return [change for change in changes if canonicalize_name(str(change["name"])) not in asked]
 
 
 @dataclass(frozen=True)

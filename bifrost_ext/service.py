@@ -48,6 +48,7 @@ from .records import (
     Revision,
     Source,
     lock_pins,
+    moved_unasked,
     rollback_source,
     version_changes,
 )
@@ -148,6 +149,8 @@ class ChangeResult:
     #: Every distribution whose version the change moved, dependencies included
     #: (:func:`~bifrost_ext.records.version_changes`).
     versions: list[dict[str, str | None]] = field(default_factory=list)
+    #: Those of ``versions`` the change did not name (:func:`~bifrost_ext.records.moved_unasked`).
+    also_changed: list[dict[str, str | None]] = field(default_factory=list)
     #: The kernel's own distributions the change needed: the installer named them, and the
     #: kernel's copies are used (:mod:`bifrost_ext.engine.protection`).
     kept: list[dict[str, str]] = field(default_factory=list)
@@ -630,11 +633,13 @@ class PackageService:
         await self._after_save(base, saved, change.caller.origin)
         kept = package_dir.kernel_kept.pop(saved.hash, {})
         kept = kept if change.report else {}  # an install's news; a removal keeps them on
+        versions = version_changes(self._locked(base, change, package_dir), saved.locked)
         return ChangeResult(
             saved,
             self._installed(saved, change, package_dir),
             warning=warning,
-            versions=version_changes(self._locked(base, change, package_dir), saved.locked),
+            versions=versions,
+            also_changed=moved_unasked(versions, change.named),
             kept=[{"name": name, "version": version} for name, version in kept.items()],
         )
 

@@ -26,10 +26,14 @@ import shlex
 import shutil
 import sys
 import sysconfig
+from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol, TypeVar
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
 
 from .client import ApiError, PackagesClient, Unreachable
 from .env import ENV_PACKAGE_DIR, ENV_START_RECORD
@@ -111,6 +115,19 @@ _SHELL_OPERATOR = re.compile(r"^[|&;<>()]+$")
 _OFFLINE = "as of this kernel's start (no Jupyter server)"
 
 
+_F = TypeVar("_F")
+
+
+class _Decorator(Protocol):
+    def __call__(self, func: _F, /) -> _F: ...
+
+
+#: IPython's decorators that give a magic its argparse parser, typed here: IPython ships them
+#: without annotations.
+_magic_arguments: Callable[[], _Decorator] = magic_arguments
+_argument: Callable[..., _Decorator] = argument
+
+
 class BifrostError(Exception):
     """A ``%bifrost`` command failed: its message is printed already, so the error that fails
     the cell is one line, not a traceback."""
@@ -123,6 +140,10 @@ class BifrostError(Exception):
 class BifrostMagics(Magics):
     """``%bifrost install|remove|list|status``."""
 
+    @_magic_arguments()
+    @_argument("command", nargs="?", default="help", help="install, remove, list or status")
+    @_argument("words", nargs="*", help="what to install (specs) or remove (names)")
+    @_argument("--restart", action="store_true", help="restart the kernel after the change")
     @line_magic
     def bifrost(self, line: str) -> None:
         """Install, remove and inspect the packages that persist for this workspace."""
@@ -130,7 +151,8 @@ class BifrostMagics(Magics):
             words = shlex.split(line)
         except ValueError as exc:
             _fail(f"✗ cannot read that line: {exc}", "%bifrost failed")
-        command, args = (words[0], words[1:]) if words else ("help", [])
+        args = _parse(words)
+        command: str = args.command
         handler = {
             "install": self._install,
             "remove": self._remove,
@@ -147,15 +169,15 @@ class BifrostMagics(Magics):
         try:
             client = PackagesClient.from_env()
             if client is None:
-                self._without_server(command, args, failed)
+                self._without_server(command, failed)
                 return
-            handler(client, args)
+            handler(client, args.words, args.restart)
         except Unreachable as exc:
             _fail(f"✗ {exc}; nothing was changed", failed)
         except ApiError as exc:
             _fail(_explain(exc), failed)
 
-    def _without_server(self, command: str, args: list[str], failed: str) -> None:
+    def _without_server(self, command: str, failed: str) -> None:
         """``list`` and ``status`` from the record of this kernel's start; no changes."""
         record = start_record()
         if record is None:
@@ -179,17 +201,17 @@ class BifrostMagics(Magics):
                 failed,
             )
 
-    def _install(self, client: PackagesClient, args: list[str]) -> None:
-        self._change(client, "install", join_specs(args))
+    def _install(self, client: PackagesClient, words: list[str], restart: bool) -> None:
+        self._change(client, "install", join_specs(words), restart)
 
-    def _remove(self, client: PackagesClient, args: list[str]) -> None:
-        self._change(client, "remove", args)
+    def _remove(self, client: PackagesClient, words: list[str], restart: bool) -> None:
+        self._change(client, "remove", words, restart)
 
-    def _change(self, client: PackagesClient, command: str, args: list[str]) -> None:
+    def _change(
+        self, client: PackagesClient, command: str, items: list[str], restart: bool
+    ) -> None:
         """Post a change, stream its output, then say every version it moved and what it
         left stale."""
-        restart = "--restart" in args
-        items = [arg for arg in args if arg != "--restart"]
         if not items:
             _fail(f"✗ name at least one package: %bifrost {command} pandas", _FAILED[command])
         before = _in_memory()
@@ -227,7 +249,7 @@ class BifrostMagics(Magics):
                 )
             _say("restarting the kernel…")
 
-    def _list(self, client: PackagesClient, args: list[str]) -> None:
+    def _list(self, client: PackagesClient, words: list[str], restart: bool) -> None:
         body = client.get("api/packages")
         if body.get("saved_error"):
             # Written past the validator: not a table of packages, and none of it installed.
@@ -253,31 +275,31 @@ class BifrostMagics(Magics):
             cells = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4]))
             _say((cells + row[4]).rstrip())
 
-    def _status(self, client: PackagesClient, args: list[str]) -> None:
+    def _status(self, client: PackagesClient, words: list[str], restart: bool) -> None:
         status = client.get("api/packages/status")
         database, cache = status["database"], status["cache"]
         saved_hash = database.get("hash")
-        _say(f"workspace {status['workspace']!r}")
-        if database["ok"]:
-            _say(f"database      ok     version {database['version']}, {_short(saved_hash)}")
-        else:
-            _say(f"database      DOWN   {database['error']}")
-        if not cache["enabled"]:
-            _say("cache         off    (no Redis configured)")
-        elif not cache["ok"]:
-            _say(f"cache         DOWN   {cache['error']}")
-        else:
-            _say(f"cache         ok     {_short(cache['hash'])}{_sync(cache['hash'], saved_hash)}")
-        link = readlink(os.environ.get(ENV_PACKAGE_DIR, ""))
-        kernel_hash = os.path.basename(link) if link else None
-        _say(
-            f"this kernel   {os.environ.get(ENV_PACKAGE_DIR, '?')}"
-            f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}"
+        kernel_hash = _kernel_hash()
+        _table_of_places(
+            f"workspace {status['workspace']!r}",
+            [
+                (
+                    "database",
+                    f"ok     {_revision(database)}"
+                    if database["ok"]
+                    else f"DOWN   {database['error']}",
+                ),
+                ("cache", _cache_state(cache, saved_hash)),
+                (
+                    "this kernel",
+                    f"{os.environ.get(ENV_PACKAGE_DIR, '?')}"
+                    f"  {_short(kernel_hash)}{_sync(kernel_hash, saved_hash)}",
+                ),
+            ],
         )
         if status.get("saved_error"):
             _fail(_saved_invalid(str(status["saved_error"])), "%bifrost status failed")
-        verdict = _verdict(status, kernel_hash)
-        _say(_memory_verdict() or verdict if verdict == IN_SYNC else verdict)
+        _say(_with_memory(_verdict(status, kernel_hash)))
 
     def _offline_status(self, record: dict[str, Any]) -> None:
         """What was saved and what this kernel got, each said apart: after a fallback
@@ -285,28 +307,35 @@ class BifrostMagics(Magics):
         saved, kernel = _start_part(record, "saved"), _start_part(record, "kernel")
         saved_hash = saved.get("hash") if saved else None
         kernel_hash = kernel.get("hash") if kernel else None
-        _say(f"workspace {record.get('workspace')!r}, {_OFFLINE}")
-        if saved is None:
-            _say("saved         unknown (the saved requirements could not be read)")
-        else:
-            _say(f"saved         version {saved.get('version')}, {_short(saved_hash)}")
-        if kernel is None:
-            _say("this kernel   none of the workspace's packages")
-        else:
-            _say(
-                f"this kernel   version {kernel.get('version')}, {_short(kernel_hash)}"
-                f"{_sync(kernel_hash, saved_hash)}"
-            )
-        link = readlink(os.environ.get(ENV_PACKAGE_DIR, ""))
-        if record.get("error"):
-            _say(
-                f"not in sync: this kernel started without the saved packages ({record['error']});"
-                " restart it to try again"
-            )
-        elif (os.path.basename(link) if link else None) != kernel_hash:
-            _say("not in sync: the package directory changed since this kernel started")
-        else:
-            _say(_memory_verdict() or IN_SYNC)
+        _table_of_places(
+            f"workspace {record.get('workspace')!r}, {_OFFLINE}",
+            [
+                (
+                    "saved",
+                    _revision(saved)
+                    if saved is not None
+                    else "unknown (the saved requirements could not be read)",
+                ),
+                (
+                    "this kernel",
+                    f"{_revision(kernel)}{_sync(kernel_hash, saved_hash)}"
+                    if kernel is not None
+                    else "none of the workspace's packages",
+                ),
+            ],
+        )
+        _say(_with_memory(_offline_verdict(record, kernel_hash)))
+
+
+def _parse(words: list[str]) -> Namespace:
+    """The command, its words and ``--restart`` (before, between or after the specs, hence
+    intermixed); an option it does not know (``--pre``) is refused, never taken for a spec."""
+    parser: MagicArgumentParser = BifrostMagics.bifrost.parser  # type: ignore[union-attr]
+    try:
+        return parser.parse_intermixed_args(words)
+    except UsageError as exc:
+        command = words[0] if words else "help"
+        _fail(f"✗ {exc}\n{USAGE}", _FAILED.get(command, f"%bifrost {command} failed"))
 
 
 def join_specs(words: list[str]) -> list[str]:
@@ -506,6 +535,50 @@ def _short(digest: str | None) -> str:
 
 def _sync(value: str | None, saved: str | None) -> str:
     return "  (in sync)" if value == saved else "  (out of sync)"
+
+
+def _table_of_places(header: str, places: list[tuple[str, str]]) -> None:
+    """``%bifrost status``'s lines: the workspace, then one aligned line per place that
+    holds (a version of) the requirements."""
+    _say(header)
+    for place, state in places:
+        _say(f"{place:<14}{state}")
+
+
+def _revision(part: dict[str, Any]) -> str:
+    """``version 4, hash 0123456789ab``: a saved revision as a status line shows it."""
+    return f"version {part.get('version')}, {_short(part.get('hash'))}"
+
+
+def _cache_state(cache: dict[str, Any], saved_hash: str | None) -> str:
+    if not cache["enabled"]:
+        return "off    (no Redis configured)"
+    if not cache["ok"]:
+        return f"DOWN   {cache['error']}"
+    return f"ok     {_short(cache['hash'])}{_sync(cache['hash'], saved_hash)}"
+
+
+def _kernel_hash() -> str | None:
+    """The hash of the package directory this kernel's link points at now."""
+    link = readlink(os.environ.get(ENV_PACKAGE_DIR, ""))
+    return os.path.basename(link) if link else None
+
+
+def _with_memory(verdict: str) -> str:
+    """An "in sync" verdict gives way to what this kernel runs, when that differs."""
+    return (_memory_verdict() or verdict) if verdict == IN_SYNC else verdict
+
+
+def _offline_verdict(record: dict[str, Any], kernel_hash: str | None) -> str:
+    """What a start record means for this kernel, without a server to ask."""
+    if record.get("error"):
+        return (
+            f"not in sync: this kernel started without the saved packages ({record['error']});"
+            " restart it to try again"
+        )
+    if _kernel_hash() != kernel_hash:
+        return "not in sync: the package directory changed since this kernel started"
+    return IN_SYNC
 
 
 def pip_hint(raw_cell: str) -> str | None:

@@ -9,18 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .names import canonical, project_name
+from .names import canonical
 
 
 def change_summary(command: str, body: Mapping[str, Any], requested: Iterable[str]) -> str:
     """``installed numpy 1.26.4 (was 2.4.6); also changed: pandas 3.1.1 → 3.0.6 (dependency),
-    six 1.17.0 added``: every version a change moved, from the answer's ``versions``."""
+    six 1.17.0 added``: every version a change moved, from the answer's ``versions`` and
+    ``also_changed`` (which of them the change did not name: the server decides that, for
+    this summary and the panel's alike)."""
     versions: list[dict[str, Any]] = body["versions"]
     changes = {canonical(v["name"]): v for v in versions}
     if command == "install":
         installed = body.get("installed") or []
-        named = {canonical(project_name(spec)) for spec in requested}
-        named |= {canonical(d["name"]) for d in installed}
         parts = []
         for dist in installed:
             old = (changes.get(canonical(dist["name"])) or {}).get("old")
@@ -28,14 +28,12 @@ def change_summary(command: str, body: Mapping[str, Any], requested: Iterable[st
             parts.append(f"{dist['name']} {dist['version']}{was}")
         head = f"{'installed' if body.get('changed') else 'already installed'} {', '.join(parts)}"
     else:
-        names = list(requested)
-        named = {canonical(name) for name in names}
         parts = []
-        for name in names:
+        for name in requested:
             old = (changes.get(canonical(name)) or {}).get("old")
             parts.append(f"{name} {old}" if old else name)
         head = f"removed {', '.join(parts)}"
-    others = [describe_change(v) for key, v in sorted(changes.items()) if key not in named]
+    others = [describe_change(v) for v in body.get("also_changed") or []]
     summary = f"{head}; also changed: {', '.join(others)}" if others else head
     # The installer listed these too ("+ tornado==6.4"): say why they are not installed.
     kept = [f"{d['name']} {d['version']}" for d in body.get("kept") or []]

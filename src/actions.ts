@@ -11,7 +11,7 @@ import {
 import type { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { APIError, ExportFormat } from './api';
+import { APIError } from './api';
 import { describeError, notificationText } from './errors';
 import type { IMissingOffer } from './missingimport';
 import type { IChangeOutcome, IRequirementRow, PackagesModel } from './model';
@@ -25,7 +25,7 @@ export interface IPanelActions {
   upgrade(spec: string): Promise<void>;
   changeVersion(row: IRequirementRow): Promise<void>;
   rollback(revision: number): Promise<void>;
-  exportAs(format: ExportFormat): Promise<void>;
+  exportAs(format: string): Promise<void>;
   restartKernel(): Promise<void>;
 }
 

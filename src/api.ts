@@ -64,6 +64,8 @@ export interface IStatus {
   saved_error?: string | null;
   /** Behind a kernel gateway (`--gateway-url`): where kernels run, and what they get. */
   kernel_gateway?: { url: string; message: string } | null;
+  /** What the export menu offers: the server's one list (`bifrost_ext/exporters.py`). */
+  export_formats?: IExportFormat[];
 }
 
 /** One saved change, as `GET api/packages/history` lists it (newest first). */
@@ -85,12 +87,17 @@ export interface IHistory {
   revisions: IRevision[];
 }
 
-/** The export formats `GET api/packages/export` knows. */
-export type ExportFormat = 'requirements' | 'lock' | 'pep723' | 'dockerfile';
+/** An export format `GET api/packages/export` knows, as the status lists it. */
+export interface IExportFormat {
+  format: string;
+  filename: string;
+  /** What the export menu calls it (translated as a message of its own). */
+  label: string;
+}
 
 /** `GET api/packages/export`. */
 export interface IExport {
-  format: ExportFormat;
+  format: string;
   filename: string;
   content: string;
 }
@@ -100,6 +107,9 @@ export interface IChangeBody extends IRequirements {
   installed?: { name: string; version: string }[];
   changed?: boolean;
   warning?: string | null;
+  /** Every version the change moved, and those of them it did not name. */
+  versions?: { name: string; old: string | null; new: string | null }[];
+  also_changed?: { name: string; old: string | null; new: string | null }[];
 }
 
 /** The final `result` event of a change: the real status and its body. */
@@ -189,21 +199,15 @@ export function getHistory(
   settings: ServerConnection.ISettings,
   limit: number
 ): Promise<IHistory> {
-  return requestAPI<IHistory>(
-    settings,
-    `history?limit=${encodeURIComponent(limit)}`
-  );
+  return requestQuery<IHistory>(settings, 'history', { limit });
 }
 
 /** `GET api/packages/export?format=`. */
 export function getExport(
   settings: ServerConnection.ISettings,
-  format: ExportFormat
+  format: string
 ): Promise<IExport> {
-  return requestAPI<IExport>(
-    settings,
-    `export?format=${encodeURIComponent(format)}`
-  );
+  return requestQuery<IExport>(settings, 'export', { format });
 }
 
 /** `GET api/packages/distribution?module=`: the server's name for what installs a module. */
@@ -211,10 +215,16 @@ export function getDistribution(
   settings: ServerConnection.ISettings,
   module: string
 ): Promise<unknown> {
-  return requestAPI<unknown>(
-    settings,
-    `distribution?module=${encodeURIComponent(module)}`
-  );
+  return requestQuery<unknown>(settings, 'distribution', { module });
+}
+
+/** `GET api/packages/<path>?<query>`, each value encoded. */
+function requestQuery<T>(
+  settings: ServerConnection.ISettings,
+  path: string,
+  query: Record<string, string | number>
+): Promise<T> {
+  return requestAPI<T>(settings, path + URLExt.objectToQueryString(query));
 }
 
 /** Whether the authorizer lets this user change packages (jupyter_server's `api/me`). */

@@ -89,6 +89,18 @@ class FakeKernels implements IKernelSource {
   }
 }
 
+/** A model of the fake workspace whose notebook's kernel has loaded `loaded`. */
+function withKernel(loaded: Record<string, string> | null) {
+  const kernels = new FakeKernels();
+  kernels.kernel = fakeKernel(loaded);
+  const model = new PackagesModel({
+    serverSettings: workspace().settings,
+    trans,
+    kernels
+  });
+  return { model, kernels };
+}
+
 function fakeEvents() {
   const stream = new Signal<unknown, Event.Emission>({});
   return { stream } as unknown as Event.IManager & {
@@ -108,14 +120,7 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 
 describe('PackagesModel', () => {
   it('refresh reads requirements, locked and loaded versions and permissions', async () => {
-    const { settings } = workspace();
-    const kernels = new FakeKernels();
-    kernels.kernel = fakeKernel({ bfdemo: '0.9' });
-    const model = new PackagesModel({
-      serverSettings: settings,
-      trans,
-      kernels
-    });
+    const { model } = withKernel({ bfdemo: '0.9' });
     expect(model.loading).toBe(true);
     await model.refresh();
     expect(model.loading).toBe(false);
@@ -134,14 +139,7 @@ describe('PackagesModel', () => {
   });
 
   it('shows no loaded versions for a kernel without bifrost, or no kernel', async () => {
-    const { settings } = workspace();
-    const kernels = new FakeKernels();
-    kernels.kernel = fakeKernel(null);
-    const model = new PackagesModel({
-      serverSettings: settings,
-      trans,
-      kernels
-    });
+    const { model, kernels } = withKernel(null);
     await model.refresh();
     expect(model.rows[0]).toMatchObject({ loaded: null, stale: false });
     kernels.kernel = fakeKernel({ bfdemo: '1.0' });
@@ -313,14 +311,7 @@ describe('PackagesModel', () => {
   });
 
   it('restarts the kernel on request and reads its versions again', async () => {
-    const { settings } = workspace();
-    const kernels = new FakeKernels();
-    kernels.kernel = fakeKernel({ bfdemo: '0.9' });
-    const model = new PackagesModel({
-      serverSettings: settings,
-      trans,
-      kernels
-    });
+    const { model, kernels } = withKernel({ bfdemo: '0.9' });
     await model.refresh();
     kernels.kernel = fakeKernel({ bfdemo: '1.0' });
     await model.restartKernel();

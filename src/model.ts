@@ -10,7 +10,6 @@ import { ISignal, Signal } from '@lumino/signaling';
 import {
   APIError,
   ChangeRoute,
-  ExportFormat,
   IChangeResult,
   IExport,
   IRequirements,
@@ -274,7 +273,7 @@ export class PackagesModel implements IDisposable {
   }
 
   /** Fetch an export; errors come back as APIError for the caller to show. */
-  exportAs(format: ExportFormat): Promise<IExport> {
+  exportAs(format: string): Promise<IExport> {
     return getExport(this._server, format);
   }
 
@@ -421,9 +420,9 @@ export class PackagesModel implements IDisposable {
         workspace
       );
     }
+    // Which changes the change did not name is the server's answer, as for the magic.
     const others = describeVersionChanges(
-      readVersions(answer.versions),
-      installed.map(i => i.name),
+      readVersions(answer.also_changed),
       this._trans
     );
     if (others) {

@@ -4,8 +4,6 @@
 
 import type { TranslationBundle } from '@jupyterlab/translation';
 
-import { canonicalName } from './requirements';
-
 /** One distribution whose locked version changed (null: added or removed). */
 export interface IVersionChange {
   name: string;
@@ -28,15 +26,12 @@ export function readVersions(value: unknown): IVersionChange[] {
     .filter(v => v.old !== v.new);
 }
 
-/** The changes to distributions other than `except` (what the message already names). */
+/** The changes the server lists as `also_changed` (those the change did not name). */
 export function describeVersionChanges(
   changes: IVersionChange[],
-  except: string[],
   trans: TranslationBundle
 ): string {
-  const named = new Set(except.map(canonicalName));
   return changes
-    .filter(change => !named.has(canonicalName(change.name)))
     .map(change => {
       if (change.old === null) {
         return trans.__('%1 %2 added', change.name, change.new ?? '');

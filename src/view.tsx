@@ -7,7 +7,7 @@ import type { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import type { IPanelActions } from './actions';
-import type { ExportFormat, IRevision } from './api';
+import type { IExportFormat, IRevision } from './api';
 import type { IRequirementRow, PackagesModel } from './model';
 import { diffRequirements, splitSpecs } from './requirements';
 import { statusItems } from './status';
@@ -80,7 +80,11 @@ function PanelView({ model, actions, trans }: IViewProps): JSX.Element {
     <div className="jp-bifrost-content">
       <header className="jp-bifrost-header">
         <h2 className="jp-bifrost-title">{trans.__('Packages')}</h2>
-        <ExportMenu actions={actions} trans={trans} />
+        <ExportMenu
+          formats={model.status?.export_formats ?? []}
+          actions={actions}
+          trans={trans}
+        />
       </header>
       <StatusStrip model={model} trans={trans} />
       {model.readOnly ? (
@@ -100,7 +104,7 @@ function PanelView({ model, actions, trans }: IViewProps): JSX.Element {
         <MissingImports model={model} actions={actions} trans={trans} />
       )}
       {model.error && (
-        <div className="jp-bifrost-error" data-bifrost="error" role="alert">
+        <Alert className="jp-bifrost-error" name="error">
           <p>{model.error.message}</p>
           {model.error.detail && (
             <details>
@@ -108,28 +112,20 @@ function PanelView({ model, actions, trans }: IViewProps): JSX.Element {
               <pre>{model.error.detail}</pre>
             </details>
           )}
-        </div>
+        </Alert>
       )}
       {model.savedError && (
-        <div
-          className="jp-bifrost-readonly"
-          data-bifrost="saved-error"
-          role="alert"
-        >
+        <Alert className="jp-bifrost-readonly" name="saved-error">
           {trans.__(
             'The saved requirements fail validation (%1): nothing of them is installed. The next install or rollback replaces them.',
             model.savedError
           )}
-        </div>
+        </Alert>
       )}
       {model.loadError && (
-        <div
-          className="jp-bifrost-error"
-          data-bifrost="load-error"
-          role="alert"
-        >
+        <Alert className="jp-bifrost-error" name="load-error">
           <p>{model.loadError.message}</p>
-        </div>
+        </Alert>
       )}
       {model.message && (
         <div className="jp-bifrost-message" data-bifrost="message">
@@ -347,39 +343,57 @@ function RequirementRow({
       )}
       {writable && (
         <div className="jp-bifrost-row-actions">
-          <button
-            type="button"
-            className="jp-mod-styled jp-bifrost-button"
-            title={trans.__('Remove %1 from the requirements', row.name)}
-            disabled={busy}
-            onClick={() => void actions.remove(row.name)}
-          >
-            {trans.__('Remove')}
-          </button>
-          <button
-            type="button"
-            className="jp-mod-styled jp-bifrost-button"
-            title={trans.__(
-              'Install the newest version of %1 the index offers (drops the version constraint)',
-              row.name
-            )}
-            disabled={busy}
-            onClick={() => void actions.upgrade(row.spec)}
-          >
-            {trans.__('Upgrade')}
-          </button>
-          <button
-            type="button"
-            className="jp-mod-styled jp-bifrost-button"
-            title={trans.__('Install another version of %1', row.name)}
-            disabled={busy}
-            onClick={() => void actions.changeVersion(row)}
-          >
-            {trans.__('Change version')}
-          </button>
+          {[
+            {
+              label: trans.__('Remove'),
+              title: trans.__('Remove %1 from the requirements', row.name),
+              run: () => actions.remove(row.name)
+            },
+            {
+              label: trans.__('Upgrade'),
+              title: trans.__(
+                'Install the newest version of %1 the index offers (drops the version constraint)',
+                row.name
+              ),
+              run: () => actions.upgrade(row.spec)
+            },
+            {
+              label: trans.__('Change version'),
+              title: trans.__('Install another version of %1', row.name),
+              run: () => actions.changeVersion(row)
+            }
+          ].map(({ label, title, run }) => (
+            <button
+              key={label}
+              type="button"
+              className="jp-mod-styled jp-bifrost-button"
+              title={title}
+              disabled={busy}
+              onClick={() => void run()}
+            >
+              {label}
+            </button>
+          ))}
         </div>
       )}
     </li>
+  );
+}
+
+/** A message the panel shows as an alert; `name` is its `data-bifrost` (tests find it so). */
+function Alert({
+  className,
+  name,
+  children
+}: {
+  className: string;
+  name: string;
+  children: React.ReactNode;
+}) {
+  return (
+    <div className={className} data-bifrost={name} role="alert">
+      {children}
+    </div>
   );
 }
 
@@ -520,27 +534,17 @@ function HistoryRow({
   );
 }
 
-const EXPORT_FORMATS: ExportFormat[] = [
-  'requirements',
-  'lock',
-  'pep723',
-  'dockerfile'
-];
-
 function ExportMenu({
+  formats,
   actions,
   trans
 }: {
+  /** The server's list (`GET api/packages/status`): the menu names no format itself. */
+  formats: IExportFormat[];
   actions: IPanelActions;
   trans: TranslationBundle;
 }) {
   const [open, setOpen] = React.useState(false);
-  const labels: Record<ExportFormat, string> = {
-    requirements: trans.__('requirements.txt'),
-    lock: trans.__('Lock (exact versions)'),
-    pep723: trans.__('PEP 723 script header'),
-    dockerfile: trans.__('Dockerfile')
-  };
   return (
     <div
       className="jp-bifrost-export-menu"
@@ -565,7 +569,7 @@ function ExportMenu({
           className="jp-bifrost-menu"
           aria-label={trans.__('Export format')}
         >
-          {EXPORT_FORMATS.map(format => (
+          {formats.map(({ format, label }) => (
             <li role="none" key={format}>
               <button
                 type="button"
@@ -576,7 +580,7 @@ function ExportMenu({
                   void actions.exportAs(format);
                 }}
               >
-                {labels[format]}
+                {trans.__(label)}
               </button>
             </li>
           ))}

@@ -125,3 +125,13 @@ async def test_a_workspace_name_stays_in_the_dockerfiles_comment(tmp_path: Path)
         ["install", "--no-cache-dir", "--", "bfdemo==1.0"]
     ]
     assert dockerfile.splitlines()[0].startswith('# exported by bifrost: workspace "ws\\nRUN')
+
+
+async def test_the_status_lists_every_export_format_the_api_answers(jp_fetch: Any) -> None:
+    """The panel's export menu is the status's list: each entry exports, as that file."""
+    listed = json.loads((await jp_fetch("api", "packages", "status")).body)["export_formats"]
+    assert [entry["format"] for entry in listed] == list(EXPORT_FORMATS)
+    for entry in listed:
+        response = await jp_fetch("api", "packages", "export", params={"format": entry["format"]})
+        assert json.loads(response.body)["filename"] == entry["filename"]
+        assert entry["label"]

@@ -152,6 +152,7 @@ def test_every_version_change_is_in_the_summary() -> None:
             {"name": "tzdata", "old": "2025.1", "new": None},
         ],
     }
+    body["also_changed"] = body["versions"][1:]  # the server's: what the change did not name
     assert change_summary("install", body, ["numpy<2"]) == (
         "installed numpy 1.26.4 (was 2.4.6); also changed: pandas 3.1.1 → 3.0.6 (dependency),"
         " six 1.17.0 added, tzdata 2025.1 removed"
@@ -163,6 +164,7 @@ def test_every_version_change_is_in_the_summary() -> None:
             {"name": "bfdep", "old": "1.0", "new": None},
         ],
     }
+    removal["also_changed"] = removal["versions"][1:]
     assert change_summary("remove", removal, ["bfapp"]) == (
         "removed bfapp 1.0; also changed: bfdep 1.0 removed"
     )
@@ -182,3 +184,17 @@ def test_a_stale_change_names_its_requirements_and_counts_their_dependencies() -
     assert describe_stale([req, moved], None) == (
         "requests 2.32.3 (now removed), bfbase 2.0 (now 1.0) are imported in this kernel"
     )
+
+
+def test_an_option_the_magic_does_not_know_is_refused_not_sent_as_a_spec(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bifrost_kernel.magic import BifrostMagics
+
+    monkeypatch.setenv("BIFROST_SERVER_URL", "http://127.0.0.1:1/")
+    monkeypatch.setenv("BIFROST_KERNEL_TOKEN", "x")
+    with pytest.raises(BifrostError, match=r"^the install failed; nothing was saved$"):
+        BifrostMagics(None).bifrost("install --pre bfdemo")
+    out = capsys.readouterr().out
+    assert out.startswith("✗ unrecognized arguments: --pre bfdemo\n%bifrost install [--restart]")
+    assert "cannot reach" not in out  # refused before any request

@@ -115,3 +115,19 @@ def test_specs_an_installer_would_misread_are_refused(spec: str) -> None:
 
 def test_extras_are_normalised_like_names() -> None:
     assert str(parse_spec("Foo[A_b, C.D]>=1")) == str(parse_spec("foo[c-d,a-b]>=1"))
+
+
+def test_also_changed_is_every_version_change_the_change_did_not_name() -> None:
+    """Decided once, on the server: the magic, the CLI and the panel each only word it."""
+    from bifrost_ext.records import moved_unasked, version_changes
+
+    changes = version_changes(
+        {"numpy": "2.4.6", "pandas": "3.1.1", "tzdata": "2025.1"},
+        {"numpy": "1.26.4", "pandas": "3.0.6", "six": "1.17.0"},
+    )
+    assert moved_unasked(changes, ["NumPy"]) == [
+        {"name": "pandas", "old": "3.1.1", "new": "3.0.6"},
+        {"name": "six", "old": None, "new": "1.17.0"},
+        {"name": "tzdata", "old": "2025.1", "new": None},
+    ]
+    assert moved_unasked(changes, []) == changes  # a rollback names nothing

@@ -335,6 +335,7 @@ def _answer(result: ChangeResult) -> dict[str, Any]:
         "installed": result.installed,
         "changed": result.changed,
         "versions": result.versions,
+        "also_changed": result.also_changed,
         "kept": result.kept,
     }
 

@@ -27,7 +27,7 @@ from tornado import web
 from bifrost_kernel.distributions import installable_distribution
 
 from ..engine.installer import InstallError
-from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export
+from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export, export_formats
 from ..records import Origin, RequirementsRecord, Source, kernel_source, printable
 from ..requirements import InvalidSpec, excerpt
 from ..service import (
@@ -232,6 +232,7 @@ class PackagesAPIHandler(APIHandler):
                 changed=result.changed,
                 warning=result.warning,
                 versions=result.versions,
+                also_changed=result.also_changed,
                 kept=result.kept,
             )
 
@@ -331,9 +332,11 @@ class StatusHandler(PackagesAPIHandler):
     @authorized
     async def get(self) -> None:
         """Report each place the requirements live and whether they agree; and, behind a
-        kernel gateway, what that means for kernels (:mod:`.gateway`)."""
+        kernel gateway, what that means for kernels (:mod:`.gateway`); and the export formats,
+        which the panel's menu lists."""
         status = await self.service.status()
         status["kernel_gateway"] = self.settings.get(GATEWAY_SETTING)
+        status["export_formats"] = export_formats()
         self.reply(200, status)
 
 
