@@ -39,6 +39,7 @@ from .engine.installer import Installer, InstallError, OutputCallback
 from .engine.interpreter import interpreter_key
 from .engine.packagedir import PackageDirectory, SavedNotSwitched, build_purpose
 from .engine.shadowing import CommandGuard
+from .errors import EXIT_NOT_FOUND, BifrostError
 from .plugins.manager import notify, plugin_manager
 from .private import tighten
 from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
@@ -81,8 +82,13 @@ class Caller:
 API_CALLER = Caller(Origin(None, "api"))
 
 
-class UnknownRevision(LookupError):
+class UnknownRevision(BifrostError, LookupError):
     """A rollback named a revision that this workspace does not have."""
+
+    status = 404
+    exit_code = EXIT_NOT_FOUND
+    kind = "unknown-revision"
+    unchanged = None
 
     def __init__(self, revision_id: object) -> None:
         self.revision_id = revision_id
@@ -97,12 +103,21 @@ class StillFailing(InstallError):
         super().__init__(error.message, error.output, error.returncode, error.kind)
 
 
-class NotInRequirements(LookupError):
+class NotInRequirements(BifrostError, LookupError):
     """A removal named a project that the workspace does not require."""
+
+    status = 404
+    exit_code = EXIT_NOT_FOUND
+    kind = "not-in-requirements"
+    unchanged = None
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
         super().__init__(f"not in the workspace requirements: {excerpt(', '.join(names))}")
+
+    def details(self) -> dict[str, Any]:
+        """The names the requirements do not hold."""
+        return {"names": self.names}
 
 
 @dataclass(frozen=True)

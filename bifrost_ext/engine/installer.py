@@ -29,6 +29,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import EXIT_INSTALL, BifrostError
 from ..pins import make_pin, parse_pin
 from ..settings import Component, owned
 from .failures import classify, last_error_line
@@ -56,7 +57,7 @@ _DIE_WITH_PARENT: list[str] = (
 )
 
 
-class InstallError(RuntimeError):
+class InstallError(BifrostError, RuntimeError):
     """The installer failed, timed out or could not be started.
 
     It carries the one line every client shows (:attr:`summary`), the ``kind`` of failure
@@ -69,6 +70,7 @@ class InstallError(RuntimeError):
     kind = "installer"
     #: The status of a change this failure refused: the request, as it is, cannot succeed.
     status = 422
+    exit_code = EXIT_INSTALL
 
     def __init__(
         self,
@@ -91,14 +93,13 @@ class InstallError(RuntimeError):
         line = last_error_line(self.output) if self.kind == "installer" else ""
         return f"{self.message}: {line}" if line and line not in self.message else self.message
 
-    def refusal(self) -> dict[str, Any]:
-        """What a change refused by this failure answers, the same in the API body, the
-        magic, the panel and ``jupyter bifrost``: one line, its kind, and the output apart."""
-        return {
-            "message": f"{self.summary}; nothing was saved",
-            "kind": self.kind,
-            "output": self.output,
-        }
+    def headline(self) -> str:
+        """The one line every client shows: :attr:`summary`."""
+        return self.summary
+
+    def details(self) -> dict[str, Any]:
+        """The installer's output, apart from the line that says what it means."""
+        return {"output": self.output}
 
 
 @functools.cache

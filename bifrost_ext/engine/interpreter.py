@@ -35,6 +35,13 @@ _VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
 _PREFIX = "import os, sys; print(os.path.realpath(sys.prefix))"
 
 
+class InterpreterFailed(InstallError):
+    """The kernel interpreter could not be run, or did not finish in time: a build for it
+    fails as an installer failure would (422, exit 1), of its own kind."""
+
+    kind = "interpreter"
+
+
 def resolve_python(argv0: str) -> str:
     """Resolve a kernelspec's ``argv[0]`` the way jupyter_client does, to an absolute path."""
     major, minor = sys.version_info[:2]
@@ -99,7 +106,7 @@ async def run_python(
 ) -> tuple[int, str]:
     """Run the interpreter with ``args`` (``stdin``, if given, as its input); return its exit
     code and output (stdout, then stderr). Past ``timeout`` seconds its whole process group
-    is killed and :class:`InstallError` raised, as for the installer: a kernel interpreter
+    is killed and :class:`InterpreterFailed` raised, as for the installer: a kernel interpreter
     that hangs must not hang an install."""
 
     def run() -> tuple[int, str]:
@@ -114,7 +121,9 @@ async def run_python(
                 start_new_session=True,
             )
         except OSError as exc:
-            raise InstallError(f"could not run the kernel interpreter {python}: {exc}") from exc
+            raise InterpreterFailed(
+                f"could not run the kernel interpreter {python}: {exc}"
+            ) from exc
         try:
             data = None if stdin is None else stdin.encode("utf-8")
             out, err = proc.communicate(data, timeout=timeout)
@@ -122,7 +131,7 @@ async def run_python(
             with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            raise InstallError(
+            raise InterpreterFailed(
                 f"the kernel interpreter {python} did not finish within {timeout:g} s"
                 " and was stopped"
             ) from None

@@ -68,6 +68,7 @@ from typing import TypeVar
 from filelock import FileLock, Timeout
 from packaging.utils import canonicalize_name
 
+from ..errors import EXIT_INSTALL, EXIT_SAVED_INVALID, BifrostError
 from ..kernel.lease import LEASE
 from ..pins import DIST_INFO, dist_info_pin
 from ..private import private_dir, write_atomic
@@ -173,9 +174,14 @@ class FailedBuild:
         return time.monotonic() >= self.retry_at
 
 
-class SavedNotSwitched(RuntimeError):
+class SavedNotSwitched(BifrostError, RuntimeError):
     """The change was saved, but switching this machine's package directory failed; the next
-    sync repairs it."""
+    sync repairs it (the service answers the change with a warning, not this error)."""
+
+    status = 503
+    exit_code = EXIT_INSTALL
+    kind = "saved-not-switched"
+    unchanged = None
 
     def __init__(self, saved: RequirementsRecord, cause: OSError) -> None:
         super().__init__(f"saved, but the package directory was not switched: {cause}")
@@ -205,6 +211,7 @@ class SavedInvalid(InstallError):
     """The saved requirements fail validation (written past bifrost): never installed."""
 
     kind = "saved-invalid"
+    exit_code = EXIT_SAVED_INVALID
 
     def __init__(self, reason: str) -> None:
         super().__init__(

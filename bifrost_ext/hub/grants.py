@@ -45,6 +45,7 @@ import psycopg.sql
 import redis
 import sqlalchemy as sa
 
+from ..errors import EXIT_STORE, BifrostError
 from ..storage.cache import FUNCTION_LIBRARY_NAME, load_functions, workspace_names
 from ..storage.store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
 from ..workspaces import check_workspace, user_for_workspace
@@ -95,8 +96,13 @@ _grants = sa.Table(
 DEFAULT_CONNECTION_LIMIT = 20
 
 
-class GrantError(RuntimeError):
+class GrantError(BifrostError, RuntimeError):
     """A workspace could not be granted or revoked; nothing is half-made (says why)."""
+
+    status = 503
+    exit_code = EXIT_STORE
+    kind = "grant-refused"
+    unchanged = "nothing was granted"
 
 
 @dataclass(frozen=True)

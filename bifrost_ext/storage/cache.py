@@ -33,6 +33,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from traitlets import Float
 
+from ..errors import EXIT_STORE, BifrostError
 from ..records import RequirementsRecord
 from ..requirements import excerpt
 from ..settings import Component, Settings, owned
@@ -90,8 +91,12 @@ def load_functions(client: redis.Redis) -> None:
     client.function_load(FUNCTION_LIBRARY, replace=True)
 
 
-class CacheUnavailable(RuntimeError):
-    """Redis could not be reached."""
+class CacheUnavailable(BifrostError, RuntimeError):
+    """Redis could not be reached (the service carries on without it where it can)."""
+
+    status = 503
+    exit_code = EXIT_STORE
+    kind = "cache-unavailable"
 
 
 class CredentialsRefused(CacheUnavailable):

@@ -24,6 +24,7 @@ from filelock import FileLock
 from sqlalchemy.engine import Engine, make_url
 from traitlets import Float
 
+from ..errors import EXIT_CONFLICT, EXIT_STORE, BifrostError
 from ..private import private_file
 from ..records import (
     REQUIREMENTS_ENTITY,
@@ -79,22 +80,41 @@ workspace_revisions = sa.Table(
 )
 
 
-class StoreUnavailable(RuntimeError):
-    """The database could not be reached or refused the operation."""
+class StoreUnavailable(BifrostError, RuntimeError):
+    """The database could not be reached or refused the operation: the one failure the API
+    answers with a 5xx (503: nothing the request could change would help)."""
+
+    status = 503
+    exit_code = EXIT_STORE
+    kind = "store-unavailable"
 
 
 class UnknownSchema(StoreUnavailable):
     """The database has tables of bifrost's names but no record of the migrations that made
     them: bifrost cannot tell whose they are or how to upgrade them, and leaves them alone."""
 
+    kind = "unknown-schema"
+
 
 class StoreRefused(StoreUnavailable):
     """The database refused this role the operation: row-level security or a missing privilege
     (another workspace's rows, a schema change a workspace role may not make)."""
 
+    kind = "store-refused"
 
-class VersionConflict(RuntimeError):
-    """Another writer saved a newer version since this one was read."""
+
+class VersionConflict(BifrostError, RuntimeError):
+    """Another writer saved a newer version since this one was read (as often as a change
+    tried again): 409, try again."""
+
+    status = 409
+    exit_code = EXIT_CONFLICT
+    kind = "conflict"
+    unchanged = None
+
+    def headline(self) -> str:
+        """What a user can do about it."""
+        return "the requirements kept changing under this request; try again"
 
 
 def engine_url(url: str) -> sa.URL:
