@@ -18,7 +18,6 @@ import asyncio
 import functools
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from typing import IO, Any
 
 from ..errors import EXIT_INSTALL, BifrostError
 from ..pins import make_pin, parse_pin
+from ..redaction import has_credentials, redact_urls
 from ..settings import Component, owned
 from .failures import classify, last_error_line
 
@@ -43,8 +43,6 @@ MAX_LINE_BYTES = 4096
 MAX_TAIL_CHARS = 32768
 #: How much of an over-long line is read at a time while it is skipped.
 _SKIP_CHUNK = 65536
-#: A URL's scheme and its userinfo (``user:password@``), which no output may show.
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
 
 OutputCallback = Callable[[str], None]
 
@@ -289,7 +287,7 @@ class Installer(Component):
 
     def _links_in_environment(self) -> bool:
         """Whether the find-links go in the environment: when one carries credentials."""
-        return any(_USERINFO.search(link) for link in self.find_links)
+        return any(has_credentials(link) for link in self.find_links)
 
     async def _run(self, cmd: list[str], target: Path, on_output: OutputCallback | None) -> str:
         """Run ``cmd`` for ``target`` (a folder, or a resolution's scratch name), in its
@@ -372,12 +370,6 @@ def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[st
             cut += len(rest.rstrip(b"\r\n"))
         line = raw.decode("utf-8", "replace").rstrip()
         yield f"{line}… [{cut} bytes cut]" if cut else line
-
-
-def redact_urls(line: str) -> str:
-    """``line`` with the whole userinfo of each URL in it hidden (``https://***@host``): pip
-    hides an index's password but prints its user name, which is a credential too."""
-    return _USERINFO.sub(r"\1***@", line)
 
 
 def bounded_tail(lines: Iterable[str], limit: int = MAX_TAIL_CHARS) -> str:

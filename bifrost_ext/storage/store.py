@@ -34,6 +34,7 @@ from ..records import (
     Revision,
     short_source,
 )
+from ..redaction import redact_urls
 from ..settings import Component, Settings, owned
 
 if TYPE_CHECKING:
@@ -115,6 +116,11 @@ class VersionConflict(BifrostError, RuntimeError):
     def headline(self) -> str:
         """What a user can do about it."""
         return "the requirements kept changing under this request; try again"
+
+
+def _redacted(url: str) -> str:
+    """A database URL as a message may name it: its role, never its password."""
+    return redact_urls(url, keep_user=True)
 
 
 def engine_url(url: str) -> sa.URL:
@@ -212,7 +218,7 @@ class RequirementsStore(Component):
             try:
                 command.upgrade(config, "head")
             except CommandError as exc:  # a schema version this release does not know
-                where = make_url(self.url).render_as_string(hide_password=True)
+                where = _redacted(self.url)
                 raise StoreUnavailable(
                     f"database {where} has a schema this bifrost_ext does not know ({exc});"
                     " a newer release migrated it: upgrade bifrost_ext"
@@ -473,10 +479,6 @@ def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     return config
-
-
-def _redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _refuse_unversioned_tables(conn: sa.Connection, config: Config, where: str) -> None:
