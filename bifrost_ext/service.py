@@ -40,6 +40,7 @@ from .engine.interpreter import interpreter_key
 from .engine.packagedir import PackageDirectory, SavedNotSwitched, build_purpose
 from .engine.shadowing import CommandGuard
 from .errors import EXIT_NOT_FOUND, BifrostError
+from .pins import pin_name
 from .plugins.manager import notify, plugin_manager
 from .private import tighten
 from .records import Origin, RequirementsRecord, Revision, lock_pins, version_changes
@@ -582,7 +583,7 @@ class PackageService:
             )
             if change.caller.on_output is not None:
                 change.caller.on_output(f"bifrost: {warning}")
-        keep = [pin for pin in keep if pin.split("==")[0] not in change.named]
+        keep = [pin for pin in keep if pin_name(pin) not in change.named]
 
         async def commit(lock: str) -> RequirementsRecord:
             # What was resolved is known only now: the policy sees it before the save.

@@ -70,7 +70,7 @@ from packaging.utils import canonicalize_name
 
 from ..errors import EXIT_INSTALL, EXIT_SAVED_INVALID, BifrostError
 from ..kernel.lease import LEASE
-from ..pins import DIST_INFO, dist_info_pin
+from ..pins import DIST_INFO, dist_info_pin, pin_name
 from ..private import private_dir, write_atomic
 from ..records import RequirementsRecord, lock_pins
 from .delta import (
@@ -619,7 +619,7 @@ class PackageDirectory:
         """``attempt(held, first)``, an install or a resolution that holds the kernel's
         versions and the saved pins ``held``; when it fails naming a saved pin, once more
         holding none (``first`` false)."""
-        pins = [pin for pin in pins if pin.split("==")[0] not in runtime.versions]
+        pins = [pin for pin in pins if pin_name(pin) not in runtime.versions]
         try:
             return await attempt(pins, True)
         except InstallError as exc:
@@ -943,7 +943,9 @@ def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:
     """
     found = []
     for pin in pins:
-        name = pin.split("==", 1)[0]
+        name = pin_name(pin)
+        if name is None:
+            continue
         spelled = "[-_.]".join(re.escape(part) for part in re.split(r"[-_.]+", name))
         if re.search(rf"(?<![\w.-]){spelled}\s*==", output, re.IGNORECASE):
             found.append(pin)
