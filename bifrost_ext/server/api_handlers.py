@@ -241,6 +241,14 @@ class PackagesAPIHandler(APIHandler):
         )
 
 
+class ChangeHandler(PackagesAPIHandler):
+    """A route that changes the requirements: it streams the installer's output, and its
+    failures say what they left unsaved."""
+
+    streams = True
+    changes = True
+
+
 class PackagesHandler(PackagesAPIHandler):
     """``GET /api/packages``: the workspace's saved requirements."""
 
@@ -251,26 +259,19 @@ class PackagesHandler(PackagesAPIHandler):
         self.reply_record(await self.service.read())
 
 
-class InstallHandler(PackagesAPIHandler):
+class InstallHandler(ChangeHandler):
     """``POST /api/packages/install``: install specs and save them."""
-
-    streams = True
-    changes = True
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         """Install ``{"packages": [...]}`` (or the older ``{"package", "version"}``)."""
-        body = self.json_object()
+        specs = install_specs(self.json_object())
+        await self.run_change(self.service.install(specs, await self.caller()))
 
-        await self.run_change(self.service.install(install_specs(body), await self.caller()))
 
-
-class UninstallHandler(PackagesAPIHandler):
+class UninstallHandler(ChangeHandler):
     """``POST /api/packages/uninstall``: remove projects from the requirements."""
-
-    streams = True
-    changes = True
 
     @web.authenticated
     @authorized
@@ -303,11 +304,8 @@ class HistoryHandler(PackagesAPIHandler):
         )
 
 
-class RollbackHandler(PackagesAPIHandler):
+class RollbackHandler(ChangeHandler):
     """``POST /api/packages/rollback``: make an earlier revision current (a new revision)."""
-
-    streams = True
-    changes = True
 
     @web.authenticated
     @authorized
