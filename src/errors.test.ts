@@ -49,32 +49,36 @@ describe('describeError', () => {
     );
   });
 
-  it("404 is the server's line: the names that are not required, a revision", () => {
-    const names = 'not in the workspace requirements: a, b-c';
-    expect(
-      describeError(
-        404,
-        { message: names, kind: 'not-in-requirements', names: ['a', 'b-c'] },
-        trans
-      ).message
-    ).toBe(names);
-    const revision = "no revision 99 in this workspace's history";
-    expect(
-      describeError(404, { message: revision, kind: 'unknown-revision' }, trans)
-        .message
-    ).toBe(revision);
-    // Not bifrost's (a route that is not there): named by its status.
+  it.each([
+    [
+      404,
+      'not-in-requirements',
+      'not in the workspace requirements: a, b-c',
+      { names: ['a', 'b-c'] }
+    ],
+    [404, 'unknown-revision', "no revision 99 in this workspace's history", {}],
+    [
+      409,
+      'conflict',
+      'the requirements kept changing under this request; try again',
+      {}
+    ],
+    [
+      503,
+      'store-unavailable',
+      'database postgresql://db/bifrost unavailable: connection refused; nothing was saved',
+      {}
+    ]
+  ])("a %i of kind %s is the server's line", (status, kind, message, rest) => {
+    expect(describeError(status, { message, kind, ...rest }, trans)).toEqual({
+      message
+    });
+  });
+
+  it('404 of no kind (a route that is not there) is named by its status', () => {
     expect(describeError(404, { message: 'x' }, trans).message).toBe(
       'Not found: x'
     );
-  });
-
-  it("409 is the server's line: try again", () => {
-    const message =
-      'the requirements kept changing under this request; try again';
-    expect(
-      describeError(409, { message, kind: 'conflict' }, trans).message
-    ).toBe(message);
   });
 
   it("422 shows the server's one line; the installer's output is the detail", () => {
@@ -126,14 +130,6 @@ describe('describeError', () => {
     expect(describeError(422, {}, trans).message).toBe(
       'The server answered 422: no reason given'
     );
-  });
-
-  it("a 503 of the database is the server's line, which says which and why", () => {
-    const message =
-      'database postgresql://db/bifrost unavailable: connection refused; nothing was saved';
-    expect(
-      describeError(503, { message, kind: 'store-unavailable' }, trans)
-    ).toEqual({ message });
   });
 
   it('503 of no kind (not bifrost words) says the database is unavailable', () => {
