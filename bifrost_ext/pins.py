@@ -56,6 +56,13 @@ def parse_pin(line: str) -> Pin | None:
     return make_pin(name.strip(), version.strip()) if equals else None
 
 
+def pin_name(line: str) -> str | None:
+    """The canonical name of the distribution a ``name==version`` line pins, or None for a
+    line that is no pin."""
+    pin = parse_pin(line)
+    return pin.name if pin is not None else None
+
+
 def parse_lock(lock: str) -> list[Pin]:
     """The valid pins of a lock's lines, in order; a line that is not one is left out (a
     lock is bifrost's own writing, so such a line was put there by hand)."""

@@ -20,6 +20,8 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidName, canonicalize_name
 
+from .errors import BifrostError
+
 #: Longest spec accepted; real requirements are far shorter.
 MAX_SPEC_LENGTH = 256
 #: Most specs accepted in one request.
@@ -55,10 +57,10 @@ def excerpt(value: object) -> str:
     return text if len(text) <= MAX_EXCERPT else text[: MAX_EXCERPT - 1] + "…"
 
 
-class InvalidSpec(ValueError):
-    """A spec that is not a plain PEP 508 requirement."""
+class InvalidSpec(BifrostError, ValueError):
+    """A spec that is not a plain PEP 508 requirement: 400, and ``jupyter bifrost`` exits 2."""
 
-    #: What was refused, for programs; the API answers 400.
+    #: What was refused, for programs.
     kind = "invalid-requirement"
 
     def __init__(self, spec: object, reason: str) -> None:
@@ -71,15 +73,9 @@ class InvalidSpec(ValueError):
         """What was refused and why, in one line."""
         return f"invalid requirement {self.spec!r}: {self.reason}"
 
-    def refusal(self) -> dict[str, Any]:
-        """What a change refused for this answers, the same in the API body, the magic, the
-        panel and ``jupyter bifrost``."""
-        return {
-            "message": f"{self}; nothing was saved",
-            "kind": self.kind,
-            "spec": self.spec,
-            "reason": self.reason,
-        }
+    def details(self) -> dict[str, Any]:
+        """What was refused and why, apart, for programs."""
+        return {"spec": self.spec, "reason": self.reason}
 
 
 class RefusedByPolicy(InvalidSpec):

@@ -40,6 +40,8 @@ from .engine.interpreter import interpreter_key
 from .engine.packagedir import PackageDirectory, SavedNotSwitched
 from .engine.purpose import KERNEL_START, RETRY, BuildPurpose
 from .engine.shadowing import CommandGuard
+from .errors import EXIT_NOT_FOUND, BifrostError
+from .pins import pin_name
 from .plugins.manager import notify, plugin_manager
 from .private import tighten
 from .records import (
@@ -93,8 +95,13 @@ class Caller:
 API_CALLER = Caller(Origin(None, Source.API))
 
 
-class UnknownRevision(LookupError):
+class UnknownRevision(BifrostError, LookupError):
     """A rollback named a revision that this workspace does not have."""
+
+    status = 404
+    exit_code = EXIT_NOT_FOUND
+    kind = "unknown-revision"
+    unchanged = None
 
     def __init__(self, revision_id: object) -> None:
         self.revision_id = revision_id
@@ -109,12 +116,21 @@ class StillFailing(InstallError):
         super().__init__(error.message, error.output, error.returncode, error.kind)
 
 
-class NotInRequirements(LookupError):
+class NotInRequirements(BifrostError, LookupError):
     """A removal named a project that the workspace does not require."""
+
+    status = 404
+    exit_code = EXIT_NOT_FOUND
+    kind = "not-in-requirements"
+    unchanged = None
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
         super().__init__(f"not in the workspace requirements: {excerpt(', '.join(names))}")
+
+    def details(self) -> dict[str, Any]:
+        """The names the requirements do not hold."""
+        return {"names": self.names}
 
 
 @dataclass(frozen=True)
@@ -604,7 +620,7 @@ class PackageService:
             )
             if change.caller.on_output is not None:
                 change.caller.on_output(f"bifrost: {warning}")
-        keep = [pin for pin in keep if pin.split("==")[0] not in change.named]
+        keep = [pin for pin in keep if pin_name(pin) not in change.named]
 
         async def commit(lock: str) -> RequirementsRecord:
             # What was resolved is known only now: the policy sees it before the save.

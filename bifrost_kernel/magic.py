@@ -456,22 +456,20 @@ def _lines(content: str) -> list[str]:
 
 
 def _explain(exc: ApiError) -> str:
+    """A failure of bifrost's in the server's own line (its body has a ``kind``: the same in
+    the panel and the command line; an installer's output was streamed into the cell
+    already); an answer bifrost did not word (jupyter_server's, a proxy's) by its status."""
     body = exc.body
-    if exc.status == 400:
-        return f"✗ {body.get('message')}"
-    if exc.status == 404:
-        return f"✗ {body.get('message')}"
-    if exc.status == 422:
-        # The server's one line for this kind of failure (the same in the panel and the
-        # command line); the installer's output was streamed into the cell already.
-        return f"✗ {body.get('message')}"
+    message = body.get("message")
+    if "kind" in body and message:
+        return f"✗ {message}"
     if exc.status == 403:
         return "✗ the server refused: this user may not change the workspace's packages"
-    if exc.status == 503 and "kind" in body:  # a failure the server names: not the database
-        return f"✗ {body.get('message')}"
     if exc.status == 503:
-        return f"✗ the server cannot reach its database: {body.get('message')}"
-    return f"✗ the server answered {exc.status}: {body.get('message')}"
+        return f"✗ the server cannot reach its database: {message}"
+    if exc.status in (400, 404):  # jupyter_server's own refusals (a body, a route)
+        return f"✗ {message}"
+    return f"✗ the server answered {exc.status}: {message}"
 
 
 def _flag(spec: str, version: str | None, memory: str | None) -> str:

@@ -21,22 +21,23 @@ describe('describeError', () => {
     expect(words.message).toBe(message);
   });
 
-  it('400 names the refused spec and why', () => {
+  it("an invalid spec is the server's line, which names the spec and why", () => {
+    const message =
+      "invalid requirement 'pandas @ file:///x': URLs are not allowed; nothing was saved";
     const words = describeError(
       400,
       {
-        message: 'invalid',
+        message,
+        kind: 'invalid-requirement',
         spec: 'pandas @ file:///x',
         reason: 'URLs are not allowed'
       },
       trans
     );
-    expect(words.message).toBe(
-      '“pandas @ file:///x” was refused: URLs are not allowed; nothing was saved'
-    );
+    expect(words).toEqual({ message });
   });
 
-  it('400 without a spec (a bad body) gives the message', () => {
+  it('400 of no kind (jupyter_server refused the body) gives the message', () => {
     expect(
       describeError(400, { message: 'the body is not JSON' }, trans).message
     ).toBe('Refused: the body is not JSON; nothing was saved');
@@ -48,18 +49,35 @@ describe('describeError', () => {
     );
   });
 
-  it('404 lists the names that are not required, or the message', () => {
-    expect(
-      describeError(404, { message: 'x', names: ['a', 'b-c'] }, trans).message
-    ).toBe('Not in the requirements: a, b-c');
-    expect(
-      describeError(404, { message: 'no revision 99' }, trans).message
-    ).toBe('Not found: no revision 99');
+  it.each([
+    [
+      404,
+      'not-in-requirements',
+      'not in the workspace requirements: a, b-c',
+      { names: ['a', 'b-c'] }
+    ],
+    [404, 'unknown-revision', "no revision 99 in this workspace's history", {}],
+    [
+      409,
+      'conflict',
+      'the requirements kept changing under this request; try again',
+      {}
+    ],
+    [
+      503,
+      'store-unavailable',
+      'database postgresql://db/bifrost unavailable: connection refused; nothing was saved',
+      {}
+    ]
+  ])("a %i of kind %s is the server's line", (status, kind, message, rest) => {
+    expect(describeError(status, { message, kind, ...rest }, trans)).toEqual({
+      message
+    });
   });
 
-  it('409 says try again', () => {
-    expect(describeError(409, { message: 'x' }, trans).message).toBe(
-      'The requirements changed meanwhile; try again'
+  it('404 of no kind (a route that is not there) is named by its status', () => {
+    expect(describeError(404, { message: 'x' }, trans).message).toBe(
+      'Not found: x'
     );
   });
 
@@ -110,11 +128,11 @@ describe('describeError', () => {
 
   it('a 422 without a message still says something', () => {
     expect(describeError(422, {}, trans).message).toBe(
-      'The installer failed; nothing was saved'
+      'The server answered 422: no reason given'
     );
   });
 
-  it('503 says the database is unavailable', () => {
+  it('503 of no kind (not bifrost words) says the database is unavailable', () => {
     expect(describeError(503, { message: 'x' }, trans).message).toBe(
       'The database is unavailable; nothing was saved'
     );

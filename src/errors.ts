@@ -1,11 +1,13 @@
-// What the user reads for each error status the API answers (the contract's list): pure,
-// so every status's words are unit-tested. An installer's failure is worded by the server
-// (its `kind` and one-line `message`, the same in the magic and the CLI); the panel shows
-// that line, and the installer's output only as details, never as the headline.
+// What the user reads for an error answer: pure, so every case is unit-tested. A failure of
+// bifrost's own is worded once, on the server (bifrost_ext/errors.py): its body carries a
+// `kind` and the one-line `message` the magic and the CLI show too, and the panel shows that
+// line, with an installer's output only as details, never as the headline. An answer that
+// bifrost did not word (jupyter_server's authorizer or a refused body, a proxy in between,
+// no answer at all) is worded here by its status.
 
 import type { TranslationBundle } from '@jupyterlab/translation';
 
-/** Lines of installer output a 422 shows. */
+/** Lines of installer output a failure shows. */
 export const OUTPUT_TAIL = 20;
 
 /** An error in the user's words: one line, and for a failed install the output's tail. */
@@ -21,27 +23,16 @@ export function describeError(
   trans: TranslationBundle
 ): IErrorWords {
   const message = typeof body.message === 'string' ? body.message : '';
+  if (status !== 0 && typeof body.kind === 'string' && message) {
+    const detail = outputTail(body.output);
+    return detail ? { message, detail } : { message };
+  }
   switch (status) {
     case 0:
       return {
         message: trans.__('The server did not answer; nothing was changed')
       };
     case 400:
-      // A refusal the server words itself (an invalid spec, the operator's policy).
-      if (typeof body.kind === 'string' && message) {
-        return { message };
-      }
-      if (typeof body.spec === 'string' && body.spec) {
-        return {
-          message: trans.__(
-            '“%1” was refused: %2; nothing was saved',
-            body.spec,
-            typeof body.reason === 'string' && body.reason
-              ? body.reason
-              : message
-          )
-        };
-      }
       return { message: trans.__('Refused: %1; nothing was saved', message) };
     case 403:
       return {
@@ -50,29 +41,8 @@ export function describeError(
         )
       };
     case 404:
-      if (Array.isArray(body.names) && body.names.length > 0) {
-        return {
-          message: trans.__(
-            'Not in the requirements: %1',
-            body.names.join(', ')
-          )
-        };
-      }
       return { message: trans.__('Not found: %1', message) };
-    case 409:
-      return {
-        message: trans.__('The requirements changed meanwhile; try again')
-      };
-    case 422:
-      return {
-        message: message || trans.__('The installer failed; nothing was saved'),
-        detail: outputTail(body.output)
-      };
     case 503:
-      // A failure of a kind the server names (its package directory) says itself what it is.
-      if (typeof body.kind === 'string' && message) {
-        return { message };
-      }
       return {
         message: trans.__('The database is unavailable; nothing was saved')
       };

@@ -9,11 +9,12 @@ environment variables, and the flags below, which win. Every command runs
 saved, cached, announced to running servers and kept in the history like one made in a
 notebook.
 
-Exit codes: 0 done; 1 the installer failed; 2 bad usage or an invalid requirement (nothing
-changed); 3 not found (a name to remove, a revision); 4 the database is unavailable;
-5 the requirements kept changing (try again); 6 the saved requirements fail validation (written
-past bifrost: ``list``, ``status`` and ``sync`` say why; nothing of them is installed, and the
-next ``install`` or ``rollback`` replaces them). Read commands take ``--json``.
+Exit codes (each failure's class declares its own, :mod:`bifrost_ext.errors`): 0 done; 1 the
+installer failed; 2 bad usage or an invalid requirement (nothing changed); 3 not found (a name
+to remove, a revision); 4 the database is unavailable; 5 the requirements kept changing (try
+again); 6 the saved requirements fail validation (written past bifrost: ``list``, ``status``
+and ``sync`` say why; nothing of them is installed, and the next ``install`` or ``rollback``
+replaces them). Read commands take ``--json``.
 """
 
 from __future__ import annotations
@@ -34,21 +35,27 @@ from bifrost_kernel.summary import change_summary
 
 from ..engine.installer import InstallError
 from ..engine.interpreter import DEFAULT_KERNEL_NAME, kernel_python
-from ..engine.packagedir import SavedInvalid
+from ..errors import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_SAVED_INVALID,
+    EXIT_STORE,
+    EXIT_USAGE,
+    BifrostError,
+)
 from ..exporters import EXPORT_FORMATS, export
 from ..hub.grants import GrantError, Grants
 from ..records import Origin, Source, printable
-from ..requirements import InvalidSpec, parse_requirements_file
-from ..service import Caller, ChangeResult, NotInRequirements, PackageService, UnknownRevision
+from ..requirements import parse_requirements_file
+from ..service import Caller, ChangeResult, PackageService
 from ..settings import BY_NAME, SETTINGS, Settings
-from ..storage.store import StoreUnavailable, VersionConflict
+from ..storage.store import StoreUnavailable
 from ..workspaces import check_workspace, user_for_workspace, workspace_for_user
 
-EXIT_OK, EXIT_INSTALL, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_STORE, EXIT_CONFLICT = range(6)
 #: Most revisions ``history --limit`` lists (as ``GET api/packages/history``).
 MAX_HISTORY = 1000
-#: The saved requirements fail validation (written past bifrost); nothing of them installed.
-EXIT_SAVED_INVALID = 6
+#: The commands that change what is saved: a failure says what it left unsaved.
+CHANGES = frozenset({"install", "remove", "rollback", "import", "grant"})
 
 Command = Callable[[PackageService, argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -156,28 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     args.progress = Progress(sys.stdout)
     try:
         return asyncio.run(_run(COMMANDS[args.command], service, args))
-    except InvalidSpec as exc:
-        return _fail(exc.refusal()["message"], EXIT_USAGE)
-    except (NotInRequirements, UnknownRevision) as exc:
-        return _fail(str(exc), EXIT_NOT_FOUND)
-    except SavedInvalid as exc:
-        return _fail(exc.message, EXIT_SAVED_INVALID)
-    except InstallError as exc:
+    except BifrostError as exc:
+        # Its class says the exit code and the line (a refused revoke says itself what it
+        # did and left: see Grants.revoke).
         _done(sys.stdout)
-        code = _fail(exc.refusal()["message"], EXIT_INSTALL)
+        code = _fail(exc.user_message(args.command in CHANGES), exc.exit_code)
         # The details once: after the line that says what they mean, unless they streamed
         # to stdout already (as the installer's output does when stdout is not a terminal).
-        if exc.output and not args.progress.showed(exc.output):
+        if isinstance(exc, InstallError) and exc.output and not args.progress.showed(exc.output):
             print(exc.output, file=sys.stderr)
         return code
-    except StoreUnavailable as exc:
-        return _fail(f"{exc}; nothing was saved", EXIT_STORE)
-    except GrantError as exc:
-        # A refused revoke says itself what it did and left (see Grants.revoke).
-        done = "; nothing was granted" if args.command == "grant" else ""
-        return _fail(f"{exc}{done}", EXIT_STORE)
-    except VersionConflict:
-        return _fail("the requirements kept changing; try again", EXIT_CONFLICT)
     finally:
         service.close()
 

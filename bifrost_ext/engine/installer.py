@@ -18,7 +18,6 @@ the installer's output apart from them. Called by
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +25,10 @@ from typing import Any
 
 from traitlets import observe
 
+from ..errors import EXIT_INSTALL, BifrostError
 from ..pins import parse_pin
+from ..redaction import has_credentials
+from ..redaction import redact_urls as redact_urls
 from ..settings import Component, owned
 from . import process
 from .failures import classify, last_error_line
@@ -34,11 +36,8 @@ from .process import OutputCallback as OutputCallback
 from .tools import InstallerTool, PipInstaller, UvInstaller
 from .tools import find_uv as find_uv
 
-#: A URL's scheme and its userinfo (``user:password@``), which no output may show.
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
 
-
-class InstallError(RuntimeError):
+class InstallError(BifrostError, RuntimeError):
     """The installer failed, timed out or could not be started.
 
     It carries the one line every client shows (:attr:`summary`), the ``kind`` of failure
@@ -51,6 +50,7 @@ class InstallError(RuntimeError):
     kind = "installer"
     #: The status of a change this failure refused: the request, as it is, cannot succeed.
     status = 422
+    exit_code = EXIT_INSTALL
 
     def __init__(
         self,
@@ -73,14 +73,13 @@ class InstallError(RuntimeError):
         line = last_error_line(self.output) if self.kind == "installer" else ""
         return f"{self.message}: {line}" if line and line not in self.message else self.message
 
-    def refusal(self) -> dict[str, Any]:
-        """What a change refused by this failure answers, the same in the API body, the
-        magic, the panel and ``jupyter bifrost``: one line, its kind, and the output apart."""
-        return {
-            "message": f"{self.summary}; nothing was saved",
-            "kind": self.kind,
-            "output": self.output,
-        }
+    def headline(self) -> str:
+        """The one line every client shows: :attr:`summary`."""
+        return self.summary
+
+    def details(self) -> dict[str, Any]:
+        """The installer's output, apart from the line that says what it means."""
+        return {"output": self.output}
 
 
 class Installer(Component):
@@ -238,7 +237,7 @@ class Installer(Component):
 
     def _links_in_environment(self) -> bool:
         """Whether the find-links go in the environment: when one carries credentials."""
-        return any(_USERINFO.search(link) for link in self.find_links)
+        return any(has_credentials(link) for link in self.find_links)
 
     async def _run(self, cmd: list[str], target: Path, on_output: OutputCallback | None) -> str:
         """Run ``cmd`` for ``target`` (a folder, or a resolution's scratch name), in its
@@ -282,12 +281,6 @@ class Installer(Component):
             failure = classify(done.returncode, done.output)
             raise InstallError(failure.message, done.output, done.returncode, failure.kind)
         return done.output
-
-
-def redact_urls(line: str) -> str:
-    """``line`` with the whole userinfo of each URL in it hidden (``https://***@host``): pip
-    hides an index's password but prints its user name, which is a credential too."""
-    return _USERINFO.sub(r"\1***@", line)
 
 
 def stop_orphaned_installer(pid_file: Path) -> None:

@@ -37,6 +37,13 @@ _VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
 _PREFIX = "import os, sys; print(os.path.realpath(sys.prefix))"
 
 
+class InterpreterFailed(InstallError):
+    """The kernel interpreter could not be run, or did not finish in time: a build for it
+    fails as an installer failure would (422, exit 1), of its own kind."""
+
+    kind = "interpreter"
+
+
 def resolve_python(argv0: str) -> str:
     """Resolve a kernelspec's ``argv[0]`` the way jupyter_client does, to an absolute path."""
     major, minor = sys.version_info[:2]
@@ -101,18 +108,18 @@ async def run_python(
 ) -> tuple[int, str]:
     """Run the interpreter with ``args`` (``stdin``, if given, as its input); return its exit
     code and output (stdout, then stderr). Past ``timeout`` seconds its whole process group
-    is killed and :class:`InstallError` raised, as for the installer: a kernel interpreter
+    is killed and :class:`InterpreterFailed` raised, as for the installer: a kernel interpreter
     that hangs must not hang an install."""
     try:
         done = await process.run(
             [os.path.abspath(python), *args], timeout, cwd=cwd, env=env, stdin=stdin
         )
     except process.TimedOut:
-        raise InstallError(
+        raise InterpreterFailed(
             f"the kernel interpreter {python} did not finish within {timeout:g} s and was stopped"
         ) from None
     except OSError as exc:
-        raise InstallError(f"could not run the kernel interpreter {python}: {exc}") from exc
+        raise InterpreterFailed(f"could not run the kernel interpreter {python}: {exc}") from exc
     return done.returncode, done.output
 
 
@@ -143,7 +150,7 @@ async def _ask(python: str, code: str, *args: str) -> str:
     try:
         key = (python, os.stat(python).st_mtime_ns, code, args)
     except OSError as exc:
-        raise InstallError(f"cannot run the kernel interpreter {python}: {exc}") from exc
+        raise InterpreterFailed(f"cannot run the kernel interpreter {python}: {exc}") from exc
     answer = _answers.get(key)
     if answer is not None and answer.done():
         return answer.result()  # a done answer, whichever event loop asked
@@ -168,14 +175,14 @@ async def _ask_now(python: str, code: str, args: tuple[str, ...]) -> str:
     try:
         done = await process.run([python, "-I", "-c", code, *args], ASK_TIMEOUT)
     except process.TimedOut:
-        raise InstallError(
+        raise InterpreterFailed(
             f"the kernel interpreter {python} did not answer within {ASK_TIMEOUT:g} s"
             " and was stopped"
         ) from None
     except OSError as exc:
-        raise InstallError(f"could not run the kernel interpreter {python}: {exc}") from exc
+        raise InterpreterFailed(f"could not run the kernel interpreter {python}: {exc}") from exc
     if done.returncode != 0:
-        raise InstallError(
+        raise InterpreterFailed(
             f"the kernel interpreter {python} failed to say what it is"
             f" (exit code {done.returncode})",
             done.output,

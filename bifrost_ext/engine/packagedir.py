@@ -56,6 +56,7 @@ from pathlib import Path
 
 from bifrost_kernel.lease import LEASE
 
+from ..errors import EXIT_INSTALL, EXIT_SAVED_INVALID, BifrostError
 from ..private import write_atomic
 from ..records import RequirementsRecord, lock_pins
 from .bytecode import compile_bytecode, python_files
@@ -101,9 +102,14 @@ __all__ = [
 ]
 
 
-class SavedNotSwitched(RuntimeError):
+class SavedNotSwitched(BifrostError, RuntimeError):
     """The change was saved, but switching this machine's package directory failed; the next
-    sync repairs it."""
+    sync repairs it (the service answers the change with a warning, not this error)."""
+
+    status = 503
+    exit_code = EXIT_INSTALL
+    kind = "saved-not-switched"
+    unchanged = None
 
     def __init__(self, saved: RequirementsRecord, cause: OSError) -> None:
         super().__init__(f"saved, but the package directory was not switched: {cause}")
@@ -115,6 +121,7 @@ class SavedInvalid(InstallError):
     """The saved requirements fail validation (written past bifrost): never installed."""
 
     kind = "saved-invalid"
+    exit_code = EXIT_SAVED_INVALID
 
     def __init__(self, reason: str) -> None:
         super().__init__(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ..pins import pin_name
 from ..records import RequirementsRecord, lock_pins
 from .delta import Delta, remove_distributions
 from .dist_info import freeze
@@ -127,7 +128,7 @@ class Staging:
         """``attempt(held, first)``, an install or a resolution that holds the kernel's
         versions and the saved pins ``held``; when it fails naming a saved pin, once more
         holding none (``first`` false)."""
-        pins = [pin for pin in pins if pin.split("==")[0] not in self.runtime.versions]
+        pins = [pin for pin in pins if pin_name(pin) not in self.runtime.versions]
         try:
             return await attempt(pins, True)
         except InstallError as exc:
@@ -179,7 +180,9 @@ def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:
     """
     found = []
     for pin in pins:
-        name = pin.split("==", 1)[0]
+        name = pin_name(pin)
+        if name is None:
+            continue
         spelled = "[-_.]".join(re.escape(part) for part in re.split(r"[-_.]+", name))
         if re.search(rf"(?<![\w.-]){spelled}\s*==", output, re.IGNORECASE):
             found.append(pin)

@@ -31,10 +31,7 @@ prescribes (see :meth:`Grants.revoke`). A Redis user runs no script of its own: 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -47,6 +44,7 @@ import psycopg.sql
 import redis
 import sqlalchemy as sa
 
+from ..errors import EXIT_STORE, BifrostError
 from ..storage.redis_functions import FUNCTION_LIBRARY_NAME, load_functions
 from ..storage.redis_names import workspace_names
 from ..storage.store import VERSION_TABLE, RequirementsStore, StoreUnavailable, engine_url
@@ -98,8 +96,13 @@ _grants = sa.Table(
 DEFAULT_CONNECTION_LIMIT = 20
 
 
-class GrantError(RuntimeError):
+class GrantError(BifrostError, RuntimeError):
     """A workspace could not be granted or revoked; nothing is half-made (says why)."""
+
+    status = 503
+    exit_code = EXIT_STORE
+    kind = "grant-refused"
+    unchanged = "nothing was granted"
 
 
 @dataclass(frozen=True)
@@ -353,7 +356,7 @@ class Grants:
                 )
             secret = row.secret if row is not None and not rotate else secrets.token_urlsafe(32)
             verb = "ALTER ROLE" if exists else "CREATE ROLE"
-            password = _scram_verifier(secret)
+            password = _scram_verifier(conn, role, secret)
             to = quote_id(role)
             # Also every spawn's reset of what a role may change about itself: its password
             # (any role may set its own) and its session defaults.
@@ -643,19 +646,13 @@ def _with_login(url: str, user: str, secret: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _scram_verifier(password: str, iterations: int = 4096) -> str:
-    """PostgreSQL's SCRAM-SHA-256 verifier of ``password`` (RFC 5802, RFC 7677), as ``CREATE
-    ROLE ... PASSWORD`` accepts it: the server never sees the password itself."""
-    salt = os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-
-    def b64(raw: bytes) -> str:
-        return base64.b64encode(raw).decode()
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+def _scram_verifier(conn: sa.Connection, role: str, password: str) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of ``password``, as ``CREATE ROLE ... PASSWORD``
+    accepts it, made by libpq (``PQencryptPasswordConn``) on the client: the server never sees
+    the password itself."""
+    pgconn = conn.connection.driver_connection.pgconn  # type: ignore[union-attr]
+    verifier: bytes = pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    return verifier.decode("ascii")
 
 
 class _redis:

@@ -3,8 +3,9 @@
 
 The entry of the flow: request → requirements → installer → store → cache → kernels. Every
 method is authenticated and authorized on the ``packages`` resource; the work itself is done
-by :class:`bifrost_ext.service.PackageService`, and this module only maps its outcomes to
-HTTP statuses.
+by :class:`bifrost_ext.service.PackageService`. Its failures rise out of the handlers to
+:meth:`PackagesAPIHandler.write_error`, which answers each with the status and body its class
+declares (:mod:`bifrost_ext.errors`).
 
 Besides the user's own credentials, a request may carry a kernel's scoped secret
 (:mod:`.credentials`): it authenticates as the user who started that kernel, on
@@ -18,6 +19,7 @@ import asyncio
 import json
 from collections.abc import Awaitable
 from http.client import responses
+from types import TracebackType
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -26,19 +28,12 @@ from tornado import web
 
 from bifrost_kernel.distributions import installable_distribution
 
-from ..engine.installer import InstallError
+from ..errors import BifrostError
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export, export_formats
 from ..records import Origin, RequirementsRecord, Source, kernel_source, printable
 from ..requirements import InvalidSpec, excerpt
-from ..service import (
-    Caller,
-    ChangeResult,
-    NotInRequirements,
-    PackageService,
-    UnknownRevision,
-)
+from ..service import Caller, ChangeResult, PackageService
 from ..settings import GATEWAY_SETTING, IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
-from ..storage.store import StoreUnavailable, VersionConflict
 from .credentials import KernelGrant, KernelIdentityProvider, recorded_name
 from .recycle import restart_when_idle
 
@@ -54,9 +49,11 @@ MAX_SOURCE = 256
 
 
 class PackagesAPIHandler(APIHandler):
-    """Base handler: the ``packages`` resource and error mapping."""
+    """Base handler: the ``packages`` resource, and the one place a failure is answered."""
 
     auth_resource = AUTH_RESOURCE
+    #: Whether this route changes the requirements: its failures say what they left unsaved.
+    changes = False
     #: Answers a client that accepts ``text/event-stream`` with an event stream, always: the
     #: installer's ``output`` lines (if any), then one ``result`` event with the real status
     #: and body, also when nothing was installed and for an early error.
@@ -135,13 +132,38 @@ class PackagesAPIHandler(APIHandler):
             self.set_header("Cache-Control", "no-cache")
             self.set_header("X-Accel-Buffering", "no")
 
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """Also once an event stream has begun (tornado would only close it): the error is the
+        stream's ``result`` event."""
+        if self.streaming and not self._finished:
+            self.write_error(status_code, **kwargs)
+            return
+        super().send_error(status_code, **kwargs)
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """A failure of the taxonomy is an answer, not a crash: no traceback in the log."""
+        if isinstance(value, BifrostError):
+            self.log.debug("bifrost: %s (%s): %s", value.status, value.kind, value)
+            return
+        super().log_exception(typ, value, tb)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """An error as a ``result`` event for a client that asked for a stream (a bad body,
-        a refused authorization), else jupyter_server's JSON error."""
+        """The answer to every failure: a :class:`~bifrost_ext.errors.BifrostError` with its
+        class's status and body; anything else (a bad body, a refused authorization) as
+        jupyter_server's JSON error. Either as a ``result`` event for a client that asked
+        for a stream."""
+        error = kwargs["exc_info"][1] if "exc_info" in kwargs else None
+        if isinstance(error, BifrostError):
+            self.reply(error.status, error.refusal(self.changes))
+            return
         if not self.wants_stream():
             super().write_error(status_code, **kwargs)
             return
-        error = kwargs["exc_info"][1] if "exc_info" in kwargs else None
         body: dict[str, Any] = {"message": responses.get(status_code, "Unknown HTTP Error")}
         if isinstance(error, web.HTTPError):
             body = {"message": error.log_message or body["message"], "reason": error.reason}
@@ -207,34 +229,26 @@ class PackagesAPIHandler(APIHandler):
         )
 
     async def run_change(self, change: Awaitable[ChangeResult]) -> None:
-        """Await a service change and map its outcome to a response."""
-        try:
-            result = await change
-        except InvalidSpec as exc:
-            self.reply(400, exc.refusal())
-        except NotInRequirements as exc:
-            self.reply(404, {"message": str(exc), "names": exc.names})
-        except UnknownRevision as exc:
-            self.reply(404, {"message": str(exc)})
-        except InstallError as exc:  # its status: 503 when no other change would do
-            self.reply(exc.status, exc.refusal())
-        except StoreUnavailable as exc:
-            self.reply(503, {"message": f"{exc}; nothing was saved"})
-        except VersionConflict:
-            self.reply(
-                409,
-                {"message": "the requirements kept changing under this request; try again"},
-            )
-        else:
-            self.reply_record(
-                result.record,
-                installed=result.installed,
-                changed=result.changed,
-                warning=result.warning,
-                versions=result.versions,
-                also_changed=result.also_changed,
-                kept=result.kept,
-            )
+        """Await a service change and answer with what it saved (a failure rises to
+        :meth:`write_error`)."""
+        result = await change
+        self.reply_record(
+            result.record,
+            installed=result.installed,
+            changed=result.changed,
+            warning=result.warning,
+            versions=result.versions,
+            also_changed=result.also_changed,
+            kept=result.kept,
+        )
+
+
+class ChangeHandler(PackagesAPIHandler):
+    """A route that changes the requirements: it streams the installer's output, and its
+    failures say what they left unsaved."""
+
+    streams = True
+    changes = True
 
 
 class PackagesHandler(PackagesAPIHandler):
@@ -244,36 +258,22 @@ class PackagesHandler(PackagesAPIHandler):
     @authorized
     async def get(self) -> None:
         """Return the requirements, from the cache or the database."""
-        try:
-            record = await self.service.read()
-        except StoreUnavailable as exc:
-            self.reply(503, {"message": str(exc)})
-            return
-        self.reply_record(record)
+        self.reply_record(await self.service.read())
 
 
-class InstallHandler(PackagesAPIHandler):
+class InstallHandler(ChangeHandler):
     """``POST /api/packages/install``: install specs and save them."""
-
-    streams = True
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         """Install ``{"packages": [...]}``."""
-        body = self.json_object()
-
-        async def install() -> ChangeResult:
-            # Read inside run_change: a body without "packages" is a 400 like any bad spec.
-            return await self.service.install(install_specs(body), await self.caller())
-
-        await self.run_change(install())
+        specs = install_specs(self.json_object())
+        await self.run_change(self.service.install(specs, await self.caller()))
 
 
-class UninstallHandler(PackagesAPIHandler):
+class UninstallHandler(ChangeHandler):
     """``POST /api/packages/uninstall``: remove projects from the requirements."""
-
-    streams = True
 
     @web.authenticated
     @authorized
@@ -296,11 +296,7 @@ class HistoryHandler(PackagesAPIHandler):
             raise web.HTTPError(400, "limit must be a whole number") from None
         if not 1 <= limit <= MAX_HISTORY:
             raise web.HTTPError(400, f"limit must be between 1 and {MAX_HISTORY}")
-        try:
-            pairs = await self.service.history(limit)
-        except StoreUnavailable as exc:
-            self.reply(503, {"message": str(exc)})
-            return
+        pairs = await self.service.history(limit)
         self.reply(
             200,
             {
@@ -310,10 +306,8 @@ class HistoryHandler(PackagesAPIHandler):
         )
 
 
-class RollbackHandler(PackagesAPIHandler):
+class RollbackHandler(ChangeHandler):
     """``POST /api/packages/rollback``: make an earlier revision current (a new revision)."""
-
-    streams = True
 
     @web.authenticated
     @authorized
@@ -432,11 +426,7 @@ class ExportHandler(PackagesAPIHandler):
             raise web.HTTPError(
                 400, f"unknown export format {fmt[:40]!r}; use one of {', '.join(EXPORT_FORMATS)}"
             )
-        try:
-            record = await self.service.read()
-        except StoreUnavailable as exc:
-            self.reply(503, {"message": str(exc)})
-            return
+        record = await self.service.read()
         content = await export(record, fmt, self.service.python)
         self.reply(200, {"format": fmt, "filename": EXPORT_FILENAMES[fmt], "content": content})
 

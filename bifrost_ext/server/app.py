@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from jupyter_server.extension.application import ExtensionApp
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from traitlets import Type
 
 from ..engine.installer import Installer, InstallError
 from ..engine.interpreter import kernel_python
 from ..records import RequirementsRecord
+from ..redaction import redact_urls
 from ..service import PackageService
 from ..settings import (
     CREDENTIALS_SETTING,
@@ -156,8 +155,8 @@ class BifrostApp(ExtensionApp, SettingTraits):
         self.log.info(
             "bifrost: workspace %r, database %s, cache %s, packages in %s",
             settings.workspace,
-            _redact(settings.database_url),
-            _redact(settings.redis_url) if settings.redis_url else "off",
+            redact_urls(settings.database_url, keep_user=True),
+            redact_urls(settings.redis_url, keep_user=True) if settings.redis_url else "off",
             settings.site_dir,
         )
 
@@ -289,11 +288,3 @@ class BifrostApp(ExtensionApp, SettingTraits):
                 self._previous_provisioner
             )
         await asyncio.wait_for(asyncio.to_thread(self.service.close), timeout=10)
-
-
-def _redact(url: str) -> str:
-    """A URL fit for a log line: the password hidden."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.rsplit("@", 1)[-1]

@@ -22,11 +22,17 @@ import redis.asyncio
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from ..errors import EXIT_STORE, BifrostError
+
 T = TypeVar("T")
 
 
-class CacheUnavailable(RuntimeError):
-    """Redis could not be reached."""
+class CacheUnavailable(BifrostError, RuntimeError):
+    """Redis could not be reached (the service carries on without it where it can)."""
+
+    status = 503
+    exit_code = EXIT_STORE
+    kind = "cache-unavailable"
 
 
 class CredentialsRefused(CacheUnavailable):

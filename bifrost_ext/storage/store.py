@@ -34,8 +34,10 @@ from filelock import FileLock
 from sqlalchemy.engine import Engine, make_url
 from traitlets import Float
 
+from ..errors import EXIT_CONFLICT, EXIT_STORE, BifrostError
 from ..private import private_file
 from ..records import Origin, RequirementsRecord, Revision, short_source
+from ..redaction import redact_urls
 from ..settings import Component, Settings, owned
 
 if TYPE_CHECKING:
@@ -86,22 +88,46 @@ workspace_revisions = sa.Table(
 )
 
 
-class StoreUnavailable(RuntimeError):
-    """The database could not be reached or refused the operation."""
+class StoreUnavailable(BifrostError, RuntimeError):
+    """The database could not be reached or refused the operation: the one failure the API
+    answers with a 5xx (503: nothing the request could change would help)."""
+
+    status = 503
+    exit_code = EXIT_STORE
+    kind = "store-unavailable"
 
 
 class UnknownSchema(StoreUnavailable):
     """The database has tables of bifrost's names but no record of the migrations that made
     them: bifrost cannot tell whose they are or how to upgrade them, and leaves them alone."""
 
+    kind = "unknown-schema"
+
 
 class StoreRefused(StoreUnavailable):
     """The database refused this role the operation: row-level security or a missing privilege
     (another workspace's rows, a schema change a workspace role may not make)."""
 
+    kind = "store-refused"
 
-class VersionConflict(RuntimeError):
-    """Another writer saved a newer version since this one was read."""
+
+class VersionConflict(BifrostError, RuntimeError):
+    """Another writer saved a newer version since this one was read (as often as a change
+    tried again): 409, try again."""
+
+    status = 409
+    exit_code = EXIT_CONFLICT
+    kind = "conflict"
+    unchanged = None
+
+    def headline(self) -> str:
+        """What a user can do about it."""
+        return "the requirements kept changing under this request; try again"
+
+
+def _redacted(url: str) -> str:
+    """A database URL as a message may name it: its role, never its password."""
+    return redact_urls(url, keep_user=True)
 
 
 def engine_url(url: str) -> sa.URL:
@@ -211,7 +237,7 @@ class RequirementsStore(Component):
             try:
                 command.upgrade(config, "head")
             except CommandError as exc:  # a schema version this release does not know
-                where = make_url(self.url).render_as_string(hide_password=True)
+                where = _redacted(self.url)
                 raise StoreUnavailable(
                     f"database {where} has a schema this bifrost_ext does not know ({exc});"
                     " a newer release migrated it: upgrade bifrost_ext"
@@ -452,10 +478,6 @@ def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     return config
-
-
-def _redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _refuse_unversioned_tables(conn: sa.Connection, config: Config, where: str) -> None:
