@@ -31,11 +31,12 @@ from typing import Any, TypeVar
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from traitlets import Float
+from traitlets import Float, Unicode, default
+from traitlets.config import LoggingConfigurable
 
 from ..records import RequirementsRecord
 from ..requirements import excerpt
-from ..settings import Component, Settings, owned
+from ..settings import BifrostSettings, settings_from_env
 from ..workspaces import DEFAULT_WORKSPACE
 
 KEY_PREFIX = "bifrost:requirements:content"
@@ -147,16 +148,25 @@ def workspace_names(workspace: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return (cache_key(workspace), servers_key(workspace)), (events_channel(workspace),)
 
 
-class RequirementsCache(Component):
-    """A version-aware Redis copy of workspace requirements; disabled when ``url`` is empty."""
+class RequirementsCache(LoggingConfigurable):
+    """A version-aware Redis copy of workspace requirements; disabled when ``url`` is empty.
 
-    url = owned("redis_url")
+    ``c.RequirementsCache.url`` wins over ``redis_url``, which is its default.
+    """
+
+    url = Unicode(None, allow_none=True, help=BifrostSettings.redis_url.help).tag(
+        config=True, setting="redis_url"
+    )
     socket_timeout = Float(
         2.0, help="Seconds to wait for Redis to connect or answer before treating it as down."
     ).tag(config=True)
 
-    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
-        super().__init__(settings, **kwargs)
+    @default("url")
+    def _default_url(self) -> str | None:
+        return settings_from_env().redis_url
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._client: redis.Redis | None = None
 
     @property
