@@ -117,3 +117,24 @@ def test_variables_are_read_and_bad_values_named() -> None:
 def test_a_workspace_name_must_be_whole_and_safe(name: str) -> None:
     with pytest.raises(ValueError, match="invalid workspace name"):
         Settings.from_values({"workspace": name}, environ={})
+
+
+def test_a_component_alone_reads_the_variables_of_the_settings_it_refines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bifrost_ext.engine.installer import Installer
+    from bifrost_ext.storage.cache import RequirementsCache
+    from bifrost_ext.storage.store import RequirementsStore
+
+    monkeypatch.setenv("BIFROST_INSTALL_TIMEOUT", "30")
+    monkeypatch.setenv("BIFROST_REDIS_URL", "redis://cache.example")
+    monkeypatch.setenv("BIFROST_DATABASE_LOCK_TIMEOUT", "3")
+    assert Installer().timeout == 30.0
+    assert Installer(timeout=5).timeout == 5.0
+    assert RequirementsCache().url == "redis://cache.example"
+    assert RequirementsStore().lock_timeout == 3.0
+    for component in (Installer, RequirementsStore, RequirementsCache):
+        owned = component.class_traits(setting=lambda tag: tag is not None)
+        assert owned, component
+        for trait in owned.values():
+            assert trait.help == SETTING_TRAITS[trait.metadata["setting"]].help
