@@ -24,6 +24,7 @@ Where a value comes from, the later wins: the default, the environment variable,
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
-from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Unicode, default
+from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Undefined, Unicode, default
 from traitlets.config import Config
 
 from .kernel.env import ENV_RECYCLE, ENV_WORKSPACE
@@ -303,6 +304,7 @@ class BifrostSettings(HasTraits):
         help="Extra folders or pages of wheels (the variable: separated by spaces).",
     ).tag(config=True, env="BIFROST_FIND_LINKS", normalise=tuple, secret=True)
     no_index = Bool(
+        False,
         help="Install from find_links only (the variable: 1, true, yes or on).",
     ).tag(config=True, env="BIFROST_NO_INDEX")
     installer_cache_dir = Unicode(
@@ -318,17 +320,21 @@ class BifrostSettings(HasTraits):
         readme_default="`<site_dir>/.cache`",
     )
     install_timeout = Float(
+        600.0,
         help="Seconds one install may take; the installer's whole process group is then killed.",
     ).tag(config=True, env="BIFROST_INSTALL_TIMEOUT")
     database_lock_timeout = Float(
+        10.0,
         help="PostgreSQL only: seconds a statement of bifrost's may wait for a lock (another"
         " session's) before it fails and bifrost answers 503 naming it; 0 waits for ever.",
     ).tag(config=True, env="BIFROST_DATABASE_LOCK_TIMEOUT")
     database_statement_timeout = Float(
+        60.0,
         help="PostgreSQL only: seconds any statement of bifrost's may run (migrations included)"
         " before the database cancels it and bifrost answers 503; 0: no limit.",
     ).tag(config=True, env="BIFROST_DATABASE_STATEMENT_TIMEOUT")
     role_connection_limit = Float(
+        20.0,
         help="PostgreSQL, for jupyter bifrost grant (and the hub's pre_spawn_hook): how many"
         " connections one workspace's role may hold at once (a role cannot raise its own"
         " limit), so one user cannot take every connection the database has; each server"
@@ -354,6 +360,7 @@ class BifrostSettings(HasTraits):
     ).tag(config=True, env="BIFROST_DENIED_PACKAGES", normalise=_project_names)
     reserved_commands = List(
         Unicode(),
+        default_value=list(RESERVED_COMMANDS),
         help="Commands no package's console script may shadow, besides every command already on"
         " kernels' PATH: names or globs, `@builtins` for the shell's builtins and `@coreutils`"
         " for GNU coreutils' programs; a build with such a script is refused (422) unless"
@@ -372,6 +379,7 @@ class BifrostSettings(HasTraits):
         " spaces or commas).",
     ).tag(config=True, env="BIFROST_PLUGINS", normalise=tuple)
     hooks_dir = Unicode(
+        "",
         help="A folder whose *.py files are loaded as plugins.",
     ).tag(config=True, env="BIFROST_HOOKS_DIR", normalise=_optional_path, readme_default="none")
     recycle = Enum(
@@ -382,14 +390,17 @@ class BifrostSettings(HasTraits):
         " idle, never while busy) or never.",
     ).tag(config=True, env=ENV_RECYCLE)
     sync_interval = Float(
+        10.0,
         help="Seconds between this server's checks that its packages match the saved ones"
         " (besides change events), and between its reports to the servers' status.",
     ).tag(config=True, env="BIFROST_SYNC_INTERVAL")
     use_provisioner = Bool(
+        True,
         help="Make bifrost-provisioner the default provisioner of kernels this server starts"
         " (kernelspecs that name another provisioner keep theirs).",
     ).tag(config=True, env="BIFROST_USE_PROVISIONER")
     require_saved_packages = Bool(
+        True,
         help="Kernels started outside a Jupyter server (papermill, nbclient, `jupyter execute`):"
         " one that cannot get the workspace's saved packages fails to start, with the reason,"
         " so a batch job never runs on an earlier set or none (false: it starts with them and"
@@ -406,6 +417,7 @@ class BifrostSettings(HasTraits):
     ).tag(config=True, env="BIFROST_KERNEL_SERVER_URL", normalise=_optional)
     kernel_env_allow = List(
         Unicode(),
+        default_value=list(DEFAULT_KERNEL_ENV_ALLOW),
         help="What every kernel this server launches (of any provisioner) inherits from the"
         " server's environment: names, or patterns with `*`; nothing else reaches a kernel"
         " but its kernelspec's own `env` and what bifrost sets. Whatever is allowed, a"
@@ -420,20 +432,20 @@ class BifrostSettings(HasTraits):
         " `bifrost_ext.settings.DEFAULT_KERNEL_ENV_ALLOW`",
     )
     warm_retry_interval = Float(
+        5.0,
         help="Seconds between start-up warm-up attempts while the database or Redis is down.",
     ).tag(config=True, env="BIFROST_WARM_RETRY_INTERVAL")
 
-    def _env(self, name: str, fallback: Any) -> Any:
+    def _env(self, name: str, fallback: Any = Undefined) -> Any:
+        """The setting's variable, else ``fallback``, else the trait's own default."""
         trait: TraitType[Any, Any] = getattr(type(self), name)
+        if fallback is Undefined:
+            fallback = copy.copy(trait.default())
         return from_env(trait, self.environ, fallback)
 
     @default("database_url")
     def _default_database_url(self) -> str:
         return str(self._env("database_url", f"sqlite:///{data_dir() / 'bifrost.db'}"))
-
-    @default("redis_url")
-    def _default_redis_url(self) -> str | None:
-        return self._env("redis_url", None)  # type: ignore[no-any-return]
 
     @default("workspace")
     def _default_workspace(self) -> str:
@@ -444,93 +456,97 @@ class BifrostSettings(HasTraits):
     def _default_site_dir(self) -> str:
         return str(self._env("site_dir", str(data_dir() / "site")))
 
+    @default("redis_url")
+    def _default_redis_url(self) -> Any:
+        return self._env("redis_url")
+
     @default("installer")
-    def _default_installer(self) -> str:
-        return str(self._env("installer", "auto"))
+    def _default_installer(self) -> Any:
+        return self._env("installer")
 
     @default("index_url")
-    def _default_index_url(self) -> str | None:
-        return self._env("index_url", None)  # type: ignore[no-any-return]
+    def _default_index_url(self) -> Any:
+        return self._env("index_url")
 
     @default("find_links")
-    def _default_find_links(self) -> list[str]:
-        return list(self._env("find_links", []))
+    def _default_find_links(self) -> Any:
+        return self._env("find_links")
 
     @default("no_index")
-    def _default_no_index(self) -> bool:
-        return bool(self._env("no_index", False))
+    def _default_no_index(self) -> Any:
+        return self._env("no_index")
 
     @default("installer_cache_dir")
-    def _default_installer_cache_dir(self) -> str | None:
-        return self._env("installer_cache_dir", None)  # type: ignore[no-any-return]
+    def _default_installer_cache_dir(self) -> Any:
+        return self._env("installer_cache_dir")
 
     @default("install_timeout")
-    def _default_install_timeout(self) -> float:
-        return float(self._env("install_timeout", 600.0))
+    def _default_install_timeout(self) -> Any:
+        return self._env("install_timeout")
 
     @default("database_lock_timeout")
-    def _default_database_lock_timeout(self) -> float:
-        return float(self._env("database_lock_timeout", 10.0))
+    def _default_database_lock_timeout(self) -> Any:
+        return self._env("database_lock_timeout")
 
     @default("database_statement_timeout")
-    def _default_database_statement_timeout(self) -> float:
-        return float(self._env("database_statement_timeout", 60.0))
+    def _default_database_statement_timeout(self) -> Any:
+        return self._env("database_statement_timeout")
 
     @default("role_connection_limit")
-    def _default_role_connection_limit(self) -> float:
-        return float(self._env("role_connection_limit", 20.0))
+    def _default_role_connection_limit(self) -> Any:
+        return self._env("role_connection_limit")
 
     @default("protected_packages")
-    def _default_protected_packages(self) -> list[str]:
-        return list(self._env("protected_packages", []))
+    def _default_protected_packages(self) -> Any:
+        return self._env("protected_packages")
 
     @default("denied_packages")
-    def _default_denied_packages(self) -> list[str]:
-        return list(self._env("denied_packages", []))
+    def _default_denied_packages(self) -> Any:
+        return self._env("denied_packages")
 
     @default("reserved_commands")
-    def _default_reserved_commands(self) -> list[str]:
-        return list(self._env("reserved_commands", RESERVED_COMMANDS))
+    def _default_reserved_commands(self) -> Any:
+        return self._env("reserved_commands")
 
     @default("allowed_scripts")
-    def _default_allowed_scripts(self) -> list[str]:
-        return list(self._env("allowed_scripts", []))
+    def _default_allowed_scripts(self) -> Any:
+        return self._env("allowed_scripts")
 
     @default("plugins")
-    def _default_plugins(self) -> list[str]:
-        return list(self._env("plugins", []))
+    def _default_plugins(self) -> Any:
+        return self._env("plugins")
 
     @default("hooks_dir")
-    def _default_hooks_dir(self) -> str:
-        return str(self._env("hooks_dir", ""))
+    def _default_hooks_dir(self) -> Any:
+        return self._env("hooks_dir")
 
     @default("recycle")
-    def _default_recycle(self) -> str:
-        return str(self._env("recycle", "notify"))
+    def _default_recycle(self) -> Any:
+        return self._env("recycle")
 
     @default("sync_interval")
-    def _default_sync_interval(self) -> float:
-        return float(self._env("sync_interval", 10.0))
+    def _default_sync_interval(self) -> Any:
+        return self._env("sync_interval")
 
     @default("use_provisioner")
-    def _default_use_provisioner(self) -> bool:
-        return bool(self._env("use_provisioner", True))
+    def _default_use_provisioner(self) -> Any:
+        return self._env("use_provisioner")
 
     @default("require_saved_packages")
-    def _default_require_saved_packages(self) -> bool:
-        return bool(self._env("require_saved_packages", True))
+    def _default_require_saved_packages(self) -> Any:
+        return self._env("require_saved_packages")
 
     @default("kernel_server_url")
-    def _default_kernel_server_url(self) -> str | None:
-        return self._env("kernel_server_url", None)  # type: ignore[no-any-return]
+    def _default_kernel_server_url(self) -> Any:
+        return self._env("kernel_server_url")
 
     @default("kernel_env_allow")
-    def _default_kernel_env_allow(self) -> list[str]:
-        return list(self._env("kernel_env_allow", DEFAULT_KERNEL_ENV_ALLOW))
+    def _default_kernel_env_allow(self) -> Any:
+        return self._env("kernel_env_allow")
 
     @default("warm_retry_interval")
-    def _default_warm_retry_interval(self) -> float:
-        return float(self._env("warm_retry_interval", 5.0))
+    def _default_warm_retry_interval(self) -> Any:
+        return self._env("warm_retry_interval")
 
 
 #: The settings' traits, in the order README lists them.
