@@ -1,6 +1,7 @@
 """Every setting of bifrost_ext: the traits of ``c.BifrostApp``, each defaulting to its variable.
 
-request → **settings** → service → installer, store, cache → kernels: what every part runs with.
+What every step of request → requirements → installer → package directory → store → cache →
+kernels runs with, from the operator's config files, flags and ``BIFROST_*`` variables.
 
 :class:`BifrostSettings` declares one trait per setting (``c.BifrostApp.<name>`` in a config
 file, ``--BifrostApp.<name>=`` on the command line), each with a ``@default`` that reads its
@@ -553,9 +554,13 @@ class BifrostSettings(HasTraits):
 SETTING_TRAITS: dict[str, TraitType[Any, Any]] = {
     name: value for name, value in vars(BifrostSettings).items() if isinstance(value, TraitType)
 }
-#: Variables a kernel never inherits from its server: URLs that may carry passwords.
+#: Settings that may hold credentials (URLs with passwords): never passed on to a kernel.
+SECRET_SETTINGS: tuple[str, ...] = tuple(
+    name for name, trait in SETTING_TRAITS.items() if trait.metadata.get("secret")
+)
+#: Variables a kernel never inherits from its server: those of :data:`SECRET_SETTINGS`.
 SECRET_VARIABLES: tuple[str, ...] = tuple(
-    trait.metadata["env"] for trait in SETTING_TRAITS.values() if trait.metadata.get("secret")
+    SETTING_TRAITS[name].metadata["env"] for name in SECRET_SETTINGS
 )
 
 

@@ -28,7 +28,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..settings import SECRET_VARIABLES, SETTING_TRAITS, settings_from_env
+from ..settings import SECRET_SETTINGS, SECRET_VARIABLES, settings_from_env
 
 #: Schemes whose user name alone may be a credential (``https://<token>@index/simple``).
 _TOKEN_USER_SCHEMES = ("http", "https")
@@ -56,8 +56,7 @@ class KernelEnvPolicy:
         """The policy of an object carrying the settings' traits (the server app): its
         secret settings, those of its environment, and ``more_secrets`` (the URLs its store
         and cache were configured with in their own sections)."""
-        secret = [name for name, trait in SETTING_TRAITS.items() if trait.metadata.get("secret")]
-        values = [getattr(configurable, name) for name in secret]
+        values = [getattr(configurable, name) for name in SECRET_SETTINGS]
         values += [os.environ.get(name) for name in SECRET_VARIABLES]
         return cls(tuple(configurable.kernel_env_allow), secret_values([*values, *more_secrets]))
 
