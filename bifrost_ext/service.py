@@ -65,7 +65,7 @@ from .requirements import (
     remove,
     render,
 )
-from .settings import Settings
+from .settings import Settings, component_config
 from .storage.cache import GuardedCache, RequirementsCache
 from .storage.changes import ChangeChannel
 from .storage.local_copy import LocalCopy
@@ -292,13 +292,16 @@ class PackageService:
         installer_class: type[Installer] = Installer,
         server_id: str | None = None,
     ) -> PackageService:
-        """Assemble the store, cache and installer: each reads its own config section
-        (``c.Installer.timeout``) through ``parent``, else ``settings``."""
+        """Assemble the store, cache and installer with ``parent`` (for its config and log):
+        each gets ``settings`` beneath its own config section (``c.Installer.timeout`` wins
+        over ``install_timeout``; :func:`bifrost_ext.settings.component_config`)."""
+        classes = (store_class, cache_class, installer_class)
+        config = component_config(settings, classes, parent.config if parent else None)
         return cls(
             settings,
-            store=store_class(settings, parent=parent),
-            cache=cache_class(settings, parent=parent),
-            installer=installer_class(settings, parent=parent),
+            store=store_class(parent=parent, config=config),
+            cache=cache_class(parent=parent, config=config),
+            installer=installer_class(parent=parent, config=config),
             python=python,
             log=log,
             server_id=server_id,

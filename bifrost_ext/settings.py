@@ -1,17 +1,23 @@
-"""Every setting of bifrost_ext, in one table: the source of its traits, variables and flags.
+"""Every setting of bifrost_ext: the traits of ``c.BifrostApp``, each defaulting to its variable.
 
-:data:`SETTINGS` names each setting with its type, environment variable, default and help.
-Everything else is made from it:
+What every step of request → requirements → installer → package directory → store → cache →
+kernels runs with, from the operator's config files, flags and ``BIFROST_*`` variables.
 
-- the traits of :class:`bifrost_ext.server.app.BifrostApp` (``c.BifrostApp.<name>`` in a
-  config file, ``--BifrostApp.<name>=`` on the command line), each defaulting to its
-  environment variable (:func:`setting_traits`);
-- :meth:`Settings.from_values`, how the provisioner outside jupyter_server (plain
-  jupyter_client, nbclient, papermill) and ``jupyter bifrost`` resolve the same values;
-- the flags of ``jupyter bifrost`` (the rows with ``flag=True``);
-- the settings a component owns (:class:`Component`): ``c.Installer.timeout`` configures the
-  installer itself and wins over ``install_timeout``;
-- README's configuration table (``python -m bifrost_ext.settings``; a test compares them).
+:class:`BifrostSettings` declares one trait per setting (``c.BifrostApp.<name>`` in a config
+file, ``--BifrostApp.<name>=`` on the command line), each with a ``@default`` that reads its
+``BIFROST_*`` variable, as jupyter_client's ``KernelProvisionerFactory`` reads
+``JUPYTER_DEFAULT_PROVISIONER_NAME``. A trait's metadata says the rest: ``env`` (its
+variable), ``flag`` (also a ``jupyter bifrost --<name>`` flag), ``secret`` (never passed on to
+a kernel), ``normalise`` (from the trait's value to the one the service holds) and
+``readme_default`` (how README shows a default that is computed). README's table is made from
+them (``python -m bifrost_ext.settings``; a test compares them).
+
+:class:`bifrost_ext.server.app.BifrostApp` inherits the traits. Outside a server (the
+provisioner under plain jupyter_client, nbclient or papermill; ``jupyter bifrost``; the hub)
+:meth:`Settings.from_values` reads the same traits with the same variables. The installer,
+the database store and the cache have traits of their own (``c.Installer.timeout``), tagged
+with the setting they refine: :func:`component_config` puts the resolved settings under those
+sections, beneath the operator's own, so traitlets lets ``c.Installer.timeout`` win.
 
 Where a value comes from, the later wins: the default, the environment variable,
 ``c.BifrostApp.<name>``, then a component's own section or a command-line flag.
@@ -19,16 +25,17 @@ Where a value comes from, the later wins: the default, the environment variable,
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
-from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Unicode, default
-from traitlets.config import LoggingConfigurable
+from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Undefined, Unicode, default
+from traitlets.config import Config
 
 from bifrost_kernel.env import ENV_RECYCLE, ENV_WORKSPACE
 
@@ -136,95 +143,36 @@ def data_dir() -> Path:
     return Path(jupyter_data_dir()) / "bifrost"
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One row of the table."""
-
-    name: str
-    #: ``str``, ``float``, ``bool`` or ``list`` (of strings); with ``choices``, one of them.
-    type: type
-    env: str
-    #: The value, or a function of the environment for defaults that depend on it.
-    default: Any
-    help: str
-    #: How README shows a default that is computed.
-    default_text: str = ""
-    choices: tuple[str, ...] = ()
-    #: None (no value) is allowed; an empty string also means None.
-    optional: bool = False
-    #: Also a ``jupyter bifrost --<name>`` flag.
-    flag: bool = False
-    #: May hold credentials: never passed on to a kernel's environment.
-    secret: bool = False
-    #: From a trait value to what :class:`Settings` holds (a Path, canonical names, ...).
-    normalise: Callable[[Any], Any] = lambda value: value
-
-    def trait(self) -> TraitType[Any, Any]:
-        """A configurable trait of this setting's type, with its help."""
-        trait: TraitType[Any, Any]
-        if self.choices:
-            trait = Enum(self.choices, default_value=self.default, help=self.help)
-        elif self.type is float:
-            trait = Float(help=self.help)
-        elif self.type is bool:
-            trait = Bool(help=self.help)
-        elif self.type is list:
-            trait = List(Unicode(), help=self.help)
-        elif self.optional:
-            trait = Unicode(None, allow_none=True, help=self.help)
-        else:
-            trait = Unicode(help=self.help)
-        return trait.tag(config=True, setting=self.name)
-
-    def from_env(self, environ: Mapping[str, str] | None = None) -> Any:
-        """This setting's variable read from ``environ`` (the process's), else the default."""
-        environ = os.environ if environ is None else environ
-        text = environ.get(self.env)
-        # An empty variable counts as unset, except for a list, where it means "none".
-        if text is None or (not text.strip() and self.type is not list):
-            return self.default(environ) if callable(self.default) else self.default
-        return self.parse(text)
-
-    def parse(self, text: str) -> Any:
-        """A value from text (a variable or a flag), or ValueError naming the variable."""
-        text = text.strip()
-        if self.type is bool:
-            if text.lower() not in _TRUE | _FALSE:
-                raise ValueError(
-                    f"${self.env} must be 1, true, yes or on, or 0, false, no or off, not {text!r}"
-                )
-            return text.lower() in _TRUE
-        if self.type is list:
-            return text.replace(",", " ").split()
-        if self.type is float:
-            try:
-                return float(text)
-            except ValueError:
-                raise ValueError(f"${self.env} must be a number, not {text!r}") from None
-        if self.choices and text not in self.choices:
-            raise ValueError(f"${self.env} must be one of {', '.join(self.choices)}, not {text!r}")
-        return text
-
-    def readme_default(self) -> str:
-        """The default as README shows it."""
-        if self.default_text:
-            return self.default_text
-        if self.type is list:
-            return ", ".join(f"`{v}`" for v in self.default) or "none"
-        return "none" if self.default is None else f"`{self.default}`"
+def parse(trait: TraitType[Any, Any], text: str) -> Any:
+    """A setting's value from text (its variable, or a flag), by the trait's kind, or
+    ValueError naming the variable."""
+    variable = trait.metadata["env"]
+    text = text.strip()
+    if isinstance(trait, Bool):
+        if text.lower() not in _TRUE | _FALSE:
+            raise ValueError(
+                f"${variable} must be 1, true, yes or on, or 0, false, no or off, not {text!r}"
+            )
+        return text.lower() in _TRUE
+    if isinstance(trait, List):
+        return text.replace(",", " ").split()
+    if isinstance(trait, Float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"${variable} must be a number, not {text!r}") from None
+    if isinstance(trait, Enum) and text not in (choices := trait.values or ()):
+        raise ValueError(f"${variable} must be one of {', '.join(choices)}, not {text!r}")
+    return text
 
 
-def _database_url(environ: Mapping[str, str]) -> str:
-    return f"sqlite:///{data_dir() / 'bifrost.db'}"
-
-
-def _workspace(environ: Mapping[str, str]) -> str:
-    user = environ.get("JUPYTERHUB_USER", "")
-    return workspace_for_user(user) if user else DEFAULT_WORKSPACE
-
-
-def _site_dir(environ: Mapping[str, str]) -> str:
-    return str(data_dir() / "site")
+def from_env(trait: TraitType[Any, Any], environ: Mapping[str, str], fallback: Any) -> Any:
+    """The trait's variable read from ``environ``, else ``fallback``."""
+    text = environ.get(trait.metadata["env"])
+    # An empty variable counts as unset, except for a list, where it means "none".
+    if text is None or (not text.strip() and not isinstance(trait, List)):
+        return fallback
+    return parse(trait, text)
 
 
 def _optional(value: str | None) -> str | None:
@@ -292,277 +240,360 @@ def _project_names(values: Any) -> tuple[str, ...]:
     return tuple(str(canonicalize_name(value)) for value in values)
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "database_url",
-        str,
-        "BIFROST_DATABASE_URL",
-        _database_url,
-        "SQLAlchemy URL of the database that holds the requirements, the source of truth;"
+class BifrostSettings(HasTraits):
+    """One trait per setting, each defaulting to its environment variable.
+
+    The base that gives :class:`bifrost_ext.server.app.BifrostApp` its settings
+    (``c.BifrostApp.<name>``); on its own, the settings of a process outside a server.
+    """
+
+    #: Where the ``@default`` methods read the variables: the process's environment, or the
+    #: mapping :meth:`Settings.from_values` is given.
+    environ: Mapping[str, str] = os.environ
+
+    database_url = Unicode(
+        help="SQLAlchemy URL of the database that holds the requirements, the source of truth;"
         " a plain postgresql://user@host/db works as is (psycopg 3 ships with bifrost).",
-        default_text="`sqlite:///<jupyter data dir>/bifrost/bifrost.db`",
+    ).tag(
+        config=True,
+        env="BIFROST_DATABASE_URL",
         flag=True,
         secret=True,
         normalise=_checked_database_url,
-    ),
-    Setting(
-        "redis_url",
-        str,
-        "BIFROST_REDIS_URL",
+        readme_default="`sqlite:///<jupyter data dir>/bifrost/bifrost.db`",
+    )
+    redis_url = Unicode(
         None,
-        "Redis URL of the requirements cache and the servers' change events; none: reads"
+        allow_none=True,
+        help="Redis URL of the requirements cache and the servers' change events; none: reads"
         " go to the database.",
-        optional=True,
+    ).tag(
+        config=True,
+        env="BIFROST_REDIS_URL",
         flag=True,
-        normalise=_checked_redis_url,
         secret=True,
-    ),
-    Setting(
-        "workspace",
-        str,
-        ENV_WORKSPACE,
-        _workspace,
-        "Workspace whose requirements this server serves: 1-128 letters, digits and"
+        normalise=_checked_redis_url,
+    )
+    workspace = Unicode(
+        help="Workspace whose requirements this server serves: 1-128 letters, digits and"
         " . _ @ + -, starting with a letter, a digit or _; a wrong one stops the extension.",
-        default_text="`$JUPYTERHUB_USER` (any name, mapped to a key) if set, else `default`",
+    ).tag(
+        config=True,
+        env=ENV_WORKSPACE,
         flag=True,
         normalise=check_workspace,
-    ),
-    Setting(
-        "site_dir",
-        str,
-        "BIFROST_SITE_DIR",
-        _site_dir,
-        "Folder holding the package directories kernels import from.",
-        default_text="`<jupyter data dir>/bifrost/site`",
+        readme_default="`$JUPYTERHUB_USER` (any name, mapped to a key) if set, else `default`",
+    )
+    site_dir = Unicode(
+        help="Folder holding the package directories kernels import from.",
+    ).tag(
+        config=True,
+        env="BIFROST_SITE_DIR",
         flag=True,
         normalise=_folder,
-    ),
-    Setting(
-        "installer",
-        str,
-        "BIFROST_INSTALLER",
-        "auto",
-        "Installer: auto (uv, a dependency, when available, else pip), uv or pip.",
-        choices=INSTALLERS,
-    ),
-    Setting(
-        "index_url",
-        str,
-        "BIFROST_INDEX_URL",
-        None,
-        "Package index URL; none: the installer's default.",
-        optional=True,
-        normalise=_optional,
-        secret=True,
-    ),
-    Setting(
-        "find_links",
-        list,
-        "BIFROST_FIND_LINKS",
-        (),
-        "Extra folders or pages of wheels (the variable: separated by spaces).",
-        normalise=tuple,
-        secret=True,
-    ),
-    Setting(
-        "no_index",
-        bool,
-        "BIFROST_NO_INDEX",
+        readme_default="`<jupyter data dir>/bifrost/site`",
+    )
+    installer = Enum(
+        INSTALLERS,
+        default_value="auto",
+        help="Installer: auto (uv, a dependency, when available, else pip), uv or pip.",
+    ).tag(config=True, env="BIFROST_INSTALLER")
+    index_url = Unicode(
+        None, allow_none=True, help="Package index URL; none: the installer's default."
+    ).tag(config=True, env="BIFROST_INDEX_URL", normalise=_optional, secret=True)
+    find_links = List(
+        Unicode(),
+        help="Extra folders or pages of wheels (the variable: separated by spaces).",
+    ).tag(config=True, env="BIFROST_FIND_LINKS", normalise=tuple, secret=True)
+    no_index = Bool(
         False,
-        "Install from find_links only (the variable: 1, true, yes or on).",
-    ),
-    Setting(
-        "installer_cache_dir",
-        str,
-        "BIFROST_INSTALLER_CACHE_DIR",
+        help="Install from find_links only (the variable: 1, true, yes or on).",
+    ).tag(config=True, env="BIFROST_NO_INDEX")
+    installer_cache_dir = Unicode(
         None,
-        "The installer's download and wheel cache (uv's and pip's, each in a subfolder). On"
+        allow_none=True,
+        help="The installer's download and wheel cache (uv's and pip's, each in a subfolder). On"
         " the package directories' filesystem uv hard-links from it instead of copying, and a"
         " persistent site volume keeps it warm for the next container.",
-        default_text="`<site_dir>/.cache`",
-        optional=True,
+    ).tag(
+        config=True,
+        env="BIFROST_INSTALLER_CACHE_DIR",
         normalise=_optional,
-    ),
-    Setting(
-        "install_timeout",
-        float,
-        "BIFROST_INSTALL_TIMEOUT",
+        readme_default="`<site_dir>/.cache`",
+    )
+    install_timeout = Float(
         600.0,
-        "Seconds one install may take; the installer's whole process group is then killed.",
-    ),
-    Setting(
-        "database_lock_timeout",
-        float,
-        "BIFROST_DATABASE_LOCK_TIMEOUT",
+        help="Seconds one install may take; the installer's whole process group is then killed.",
+    ).tag(config=True, env="BIFROST_INSTALL_TIMEOUT")
+    database_lock_timeout = Float(
         10.0,
-        "PostgreSQL only: seconds a statement of bifrost's may wait for a lock (another"
+        help="PostgreSQL only: seconds a statement of bifrost's may wait for a lock (another"
         " session's) before it fails and bifrost answers 503 naming it; 0 waits for ever.",
-    ),
-    Setting(
-        "database_statement_timeout",
-        float,
-        "BIFROST_DATABASE_STATEMENT_TIMEOUT",
+    ).tag(config=True, env="BIFROST_DATABASE_LOCK_TIMEOUT")
+    database_statement_timeout = Float(
         60.0,
-        "PostgreSQL only: seconds any statement of bifrost's may run (migrations included)"
+        help="PostgreSQL only: seconds any statement of bifrost's may run (migrations included)"
         " before the database cancels it and bifrost answers 503; 0: no limit.",
-    ),
-    Setting(
-        "role_connection_limit",
-        float,
-        "BIFROST_ROLE_CONNECTION_LIMIT",
+    ).tag(config=True, env="BIFROST_DATABASE_STATEMENT_TIMEOUT")
+    role_connection_limit = Float(
         20.0,
-        "PostgreSQL, for jupyter bifrost grant (and the hub's pre_spawn_hook): how many"
+        help="PostgreSQL, for jupyter bifrost grant (and the hub's pre_spawn_hook): how many"
         " connections one workspace's role may hold at once (a role cannot raise its own"
         " limit), so one user cannot take every connection the database has; each server"
         " holds up to 15. 0: no limit.",
-        default_text="`20`",
+    ).tag(
+        config=True,
+        env="BIFROST_ROLE_CONNECTION_LIMIT",
         normalise=_connection_limit,
-    ),
-    Setting(
-        "protected_packages",
-        list,
-        "BIFROST_PROTECTED_PACKAGES",
-        (),
-        "Packages an install may not replace, besides the kernel's own runtime (ipykernel and"
-        " every package it needs, read from each kernel interpreter, always protected): an"
+        readme_default="`20`",
+    )
+    protected_packages = List(
+        Unicode(),
+        help="Packages an install may not replace, besides the kernel's own runtime (ipykernel"
+        " and every package it needs, read from each kernel interpreter, always protected): an"
         " install that needs another version than the kernel interpreter has is refused"
         " (422), and copies at its version are left out of the package directory (the"
         " variable: names separated by spaces or commas).",
-        normalise=_project_names,
-    ),
-    Setting(
-        "denied_packages",
-        list,
-        "BIFROST_DENIED_PACKAGES",
-        (),
-        "Project names that may not be installed, whether asked for or pulled in by another"
-        " package (400; the resolved environment is checked before anything is saved).",
-        normalise=_project_names,
-    ),
-    Setting(
-        "reserved_commands",
-        list,
-        "BIFROST_RESERVED_COMMANDS",
-        RESERVED_COMMANDS,
-        "Commands no package's console script may shadow, besides every command already on"
+    ).tag(config=True, env="BIFROST_PROTECTED_PACKAGES", normalise=_project_names)
+    denied_packages = List(
+        Unicode(),
+        help="Project names that may not be installed, whether asked for or pulled in by"
+        " another package (400; the resolved environment is checked before anything is saved).",
+    ).tag(config=True, env="BIFROST_DENIED_PACKAGES", normalise=_project_names)
+    reserved_commands = List(
+        Unicode(),
+        default_value=list(RESERVED_COMMANDS),
+        help="Commands no package's console script may shadow, besides every command already on"
         " kernels' PATH: names or globs, `@builtins` for the shell's builtins and `@coreutils`"
         " for GNU coreutils' programs; a build with such a script is refused (422) unless"
         " allowed_scripts names it (the variable: separated by spaces or commas).",
-        normalise=tuple,
-    ),
-    Setting(
-        "allowed_scripts",
-        list,
-        "BIFROST_ALLOWED_SCRIPTS",
-        (),
-        "Console scripts (names or globs) a package may put first on kernels' PATH even when"
-        " they shadow a command there or in reserved_commands (the variable: separated by"
+    ).tag(config=True, env="BIFROST_RESERVED_COMMANDS", normalise=tuple)
+    allowed_scripts = List(
+        Unicode(),
+        help="Console scripts (names or globs) a package may put first on kernels' PATH even"
+        " when they shadow a command there or in reserved_commands (the variable: separated by"
         " spaces or commas).",
-        normalise=tuple,
-    ),
-    Setting(
-        "plugins",
-        list,
-        "BIFROST_PLUGINS",
-        (),
-        "Modules to load as plugins, by name: the ready-made bifrost_ext.plugins.allow_deny"
+    ).tag(config=True, env="BIFROST_ALLOWED_SCRIPTS", normalise=tuple)
+    plugins = List(
+        Unicode(),
+        help="Modules to load as plugins, by name: the ready-made bifrost_ext.plugins.allow_deny"
         " and bifrost_ext.plugins.audit, or an operator's own (the variable: separated by"
         " spaces or commas).",
-        normalise=tuple,
-    ),
-    Setting(
-        "hooks_dir",
-        str,
-        "BIFROST_HOOKS_DIR",
+    ).tag(config=True, env="BIFROST_PLUGINS", normalise=tuple)
+    hooks_dir = Unicode(
         "",
-        "A folder whose *.py files are loaded as plugins.",
-        default_text="none",
-        normalise=_optional_path,
-    ),
-    Setting(
-        "recycle",
-        str,
-        ENV_RECYCLE,
-        "notify",
-        "Running kernels that imported a distribution a change replaced: notify (they name"
+        help="A folder whose *.py files are loaded as plugins.",
+    ).tag(config=True, env="BIFROST_HOOKS_DIR", normalise=_optional_path, readme_default="none")
+    recycle = Enum(
+        RECYCLE_POLICIES,
+        default_value="notify",
+        help="Running kernels that imported a distribution a change replaced: notify (they name"
         " their stale modules on their next execution), restart-idle (also restarted once"
         " idle, never while busy) or never.",
-        choices=RECYCLE_POLICIES,
-    ),
-    Setting(
-        "sync_interval",
-        float,
-        "BIFROST_SYNC_INTERVAL",
+    ).tag(config=True, env=ENV_RECYCLE)
+    sync_interval = Float(
         10.0,
-        "Seconds between this server's checks that its packages match the saved ones"
+        help="Seconds between this server's checks that its packages match the saved ones"
         " (besides change events), and between its reports to the servers' status.",
-    ),
-    Setting(
-        "use_provisioner",
-        bool,
-        "BIFROST_USE_PROVISIONER",
+    ).tag(config=True, env="BIFROST_SYNC_INTERVAL")
+    use_provisioner = Bool(
         True,
-        "Make bifrost-provisioner the default provisioner of kernels this server starts"
+        help="Make bifrost-provisioner the default provisioner of kernels this server starts"
         " (kernelspecs that name another provisioner keep theirs).",
-    ),
-    Setting(
-        "require_saved_packages",
-        bool,
-        "BIFROST_REQUIRE_SAVED_PACKAGES",
+    ).tag(config=True, env="BIFROST_USE_PROVISIONER")
+    require_saved_packages = Bool(
         True,
-        "Kernels started outside a Jupyter server (papermill, nbclient, `jupyter execute`):"
+        help="Kernels started outside a Jupyter server (papermill, nbclient, `jupyter execute`):"
         " one that cannot get the workspace's saved packages fails to start, with the reason,"
         " so a batch job never runs on an earlier set or none (false: it starts with them and"
         " a notice). Kernels a server starts always start, with the notice (the variable: 1,"
         " true, yes or on, or 0, false, no or off; anything else keeps such a kernel from"
         " starting).",
-    ),
-    Setting(
-        "kernel_server_url",
-        str,
-        "BIFROST_KERNEL_SERVER_URL",
+    ).tag(config=True, env="BIFROST_REQUIRE_SAVED_PACKAGES")
+    kernel_server_url = Unicode(
         None,
-        "URL at which kernels reach their server's packages API (with the server's base URL,"
-        " e.g. `/user/<name>/` under JupyterHub); none: the server's own address on loopback,"
-        " https under JupyterHub's internal SSL.",
-        optional=True,
-        normalise=_optional,
-    ),
-    Setting(
-        "kernel_env_allow",
-        list,
-        "BIFROST_KERNEL_ENV_ALLOW",
-        DEFAULT_KERNEL_ENV_ALLOW,
-        "What every kernel this server launches (of any provisioner) inherits from the"
+        allow_none=True,
+        help="URL at which kernels reach their server's packages API (with the server's base"
+        " URL, e.g. `/user/<name>/` under JupyterHub); none: the server's own address on"
+        " loopback, https under JupyterHub's internal SSL.",
+    ).tag(config=True, env="BIFROST_KERNEL_SERVER_URL", normalise=_optional)
+    kernel_env_allow = List(
+        Unicode(),
+        default_value=list(DEFAULT_KERNEL_ENV_ALLOW),
+        help="What every kernel this server launches (of any provisioner) inherits from the"
         " server's environment: names, or patterns with `*`; nothing else reaches a kernel"
         " but its kernelspec's own `env` and what bifrost sets. Whatever is allowed, a"
         " kernel never gets bifrost's store and index settings, nor a variable whose value"
         " holds one of their passwords (the variable: names separated by spaces or commas).",
-        default_text="`PATH`, `HOME`, `USER`, `LANG`, `LC_*`, `TERM`, `TZ`, `TMPDIR`, `XDG_*`,"
+    ).tag(
+        config=True,
+        env="BIFROST_KERNEL_ENV_ALLOW",
+        normalise=tuple,
+        readme_default="`PATH`, `HOME`, `USER`, `LANG`, `LC_*`, `TERM`, `TZ`, `TMPDIR`, `XDG_*`,"
         " `PYTHON*`, `VIRTUAL_ENV`, `CONDA_*`, `JPY_SESSION_NAME`, `JUPYTERHUB_USER`, ...:"
         " `bifrost_ext.settings.DEFAULT_KERNEL_ENV_ALLOW`",
-        normalise=tuple,
-    ),
-    Setting(
-        "warm_retry_interval",
-        float,
-        "BIFROST_WARM_RETRY_INTERVAL",
+    )
+    warm_retry_interval = Float(
         5.0,
-        "Seconds between start-up warm-up attempts while the database or Redis is down.",
-    ),
+        help="Seconds between start-up warm-up attempts while the database or Redis is down.",
+    ).tag(config=True, env="BIFROST_WARM_RETRY_INTERVAL")
+
+    def _env(self, name: str, fallback: Any = Undefined) -> Any:
+        """The setting's variable, else ``fallback``, else the trait's own default."""
+        trait: TraitType[Any, Any] = getattr(type(self), name)
+        if fallback is Undefined:
+            fallback = copy.copy(trait.default())
+        return from_env(trait, self.environ, fallback)
+
+    @default("database_url")
+    def _default_database_url(self) -> str:
+        return str(self._env("database_url", f"sqlite:///{data_dir() / 'bifrost.db'}"))
+
+    @default("workspace")
+    def _default_workspace(self) -> str:
+        user = self.environ.get("JUPYTERHUB_USER", "")
+        return str(self._env("workspace", workspace_for_user(user) if user else DEFAULT_WORKSPACE))
+
+    @default("site_dir")
+    def _default_site_dir(self) -> str:
+        return str(self._env("site_dir", str(data_dir() / "site")))
+
+    @default("redis_url")
+    def _default_redis_url(self) -> Any:
+        return self._env("redis_url")
+
+    @default("installer")
+    def _default_installer(self) -> Any:
+        return self._env("installer")
+
+    @default("index_url")
+    def _default_index_url(self) -> Any:
+        return self._env("index_url")
+
+    @default("find_links")
+    def _default_find_links(self) -> Any:
+        return self._env("find_links")
+
+    @default("no_index")
+    def _default_no_index(self) -> Any:
+        return self._env("no_index")
+
+    @default("installer_cache_dir")
+    def _default_installer_cache_dir(self) -> Any:
+        return self._env("installer_cache_dir")
+
+    @default("install_timeout")
+    def _default_install_timeout(self) -> Any:
+        return self._env("install_timeout")
+
+    @default("database_lock_timeout")
+    def _default_database_lock_timeout(self) -> Any:
+        return self._env("database_lock_timeout")
+
+    @default("database_statement_timeout")
+    def _default_database_statement_timeout(self) -> Any:
+        return self._env("database_statement_timeout")
+
+    @default("role_connection_limit")
+    def _default_role_connection_limit(self) -> Any:
+        return self._env("role_connection_limit")
+
+    @default("protected_packages")
+    def _default_protected_packages(self) -> Any:
+        return self._env("protected_packages")
+
+    @default("denied_packages")
+    def _default_denied_packages(self) -> Any:
+        return self._env("denied_packages")
+
+    @default("reserved_commands")
+    def _default_reserved_commands(self) -> Any:
+        return self._env("reserved_commands")
+
+    @default("allowed_scripts")
+    def _default_allowed_scripts(self) -> Any:
+        return self._env("allowed_scripts")
+
+    @default("plugins")
+    def _default_plugins(self) -> Any:
+        return self._env("plugins")
+
+    @default("hooks_dir")
+    def _default_hooks_dir(self) -> Any:
+        return self._env("hooks_dir")
+
+    @default("recycle")
+    def _default_recycle(self) -> Any:
+        return self._env("recycle")
+
+    @default("sync_interval")
+    def _default_sync_interval(self) -> Any:
+        return self._env("sync_interval")
+
+    @default("use_provisioner")
+    def _default_use_provisioner(self) -> Any:
+        return self._env("use_provisioner")
+
+    @default("require_saved_packages")
+    def _default_require_saved_packages(self) -> Any:
+        return self._env("require_saved_packages")
+
+    @default("kernel_server_url")
+    def _default_kernel_server_url(self) -> Any:
+        return self._env("kernel_server_url")
+
+    @default("kernel_env_allow")
+    def _default_kernel_env_allow(self) -> Any:
+        return self._env("kernel_env_allow")
+
+    @default("warm_retry_interval")
+    def _default_warm_retry_interval(self) -> Any:
+        return self._env("warm_retry_interval")
+
+
+#: The settings' traits, in the order README lists them.
+SETTING_TRAITS: dict[str, TraitType[Any, Any]] = {
+    name: value for name, value in vars(BifrostSettings).items() if isinstance(value, TraitType)
+}
+#: Settings that may hold credentials (URLs with passwords): never passed on to a kernel.
+SECRET_SETTINGS: tuple[str, ...] = tuple(
+    name for name, trait in SETTING_TRAITS.items() if trait.metadata.get("secret")
 )
-#: Variables a kernel never inherits from its server: URLs that may carry passwords.
-SECRET_VARIABLES: tuple[str, ...] = tuple(setting.env for setting in SETTINGS if setting.secret)
-#: The rows of :data:`SETTINGS` by name.
-BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+#: Variables a kernel never inherits from its server: those of :data:`SECRET_SETTINGS`.
+SECRET_VARIABLES: tuple[str, ...] = tuple(
+    SETTING_TRAITS[name].metadata["env"] for name in SECRET_SETTINGS
+)
+
+
+def env_variable(name: str) -> str:
+    """The environment variable of the setting ``name``."""
+    return str(SETTING_TRAITS[name].metadata["env"])
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> BifrostSettings:
+    """The settings' traits reading ``environ`` (default: the process's environment), with
+    nothing configured: each trait is its variable, else its default, unchecked."""
+    settings = BifrostSettings()
+    if environ is not None:
+        settings.environ = environ
+    return settings
+
+
+def normalised(name: str, value: Any) -> Any:
+    """What the service holds for the setting ``name`` given ``value``, else ValueError."""
+    trait = SETTING_TRAITS[name]
+    if isinstance(trait, Enum) and value not in (choices := trait.values or ()):
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    normalise = trait.metadata.get("normalise")
+    return normalise(value) if normalise else value
 
 
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings: what the service, the provisioner and the CLI run with.
 
-    One field per row of :data:`SETTINGS`, normalised (paths, canonical project names).
+    One field per trait of :class:`BifrostSettings`, normalised (paths, canonical project
+    names, tuples) and checked, so that it can key a cache of services.
     """
 
     database_url: str
@@ -599,20 +630,11 @@ class Settings:
         """``values`` where given, else each setting's variable in ``environ`` (default: the
         process's environment), else its default. Raises ValueError for a bad value."""
         values = values or {}
-        unknown = set(values) - {setting.name for setting in SETTINGS}
+        unknown = set(values) - set(SETTING_TRAITS)
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
-        resolved = {}
-        for setting in SETTINGS:
-            value = values[setting.name] if setting.name in values else setting.from_env(environ)
-            if setting.choices and value not in setting.choices:
-                raise ValueError(
-                    f"{setting.name} must be one of {', '.join(setting.choices)}, not {value!r}"
-                )
-            resolved[setting.name] = setting.normalise(value)
-        if resolved["installer_cache_dir"] is None:
-            resolved["installer_cache_dir"] = str(resolved["site_dir"] / ".cache")
-        return cls(**resolved)
+        source = settings_from_env(environ)
+        return cls.of(source, values)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -620,57 +642,54 @@ class Settings:
         return cls.from_values(environ=environ)
 
     @classmethod
-    def of(cls, configurable: Any) -> Settings:
-        """The settings of an object carrying :func:`setting_traits` (the server app)."""
-        return cls.from_values(
-            {setting.name: getattr(configurable, setting.name) for setting in SETTINGS}
-        )
+    def of(cls, source: BifrostSettings, values: Mapping[str, Any] | None = None) -> Settings:
+        """The settings of ``source`` (the server app), ``values`` overriding its traits."""
+        values = values or {}
+        resolved = {
+            name: normalised(name, values[name] if name in values else getattr(source, name))
+            for name in SETTING_TRAITS
+        }
+        if resolved["installer_cache_dir"] is None:
+            resolved["installer_cache_dir"] = str(resolved["site_dir"] / ".cache")
+        return cls(**resolved)
 
 
-def setting_traits() -> type[HasTraits]:
-    """A class with one trait per setting, each defaulting to its environment variable: the
-    base that gives :class:`bifrost_ext.server.app.BifrostApp` its settings."""
-    namespace: dict[str, Any] = {"__doc__": setting_traits.__doc__, "__module__": __name__}
-    for setting in SETTINGS:
-        namespace[setting.name] = setting.trait()
-        namespace[f"_default_{setting.name}"] = default(setting.name)(
-            lambda _self, setting=setting: setting.from_env()
-        )
-    return type("SettingTraits", (HasTraits,), namespace)
+def component_config(
+    settings: Settings, components: Iterable[type[HasTraits]], config: Config | None = None
+) -> Config:
+    """The config to build ``components`` with: each trait tagged ``setting=<name>`` gets
+    that setting, in the section of the class that declares it, beneath ``config``'s own
+    sections (``c.Installer.timeout`` wins over ``install_timeout``, as traitlets merges)."""
+    layered = Config()
+    for component in components:
+        for name, trait in component.class_traits(setting=lambda tag: tag is not None).items():
+            section = trait.this_class.__name__ if trait.this_class else component.__name__
+            layered[section][name] = getattr(settings, trait.metadata["setting"])
+    if config is not None:
+        layered.merge(config)
+    return layered
 
 
-class Component(LoggingConfigurable):
-    """A configurable part of the flow that owns some settings.
-
-    Its traits made with :func:`owned` carry a setting under the component's own name
-    (``Installer.timeout`` is ``install_timeout``). The component's own config section
-    (``c.Installer.timeout``) wins; otherwise the resolved :class:`Settings` it is given
-    apply, as jupyter-collaboration's stores read their own config.
-    """
-
-    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        given = set(kwargs)
-        for section in self.section_names():
-            if section in self.config:
-                given.update(self.config[section])
-        for name, trait in self.traits(setting=lambda value: value is not None).items():
-            if name not in given:
-                settings = settings if settings is not None else Settings.from_env()
-                setattr(self, name, getattr(settings, trait.metadata["setting"]))
-
-
-def owned(name: str) -> TraitType[Any, Any]:
-    """The trait of a setting that a :class:`Component` owns, with the table's type and help."""
-    return BY_NAME[name].trait()
+def readme_default(name: str) -> str:
+    """How README shows the default of the setting ``name``: its value with no variable set."""
+    trait = SETTING_TRAITS[name]
+    if "readme_default" in trait.metadata:
+        return str(trait.metadata["readme_default"])
+    value = getattr(settings_from_env({}), name)
+    if isinstance(trait, List):
+        return ", ".join(f"`{item}`" for item in value) or "none"
+    return "none" if value is None else f"`{value}`"
 
 
 def readme_table() -> str:
-    """README's configuration table, made from :data:`SETTINGS`."""
+    """README's configuration table, made from the traits' help, variables and defaults."""
     rows = ["| setting | environment | default | what it does |", "|---|---|---|---|"]
-    for setting in SETTINGS:
-        text = setting.help + (" Also a `jupyter bifrost` flag." if setting.flag else "")
-        rows.append(f"| `{setting.name}` | `{setting.env}` | {setting.readme_default()} | {text} |")
+    for name, trait in SETTING_TRAITS.items():
+        text = trait.help + (
+            " Also a `jupyter bifrost` flag." if trait.metadata.get("flag") else ""
+        )
+        env = trait.metadata["env"]
+        rows.append(f"| `{name}` | `{env}` | {readme_default(name)} | {text} |")
     return "\n".join(rows) + "\n"
 
 

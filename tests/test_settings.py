@@ -1,4 +1,4 @@
-"""One table of settings: traits, variables, flags, components and README all come from it."""
+"""One set of traits: variables, flags, components and README all come from them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bifrost_ext.cli.main import build_parser
-from bifrost_ext.settings import SETTINGS, Settings, readme_table
+from bifrost_ext.settings import SETTING_TRAITS, Settings, readme_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -59,14 +59,14 @@ def test_components_read_their_own_sections(
 def test_every_setting_is_a_trait_a_variable_and_a_field() -> None:
     from bifrost_ext.server.app import BifrostApp
 
-    names = [setting.name for setting in SETTINGS]
+    names = list(SETTING_TRAITS)
     assert names == [field.name for field in dataclasses.fields(Settings)]
     traits = BifrostApp.class_traits(config=True)
-    for setting in SETTINGS:
-        assert setting.name in traits
-        assert traits[setting.name].help == setting.help
-        assert setting.env.startswith("BIFROST_")
-    assert len({setting.env for setting in SETTINGS}) == len(SETTINGS)
+    for name, setting in SETTING_TRAITS.items():
+        assert name in traits
+        assert traits[name].help == setting.help
+        assert setting.metadata["env"].startswith("BIFROST_")
+    assert len({s.metadata["env"] for s in SETTING_TRAITS.values()}) == len(SETTING_TRAITS)
 
 
 def test_the_cli_flags_are_the_flagged_settings() -> None:
@@ -76,7 +76,11 @@ def test_the_cli_flags_are_the_flagged_settings() -> None:
         for option in action.option_strings
         if option.startswith("--") and option != "--help"
     }
-    assert flags == {"--" + s.name.replace("_", "-") for s in SETTINGS if s.flag}
+    assert flags == {
+        "--" + name.replace("_", "-")
+        for name, s in SETTING_TRAITS.items()
+        if s.metadata.get("flag")
+    }
 
 
 def test_readme_shows_the_table() -> None:
@@ -113,3 +117,24 @@ def test_variables_are_read_and_bad_values_named() -> None:
 def test_a_workspace_name_must_be_whole_and_safe(name: str) -> None:
     with pytest.raises(ValueError, match="invalid workspace name"):
         Settings.from_values({"workspace": name}, environ={})
+
+
+def test_a_component_alone_reads_the_variables_of_the_settings_it_refines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bifrost_ext.engine.installer import Installer
+    from bifrost_ext.storage.cache import RequirementsCache
+    from bifrost_ext.storage.store import RequirementsStore
+
+    monkeypatch.setenv("BIFROST_INSTALL_TIMEOUT", "30")
+    monkeypatch.setenv("BIFROST_REDIS_URL", "redis://cache.example")
+    monkeypatch.setenv("BIFROST_DATABASE_LOCK_TIMEOUT", "3")
+    assert Installer().timeout == 30.0
+    assert Installer(timeout=5).timeout == 5.0
+    assert RequirementsCache().url == "redis://cache.example"
+    assert RequirementsStore().lock_timeout == 3.0
+    for component in (Installer, RequirementsStore, RequirementsCache):
+        owned = component.class_traits(setting=lambda tag: tag is not None)
+        assert owned, component
+        for trait in owned.values():
+            assert trait.help == SETTING_TRAITS[trait.metadata["setting"]].help

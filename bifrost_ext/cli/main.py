@@ -48,7 +48,7 @@ from ..hub.grants import GrantError, Grants
 from ..records import Origin, Source, printable
 from ..requirements import parse_requirements_file
 from ..service import Caller, ChangeResult, PackageService
-from ..settings import BY_NAME, SETTINGS, Settings
+from ..settings import SETTING_TRAITS, Settings, env_variable, parse
 from ..storage.store import StoreUnavailable
 from ..workspaces import check_workspace, user_for_workspace, workspace_for_user
 
@@ -70,10 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         " these flags. Exit codes: 0 ok, 1 install failed, 2 usage or invalid requirement,"
         " 3 not found, 4 database unavailable, 5 kept changing, 6 saved requirements invalid.",
     )
-    for setting in SETTINGS:
-        if setting.flag:
-            flag = "--" + setting.name.replace("_", "-")
-            parser.add_argument(flag, dest=setting.name, help=f"{setting.help} (${setting.env})")
+    for name, trait in SETTING_TRAITS.items():
+        if trait.metadata.get("flag"):
+            flag = "--" + name.replace("_", "-")
+            parser.add_argument(flag, dest=name, help=f"{trait.help} (${trait.metadata['env']})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, json_output: bool = False) -> argparse.ArgumentParser:
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _in_a_kernel_without_a_store(args: argparse.Namespace) -> bool:
     """Inside a kernel the default database would be a SQLite file nobody else reads."""
-    given = args.database_url or os.environ.get(BY_NAME["database_url"].env)
+    given = args.database_url or os.environ.get(env_variable("database_url"))
     return ENV_KERNEL_TOKEN in os.environ and not given
 
 
@@ -203,10 +203,10 @@ def _service(args: argparse.Namespace, log: logging.Logger) -> PackageService:
 
     config = _server_config()
     section = config.get("BifrostApp", {})
-    values = {name: section[name] for name in BY_NAME if name in section}
-    for setting in SETTINGS:
-        if setting.flag and (text := getattr(args, setting.name)) is not None:
-            values[setting.name] = setting.parse(text)
+    values = {name: section[name] for name in SETTING_TRAITS if name in section}
+    for name, trait in SETTING_TRAITS.items():
+        if trait.metadata.get("flag") and (text := getattr(args, name)) is not None:
+            values[name] = parse(trait, text)
     settings = Settings.from_values(values)
     python = kernel_python(KernelSpecManager(config=config), _default_kernel_name(config))
     # The config also reaches the store, cache and installer (c.Installer.timeout, say).

@@ -23,13 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from traitlets import observe
+from traitlets import Bool, Enum, Float, List, Unicode, default, observe
+from traitlets.config import LoggingConfigurable
 
 from ..errors import EXIT_INSTALL, BifrostError
 from ..pins import parse_pin
 from ..redaction import has_credentials
 from ..redaction import redact_urls as redact_urls
-from ..settings import Component, owned
+from ..settings import INSTALLERS, BifrostSettings, settings_from_env
 from . import process
 from .failures import classify, last_error_line
 from .process import OutputCallback as OutputCallback
@@ -82,20 +83,55 @@ class InstallError(BifrostError, RuntimeError):
         return {"output": self.output}
 
 
-class Installer(Component):
+class Installer(LoggingConfigurable):
     """Builds installer command lines from operator settings and runs them.
 
-    Its settings are ``installer``, ``index_url``, ``find_links``, ``no_index``,
-    ``install_timeout`` and ``installer_cache_dir``; ``c.Installer.<trait>`` sets them for the
-    installer alone.
+    Each trait refines the setting it is tagged with (``timeout`` is ``install_timeout``):
+    ``c.Installer.<trait>`` sets it for the installer alone, and wins; unset, it is the
+    setting (:func:`bifrost_ext.settings.component_config`), else its variable.
     """
 
-    tool = owned("installer")
-    index_url = owned("index_url")
-    find_links = owned("find_links")
-    no_index = owned("no_index")
-    timeout = owned("install_timeout")
-    cache_dir = owned("installer_cache_dir")
+    tool = Enum(INSTALLERS, default_value="auto", help=BifrostSettings.installer.help).tag(
+        config=True, setting="installer"
+    )
+    index_url = Unicode(None, allow_none=True, help=BifrostSettings.index_url.help).tag(
+        config=True, setting="index_url"
+    )
+    find_links = List(Unicode(), help=BifrostSettings.find_links.help).tag(
+        config=True, setting="find_links"
+    )
+    no_index = Bool(help=BifrostSettings.no_index.help).tag(config=True, setting="no_index")
+    timeout = Float(help=BifrostSettings.install_timeout.help).tag(
+        config=True, setting="install_timeout"
+    )
+    cache_dir = Unicode(None, allow_none=True, help=BifrostSettings.installer_cache_dir.help).tag(
+        config=True, setting="installer_cache_dir"
+    )
+
+    @default("tool")
+    def _default_tool(self) -> str:
+        return str(settings_from_env().installer)
+
+    @default("index_url")
+    def _default_index_url(self) -> str | None:
+        return settings_from_env().index_url
+
+    @default("find_links")
+    def _default_find_links(self) -> list[str]:
+        return settings_from_env().find_links
+
+    @default("no_index")
+    def _default_no_index(self) -> bool:
+        return settings_from_env().no_index
+
+    @default("timeout")
+    def _default_timeout(self) -> float:
+        return settings_from_env().install_timeout
+
+    @default("cache_dir")
+    def _default_cache_dir(self) -> str:
+        settings = settings_from_env()
+        return settings.installer_cache_dir or str(Path(settings.site_dir).expanduser() / ".cache")
 
     _chosen: InstallerTool | None = None
 

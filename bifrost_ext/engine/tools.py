@@ -65,7 +65,9 @@ class InstallerTool(abc.ABC):
         """Each line of a resolution's ``output`` as the tool wrote it, and its pin (None
         for a line that is not a valid one)."""
 
-    def index_environment(self, env: dict[str, Any], index_url: str, links: Sequence[str]) -> None:
+    def index_environment(
+        self, env: dict[str, Any], index_url: str | None, links: Sequence[str]
+    ) -> None:
         """Put the index URL, and ``links`` when not empty, into ``env``."""
         if index_url:
             env[self.index_variable] = index_url
@@ -101,7 +103,9 @@ class UvInstaller(InstallerTool):
         """The ``name==version`` lines of ``uv pip compile``."""
         return [(line, parse_pin(line)) for line in text.splitlines() if "==" in line]
 
-    def index_environment(self, env: dict[str, Any], index_url: str, links: Sequence[str]) -> None:
+    def index_environment(
+        self, env: dict[str, Any], index_url: str | None, links: Sequence[str]
+    ) -> None:
         """As for any tool; a ``UV_DEFAULT_INDEX`` of the server's would win over the URL."""
         if index_url:
             env.pop("UV_DEFAULT_INDEX", None)

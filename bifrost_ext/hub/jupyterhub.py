@@ -39,7 +39,7 @@ from tornado import web
 
 from bifrost_kernel.env import ENV_WORKSPACE
 
-from ..settings import BY_NAME, Settings
+from ..settings import Settings, env_variable
 from ..storage.store import RequirementsStore, StoreRefused, StoreUnavailable
 from ..workspaces import workspace_for_user
 from .grants import Grant, GrantError, Grants
@@ -109,10 +109,10 @@ async def grant_workspace(spawner: Any) -> Grant:
         raise refusal from exc
     environment = {
         ENV_WORKSPACE: grant.workspace,
-        BY_NAME["database_url"].env: grant.database_url,
+        env_variable("database_url"): grant.database_url,
     }
     if grant.redis_url:
-        environment[BY_NAME["redis_url"].env] = grant.redis_url
+        environment[env_variable("redis_url")] = grant.redis_url
     # A new dict: the configured one may be shared with every other spawner.
     spawner.environment = {**spawner.environment, **environment}
     spawner.log.info("bifrost: %s's server serves workspace %s", spawner.user.name, workspace)
@@ -127,6 +127,10 @@ def _hub_grants() -> Grants:
     key = (settings.database_url, settings.redis_url)
     with _grants_lock:
         if key not in _grants:
-            store = RequirementsStore(settings)
+            store = RequirementsStore(
+                url=settings.database_url,
+                lock_timeout=settings.database_lock_timeout,
+                statement_timeout=settings.database_statement_timeout,
+            )
             _grants[key] = Grants(store, settings.redis_url, settings.role_connection_limit)
         return _grants[key]

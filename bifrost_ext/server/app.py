@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from jupyter_server.extension.application import ExtensionApp
@@ -33,8 +33,8 @@ from ..settings import (
     SERVER_URL_SETTING,
     SERVICE_SETTING,
     UNAVAILABLE_SETTING,
+    BifrostSettings,
     Settings,
-    setting_traits,
 )
 from ..storage.cache import RequirementsCache
 from ..storage.redis_connection import CacheUnavailable
@@ -53,17 +53,12 @@ PROVISIONER_NAME = "bifrost-provisioner"
 #: In a terminal's environment: the folder of the workspace's console scripts.
 TERMINAL_BIN_VARIABLE = "BIFROST_PACKAGE_BIN"
 
-if TYPE_CHECKING:
-    SettingTraits = object
-else:
-    #: One trait per row of the settings table, each defaulting to its environment variable.
-    SettingTraits = setting_traits()
 
-
-class BifrostApp(ExtensionApp, SettingTraits):
+class BifrostApp(ExtensionApp, BifrostSettings):
     """Persistent notebook package installs for jupyter_server.
 
-    Its settings (``c.BifrostApp.<name>``) come from :data:`bifrost_ext.settings.SETTINGS`.
+    Its settings (``c.BifrostApp.<name>``) are the traits of
+    :class:`bifrost_ext.settings.BifrostSettings`, each defaulting to its variable.
     """
 
     name = "bifrost_ext"

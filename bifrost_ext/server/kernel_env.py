@@ -28,7 +28,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..settings import BY_NAME, SECRET_VARIABLES, SETTINGS
+from ..settings import SECRET_SETTINGS, SECRET_VARIABLES, settings_from_env
 
 #: Schemes whose user name alone may be a credential (``https://<token>@index/simple``).
 _TOKEN_USER_SCHEMES = ("http", "https")
@@ -48,7 +48,7 @@ class KernelEnvPolicy:
         """The policy of a process configured by ``BIFROST_*`` variables alone (a kernel
         started outside a server); it never fails, whatever the other settings hold."""
         environ = os.environ if environ is None else environ
-        allow = BY_NAME["kernel_env_allow"].from_env(environ)
+        allow = settings_from_env(environ).kernel_env_allow
         return cls(tuple(allow), secret_values(environ.get(name) for name in SECRET_VARIABLES))
 
     @classmethod
@@ -56,7 +56,7 @@ class KernelEnvPolicy:
         """The policy of an object carrying the settings' traits (the server app): its
         secret settings, those of its environment, and ``more_secrets`` (the URLs its store
         and cache were configured with in their own sections)."""
-        values = [getattr(configurable, setting.name) for setting in SETTINGS if setting.secret]
+        values = [getattr(configurable, name) for name in SECRET_SETTINGS]
         values += [os.environ.get(name) for name in SECRET_VARIABLES]
         return cls(tuple(configurable.kernel_env_allow), secret_values([*values, *more_secrets]))
 

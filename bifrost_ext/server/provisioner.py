@@ -53,13 +53,15 @@ from ..private import PRIVATE_FILE, private_dir
 from ..records import RequirementsRecord
 from ..service import PackageService, StillFailing
 from ..settings import (
-    BY_NAME,
     CREDENTIALS_SETTING,
     KERNEL_ENV_SETTING,
     SERVER_URL_SETTING,
     SERVICE_SETTING,
     UNAVAILABLE_SETTING,
     Settings,
+    env_variable,
+    normalised,
+    settings_from_env,
 )
 from ..storage.store import StoreUnavailable
 from .credentials import KernelCredentials
@@ -198,15 +200,18 @@ class BifrostProvisioner(LocalProvisioner):
             settings: Settings | None = self.service().settings
         except ValueError:  # the other settings do not parse; this one may still
             settings = None
-        setting = BY_NAME["require_saved_packages"]
         try:
-            required = settings.require_saved_packages if settings else setting.from_env()
+            required = (
+                settings.require_saved_packages
+                if settings
+                else settings_from_env().require_saved_packages
+            )
         except ValueError:  # this one does not parse: the guard holds (the reason says why)
             required = True
         if not required:
             return
         try:
-            workspace = settings.workspace if settings else BY_NAME["workspace"].from_env()
+            workspace = settings.workspace if settings else settings_from_env().workspace
         except ValueError:
             workspace = "?"
         version = f" (version {self.saved_record.version})" if self.saved_record else ""
@@ -214,7 +219,7 @@ class BifrostProvisioner(LocalProvisioner):
         raise SavedPackagesUnavailable(
             f"bifrost: this kernel did not start: the saved packages of workspace"
             f" {workspace!r}{version} are not available here: {reason.rstrip('.')}."
-            f" {setting.env}=0 starts it anyway, with a notice."
+            f" {env_variable('require_saved_packages')}=0 starts it anyway, with a notice."
         )
 
     def _unusable_settings(self, reason: str) -> str:
@@ -235,7 +240,7 @@ class BifrostProvisioner(LocalProvisioner):
         try:
             return self.service().settings.site_dir
         except ValueError:
-            site_dir: Path = BY_NAME["site_dir"].normalise(BY_NAME["site_dir"].from_env())
+            site_dir: Path = normalised("site_dir", settings_from_env().site_dir)
             return site_dir
 
     async def _fallback(self, python: str, reason: str) -> tuple[str | None, str]:

@@ -31,10 +31,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from traitlets import Float
+from traitlets import Float, Unicode, default
+from traitlets.config import LoggingConfigurable
 
 from ..records import RequirementsRecord
-from ..settings import Component, Settings, owned
+from ..settings import BifrostSettings, settings_from_env
 from .redis_connection import CacheUnavailable, RedisConnection, RedisHealth, redis_errors
 from .redis_functions import put_if_newer
 from .redis_names import cache_key
@@ -47,16 +48,25 @@ VALUE_FIELDS = ("version", "content", "hash", "lock")
 REPAIR_INTERVAL = 1.0
 
 
-class RequirementsCache(Component):
-    """A version-aware Redis copy of workspace requirements; disabled when ``url`` is empty."""
+class RequirementsCache(LoggingConfigurable):
+    """A version-aware Redis copy of workspace requirements; disabled when ``url`` is empty.
 
-    url = owned("redis_url")
+    ``c.RequirementsCache.url`` wins over ``redis_url``, which is its default.
+    """
+
+    url = Unicode(None, allow_none=True, help=BifrostSettings.redis_url.help).tag(
+        config=True, setting="redis_url"
+    )
     socket_timeout = Float(
         2.0, help="Seconds to wait for Redis to connect or answer before treating it as down."
     ).tag(config=True)
 
-    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
-        super().__init__(settings, **kwargs)
+    @default("url")
+    def _default_url(self) -> str | None:
+        return settings_from_env().redis_url
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._connection: RedisConnection | None = None
 
     @property

@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from filelock import FileLock
 from sqlalchemy.engine import Engine, make_url
-from traitlets import Float
+from traitlets import Float, Unicode, default
+from traitlets.config import LoggingConfigurable
 
 from ..errors import EXIT_CONFLICT, EXIT_STORE, BifrostError
 from ..private import private_file
 from ..records import Origin, RequirementsRecord, Revision, short_source
 from ..redaction import redact_urls
-from ..settings import Component, Settings, owned
+from ..settings import BifrostSettings, settings_from_env
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -150,21 +151,41 @@ class _Save:
     now: datetime
 
 
-class RequirementsStore(Component):
-    """Reads and saves workspace requirements in a SQL database (SQLite or PostgreSQL)."""
+class RequirementsStore(LoggingConfigurable):
+    """Reads and saves workspace requirements in a SQL database (SQLite or PostgreSQL).
 
-    url = owned("database_url")
+    ``url``, ``lock_timeout`` and ``statement_timeout`` refine the settings they are tagged
+    with: ``c.RequirementsStore.url`` wins over ``database_url``, which is its default.
+    """
+
+    url = Unicode(help=BifrostSettings.database_url.help).tag(config=True, setting="database_url")
     connect_timeout = Float(
         5.0, help="Seconds to wait for a database connection before giving up."
     ).tag(config=True)
     busy_timeout = Float(15.0, help="SQLite only: seconds to wait for another writer's lock.").tag(
         config=True
     )
-    lock_timeout = owned("database_lock_timeout")
-    statement_timeout = owned("database_statement_timeout")
+    lock_timeout = Float(help=BifrostSettings.database_lock_timeout.help).tag(
+        config=True, setting="database_lock_timeout"
+    )
+    statement_timeout = Float(help=BifrostSettings.database_statement_timeout.help).tag(
+        config=True, setting="database_statement_timeout"
+    )
 
-    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
-        super().__init__(settings, **kwargs)
+    @default("url")
+    def _default_url(self) -> str:
+        return settings_from_env().database_url
+
+    @default("lock_timeout")
+    def _default_lock_timeout(self) -> float:
+        return settings_from_env().database_lock_timeout
+
+    @default("statement_timeout")
+    def _default_statement_timeout(self) -> float:
+        return settings_from_env().database_statement_timeout
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._engine: Engine | None = None
         self._schema_ready = False
         self._schema_lock = threading.Lock()
