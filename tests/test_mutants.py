@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from bifrost_ext import packagedir as packagedir_module
+from bifrost_ext.engine import packagedir as packagedir_module
 from bifrost_ext.engine.installer import Installer, InstallError
 from bifrost_ext.engine.packagedir import (
     MAX_RETRY_INTERVAL,
