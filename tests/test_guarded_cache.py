@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from bifrost_ext.storage import cache as cache_module
 from bifrost_ext.hub.grants import REDIS_COMMANDS
 from bifrost_ext.records import RequirementsRecord
+from bifrost_ext.storage import cache as cache_module
 from bifrost_ext.storage.cache import GuardedCache, RequirementsCache
 from tests.servers import PartitionProxy, ThrowawayRedis, wait_until_async
 
