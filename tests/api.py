@@ -112,3 +112,12 @@ def snapshot(database_url: str, redis_client: redis.Redis, site_dir: Path) -> di
         "cached": cached(redis_client),
         "package_dirs": package_dirs(site_dir),
     }
+
+
+async def status_of(jp_fetch: Any, *parts: str, **kwargs: Any) -> int:
+    """The HTTP status of one request, error or not."""
+    try:
+        response = await jp_fetch(*parts, **kwargs)
+    except HTTPClientError as exc:
+        return exc.code
+    return int(response.code)

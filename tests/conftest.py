@@ -108,11 +108,21 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'bifrost.db'}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+#: The databases a test can ask for by name: ``database_url`` parametrised indirectly.
+DATABASES = ("sqlite", "postgresql")
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest) -> str:
-    """Each database test runs once on SQLite and once on PostgreSQL."""
-    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
-    url: str = request.getfixturevalue(fixture)
+    """The test's database: PostgreSQL, unless the test asks for another one by name
+    (``@pytest.mark.parametrize("database_url", DATABASES, indirect=True)``).
+
+    Each story runs once: the database layer is what differs between the two, and its tests
+    (tests/test_store.py) run on both; SQLite, the single-user default, keeps one smoke story
+    through the API (tests/test_api.py) beside the modules that run on it alone."""
+    kind = getattr(request, "param", "postgresql")
+    assert kind in DATABASES, kind
+    url: str = request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url")
     return url
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -144,3 +145,9 @@ def start_kernel(
     )
     assert result.returncode == 0 or not check, result.stderr
     return result
+
+
+async def served_kernel(jp_fetch: Any, jp_serverapp: Any) -> Any:
+    """A new kernel of the in-process server (pytest-jupyter's), as its kernel manager."""
+    response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+    return jp_serverapp.kernel_manager.get_kernel(json.loads(response.body)["id"])

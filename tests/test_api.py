@@ -14,10 +14,14 @@ from tornado.httpclient import HTTPClientError
 from bifrost_ext.requirements import content_hash
 from bifrost_ext.settings import SERVICE_SETTING
 from tests.api import answer, cached, call, current_dists, post_raw, saved_rows
+from tests.conftest import DATABASES
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")
 
 
+# The smoke story on SQLite, the single-user default; every other story here runs on
+# PostgreSQL alone (the database layer's own tests run on both: tests/test_store.py).
+@pytest.mark.parametrize("database_url", DATABASES, indirect=True)
 async def test_install_saves_to_database_then_cache(
     jp_fetch: Any, database_url: str, redis_client: redis.Redis, site_dir: Path
 ) -> None:

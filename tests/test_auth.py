@@ -10,7 +10,9 @@ import pytest
 from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
 
+from bifrost_ext.settings import CREDENTIALS_SETTING
 from bifrost_ext.storage.store import RequirementsStore
+from tests.api import status_of
 
 INSTALL = {"packages": ["bfdemo==1.0"]}
 
@@ -70,3 +72,37 @@ class TestOperatorAuthorizer:
         response = await jp_fetch("api", "packages")
         assert response.code == 200
         assert json.loads(response.body)["requirements"] == []
+
+
+class TestHostHeader:
+    """jupyter_server refuses a request whose Host is not this machine (DNS rebinding)."""
+
+    FOREIGN = "attacker.example"
+
+    @pytest.fixture
+    def kernel_secret(self, jp_serverapp: Any) -> str:
+        secret: str = jp_serverapp.web_app.settings[CREDENTIALS_SETTING].issue("k-host", None)
+        return secret
+
+    async def test_a_kernel_credential_does_not_lift_the_host_check(
+        self, jp_fetch: Any, kernel_secret: str, store: RequirementsStore
+    ) -> None:
+        """Mutant: the packages API skips ``check_host`` for a kernel's credential (or at all)."""
+        auth = {"Authorization": f"bifrost-kernel {kernel_secret}"}
+        install = {"method": "POST", "body": json.dumps({"packages": ["bfdemo==1.0"]})}
+        codes = {}
+        for host in (self.FOREIGN, f"{self.FOREIGN}:8888"):
+            headers = {**auth, "Host": host}
+            read = await status_of(jp_fetch, "api", "packages", headers=headers)
+            write = await status_of(
+                jp_fetch, "api", "packages", "install", headers=headers, **install
+            )
+            codes[host] = (read, write)
+        assert codes == {self.FOREIGN: (403, 403), f"{self.FOREIGN}:8888": (403, 403)}
+        assert store.get("default").version == 0
+        # The same credential from a local Host is good: only the Host was refused.
+        local = {**auth, "Host": "localhost"}
+        assert await status_of(jp_fetch, "api", "packages", headers=local) == 200
+
+    async def test_the_servers_token_does_not_lift_it_either(self, jp_fetch: Any) -> None:
+        assert await status_of(jp_fetch, "api", "packages", headers={"Host": self.FOREIGN}) == 403

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -93,3 +94,22 @@ def test_unreachable_redis_raises_cache_unavailable() -> None:
         cache.get("default")
     with pytest.raises(CacheUnavailable):
         cache.put(RequirementsRecord.of("default", "x\n", 1))
+
+
+def test_a_put_at_the_version_redis_holds_is_written(redis_url: str, redis_client: Any) -> None:
+    """Mutant: the compare-and-set's ``stored > version`` becomes ``>=`` (a record no longer
+    replaces one of its own version: an older release's value is never rewritten)."""
+    cache = RequirementsCache(url=redis_url)
+    key = cache_key("default")
+    record = RequirementsRecord.of("default", "bfdemo==1.0\n", 3)
+    try:
+        assert cache.put(record)
+        assert cache.put(record), "a record lost to itself"
+        older_order = json.dumps({"content": "bfdemo\n", "hash": "h", "version": 3, "lock": ""})
+        redis_client.set(key, older_order)  # what an older release wrote, same version
+        assert cache.put(record)
+        assert redis_client.get(key).startswith('{"version": 3,')
+        assert cache.get("default") == record
+        assert not cache.put(RequirementsRecord.of("default", "bfold\n", 2))
+    finally:
+        cache.close()

@@ -1,11 +1,12 @@
-"""Kernels' scoped secrets on their own: issued, recognised, replaced, forgotten.
-
-What they open and refuse through a real server is in ``test_magic`` (``TestScopedCredential``)
-and ``test_mutants``.
+"""Kernels' scoped secrets: issued, recognised, replaced, forgotten; on their own, then through
+a real server (pytest-jupyter's) and real kernels: a kernel restarts only itself, and its
+secret dies with it. What they open and refuse otherwise is in ``test_magic``
+(``TestScopedCredential``); the Host check they never lift is in ``test_auth``.
 """
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +19,10 @@ from bifrost_ext.server.credentials import (
     KernelGrant,
     KernelIdentityProvider,
 )
+from bifrost_kernel.env import ENV_KERNEL_TOKEN
+from tests.api import status_of
+from tests.kernels import run_cell, served_kernel
+from tests.servers import wait_until_async
 
 ALICE = User(username="alice")
 
@@ -139,3 +144,65 @@ class TestIdentityProvider:
         assert provider.should_check_origin(handler)
         assert provider.token == "server-token"
         assert provider.auth_enabled
+
+
+async def test_a_kernel_can_restart_itself_and_no_other_kernel(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    """Mutant: ``api/packages/kernel/restart`` takes the kernel id from the request."""
+    a = await served_kernel(jp_fetch, jp_serverapp)
+    b = await served_kernel(jp_fetch, jp_serverapp)
+    for kernel in (a, b):
+        assert await run_cell(kernel, "marker = 1") == ""
+    pids = {a.kernel_id: a.provisioner.pid, b.kernel_id: b.provisioner.pid}
+    secret_a = a.provisioner.kernel_env[ENV_KERNEL_TOKEN]
+
+    response = await jp_fetch(
+        "api",
+        "packages",
+        "kernel",
+        "restart",
+        method="POST",
+        body=json.dumps({"kernel_id": b.kernel_id, "kernel": b.kernel_id}),
+        params={"kernel_id": b.kernel_id},
+        headers={"Authorization": f"bifrost-kernel {secret_a}"},
+    )
+    assert response.code == 202
+    answer = json.loads(response.body)
+
+    def restarted(kernel: Any) -> bool:
+        return bool(kernel.provisioner.pid != pids[kernel.kernel_id])
+
+    await wait_until_async(
+        lambda: restarted(a) or restarted(b), timeout=60, what="a kernel to restart"
+    )
+    # Asked once each is ready again: a variable that survived means no restart.
+    survived = {k.kernel_id: await run_cell(k, "print('marker' in dir())") for k in (a, b)}
+    assert not restarted(b), "kernel A's credential restarted kernel B"
+    assert survived == {a.kernel_id: "False\n", b.kernel_id: "True\n"}
+    assert answer == {"kernel_id": a.kernel_id, "restarting": True}
+
+
+async def test_a_kernels_credential_is_forgotten_when_it_shuts_down(
+    jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    """Mutant: the provisioner's ``cleanup`` never revokes the kernel's credential (only
+    ``KernelCredentials.revoke`` itself was tested, not that a shutdown calls it)."""
+    kernel = await served_kernel(jp_fetch, jp_serverapp)
+    assert await run_cell(kernel, "pass") == ""
+    secret = kernel.provisioner.kernel_env[ENV_KERNEL_TOKEN]
+    auth = {"Authorization": f"bifrost-kernel {secret}"}
+    assert await status_of(jp_fetch, "api", "packages", headers=auth) == 200
+    restarted = await jp_fetch(
+        "api", "kernels", kernel.kernel_id, "restart", method="POST", body="{}"
+    )
+    assert restarted.code == 200
+    # A restart keeps it: the same kernel, the same secret.
+    assert await status_of(jp_fetch, "api", "packages", headers=auth) == 200
+    await jp_fetch("api", "kernels", kernel.kernel_id, method="DELETE")
+    assert await status_of(jp_fetch, "api", "packages", headers=auth) in (401, 403)
+    install = {"method": "POST", "body": json.dumps({"packages": ["bfdemo==1.0"]})}
+    assert await status_of(jp_fetch, "api", "packages", "install", headers=auth, **install) in (
+        401,
+        403,
+    )

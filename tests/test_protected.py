@@ -20,6 +20,7 @@ from tests.wheels import build_wheel
 
 BROKEN_DATEUTIL = {"dateutil/__init__.py": "raise ImportError('a broken dateutil')\n"}
 KERNEL_DATEUTIL = importlib.metadata.version("python-dateutil")
+KERNEL_TRAITLETS = importlib.metadata.version("traitlets")
 KERNEL_TORNADO = importlib.metadata.version("tornado")
 
 
@@ -37,6 +38,10 @@ def breakers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_wheel(house, "tornado", "99.0", extra_files=broken_tornado)
     build_wheel(house, "tornado", KERNEL_TORNADO, extra_files=broken_tornado)
     build_wheel(house, "bfweb", "1.0", requires=["tornado>=6"])
+    # A package that wants an old traitlets (ipykernel's own dependency), and an old traitlets
+    # that cannot even import.
+    build_wheel(house, "traitlets", "4.0", code="raise ImportError('an old, broken traitlets')\n")
+    build_wheel(house, "bfbreaker", "1.0", requires=["traitlets<5"])
     return house
 
 
@@ -96,9 +101,25 @@ async def test_a_package_the_kernel_runs_on_cannot_be_replaced(
     assert "python-dateutil>=99" in body["message"]
     assert KERNEL_DATEUTIL in body["message"]
 
+    # Which package wants what, and the version the kernel holds, whose closure it is in
+    # (from test_policy.py's test_an_install_cannot_replace_what_the_kernel_runs_on, which
+    # proved the same on a server of its own and with less: this one also checks Redis and
+    # the package directory).
+    status, body = server.request("POST", "/api/packages/install", {"packages": ["bfbreaker"]})
+    assert status == 422, body
+    assert "nothing was saved" in body["message"]
+    assert "bfbreaker 1.0 needs traitlets<5" in body["message"]
+    assert "(ipykernel → traitlets)" in body["message"]
+    assert "traitlets" in body["output"]  # the installer says what conflicts
+
     assert snapshot(server_env, redis_client) == before
     out = await kernel_imports(server, KERNEL_RUNTIME)
     assert out.split()[:2] == [KERNEL_DATEUTIL, KERNEL_TORNADO], out
+    # The kernel starts on its own traitlets, and other installs still work.
+    out = await kernel_imports(server, "import traitlets; print(traitlets.__version__)")
+    assert out.strip() == KERNEL_TRAITLETS
+    status, body = server.request("POST", "/api/packages/install", {"packages": ["bfdemo"]})
+    assert status == 200, body
 
 
 async def test_a_build_that_breaks_the_kernel_is_never_switched_to(

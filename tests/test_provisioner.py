@@ -13,8 +13,11 @@ import redis
 from jupyter_client.provisioning import LocalProvisioner
 
 from bifrost_ext.server.provisioner import BifrostProvisioner
+from bifrost_ext.settings import SERVICE_SETTING
 from bifrost_ext.storage.store import RequirementsStore
-from tests.kernels import IMPORT_BFDEMO, run_cell
+from tests.api import call
+from tests.kernels import IMPORT_BFDEMO, run_cell, served_kernel
+from tests.wheels import make_service
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")
 
@@ -227,3 +230,46 @@ async def test_console_scripts_run_in_the_kernel_with_its_interpreter(
     # The script finds its package without the kernel's PYTHONPATH (as in a terminal).
     out = await run_cell(km, "!env -u PYTHONPATH bfscript --version")
     assert out.splitlines() == [f"bfscript 1.0 {kernel_python}"], out
+
+
+class TestRestartAfterAChangeNoEventAnnounced:
+    """No Redis anywhere: nothing tells this server of another server's save."""
+
+    @pytest.fixture
+    def database_url(self, pg_url: str) -> str:
+        return pg_url
+
+    @pytest.fixture
+    def bifrost_config(self, bifrost_config: dict[str, Any]) -> dict[str, Any]:
+        return {**bifrost_config, "redis_url": None}
+
+    async def test_a_restarted_kernel_gets_what_the_database_holds_now(
+        self,
+        jp_fetch: Any,
+        jp_serverapp: Any,
+        database_url: str,
+        tmp_path: Path,
+        wheelhouse: Path,
+    ) -> None:
+        """Mutant: a restart reuses the package path prepared at the kernel's first start
+        (``pre_launch`` skips the preparation when it already has one)."""
+        status, body = await call(jp_fetch, "install", {"packages": ["bfdemo==1.0"]})
+        assert status == 200, body
+        kernel = await served_kernel(jp_fetch, jp_serverapp)
+        assert (await run_cell(kernel, IMPORT_BFDEMO)).startswith("1.0\n")
+
+        other = make_service(database_url, "", tmp_path / "other-site", wheelhouse)
+        try:
+            await other.install(["bfdemo==2.0"])
+        finally:
+            other.close()
+        active = (
+            await jp_serverapp.web_app.settings[SERVICE_SETTING].package_dir()
+        ).active_record()
+        assert "bfdemo==1.0" in active.content, "this server was told; the test needs it not to"
+
+        await jp_fetch("api", "kernels", kernel.kernel_id, "restart", method="POST", body="{}")
+        # It waited for the other server's change to be installed here, and says so first.
+        notice, version, _ = (await run_cell(kernel, IMPORT_BFDEMO)).splitlines()
+        assert notice.startswith("bifrost: installed 1 package for workspace 'default' in")
+        assert version == "2.0"

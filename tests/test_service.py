@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -12,10 +13,14 @@ from typing import Any
 import pytest
 
 from bifrost_ext.engine.installer import Installer
-from bifrost_ext.records import Origin
+from bifrost_ext.records import Origin, RequirementsRecord
+from bifrost_ext.server.events import ChangeListener
 from bifrost_ext.service import Caller, PackageService
 from bifrost_ext.settings import Settings
-from tests.wheels import make_service
+from bifrost_ext.storage.cache import RequirementsCache
+from bifrost_ext.storage.redis_names import cache_key, events_channel
+from tests.servers import wait_until_async
+from tests.wheels import build_wheel, make_service, versions
 
 
 @pytest.fixture
@@ -171,3 +176,158 @@ async def test_status_lists_the_builds_under_way_and_for_what(
     await install
     assert (await service.status())["builds"] == []
     service.close()
+
+
+@pytest.fixture
+def growing_wheelhouse(tmp_path: Path) -> Path:
+    """A wheelhouse of this test's own, where a newer release can appear later."""
+    house = tmp_path / "wheels"
+    build_wheel(house, "bfdemo", "1.0")
+    return house
+
+
+@pytest.fixture
+def services(
+    sqlite_url: str, redis_url: str, tmp_path: Path, growing_wheelhouse: Path
+) -> Iterator[list[PackageService]]:
+    """Two servers of one workspace, each in its own container (package directory)."""
+    made = [
+        make_service(sqlite_url, redis_url, tmp_path / name, growing_wheelhouse)
+        for name in ("first", "second")
+    ]
+    yield made
+    for service in made:
+        service.close()
+
+
+async def test_a_rollback_installs_the_revisions_locked_versions(
+    services: list[PackageService], growing_wheelhouse: Path
+) -> None:
+    """Mutant: ``rollback`` ignores the revision's lock (no pins: the current lock, or none)."""
+    first, second = services
+    old = (await first.install(["bfdemo"])).record
+    assert old.lock == "bfdemo==1.0\n"  # the only release then
+    build_wheel(growing_wheelhouse, "bfdemo", "2.0")  # now bfdemo 2.0 satisfies "bfdemo" too
+    await first.install(["bfdemo==2.0"])
+    revision = next(r for r, _ in await first.history() if r.record.hash == old.hash)
+    # Rolled back from another container, where no environment of that revision is left.
+    result = await second.rollback(revision.id)
+    assert result.record.content == "bfdemo\n"
+    assert result.record.lock == "bfdemo==1.0\n"
+    assert versions(await second.package_dir()) == {"bfdemo": "1.0"}
+
+
+async def test_a_kernel_that_was_only_switched_says_it_installed_nothing(
+    services: list[PackageService], growing_wheelhouse: Path
+) -> None:
+    """Mutant: a kernel start that only switched to an environment built earlier says
+    "installed N packages … before this kernel started"."""
+    first, second = services
+    build_wheel(growing_wheelhouse, "bfdemo", "2.0")
+    build_wheel(growing_wheelhouse, "bfnew", "1.0")
+    await first.install(["bfdemo==1.0"])
+    await first.install(["bfdemo==2.0"])  # both built in the first container
+    await second.install(["bfdemo==1.0"])  # another server goes back (a new version)
+    prepared = await first.prepare_kernel(sys.executable)
+    assert prepared.package_dir.is_current(await first.read())
+    assert versions(prepared.package_dir) == {"bfdemo": "1.0"}
+    assert prepared.notice("default") is None
+    # Whereas a kernel that waited for a build says so.
+    await second.install(["bfnew"])
+    waited = await first.prepare_kernel(sys.executable)
+    assert (waited.notice("default") or "").startswith("bifrost: installed ")
+
+
+@pytest.fixture
+def cached_service(
+    sqlite_url: str, redis_url: str, tmp_path: Path, wheelhouse: Path
+) -> Iterator[PackageService]:
+    service = make_service(sqlite_url, redis_url, tmp_path / "site", wheelhouse)
+    yield service
+    service.close()
+
+
+def redis_holds(redis_url: str) -> dict[str, Any] | None:
+    cache = RequirementsCache(url=redis_url)
+    try:
+        record = cache.get("default")
+    finally:
+        cache.close()
+    return None if record is None else {"version": record.version, "hash": record.hash}
+
+
+async def test_every_cache_write_of_the_flow_reaches_redis(
+    cached_service: PackageService, redis_url: str, redis_client: Any, sqlite_url: str
+) -> None:
+    """Mutant: a call to ``GuardedCache.put`` is not awaited (the coroutine never runs, and
+    Redis misses the write): a read filling the cache, an unchanged install, a sync."""
+    service = cached_service
+    key = cache_key("default")
+    # A read on an empty Redis fills it.
+    first = await service.read()
+    assert redis_holds(redis_url) == {"version": first.version, "hash": first.hash}
+    # An install that changes nothing still puts what is saved back into Redis.
+    saved = (await service.install(["bfdemo==1.0"])).record
+    redis_client.delete(key)
+    again = await service.install(["bfdemo==1.0"])
+    assert not again.changed
+    assert redis_holds(redis_url) == {"version": saved.version, "hash": saved.hash}
+    # A sync repairs a Redis that is behind (empty here)...
+    redis_client.delete(key)
+    await service.sync()
+    assert redis_holds(redis_url) == {"version": saved.version, "hash": saved.hash}
+    # ...and one that holds another record of the same version (a restored database).
+    stray = RequirementsRecord.of("default", "bfstray\n", saved.version)
+    redis_client.set(key, json.dumps(stray.to_json()))
+    await service.sync()
+    assert redis_holds(redis_url) == {"version": saved.version, "hash": saved.hash}
+
+
+async def test_a_server_takes_its_own_change_events_for_its_own(
+    cached_service: PackageService, redis_url: str, redis_client: Any
+) -> None:
+    """Mutant: the listener handles an event this server published as another server's
+    ("requirements changed on <itself>; updating", and a sync it did not need)."""
+    service = cached_service
+    log = logging.getLogger("test.mutants.events")
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    changes: list[Any] = []
+
+    async def on_change(before: Any, after: Any) -> None:
+        changes.append(after)
+
+    await service.sync()  # the package directory holds what is saved, as at server start
+    channel = events_channel("default")
+    listener = ChangeListener(service, on_change, log, interval=3600)
+    task = asyncio.ensure_future(listener.run())
+    watcher = redis_client.pubsub()
+    try:
+        watcher.subscribe(channel)
+        await wait_until_async(
+            lambda: redis_client.pubsub_numsub(channel)[0][1] >= 2, what="the listener"
+        )
+        saved = (await service.install(["bfdemo==1.0"])).record  # announces it as its own
+
+        def own_event_seen() -> bool:
+            message = watcher.get_message(ignore_subscribe_messages=True)
+            return message is not None and json.loads(message["data"])["hash"] == saved.hash
+
+        await wait_until_async(own_event_seen, what="this server's own event")
+        # Another server's event, published after it: once the listener has handled that
+        # one, it has handled its own too (one subscriber gets a channel's messages in order).
+        service.changes.publish(saved, "elsewhere:1")
+        await wait_until_async(
+            lambda: any("changed on elsewhere:1" in line for line in lines),
+            what="the other server's event",
+        )
+    finally:
+        task.cancel()
+        watcher.close()
+        log.removeHandler(handler)
+    own = service.servers.server_id
+    assert not [line for line in lines if f"changed on {own}" in line]
+    assert changes == []  # nothing moved here: this server had applied its change itself

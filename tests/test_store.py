@@ -13,6 +13,14 @@ from bifrost_ext.storage.store import (
     VersionConflict,
     engine_url,
 )
+from tests.conftest import DATABASES
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Every store test runs on SQLite and on PostgreSQL: the layer where the two differ."""
+    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return url
 
 
 def test_empty_workspace_reads_as_version_zero(store: RequirementsStore) -> None:

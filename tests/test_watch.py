@@ -146,3 +146,24 @@ def test_top_level_names_come_from_record_rows_as_csv_reads_them(tmp_path: Path)
         "utf-8",
     )
     assert env_top_levels(env) == {"bfquoted": {"bfquoted", "bf,odd"}}
+
+
+def test_a_cell_after_current_was_swept_runs_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Mutant: the watch lacks its ``target is None`` guard (the next cell after a clean-up
+    removed ``current`` fails with a TypeError from the watch)."""
+    env = tmp_path / "envs" / "a"
+    (env / "bfdemo-1.0.dist-info").mkdir(parents=True)
+    link = tmp_path / "current"
+    os.symlink(os.path.relpath(env, tmp_path), link)
+    watch = PackageWatch(str(link), "notify", None)
+    watch.before_cell()
+    link.unlink()  # a clean-up job swept it
+    watch.before_cell()
+    watch.after_cell()
+    assert capsys.readouterr().out == ""
+    os.symlink(os.path.relpath(env, tmp_path), link)  # rebuilt by the next kernel start
+    watch.before_cell()
+    watch.after_cell()
+    assert capsys.readouterr().out == ""

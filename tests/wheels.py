@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.service import PackageService
 from bifrost_ext.settings import Settings
 
@@ -110,3 +111,8 @@ def make_service(
         environ={},
     )
     return PackageService.from_settings(settings, sys.executable, logging.getLogger("test"))
+
+
+def versions(pkg: PackageDirectory) -> dict[str, str]:
+    """What ``pkg``'s ``current`` environment holds: each name at its version."""
+    return {d["name"]: d["version"] for d in pkg.installed()}
