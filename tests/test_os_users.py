@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 import bifrost_ext
+import bifrost_kernel
 from bifrost_ext.workspaces import workspace_for_user
 from tests.wheels import build_suite_wheels
 
@@ -97,11 +98,12 @@ def world() -> Iterator[World]:
         # environment and checkout may sit in a folder only root may enter (a CI clone under
         # mktemp -d). Redis-py wants the async-timeout backport before Python 3.11.3, which
         # Debian's 3.11 is; the standard library has had the same context manager since.
-        shutil.copytree(
-            Path(bifrost_ext.__file__).parent,
-            own / "bifrost_ext",
-            ignore=shutil.ignore_patterns("__pycache__", "labextension"),
-        )
+        for package in (bifrost_ext, bifrost_kernel):
+            shutil.copytree(
+                Path(package.__file__).parent,
+                own / package.__name__,
+                ignore=shutil.ignore_patterns("__pycache__", "labextension"),
+            )
         (own / "async_timeout.py").write_text("from asyncio import timeout  # noqa: F401\n")
         wheels = root / "wheels"
         wheels.mkdir()
