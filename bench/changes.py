@@ -49,7 +49,7 @@ from bifrost_ext.engine.installer import Installer
 from bifrost_ext.engine.interpreter import interpreter_key
 from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.records import RequirementsRecord
-from bifrost_ext.settings import Settings
+from bifrost_ext.settings import Settings, component_config
 from tests.wheels import build_wheel
 
 WORKSPACE = "bench7"
@@ -295,7 +295,13 @@ class VariantRun:
     """One installer variant on one environment: cold base build, then paired samples."""
 
     def __init__(
-        self, work: Path, env: Environment, variant: Variant, cache: Path | None, budget: float
+        self,
+        work: Path,
+        env: Environment,
+        variant: Variant,
+        cache: Path | None,
+        budget: float,
+        key: str,
     ) -> None:
         self.work = work
         self.budget = budget
@@ -314,8 +320,10 @@ class VariantRun:
             values["installer_cache_dir"] = str(cache)
         self.settings = Settings.from_values(values, environ={})
         self.cache = Path(self.settings.installer_cache_dir)
-        self.installer = TimingInstaller(self.settings)
-        root = self.site / WORKSPACE / interpreter_key(PYTHON)
+        self.installer = TimingInstaller(
+            config=component_config(self.settings, (TimingInstaller,), None)
+        )
+        root = self.site / WORKSPACE / key
         self.package_dir = PackageDirectory(
             root, self.installer, PYTHON, self.settings.protected_packages
         )
@@ -477,7 +485,7 @@ async def run_environment(work: Path, env: Environment, shm: Path | None, budget
             print(f"  ({variant.key}) skipped: no /dev/shm")
             continue
         cache = shm / env.name if variant.cache_elsewhere and shm is not None else None
-        run = VariantRun(work, env, variant, cache, budget)
+        run = VariantRun(work, env, variant, cache, budget, await interpreter_key(PYTHON))
         if env.from_index and previous is not None and previous.variant.tool == variant.tool:
             run.seed_cache(previous)  # the cold setup only: one download per run
         if previous is not None:

@@ -53,33 +53,36 @@ export function statusItems(
       ok: true
     }
   ];
+  const reason = (error?: string | null): string =>
+    error ?? trans.__('no reason given');
+  const item = (key: string, text: string, ok: boolean): IStatusItem => ({
+    key,
+    text,
+    ok
+  });
   const db = status.database;
   items.push(
     db.ok
-      ? { key: 'database', text: trans.__('Database: ok'), ok: true }
-      : {
-          key: 'database',
-          text: trans.__(
-            'Database: unavailable (%1)',
-            db.error ?? trans.__('no reason given')
-          ),
-          ok: false
-        }
+      ? item('database', trans.__('Database: ok'), true)
+      : item(
+          'database',
+          trans.__('Database: unavailable (%1)', reason(db.error)),
+          false
+        )
   );
   const cache = status.cache;
   if (!cache.enabled) {
-    items.push({ key: 'cache', text: trans.__('Cache: off'), ok: true });
+    items.push(item('cache', trans.__('Cache: off'), true));
   } else if (cache.ok) {
-    items.push({ key: 'cache', text: trans.__('Cache: ok'), ok: true });
+    items.push(item('cache', trans.__('Cache: ok'), true));
   } else {
-    items.push({
-      key: 'cache',
-      text: trans.__(
-        'Cache: unavailable (%1)',
-        cache.error ?? trans.__('no reason given')
-      ),
-      ok: false
-    });
+    items.push(
+      item(
+        'cache',
+        trans.__('Cache: unavailable (%1)', reason(cache.error)),
+        false
+      )
+    );
   }
   const dir = status.package_dir;
   items.push(
