@@ -70,7 +70,7 @@ from .storage.cache import GuardedCache, RequirementsCache
 from .storage.changes import ChangeChannel
 from .storage.local_copy import LocalCopy
 from .storage.redis_connection import CacheUnavailable, RedisHealth
-from .storage.servers import ServerRegistry
+from .storage.servers import ServerRegistry, own_server_id
 from .storage.store import RequirementsStore, StoreUnavailable, VersionConflict
 
 #: Longest pause before retrying a change that another server's save overtook.
@@ -271,7 +271,7 @@ class PackageService:
             self.redis_health,
             self.workspace,
             self._active_record,
-            server_id,
+            server_id or own_server_id(),
             ttl=3 * settings.sync_interval,
         )
         self._change_lock = asyncio.Lock()

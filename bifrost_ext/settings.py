@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
 from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Undefined, Unicode, default
-from traitlets.config import Config
+from traitlets.config import Config, LoggingConfigurable
 
 from bifrost_kernel.env import ENV_RECYCLE, ENV_WORKSPACE
 
@@ -240,6 +240,16 @@ def _project_names(values: Any) -> tuple[str, ...]:
     return tuple(str(canonicalize_name(value)) for value in values)
 
 
+def _names(*, help: str, env: str, default: Iterable[str] = (), **metadata: Any) -> List[str]:
+    """A setting that is a list of names; its variable separates them by spaces or commas
+    (:func:`parse`), and its help says so."""
+    return List(
+        Unicode(),
+        default_value=list(default),
+        help=f"{help[:-1]} (the variable: names separated by spaces or commas).",
+    ).tag(config=True, env=env, **metadata)
+
+
 class BifrostSettings(HasTraits):
     """One trait per setting, each defaulting to its environment variable.
 
@@ -301,10 +311,12 @@ class BifrostSettings(HasTraits):
     index_url = Unicode(
         None, allow_none=True, help="Package index URL; none: the installer's default."
     ).tag(config=True, env="BIFROST_INDEX_URL", normalise=_optional, secret=True)
-    find_links = List(
-        Unicode(),
-        help="Extra folders or pages of wheels (the variable: separated by spaces).",
-    ).tag(config=True, env="BIFROST_FIND_LINKS", normalise=tuple, secret=True)
+    find_links = _names(
+        help="Extra folders or pages of wheels.",
+        env="BIFROST_FIND_LINKS",
+        normalise=tuple,
+        secret=True,
+    )
     no_index = Bool(
         False,
         help="Install from find_links only (the variable: 1, true, yes or on).",
@@ -347,39 +359,41 @@ class BifrostSettings(HasTraits):
         normalise=_connection_limit,
         readme_default="`20`",
     )
-    protected_packages = List(
-        Unicode(),
+    protected_packages = _names(
         help="Packages an install may not replace, besides the kernel's own runtime (ipykernel"
         " and every package it needs, read from each kernel interpreter, always protected): an"
         " install that needs another version than the kernel interpreter has is refused"
-        " (422), and copies at its version are left out of the package directory (the"
-        " variable: names separated by spaces or commas).",
-    ).tag(config=True, env="BIFROST_PROTECTED_PACKAGES", normalise=_project_names)
-    denied_packages = List(
-        Unicode(),
+        " (422), and copies at its version are left out of the package directory.",
+        env="BIFROST_PROTECTED_PACKAGES",
+        normalise=_project_names,
+    )
+    denied_packages = _names(
         help="Project names that may not be installed, whether asked for or pulled in by"
         " another package (400; the resolved environment is checked before anything is saved).",
-    ).tag(config=True, env="BIFROST_DENIED_PACKAGES", normalise=_project_names)
-    reserved_commands = List(
-        Unicode(),
-        default_value=list(RESERVED_COMMANDS),
+        env="BIFROST_DENIED_PACKAGES",
+        normalise=_project_names,
+    )
+    reserved_commands = _names(
+        default=RESERVED_COMMANDS,
         help="Commands no package's console script may shadow, besides every command already on"
         " kernels' PATH: names or globs, `@builtins` for the shell's builtins and `@coreutils`"
         " for GNU coreutils' programs; a build with such a script is refused (422) unless"
-        " allowed_scripts names it (the variable: separated by spaces or commas).",
-    ).tag(config=True, env="BIFROST_RESERVED_COMMANDS", normalise=tuple)
-    allowed_scripts = List(
-        Unicode(),
+        " allowed_scripts names it.",
+        env="BIFROST_RESERVED_COMMANDS",
+        normalise=tuple,
+    )
+    allowed_scripts = _names(
         help="Console scripts (names or globs) a package may put first on kernels' PATH even"
-        " when they shadow a command there or in reserved_commands (the variable: separated by"
-        " spaces or commas).",
-    ).tag(config=True, env="BIFROST_ALLOWED_SCRIPTS", normalise=tuple)
-    plugins = List(
-        Unicode(),
+        " when they shadow a command there or in reserved_commands.",
+        env="BIFROST_ALLOWED_SCRIPTS",
+        normalise=tuple,
+    )
+    plugins = _names(
         help="Modules to load as plugins, by name: the ready-made bifrost_ext.plugins.allow_deny"
-        " and bifrost_ext.plugins.audit, or an operator's own (the variable: separated by"
-        " spaces or commas).",
-    ).tag(config=True, env="BIFROST_PLUGINS", normalise=tuple)
+        " and bifrost_ext.plugins.audit, or an operator's own.",
+        env="BIFROST_PLUGINS",
+        normalise=tuple,
+    )
     hooks_dir = Unicode(
         "",
         help="A folder whose *.py files are loaded as plugins.",
@@ -417,16 +431,13 @@ class BifrostSettings(HasTraits):
         " URL, e.g. `/user/<name>/` under JupyterHub); none: the server's own address on"
         " loopback, https under JupyterHub's internal SSL.",
     ).tag(config=True, env="BIFROST_KERNEL_SERVER_URL", normalise=_optional)
-    kernel_env_allow = List(
-        Unicode(),
-        default_value=list(DEFAULT_KERNEL_ENV_ALLOW),
+    kernel_env_allow = _names(
+        default=DEFAULT_KERNEL_ENV_ALLOW,
         help="What every kernel this server launches (of any provisioner) inherits from the"
         " server's environment: names, or patterns with `*`; nothing else reaches a kernel"
         " but its kernelspec's own `env` and what bifrost sets. Whatever is allowed, a"
         " kernel never gets bifrost's store and index settings, nor a variable whose value"
-        " holds one of their passwords (the variable: names separated by spaces or commas).",
-    ).tag(
-        config=True,
+        " holds one of their passwords.",
         env="BIFROST_KERNEL_ENV_ALLOW",
         normalise=tuple,
         readme_default="`PATH`, `HOME`, `USER`, `LANG`, `LC_*`, `TERM`, `TZ`, `TMPDIR`, `XDG_*`,"
@@ -668,6 +679,20 @@ def component_config(
     if config is not None:
         layered.merge(config)
     return layered
+
+
+class SettingsComponent(LoggingConfigurable):
+    """A part of the flow whose traits tagged ``setting=<name>`` refine a setting.
+
+    Built with ``parent`` or ``config`` (the service passes :func:`component_config`'s), it
+    takes what they hold; built alone (a script, a test), its tagged traits start from the
+    settings the ``BIFROST_*`` variables give, through the same :func:`component_config`.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        if "parent" not in kwargs and "config" not in kwargs:
+            kwargs["config"] = component_config(Settings.from_env(), [type(self)])
+        super().__init__(**kwargs)
 
 
 def readme_default(name: str) -> str:

@@ -23,14 +23,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Enum, Float, List, Unicode, default, observe
-from traitlets.config import LoggingConfigurable
+from traitlets import Bool, Enum, Float, List, Unicode, observe
 
 from ..errors import EXIT_INSTALL, BifrostError
 from ..pins import parse_pin
 from ..redaction import has_credentials
 from ..redaction import redact_urls as redact_urls
-from ..settings import INSTALLERS, BifrostSettings, settings_from_env
+from ..settings import INSTALLERS, BifrostSettings, SettingsComponent
 from . import process
 from .failures import classify, last_error_line
 from .process import OutputCallback as OutputCallback
@@ -83,7 +82,7 @@ class InstallError(BifrostError, RuntimeError):
         return {"output": self.output}
 
 
-class Installer(LoggingConfigurable):
+class Installer(SettingsComponent):
     """Builds installer command lines from operator settings and runs them.
 
     Each trait refines the setting it is tagged with (``timeout`` is ``install_timeout``):
@@ -107,31 +106,6 @@ class Installer(LoggingConfigurable):
     cache_dir = Unicode(None, allow_none=True, help=BifrostSettings.installer_cache_dir.help).tag(
         config=True, setting="installer_cache_dir"
     )
-
-    @default("tool")
-    def _default_tool(self) -> str:
-        return str(settings_from_env().installer)
-
-    @default("index_url")
-    def _default_index_url(self) -> str | None:
-        return settings_from_env().index_url
-
-    @default("find_links")
-    def _default_find_links(self) -> list[str]:
-        return settings_from_env().find_links
-
-    @default("no_index")
-    def _default_no_index(self) -> bool:
-        return settings_from_env().no_index
-
-    @default("timeout")
-    def _default_timeout(self) -> float:
-        return settings_from_env().install_timeout
-
-    @default("cache_dir")
-    def _default_cache_dir(self) -> str:
-        settings = settings_from_env()
-        return settings.installer_cache_dir or str(Path(settings.site_dir).expanduser() / ".cache")
 
     _chosen: InstallerTool | None = None
 

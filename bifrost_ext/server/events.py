@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import redis
 
@@ -30,22 +31,17 @@ from ..storage.store import StoreUnavailable
 OnChange = Callable[[RequirementsRecord | None, RequirementsRecord | None], Awaitable[None]]
 
 
+@dataclass
 class ChangeListener:
     """Follows a workspace's change events and keeps this server's package directory current."""
 
-    def __init__(
-        self,
-        service: PackageService,
-        on_change: OnChange,
-        log: logging.Logger,
-        interval: float = 10.0,
-    ) -> None:
-        self.service = service
-        self.on_change = on_change
-        self.log = log
-        self.interval = interval
-        self._connected_once = False
-        self._paused = False  # said that events are unavailable, not yet that they are back
+    service: PackageService
+    on_change: OnChange
+    log: logging.Logger
+    interval: float = 10.0
+    _connected_once: bool = field(default=False, init=False)
+    #: Said that events are unavailable, not yet that they are back.
+    _paused: bool = field(default=False, init=False)
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting (and catching up) whenever Redis comes back.

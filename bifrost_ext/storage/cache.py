@@ -31,11 +31,10 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from traitlets import Float, Unicode, default
-from traitlets.config import LoggingConfigurable
+from traitlets import Float, Unicode
 
 from ..records import RequirementsRecord
-from ..settings import BifrostSettings, settings_from_env
+from ..settings import BifrostSettings, SettingsComponent
 from .redis_connection import CacheUnavailable, RedisConnection, RedisHealth, redis_errors
 from .redis_functions import put_if_newer
 from .redis_names import cache_key
@@ -48,7 +47,7 @@ VALUE_FIELDS = ("version", "content", "hash", "lock")
 REPAIR_INTERVAL = 1.0
 
 
-class RequirementsCache(LoggingConfigurable):
+class RequirementsCache(SettingsComponent):
     """A version-aware Redis copy of workspace requirements; disabled when ``url`` is empty.
 
     ``c.RequirementsCache.url`` wins over ``redis_url``, which is its default.
@@ -60,10 +59,6 @@ class RequirementsCache(LoggingConfigurable):
     socket_timeout = Float(
         2.0, help="Seconds to wait for Redis to connect or answer before treating it as down."
     ).tag(config=True)
-
-    @default("url")
-    def _default_url(self) -> str | None:
-        return settings_from_env().redis_url
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

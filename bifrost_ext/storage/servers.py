@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ..records import RequirementsRecord
 from ..requirements import excerpt
@@ -22,27 +23,24 @@ from .redis_connection import RedisConnection, RedisHealth, redis_errors
 from .redis_names import servers_key
 
 
+def own_server_id() -> str:
+    """How a server names itself unless told: ``<host>:<pid>``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
 class ServerRegistry:
     """This server's entry among its workspace's servers, and the others' entries."""
 
-    def __init__(
-        self,
-        connection: RedisConnection,
-        health: RedisHealth,
-        workspace: str,
-        active: Callable[[], RequirementsRecord | None],
-        server_id: str | None = None,
-        ttl: float = 30.0,
-    ) -> None:
-        self.connection = connection
-        self.health = health
-        self.workspace = workspace
-        #: What this server's package directory holds now.
-        self.active = active
-        #: How this server names itself in change events and in the servers' status.
-        self.server_id = server_id or f"{socket.gethostname()}:{os.getpid()}"
-        #: A server not seen for this long is no longer listed.
-        self.ttl = ttl
+    connection: RedisConnection
+    health: RedisHealth
+    workspace: str
+    #: What this server's package directory holds now.
+    active: Callable[[], RequirementsRecord | None]
+    #: How this server names itself in change events and in the servers' status.
+    server_id: str = field(default_factory=own_server_id)
+    #: A server not seen for this long is no longer listed.
+    ttl: float = 30.0
 
     async def report(self) -> None:
         """Record what this server's package directory holds, and when."""

@@ -32,14 +32,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from filelock import FileLock
 from sqlalchemy.engine import Engine, make_url
-from traitlets import Float, Unicode, default
-from traitlets.config import LoggingConfigurable
+from traitlets import Float, Unicode
 
 from ..errors import EXIT_CONFLICT, EXIT_STORE, BifrostError
 from ..private import private_file
 from ..records import Origin, RequirementsRecord, Revision, short_source
 from ..redaction import redact_urls
-from ..settings import BifrostSettings, settings_from_env
+from ..settings import BifrostSettings, SettingsComponent
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -151,7 +150,7 @@ class _Save:
     now: datetime
 
 
-class RequirementsStore(LoggingConfigurable):
+class RequirementsStore(SettingsComponent):
     """Reads and saves workspace requirements in a SQL database (SQLite or PostgreSQL).
 
     ``url``, ``lock_timeout`` and ``statement_timeout`` refine the settings they are tagged
@@ -171,18 +170,6 @@ class RequirementsStore(LoggingConfigurable):
     statement_timeout = Float(help=BifrostSettings.database_statement_timeout.help).tag(
         config=True, setting="database_statement_timeout"
     )
-
-    @default("url")
-    def _default_url(self) -> str:
-        return settings_from_env().database_url
-
-    @default("lock_timeout")
-    def _default_lock_timeout(self) -> float:
-        return settings_from_env().database_lock_timeout
-
-    @default("statement_timeout")
-    def _default_statement_timeout(self) -> float:
-        return settings_from_env().database_statement_timeout
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
