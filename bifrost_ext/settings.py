@@ -37,8 +37,6 @@ from packaging.utils import canonicalize_name
 from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Undefined, Unicode, default
 from traitlets.config import Config, LoggingConfigurable
 
-from bifrost_kernel.env import ENV_RECYCLE, ENV_WORKSPACE
-
 from .workspaces import DEFAULT_WORKSPACE, check_workspace, workspace_for_user
 
 #: What happens to running kernels that imported a distribution a change replaced.
@@ -240,14 +238,14 @@ def _project_names(values: Any) -> tuple[str, ...]:
     return tuple(str(canonicalize_name(value)) for value in values)
 
 
-def _names(*, help: str, env: str, default: Iterable[str] = (), **metadata: Any) -> List[str]:
+def _names(*, help: str, default: Iterable[str] = (), **metadata: Any) -> List[str]:
     """A setting that is a list of names; its variable separates them by spaces or commas
     (:func:`parse`), and its help says so."""
     return List(
         Unicode(),
         default_value=list(default),
         help=f"{help[:-1]} (the variable: names separated by spaces or commas).",
-    ).tag(config=True, env=env, **metadata)
+    ).tag(**metadata)
 
 
 class BifrostSettings(HasTraits):
@@ -265,8 +263,6 @@ class BifrostSettings(HasTraits):
         help="SQLAlchemy URL of the database that holds the requirements, the source of truth;"
         " a plain postgresql://user@host/db works as is (psycopg 3 ships with bifrost).",
     ).tag(
-        config=True,
-        env="BIFROST_DATABASE_URL",
         flag=True,
         secret=True,
         normalise=_checked_database_url,
@@ -277,100 +273,73 @@ class BifrostSettings(HasTraits):
         allow_none=True,
         help="Redis URL of the requirements cache and the servers' change events; none: reads"
         " go to the database.",
-    ).tag(
-        config=True,
-        env="BIFROST_REDIS_URL",
-        flag=True,
-        secret=True,
-        normalise=_checked_redis_url,
-    )
+    ).tag(flag=True, secret=True, normalise=_checked_redis_url)
     workspace = Unicode(
         help="Workspace whose requirements this server serves: 1-128 letters, digits and"
         " . _ @ + -, starting with a letter, a digit or _; a wrong one stops the extension.",
     ).tag(
-        config=True,
-        env=ENV_WORKSPACE,
         flag=True,
         normalise=check_workspace,
         readme_default="`$JUPYTERHUB_USER` (any name, mapped to a key) if set, else `default`",
     )
     site_dir = Unicode(
         help="Folder holding the package directories kernels import from.",
-    ).tag(
-        config=True,
-        env="BIFROST_SITE_DIR",
-        flag=True,
-        normalise=_folder,
-        readme_default="`<jupyter data dir>/bifrost/site`",
-    )
+    ).tag(flag=True, normalise=_folder, readme_default="`<jupyter data dir>/bifrost/site`")
     installer = Enum(
         INSTALLERS,
         default_value="auto",
         help="Installer: auto (uv, a dependency, when available, else pip), uv or pip.",
-    ).tag(config=True, env="BIFROST_INSTALLER")
+    )
     index_url = Unicode(
         None, allow_none=True, help="Package index URL; none: the installer's default."
-    ).tag(config=True, env="BIFROST_INDEX_URL", normalise=_optional, secret=True)
+    ).tag(normalise=_optional, secret=True)
     find_links = _names(
         help="Extra folders or pages of wheels.",
-        env="BIFROST_FIND_LINKS",
         normalise=tuple,
         secret=True,
     )
     no_index = Bool(
         False,
         help="Install from find_links only (the variable: 1, true, yes or on).",
-    ).tag(config=True, env="BIFROST_NO_INDEX")
+    )
     installer_cache_dir = Unicode(
         None,
         allow_none=True,
         help="The installer's download and wheel cache (uv's and pip's, each in a subfolder). On"
         " the package directories' filesystem uv hard-links from it instead of copying, and a"
         " persistent site volume keeps it warm for the next container.",
-    ).tag(
-        config=True,
-        env="BIFROST_INSTALLER_CACHE_DIR",
-        normalise=_optional,
-        readme_default="`<site_dir>/.cache`",
-    )
+    ).tag(normalise=_optional, readme_default="`<site_dir>/.cache`")
     install_timeout = Float(
         600.0,
         help="Seconds one install may take; the installer's whole process group is then killed.",
-    ).tag(config=True, env="BIFROST_INSTALL_TIMEOUT")
+    )
     database_lock_timeout = Float(
         10.0,
         help="PostgreSQL only: seconds a statement of bifrost's may wait for a lock (another"
         " session's) before it fails and bifrost answers 503 naming it; 0 waits for ever.",
-    ).tag(config=True, env="BIFROST_DATABASE_LOCK_TIMEOUT")
+    )
     database_statement_timeout = Float(
         60.0,
         help="PostgreSQL only: seconds any statement of bifrost's may run (migrations included)"
         " before the database cancels it and bifrost answers 503; 0: no limit.",
-    ).tag(config=True, env="BIFROST_DATABASE_STATEMENT_TIMEOUT")
+    )
     role_connection_limit = Float(
         20.0,
         help="PostgreSQL, for jupyter bifrost grant (and the hub's pre_spawn_hook): how many"
         " connections one workspace's role may hold at once (a role cannot raise its own"
         " limit), so one user cannot take every connection the database has; each server"
         " holds up to 15. 0: no limit.",
-    ).tag(
-        config=True,
-        env="BIFROST_ROLE_CONNECTION_LIMIT",
-        normalise=_connection_limit,
-        readme_default="`20`",
-    )
+    ).tag(normalise=_connection_limit, readme_default="`20`")
     protected_packages = _names(
         help="Packages an install may not replace, besides the kernel's own runtime (ipykernel"
         " and every package it needs, read from each kernel interpreter, always protected): an"
         " install that needs another version than the kernel interpreter has is refused"
         " (422), and copies at its version are left out of the package directory.",
-        env="BIFROST_PROTECTED_PACKAGES",
         normalise=_project_names,
     )
     denied_packages = _names(
         help="Project names that may not be installed, whether asked for or pulled in by"
         " another package (400; the resolved environment is checked before anything is saved).",
-        env="BIFROST_DENIED_PACKAGES",
         normalise=_project_names,
     )
     reserved_commands = _names(
@@ -379,42 +348,39 @@ class BifrostSettings(HasTraits):
         " kernels' PATH: names or globs, `@builtins` for the shell's builtins and `@coreutils`"
         " for GNU coreutils' programs; a build with such a script is refused (422) unless"
         " allowed_scripts names it.",
-        env="BIFROST_RESERVED_COMMANDS",
         normalise=tuple,
     )
     allowed_scripts = _names(
         help="Console scripts (names or globs) a package may put first on kernels' PATH even"
         " when they shadow a command there or in reserved_commands.",
-        env="BIFROST_ALLOWED_SCRIPTS",
         normalise=tuple,
     )
     plugins = _names(
         help="Modules to load as plugins, by name: the ready-made bifrost_ext.plugins.allow_deny"
         " and bifrost_ext.plugins.audit, or an operator's own.",
-        env="BIFROST_PLUGINS",
         normalise=tuple,
     )
     hooks_dir = Unicode(
         "",
         help="A folder whose *.py files are loaded as plugins.",
-    ).tag(config=True, env="BIFROST_HOOKS_DIR", normalise=_optional_path, readme_default="none")
+    ).tag(normalise=_optional_path, readme_default="none")
     recycle = Enum(
         RECYCLE_POLICIES,
         default_value="notify",
         help="Running kernels that imported a distribution a change replaced: notify (they name"
         " their stale modules on their next execution), restart-idle (also restarted once"
         " idle, never while busy) or never.",
-    ).tag(config=True, env=ENV_RECYCLE)
+    )
     sync_interval = Float(
         10.0,
         help="Seconds between this server's checks that its packages match the saved ones"
         " (besides change events), and between its reports to the servers' status.",
-    ).tag(config=True, env="BIFROST_SYNC_INTERVAL")
+    )
     use_provisioner = Bool(
         True,
         help="Make bifrost-provisioner the default provisioner of kernels this server starts"
         " (kernelspecs that name another provisioner keep theirs).",
-    ).tag(config=True, env="BIFROST_USE_PROVISIONER")
+    )
     require_saved_packages = Bool(
         True,
         help="Kernels started outside a Jupyter server (papermill, nbclient, `jupyter execute`):"
@@ -423,14 +389,14 @@ class BifrostSettings(HasTraits):
         " a notice). Kernels a server starts always start, with the notice (the variable: 1,"
         " true, yes or on, or 0, false, no or off; anything else keeps such a kernel from"
         " starting).",
-    ).tag(config=True, env="BIFROST_REQUIRE_SAVED_PACKAGES")
+    )
     kernel_server_url = Unicode(
         None,
         allow_none=True,
         help="URL at which kernels reach their server's packages API (with the server's base"
         " URL, e.g. `/user/<name>/` under JupyterHub); none: the server's own address on"
         " loopback, https under JupyterHub's internal SSL.",
-    ).tag(config=True, env="BIFROST_KERNEL_SERVER_URL", normalise=_optional)
+    ).tag(normalise=_optional)
     kernel_env_allow = _names(
         default=DEFAULT_KERNEL_ENV_ALLOW,
         help="What every kernel this server launches (of any provisioner) inherits from the"
@@ -438,7 +404,6 @@ class BifrostSettings(HasTraits):
         " but its kernelspec's own `env` and what bifrost sets. Whatever is allowed, a"
         " kernel never gets bifrost's store and index settings, nor a variable whose value"
         " holds one of their passwords.",
-        env="BIFROST_KERNEL_ENV_ALLOW",
         normalise=tuple,
         readme_default="`PATH`, `HOME`, `USER`, `LANG`, `LC_*`, `TERM`, `TZ`, `TMPDIR`, `XDG_*`,"
         " `PYTHON*`, `VIRTUAL_ENV`, `CONDA_*`, `JPY_SESSION_NAME`, `JUPYTERHUB_USER`, ...:"
@@ -447,7 +412,7 @@ class BifrostSettings(HasTraits):
     warm_retry_interval = Float(
         5.0,
         help="Seconds between start-up warm-up attempts while the database or Redis is down.",
-    ).tag(config=True, env="BIFROST_WARM_RETRY_INTERVAL")
+    )
 
     def _env(self, name: str, fallback: Any = Undefined) -> Any:
         """The setting's variable, else ``fallback``, else the trait's own default."""
@@ -562,10 +527,14 @@ class BifrostSettings(HasTraits):
         return self._env("warm_retry_interval")
 
 
-#: The settings' traits, in the order README lists them.
+#: The settings' traits, in the order README lists them. Each is configurable
+#: (``c.BifrostApp.<name>``) and its variable is ``BIFROST_<NAME>``.
 SETTING_TRAITS: dict[str, TraitType[Any, Any]] = {
     name: value for name, value in vars(BifrostSettings).items() if isinstance(value, TraitType)
 }
+for _name, _trait in SETTING_TRAITS.items():
+    _trait.metadata.setdefault("env", f"BIFROST_{_name.upper()}")
+    _trait.metadata["config"] = True
 #: Settings that may hold credentials (URLs with passwords): never passed on to a kernel.
 SECRET_SETTINGS: tuple[str, ...] = tuple(
     name for name, trait in SETTING_TRAITS.items() if trait.metadata.get("secret")

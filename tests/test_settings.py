@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bifrost_ext.cli.main import build_parser
-from bifrost_ext.settings import SETTING_TRAITS, Settings, readme_table
+from bifrost_ext.settings import SETTING_TRAITS, Settings, env_variable, readme_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -67,6 +67,15 @@ def test_every_setting_is_a_trait_a_variable_and_a_field() -> None:
         assert traits[name].help == setting.help
         assert setting.metadata["env"].startswith("BIFROST_")
     assert len({s.metadata["env"] for s in SETTING_TRAITS.values()}) == len(SETTING_TRAITS)
+
+
+def test_the_kernel_side_reads_the_variables_the_settings_are_read_from() -> None:
+    """bifrost_kernel names two of the variables itself (it imports nothing of
+    bifrost_ext): they must be the ones the settings derive, ``BIFROST_<NAME>``."""
+    from bifrost_kernel.env import ENV_RECYCLE, ENV_WORKSPACE
+
+    assert env_variable("workspace") == ENV_WORKSPACE
+    assert env_variable("recycle") == ENV_RECYCLE
 
 
 def test_the_cli_flags_are_the_flagged_settings() -> None:
