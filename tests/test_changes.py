@@ -19,8 +19,10 @@ import pytest
 
 import bifrost_ext.engine.kernel_check as kernel_check
 from bifrost_ext.engine.delta import SHARED, reach
+from bifrost_ext.engine.dist_info import freeze
 from bifrost_ext.engine.installer import Installer, InstallError
 from bifrost_ext.engine.kernel_check import KERNEL_IMPORTS
+from bifrost_ext.engine.manifest import MANIFEST
 from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.engine.protection import BreaksKernel
 from bifrost_ext.records import RequirementsRecord
@@ -141,12 +143,12 @@ async def test_unchanged_files_are_shared_and_only_the_difference_takes_space(
 
     old_inodes = {path.stat().st_ino for path in files(old)}
     fresh = [path.relative_to(new) for path in files(new) if path.stat().st_ino not in old_inodes]
-    # Only bfdemo 2.0's files (and its bytecode) are new, beside the marker, the lease kernels
-    # hold (each environment's own) and uv's lock of its target; everything else is the same
-    # inode.
+    # Only bfdemo 2.0's files (and its bytecode) are new, beside the marker, the manifest, the
+    # lease kernels hold (each environment's own) and uv's lock of its target; everything else
+    # is the same inode.
     marker = ".bifrost-complete-" + record(BASE.replace("bfdemo==1.0", "bfdemo==2.0"), 2).hash
     new_tops = {str(path).split("/")[0] for path in fresh}
-    assert new_tops == {"bfdemo", "bfdemo-2.0.dist-info", marker, LEASE, ".lock"}
+    assert new_tops == {"bfdemo", "bfdemo-2.0.dist-info", marker, MANIFEST, LEASE, ".lock"}
     shared = [path for path in files(new) if path.stat().st_ino in old_inodes]
     assert any(path.parent.name == "__pycache__" for path in shared)  # bytecode carried over
     assert len(shared) > len(WIDE)
@@ -296,3 +298,116 @@ async def test_a_kernel_that_waited_for_a_build_from_nothing_finds_its_bytecode(
     finally:
         before.close()
         new.close()
+
+
+# -- what a change runs: the manifest, and no resolution it does not need -------------------
+
+
+class RunCounting(Installer):
+    """The real installer, counting its runs of each kind."""
+
+    installs = 0
+    resolutions = 0
+
+    async def install(self, *args: Any, **kwargs: Any) -> str:
+        self.installs += 1
+        return await super().install(*args, **kwargs)
+
+    async def resolve(self, *args: Any, **kwargs: Any) -> dict[str, str]:
+        self.resolutions += 1
+        return await super().resolve(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bfgx 1.0 needs bfgy; 2.0 also bfgz (new); 3.0 bfgy>=2. bfgq needs bfgy[fast], whose
+    extra brings bfgw. bfplant ships a file named like bifrost's manifest."""
+    house = tmp_path_factory.mktemp("graph-wheels")
+    build_wheel(house, "bfgx", "1.0", requires=["bfgy"])
+    build_wheel(house, "bfgx", "2.0", requires=["bfgy", "bfgz"])
+    build_wheel(house, "bfgx", "3.0", requires=["bfgy>=2"])
+    for version in ("1.0", "2.0"):
+        build_wheel(house, "bfgy", version, requires=['bfgw; extra == "fast"'])
+    build_wheel(house, "bfgz", "1.0")
+    build_wheel(house, "bfgw", "1.0")
+    build_wheel(house, "bfgq", "1.0", requires=["bfgy[fast]"])
+    planted = {MANIFEST: json.dumps({"dists": {"evil": {"version": "1; rm -rf ~"}}})}
+    build_wheel(house, "bfplant", "1.0", extra_files=planted)
+    return house
+
+
+def counted(root: Path, house: Path) -> tuple[PackageDirectory, RunCounting]:
+    installer = RunCounting(tool="uv", find_links=[str(house)], no_index=True)
+    installer.cache_dir = str(root / "cache")
+    return PackageDirectory(root / "pkg", installer, sys.executable), installer
+
+
+async def from_nothing(root: Path, house: Path, content: str) -> str:
+    """The lock a build of ``content`` from nothing has: what a resolution gives."""
+    pkg, _ = counted(root, house)
+    await pkg.ensure(record(content, 1))
+    return pkg.freeze(pkg.current)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "installs", "resolutions"),
+    [
+        # Lines only removed: no installer at all; bfgq's bfgw (through bfgy[fast]) goes too.
+        ("bfgx==1.0\nbfgq\n", "bfgx==1.0\n", 0, 0),
+        # bfgq removed, bfgy still needed by bfgx: kept; nothing installed.
+        ("bfgq\nbfgx==1.0\n", "bfgq\n", 0, 0),
+        # An upgrade whose requirements are there: one run, the new version alone.
+        ("bfgx==1.0\nbfgy==1.0\n", "bfgx==1.0\nbfgy==2.0\n", 1, 0),
+        # Both lines edited: the new versions alone meet each other.
+        ("bfgx==1.0\nbfgy==1.0\n", "bfgx==3.0\nbfgy\n", 1, 0),
+        # An upgrade that needs a new distribution, or another version of one that is
+        # there: resolved.
+        ("bfgx==1.0\n", "bfgx==2.0\n", 2, 1),
+        ("bfgx==1.0\nbfgy<2\n", "bfgx==3.0\n", 2, 1),
+    ],
+)
+async def test_a_change_runs_the_installer_only_for_what_it_cannot_know(
+    tmp_path: Path, graph: Path, before: str, after: str, installs: int, resolutions: int
+) -> None:
+    pkg, installer = counted(tmp_path / "a", graph)
+    await pkg.ensure(record(before, 1))
+    installer.installs = installer.resolutions = 0
+    await pkg.ensure(record(after, 2))
+    assert (installer.installs, installer.resolutions) == (installs, resolutions)
+    lock = pkg.freeze(pkg.current)
+    # The same environment a resolution of the new lines from nothing gives...
+    assert lock == await from_nothing(tmp_path / "b", graph, after)
+    # ...and what the directory holds, not only what its manifest says.
+    assert lock == freeze(pkg.current.resolve())
+    names = [line.split("==")[0] for line in lock.splitlines()]
+    code = "; ".join(f"import {name}" for name in names) + "; print('ok')"
+    assert run(pkg.current, code) == "ok\n"
+    for gone in {"bfgq", "bfgw", "bfgy", "bfgz"} - set(names):
+        assert "ModuleNotFoundError" in run(pkg.current, f"import {gone}")
+
+
+async def test_a_manifest_a_package_ships_is_never_read(tmp_path: Path, graph: Path) -> None:
+    """bfplant ships a file under the manifest's name, with a pin no lock may hold: bifrost
+    writes its own over it, and the lock is what the directory holds."""
+    pkg, _ = counted(tmp_path, graph)
+    await pkg.ensure(record("bfplant\n", 1))
+    assert pkg.freeze(pkg.current) == "bfplant==1.0\n"
+    await pkg.ensure(record("bfplant\nbfgz\n", 2))
+    assert pkg.freeze(pkg.current) == "bfgz==1.0\nbfplant==1.0\n"
+    await pkg.ensure(record("bfgz\n", 3))  # bfplant's RECORD lists the manifest: ours stays
+    assert pkg.freeze(pkg.current) == "bfgz==1.0\n"
+    assert "evil" not in (pkg.current / MANIFEST).read_text()
+
+
+async def test_an_environment_without_a_manifest_is_read_whole(tmp_path: Path, graph: Path) -> None:
+    """An environment built before manifests (or whose manifest is unreadable) is scanned."""
+    pkg, _ = counted(tmp_path, graph)
+    await pkg.ensure(record("bfgx==1.0\nbfgq\n", 1))
+    env = pkg.current.resolve()
+    (env / MANIFEST).write_text("{not json")
+    await pkg.ensure(record("bfgx==1.0\n", 2))
+    assert pkg.freeze(pkg.current) == "bfgx==1.0\nbfgy==2.0\n"
+    (pkg.current.resolve() / MANIFEST).unlink()
+    await pkg.ensure(record("bfgx==1.0\nbfgz\n", 3))
+    assert pkg.freeze(pkg.current) == "bfgx==1.0\nbfgy==2.0\nbfgz==1.0\n"
+    assert pkg.freeze(pkg.current) == freeze(pkg.current.resolve())

@@ -58,22 +58,22 @@ from bifrost_kernel.lease import LEASE
 
 from ..errors import EXIT_INSTALL, EXIT_SAVED_INVALID, BifrostError
 from ..private import write_atomic
-from ..records import RequirementsRecord, lock_pins
+from ..records import RequirementsRecord
 from .bytecode import compile_bytecode, python_files
 from .delta import (
     Delta,
     clone,
-    distribution_tops,
     import_names,
     merge,
     own,
     remove_distributions,
     share,
 )
-from .dist_info import freeze, installed
+from .dist_info import installed
 from .installer import Installer, InstallError, OutputCallback
 from .kernel_check import KERNEL_IMPORTS, FailedBuild, FailureMemory, check_kernel
 from .layout import complete_marker, suffix
+from .manifest import Manifest
 from .protection import KernelRuntime, kernel_runtime
 from .purpose import SYNC, Build, BuildPurpose
 from .scripts import anchor_scripts
@@ -291,8 +291,8 @@ class PackageDirectory:
 
     @staticmethod
     def freeze(env: Path) -> str:
-        """The lock of a built environment (:func:`bifrost_ext.engine.dist_info.freeze`)."""
-        return freeze(env)
+        """The lock of a built environment, from its manifest (:meth:`.Manifest.lock`)."""
+        return Manifest.of(env).lock()
 
     def installed(self, names: Iterable[str] | None = None) -> list[dict[str, str]]:
         """Name and version of the distributions in ``current`` (all, or just ``names``)."""
@@ -329,8 +329,9 @@ class PackageDirectory:
                 # of what they looked up with ``base``: the next change needs no new check.
                 if base is not None and (base / KERNEL_IMPORTS).is_file():
                     os.link(base / KERNEL_IMPORTS, tmp / KERNEL_IMPORTS)
+                manifest = Manifest({})
             elif base is not None:
-                await self._change(base, tmp, record, on_output, pins)
+                manifest = await self._change(base, tmp, record, on_output, pins)
             else:
                 runtime = await self._runtime()
                 tmp.mkdir()
@@ -340,6 +341,7 @@ class PackageDirectory:
                 await compile_bytecode(runtime, tmp, python_files(tmp), self.installer.timeout)
                 # Only a directory the kernel still starts with is ever renamed into place.
                 await check_kernel(runtime, tmp, self.installer.timeout)
+                manifest = Manifest.scan(tmp)
             # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
             self.commands.check(tmp)
             # The lease's name is bifrost's: what a package shipped under it goes (a folder
@@ -348,6 +350,7 @@ class PackageDirectory:
             remove(tmp / LEASE)
             share(tmp)  # its folders into the pool, before any kernel or clone sees them
             (tmp / LEASE).touch()  # made here, so that kernels holding it change nothing
+            manifest.write(tmp)  # over anything a package shipped under its name
             (tmp / marker).touch()
             os.rename(tmp, env)
         finally:
@@ -390,12 +393,12 @@ class PackageDirectory:
         record: RequirementsRecord,
         on_output: OutputCallback | None,
         pins: Sequence[str],
-    ) -> None:
+    ) -> Manifest:
         """Build ``record`` in ``target`` from the complete environment ``base``: what comes
         is installed into a staging folder while ``base`` is cloned (every top-level folder
         shared), the clone gets folders of its own where the change touches it, what goes
         is unlinked and what comes renamed in; then its bytecode, and the kernel check when
-        the change touched what a kernel imports."""
+        the change touched what a kernel imports. Returns the manifest of ``target``."""
         runtime = await self._runtime()
         runtime.check_requested(record.lines)
         staging = self.envs / f".tmp-staging-{suffix()}"
@@ -406,22 +409,23 @@ class PackageDirectory:
             asyncio.to_thread(clone, base, target, {"bin", "__pycache__"})
         )
         try:
-            have = lock_pins(freeze(base))
+            have = Manifest.of(base)
             want = await self._staging(record, runtime, on_output).stage(
                 staging, have, pins, self._base_record()
             )
             await cloning
             for marker in target.glob(complete_marker("*")):  # the clone is not ``base``
                 marker.unlink()
-            delta = Delta.between(have, want)
-            going = distribution_tops(base, delta.remove)
+            delta = Delta.between(have.pins(), want)
+            going = have.tops(delta.remove)
             await asyncio.to_thread(own, target, going | set(os.listdir(staging)))
-            remove_distributions(target, delta.remove)
+            remove_distributions(target, delta.remove, have.dist_info_folders(delta.remove))
             if on_output is not None:
                 for name, version in sorted(delta.remove.items()):
                     if name not in delta.add:
                         on_output(f" - {name}=={version}")
             anchor_scripts(staging)
+            came = Manifest.scan(staging)
             moved = merge(staging, target)
         finally:
             await asyncio.wait([cloning])  # before the caller removes what it made
@@ -429,6 +433,7 @@ class PackageDirectory:
         modules = [path for path in moved if path.endswith(".py")]
         await compile_bytecode(runtime, target, modules, self.installer.timeout)
         await check_kernel(runtime, target, self.installer.timeout, import_names([*going, *moved]))
+        return have.changed(delta.remove, came)
 
     def _locked(self) -> AbstractAsyncContextManager[None]:
         """The directory's lock, waited for as long as a build may take and a minute more."""

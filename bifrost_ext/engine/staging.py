@@ -26,6 +26,7 @@ from .delta import Delta, remove_distributions
 from .dist_info import freeze
 from .installer import Installer, InstallError, OutputCallback
 from .layout import suffix
+from .manifest import Manifest, needed
 from .protection import KernelRuntime, ProtectedPackage
 from .scripts import anchor_scripts
 
@@ -50,35 +51,30 @@ class Staging:
     async def stage(
         self,
         staging: Path,
-        have: dict[str, str],
+        have: Manifest,
         pins: Sequence[str],
         base: RequirementsRecord | None,
     ) -> dict[str, str]:
-        """Install into the empty ``staging`` the distributions that the record needs and
-        ``have`` lacks; return all it needs, by name, the kernel's own left out.
+        """Put into the empty ``staging`` the distributions that the record needs and ``have``
+        (the current environment) lacks; return all it needs, by name, the kernel's own left
+        out.
 
-        When the change only adds lines to ``base`` (the record of the environment ``have``
-        lists, None when unknown), the installer is given those alone, holding the saved
-        pins: one run, the cost of what changed. If that would move a distribution already
-        there, or the change edits or removes lines, every line is resolved and what differs
-        installed without dependencies.
+        When ``base`` (the record ``have`` was built from; None when unknown) is known, a
+        change costs what it changes (:meth:`_without_resolving`): lines only removed run no
+        installer, lines added are installed alone, lines edited are installed without their
+        dependencies, each holding the saved pins. Whatever that cannot settle (a version
+        that moves another distribution, a requirement nothing there meets) resolves every
+        line and installs what differs, without dependencies.
         """
         record, runtime, on_output = self.record, self.runtime, self.on_output
-        before = set(base.lines) if base is not None else set()
-        added = [line for line in record.lines if line not in before]
-        only_added = base is not None and bool(added) and before <= set(record.lines)
 
         async def attempt(held: Sequence[str], first: bool) -> dict[str, str]:
             constraints = [*runtime.pins(), *held]
             _empty(staging)
-            if first and only_added:
-                await self.installer.install(self.python, staging, added, on_output, constraints)
-                self._keep_kernels(lock_pins(freeze(staging)))
-                remove_distributions(staging, runtime.versions)
-                found = lock_pins(freeze(staging))
-                if all(have.get(name, version) == version for name, version in found.items()):
-                    remove_distributions(staging, found.keys() & have.keys())  # there already
-                    return {**have, **found}
+            if first and base is not None:
+                want = await self._without_resolving(staging, have, base, constraints)
+                if want is not None:
+                    return want
                 _empty(staging)
             scratch = self.envs / f".tmp-resolve-{suffix()}"
             found = await self.installer.resolve(
@@ -86,11 +82,42 @@ class Staging:
             )
             self._keep_kernels(found)
             want = {name: v for name, v in found.items() if name not in runtime.versions}
-            if add := Delta.between(have, want).pins():
+            if add := Delta.between(have.pins(), want).pins():
                 await self.installer.install(self.python, staging, add, on_output, no_deps=True)
             return want
 
         return await self._afresh_if_pins_misfit(attempt, pins)
+
+    async def _without_resolving(
+        self, staging: Path, have: Manifest, base: RequirementsRecord, constraints: list[str]
+    ) -> dict[str, str] | None:
+        """What the record needs, by name, when it follows from ``base``'s environment
+        (``have``) and the lines that changed, with what comes put into ``staging``; None
+        when only a resolution can say."""
+        record, runtime = self.record, self.runtime
+        before = set(base.lines)
+        added = [line for line in record.lines if line not in before]
+        if added and before <= set(record.lines):  # lines only added: with their dependencies
+            await self.installer.install(self.python, staging, added, self.on_output, constraints)
+        elif added:  # lines edited: the new versions alone, their requirements checked below
+            await self.installer.install(
+                self.python, staging, added, self.on_output, constraints, no_deps=True
+            )
+        came = Manifest.scan(staging)
+        remove_distributions(staging, runtime.versions)
+        came = Manifest({n: e for n, e in came.dists.items() if n not in runtime.versions})
+        dists = {**have.dists, **came.dists}
+        found = needed(record.lines, dists, runtime.environment, runtime.versions)
+        if found is None:
+            return None
+        self._keep_kernels({name: "" for name in found if name in runtime.versions})
+        moved = [n for n, e in came.dists.items() if have.dists.get(n, e).version != e.version]
+        if moved and not (added and not before <= set(record.lines)):
+            return None  # an added line would move what is there: resolve every line
+        remove_distributions(
+            staging, {n for n, e in came.dists.items() if n in have.dists and n not in moved}
+        )
+        return {name: dists[name].version for name in found if name not in runtime.versions}
 
     async def install_all(self, target: Path, pins: Sequence[str]) -> None:
         """Install every line of the record into the empty ``target`` (a build from nothing)."""

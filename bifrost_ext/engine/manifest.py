@@ -1,0 +1,214 @@
+"""What an environment holds, written down when it is built: its distributions, their files'
+top-level names and their requirements.
+
+request → requirements → installer → **package directory** (what a build holds) → store →
+cache → kernels.
+
+A change costs what it changes only if nothing at each change reads the whole environment.
+Each environment therefore carries a manifest (:data:`MANIFEST`, JSON): for every distribution,
+its version, its ``.dist-info`` folder, the top-level names its ``RECORD`` lists and its
+``Requires-Dist`` lines. A build from nothing scans its environment once
+(:meth:`Manifest.scan`); a change derives the next manifest from the current one and the
+distributions that came and went (:meth:`Manifest.changed`), reading only the newcomers'
+``.dist-info``. The lock (:meth:`Manifest.lock`), what a change removes and what it owns
+(:meth:`Manifest.tops`) and whether the requirements are met without the installer
+(:func:`needed`) are all read from it.
+
+The manifest is bifrost's, like the completion marker: it is written last, over anything a
+package shipped under its name, and an environment without one (or with one that does not
+parse) is scanned instead, so a stale or planted manifest costs time, never correctness of
+what a later change keeps: a folder a manifest does not list is scanned on the next build
+from nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from ..private import write_atomic
+from .dist_info import dist_infos, record_paths
+
+#: The manifest's name at the top of each environment.
+MANIFEST = ".bifrost-manifest.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One distribution of an environment."""
+
+    version: str
+    #: Its ``<name>-<version>.dist-info`` folder, at the top of the environment.
+    dist_info: str
+    #: The top-level names its files are under, its ``.dist-info`` folder included.
+    tops: tuple[str, ...]
+    #: Its ``Requires-Dist`` lines, markers and all.
+    requires: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The distributions of one environment, by canonical name."""
+
+    dists: Mapping[str, Entry]
+
+    @classmethod
+    def scan(cls, env: Path) -> Manifest:
+        """Read every ``.dist-info`` folder of ``env`` (a build from nothing, once)."""
+        return cls({pin.name: _entry(folder, pin.version) for folder, pin in dist_infos(env)})
+
+    @classmethod
+    def of(cls, env: Path) -> Manifest:
+        """The manifest ``env`` was built with; scanned when it has none that parses."""
+        try:
+            data = json.loads((env / MANIFEST).read_text("utf-8"))
+            return cls(
+                {
+                    str(name): Entry(
+                        str(entry["version"]),
+                        str(entry["dist_info"]),
+                        tuple(map(str, entry["tops"])),
+                        tuple(map(str, entry["requires"])),
+                    )
+                    for name, entry in data["dists"].items()
+                }
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return cls.scan(env)
+
+    def write(self, env: Path) -> None:
+        """Write it into ``env`` (over whatever a package shipped under its name)."""
+        data = {
+            "dists": {
+                name: {
+                    "version": entry.version,
+                    "dist_info": entry.dist_info,
+                    "tops": list(entry.tops),
+                    "requires": list(entry.requires),
+                }
+                for name, entry in sorted(self.dists.items())
+            }
+        }
+        path = env / MANIFEST
+        if path.is_symlink() or path.is_dir():  # a package's, under bifrost's name
+            _remove(path)
+        write_atomic(path, json.dumps(data, separators=(",", ":")))
+
+    def changed(self, gone: Collection[str], came: Manifest) -> Manifest:
+        """The manifest of this environment once the distributions named ``gone`` are out
+        and those of ``came`` (what a staging folder held) are in."""
+        dists = {name: entry for name, entry in self.dists.items() if name not in gone}
+        dists.update(came.dists)
+        return Manifest(dists)
+
+    def pins(self) -> dict[str, str]:
+        """Canonical name → version."""
+        return {name: entry.version for name, entry in self.dists.items()}
+
+    def lock(self) -> str:
+        """``name==version`` of each distribution, sorted: the environment's lock."""
+        return "".join(
+            f"{pin}\n" for pin in sorted(f"{n}=={e.version}" for n, e in self.dists.items())
+        )
+
+    def tops(self, names: Iterable[str]) -> set[str]:
+        """The top-level names the files of the distributions ``names`` are under."""
+        return {top for name in names if name in self.dists for top in self.dists[name].tops}
+
+    def dist_info_folders(self, names: Iterable[str]) -> dict[str, str]:
+        """Canonical name → ``.dist-info`` folder, for those of ``names`` it holds."""
+        return {name: self.dists[name].dist_info for name in names if name in self.dists}
+
+
+def needed(
+    lines: Iterable[str],
+    dists: Mapping[str, Entry],
+    environment: Mapping[str, str],
+    kernel: Mapping[str, str],
+) -> set[str] | None:
+    """The distributions of ``dists`` that the requirement ``lines`` need, following each one's
+    requirements (markers evaluated in the kernel interpreter's ``environment``, extras
+    followed), the kernel's own (``kernel``: name → version) among them where they meet a
+    requirement (their own requirements are the kernel's). None when a requirement is met by
+    nothing there (a missing distribution, a version outside its specifier): then only a
+    resolution can say."""
+    found: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    todo: list[tuple[Requirement, tuple[str, ...]]] = []
+    for line in lines:
+        try:
+            todo.append((Requirement(line), ("",)))
+        except InvalidRequirement:
+            return None
+    while todo:
+        requirement, context = todo.pop()
+        marker = requirement.marker
+        if marker is not None and not any(
+            marker.evaluate({**environment, "extra": extra}) for extra in context
+        ):
+            continue
+        name = str(canonicalize_name(requirement.name))
+        entry = dists.get(name)
+        version = entry.version if entry is not None else kernel.get(name)
+        if version is None:
+            return None
+        if requirement.url is None and not requirement.specifier.contains(
+            version, prereleases=True
+        ):
+            return None
+        found.add(name)
+        if entry is None:
+            continue  # the kernel's own: its requirements are the kernel's business
+        extras = ("", *sorted(requirement.extras))
+        fresh = tuple(extra for extra in extras if (name, extra) not in seen)
+        seen.update((name, extra) for extra in fresh)
+        for text in entry.requires if fresh else ():
+            try:
+                todo.append((Requirement(text), fresh))
+            except InvalidRequirement:
+                return None
+    return found
+
+
+def _entry(folder: Path, version: str) -> Entry:
+    tops = {folder.name}
+    for row in record_paths(folder):
+        parts = Path(os.path.normpath(row)).parts
+        if parts and parts[0] != os.pardir:
+            tops.add(parts[0])
+    return Entry(version, folder.name, tuple(sorted(tops)), _requires(folder / "METADATA"))
+
+
+def _requires(metadata: Path) -> tuple[str, ...]:
+    """The ``Requires-Dist`` lines of a METADATA file's headers (continuation lines joined)."""
+    try:
+        text = metadata.read_text("utf-8", errors="replace")
+    except OSError:
+        return ()
+    headers: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the body (the description) starts here
+        if line[0] in " \t" and headers:
+            headers[-1] += " " + line.strip()
+        else:
+            headers.append(line)
+    return tuple(
+        header.split(":", 1)[1].strip()
+        for header in headers
+        if header.lower().startswith("requires-dist:")
+    )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
