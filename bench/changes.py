@@ -397,6 +397,9 @@ class VariantRun:
                 remove(entry)
         os.utime(self.base_env)
         self.package_dir.sweep()  # the pool folders only the sample's build linked into
+        # What the service does after each change, off the request's path: the clone the
+        # next change starts from.
+        await self.package_dir.prepare_next()
 
     async def sample(self, i: int) -> None:
         extra = self.env.extra(i)

@@ -12,10 +12,11 @@ largest N against the smallest: a change must cost what it changes, not what is 
 
 Every sample starts from the same base, built once (cold, untimed) and current. bifrost's
 change goes through :meth:`PackageDirectory.build_and_switch` with the base's lock as pins, as
-``PackageService._attempt`` does it; then ``current`` is switched back to the base and the
-sample's build deleted, untimed. The raw command runs in a fresh ``cp -al`` copy of the base
-(untimed), with the same installer settings and warm cache. Needs neither PostgreSQL nor Redis
-nor the package index: the wheels are built here.
+``PackageService._attempt`` does it; then ``current`` is switched back to the base, the
+sample's build deleted and the clone the next change starts from made (as the service makes
+it after each change, off the request's path), untimed. The raw command runs in a fresh
+``cp -al`` copy of the base (untimed), with the same installer settings and warm cache.
+Needs neither PostgreSQL nor Redis nor the package index: the wheels are built here.
 """
 
 from __future__ import annotations
@@ -164,6 +165,9 @@ class SizeRun:
                 remove(entry)
         os.utime(self.base_env)
         self.package_dir.sweep()
+        # What the service does after each change, off the request's path: the clone the
+        # next change starts from.
+        await self.package_dir.prepare_next()
 
     def raw_command(self, kind: Kind, i: int, target: Path) -> list[str]:
         subcommand, specs = kind.raw(i)

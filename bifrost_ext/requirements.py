@@ -11,6 +11,7 @@ rendered as a stable, sorted ``requirements.txt``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import reprlib
@@ -188,12 +189,28 @@ def parse_content(content: str) -> Requirements:
 def saved_error(content: str) -> str | None:
     """Why saved content fails validation (a row written past bifrost, by hand or by a
     workspace role's own ``UPDATE``), or None when it passes: the one definition every
-    surface (API, CLI, magic, panel, builds) uses."""
-    try:
-        parse_content(content)
-    except InvalidSpec as exc:
-        return str(exc)
+    surface (API, CLI, magic, panel, builds) uses. Each line is checked once per process
+    (:func:`_checked_line`): a change to a long file costs its new lines."""
+    names: set[str] = set()
+    for line in content.splitlines():
+        if not line.strip():
+            continue
+        name, error = _checked_line(line)
+        if error is not None:
+            return error
+        if name in names:
+            return str(InvalidSpec(line, f"{name!r} is given more than once"))
+        names.add(name)
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_line(line: str) -> tuple[str, str | None]:
+    """A saved line's canonical name, and why it fails :func:`parse_spec` (None: it passes)."""
+    try:
+        return parse_spec(line).name, None
+    except InvalidSpec as exc:
+        return "", str(exc)
 
 
 def merge(current: Mapping[str, Requirement], new: Mapping[str, Requirement]) -> Requirements:

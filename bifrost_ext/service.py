@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pluggy
+from filelock import Timeout
 from packaging.utils import canonicalize_name
 
 from .engine.installer import Installer, InstallError, OutputCallback
@@ -650,6 +651,7 @@ class PackageService:
             raise
         self._notify("bifrost_after_install", **hook_args, record=saved, error=None)
         await self._after_save(base, saved, change.caller.origin)
+        self._in_background(self._prepare_next(package_dir))
         kept = package_dir.kernel_kept.pop(saved.hash, {})
         kept = kept if change.report else {}  # an install's news; a removal keeps them on
         versions = version_changes(self._locked(base, change, package_dir), saved.locked)
@@ -697,6 +699,15 @@ class PackageService:
             _run(self.local_copy.keep, saved),
         )
         self._in_background(self.changes.announce(saved, self.servers.server_id))
+
+    async def _prepare_next(self, package_dir: PackageDirectory) -> None:
+        """The clone the next change starts from, made off the request's path
+        (:meth:`PackageDirectory.prepare_next`); when it fails, the next change clones for
+        itself."""
+        try:
+            await package_dir.prepare_next()
+        except (OSError, InstallError, Timeout) as exc:
+            self.log.debug("bifrost: no clone made ahead of the next change: %s", exc)
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
         notify(self.plugins, hook, self.log, workspace=self.workspace, **kwargs)

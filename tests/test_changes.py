@@ -411,3 +411,41 @@ async def test_an_environment_without_a_manifest_is_read_whole(tmp_path: Path, g
     await pkg.ensure(record("bfgx==1.0\nbfgz\n", 3))
     assert pkg.freeze(pkg.current) == "bfgx==1.0\nbfgy==2.0\nbfgz==1.0\n"
     assert pkg.freeze(pkg.current) == freeze(pkg.current.resolve())
+
+
+async def test_the_next_change_starts_from_the_clone_made_ahead_of_it(
+    tmp_path: Path, graph: Path
+) -> None:
+    """After a change, the service has the current environment cloned off the request's path
+    (:meth:`PackageDirectory.prepare_next`); the next change is built from that clone, with
+    the bytecode kernels wrote meanwhile, and a clone of anything but ``current`` is
+    collected."""
+    pkg, _ = counted(tmp_path, graph)
+    await pkg.ensure(record("bfgx==1.0\nbfgz\n", 1))
+    base = pkg.current.resolve()
+    await pkg.prepare_next()
+    spare = pkg.envs / f".spare-{base.name}"
+    assert spare.is_dir()
+    assert not list(spare.glob(".bifrost-complete-*"))
+    await pkg.prepare_next()  # there already: nothing to do
+    # A kernel imports a top-level module of the base after the clone was made.
+    (base / "__pycache__").mkdir(exist_ok=True)
+    (base / "__pycache__" / "late.cpython-311.pyc").write_bytes(b"kernel's bytecode")
+    clone_inode = spare.stat().st_ino
+    await pkg.ensure(record("bfgx==1.0\n", 2))
+    new = pkg.current.resolve()
+    assert new.stat().st_ino == clone_inode  # the clone, renamed
+    assert not spare.exists()
+    assert (new / "__pycache__" / "late.cpython-311.pyc").read_bytes() == b"kernel's bytecode"
+    assert pkg.freeze(pkg.current) == freeze(new) == "bfgx==1.0\nbfgy==2.0\n"
+    assert run(pkg.current, "import bfgx, bfgy; print('ok')") == "ok\n"
+    assert (base / MANIFEST).is_file()  # the base, untouched, kept as the previous one
+    assert "ModuleNotFoundError" not in run(base, "import bfgz")
+    # The base's clone, made while it was current, goes at the next switch; current's stays.
+    stale = pkg.envs / f".spare-{base.name}"
+    stale.mkdir()
+    await pkg.prepare_next()
+    await pkg.ensure(record("bfgx==1.0\nbfgw\n", 3))
+    await pkg.prepare_next()
+    assert not stale.exists()
+    assert (pkg.envs / f".spare-{pkg.current.resolve().name}").is_dir()

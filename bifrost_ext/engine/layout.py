@@ -17,11 +17,11 @@ import uuid
 ENVIRONMENT = re.compile(r"[0-9a-f]{64}")
 #: The names of what builds leave in ``envs/``, the only entries the collector removes there
 #: (besides the pool's folders, :data:`SHARED_ID`): an environment, the short name an earlier
-#: release gave it, and the temporary folders of a build, a staging, a resolution or a trial,
-#: with the installer's files beside them.
+#: release gave it, the spare clone of one (:func:`spare`), and the temporary folders of a
+#: build, a staging, a resolution, a trial or a spare, with the installer's files beside them.
 COLLECTABLE = re.compile(
-    r"[0-9a-f]{64}|@[0-9a-f]{16}"
-    r"|\.tmp-(?:(?:incomplete-)?[0-9a-f]{12}-|staging-|resolve-|trial-)[0-9a-f]{8}"
+    r"[0-9a-f]{64}|@[0-9a-f]{16}|\.spare-[0-9a-f]{64}"
+    r"|\.tmp-(?:(?:incomplete-)?[0-9a-f]{12}-|staging-|resolve-|trial-|spare-)[0-9a-f]{8}"
     r"(?:\.pid|\.constraints\.txt|\.in|\.out)?"
 )
 
@@ -33,6 +33,11 @@ SHARED_ID = re.compile(r"[0-9a-f]{10}")
 def complete_marker(digest: str) -> str:
     """The file written last into the environment of requirements hash ``digest``."""
     return f".bifrost-complete-{digest}"
+
+
+def spare(env: str) -> str:
+    """The name of the clone of environment ``env`` made ahead of the next change."""
+    return f".spare-{env}"
 
 
 def suffix() -> str:

@@ -23,6 +23,7 @@ from nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -143,10 +144,9 @@ def needed(
     seen: set[tuple[str, str]] = set()
     todo: list[tuple[Requirement, tuple[str, ...]]] = []
     for line in lines:
-        try:
-            todo.append((Requirement(line), ("",)))
-        except InvalidRequirement:
+        if (parsed := _requirement(line)) is None:
             return None
+        todo.append((parsed, ("",)))
     while todo:
         requirement, context = todo.pop()
         marker = requirement.marker
@@ -170,11 +170,20 @@ def needed(
         fresh = tuple(extra for extra in extras if (name, extra) not in seen)
         seen.update((name, extra) for extra in fresh)
         for text in entry.requires if fresh else ():
-            try:
-                todo.append((Requirement(text), fresh))
-            except InvalidRequirement:
+            if (parsed := _requirement(text)) is None:
                 return None
+            todo.append((parsed, fresh))
     return found
+
+
+@functools.lru_cache(maxsize=16384)
+def _requirement(text: str) -> Requirement | None:
+    """``text`` parsed, once per process (an environment's requirements recur at every
+    change); None when it does not parse. Shared: never modified."""
+    try:
+        return Requirement(text)
+    except InvalidRequirement:
+        return None
 
 
 def _entry(folder: Path, version: str) -> Entry:

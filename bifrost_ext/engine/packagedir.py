@@ -50,7 +50,7 @@ import json
 import os
 import shutil
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -72,7 +72,7 @@ from .delta import (
 from .dist_info import installed
 from .installer import Installer, InstallError, OutputCallback
 from .kernel_check import KERNEL_IMPORTS, FailedBuild, FailureMemory, check_kernel
-from .layout import complete_marker, suffix
+from .layout import complete_marker, spare, suffix
 from .manifest import Manifest
 from .protection import KernelRuntime, kernel_runtime
 from .purpose import SYNC, Build, BuildPurpose
@@ -129,6 +129,15 @@ class SavedInvalid(InstallError):
             " install or rollback replaces them"
         )
         self.reason = reason
+
+
+def _clone(base: Path, target: Path) -> None:
+    """``target`` a clone of the complete environment ``base`` that a change can modify:
+    always with its own bin/ (a console script finds its environment from its own real path)
+    and __pycache__/ (the bytecode of top-level modules), and without ``base``'s markers."""
+    clone(base, target, {"bin", "__pycache__"})
+    for marker in target.glob(complete_marker("*")):  # the clone is not ``base``
+        marker.unlink()
 
 
 class PackageDirectory:
@@ -403,19 +412,13 @@ class PackageDirectory:
         runtime.check_requested(record.lines)
         staging = self.envs / f".tmp-staging-{suffix()}"
         staging.mkdir()
-        # Always bin/ (a console script finds its environment from its own real path) and
-        # __pycache__/ (the bytecode of top-level modules, compiled below).
-        cloning = asyncio.ensure_future(
-            asyncio.to_thread(clone, base, target, {"bin", "__pycache__"})
-        )
+        cloning = asyncio.ensure_future(asyncio.to_thread(self._clone_of, base, target))
         try:
             have = Manifest.of(base)
             want = await self._staging(record, runtime, on_output).stage(
                 staging, have, pins, self._base_record()
             )
             await cloning
-            for marker in target.glob(complete_marker("*")):  # the clone is not ``base``
-                marker.unlink()
             delta = Delta.between(have.pins(), want)
             going = have.tops(delta.remove)
             await asyncio.to_thread(own, target, going | set(os.listdir(staging)))
@@ -434,6 +437,41 @@ class PackageDirectory:
         await compile_bytecode(runtime, target, modules, self.installer.timeout)
         await check_kernel(runtime, target, self.installer.timeout, import_names([*going, *moved]))
         return have.changed(delta.remove, came)
+
+    async def prepare_next(self) -> None:
+        """Clone the environment ``current`` holds ahead of the next change, which then starts
+        from it (:meth:`_clone_of`): a clone costs a link per top-level entry, thousands in a
+        large environment, and this puts that off every request's path. Run in the
+        background after a switch; under the directory's lock, like every build."""
+        async with self._locked():
+            base = self._base()
+            if base is None or (self.envs / spare(base.name)).is_dir():
+                return
+            tmp = self.envs / f".tmp-spare-{suffix()}"
+            try:
+                await asyncio.to_thread(_clone, base, tmp)
+                os.rename(tmp, self.envs / spare(base.name))
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _clone_of(base: Path, target: Path) -> None:
+        """Make ``target`` a clone of ``base``: the spare :meth:`prepare_next` made when there
+        is one (renamed, with the bytecode kernels wrote into ``base`` since), else now."""
+        try:
+            os.rename(base.parent / spare(base.name), target)
+        except FileNotFoundError:
+            _clone(base, target)
+            return
+        cache, copy = base / "__pycache__", target / "__pycache__"
+        if cache.is_dir() and not cache.is_symlink():
+            copy.mkdir(exist_ok=True)
+            have = set(os.listdir(copy))
+            for name in os.listdir(cache):
+                if name not in have:
+                    with suppress(OSError):
+                        os.link(cache / name, copy / name, follow_symlinks=False)
 
     def _locked(self) -> AbstractAsyncContextManager[None]:
         """The directory's lock, waited for as long as a build may take and a minute more."""

@@ -31,7 +31,7 @@ from bifrost_kernel.lease import LEASE
 from ..private import private_dir
 from .delta import SHARED, Reach, reach
 from .installer import InstallError, stop_orphaned_installer
-from .layout import COLLECTABLE, ENVIRONMENT, SHARED_ID, complete_marker, suffix
+from .layout import COLLECTABLE, ENVIRONMENT, SHARED_ID, complete_marker, spare, suffix
 
 #: The last environments ``current`` moved away from, kept while younger than
 #: :data:`KEEP_RECENT_SECONDS` so that switching back soon (undoing a change) needs no
@@ -162,6 +162,7 @@ class Collector:
                     elif claim is not None:
                         claims.append(claim)  # held until it is removed: no kernel takes it
             kept, shared = self._reachable(roots)
+            kept |= {spare(name) for name in keep}  # the next change's clone of ``current``
             for entry in by_age:
                 if entry.name.startswith("@"):  # a short name: kept with its environment
                     with suppress(OSError):
