@@ -15,6 +15,7 @@ from the database or from an installer's resolution, which are untrusted too.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -44,6 +45,12 @@ def make_pin(name: object, version: object) -> Pin | None:
     what ``packaging`` accepts (the name's PEP 508 grammar, a PEP 440 version)."""
     if not isinstance(name, str) or not isinstance(version, str):
         return None
+    return _pin(name, version)
+
+
+@functools.lru_cache(maxsize=16384)
+def _pin(name: str, version: str) -> Pin | None:
+    """:func:`make_pin` of two strings, once per process (locks and manifests repeat them)."""
     try:
         return Pin(str(canonicalize_name(name, validate=True)), str(Version(version)))
     except (InvalidName, InvalidVersion):

@@ -449,3 +449,34 @@ async def test_the_next_change_starts_from_the_clone_made_ahead_of_it(
     await pkg.prepare_next()
     assert not stale.exists()
     assert (pkg.envs / f".spare-{pkg.current.resolve().name}").is_dir()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"dist_info": "../../../../victim", "tops": ["bfgz"]},
+        {"dist_info": "bfgz-1.0.dist-info", "tops": ["../../../../victim"]},
+        {"dist_info": "bfgz-1.0.dist-info", "tops": ["bfgz"], "version": "1; rm -rf ~"},
+    ],
+)
+async def test_a_manifest_written_past_bifrost_is_not_trusted(
+    tmp_path: Path, graph: Path, entry: dict[str, Any]
+) -> None:
+    """The environment is its user's to write: a manifest naming places outside it, or a pin
+    no lock may hold, is not read (the environment is scanned), and nothing outside is
+    touched."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    pkg, _ = counted(tmp_path / "site", graph)
+    await pkg.ensure(record("bfgx==1.0\nbfgz\n", 1))
+    env = pkg.current.resolve()
+    data = json.loads((env / MANIFEST).read_text())
+    data["dists"]["bfgz"].update(entry)
+    (env / MANIFEST).unlink()  # a file of its own, not the hard link the pool shares
+    (env / MANIFEST).write_text(json.dumps(data))
+    assert pkg.freeze(pkg.current) == "bfgx==1.0\nbfgy==2.0\nbfgz==1.0\n"
+    await pkg.ensure(record("bfgx==1.0\n", 2))
+    assert pkg.freeze(pkg.current) == freeze(pkg.current.resolve()) == "bfgx==1.0\nbfgy==2.0\n"
+    assert (victim / "keep.txt").read_text() == "mine"
+    assert "ModuleNotFoundError" in run(pkg.current, "import bfgz")

@@ -30,10 +30,12 @@ import shutil
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from ..pins import DIST_INFO, make_pin
 from ..private import write_atomic
 from .dist_info import dist_infos, record_paths
 
@@ -70,19 +72,10 @@ class Manifest:
         """The manifest ``env`` was built with; scanned when it has none that parses."""
         try:
             data = json.loads((env / MANIFEST).read_text("utf-8"))
-            return cls(
-                {
-                    str(name): Entry(
-                        str(entry["version"]),
-                        str(entry["dist_info"]),
-                        tuple(map(str, entry["tops"])),
-                        tuple(map(str, entry["requires"])),
-                    )
-                    for name, entry in data["dists"].items()
-                }
-            )
+            dists = {name: _read(name, entry) for name, entry in data["dists"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return cls.scan(env)
+        return cls(dists)
 
     def write(self, env: Path) -> None:
         """Write it into ``env`` (over whatever a package shipped under its name)."""
@@ -184,6 +177,37 @@ def _requirement(text: str) -> Requirement | None:
         return Requirement(text)
     except InvalidRequirement:
         return None
+
+
+def _read(name: object, entry: Any) -> Entry:
+    """One entry of a manifest file, or ValueError when it is not what :meth:`Manifest.write`
+    writes: the environment is its user's to write, and its names reach ``unlink`` and
+    ``rmtree`` (a ``dist_info`` of ``../..``) and the lock (a version of ``1; rm -rf ~``)."""
+    pin = make_pin(name, entry["version"])
+    dist_info, tops, requires = entry["dist_info"], entry["tops"], entry["requires"]
+    if (
+        pin is None
+        or pin.name != name
+        or pin.version != entry["version"]
+        or not _plain(dist_info)
+        or not dist_info.endswith(DIST_INFO)
+        or not isinstance(tops, list)
+        or not all(_plain(top) for top in tops)
+        or not isinstance(requires, list)
+        or not all(isinstance(text, str) for text in requires)
+    ):
+        raise ValueError(f"not a manifest entry: {name!r}")
+    return Entry(pin.version, dist_info, tuple(tops), tuple(requires))
+
+
+def _plain(name: object) -> bool:
+    """A name of one entry at the top of an environment (no ``/``, not ``.`` or ``..``)."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\0" not in name
+    )
 
 
 def _entry(folder: Path, version: str) -> Entry:
