@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from changes import link_tree, remove, run_installer
+from changes import SCIENCE_SAMPLES, index_reachable, link_tree, remove, run_installer
 from figures import line, median_ms, paired_line
 from packaging.utils import canonicalize_name
 
@@ -68,35 +68,69 @@ def build_wheels(wheelhouse: Path, largest: int, samples: int) -> None:
         build_wheel(wheelhouse, f"bfsizenew{i:02d}", "1.0")
 
 
-@dataclass
-class Kind:
-    """One kind of one-line change: the new requirements, and the raw command's arguments."""
+@dataclass(frozen=True)
+class Changes:
+    """A base environment and the one-line changes each sample makes to it."""
 
     name: str
-    #: From the base's lines and the sample's number: the changed lines.
-    lines: Callable[[list[str], int], list[str]]
-    #: The raw uv subcommand and its specs.
-    raw: Callable[[int], tuple[str, list[str]]]
+    lines: list[str]
+    #: By the sample's number: the line an addition adds, the base line an upgrade edits and
+    #: what it becomes, and the line a removal takes out.
+    added: Callable[[int], str]
+    upgraded: Callable[[int], tuple[str, str]]
+    removed: Callable[[int], str]
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def after(self, kind: str, i: int) -> list[str]:
+        """The requirement lines after sample ``i``'s change of ``kind``."""
+        if kind == "add":
+            return [*self.lines, self.added(i)]
+        if kind == "upgrade":
+            old, new = self.upgraded(i)
+            return [new if line == old else line for line in self.lines]
+        return [line for line in self.lines if line != self.removed(i)]
+
+    def raw(self, kind: str, i: int) -> tuple[str, list[str]]:
+        """The raw uv subcommand doing the same in place, and its arguments."""
+        if kind == "add":
+            return "install", [self.added(i)]
+        if kind == "upgrade":
+            return "install", [self.upgraded(i)[1]]
+        return "uninstall", [self.removed(i).split("==")[0]]
 
 
-KINDS = (
-    Kind(
-        "add",
-        lambda lines, i: [*lines, f"bfsizenew{i:02d}"],
-        lambda i: ("install", [f"bfsizenew{i:02d}"]),
-    ),
-    Kind(
-        "upgrade",
-        lambda lines, i: [
-            f"{base_name(i)}==2.0" if line == base_name(i) else line for line in lines
-        ],
-        lambda i: ("install", [f"{base_name(i)}==2.0"]),
-    ),
-    Kind(
-        "remove",
-        lambda lines, i: [line for line in lines if line != base_name(i)],
-        lambda i: ("uninstall", [base_name(i)]),
-    ),
+KINDS = ("add", "upgrade", "remove")
+
+
+def synthetic(size: int, wheelhouse: Path) -> Changes:
+    return Changes(
+        f"N = {size}",
+        [base_name(i) for i in range(size)],
+        lambda i: f"bfsizenew{i:02d}",
+        lambda i: (base_name(i), f"{base_name(i)}==2.0"),
+        base_name,
+        (str(wheelhouse),),
+        True,
+    )
+
+
+#: The realistic set, from the package index: requests pinned one release back to upgrade it.
+SCIENCE = [
+    "pandas",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "scikit-learn",
+    "pyarrow",
+    "requests==2.31.0",
+]
+SCIENCE_CHANGES = Changes(
+    "data-science",
+    SCIENCE,
+    lambda _i: "six",
+    lambda _i: ("requests==2.31.0", "requests==2.32.3"),
+    lambda _i: "requests==2.31.0",
 )
 
 
@@ -105,28 +139,28 @@ class SizeRun:
     """One base environment of ``size`` distributions and its paired samples."""
 
     work: Path
-    wheelhouse: Path
-    size: int
+    changes: Changes
     cache: Path
     bifrost: dict[str, list[float]] = field(default_factory=dict)
     raw: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.site = self.work / f"site-{self.size}"
+        self.site = self.work / f"site-{len(self.changes.lines)}-{self.changes.no_index}"
         self.settings = Settings.from_values(
             {
                 "workspace": WORKSPACE,
                 "site_dir": str(self.site),
                 "installer": "uv",
-                "find_links": [str(self.wheelhouse)],
-                "no_index": True,
+                "find_links": list(self.changes.find_links),
+                "no_index": self.changes.no_index,
                 "installer_cache_dir": str(self.cache),
+                "install_timeout": 3600.0,  # a cold download of the real set on a slow link
             },
             environ={},
         )
         self.installer = Installer(config=component_config(self.settings, (Installer,)))
         self.package_dir = PackageDirectory(self.site / WORKSPACE / "py", self.installer, PYTHON)
-        self.lines = [base_name(i) for i in range(self.size)]
+        self.lines = self.changes.lines
         self.base = RequirementsRecord.empty(WORKSPACE)
 
     async def setup(self) -> None:
@@ -169,83 +203,93 @@ class SizeRun:
         # next change starts from.
         await self.package_dir.prepare_next()
 
-    def raw_command(self, kind: Kind, i: int, target: Path) -> list[str]:
-        subcommand, specs = kind.raw(i)
+    def raw_command(self, kind: str, i: int, target: Path) -> list[str]:
+        subcommand, specs = self.changes.raw(kind, i)
         if subcommand == "install":
             return self.installer.command(PYTHON, target, specs)
         uv = self.installer.command(PYTHON, target, ["x"])[0]
         return [uv, "pip", "uninstall", "--python", PYTHON, "--target", str(target), *specs]
 
-    async def sample(self, kind: Kind, i: int) -> None:
+    async def sample(self, kind: str, i: int) -> None:
         copy = self.work / "raw-copy"
         link_tree(self.base_env, copy)
         os.utime(self.base_env)
         os.sync()
         cmd = self.raw_command(kind, i, copy)
         env = self.installer.environment()
-        raw, ours = self.raw.setdefault(kind.name, []), self.bifrost.setdefault(kind.name, [])
+        raw, ours = self.raw.setdefault(kind, []), self.bifrost.setdefault(kind, [])
         if i % 2:
             raw.append(run_installer(cmd, env, self.work))
-        ours.append(await self.change(kind.lines(self.lines, i)))
+        ours.append(await self.change(self.changes.after(kind, i)))
         if not i % 2:
             raw.append(run_installer(cmd, env, self.work))
         if self.package_dir.current.resolve() == self.base_env:
-            raise RuntimeError(f"the {kind.name} did not switch current away from the base")
+            raise RuntimeError(f"the {kind} did not switch current away from the base")
         shutil.rmtree(copy)
         await self.back_to_base()
 
     def warm(self, samples: int) -> None:
         """Every package a sample installs, once through the cache (untimed)."""
         warm = self.work / "warm"
-        specs = [f"bfsizenew{i:02d}" for i in range(samples)]
-        specs += [f"{base_name(i)}==2.0" for i in range(samples)]
+        specs = sorted(
+            {self.changes.added(i) for i in range(samples)}
+            | {self.changes.upgraded(i)[1] for i in range(samples)}
+        )
         run_installer(
             self.installer.command(PYTHON, warm, specs), self.installer.environment(), self.work
         )
         shutil.rmtree(warm)
 
 
-async def sizes(work: Path, repeat: int) -> None:
+async def measure(run: SizeRun, samples: int) -> None:
+    await run.setup()
+    run.warm(samples)
+    for kind in KINDS:
+        for i in range(samples):
+            await run.sample(kind, i)
+    shutil.rmtree(run.site)
+    cells = ", ".join(
+        f"{kind} {median_ms(run.bifrost[kind]):.0f} ms (uv {median_ms(run.raw[kind]):.0f} ms)"
+        for kind in KINDS
+    )
+    print(f"  {run.changes.name}: {cells}")
+
+
+async def sizes(work: Path, repeat: int, index: bool = True) -> None:
     samples = max(4, repeat)
     print(
         f"9. One-line changes by the environment's size: add, upgrade and remove in bases of"
-        f" {', '.join(str(n) for n in SIZES)} distributions of {MODULES} modules, against raw"
-        f" uv in place ({samples} paired samples each)"
+        f" {', '.join(str(n) for n in SIZES)} distributions of {MODULES} modules, and in the"
+        f" data-science set, against raw uv in place ({samples} paired samples each)"
     )
     work.mkdir(parents=True)
     wheelhouse, cache = work / "wheels", work / "cache"
     build_wheels(wheelhouse, max(SIZES), samples)
     runs: list[SizeRun] = []
     for size in SIZES:
-        run = SizeRun(work, wheelhouse, size, cache)
-        await run.setup()
-        run.warm(samples)
-        for kind in KINDS:
-            for i in range(samples):
-                await run.sample(kind, i)
-        shutil.rmtree(run.site)
-        runs.append(run)
-        cells = ", ".join(
-            f"{kind.name} {median_ms(run.bifrost[kind.name]):.0f} ms"
-            f" (uv {median_ms(run.raw[kind.name]):.0f} ms)"
-            for kind in KINDS
-        )
-        print(f"  N = {size}: {cells}")
+        runs.append(SizeRun(work, synthetic(size, wheelhouse), cache))
+        await measure(runs[-1], samples)
+    science = None
+    if not index:
+        print("  data-science set: skipped (--no-index-bench)")
+    elif not index_reachable():
+        print("  data-science set: skipped: index unreachable")
+    else:
+        science = SizeRun(work, SCIENCE_CHANGES, cache)
+        await measure(science, SCIENCE_SAMPLES)
     for kind in KINDS:
-        for run in runs:
+        for run in [*runs, *([science] if science else [])]:
             paired_line(
-                f"{kind.name}, N = {run.size}: bifrost / raw uv in place",
-                run.bifrost[kind.name],
-                run.raw[kind.name],
-                RATIO_LIMIT[kind.name],
+                f"{kind}, {run.changes.name}: bifrost / raw uv in place",
+                run.bifrost[kind],
+                run.raw[kind],
+                RATIO_LIMIT[kind],
             )
     smallest, largest = runs[0], runs[-1]
     for kind in KINDS:
-        ratio = statistics.median(largest.bifrost[kind.name]) / statistics.median(
-            smallest.bifrost[kind.name]
-        )
+        ratio = statistics.median(largest.bifrost[kind]) / statistics.median(smallest.bifrost[kind])
         line(
-            f"{kind.name}: bifrost at N = {largest.size} / at N = {smallest.size} (medians)",
+            f"{kind}: bifrost at {largest.changes.name} / at {smallest.changes.name} (medians)",
             f"{ratio:.3f}",
             f"≤ {SIZE_LIMIT:.2f}",
             ratio <= SIZE_LIMIT,

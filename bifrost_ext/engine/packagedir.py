@@ -10,6 +10,8 @@ from :func:`bifrost_ext.engine.interpreter.interpreter_key`, such as ``cpython-3
                         folders (but ``bin`` and ``__pycache__``) are links into the pool
     envs/.shared/<id>/<name>   the pool: each shared top-level folder, in one place
     envs/<sha256>/.bifrost-in-use   the lease running kernels hold (``flock``)
+    envs/<sha256>/.bifrost-manifest.json   what it holds (:mod:`~bifrost_ext.engine.manifest`)
+    envs/.spare-<sha256>/   the clone of ``current`` the next change starts from
     current -> envs/<sha256>   the symlink on every kernel's PYTHONPATH
     active.json         the record (content, hash, version) that ``current`` holds
     .lock               inter-process lock around building and switching
@@ -20,12 +22,16 @@ also fails when the link dangles or ``current`` was replaced by a folder) and th
 build's steps, each a module of its own (as conda-store's build actions are):
 
 1. :mod:`~bifrost_ext.engine.staging`: the installer puts what comes into an empty folder: every
-   line for the first environment, for a later one only what its change adds (the added lines
-   alone when lines were only added, else a resolution of all and the distributions that
-   differ); the saved pins held, and dropped once when they misfit;
+   line for the first environment, for a later one only what its change brings (nothing for
+   lines removed, the added lines alone, the edited ones without their dependencies; else a
+   resolution of all and the distributions that differ), read against the current
+   environment's :mod:`~bifrost_ext.engine.manifest`; the saved pins held, and dropped once
+   when they misfit;
 2. :mod:`~bifrost_ext.engine.delta`: a later environment is a clone of the current one
    (untouched top-level folders shared by a link, touched ones as folders of hard links,
-   bytecode included), what goes unlinked from it and what comes renamed in;
+   bytecode included), made ahead of the change by :meth:`PackageDirectory.prepare_next`
+   where it could be; what goes unlinked from it and what comes renamed in; its manifest
+   written;
 3. :mod:`~bifrost_ext.engine.scripts` and :mod:`~bifrost_ext.engine.bytecode`: its console
    scripts import from their build wherever they run; what came is compiled before the switch;
 4. :mod:`~bifrost_ext.engine.kernel_check`: the kernel's own runtime still imports with it first

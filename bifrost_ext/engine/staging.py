@@ -4,11 +4,14 @@ request → requirements → **installer** → package directory (staging) → s
 
 One step of a build (:mod:`bifrost_ext.engine.packagedir`). A build from nothing installs every
 line into its folder (:meth:`Staging.install_all`); a change installs into an empty staging
-folder only what the current environment lacks (:meth:`Staging.stage`). Both hold the kernel's
-own versions and the saved pins; when the installer fails naming a saved pin, they try once
-more holding none (:meth:`Staging._afresh_if_pins_misfit`), and when it fails naming one of the
-kernel's versions, a trial build says which of the kernel's packages the requirements would
-move (:class:`~bifrost_ext.engine.protection.ProtectedPackage`).
+folder only what the current environment lacks (:meth:`Staging.stage`): nothing when lines
+were only removed, the new versions alone when lines were edited, what the current
+environment's manifest (:mod:`~bifrost_ext.engine.manifest`) shows is needed either way.
+Both hold the kernel's own versions and the saved pins; when the installer fails naming a
+saved pin, they try once more holding none (:meth:`Staging._afresh_if_pins_misfit`), and
+when it fails naming one of the kernel's versions, a trial build says which of the kernel's
+packages the requirements would move
+(:class:`~bifrost_ext.engine.protection.ProtectedPackage`).
 """
 
 from __future__ import annotations
