@@ -37,6 +37,7 @@ from packaging.utils import canonicalize_name
 from bifrost_ext.engine.delta import SHARED
 from bifrost_ext.engine.installer import Installer
 from bifrost_ext.engine.packagedir import PackageDirectory
+from bifrost_ext.engine.shadowing import CommandGuard
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.settings import Settings, component_config
 from tests.wheels import build_wheel
@@ -159,7 +160,12 @@ class SizeRun:
             environ={},
         )
         self.installer = Installer(config=component_config(self.settings, (Installer,)))
-        self.package_dir = PackageDirectory(self.site / WORKSPACE / "py", self.installer, PYTHON)
+        # What is measured is a change, not the script policy: numpy's f2py and requests'
+        # dependencies' scripts shadow the same commands of the machine's own Python.
+        guard = CommandGuard(allowed=("*",))
+        self.package_dir = PackageDirectory(
+            self.site / WORKSPACE / "py", self.installer, PYTHON, commands=guard
+        )
         self.lines = self.changes.lines
         self.base = RequirementsRecord.empty(WORKSPACE)
 
