@@ -405,9 +405,11 @@ async def test_an_environment_without_a_manifest_is_read_whole(tmp_path: Path, g
     await pkg.ensure(record("bfgx==1.0\nbfgq\n", 1))
     env = pkg.current.resolve()
     (env / MANIFEST).write_text("{not json")
+    pkg, _ = counted(tmp_path, graph)  # another process: nothing in memory
     await pkg.ensure(record("bfgx==1.0\n", 2))
     assert pkg.freeze(pkg.current) == "bfgx==1.0\nbfgy==2.0\n"
     (pkg.current.resolve() / MANIFEST).unlink()
+    pkg, _ = counted(tmp_path, graph)
     await pkg.ensure(record("bfgx==1.0\nbfgz\n", 3))
     assert pkg.freeze(pkg.current) == "bfgx==1.0\nbfgy==2.0\nbfgz==1.0\n"
     assert pkg.freeze(pkg.current) == freeze(pkg.current.resolve())
@@ -475,6 +477,7 @@ async def test_a_manifest_written_past_bifrost_is_not_trusted(
     data["dists"]["bfgz"].update(entry)
     (env / MANIFEST).unlink()  # a file of its own, not the hard link the pool shares
     (env / MANIFEST).write_text(json.dumps(data))
+    pkg, _ = counted(tmp_path / "site", graph)  # another process: nothing in memory
     assert pkg.freeze(pkg.current) == "bfgx==1.0\nbfgy==2.0\nbfgz==1.0\n"
     await pkg.ensure(record("bfgx==1.0\n", 2))
     assert pkg.freeze(pkg.current) == freeze(pkg.current.resolve()) == "bfgx==1.0\nbfgy==2.0\n"

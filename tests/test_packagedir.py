@@ -147,9 +147,8 @@ def test_freeze_reads_folder_names_and_falls_back_to_metadata(tmp_path: Path) ->
     hostile = env / "bad-version.dist-info"
     hostile.mkdir()
     (hostile / "METADATA").write_text("Name: good\nVersion: 1.0; touch pwned\n")
-    assert (
-        PackageDirectory.freeze(env) == "foo-bar==1.0\nodd-name==3.2\nzope-interface==6.0.post1\n"
-    )
+    pkg = PackageDirectory(tmp_path / "pkg", Installer(), sys.executable)
+    assert pkg.freeze(env) == "foo-bar==1.0\nodd-name==3.2\nzope-interface==6.0.post1\n"
 
 
 async def test_empty_requirements_need_no_installer(tmp_path: Path, wheelhouse: Path) -> None:

@@ -180,6 +180,8 @@ class PackageDirectory:
         #: requirements needed and left to the kernel (the installer printed them with
         #: ``+``; the change's summary names them).
         self.kernel_kept: dict[str, dict[str, str]] = {}
+        #: By environment name: its manifest, and the identity of its completion marker.
+        self._manifests: dict[str, tuple[tuple[int, int], Manifest]] = {}
 
     def active_hash(self) -> str | None:
         """The hash that ``current`` points at, or None before the first switch."""
@@ -305,10 +307,32 @@ class PackageDirectory:
             finally:
                 lock.release()
 
-    @staticmethod
-    def freeze(env: Path) -> str:
+    def freeze(self, env: Path) -> str:
         """The lock of a built environment, from its manifest (:meth:`.Manifest.lock`)."""
-        return Manifest.of(env).lock()
+        return self.manifest(env).lock()
+
+    def manifest(self, env: Path) -> Manifest:
+        """What the complete environment ``env`` (or ``current``) holds: its manifest, kept
+        in memory by the name and completion marker of the environment it was read from
+        (a complete environment never changes; a rebuild under its name is another)."""
+        real = Path(os.path.realpath(env))
+        try:
+            marker = os.stat(real / complete_marker(real.name))
+        except OSError:
+            return Manifest.of(real)
+        identity = (marker.st_ino, marker.st_mtime_ns)
+        cached = self._manifests.get(real.name)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        manifest = Manifest.of(real)
+        self._keep_manifest(real, manifest)
+        return manifest
+
+    def _keep_manifest(self, env: Path, manifest: Manifest) -> None:
+        marker = os.stat(env / complete_marker(env.name))
+        self._manifests[env.name] = ((marker.st_ino, marker.st_mtime_ns), manifest)
+        while len(self._manifests) > 4:  # current, the one before, a build or two
+            del self._manifests[next(iter(self._manifests))]
 
     def installed(self, names: Iterable[str] | None = None) -> list[dict[str, str]]:
         """Name and version of the distributions in ``current`` (all, or just ``names``)."""
@@ -369,6 +393,7 @@ class PackageDirectory:
             manifest.write(tmp)  # over anything a package shipped under its name
             (tmp / marker).touch()
             os.rename(tmp, env)
+            self._keep_manifest(env, manifest)
         finally:
             self.building.pop(record.hash, None)
             if tmp.exists():
@@ -421,7 +446,7 @@ class PackageDirectory:
         staging.mkdir()
         cloning = asyncio.ensure_future(asyncio.to_thread(self._clone_of, base, target))
         try:
-            have = Manifest.of(base)
+            have = self.manifest(base)
             want = await self._staging(record, runtime, on_output).stage(
                 staging, have, pins, self._base_record()
             )
