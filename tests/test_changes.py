@@ -352,6 +352,12 @@ async def from_nothing(root: Path, house: Path, content: str) -> str:
 @pytest.mark.parametrize(
     ("before", "after", "installs", "resolutions"),
     [
+        # A line added whose requirements are there (bfgy, through bfgq): one run, the new
+        # package alone.
+        ("bfgq\n", "bfgq\nbfgx==1.0\n", 1, 0),
+        # One whose requirements are not (bfgy; bfgy's extra's bfgw): once more, with them.
+        ("bfgz\n", "bfgx==1.0\nbfgz\n", 2, 0),
+        ("bfgx==1.0\n", "bfgq\nbfgx==1.0\n", 2, 0),
         # Lines only removed: no installer at all; bfgq's bfgw (through bfgy[fast]) goes too.
         ("bfgx==1.0\nbfgq\n", "bfgx==1.0\n", 0, 0),
         # bfgq removed, bfgy still needed by bfgx: kept; nothing installed.
