@@ -245,6 +245,9 @@ async def test_old_environments_are_collected_at_the_next_switch(
     assert sorted(name for name in left if name != SHARED) == sorted(kept)
     reached = set().union(*(reach(pkg.envs / name).shared for name in kept))
     assert set(os.listdir(pkg.envs / SHARED)) == reached
+    names = set().union(*(reach(pkg.envs / name).names for name in kept))
+    pool = pkg.envs / SHARED
+    assert {f"{i}/{n}" for i in os.listdir(pool) for n in os.listdir(pool / i)} == names
     assert run(pkg.current, "import bfdemo, bfwide; print(bfdemo.__version__)").strip() == "1.0"
 
 
@@ -489,3 +492,42 @@ async def test_a_manifest_written_past_bifrost_is_not_trusted(
     assert pkg.freeze(pkg.current) == freeze(pkg.current.resolve()) == "bfgx==1.0\nbfgy==2.0\n"
     assert (victim / "keep.txt").read_text() == "mine"
     assert "ModuleNotFoundError" in run(pkg.current, "import bfgz")
+
+
+#: A package that finds its libraries as numpy does (``$ORIGIN/../../numpy.libs``): by a path
+#: relative to its own real place, beside it at the top.
+LIBS_INIT = (
+    "import os\n"
+    "here = os.path.dirname(os.path.realpath(__file__))\n"
+    "with open(os.path.join(here, os.pardir, 'bflibs.libs', 'lib.txt')) as f:\n"
+    "    LIB = f.read()\n"
+)
+
+
+async def test_a_package_finds_the_folders_its_distribution_put_beside_it(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    """numpy, scipy, scikit-learn and pillow load ``<name>.libs`` beside their package by
+    its real path: the pool keeps a build's folders side by side, and a change moves a
+    distribution's folders together. The old version's folders go once nothing reaches
+    them, though the rest of its build stays."""
+    house = tmp_path / "libs-wheels"
+    for version in ("1.0", "2.0"):
+        files = {"bflibs.libs/lib.txt": f"lib {version}"}
+        build_wheel(house, "bflibs", version, code=LIBS_INIT, extra_files=files)
+    installer = Installer(
+        tool="uv", find_links=[*wheels, str(house)], no_index=True, cache_dir=str(tmp_path / "c")
+    )
+    pkg = PackageDirectory(tmp_path / "pkg", installer, sys.executable)
+    check = "import bflibs; print(bflibs.LIB)"
+    await pkg.ensure(record("bfdemo==1.0\nbflibs==1.0\n", 1))
+    assert run(pkg.current, check).strip() == "lib 1.0"
+    await pkg.ensure(record("bfdemo==2.0\nbflibs==1.0\n", 2))  # a change beside it
+    assert run(pkg.current, check).strip() == "lib 1.0"
+    await pkg.ensure(record("bfdemo==2.0\nbflibs==2.0\n", 3))  # its own upgrade
+    assert run(pkg.current, check).strip() == "lib 2.0"
+    for version, extra in enumerate(["bfbase\n", "bfwide\n", "bftop\n"], start=4):
+        await pkg.ensure(record("bfdemo==2.0\nbflibs==2.0\n" + extra, version))
+        assert run(pkg.current, check).strip() == "lib 2.0"
+    libs = [text for text in pkg.envs.glob(f"{SHARED}/*/bflibs.libs/lib.txt")]
+    assert [path.read_text() for path in libs] == ["lib 2.0"]

@@ -154,11 +154,14 @@ def _make(folders: list[str], files: list[tuple[str, str, bool]]) -> None:
 
 
 def share(env: Path) -> None:
-    """Move each top-level folder of ``env`` (a build not yet renamed into place) into the
-    pool beside it, ``<envs>/.shared/<id>/<name>``, and leave a relative link in its place:
-    from then on the folder belongs to the pool, not to ``env``, and every clone links to it
-    there. ``bin`` and ``__pycache__`` stay: every build has its own (a console script finds
-    its environment from its real path), and clones copy them."""
+    """Move each top-level folder of ``env`` (a build not yet renamed into place) into one
+    folder of the pool beside it, ``<envs>/.shared/<id>/<name>``, and leave a relative link in
+    its place: from then on the folder belongs to the pool, not to ``env``, and every clone
+    links to it there. The folders a build made stay side by side, as the installer put
+    them: a compiled module finds its distribution's libraries by a path relative to its own
+    real place (numpy's ``_multiarray_umath`` loads ``$ORIGIN/../../numpy.libs/…``). ``bin``
+    and ``__pycache__`` stay: every build has its own (a console script finds its
+    environment from its real path), and clones copy them."""
     with os.scandir(env) as entries:
         names = [
             entry.name
@@ -170,14 +173,14 @@ def share(env: Path) -> None:
     pool = env.parent / SHARED
     with suppress(FileExistsError):
         os.mkdir(pool, 0o700)
+    while True:
+        place = uuid.uuid4().hex[:SHARED_ID_LENGTH]
+        try:
+            os.mkdir(pool / place)
+            break
+        except FileExistsError:  # 40 bits in common with another folder's: draw again
+            continue
     for name in names:
-        while True:
-            place = uuid.uuid4().hex[:SHARED_ID_LENGTH]
-            try:
-                os.mkdir(pool / place)
-                break
-            except FileExistsError:  # 40 bits in common with another folder's: draw again
-                continue
         os.rename(env / name, pool / place / name)
         os.symlink(os.path.join(os.pardir, SHARED, place, name), env / name)
 
@@ -203,6 +206,8 @@ class Reach:
 
     #: The pool folders (``.shared/<id>``) it links into.
     shared: frozenset[str]
+    #: What it links to in them: ``<id>/<name>``.
+    names: frozenset[str]
     #: Environments built before the pool whose folders it links into, and their short names.
     environments: frozenset[str]
 
@@ -211,6 +216,7 @@ def reach(env: Path) -> Reach:
     """What the top-level links of ``env`` lead to: one ``scandir`` and a ``readlink`` per
     link. Links are copied verbatim by every clone, so this is all of it: nothing chains."""
     shared: set[str] = set()
+    names: set[str] = set()
     environments: set[str] = set()
     pool = f"{os.pardir}/{SHARED}/"
     with os.scandir(env) as entries:
@@ -221,13 +227,14 @@ def reach(env: Path) -> Reach:
             parts = target.split("/")
             if target.startswith(pool) and len(parts) == 4:
                 shared.add(parts[2])
+                names.add(f"{parts[2]}/{parts[3]}")
             elif len(parts) == 3 and parts[0] == os.pardir:
                 environments.add(parts[1])
     for name in list(environments):
         if name.startswith("@"):
             with suppress(OSError):
                 environments.add(os.readlink(env.parent / name))
-    return Reach(frozenset(shared), frozenset(environments))
+    return Reach(frozenset(shared), frozenset(names), frozenset(environments))
 
 
 def _tree(source: str, target: str, folders: list[str], files: list[tuple[str, str, bool]]) -> None:

@@ -461,6 +461,10 @@ class PackageDirectory:
                 if not name.endswith(DIST_INFO) and (target / name).is_symlink():
                     (target / name).unlink()
             touched = (going | set(os.listdir(staging))) - whole
+            # A distribution's top-level folders stay side by side in the pool (share): one
+            # that shares a folder the change touches moves with it, all of it.
+            staying = [n for n in have.dists if n not in delta.remove]
+            touched |= have.tops(n for n in staying if touched & set(have.dists[n].tops))
             await asyncio.to_thread(own, target, touched)
             remove_distributions(target, delta.remove, have.dist_info_folders(delta.remove))
             if on_output is not None:

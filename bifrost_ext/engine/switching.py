@@ -161,7 +161,7 @@ class Collector:
                         roots.add(entry.name)  # a running kernel's: kept for it
                     elif claim is not None:
                         claims.append(claim)  # held until it is removed: no kernel takes it
-            kept, shared = self._reachable(roots)
+            kept, shared, names = self._reachable(roots)
             kept |= {spare(name) for name in keep}  # the next change's clone of ``current``
             for entry in by_age:
                 if entry.name.startswith("@"):  # a short name: kept with its environment
@@ -175,17 +175,27 @@ class Collector:
             pool = self.envs / SHARED
             if pool.is_dir() and not pool.is_symlink():
                 for folder in pool.iterdir():
-                    if SHARED_ID.fullmatch(folder.name) and folder.name not in shared:
+                    if not SHARED_ID.fullmatch(folder.name):
+                        continue
+                    if folder.name not in shared:
                         remove(folder)
+                        continue
+                    # A folder a later change replaced (an upgrade's old version) goes,
+                    # though its build's other folders stay.
+                    for entry in folder.iterdir():
+                        if f"{folder.name}/{entry.name}" not in names:
+                            remove(entry)
         finally:
             for claim in claims:
                 os.close(claim)
 
-    def _reachable(self, roots: Iterable[str]) -> tuple[set[str], set[str]]:
+    def _reachable(self, roots: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
         """The environments ``roots`` name and those their links lead to (only environments
-        from before the pool are led to), and the pool folders they all link into."""
+        from before the pool are led to), the pool folders they all link into, and what in
+        them (``<id>/<name>``)."""
         kept: set[str] = set()
         shared: set[str] = set()
+        names: set[str] = set()
         todo = list(roots)
         while todo:
             name = todo.pop()
@@ -208,8 +218,9 @@ class Collector:
                 if identity is not None:
                     self._reach[name] = (identity, found)
             shared |= found.shared
+            names |= found.names
             todo.extend(found.environments)
-        return kept, shared
+        return kept, shared, names
 
 
 def remove(entry: Path) -> None:
