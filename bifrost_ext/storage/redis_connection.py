@@ -107,7 +107,8 @@ class RedisConnection:
         """A client for the one read a kernel start waits for, made to run on the event loop:
         a GET costs less than the hop to a thread and back. It waits at most
         :data:`QUICK_TIMEOUT` and never retries, so a Redis that stops answering holds the
-        loop up that long, once (:class:`~.cache.GuardedCache` then reads from a thread)."""
+        loop up that long, once (:class:`~.cache.GuardedCache` then reads from a thread for
+        a while)."""
         if self._quick_client is None:
             assert self.url
             timeout = min(self.socket_timeout, QUICK_TIMEOUT)
