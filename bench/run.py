@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,12 +47,11 @@ from bifrost_ext.engine.installer import Installer, find_uv  # noqa: E402
 from bifrost_ext.engine.packagedir import PackageDirectory  # noqa: E402
 from bifrost_ext.records import RequirementsRecord  # noqa: E402
 from bifrost_ext.service import PackageService  # noqa: E402
-from bifrost_ext.settings import Settings  # noqa: E402
-from tests.servers import ServerProcess  # noqa: E402
+from bifrost_ext.settings import Settings, component_config  # noqa: E402
+from tests.servers import ServerProcess, ThrowawayRedis  # noqa: E402
 from tests.wheels import build_wheel  # noqa: E402
 
 PG_ADMIN = os.environ.get("BIFROST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("BIFROST_TEST_REDIS_URL", "redis://127.0.0.1:6379") + "/14"
 NAMES = [f"bfbench{i:02d}" for i in range(20)]
 WIDE_MODULES = 200
 
@@ -70,8 +69,9 @@ def run_timed(cmd: list[str], **kwargs: Any) -> float:
 
 
 class Bench:
-    def __init__(self, work: Path, database_url: str, repeat: int) -> None:
+    def __init__(self, work: Path, database_url: str, redis_url: str, repeat: int) -> None:
         self.work = work
+        self.redis_url = redis_url
         self.repeat = repeat
         self.wheelhouse = work / "wheels"
         #: One installer cache for bifrost and the raw commands it is compared with.
@@ -86,7 +86,7 @@ class Bench:
         self.settings = Settings.from_values(
             {
                 "database_url": database_url,
-                "redis_url": REDIS,
+                "redis_url": redis_url,
                 "workspace": "default",
                 "site_dir": str(work / "site"),
                 "installer": "uv",
@@ -99,7 +99,7 @@ class Bench:
         self.log = logging.getLogger("bench")
         self.env = {
             "BIFROST_DATABASE_URL": database_url,
-            "BIFROST_REDIS_URL": REDIS,
+            "BIFROST_REDIS_URL": redis_url,
             "BIFROST_SITE_DIR": str(work / "site"),
             "BIFROST_FIND_LINKS": str(self.wheelhouse),
             "BIFROST_NO_INDEX": "1",
@@ -302,37 +302,74 @@ class Bench:
     async def lookups(self) -> None:
         print(
             f"6. Kernel-start look-ups: {LOOKUP_WORKSPACES} workspaces, {LOOKUPS} look-ups"
-            f" from {LOOKUP_PROCESSES} processes (PostgreSQL + Redis, cache cold at start)"
+            f" from {LOOKUP_PROCESSES} processes (PostgreSQL + Redis, cache cold at start),"
+            f" {self.repeat} rounds; load average {os.getloadavg()[0]:.1f}"
         )
         store = PackageService.from_settings(self.settings, sys.executable, self.log).store
         for i in range(LOOKUP_WORKSPACES):
             content = "".join(f"bflook{i:03d}x{j}>=1.0\n" for j in range(5))
             store.save(f"ws{i:03d}", content, 0)
         store.close()
-        redis_client = redis.Redis.from_url(REDIS)
-        redis_client.flushdb()
-        redis_client.close()
-        share = LOOKUPS // LOOKUP_PROCESSES
         context = multiprocessing.get_context("spawn")
-        with context.Pool(LOOKUP_PROCESSES) as pool:
-            args = [(self.settings.database_url, str(self.work), n, share) for n in range(4)]
-            results = pool.starmap(lookup_worker, args)
-        elapsed = max(r["elapsed"] for r in results)  # the processes ran side by side
-        latencies = sorted(t for r in results for t in r["latencies"])
-        reads = sum(r["reads"] for r in results)
-        misses = sum(r["misses"] for r in results)
-        p50 = latencies[len(latencies) // 2] * 1000
-        p99 = latencies[int(len(latencies) * 0.99)] * 1000
+        rates: list[float] = []
+        p50s: list[float] = []
+        p99s: list[float] = []
+        builds: list[float] = []
+        cpus: list[float] = []
+        hit_times: list[float] = []
+        miss_times: list[float] = []
+        reads = misses = 0
+        for round_ in range(self.repeat):
+            # Every process starts its servers, Redis loses what they put there (a restart),
+            # then all processes look up at once.
+            barrier = context.Barrier(LOOKUP_PROCESSES)
+            with context.Pool(
+                LOOKUP_PROCESSES, initializer=_share_barrier, initargs=(barrier,)
+            ) as pool:
+                seeds = range(round_ * LOOKUP_PROCESSES, (round_ + 1) * LOOKUP_PROCESSES)
+                share = LOOKUPS // LOOKUP_PROCESSES
+                work = str(self.work / f"lookups-{round_}")
+                args = [
+                    (self.settings.database_url, self.redis_url, work, seed, share)
+                    for seed in seeds
+                ]
+                results = pool.starmap(lookup_worker, args)
+            # The processes ran side by side: from the first one's start to the last one's end.
+            elapsed = max(r["ended"] for r in results) - min(r["began"] for r in results)
+            latencies = sorted(t for r in results for t in r["latencies"])
+            for r in results:
+                for t, missed in zip(r["latencies"], r["missing"], strict=True):
+                    (miss_times if missed else hit_times).append(t)
+            rates.append(len(latencies) / elapsed)
+            p50s.append(latencies[len(latencies) // 2])
+            p99s.append(latencies[int(len(latencies) * 0.99)])
+            builds.extend(t for r in results for t in r["builds"])
+            cpus.append(sum(r["cpu"] for r in results) / len(latencies))
+            reads += sum(r["reads"] for r in results)
+            misses += sum(r["misses"] for r in results)
+        rate, p50, p99 = statistics.median(rates), median_ms(p50s), median_ms(p99s)
         print(
-            f"  {len(latencies)} look-ups in {elapsed:.2f} s: {len(latencies) / elapsed:.0f}/s;"
-            f" p50 {p50:.2f} ms, p99 {p99:.2f} ms; cache hits {len(latencies) - misses}"
+            f"  per round: {', '.join(f'{r:.0f}/s' for r in rates)};"
+            f" p99 {', '.join(f'{t * 1000:.1f}' for t in p99s)} ms;"
+            f" {LOOKUPS * self.repeat - misses} cache hits, {misses} misses"
         )
-        line(
-            "database reads / cache misses",
-            f"{reads} / {misses}",
-            "equal",
-            reads == misses,
+        print(
+            "  a workspace's PackageService built and warmed, before the timed look-ups as a"
+            f" server does at its start: {median_ms(builds):.2f} ms (median)"
         )
+        for kind, times in (("hits", sorted(hit_times)), ("misses", sorted(miss_times))):
+            print(
+                f"  {kind}: p50 {times[len(times) // 2] * 1000:.2f} ms,"
+                f" p99 {times[int(len(times) * 0.99)] * 1000:.2f} ms (all rounds)"
+            )
+        print(
+            f"  CPU time per look-up, all processes' threads: {median_ms(cpus):.2f} ms (median"
+            " of rounds; what bounds the rate on a quiet machine: cores / CPU per look-up)"
+        )
+        line("look-ups per second (median of rounds)", f"{rate:.0f}/s", "≥ 1,000/s", rate >= 1000)
+        line("look-up p50 (median of rounds)", f"{p50:.2f} ms", "(for scale)", True)
+        line("look-up p99 (median of rounds)", f"{p99:.2f} ms", "≤ 10 ms", p99 <= 10)
+        line("database reads / cache misses", f"{reads} / {misses}", "equal", reads == misses)
 
     # -- 5. many kernels at once ---------------------------------------------------------------
 
@@ -381,9 +418,26 @@ LOOKUP_WORKSPACES = 200
 LOOKUPS = 1000
 LOOKUP_PROCESSES = 4
 
+#: Set in each look-up process by the pool's initializer (a barrier cannot be an argument).
+_barrier: Any = None
 
-def lookup_worker(database_url: str, work: str, seed: int, count: int) -> dict[str, Any]:
-    """One process's share of kernel-start look-ups, over workspaces picked at random."""
+
+def _share_barrier(barrier: Any) -> None:
+    global _barrier
+    _barrier = barrier
+
+
+def lookup_worker(
+    database_url: str, redis_url: str, work: str, seed: int, count: int
+) -> dict[str, Any]:
+    """One process's share of kernel-start look-ups, over workspaces picked at random.
+
+    A process stands for the servers of many workspaces: one store, cache, installer and
+    plugin manager, as a server has, and a service per workspace, built and warmed (and timed
+    apart) before the look-ups, as a server does when it starts, not when a kernel does. Then
+    Redis loses everything (a restart, flushed by the first process past the barrier), and
+    the look-ups begin."""
+    from bifrost_ext.plugins.manager import plugin_manager
     from bifrost_ext.storage.cache import RequirementsCache
     from bifrost_ext.storage.store import RequirementsStore
 
@@ -397,47 +451,65 @@ def lookup_worker(database_url: str, work: str, seed: int, count: int) -> dict[s
     class CountingCache(RequirementsCache):
         misses = 0
 
-        def get(self, workspace: str) -> RequirementsRecord | None:
-            found = super().get(workspace)
+        def get(self, workspace: str, quick: bool = False) -> RequirementsRecord | None:
+            found = super().get(workspace, quick)
             self.misses += found is None
             return found
 
-    store, cache = CountingStore(url=database_url), CountingCache(url=REDIS)
-    log = logging.getLogger("bench")
-    services: dict[str, PackageService] = {}
-    rng = random.Random(seed)
-    latencies: list[float] = []
-    elapsed = 0.0
+    def settings(workspace: str) -> Settings:
+        values = {
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "workspace": workspace,
+            "site_dir": str(Path(work) / "lookup-site"),
+        }
+        return Settings.from_values(values, environ={})
 
-    async def run() -> None:
-        nonlocal elapsed
-        began = time.perf_counter()
-        for _ in range(count):
-            name = f"ws{rng.randrange(LOOKUP_WORKSPACES):03d}"
-            if name not in services:
-                settings = Settings.from_values(
-                    {
-                        "database_url": database_url,
-                        "redis_url": REDIS,
-                        "workspace": name,
-                        "site_dir": str(Path(work) / "lookup-site"),
-                    },
-                    environ={},
-                )
-                services[name] = PackageService(
-                    settings, store, cache, Installer(), sys.executable, log
-                )
+    rng = random.Random(seed)
+    names = [f"ws{rng.randrange(LOOKUP_WORKSPACES):03d}" for _ in range(count)]
+    first = settings(names[0])
+    config = component_config(first, (CountingStore, CountingCache, Installer))
+    store, cache = CountingStore(config=config), CountingCache(config=config)
+    installer = Installer(config=config)
+    log = logging.getLogger("bench")
+    plugins = plugin_manager(first, log)
+    services: dict[str, PackageService] = {}
+    builds: list[float] = []
+    latencies: list[float] = []
+    missing: list[bool] = []  # whether each look-up missed the cache
+
+    async def run() -> tuple[float, float, float]:
+        for name in dict.fromkeys(names):
             start = time.perf_counter()
+            service = PackageService(
+                settings(name), store, cache, installer, sys.executable, log, plugins=plugins
+            )
+            await service.warm()
+            services[name] = service
+            builds.append(time.perf_counter() - start)
+        # The barrier blocks the loop, which has nothing else to do.
+        if _barrier.wait() == 0:
+            cache.connection.client.flushdb()
+        _barrier.wait()
+        store.reads = cache.misses = 0
+        began, cpu = time.monotonic(), time.process_time()  # monotonic: one clock for all
+        for name in names:
+            start, missed = time.perf_counter(), cache.misses
             await services[name].requirements_for_kernel()
             latencies.append(time.perf_counter() - start)
-        elapsed = time.perf_counter() - began
+            missing.append(cache.misses > missed)
+        return began, time.monotonic(), time.process_time() - cpu
 
-    asyncio.run(run())
+    began, ended, cpu = asyncio.run(run())
     store.close()
     cache.close()
     return {
         "latencies": latencies,
-        "elapsed": elapsed,
+        "missing": missing,
+        "began": began,
+        "ended": ended,
+        "cpu": cpu,
+        "builds": builds,
         "reads": store.reads,
         "misses": cache.misses,
     }
@@ -469,9 +541,13 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bifrost-bench-"))
     os.environ["HOME"] = str(work / "home")  # kernels' runtime files stay in the sandbox
     os.environ["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
+    # A redis-server of this run's own, on a free port: two runs never share a key space.
+    redis_server = ThrowawayRedis(work / "redis")
     try:
         if services:
-            bench = Bench(work, PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.repeat)
+            redis_server.start()
+            database_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+            bench = Bench(work, database_url, redis_server.url, args.repeat)
             steps = (
                 bench.kernel_starts,
                 bench.cold_installs,
@@ -495,6 +571,7 @@ async def main() -> None:
             await sizes(work / "sizes", args.repeat, index=not args.no_index_bench)
             print()
     finally:
+        redis_server.stop()
         shutil.rmtree(work, ignore_errors=True)
         if services:
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:

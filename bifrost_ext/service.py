@@ -280,6 +280,8 @@ class PackageService:
         self._retrying: set[Path] = set()
         #: The newest record this server has read or saved: where the next change starts.
         self._latest: RequirementsRecord | None = None
+        #: The record being written to the local copy in the background, if any.
+        self._keeping: RequirementsRecord | None = None
 
     @classmethod
     def from_settings(
@@ -347,12 +349,20 @@ class PackageService:
 
     async def read(self) -> RequirementsRecord:
         """The saved requirements: from the cache, else the database (filling the cache)."""
+        return await self._read(fill_later=False)
+
+    async def _read(self, fill_later: bool) -> RequirementsRecord:
+        """:meth:`read`; with ``fill_later``, a miss fills the cache in the background, after
+        the answer (what a starting kernel needs is the record, not the cache's write)."""
         cached = await self.guarded_cache.get(self.workspace)
         if cached is not None:
             self._latest = cached
             return cached
         record = await self._read_database()
-        await self.guarded_cache.put(record)
+        if fill_later:
+            self._in_background(self.guarded_cache.put(record))
+        else:
+            await self.guarded_cache.put(record)
         return record
 
     async def warm(self) -> RequirementsRecord:
@@ -371,17 +381,31 @@ class PackageService:
         return record
 
     async def requirements_for_kernel(self) -> RequirementsRecord:
-        """What a starting kernel needs: cache, else database, else the last local copy."""
+        """What a starting kernel needs: cache, else database, else the last local copy.
+
+        An unchanged record costs the cache's read and nothing on disk. What the kernel does
+        not need waits until it has its record, in the background: the cache's fill after a
+        miss, and the local copy of a record it does not hold yet (for the next start with
+        neither store)."""
         try:
-            record = await self.read()
+            record = await self._read(fill_later=True)
         except StoreUnavailable as exc:
             local = self.local_copy.read()
             if local is None:
                 raise
             self.log.warning("bifrost: %s; using the last local copy (%s)", exc, local.hash[:12])
             return local
-        self.local_copy.keep(record)
+        if not self.local_copy.holds(record) and record != self._keeping:
+            self._keeping = record  # one write for the kernels that start at once
+            self._in_background(self._keep_locally(record))
         return record
+
+    async def _keep_locally(self, record: RequirementsRecord) -> None:
+        try:
+            await _run(self.local_copy.keep, record)
+        finally:
+            if self._keeping is record:
+                self._keeping = None
 
     async def prepare_kernel(
         self,

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Make sure what the tests (or the benchmark) need is there:
-#   scripts/services.sh [SERVICE...]      (default: redis postgres, what scripts/bench uses)
-#   redis         Redis 7 answering on 127.0.0.1:6379 (the benchmark's; skipped when
-#                 $BIFROST_TEST_REDIS_URL names another)
+#   scripts/services.sh [SERVICE...]      (default: redis postgres)
+#   redis         Redis 7 answering on 127.0.0.1:6379 (skipped when $BIFROST_TEST_REDIS_URL
+#                 names another)
 #   redis-server  only the redis-server binary ($BIFROST_TEST_REDIS_SERVER, else on the PATH):
-#                 each test session starts a private one on a free port (scripts/test)
+#                 each test session and each benchmark run starts a private one on a free
+#                 port (scripts/test, scripts/bench)
 #   postgres      PostgreSQL answering on 127.0.0.1:5432, user postgres with trust auth,
 #                 database "test" (skipped when $BIFROST_TEST_PG_URL names another)
 #   configurable-http-proxy

@@ -14,9 +14,11 @@ in this key order::
 value's first bytes; ``hash`` is the sha256 of ``content`` (a value whose hash does not match
 reads as a miss); ``lock`` holds the exact pins the change was saved with. Writes never put
 an older version over a newer one. :class:`GuardedCache` is how the flow uses it: Redis being
-down is a miss, and a save Redis missed is written before Redis is trusted again. With no
-``redis_url`` the cache is off and every read goes to the database. Used by
-:mod:`bifrost_ext.service` (installs, warm-up, kernel starts).
+down is a miss, a save Redis missed is written before Redis is trusted again, and the read a
+kernel start waits for is one GET on the event loop, with no thread hop, while Redis answers
+within :data:`~.redis_connection.QUICK_TIMEOUT`. With no ``redis_url`` the cache is off and
+every read goes to the database. Used by :mod:`bifrost_ext.service` (installs, warm-up,
+kernel starts).
 
 Its config section (``c.RequirementsCache.url``, ``socket_timeout``) names the Redis of the
 whole server: the change announcements (:mod:`.changes`) and the server registry
@@ -29,6 +31,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from time import monotonic
 from typing import Any, TypeVar
 
 from traitlets import Float, Unicode
@@ -45,6 +48,10 @@ T = TypeVar("T")
 VALUE_FIELDS = ("version", "content", "hash", "lock")
 #: Seconds between attempts to bring Redis up to date after it missed a save.
 REPAIR_INTERVAL = 1.0
+#: Seconds reads go through a thread after a quick read (on the event loop) failed; doubled
+#: at each failure in a row, up to QUICK_PAUSE_MAX.
+QUICK_PAUSE = 1.0
+QUICK_PAUSE_MAX = 300.0
 
 
 class RequirementsCache(SettingsComponent):
@@ -76,12 +83,14 @@ class RequirementsCache(SettingsComponent):
             self._connection = RedisConnection(self.url, self.socket_timeout)
         return self._connection
 
-    def get(self, workspace: str) -> RequirementsRecord | None:
-        """Return the cached record, or None on a miss, when disabled or on a corrupt value."""
+    def get(self, workspace: str, quick: bool = False) -> RequirementsRecord | None:
+        """Return the cached record, or None on a miss, when disabled or on a corrupt value;
+        ``quick``: with :attr:`~.redis_connection.RedisConnection.quick_client`."""
         if not self.enabled:
             return None
+        client = self.connection.quick_client if quick else self.connection.client
         with redis_errors():
-            raw = self.connection.client.get(cache_key(workspace))
+            raw = client.get(cache_key(workspace))
         if raw is None:
             return None
         try:
@@ -134,13 +143,41 @@ class GuardedCache:
         self.health = health if health is not None else RedisHealth(log)
         self._behind: RequirementsRecord | None = None
         self._repair: asyncio.Task[None] | None = None
+        #: Until when reads go through a thread (monotonic), after a quick read failed.
+        self._quick_after = 0.0
+        #: How long the next failure of a quick read sends reads to a thread.
+        self._quick_pause = QUICK_PAUSE
+
+    @property
+    def quick_reads(self) -> bool:
+        """Whether the next read runs on the event loop."""
+        return monotonic() >= self._quick_after
 
     async def get(self, workspace: str) -> RequirementsRecord | None:
-        """The cached record, or None on a miss, with no cache, or while Redis is not trusted."""
+        """The cached record, or None on a miss, with no cache, or while Redis is not trusted.
+
+        A kernel start waits for this read, so it runs on the event loop (quick_client: a
+        loopback GET takes less than a thread hop). When one does not answer within
+        :data:`~.redis_connection.QUICK_TIMEOUT` (Redis down, stalled, or too far away to
+        connect that fast), reads go through a thread with the full timeout for
+        :data:`QUICK_PAUSE`, twice that after the next failure, and so on up to
+        :data:`QUICK_PAUSE_MAX`: the loop waits that long at most once per pause, whatever
+        Redis does."""
         if not self.cache.enabled:
             return None
         if self._behind is not None and not await self._repair_once():
             return None  # Redis may still hold the value from before a save
+        if self.quick_reads:
+            try:
+                record = self.cache.get(workspace, quick=True)
+            except CacheUnavailable:
+                # Slow, or down: the thread's read (full timeout) tells which, and says it.
+                self._quick_after = monotonic() + self._quick_pause
+                self._quick_pause = min(2 * self._quick_pause, QUICK_PAUSE_MAX)
+            else:
+                self._quick_pause = QUICK_PAUSE
+                self.health.recovered()
+                return record
         return await self.health.call(self.cache.get, workspace)
 
     async def put(

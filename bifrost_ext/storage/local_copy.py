@@ -3,8 +3,11 @@
 … store → cache → **local copy** → kernels.
 
 A kernel start reads Redis, else the database; when neither answers it still starts, with the
-record kept here (``<site_dir>/<workspace>/requirements.json``). Written after every read or
-save that brought a new record, and only then: on the kernel-start path it costs nothing.
+record kept here (``<site_dir>/<workspace>/requirements.json``). Written after a read or save
+that brought a record the file does not hold, and only then: what the file holds is known
+(written by this process, or read once), so a look-up of an unchanged record touches nothing
+on disk, and one that brought a new record keeps it off the kernel's path
+(:meth:`bifrost_ext.service.PackageService.requirements_for_kernel`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ class LocalCopy:
         self.path = path
         self.workspace = workspace
         self.log = log
-        self._written: RequirementsRecord | None = None
+        #: What the file is known to hold: written by this process, or read by it.
+        self._kept: RequirementsRecord | None = None
 
     def read(self) -> RequirementsRecord | None:
         """The record kept here, or None (never kept, unreadable or corrupt)."""
@@ -34,9 +38,17 @@ class LocalCopy:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def holds(self, record: RequirementsRecord) -> bool:
+        """Whether the file is known to hold ``record``, without looking at it."""
+        return record == self._kept
+
     def keep(self, record: RequirementsRecord) -> None:
-        """Keep ``record``, unless it is the one this process last wrote."""
-        if record == self._written:
+        """Keep ``record``, unless the file holds it: the one this process last wrote or
+        read, or (the first time) what a read of the file finds."""
+        if record == self._kept:
+            return
+        if self._kept is None and self.read() == record:  # kept by an earlier process
+            self._kept = record
             return
         try:
             private_dir(self.path.parent)
@@ -44,4 +56,4 @@ class LocalCopy:
         except OSError as exc:  # only a fallback: the database and the cache hold the record
             self.log.warning("bifrost: could not keep a local copy of the requirements: %s", exc)
             return
-        self._written = record
+        self._kept = record

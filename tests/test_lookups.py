@@ -1,0 +1,202 @@
+"""Kernel-start look-ups: what one costs in Redis and leaves on disk (bench target 6 times it).
+
+An unchanged record costs one Redis GET and nothing on disk, in a server that has seen it
+and in a new process whose local copy already holds it; what a kernel does not need (the
+cache's fill after a miss, a new record's local copy) happens after its answer; the GET runs
+on the event loop while Redis answers in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from bifrost_ext.records import RequirementsRecord
+from bifrost_ext.service import PackageService
+from bifrost_ext.storage import cache as cache_module
+from bifrost_ext.storage.cache import GuardedCache, RequirementsCache
+from bifrost_ext.storage.local_copy import LocalCopy
+from tests.servers import PartitionProxy, ThrowawayRedis
+from tests.wheels import make_service
+
+
+def disk(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file and folder under ``folder`` with its inode, size and change time: a file
+    written (even with the same bytes, as an atomic replace does) or added shows."""
+    return {
+        str(path.relative_to(folder)): (stat.st_ino, stat.st_size, stat.st_ctime_ns)
+        for path in [folder, *folder.rglob("*")]
+        for stat in [path.lstat()]
+    }
+
+
+#: What a client sends when it connects (the health check's PING among them; again only
+#: after 30 s idle), not per look-up.
+HANDSHAKE = ("client|setinfo", "hello", "select", "ping")
+
+
+def commands(client: redis.Redis) -> dict[str, int]:
+    """The commands Redis ran since the last ``CONFIG RESETSTAT``, with their calls, leaving
+    out the test's own ``CONFIG`` and ``INFO`` and a new connection's handshake."""
+    stats = client.info("commandstats")
+    counts = {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+    ignored = ("config|resetstat", "info", *HANDSHAKE)
+    return {name: calls for name, calls in counts.items() if name not in ignored}
+
+
+@pytest.fixture
+def services() -> Iterator[list[PackageService]]:
+    """The services a test made (each a server, or a standalone kernel's process, of the
+    workspace ``default`` on this machine), closed after it."""
+    made: list[PackageService] = []
+    yield made
+    for service in made:
+        service.close()
+
+
+def new_service(
+    services: list[PackageService], database_url: str, redis_url: str, site: Path, wheelhouse: Path
+) -> PackageService:
+    service = make_service(database_url, redis_url, site, wheelhouse)
+    services.append(service)
+    return service
+
+
+async def test_a_look_up_of_an_unchanged_record_costs_one_get_and_nothing_on_disk(
+    services: list[PackageService],
+    database_url: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    wheelhouse: Path,
+) -> None:
+    site = tmp_path / "site"
+    first = new_service(services, database_url, redis_url, site, wheelhouse)
+    saved = await asyncio.to_thread(first.store.save, "default", "bfdemo==1.0\n", 0)
+    assert await first.requirements_for_kernel() == saved  # a miss: the database
+    await first.settle()  # the cache's fill and the local copy, after the answer
+    assert first.cache.get("default") == saved
+    assert LocalCopy(site / "default" / "requirements.json", "default", first.log).read() == saved
+    # The same server again, then a new process (a restarted server, a standalone kernel's)
+    # whose local copy holds the record already: neither writes anything.
+    second = new_service(services, database_url, redis_url, site, wheelhouse)
+    for service in (first, second):
+        before = disk(site)
+        redis_client.config_resetstat()
+        assert await service.requirements_for_kernel() == saved
+        await service.settle()
+        assert commands(redis_client) == {"get": 1}
+        assert disk(site) == before
+
+
+async def test_a_look_up_that_brings_a_new_record_keeps_it_for_a_start_without_stores(
+    services: list[PackageService],
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    wheelhouse: Path,
+) -> None:
+    site = tmp_path / "site"
+    server = new_service(services, database_url, redis_url, site, wheelhouse)
+    old = await asyncio.to_thread(server.store.save, "default", "bfdemo==1.0\n", 0)
+    assert await server.requirements_for_kernel() == old
+    # Another server saves; this one's next kernel start brings the new record.
+    new = await asyncio.to_thread(server.store.save, "default", "bfdemo==2.0\n", old.version)
+    server.cache.put(new)
+    assert await server.requirements_for_kernel() == new
+    await server.settle()
+    down = new_service(
+        services,
+        "postgresql://postgres@127.0.0.1:1/down",
+        "redis://127.0.0.1:1/0",
+        site,
+        wheelhouse,
+    )
+    assert await down.requirements_for_kernel() == new
+
+
+async def test_kernels_starting_at_once_keep_a_new_record_once(
+    services: list[PackageService],
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    wheelhouse: Path,
+) -> None:
+    site = tmp_path / "site"
+    server = new_service(services, database_url, redis_url, site, wheelhouse)
+    saved = await asyncio.to_thread(server.store.save, "default", "bfdep\n", 0)
+    server.cache.put(saved)
+    kept: list[RequirementsRecord] = []
+    keep = server.local_copy.keep
+
+    def counting(record: RequirementsRecord) -> None:
+        kept.append(record)
+        keep(record)
+
+    server.local_copy.keep = counting  # type: ignore[method-assign]
+    records = await asyncio.gather(*(server.requirements_for_kernel() for _ in range(5)))
+    await server.settle()
+    assert records == [saved] * 5
+    assert kept == [saved]
+
+
+@pytest.fixture
+def proxy(redis_server: ThrowawayRedis, redis_url: str) -> Iterator[PartitionProxy]:
+    """A way to the session's (emptied) Redis that a test can partition."""
+    proxy = PartitionProxy(redis_server.port)
+    yield proxy
+    proxy.close()
+
+
+async def test_a_redis_that_stops_answering_is_read_from_a_thread_for_a_growing_pause(
+    proxy: PartitionProxy, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read a kernel start waits for runs on the event loop while Redis answers in time.
+    One that does not holds the loop up for the quick client's timeout, once: reads then go
+    through a thread, with the full timeout, for a pause that doubles while quick reads keep
+    failing (a Redis too far away to connect within the timeout costs the loop that once per
+    pause, not at every kernel start)."""
+    now = [1000.0]  # the guard's clock, moved by the test
+    monkeypatch.setattr(cache_module, "monotonic", lambda: now[0])
+    caplog.set_level(logging.INFO, "test.lookups")
+    cache = RequirementsCache(url=proxy.url(), socket_timeout=0.3)
+    guarded = GuardedCache(cache, logging.getLogger("test.lookups"))
+    record = RequirementsRecord.of("default", "bfdemo==1.0\n", 1, "bfdemo==1.0\n")
+
+    def said(text: str) -> int:
+        return sum(text in r.getMessage() for r in caplog.records)
+
+    try:
+        cache.put(record)
+        assert await guarded.get("default") == record
+        assert guarded.quick_reads
+        proxy.partitioned.set()  # connected, and no byte gets through
+        assert await guarded.get("default") is None  # a miss: the database answers
+        assert not guarded.quick_reads
+        assert await guarded.get("default") is None  # from a thread
+        assert said("reading the database instead") == 1
+        now[0] += cache_module.QUICK_PAUSE
+        assert guarded.quick_reads  # tried on the loop again: fails again, for twice as long
+        assert await guarded.get("default") is None
+        now[0] += cache_module.QUICK_PAUSE
+        assert not guarded.quick_reads
+        proxy.partitioned.clear()
+        assert await guarded.get("default") == record  # from a thread, in time
+        assert said("reachable again") == 1
+        assert not guarded.quick_reads  # the pause holds
+        now[0] += cache_module.QUICK_PAUSE
+        assert guarded.quick_reads
+        assert await guarded.get("default") == record  # on the loop, and the pause is reset
+        proxy.partitioned.set()
+        assert await guarded.get("default") is None
+        now[0] += cache_module.QUICK_PAUSE
+        assert guarded.quick_reads
+    finally:
+        proxy.partitioned.clear()
+        guarded.close()
+        cache.close()
