@@ -30,15 +30,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
-from time import monotonic
 from typing import Any, TypeVar
 
 from traitlets import Float, Unicode
 
 from ..records import RequirementsRecord
 from ..settings import BifrostSettings, SettingsComponent
-from .redis_connection import CacheUnavailable, RedisConnection, RedisHealth, redis_errors
+from .redis_connection import (
+    QUICK_TIMEOUT,
+    CacheUnavailable,
+    RedisConnection,
+    RedisHealth,
+    redis_errors,
+)
 from .redis_functions import put_if_newer
 from .redis_names import cache_key
 
@@ -48,10 +54,6 @@ T = TypeVar("T")
 VALUE_FIELDS = ("version", "content", "hash", "lock")
 #: Seconds between attempts to bring Redis up to date after it missed a save.
 REPAIR_INTERVAL = 1.0
-#: Seconds reads go through a thread after a quick read (on the event loop) failed; doubled
-#: at each failure in a row, up to QUICK_PAUSE_MAX.
-QUICK_PAUSE = 1.0
-QUICK_PAUSE_MAX = 300.0
 
 
 class RequirementsCache(SettingsComponent):
@@ -143,26 +145,15 @@ class GuardedCache:
         self.health = health if health is not None else RedisHealth(log)
         self._behind: RequirementsRecord | None = None
         self._repair: asyncio.Task[None] | None = None
-        #: Until when reads go through a thread (monotonic), after a quick read failed.
-        self._quick_after = 0.0
-        #: How long the next failure of a quick read sends reads to a thread.
-        self._quick_pause = QUICK_PAUSE
-
-    @property
-    def quick_reads(self) -> bool:
-        """Whether the next read runs on the event loop."""
-        return monotonic() >= self._quick_after
+        #: Whether reads run on the event loop: while Redis answers within QUICK_TIMEOUT.
+        self.quick_reads = True
 
     async def get(self, workspace: str) -> RequirementsRecord | None:
         """The cached record, or None on a miss, with no cache, or while Redis is not trusted.
 
         A kernel start waits for this read, so it runs on the event loop (quick_client: a
-        loopback GET takes less than a thread hop). When one does not answer within
-        :data:`~.redis_connection.QUICK_TIMEOUT` (Redis down, stalled, or too far away to
-        connect that fast), reads go through a thread with the full timeout for
-        :data:`QUICK_PAUSE`, twice that after the next failure, and so on up to
-        :data:`QUICK_PAUSE_MAX`: the loop waits that long at most once per pause, whatever
-        Redis does."""
+        loopback GET takes less than a thread hop) while Redis answers in time; once it has
+        not, reads go through a thread with the full timeout, until one answers in time."""
         if not self.cache.enabled:
             return None
         if self._behind is not None and not await self._repair_once():
@@ -171,14 +162,19 @@ class GuardedCache:
             try:
                 record = self.cache.get(workspace, quick=True)
             except CacheUnavailable:
-                # Slow, or down: the thread's read (full timeout) tells which, and says it.
-                self._quick_after = monotonic() + self._quick_pause
-                self._quick_pause = min(2 * self._quick_pause, QUICK_PAUSE_MAX)
+                self.quick_reads = False  # slow, or down: the thread's read tells which
             else:
-                self._quick_pause = QUICK_PAUSE
                 self.health.recovered()
                 return record
-        return await self.health.call(self.cache.get, workspace)
+        started = time.monotonic()
+        try:
+            record = await asyncio.to_thread(self.cache.get, workspace)
+        except CacheUnavailable as exc:
+            self.health.failed(exc)
+            return None
+        self.health.recovered()
+        self.quick_reads = time.monotonic() - started < QUICK_TIMEOUT
+        return record
 
     async def put(
         self, record: RequirementsRecord, invalidate_on_failure: bool = False, force: bool = False
