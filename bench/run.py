@@ -451,8 +451,8 @@ def lookup_worker(
     class CountingCache(RequirementsCache):
         misses = 0
 
-        def get(self, workspace: str, quick: bool = False) -> RequirementsRecord | None:
-            found = super().get(workspace, quick)
+        def get(self, workspace: str) -> RequirementsRecord | None:
+            found = super().get(workspace)
             self.misses += found is None
             return found
 

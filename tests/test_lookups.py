@@ -2,14 +2,12 @@
 
 An unchanged record costs one Redis GET and nothing on disk, in a server that has seen it
 and in a new process whose local copy already holds it; what a kernel does not need (the
-cache's fill after a miss, a new record's local copy) happens after its answer; the GET runs
-on the event loop only while Redis answers in time.
+cache's fill after a miss, a new record's local copy) happens after its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +16,7 @@ import redis
 
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.service import PackageService
-from bifrost_ext.storage.cache import GuardedCache, RequirementsCache
 from bifrost_ext.storage.local_copy import LocalCopy
-from tests.servers import PartitionProxy, ThrowawayRedis
 from tests.wheels import make_service
 
 
@@ -142,42 +138,3 @@ async def test_kernels_starting_at_once_keep_a_new_record_once(
     await server.settle()
     assert records == [saved] * 5
     assert kept == [saved]
-
-
-@pytest.fixture
-def proxy(redis_server: ThrowawayRedis, redis_url: str) -> Iterator[PartitionProxy]:
-    """A way to the session's (emptied) Redis that a test can partition."""
-    proxy = PartitionProxy(redis_server.port)
-    yield proxy
-    proxy.close()
-
-
-async def test_a_redis_that_stops_answering_is_read_from_a_thread_until_it_answers(
-    proxy: PartitionProxy, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The read a kernel start waits for runs on the event loop only while Redis answers in
-    time: a partition holds the loop up once, for the quick client's timeout; the reads
-    after it wait in a thread, with the full timeout, until Redis answers again."""
-    caplog.set_level(logging.INFO, "test.lookups")
-    cache = RequirementsCache(url=proxy.url(), socket_timeout=0.3)
-    guarded = GuardedCache(cache, logging.getLogger("test.lookups"))
-    record = RequirementsRecord.of("default", "bfdemo==1.0\n", 1, "bfdemo==1.0\n")
-    try:
-        cache.put(record)
-        assert await guarded.get("default") == record
-        assert guarded.quick_reads
-        proxy.partitioned.set()  # connected, and no byte gets through
-        assert await guarded.get("default") is None  # a miss: the database answers
-        assert not guarded.quick_reads
-        assert await guarded.get("default") is None
-        assert not guarded.quick_reads
-        assert [r.getMessage() for r in caplog.records].count(
-            "bifrost: Redis unavailable: Timeout reading from socket; reading the database instead"
-        ) == 1
-        proxy.partitioned.clear()
-        assert await guarded.get("default") == record  # from a thread, in time...
-        assert guarded.quick_reads  # ...so the next read is on the loop again
-        assert await guarded.get("default") == record
-    finally:
-        guarded.close()
-        cache.close()

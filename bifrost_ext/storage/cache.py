@@ -14,11 +14,9 @@ in this key order::
 value's first bytes; ``hash`` is the sha256 of ``content`` (a value whose hash does not match
 reads as a miss); ``lock`` holds the exact pins the change was saved with. Writes never put
 an older version over a newer one. :class:`GuardedCache` is how the flow uses it: Redis being
-down is a miss, a save Redis missed is written before Redis is trusted again, and the read a
-kernel start waits for is one GET on the event loop, with no thread hop, while Redis answers
-within :data:`~.redis_connection.QUICK_TIMEOUT`. With no ``redis_url`` the cache is off and
-every read goes to the database. Used by :mod:`bifrost_ext.service` (installs, warm-up,
-kernel starts).
+down is a miss, and a save Redis missed is written before Redis is trusted again. With no
+``redis_url`` the cache is off and every read goes to the database. Used by
+:mod:`bifrost_ext.service` (installs, warm-up, kernel starts).
 
 Its config section (``c.RequirementsCache.url``, ``socket_timeout``) names the Redis of the
 whole server: the change announcements (:mod:`.changes`) and the server registry
@@ -30,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,13 +35,7 @@ from traitlets import Float, Unicode
 
 from ..records import RequirementsRecord
 from ..settings import BifrostSettings, SettingsComponent
-from .redis_connection import (
-    QUICK_TIMEOUT,
-    CacheUnavailable,
-    RedisConnection,
-    RedisHealth,
-    redis_errors,
-)
+from .redis_connection import CacheUnavailable, RedisConnection, RedisHealth, redis_errors
 from .redis_functions import put_if_newer
 from .redis_names import cache_key
 
@@ -85,14 +76,12 @@ class RequirementsCache(SettingsComponent):
             self._connection = RedisConnection(self.url, self.socket_timeout)
         return self._connection
 
-    def get(self, workspace: str, quick: bool = False) -> RequirementsRecord | None:
-        """Return the cached record, or None on a miss, when disabled or on a corrupt value;
-        ``quick``: with :attr:`~.redis_connection.RedisConnection.quick_client`."""
+    def get(self, workspace: str) -> RequirementsRecord | None:
+        """Return the cached record, or None on a miss, when disabled or on a corrupt value."""
         if not self.enabled:
             return None
-        client = self.connection.quick_client if quick else self.connection.client
         with redis_errors():
-            raw = client.get(cache_key(workspace))
+            raw = self.connection.client.get(cache_key(workspace))
         if raw is None:
             return None
         try:
@@ -145,36 +134,14 @@ class GuardedCache:
         self.health = health if health is not None else RedisHealth(log)
         self._behind: RequirementsRecord | None = None
         self._repair: asyncio.Task[None] | None = None
-        #: Whether reads run on the event loop: while Redis answers within QUICK_TIMEOUT.
-        self.quick_reads = True
 
     async def get(self, workspace: str) -> RequirementsRecord | None:
-        """The cached record, or None on a miss, with no cache, or while Redis is not trusted.
-
-        A kernel start waits for this read, so it runs on the event loop (quick_client: a
-        loopback GET takes less than a thread hop) while Redis answers in time; once it has
-        not, reads go through a thread with the full timeout, until one answers in time."""
+        """The cached record, or None on a miss, with no cache, or while Redis is not trusted."""
         if not self.cache.enabled:
             return None
         if self._behind is not None and not await self._repair_once():
             return None  # Redis may still hold the value from before a save
-        if self.quick_reads:
-            try:
-                record = self.cache.get(workspace, quick=True)
-            except CacheUnavailable:
-                self.quick_reads = False  # slow, or down: the thread's read tells which
-            else:
-                self.health.recovered()
-                return record
-        started = time.monotonic()
-        try:
-            record = await asyncio.to_thread(self.cache.get, workspace)
-        except CacheUnavailable as exc:
-            self.health.failed(exc)
-            return None
-        self.health.recovered()
-        self.quick_reads = time.monotonic() - started < QUICK_TIMEOUT
-        return record
+        return await self.health.call(self.cache.get, workspace)
 
     async def put(
         self, record: RequirementsRecord, invalidate_on_failure: bool = False, force: bool = False

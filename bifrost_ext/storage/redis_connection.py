@@ -4,10 +4,9 @@
 
 :class:`RedisConnection` makes the clients every Redis user of a server shares: the cache
 of requirements records (:mod:`.cache`), the channel of change announcements
-(:mod:`.changes`) and the server registry (:mod:`.servers`), and the quick one that a kernel
-start's read uses on the event loop. Every Redis failure reaches them as a
-:class:`CacheUnavailable` that says what it is, and :class:`RedisHealth` says it at WARNING
-once per kind of failure, whichever of them met it. With no URL nothing connects.
+(:mod:`.changes`) and the server registry (:mod:`.servers`). Every Redis failure reaches
+them as a :class:`CacheUnavailable` that says what it is, and :class:`RedisHealth` says it at
+WARNING once per kind of failure, whichever of them met it. With no URL nothing connects.
 """
 
 from __future__ import annotations
@@ -68,20 +67,14 @@ def redis_errors() -> Iterator[None]:
         raise cache_error(exc) from exc
 
 
-#: Seconds a read on the event loop (:attr:`RedisConnection.quick_client`) waits for Redis.
-QUICK_TIMEOUT = 0.05
-
-
 class RedisConnection:
-    """The Redis of one server: a shared client made on first use, the quick one for reads
-    on the event loop, and the subscribers'."""
+    """The Redis of one server: a shared client made on first use, and the subscribers'."""
 
     def __init__(self, url: str | None, socket_timeout: float = 2.0) -> None:
         self.url = url
         #: Seconds to wait for Redis to connect or answer before treating it as down.
         self.socket_timeout = socket_timeout
         self._client: redis.Redis | None = None
-        self._quick_client: redis.Redis | None = None
 
     @property
     def enabled(self) -> bool:
@@ -102,25 +95,6 @@ class RedisConnection:
             )
         return self._client
 
-    @property
-    def quick_client(self) -> redis.Redis:
-        """A client for the one read a kernel start waits for, made to run on the event loop:
-        a GET costs less than the hop to a thread and back. It waits at most
-        :data:`QUICK_TIMEOUT` and never retries, so a Redis that stops answering holds the
-        loop up that long, once (:class:`~.cache.GuardedCache` then reads from a thread for
-        a while)."""
-        if self._quick_client is None:
-            assert self.url
-            timeout = min(self.socket_timeout, QUICK_TIMEOUT)
-            self._quick_client = redis.Redis.from_url(
-                self.url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(ExponentialBackoff(), retries=0),
-                health_check_interval=30,
-            )
-        return self._quick_client
-
     def subscriber(self, interval: float) -> redis.asyncio.Redis:
         """A new asyncio client for one subscription that wakes at least every ``interval``
         seconds (a pub/sub connection waits for messages, so it has its own timeouts)."""
@@ -133,11 +107,10 @@ class RedisConnection:
         )
 
     def close(self) -> None:
-        """Close the connection pools."""
-        for client in (self._client, self._quick_client):
-            if client is not None:
-                client.close()
-        self._client = self._quick_client = None
+        """Close the connection pool."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 class RedisHealth:
