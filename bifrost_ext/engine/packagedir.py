@@ -26,14 +26,17 @@ build's steps, each a module of its own (as conda-store's build actions are):
 2. :mod:`~bifrost_ext.engine.delta`: a later environment is a clone of the current one
    (untouched top-level folders shared by a link, touched ones as folders of hard links,
    bytecode included), what goes unlinked from it and what comes renamed in;
-3. :mod:`~bifrost_ext.engine.scripts` and :mod:`~bifrost_ext.engine.bytecode`: its console
-   scripts import from their build wherever they run; what came is compiled before the switch;
+3. :mod:`~bifrost_ext.engine.scripts`: its console scripts import from their build wherever
+   they run;
 4. :mod:`~bifrost_ext.engine.kernel_check`: the kernel's own runtime still imports with it first
-   on the path (again only when the change touched a name the kernel's imports looked up), and
+   on the path (again only when the change touched a name the kernel's imports looked up, and
+   for a build from nothing only when no build of its lock passed for this kernel), and
    :mod:`~bifrost_ext.engine.shadowing`: none of its console scripts shadows a command on
    kernels' ``PATH``;
 5. :mod:`~bifrost_ext.engine.switching`: renamed into place, ``current`` switched by an atomic
-   rename, and what nothing reaches any more collected, under the directory's lock.
+   rename, and what nothing reaches any more collected, under the directory's lock;
+6. :mod:`~bifrost_ext.engine.bytecode`: what came is compiled after the switch, in the
+   background at low priority (:attr:`PackageDirectory.bytecode`).
 
 A kernel never sees a half-installed or kernel-breaking directory, a failed install changes
 nothing, and stale ``*.dist-info`` from upgrades cannot exist. A build that failed is remembered
@@ -59,7 +62,7 @@ from bifrost_kernel.lease import LEASE
 from ..errors import EXIT_INSTALL, EXIT_SAVED_INVALID, BifrostError
 from ..private import write_atomic
 from ..records import RequirementsRecord, lock_pins
-from .bytecode import compile_bytecode, python_files
+from .bytecode import Bytecode, python_files
 from .delta import (
     Delta,
     clone,
@@ -72,7 +75,14 @@ from .delta import (
 )
 from .dist_info import freeze, installed
 from .installer import Installer, InstallError, OutputCallback
-from .kernel_check import KERNEL_IMPORTS, FailedBuild, FailureMemory, check_kernel
+from .kernel_check import (
+    KERNEL_IMPORTS,
+    PASSED_CHECKS,
+    FailedBuild,
+    FailureMemory,
+    PassedCheck,
+    check_kernel,
+)
 from .layout import complete_marker, suffix
 from .protection import KernelRuntime, kernel_runtime
 from .purpose import SYNC, Build, BuildPurpose
@@ -158,6 +168,8 @@ class PackageDirectory:
         #: What each switch removes.
         self.collector = Collector(root, self.envs)
         self._failures = FailureMemory()
+        #: What each build needs compiled, compiled once it is switched to.
+        self.bytecode = Bytecode()
         #: Builds under way in this process, by requirements hash.
         self.building: dict[str, Build] = {}
         #: By requirements hash: the kernel's own distributions the last build of those
@@ -320,6 +332,7 @@ class PackageDirectory:
         tmp = self.envs / f".tmp-{record.hash[:12]}-{suffix()}"
         pins = record.lock_lines if pins is None else pins
         base = self._base()
+        compiled: tuple[KernelRuntime, list[str]] | None = None
         started = datetime.now(timezone.utc)
         self.building[record.hash] = Build(record.hash, len(record.lines), started, purpose)
         try:
@@ -330,16 +343,19 @@ class PackageDirectory:
                 if base is not None and (base / KERNEL_IMPORTS).is_file():
                     os.link(base / KERNEL_IMPORTS, tmp / KERNEL_IMPORTS)
             elif base is not None:
-                await self._change(base, tmp, record, on_output, pins)
+                compiled = await self._change(base, tmp, record, on_output, pins)
             else:
                 runtime = await self._runtime()
                 tmp.mkdir()
                 await self._staging(record, runtime, on_output).install_all(tmp, pins)
-                # Before the switch, not after it: the kernel that waited for this build
-                # imports from it next, and later changes share this bytecode.
-                await compile_bytecode(runtime, tmp, python_files(tmp), self.installer.timeout)
-                # Only a directory the kernel still starts with is ever renamed into place.
-                await check_kernel(runtime, tmp, self.installer.timeout)
+                # Only a directory the kernel still starts with is ever renamed into place;
+                # checked once per lock and kernel runtime, noted beside the installer's
+                # cache (which a new container keeps, when its site folder is new).
+                notes = Path(self.installer.cache_dir or self.root) / PASSED_CHECKS
+                passed = await PassedCheck.for_build(notes, freeze(tmp), runtime)
+                await check_kernel(runtime, tmp, self.installer.timeout, passed=passed)
+                # After the switch, at low priority: the kernel that waited starts now.
+                compiled = (runtime, python_files(tmp))
             # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
             self.commands.check(tmp)
             # The lease's name is bifrost's: what a package shipped under it goes (a folder
@@ -350,6 +366,8 @@ class PackageDirectory:
             (tmp / LEASE).touch()  # made here, so that kernels holding it change nothing
             (tmp / marker).touch()
             os.rename(tmp, env)
+            if compiled is not None:
+                self.bytecode.pending(env, *compiled, self.installer.timeout)
         finally:
             self.building.pop(record.hash, None)
             if tmp.exists():
@@ -390,12 +408,12 @@ class PackageDirectory:
         record: RequirementsRecord,
         on_output: OutputCallback | None,
         pins: Sequence[str],
-    ) -> None:
+    ) -> tuple[KernelRuntime, list[str]]:
         """Build ``record`` in ``target`` from the complete environment ``base``: what comes
         is installed into a staging folder while ``base`` is cloned (every top-level folder
         shared), the clone gets folders of its own where the change touches it, what goes
-        is unlinked and what comes renamed in; then its bytecode, and the kernel check when
-        the change touched what a kernel imports."""
+        is unlinked and what comes renamed in; then the kernel check when the change
+        touched what a kernel imports. Returns the modules to compile after the switch."""
         runtime = await self._runtime()
         runtime.check_requested(record.lines)
         staging = self.envs / f".tmp-staging-{suffix()}"
@@ -426,9 +444,8 @@ class PackageDirectory:
         finally:
             await asyncio.wait([cloning])  # before the caller removes what it made
             shutil.rmtree(staging, ignore_errors=True)
-        modules = [path for path in moved if path.endswith(".py")]
-        await compile_bytecode(runtime, target, modules, self.installer.timeout)
         await check_kernel(runtime, target, self.installer.timeout, import_names([*going, *moved]))
+        return runtime, [path for path in moved if path.endswith(".py")]
 
     def _locked(self) -> AbstractAsyncContextManager[None]:
         """The directory's lock, waited for as long as a build may take and a minute more."""
@@ -443,6 +460,7 @@ class PackageDirectory:
         active.json."""
         point(self.current, env)
         self._write_active(record)
+        self.bytecode.start(env)
         self._collect(keep={env.name})
 
     def _collect(self, keep: set[str]) -> None:
