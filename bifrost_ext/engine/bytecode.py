@@ -38,8 +38,10 @@ from bifrost_kernel.probes import COMPILE_MODULES
 from . import process
 from .protection import KernelRuntime
 
-#: Modules compiled per process run.
+#: Most modules compiled per process run, and fewest (when there are fewer processes than
+#: cores, each takes a share: a 200-module package is compiled by two processes on two cores).
 COMPILE_BATCH = 400
+MIN_BATCH = 50
 #: The priority the compile runs at (``nice``'s increment: the lowest there is).
 NICENESS = 19
 
@@ -87,10 +89,12 @@ async def _compile_niced(
     runtime: KernelRuntime, env: Path, modules: Sequence[str], timeout: float
 ) -> None:
     """Compile ``modules`` under ``env`` in the kernel interpreter at the lowest priority: at
-    most one process per core, each taking batches of :data:`COMPILE_BATCH` in turn. A
-    failure (a killed process, an environment collected meanwhile) costs only speed: the
-    kernel compiles what it imports."""
-    batches = [modules[i : i + COMPILE_BATCH] for i in range(0, len(modules), COMPILE_BATCH)]
+    most one process per core, each taking batches of :data:`MIN_BATCH` to
+    :data:`COMPILE_BATCH` modules in turn. A failure (a killed process, an environment
+    collected meanwhile) costs only speed: the kernel compiles what it imports."""
+    cores = os.cpu_count() or 1
+    size = min(COMPILE_BATCH, max(MIN_BATCH, -(-len(modules) // cores)))
+    batches = [modules[i : i + size] for i in range(0, len(modules), size)]
     nice = shutil.which("nice")
     prefix = [nice, "-n", str(NICENESS)] if nice else []
     command = [*prefix, os.path.abspath(runtime.python), "-I", COMPILE_MODULES, str(env)]
@@ -101,7 +105,7 @@ async def _compile_niced(
             with suppress(OSError, process.TimedOut):
                 await process.run(command, timeout, stdin="\0".join(batch))
 
-    await asyncio.gather(*(worker() for _ in range(min(len(batches), os.cpu_count() or 1))))
+    await asyncio.gather(*(worker() for _ in range(min(len(batches), cores))))
 
 
 def python_files(env: Path) -> list[str]:
