@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -110,7 +111,16 @@ async def test_a_restore_compiles_after_the_switch_at_the_lowest_priority(
 ) -> None:
     pkg = container(tmp_path, "one", house, python)
     await pkg.ensure(record("bfwarm\n"))
-    assert pkg.current.resolve().is_dir()  # switched; its bytecode may still be coming
+    # Switched; its bytecode may still be coming, and an import meanwhile is right.
+    imports = "; ".join(f"import bfwarm.m{i:02d} as m; assert m.f(0) == {i}" for i in range(20))
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    done = subprocess.run(
+        [sys.executable, "-c", f"{imports}; print('ok')"],
+        env={**environ, "PYTHONPATH": str(pkg.current)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout == "ok\n", done.stderr
     await pkg.bytecode.settled()
     compiles = runs(python, COMPILE_MODULES)
     assert compiles

@@ -66,6 +66,8 @@ class Bytecode:
     ) -> None:
         """Note that ``modules`` (paths relative to the complete build ``env``) are to be
         compiled for ``runtime`` once ``current`` points at ``env``."""
+        for built in [path for path in self._pending if not path.exists()]:
+            del self._pending[built]  # collected before anything switched to it
         if modules:
             self._pending[env] = _Job(runtime, tuple(modules), timeout)
 
