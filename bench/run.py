@@ -326,7 +326,10 @@ class Bench:
     async def install_api(self) -> None:
         print("3. POST api/packages/install of one wheel (PostgreSQL + Redis, real server)")
         site = self.work / "api-site"
-        env = {**self.env, "BIFROST_SITE_DIR": str(site), "BIFROST_WORKSPACE": "benchapi"}
+        # A workspace of this run's own: Redis (shared) keeps earlier runs' cached requirements
+        # and servers under a fixed name, which this run's new database would contradict.
+        workspace = f"benchapi{uuid.uuid4().hex[:8]}"
+        env = {**self.env, "BIFROST_SITE_DIR": str(site), "BIFROST_WORKSPACE": workspace}
         server = ServerProcess(self.work / "api-home", env).start()
         # One keep-alive connection, as a browser holds one to JupyterLab's server.
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
@@ -345,9 +348,9 @@ class Bench:
                     # Drop built environments so that every install really runs the installer
                     # (not the current one, nor the pool of folders it links into).
                     keep = {SHARED}
-                    for current in site.glob("benchapi/*/current"):
+                    for current in site.glob(f"{workspace}/*/current"):
                         keep.add(current.resolve().name)
-                    for env_dir in site.glob("benchapi/*/envs/*"):
+                    for env_dir in site.glob(f"{workspace}/*/envs/*"):
                         if env_dir.is_symlink() and env_dir.resolve().name not in keep:
                             env_dir.unlink()
                         elif not env_dir.is_symlink() and env_dir.name not in keep:
@@ -372,6 +375,10 @@ class Bench:
         finally:
             connection.close()
             server.stop()
+            client = redis.Redis.from_url(REDIS)
+            for key in client.scan_iter(match=f"bifrost:*:{workspace}"):  # this run's keys
+                client.delete(key)
+            client.close()
 
     # -- 4. warm-up ----------------------------------------------------------------------------
 
