@@ -16,11 +16,13 @@ first, and an import that comes before the compile reached its module compiles t
 alone, as Python always does, and writes it. Neither is ever wrong: each ``.pyc`` is written
 by an atomic rename and names the source's size and mtime, whoever wrote it.
 
-Why after the switch, when an earlier version compiled a restore before it: that compile ran
-at normal priority in as many processes as batches, and raced the first ``import pandas``
-under load (13-19 s against 3.4-5 s). Niced, and at most one process per core, it yields to
-the kernel; bench/run.py target 2 measures a restore and its first import both ways and
-bench/README.md says what it found.
+Why after the switch, when an earlier issue moved a restore's compile before it because a
+background compile raced the first ``import pandas`` under load (13-19 s against 3.4-5 s):
+that figure is the import alone. Counted from the restore's start, the compile before the
+switch costs more than the first import compiling what it imports: sympy and networkx
+restored and imported took 15.9 s that way against 10.5 s this way, 35.8 s against 22.8 s
+with both cores busy (the import alone 0.8 s against 8.3 s, 5.8 against 14.5). bench/run.py
+target 2 measures both ways; bench/README.md has the figures.
 """
 
 from __future__ import annotations
