@@ -128,3 +128,19 @@ async def test_a_restore_compiles_after_the_switch_at_the_lowest_priority(
     assert runs(python, IMPORT_CHECK)[0].split()[0] == str(os.nice(0))  # only the compile
     compiled = {path.name.split(".")[0] for path in pkg.current.glob("bfwarm/__pycache__/*.pyc")}
     assert compiled == {"__init__", *(f"m{i:02d}" for i in range(len(WIDE)))}
+
+
+async def test_a_change_compiles_what_it_brought_after_the_switch_at_the_lowest_priority(
+    tmp_path: Path, house: list[str], python: Path
+) -> None:
+    pkg = container(tmp_path, "one", house, python)
+    await pkg.ensure(record("bfdemo==1.0\n"))
+    await pkg.bytecode.settled()
+    before = len(runs(python, COMPILE_MODULES))
+    await pkg.ensure(RequirementsRecord.of("default", "bfdemo==1.0\nbfwarm\n", 2))
+    await pkg.bytecode.settled()
+    compiles = runs(python, COMPILE_MODULES)[before:]
+    assert compiles  # the change's own, in the kernel interpreter
+    assert all(line.split()[0] == "19" for line in compiles)
+    compiled = {path.name.split(".")[0] for path in pkg.current.glob("bfwarm/__pycache__/*.pyc")}
+    assert compiled == {"__init__", *(f"m{i:02d}" for i in range(len(WIDE)))}
