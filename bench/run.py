@@ -25,7 +25,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +41,10 @@ from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
 from sizes import sizes  # noqa: E402
 
+from bifrost_ext.engine import protection  # noqa: E402
 from bifrost_ext.engine.delta import SHARED  # noqa: E402
 from bifrost_ext.engine.installer import Installer, find_uv  # noqa: E402
+from bifrost_ext.engine.kernel_check import PASSED_CHECKS  # noqa: E402
 from bifrost_ext.engine.packagedir import PackageDirectory  # noqa: E402
 from bifrost_ext.records import RequirementsRecord  # noqa: E402
 from bifrost_ext.service import PackageService  # noqa: E402
@@ -198,21 +199,51 @@ class Bench:
     # -- 2. changed requirements: cold directory ----------------------------------------------
 
     async def cold_installs(self) -> None:
-        print("2. Cold package directory, 20 wheels from a local wheelhouse")
+        print("2. Cold package directory, 20 wheels from a local wheelhouse, installer cache warm")
         runs = self.repeat
         # One untimed run each so both installers have their caches warm.
         for tool in ("uv", "pip"):
             self.run_installer(tool, self.work / f"warm-{tool}", NAMES)
         uv_raw: list[float] = []
         pip_raw: list[float] = []
-        provisioner: list[float] = []
+        first: list[float] = []
+        restore: list[float] = []
+        restore_compiled: list[float] = []
+        restore_new_server: list[float] = []
         record = RequirementsRecord.of("default", "".join(f"{n}\n" for n in NAMES), 1)
+        notes = self.cache / PASSED_CHECKS
 
-        async def bifrost(i: int) -> None:
+        async def build(name: str, compiled: bool = False) -> float:
+            """A build from nothing in a new site folder (a new container), with the cache;
+            ``compiled``: and its bytecode, as a restore waited for it before the switch."""
             package_dir = PackageDirectory(
-                self.work / f"cold-{i}", self.installer("uv"), sys.executable
+                self.work / name / "pkg", self.installer("uv"), sys.executable
             )
-            provisioner.append(await timed(partial(package_dir.ensure, record)))
+
+            async def ensure() -> None:
+                await package_dir.ensure(record)
+                if compiled:
+                    await package_dir.bytecode.settled()
+
+            elapsed = await timed(ensure)
+            await package_dir.bytecode.settled()  # untimed: before the next sample
+            return elapsed
+
+        async def first_build(i: int) -> None:
+            shutil.rmtree(notes, ignore_errors=True)  # no build of this lock checked yet
+            first.append(await build(f"cold-{i}"))
+
+        async def restored(i: int) -> None:  # a build of this lock passed: a new container
+            restore.append(await build(f"restore-{i}"))
+
+        async def restored_compiled(i: int) -> None:
+            restore_compiled.append(await build(f"restore-compiled-{i}", compiled=True))
+
+        async def restored_new_server(i: int) -> None:
+            # A new container's server asks the kernel interpreter what it runs on once, at
+            # its first build: what this process has kept of that answer is forgotten.
+            protection._runtimes.clear()
+            restore_new_server.append(await build(f"restore-new-server-{i}"))
 
         async def uv(i: int) -> None:
             uv_raw.append(self.run_installer("uv", self.work / f"uv-{i}", NAMES))
@@ -220,24 +251,85 @@ class Bench:
         async def pip(i: int) -> None:
             pip_raw.append(self.run_installer("pip", self.work / f"pip-{i}", NAMES))
 
+        await build("restore-warm")  # untimed: the note of the lock's passed check
+        variants = [uv, first_build, restored, restored_compiled, restored_new_server, pip]
         for i in range(runs):
-            # uv and bifrost run back to back, taking turns to go first.
-            for variant in (uv, bifrost, pip) if i % 2 == 0 else (bifrost, uv, pip):
+            # Each bifrost variant beside the raw uv run, taking turns to go first.
+            for variant in variants if i % 2 == 0 else [*variants[1:5], uv, pip]:
                 await variant(i)
-        uv_ms, pip_ms, prov_ms = median_ms(uv_raw), median_ms(pip_raw), median_ms(provisioner)
+        uv_ms, pip_ms = median_ms(uv_raw), median_ms(pip_raw)
         print(
-            f"  medians of {runs}: uv {uv_ms:.0f} ms, pip {pip_ms:.0f} ms, "
-            f"bifrost package directory (uv) {prov_ms:.0f} ms"
+            f"  medians of {runs}: uv {uv_ms:.0f} ms, pip {pip_ms:.0f} ms; bifrost (uv): first"
+            f" build of the lock {median_ms(first):.0f} ms, restore {median_ms(restore):.0f} ms,"
+            f" restore with its bytecode before the switch {median_ms(restore_compiled):.0f} ms,"
+            f" restore as a new server's first build {median_ms(restore_new_server):.0f} ms"
         )
         line("pip / uv (uv speed-up)", f"{pip_ms / uv_ms:.1f}×", "≥ 10×", pip_ms / uv_ms >= 10)
-        paired_line("bifrost build / raw uv command (95 % interval)", provisioner, uv_raw, 1.05)
+        paired_line("bifrost first build of a lock / raw uv (95 % interval)", first, uv_raw, 1.05)
+        paired_line("bifrost restore, new site folder / raw uv (95 %)", restore, uv_raw, 1.05)
+        for label, samples in (
+            ("  the same, bytecode compiled before the switch / raw uv", restore_compiled),
+            ("  the same, the server's first build (runtime read) / raw uv", restore_new_server),
+        ):
+            ratio = statistics.median(a / b for a, b in zip(samples, uv_raw, strict=True))
+            line(label, f"{ratio:.3f}", "(for scale)", True)
+        await self.first_import_after_restore()
+
+    async def first_import_after_restore(self) -> None:
+        """The first import of bfwide's 200 modules in a process that starts as a kernel does
+        (importing ``ipykernel.kernelapp`` first), right after a restore: its bytecode
+        compiled after the switch in the background (now), or before it (before)."""
+        record = RequirementsRecord.of("default", "bfwide==1.0\n", 1)
+        modules = ", ".join(f"bfwide.m{i:03d}" for i in range(WIDE_MODULES))
+        code = (
+            "import time, ipykernel.kernelapp; start = time.perf_counter();"
+            f" import {modules}; print(time.perf_counter() - start)"
+        )
+        now_import: list[float] = []
+        before_import: list[float] = []
+        now_total: list[float] = []
+        before_total: list[float] = []
+        for i in range(2 * self.repeat):
+            for compiled in (False, True) if i % 2 == 0 else (True, False):
+                package_dir = PackageDirectory(
+                    self.work / f"import-{i}-{compiled}" / "pkg",
+                    self.installer("uv"),
+                    sys.executable,
+                )
+                start = time.perf_counter()
+                await package_dir.ensure(record)
+                if compiled:
+                    await package_dir.bytecode.settled()
+                env = {**os.environ, "PYTHONPATH": str(package_dir.current)}
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                done = await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", code, env=env, stdout=asyncio.subprocess.PIPE
+                )
+                out, _ = await done.communicate()
+                total = time.perf_counter() - start
+                await package_dir.bytecode.settled()
+                (before_import if compiled else now_import).append(float(out))
+                (before_total if compiled else now_total).append(total)
+        print(
+            f"  first import of bfwide ({WIDE_MODULES} modules) after a restore, medians of"
+            f" {2 * self.repeat}: {median_ms(now_import):.0f} ms with the bytecode coming after"
+            f" the switch, {median_ms(before_import):.0f} ms with it before; restore to import"
+            f" done {median_ms(now_total):.0f} ms against {median_ms(before_total):.0f} ms"
+        )
+        paired_line("restore + first import: now / before (95 %)", now_total, before_total, 1.0)
+        paired_line(
+            "  the first import alone: now / before (95 %)", now_import, before_import, 1.05
+        )
 
     # -- 3. install API ---------------------------------------------------------------------
 
     async def install_api(self) -> None:
         print("3. POST api/packages/install of one wheel (PostgreSQL + Redis, real server)")
         site = self.work / "api-site"
-        env = {**self.env, "BIFROST_SITE_DIR": str(site), "BIFROST_WORKSPACE": "benchapi"}
+        # A workspace of this run's own: Redis (shared) keeps earlier runs' cached requirements
+        # and servers under a fixed name, which this run's new database would contradict.
+        workspace = f"benchapi{uuid.uuid4().hex[:8]}"
+        env = {**self.env, "BIFROST_SITE_DIR": str(site), "BIFROST_WORKSPACE": workspace}
         server = ServerProcess(self.work / "api-home", env).start()
         # One keep-alive connection, as a browser holds one to JupyterLab's server.
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
@@ -256,9 +348,9 @@ class Bench:
                     # Drop built environments so that every install really runs the installer
                     # (not the current one, nor the pool of folders it links into).
                     keep = {SHARED}
-                    for current in site.glob("benchapi/*/current"):
+                    for current in site.glob(f"{workspace}/*/current"):
                         keep.add(current.resolve().name)
-                    for env_dir in site.glob("benchapi/*/envs/*"):
+                    for env_dir in site.glob(f"{workspace}/*/envs/*"):
                         if env_dir.is_symlink() and env_dir.resolve().name not in keep:
                             env_dir.unlink()
                         elif not env_dir.is_symlink() and env_dir.name not in keep:
@@ -277,10 +369,16 @@ class Bench:
                     f"  {wheel} ({size}), medians of {self.repeat}: API {api_ms:.1f} ms, "
                     f"raw uv command {raw_ms:.1f} ms, overhead {api_ms - raw_ms:.1f} ms"
                 )
-                paired_line(f"API total / raw installer, {wheel} (95 % interval)", api, raw, 1.10)
+                # bfwide: its 200 modules are compiled after the switch (issue 25: ≤ 1.2).
+                limit = 1.20 if wheel == "bfwide" else 1.10
+                paired_line(f"API total / raw installer, {wheel} (95 % interval)", api, raw, limit)
         finally:
             connection.close()
             server.stop()
+            client = redis.Redis.from_url(REDIS)
+            for key in client.scan_iter(match=f"bifrost:*:{workspace}"):  # this run's keys
+                client.delete(key)
+            client.close()
 
     # -- 4. warm-up ----------------------------------------------------------------------------
 

@@ -817,9 +817,12 @@ class PackageService:
         task.add_done_callback(self._background.discard)
 
     async def settle(self) -> None:
-        """Wait for background work (announcing changes) to finish, e.g. before a CLI exits."""
+        """Wait for background work (announcing changes, compiling a build's bytecode after
+        its switch) to finish, e.g. before a CLI exits."""
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        for directory in list(self._package_dirs.values()):
+            await directory.bytecode.settled()
 
     def close(self) -> None:
         """Close the database and Redis connections."""

@@ -103,10 +103,12 @@ async def test_a_change_never_writes_to_the_environment_kernels_run_on(
 ) -> None:
     pkg = package_dir(tmp_path, wheels, tool)
     await pkg.ensure(record(BASE, 1))
+    await pkg.bytecode.settled()  # the build's own bytecode, written after its switch
     previous = pkg.current.resolve()
     for version, content in enumerate(CHANGES, start=2):
         before = fingerprint(previous)
         await pkg.ensure(record(content, version))
+        await pkg.bytecode.settled()
         assert pkg.current.resolve() != previous
         assert pkg.is_current(record(content, version))
         assert not pkg.is_current(record(BASE, 1))  # the clone does not claim to be its base
@@ -118,6 +120,7 @@ async def test_a_change_never_writes_to_the_environment_kernels_run_on(
     # files of removed distributions (bfapp, and bfdep that only bfapp needed).
     fresh = package_dir(tmp_path / "fresh", wheels, tool)
     await fresh.ensure(record(CHANGES[-1], 1))
+    await fresh.bytecode.settled()
     assert pkg.freeze(pkg.current) == fresh.freeze(fresh.current)
     assert pkg.freeze(pkg.current) == "bfbase==2.0\nbfdemo==2.0\nbfscript==1.0\nbfwide==1.0\n"
 
@@ -154,12 +157,13 @@ async def test_unchanged_files_are_shared_and_only_the_difference_takes_space(
     assert len(shared) > len(WIDE)
 
 
-async def test_every_module_has_its_bytecode_before_a_kernel_imports_it(
+async def test_every_module_gets_its_bytecode_after_the_switch(
     tmp_path: Path, wheels: list[str]
 ) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record("bfdemo==1.0\n", 1))
-    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 2))  # a change's: before the switch
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 2))  # a change's: after the switch
+    await pkg.bytecode.settled()
     env = pkg.current.resolve()
     compiled = sorted((env / "bfwide" / "__pycache__").glob("*.pyc"))
     assert len(compiled) == len(WIDE) + 1  # every module and __init__
@@ -207,6 +211,7 @@ async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_impor
 async def test_a_failed_change_leaves_nothing_behind(tmp_path: Path, wheels: list[str]) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record(BASE, 1))
+    await pkg.bytecode.settled()
     current = pkg.current.resolve()
     before = fingerprint(current)
     entries = sorted(os.listdir(pkg.envs))
@@ -273,12 +278,12 @@ def saved_as(version: int) -> Callable[[str], Awaitable[RequirementsRecord]]:
     return commit
 
 
-async def test_a_kernel_that_waited_for_a_build_from_nothing_finds_its_bytecode(
+async def test_a_build_from_nothing_gets_its_bytecode_for_the_kernel_interpreter(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     """A new container: the requirements are saved, its package directory does not exist.
-    The kernel start waits for the build; when that returns, what the kernel is about to
-    import has its bytecode (not compiled in the background, racing the kernel)."""
+    The kernel start waits for the build (not for its bytecode, compiled after the switch at
+    low priority); once that is done every module has bytecode the kernel reads as it is."""
     house = tmp_path / "house"
     build_wheel(house, "bfwide", "1.0", extra_files={**WIDE, **WIDE_TOP})
     before = make_service(database_url, redis_url, tmp_path / "old-container", house)
@@ -287,6 +292,7 @@ async def test_a_kernel_that_waited_for_a_build_from_nothing_finds_its_bytecode(
         await before.install(["bfwide"])
         assert not (tmp_path / "new-container").exists()
         await new.prepare_kernel(sys.executable)  # what the provisioner waits on
+        await (await new.package_dir()).bytecode.settled()
         env = (await new.package_dir()).current.resolve()
         compiled = {path.name.split(".")[0] for path in env.glob("bfwide/__pycache__/*.pyc")}
         assert compiled == {"__init__", *(f"m{i:02d}" for i in range(len(WIDE)))}

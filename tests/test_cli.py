@@ -97,6 +97,8 @@ def test_warm_and_sync_for_an_init_container(
     out = cli("sync")
     assert "holds version 1" in out.splitlines()[-1]
     assert any(site_dir.glob("default/*/current/bfdemo-2.0.dist-info"))
+    # Its bytecode, compiled after the switch, is written before the command exits.
+    assert any(site_dir.glob("default/*/current/bfdemo/__pycache__/__init__.*.pyc"))
 
 
 def test_export_formats(cli: CLI) -> None:

@@ -32,14 +32,17 @@ build's steps, each a module of its own (as conda-store's build actions are):
    bytecode included), made ahead of the change by :meth:`PackageDirectory.prepare_next`
    where it could be; what goes unlinked from it and what comes renamed in; its manifest
    written;
-3. :mod:`~bifrost_ext.engine.scripts` and :mod:`~bifrost_ext.engine.bytecode`: its console
-   scripts import from their build wherever they run; what came is compiled before the switch;
+3. :mod:`~bifrost_ext.engine.scripts`: its console scripts import from their build wherever
+   they run;
 4. :mod:`~bifrost_ext.engine.kernel_check`: the kernel's own runtime still imports with it first
-   on the path (again only when the change touched a name the kernel's imports looked up), and
+   on the path (again only when the change touched a name the kernel's imports looked up, and
+   for a build from nothing only when no build of its lock passed for this kernel), and
    :mod:`~bifrost_ext.engine.shadowing`: none of its console scripts shadows a command on
    kernels' ``PATH``;
 5. :mod:`~bifrost_ext.engine.switching`: renamed into place, ``current`` switched by an atomic
-   rename, and what nothing reaches any more collected, under the directory's lock.
+   rename, and what nothing reaches any more collected, under the directory's lock;
+6. :mod:`~bifrost_ext.engine.bytecode`: what came is compiled after the switch, in the
+   background at low priority (:attr:`PackageDirectory.bytecode`).
 
 A kernel never sees a half-installed or kernel-breaking directory, a failed install changes
 nothing, and stale ``*.dist-info`` from upgrades cannot exist. A build that failed is remembered
@@ -66,7 +69,7 @@ from ..errors import EXIT_INSTALL, EXIT_SAVED_INVALID, BifrostError
 from ..pins import DIST_INFO
 from ..private import write_atomic
 from ..records import RequirementsRecord
-from .bytecode import compile_bytecode, python_files
+from .bytecode import Bytecode, python_files
 from .delta import (
     Delta,
     clone,
@@ -78,7 +81,14 @@ from .delta import (
 )
 from .dist_info import installed
 from .installer import Installer, InstallError, OutputCallback
-from .kernel_check import KERNEL_IMPORTS, FailedBuild, FailureMemory, check_kernel
+from .kernel_check import (
+    KERNEL_IMPORTS,
+    PASSED_CHECKS,
+    FailedBuild,
+    FailureMemory,
+    PassedCheck,
+    check_kernel,
+)
 from .layout import complete_marker, spare, suffix
 from .manifest import Manifest
 from .protection import KernelRuntime, kernel_runtime
@@ -174,6 +184,8 @@ class PackageDirectory:
         #: What each switch removes.
         self.collector = Collector(root, self.envs)
         self._failures = FailureMemory()
+        #: What each build needs compiled, compiled once it is switched to.
+        self.bytecode = Bytecode()
         #: Builds under way in this process, by requirements hash.
         self.building: dict[str, Build] = {}
         #: By requirements hash: the kernel's own distributions the last build of those
@@ -360,6 +372,7 @@ class PackageDirectory:
         tmp = self.envs / f".tmp-{record.hash[:12]}-{suffix()}"
         pins = record.lock_lines if pins is None else pins
         base = self._base()
+        compiled: tuple[KernelRuntime, list[str]] | None = None
         started = datetime.now(timezone.utc)
         self.building[record.hash] = Build(record.hash, len(record.lines), started, purpose)
         try:
@@ -371,17 +384,20 @@ class PackageDirectory:
                     os.link(base / KERNEL_IMPORTS, tmp / KERNEL_IMPORTS)
                 manifest = Manifest({})
             elif base is not None:
-                manifest = await self._change(base, tmp, record, on_output, pins)
+                manifest, compiled = await self._change(base, tmp, record, on_output, pins)
             else:
                 runtime = await self._runtime()
                 tmp.mkdir()
                 await self._staging(record, runtime, on_output).install_all(tmp, pins)
-                # Before the switch, not after it: the kernel that waited for this build
-                # imports from it next, and later changes share this bytecode.
-                await compile_bytecode(runtime, tmp, python_files(tmp), self.installer.timeout)
-                # Only a directory the kernel still starts with is ever renamed into place.
-                await check_kernel(runtime, tmp, self.installer.timeout)
                 manifest = Manifest.scan(tmp)
+                # Only a directory the kernel still starts with is ever renamed into place;
+                # checked once per lock and kernel runtime, noted beside the installer's
+                # cache (which a new container keeps, when its site folder is new).
+                notes = Path(self.installer.cache_dir or self.root) / PASSED_CHECKS
+                passed = await PassedCheck.for_build(notes, manifest.lock(), runtime)
+                await check_kernel(runtime, tmp, self.installer.timeout, passed=passed)
+                # After the switch, at low priority: the kernel that waited starts now.
+                compiled = (runtime, python_files(tmp))
             # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
             self.commands.check(tmp)
             # The lease's name is bifrost's: what a package shipped under it goes (a folder
@@ -394,6 +410,8 @@ class PackageDirectory:
             (tmp / marker).touch()
             os.rename(tmp, env)
             self._keep_manifest(env, manifest)
+            if compiled is not None:
+                self.bytecode.pending(env, *compiled, self.installer.timeout)
         finally:
             self.building.pop(record.hash, None)
             if tmp.exists():
@@ -434,12 +452,13 @@ class PackageDirectory:
         record: RequirementsRecord,
         on_output: OutputCallback | None,
         pins: Sequence[str],
-    ) -> Manifest:
+    ) -> tuple[Manifest, tuple[KernelRuntime, list[str]]]:
         """Build ``record`` in ``target`` from the complete environment ``base``: what comes
         is installed into a staging folder while ``base`` is cloned (every top-level folder
         shared), the clone gets folders of its own where the change touches it, what goes
-        is unlinked and what comes renamed in; then its bytecode, and the kernel check when
-        the change touched what a kernel imports. Returns the manifest of ``target``."""
+        is unlinked and what comes renamed in; then the kernel check when the change
+        touched what a kernel imports. Returns the manifest of ``target`` and the modules to
+        compile after the switch."""
         runtime = await self._runtime()
         runtime.check_requested(record.lines)
         staging = self.envs / f".tmp-staging-{suffix()}"
@@ -477,10 +496,9 @@ class PackageDirectory:
         finally:
             await asyncio.wait([cloning])  # before the caller removes what it made
             shutil.rmtree(staging, ignore_errors=True)
-        modules = [path for path in moved if path.endswith(".py")]
-        await compile_bytecode(runtime, target, modules, self.installer.timeout)
         await check_kernel(runtime, target, self.installer.timeout, import_names([*going, *moved]))
-        return have.changed(delta.remove, came)
+        modules = [path for path in moved if path.endswith(".py")]
+        return have.changed(delta.remove, came), (runtime, modules)
 
     async def prepare_next(self) -> None:
         """Clone the environment ``current`` holds ahead of the next change, which then starts
@@ -530,6 +548,7 @@ class PackageDirectory:
         active.json."""
         point(self.current, env)
         self._write_active(record)
+        self.bytecode.start(env)
         self._collect(keep={env.name})
 
     def _collect(self, keep: set[str]) -> None:

@@ -2,9 +2,9 @@
 
 request → requirements → installer → **package directory** (bytecode).
 
-Run as ``python -I compile_modules.py FOLDER`` by
-:func:`bifrost_ext.engine.packagedir.compile_bytecode`, with the paths of the modules to
-compile (relative to ``FOLDER``) on its input, separated by NUL characters. Each is written
+Run as ``python -I compile_modules.py FOLDER`` by :mod:`bifrost_ext.engine.bytecode` (niced,
+after a build's switch), with the paths of the modules to compile (relative to ``FOLDER``)
+on its input, separated by NUL characters. Each is written
 by an atomic rename (``py_compile``); a module that does not compile is left as it is, since
 the kernel would fail on it too, at import. Standard library only.
 """
