@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -375,7 +376,7 @@ class Bench:
         finally:
             connection.close()
             server.stop()
-            client = redis.Redis.from_url(REDIS)
+            client = redis.Redis.from_url(self.redis_url)
             for key in client.scan_iter(match=f"bifrost:*:{workspace}"):  # this run's keys
                 client.delete(key)
             client.close()
