@@ -40,6 +40,7 @@ from figures import line, median_ms, paired_line  # noqa: E402
 from growth import growth  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
+from memory import server_memory  # noqa: E402
 
 from bifrost_ext.engine.delta import SHARED  # noqa: E402
 from bifrost_ext.engine.installer import Installer, find_uv  # noqa: E402
@@ -446,7 +447,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=10, help="samples per figure (default 10)")
     parser.add_argument(
-        "--only", default="1,2,3,4,5,6,7,8", help="comma-separated targets to run (default: all)"
+        "--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated targets to run (default: all)"
     )
     parser.add_argument(
         "--no-index-bench",
@@ -455,7 +456,8 @@ async def main() -> None:
     )
     args = parser.parse_args()
     chosen = {int(n) for n in args.only.split(",")}
-    # Targets 1-6 need PostgreSQL and Redis; targets 7 and 8 only the file system and uv.
+    # Targets 1-6 need PostgreSQL and Redis; targets 7 and 8 only the file system and uv;
+    # target 9 makes a database of its own and starts its own redis-server.
     services = bool(chosen & {1, 2, 3, 4, 5, 6})
     print(
         f"bifrost benchmarks — {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
@@ -489,6 +491,9 @@ async def main() -> None:
             print()
         if 8 in chosen:
             await growth(work / "growth")
+            print()
+        if 9 in chosen:
+            await server_memory(work / "memory", PG_ADMIN)
             print()
     finally:
         shutil.rmtree(work, ignore_errors=True)
