@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 VERSION_TABLE = "bifrost_alembic_version"
+#: The newest migration of this release (``revision`` of the last file in
+#: ``migrations/versions``; a test holds the two together). A schema at it is only read:
+#: Alembic (10 MiB in a server process) is imported only when a migration must run.
+SCHEMA_HEAD = "0005"
 #: The ``path`` of every row: the one file a workspace has today (see the module's docstring).
 ROW_PATH = "requirements.txt"
 #: The ``entity_type`` of every row: what that file describes.
@@ -173,6 +177,9 @@ class RequirementsStore(SettingsComponent):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        #: Run a migration in a child process: a long-lived process (the server) never
+        #: imports Alembic, Mako and Pygments (10 MiB), which only a migration needs.
+        self.migrate_apart = False
         self._engine: Engine | None = None
         self._schema_ready = False
         self._schema_lock = threading.Lock()
@@ -209,29 +216,43 @@ class RequirementsStore(SettingsComponent):
 
         A schema already at this release's head is only read: no lock is taken and no DDL
         sent, so a workspace role (which may not change the schema) starts like any other.
+        With :attr:`migrate_apart` (a server's store) a migration runs in a child process
+        (:mod:`.migrate`), so that Alembic never loads into the server.
         """
         if self._schema_ready:
             return
         with self._schema_lock, self.guard():
             if self._schema_ready:
                 return
-            config = _alembic_config()
-            if not self._at_head(config):
-                if self.engine.dialect.name == "sqlite":
-                    with self._sqlite_migration_lock():
-                        self._upgrade(config)
+            if not self._at_head():
+                if self.migrate_apart:
+                    self._migrate_in_child()
                 else:
-                    self._upgrade(config)
+                    self._migrate()
             self._schema_ready = True
 
-    def _at_head(self, config: Config) -> bool:
-        from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
+    def _migrate(self) -> None:
+        config = _alembic_config()
+        if self.engine.dialect.name == "sqlite":
+            with self._sqlite_migration_lock():
+                self._upgrade(config)
+        else:
+            self._upgrade(config)
 
+    def _migrate_in_child(self) -> None:
+        from .migrate import migrate_in_child
+
+        migrate_in_child(self)
+
+    def _at_head(self) -> bool:
+        """Whether the schema is at :data:`SCHEMA_HEAD`, read as Alembic reads it (the one
+        row of the version table), without importing Alembic."""
         with self.engine.connect() as conn:
-            migrations = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            current = migrations.get_current_heads()
-        return current == (ScriptDirectory.from_config(config).get_current_head(),)
+            if not sa.inspect(conn).has_table(VERSION_TABLE):
+                return False
+            query = sa.text(f"SELECT version_num FROM {VERSION_TABLE}")
+            current = tuple(conn.execute(query).scalars())
+        return current == (SCHEMA_HEAD,)
 
     def _upgrade(self, config: Config) -> None:
         from alembic import command
