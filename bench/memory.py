@@ -9,12 +9,14 @@ machines set, unset: without it every import costs its compile too).
 
 Their memory is read from ``/proc``: resident set (``VmRSS`` of ``status``) and proportional
 set (``Pss`` of ``smaps_rollup``: shared pages split between the processes that map them),
-idle once start-up is over (bifrost's warm-up and first sync done), then after 50 and after
-100 installs through ``POST api/packages/install`` (one tiny wheel each, ``bfmem000`` …,
-from a local wheelhouse), taken in turns by the two bifrost servers while the baseline
-answers as many ``GET api/contents``. The figures are each bifrost server's RSS less the
-baseline's, idle and after 100 installs (target: at most 15 MiB), and what the last 50
-installs added (target: nothing that grows with the count, at most 2 MiB).
+idle once start-up is over (bifrost's warm-up done), then after 50 and after 100 installs
+through ``POST api/packages/install``, taken in turns by the two bifrost servers while the
+baseline answers as many ``GET api/contents``: the first 50 each add a tiny wheel from a
+local wheelhouse (``bfmem00==1.0`` …), the next 50 upgrade them one by one (``==2.0``), so
+that the environment keeps its size while the count grows. The figures are each bifrost
+server's RSS less the baseline's, idle and after 100 installs (target: at most 15 MiB), and
+what installs 51-100 added beside what the baseline's requests added (target: nothing
+held per install, so at most 2 MiB: the allocator's noise).
 """
 
 from __future__ import annotations
@@ -115,8 +117,9 @@ async def server_memory(work: Path, pg_admin: str) -> None:
     )
     work.mkdir(parents=True, exist_ok=True)
     house = work / "wheels"
-    for i in range(INSTALLS):
-        build_wheel(house, f"bfmem{i:03d}", "1.0")
+    for i in range(INSTALLS // 2):
+        for version in ("1.0", "2.0"):
+            build_wheel(house, f"bfmem{i:02d}", version)
     database = f"bifrost_bench_mem_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_admin, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{database}"')
@@ -189,7 +192,9 @@ def _measure(
 def _one_request(measured: Measured, i: int) -> None:
     """An install on a bifrost server; as many requests of the server's own on the baseline."""
     if measured.bifrost:
-        body: dict[str, Any] = {"packages": [f"bfmem{i:03d}==1.0"]}
+        half = INSTALLS // 2
+        spec = f"bfmem{i % half:02d}=={'1.0' if i < half else '2.0'}"  # an add, then its upgrade
+        body: dict[str, Any] = {"packages": [spec]}
         status, answer = measured.server.request("POST", "/api/packages/install", body)
         assert status == 200, (measured.label, status, answer)
     else:
