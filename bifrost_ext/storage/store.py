@@ -6,8 +6,10 @@ One row of ``workspace_files`` per workspace holds the ``requirements.txt`` text
 and a ``version`` that grows by one with each saved change. Writes are optimistic: a
 save names the version it read and fails with :class:`VersionConflict` when another writer got
 there first, which works the same on SQLite and PostgreSQL. The schema is created and upgraded
-by the Alembic migrations in :mod:`bifrost_ext.storage.migrations` on first use. Related modules:
-:mod:`bifrost_ext.storage.cache` (the Redis copy), :mod:`bifrost_ext.service` (the flow).
+by the Alembic migrations in :mod:`bifrost_ext.storage.migrations` on first use (in a server,
+by a child process: :mod:`.migrate`); a schema at :data:`SCHEMA_HEAD` is only read. Related
+modules: :mod:`bifrost_ext.storage.cache` (the Redis copy), :mod:`bifrost_ext.service` (the
+flow).
 
 The ``path`` and ``entity_type`` columns (of ``workspace_files``, and ``path`` of
 ``workspace_revisions``) are for the environment model to come, where one workspace keeps
