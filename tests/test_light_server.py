@@ -4,7 +4,8 @@ Real ``jupyter server`` processes, each with a ``jupyter_server_config.py`` that
 server's ``sys.modules`` to a file when it gets SIGUSR2 (SIGUSR1 is jupyter_server's own),
 read after start-up (a new database, so its first migration ran) and an install through the
 API. On the embedded default (SQLite,
-no Redis) no Redis client nor PostgreSQL driver is imported, and on any database the
+no Redis) no Redis client, PostgreSQL driver nor SQLAlchemy is imported (the file is read
+with ``sqlite3``: :mod:`bifrost_ext.storage.embedded`), and on any database the
 migration ran in a child process: no Alembic (nor the Mako and Pygments it brings) in the
 server. How much memory that saves is measured in ``bench/`` (target 9), never here.
 """
@@ -14,12 +15,15 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from traitlets.config import Config
 
+from bifrost_ext.records import Origin, Source
+from bifrost_ext.requirements import content_hash
 from bifrost_ext.storage.store import (
     SCHEMA_HEAD,
     VERSION_TABLE,
@@ -80,7 +84,7 @@ def test_a_server_on_the_embedded_default_loads_no_redis_postgresql_or_alembic(
     }
     modules = _modules_after_an_install(tmp_path / "home", env)
     assert "bifrost_ext.server.app" in modules  # the extension did load
-    assert _loaded(modules, ("redis", "psycopg")) == []
+    assert _loaded(modules, ("redis", "psycopg", "sqlalchemy")) == []
     assert _loaded(modules, MIGRATION_ONLY) == []
     # The default database was created, migrated (by the child) and written.
     database = tmp_path / "home" / "data" / "bifrost" / "bifrost.db"
@@ -105,15 +109,23 @@ def test_a_server_on_postgresql_and_redis_migrates_a_new_database_apart(
     assert "psycopg" in modules  # what this configuration needs
     assert "redis" in modules
     assert _loaded(modules, MIGRATION_ONLY) == []
-    with sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://")).connect() as c:
+    engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
         query = sa.text(f"SELECT version_num FROM {VERSION_TABLE}")
-        assert list(c.execute(query).scalars()) == [SCHEMA_HEAD]
+        assert list(conn.execute(query).scalars()) == [SCHEMA_HEAD]
+    engine.dispose()
 
 
 def test_the_schema_head_is_the_last_migration() -> None:
     from alembic.script import ScriptDirectory
 
     assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == SCHEMA_HEAD
+
+
+def _migrated(url: str) -> None:
+    store = RequirementsStore(config=Config(), url=url)
+    store.ensure_schema()
+    store.close()
 
 
 def _apart(url: str) -> RequirementsStore:
@@ -123,21 +135,54 @@ def _apart(url: str) -> RequirementsStore:
 
 
 def test_a_migration_apart_says_a_newer_schema_as_in_process(sqlite_url: str) -> None:
-    RequirementsStore(config=Config(), url=sqlite_url).ensure_schema()
+    _migrated(sqlite_url)
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '9999'")
     engine.dispose()
+    store = _apart(sqlite_url)
     with pytest.raises(StoreUnavailable, match="a newer release migrated it") as raised:
-        _apart(sqlite_url).get("default")
+        store.get("default")
+    store.close()
     assert type(raised.value) is StoreUnavailable
 
 
 def test_a_migration_apart_raises_the_unknown_schema_it_met(sqlite_url: str) -> None:
-    RequirementsStore(config=Config(), url=sqlite_url).ensure_schema()
+    _migrated(sqlite_url)
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"DROP TABLE {VERSION_TABLE}")
     engine.dispose()
+    store = _apart(sqlite_url)
     with pytest.raises(UnknownSchema, match="nothing was changed"):
-        _apart(sqlite_url).get("default")
+        store.get("default")
+    store.close()
+
+
+def test_the_embedded_file_and_sqlalchemy_read_each_others_rows(sqlite_url: str) -> None:
+    """Databases written through SQLAlchemy (before, and by ``jupyter bifrost``) read the same
+    through ``sqlite3``, and the other way round: times included."""
+    from bifrost_ext.storage.schema import workspace_files
+
+    store = RequirementsStore(config=Config(), url=sqlite_url)
+    store.ensure_schema()
+    written = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    with store.engine.begin() as conn:
+        conn.execute(
+            workspace_files.insert().values(
+                workspace="default",
+                content="bfdemo\n",
+                content_hash=content_hash("bfdemo\n"),
+                version=1,
+                created_at=written,
+                updated_at=written,
+            )
+        )
+    (revision,) = store.history("default")
+    assert (revision.record.content, revision.created_at) == ("bfdemo\n", written)
+    saved = store.save("default", "bfdep\n", 1, origin=Origin("ana", Source.API))
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(workspace_files.c.content, workspace_files.c.updated_at)).one()
+    assert row.content == saved.content
+    assert row.updated_at.replace(tzinfo=timezone.utc) == store.history("default")[0].created_at
+    store.close()
