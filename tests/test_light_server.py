@@ -186,3 +186,29 @@ def test_the_embedded_file_and_sqlalchemy_read_each_others_rows(sqlite_url: str)
     assert row.content == saved.content
     assert row.updated_at.replace(tzinfo=timezone.utc) == store.history("default")[0].created_at
     store.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////tmp/a b/bifrost.db",
+        "sqlite:///relative.db",
+        "sqlite:////tmp/x%20y.db",
+        "sqlite+pysqlite:////tmp/a.db",
+        "sqlite:///:memory:",
+        "sqlite://",
+        "sqlite:///",
+        "sqlite:////tmp/a.db?timeout=3",
+        "postgresql://u@h/db",
+    ],
+)
+def test_the_embedded_file_is_the_one_sqlalchemy_would_open(url: str) -> None:
+    """``sqlite3`` opens the file SQLAlchemy would, or leaves the URL to SQLAlchemy."""
+    from sqlalchemy.engine import make_url
+
+    from bifrost_ext.storage.embedded import sqlite_file
+
+    parsed = make_url(url)
+    plain = parsed.get_backend_name() == "sqlite" and not parsed.query
+    expected = parsed.database if plain and parsed.database not in (None, "", ":memory:") else None
+    assert sqlite_file(url) == expected
