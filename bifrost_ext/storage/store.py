@@ -5,11 +5,13 @@ request → requirements → installer → **store** → cache → kernels.
 One row of ``workspace_files`` per workspace holds the ``requirements.txt`` text, its sha256
 and a ``version`` that grows by one with each saved change. Writes are optimistic: a
 save names the version it read and fails with :class:`VersionConflict` when another writer got
-there first, which works the same on SQLite and PostgreSQL. The schema is created and upgraded
-by the Alembic migrations in :mod:`bifrost_ext.storage.migrations` on first use (in a server,
-by a child process: :mod:`.migrate`); a schema at :data:`SCHEMA_HEAD` is only read. Related
-modules: :mod:`bifrost_ext.storage.cache` (the Redis copy), :mod:`bifrost_ext.service` (the
-flow).
+there first, which works the same on SQLite and PostgreSQL. The queries are SQL text with
+``:name`` parameters, which both read: the embedded SQLite file runs them through ``sqlite3``
+(:mod:`.embedded`, so that a SQLite server never imports SQLAlchemy), PostgreSQL through
+SQLAlchemy's engine. The schema is created and upgraded by the Alembic migrations in
+:mod:`bifrost_ext.storage.migrations` on first use (in a server, by a child process:
+:mod:`.migrate`); a schema at :data:`SCHEMA_HEAD` is only read. Related modules:
+:mod:`bifrost_ext.storage.cache` (the Redis copy), :mod:`bifrost_ext.service` (the flow).
 
 The ``path`` and ``entity_type`` columns (of ``workspace_files``, and ``path`` of
 ``workspace_revisions``) are for the environment model to come, where one workspace keeps
