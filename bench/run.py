@@ -40,6 +40,7 @@ from figures import line, median_ms, paired_line  # noqa: E402
 from growth import growth  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
+from memory import server_memory  # noqa: E402
 from sizes import sizes  # noqa: E402
 
 from bifrost_ext.engine import protection  # noqa: E402
@@ -618,7 +619,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=10, help="samples per figure (default 10)")
     parser.add_argument(
-        "--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated targets to run (default: all)"
+        "--only",
+        default="1,2,3,4,5,6,7,8,9,10",
+        help="comma-separated targets to run (default: all)",
     )
     parser.add_argument(
         "--no-index-bench",
@@ -627,7 +630,8 @@ async def main() -> None:
     )
     args = parser.parse_args()
     chosen = {int(n) for n in args.only.split(",")}
-    # Targets 1-6 need PostgreSQL and Redis; targets 7-9 only the file system and uv.
+    # Targets 1-6 need PostgreSQL and Redis; targets 7-9 only the file system and uv;
+    # target 10 makes a database of its own and starts its own redis-server.
     services = bool(chosen & {1, 2, 3, 4, 5, 6})
     print(
         f"bifrost benchmarks — {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
@@ -668,6 +672,9 @@ async def main() -> None:
             print()
         if 9 in chosen:
             await sizes(work / "sizes", args.repeat, index=not args.no_index_bench)
+            print()
+        if 10 in chosen:
+            await server_memory(work / "memory", PG_ADMIN)
             print()
     finally:
         redis_server.stop()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,9 +189,16 @@ def _connection_limit(value: float) -> int:
     return int(value)
 
 
+#: A SQLite URL that names a file and nothing more (no host, port or query): what
+#: SQLAlchemy reads as that file, and what the store opens without it (storage.embedded).
+PLAIN_SQLITE_URL = re.compile(r"sqlite(?:\+pysqlite)?:///([^?#]+)")
+
+
 def _checked_database_url(value: str) -> str:
     """``value`` when SQLAlchemy reads it as a SQLite or PostgreSQL URL, else ValueError
     (which names the setting, never the URL: it may hold a password)."""
+    if PLAIN_SQLITE_URL.fullmatch(value):
+        return value  # read without SQLAlchemy (12 MiB), which a SQLite server never loads
     from sqlalchemy.engine import make_url  # not at import: kernels read these settings too
     from sqlalchemy.exc import ArgumentError
 

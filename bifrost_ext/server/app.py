@@ -123,6 +123,9 @@ class BifrostApp(ExtensionApp, BifrostSettings):
             installer_class=self.installer_class,
             server_id=f"{socket.gethostname()}:{serverapp.port}",
         )
+        # A migration (a new database's first start) runs in a child process: Alembic never
+        # loads into this long-lived one.
+        self.service.store.migrate_apart = True
         self.settings[SERVICE_SETTING] = self.service
         self.settings[GATEWAY_SETTING] = gateway = kernel_gateway(serverapp)
         if gateway is not None:

@@ -19,8 +19,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import redis
-
 from ..engine.installer import InstallError
 from ..records import RequirementsRecord
 from ..service import PackageService
@@ -49,6 +47,8 @@ class ChangeListener:
         A failure is Redis's health to say at WARNING (:meth:`RedisHealth.failed`: once, and
         once more if it turns from "unreachable" into "refused"), so that a Redis that lost
         this server's grant makes one warning, not one per component or per retry."""
+        import redis  # only a server with Redis listens: none other loads the client
+
         while True:
             try:
                 await self._listen()

@@ -6,7 +6,9 @@
 of requirements records (:mod:`.cache`), the channel of change announcements
 (:mod:`.changes`) and the server registry (:mod:`.servers`). Every Redis failure reaches
 them as a :class:`CacheUnavailable` that says what it is, and :class:`RedisHealth` says it at
-WARNING once per kind of failure, whichever of them met it. With no URL nothing connects.
+WARNING once per kind of failure, whichever of them met it. With no URL nothing connects,
+and the Redis client library (5 MiB in a server process) is never imported: each function
+here imports it when it is first called, which only a configured Redis leads to.
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
-
-import redis
-import redis.asyncio
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import EXIT_STORE, BifrostError
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
 
 T = TypeVar("T")
 
@@ -50,6 +51,8 @@ REFUSED_HINT = "granted users a Redis restart lost come back with `jupyter bifro
 
 def cache_error(exc: redis.RedisError | OSError) -> CacheUnavailable:
     """A Redis client failure as the :class:`CacheUnavailable` that says what it is."""
+    import redis
+
     if isinstance(exc, redis.AuthenticationError):
         reason = str(exc).rstrip(".") or "authentication failed"
         return CredentialsRefused(
@@ -61,6 +64,8 @@ def cache_error(exc: redis.RedisError | OSError) -> CacheUnavailable:
 @contextmanager
 def redis_errors() -> Iterator[None]:
     """Turn any Redis client failure into :class:`CacheUnavailable`."""
+    import redis
+
     try:
         yield
     except redis.RedisError as exc:
@@ -86,6 +91,10 @@ class RedisConnection:
         """The client, created on first use with explicit timeouts and one quick retry."""
         if self._client is None:
             assert self.url
+            import redis
+            from redis.backoff import ExponentialBackoff
+            from redis.retry import Retry
+
             self._client = redis.Redis.from_url(
                 self.url,
                 socket_timeout=self.socket_timeout,
@@ -99,6 +108,8 @@ class RedisConnection:
         """A new asyncio client for one subscription that wakes at least every ``interval``
         seconds (a pub/sub connection waits for messages, so it has its own timeouts)."""
         assert self.url
+        import redis.asyncio
+
         return redis.asyncio.Redis.from_url(
             self.url,
             socket_connect_timeout=interval,

@@ -12,9 +12,12 @@ that leaves Redis answering ``BUSY`` to every client). Whoever may load the libr
 
 from __future__ import annotations
 
-import redis
+from typing import TYPE_CHECKING
 
 from .redis_connection import FunctionsMissing
+
+if TYPE_CHECKING:
+    import redis
 
 #: The function that sets KEYS[1] to ARGV[1] unless the stored value carries a newer version
 #: than ARGV[2], in bifrost's Redis 7 function library. A workspace's user may put anything
@@ -62,6 +65,8 @@ def put_if_newer(client: redis.Redis, key: str, value: str, version: int) -> boo
     """``FCALL`` the compare-and-set (True if written), loading the library when Redis has
     none (one user, a plain Redis, or one that restarted without persistence) and this user
     may; :class:`~.redis_connection.FunctionsMissing` when it may not."""
+    import redis
+
     try:
         return bool(client.fcall(PUT_FUNCTION, 1, key, value, version))
     except redis.exceptions.NoPermissionError:

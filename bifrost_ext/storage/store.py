@@ -5,8 +5,12 @@ request → requirements → installer → **store** → cache → kernels.
 One row of ``workspace_files`` per workspace holds the ``requirements.txt`` text, its sha256
 and a ``version`` that grows by one with each saved change. Writes are optimistic: a
 save names the version it read and fails with :class:`VersionConflict` when another writer got
-there first, which works the same on SQLite and PostgreSQL. The schema is created and upgraded
-by the Alembic migrations in :mod:`bifrost_ext.storage.migrations` on first use. Related modules:
+there first, which works the same on SQLite and PostgreSQL. The queries are SQL text with
+``:name`` parameters, which both read: the embedded SQLite file runs them through ``sqlite3``
+(:mod:`.embedded`, so that a SQLite server never imports SQLAlchemy), PostgreSQL through
+SQLAlchemy's engine. The schema is created and upgraded by the Alembic migrations in
+:mod:`bifrost_ext.storage.migrations` on first use (in a server, by a child process:
+:mod:`.migrate`); a schema at :data:`SCHEMA_HEAD` is only read. Related modules:
 :mod:`bifrost_ext.storage.cache` (the Redis copy), :mod:`bifrost_ext.service` (the flow).
 
 The ``path`` and ``entity_type`` columns (of ``workspace_files``, and ``path`` of
@@ -22,6 +26,8 @@ PostgreSQL write function (migration 0005) still takes both as its first argumen
 from __future__ import annotations
 
 import logging
+import sqlite3
+import sys
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -29,9 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from filelock import FileLock
-from sqlalchemy.engine import Engine, make_url
 from traitlets import Float, Unicode
 
 from ..errors import EXIT_CONFLICT, EXIT_STORE, BifrostError
@@ -39,11 +43,18 @@ from ..private import private_file
 from ..records import Origin, RequirementsRecord, Revision, short_source
 from ..redaction import redact_urls
 from ..settings import BifrostSettings, SettingsComponent
+from .embedded import SQLiteFile, from_text, sqlite_file, to_text
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     from alembic.config import Config
+    from sqlalchemy.engine import Engine
 
 VERSION_TABLE = "bifrost_alembic_version"
+#: The newest migration of this release (``revision`` of the last file in
+#: ``migrations/versions``; a test holds the two together). A schema at it is only read:
+#: Alembic (10 MiB in a server process) is imported only when a migration must run.
+SCHEMA_HEAD = "0005"
 #: The ``path`` of every row: the one file a workspace has today (see the module's docstring).
 ROW_PATH = "requirements.txt"
 #: The ``entity_type`` of every row: what that file describes.
@@ -51,41 +62,17 @@ ROW_ENTITY_TYPE = "requirements"
 #: Key of the PostgreSQL advisory lock that serialises schema migrations across servers.
 _MIGRATION_LOCK_KEY = 0x62696672  # "bifr"
 
-metadata = sa.MetaData()
-workspace_files = sa.Table(
-    "workspace_files",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("workspace", sa.String(128), nullable=False),
-    sa.Column("path", sa.String(512), nullable=False, default=ROW_PATH),
-    sa.Column("entity_type", sa.String(64), nullable=False, default=ROW_ENTITY_TYPE),
-    sa.Column("content", sa.Text, nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("lock_content", sa.Text, nullable=False, server_default=""),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("changed_by", sa.String(256), nullable=True),
-    sa.Column("change_source", sa.String(256), nullable=True),
-    sa.UniqueConstraint("workspace", "path", name="uq_workspace_files_workspace_path"),
-)
-#: Written by a database trigger on every saved change (migration 0003), read by ``history``.
-workspace_revisions = sa.Table(
-    "workspace_revisions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("workspace", sa.String(128), nullable=False),
-    sa.Column("path", sa.String(512), nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("content", sa.Text, nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("lock_content", sa.Text, nullable=False, server_default=""),
-    sa.Column("changed_by", sa.String(256), nullable=True),
-    sa.Column("change_source", sa.String(256), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    #: The login role that saved it (PostgreSQL's ``session_user``; migration 0004).
-    sa.Column("database_role", sa.String(128), nullable=True),
-)
+#: The tables as SQLAlchemy describes them (:mod:`.schema`): for the migrations, the grants
+#: and the tests; the store's own queries are SQL text that both databases read.
+_SCHEMA_NAMES = ("metadata", "workspace_files", "workspace_revisions")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SCHEMA_NAMES:
+        from . import schema
+
+        return getattr(schema, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class StoreUnavailable(BifrostError, RuntimeError):
@@ -132,6 +119,8 @@ def _redacted(url: str) -> str:
 
 def engine_url(url: str) -> sa.URL:
     """Map a plain ``postgresql://`` URL to the psycopg 3 driver that ships with bifrost."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -173,26 +162,46 @@ class RequirementsStore(SettingsComponent):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        #: Run a migration in a child process: a long-lived process (the server) never
+        #: imports Alembic, Mako and Pygments (10 MiB), which only a migration needs.
+        self.migrate_apart = False
         self._engine: Engine | None = None
+        #: The embedded database's file, opened with ``sqlite3`` (:mod:`.embedded`), or None:
+        #: every statement then goes through SQLAlchemy's engine.
+        self._file_path = sqlite_file(self.url)
+        self._file: SQLiteFile | None = None
         self._schema_ready = False
         self._schema_lock = threading.Lock()
 
     @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``, read from the URL (no engine needed)."""
+        scheme = self.url.split(":", 1)[0].split("+", 1)[0]
+        return "postgresql" if scheme in ("postgresql", "postgres") else scheme
+
+    @property
     def engine(self) -> Engine:
-        """The engine, created on first use (never at import time)."""
+        """The SQLAlchemy engine, created on first use (never at import time): every
+        statement on PostgreSQL, migrations, grants; on the embedded SQLite file only those
+        (its reads and saves go through :mod:`.embedded`)."""
         if self._engine is None:
             self._engine = self._create_engine()
         return self._engine
 
+    def _sqlite(self) -> SQLiteFile:
+        assert self._file_path is not None
+        if self._file is None:
+            _private_database(self._file_path)
+            self._file = SQLiteFile(self._file_path, self.busy_timeout)
+        return self._file
+
     def _create_engine(self) -> Engine:
+        import sqlalchemy as sa
+
         url = engine_url(self.url)
         if url.get_backend_name() == "sqlite":
             if url.database and url.database != ":memory:":
-                try:
-                    # SQLite gives its -wal and -shm files the database file's mode.
-                    private_file(Path(url.database))
-                except OSError as exc:
-                    raise StoreUnavailable(f"cannot create the SQLite database: {exc}") from exc
+                _private_database(url.database)
             engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout})
             sa.event.listen(engine, "connect", _sqlite_on_connect)
             return engine
@@ -209,31 +218,54 @@ class RequirementsStore(SettingsComponent):
 
         A schema already at this release's head is only read: no lock is taken and no DDL
         sent, so a workspace role (which may not change the schema) starts like any other.
+        With :attr:`migrate_apart` (a server's store) a migration runs in a child process
+        (:mod:`.migrate`), so that Alembic never loads into the server.
         """
         if self._schema_ready:
             return
         with self._schema_lock, self.guard():
             if self._schema_ready:
                 return
-            config = _alembic_config()
-            if not self._at_head(config):
-                if self.engine.dialect.name == "sqlite":
-                    with self._sqlite_migration_lock():
-                        self._upgrade(config)
+            if not self._at_head():
+                if self.migrate_apart:
+                    self._migrate_in_child()
                 else:
-                    self._upgrade(config)
+                    self._migrate()
             self._schema_ready = True
 
-    def _at_head(self, config: Config) -> bool:
-        from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
+    def _migrate(self) -> None:
+        config = _alembic_config()
+        if self.dialect == "sqlite":
+            with self._sqlite_migration_lock():
+                self._upgrade(config)
+        else:
+            self._upgrade(config)
 
-        with self.engine.connect() as conn:
-            migrations = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            current = migrations.get_current_heads()
-        return current == (ScriptDirectory.from_config(config).get_current_head(),)
+    def _migrate_in_child(self) -> None:
+        from .migrate import migrate_in_child
+
+        migrate_in_child(self)
+
+    def _at_head(self) -> bool:
+        """Whether the schema is at :data:`SCHEMA_HEAD`, read as Alembic reads it (the one
+        row of the version table), without importing Alembic."""
+        query = f"SELECT version_num FROM {VERSION_TABLE}"
+        if self._file_path is not None:
+            file = self._sqlite()
+            if not file.has_table(VERSION_TABLE):
+                return False
+            current = tuple(row[0] for row in file.run(query, {})[1])
+        else:
+            import sqlalchemy as sa
+
+            with self.engine.connect() as conn:
+                if not sa.inspect(conn).has_table(VERSION_TABLE):
+                    return False
+                current = tuple(conn.execute(sa.text(query)).scalars())
+        return current == (SCHEMA_HEAD,)
 
     def _upgrade(self, config: Config) -> None:
+        import sqlalchemy as sa
         from alembic import command
         from alembic.util.exc import CommandError
 
@@ -263,9 +295,9 @@ class RequirementsStore(SettingsComponent):
         """The workspace this connection's role was granted (``jupyter bifrost grant``), or
         None for any other role and on SQLite: such a role is bound to that workspace by the
         database itself."""
-        if self.engine.dialect.name != "postgresql":
+        if self.dialect != "postgresql":
             return None
-        _, rows = self._execute(sa.select(sa.func.bifrost.workspace_of(sa.func.current_user())))
+        _, rows = self._query("SELECT bifrost.workspace_of(current_user)", {})
         workspace: str | None = rows[0][0]
         return workspace
 
@@ -278,14 +310,15 @@ class RequirementsStore(SettingsComponent):
 
     def get(self, workspace: str) -> RequirementsRecord:
         """Return the saved requirements of a workspace (empty, version 0, if never saved)."""
-        query = sa.select(
-            workspace_files.c.content, workspace_files.c.version, workspace_files.c.lock_content
-        ).where(*_row_key(workspace))
-        _, rows = self._execute(query)
+        _, rows = self._query(
+            "SELECT content, version, lock_content FROM workspace_files"
+            " WHERE workspace = :workspace",
+            {"workspace": workspace},
+        )
         if not rows:
             return RequirementsRecord.empty(workspace)
-        row = rows[0]
-        return RequirementsRecord.of(workspace, row.content, row.version, row.lock_content)
+        content, version, lock = rows[0]
+        return RequirementsRecord.of(workspace, content, version, lock)
 
     def save(
         self,
@@ -315,7 +348,7 @@ class RequirementsStore(SettingsComponent):
             source,
             datetime.now(timezone.utc),
         )
-        if self.engine.dialect.name == "postgresql":
+        if self.dialect == "postgresql":
             saved = self._save_through_function(save)
         else:
             saved = self._save_by_statement(save)
@@ -327,74 +360,101 @@ class RequirementsStore(SettingsComponent):
         # One path for every role on PostgreSQL: workspace roles hold only SELECT (migration
         # 0005), and the function binds them to their own workspace.
         record = save.record
-        call = sa.func.bifrost.save_requirements(
-            record.workspace,
-            ROW_PATH,  # the function's frozen signature takes path and entity_type
-            ROW_ENTITY_TYPE,
-            record.content,
-            record.hash,
-            record.lock,
-            save.expected_version,
-            save.expected_hash,
-            save.user,
-            save.source,
-            save.now,
-            type_=sa.Integer,
+        _, rows = self._query(
+            "SELECT bifrost.save_requirements(:workspace, :path, :entity_type, :content,"
+            " :content_hash, :lock_content, :expected_version, :expected_hash, :changed_by,"
+            " :change_source, :now)",
+            {
+                "workspace": record.workspace,
+                "path": ROW_PATH,  # the function's frozen signature takes path and entity_type
+                "entity_type": ROW_ENTITY_TYPE,
+                "content": record.content,
+                "content_hash": record.hash,
+                "lock_content": record.lock,
+                "expected_version": save.expected_version,
+                "expected_hash": save.expected_hash,
+                "changed_by": save.user,
+                "change_source": save.source,
+                "now": save.now,
+            },
         )
-        _, rows = self._execute(sa.select(call))
         return bool(rows[0][0])
 
     def _save_by_statement(self, save: _Save) -> bool:
         record, expected_version = save.record, save.expected_version
-        values = {
+        values: dict[str, Any] = {
+            "workspace": record.workspace,
             "content": record.content,
             "content_hash": record.hash,
             "lock_content": record.lock,
             "version": record.version,
-            "updated_at": save.now,
+            "now": self._moment(save.now),
             "changed_by": save.user,
             "change_source": save.source,
         }
         if expected_version == 0:
-            statement: sa.Executable = workspace_files.insert().values(
-                workspace=record.workspace, created_at=save.now, **values
+            statement = (
+                "INSERT INTO workspace_files (workspace, path, entity_type, content,"
+                " content_hash, lock_content, version, created_at, updated_at, changed_by,"
+                " change_source) VALUES (:workspace, :path, :entity_type, :content,"
+                " :content_hash, :lock_content, :version, :now, :now, :changed_by,"
+                " :change_source)"
             )
+            values.update(path=ROW_PATH, entity_type=ROW_ENTITY_TYPE)
         else:
-            expected = [workspace_files.c.version == expected_version]
+            statement = (
+                "UPDATE workspace_files SET content = :content, content_hash = :content_hash,"
+                " lock_content = :lock_content, version = :version, updated_at = :now,"
+                " changed_by = :changed_by, change_source = :change_source"
+                " WHERE workspace = :workspace AND version = :expected_version"
+            )
+            values["expected_version"] = expected_version
             if save.expected_hash is not None:
-                expected.append(workspace_files.c.content_hash == save.expected_hash)
-            statement = workspace_files.update().where(*_row_key(record.workspace), *expected)
-            statement = statement.values(**values)
+                statement += " AND content_hash = :expected_hash"
+                values["expected_hash"] = save.expected_hash
         try:
-            updated, _ = self._execute(statement)
-        except sa.exc.IntegrityError:  # another writer inserted the row first
+            updated, _ = self._query(statement, values)
+        except _IntegrityErrors():  # another writer inserted the row first
             return False
         return expected_version == 0 or updated == 1
 
     def history(self, workspace: str, limit: int = 100) -> list[Revision]:
         """The workspace's revisions, newest first."""
-        query = (
-            _revisions()
-            .where(workspace_revisions.c.workspace == workspace)
-            .order_by(workspace_revisions.c.id.desc())
-            .limit(limit)
+        _, rows = self._query(
+            f"{_REVISIONS} WHERE workspace = :workspace ORDER BY id DESC LIMIT :limit",
+            {"workspace": workspace, "limit": limit},
         )
-        _, rows = self._execute(query)
         return [_revision(workspace, row) for row in rows]
 
     def revision(self, workspace: str, revision_id: int) -> Revision | None:
         """One revision of the workspace, or None (also for another workspace's revision)."""
-        # The id column is sa.Integer: 64 bits on SQLite, 32 elsewhere. No revision has an id
+        # The id column is an INTEGER: 64 bits on SQLite, 32 elsewhere. No revision has an id
         # out of that range, and the driver refuses to send one (an error, not "not found").
-        bits = 64 if self.engine.dialect.name == "sqlite" else 32
+        bits = 64 if self.dialect == "sqlite" else 32
         if not -(2 ** (bits - 1)) <= revision_id < 2 ** (bits - 1):
             return None
-        query = _revisions().where(
-            workspace_revisions.c.id == revision_id,
-            workspace_revisions.c.workspace == workspace,
+        _, rows = self._query(
+            f"{_REVISIONS} WHERE id = :id AND workspace = :workspace",
+            {"id": revision_id, "workspace": workspace},
         )
-        _, rows = self._execute(query)
         return _revision(workspace, rows[0]) if rows else None
+
+    def _moment(self, moment: datetime) -> Any:
+        """A time as a parameter: text on the embedded file (as SQLAlchemy stored it)."""
+        return to_text(moment) if self._file_path is not None else moment
+
+    def _query(self, sql: str, params: dict[str, Any]) -> tuple[int, list[tuple[Any, ...]]]:
+        """Run one statement of SQL text (``:name`` parameters, which both databases read)
+        in its own transaction: on the embedded file through ``sqlite3``, else through the
+        engine."""
+        if self._file_path is None:
+            import sqlalchemy as sa
+
+            count, rows = self._execute(sa.text(sql).bindparams(**params))
+            return count, [tuple(row) for row in rows]
+        self.ensure_schema()
+        with self.guard():
+            return self._sqlite().run(sql, params)
 
     def _execute(self, statement: sa.Executable) -> tuple[int, list[sa.Row[Any]]]:
         """Run one statement in its own transaction; return its row count and rows.
@@ -403,6 +463,8 @@ class RequirementsStore(SettingsComponent):
         died with the database (a restart) is replaced and the statement tried once more.
         Retrying a save is safe: it is conditional on the version it read.
         """
+        import sqlalchemy as sa
+
         self.ensure_schema()
         with self.guard():
             try:
@@ -420,6 +482,9 @@ class RequirementsStore(SettingsComponent):
 
     def close(self) -> None:
         """Release every pooled connection."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -428,6 +493,23 @@ class RequirementsStore(SettingsComponent):
         """A context that turns driver failures into :class:`StoreUnavailable` (and
         :class:`StoreRefused`), naming the database without its password."""
         return _StoreErrors(self.url)
+
+
+def _private_database(path: str) -> None:
+    try:
+        # SQLite gives its -wal and -shm files the database file's mode.
+        private_file(Path(path))
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create the SQLite database: {exc}") from exc
+
+
+def _IntegrityErrors() -> tuple[type[Exception], ...]:
+    """The drivers' integrity errors (SQLAlchemy's only if it is loaded)."""
+    found: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is not None:
+        found += (exc.IntegrityError,)
+    return found
 
 
 class _StoreErrors:
@@ -442,18 +524,34 @@ class _StoreErrors:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        if exc is None:
+            return
+        if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+            self._sqlite_error(exc)
+        sa_exc = sys.modules.get("sqlalchemy.exc")  # not loaded: not one of its errors
+        if sa_exc is None:
+            return
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             if _PASSWORD_REFUSED in detail:  # libpq gives a refused login no SQLSTATE
                 detail += _LOGIN_GONE
             raise StoreUnavailable(f"database {self._where} unavailable: {detail}") from exc
-        if isinstance(exc, sa.exc.ProgrammingError) and _refused(exc):
+        if isinstance(exc, sa_exc.ProgrammingError) and _refused(exc):
             raise StoreRefused(
                 f"database {self._where} refused: {_first_line(exc)} (the credentials in use"
                 " are for another workspace, or lack a privilege `jupyter bifrost grant` gives)"
             ) from exc
-        if type(exc) is sa.exc.DatabaseError:  # not a conflict or a bug: an unreadable file
-            detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if type(exc) is sa_exc.DatabaseError:  # not a conflict or a bug: an unreadable file
+            orig = getattr(exc, "orig", None)
+            detail = str(orig).strip().splitlines()[0] if orig else str(exc)
+            raise StoreUnavailable(f"database {self._where} cannot be read: {detail}") from exc
+
+    def _sqlite_error(self, exc: sqlite3.Error) -> None:
+        """The embedded file's failures, said as SQLAlchemy's were (:mod:`.embedded`)."""
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, (sqlite3.OperationalError, sqlite3.InterfaceError)):
+            raise StoreUnavailable(f"database {self._where} unavailable: {detail}") from exc
+        if type(exc) is sqlite3.DatabaseError:
             raise StoreUnavailable(f"database {self._where} cannot be read: {detail}") from exc
 
 
@@ -495,8 +593,11 @@ def _refuse_unversioned_tables(conn: sa.Connection, config: Config, where: str) 
     error that reads like an outage. The operator needs to hear which table is missing and
     how to record it; bifrost must not guess, nor touch data that may not even be its own.
     """
+    import sqlalchemy as sa
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
+
+    from .schema import metadata
 
     migrations = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
     if migrations.get_current_revision() is not None:
@@ -533,31 +634,19 @@ def _refuse_unversioned_tables(conn: sa.Connection, config: Config, where: str) 
     )
 
 
-def _revisions() -> sa.Select[Any]:
-    c = workspace_revisions.c
-    return sa.select(
-        c.id,
-        c.version,
-        c.content,
-        c.lock_content,
-        c.changed_by,
-        c.change_source,
-        c.created_at,
-        c.database_role,
-    )
+#: The columns ``history`` and ``revision`` read, in :func:`_revision`'s order.
+_REVISIONS = (
+    "SELECT id, version, content, lock_content, changed_by, change_source, created_at,"
+    " database_role FROM workspace_revisions"
+)
 
 
-def _revision(workspace: str, row: sa.Row[Any]) -> Revision:
-    record = RequirementsRecord.of(workspace, row.content, row.version, row.lock_content)
-    created = row.created_at
-    if created.tzinfo is None:  # SQLite hands back naive datetimes; they were saved in UTC
-        created = created.replace(tzinfo=timezone.utc)
-    origin = Origin(row.changed_by, short_source(row.change_source or "unknown"))
-    return Revision(row.id, record, origin, created, row.database_role)
-
-
-def _row_key(workspace: str) -> tuple[sa.ColumnElement[bool], ...]:
-    return (workspace_files.c.workspace == workspace,)
+def _revision(workspace: str, row: tuple[Any, ...]) -> Revision:
+    revision_id, version, content, lock, changed_by, change_source, created, role = row
+    record = RequirementsRecord.of(workspace, content, version, lock)
+    # SQLite hands back text (SQLAlchemy's storage: UTC, no offset), PostgreSQL a datetime.
+    origin = Origin(changed_by, short_source(change_source or "unknown"))
+    return Revision(revision_id, record, origin, from_text(created), role)
 
 
 def _set_timeouts(dbapi_conn: Any, seconds: dict[str, float]) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from bifrost_ext.storage.store import VERSION_TABLE, metadata
+from bifrost_ext.storage.schema import metadata
+from bifrost_ext.storage.store import VERSION_TABLE
 
 connection = context.config.attributes["connection"]
 context.configure(
