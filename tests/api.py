@@ -92,13 +92,16 @@ def saved_revisions(database_url: str) -> list[tuple[Any, ...]]:
 
 def package_dirs(site_dir: Path) -> dict[str, str]:
     """Every file and folder under the package directories, links with their targets; not
-    the bytecode (compiled in the background after a build) nor the installer's cache."""
+    the bytecode (compiled in the background after a build), the clone of ``current`` made
+    in the background after a change for the next one, nor the installer's cache."""
     if not site_dir.exists():
         return {}
     return {
         str(path.relative_to(site_dir)): str(path.readlink()) if path.is_symlink() else ""
         for path in sorted(site_dir.rglob("*"))
-        if "__pycache__" not in path.parts and path.relative_to(site_dir).parts[0] != ".cache"
+        if "__pycache__" not in path.parts
+        and path.relative_to(site_dir).parts[0] != ".cache"
+        and not any(part.startswith((".spare-", ".tmp-spare-")) for part in path.parts)
     }
 
 

@@ -346,9 +346,11 @@ async def test_a_lock_that_conflicts_is_resolved_afresh(
     installer_runs.clear()
     status, body, lines = await streamed(jp_fetch, "install", {"packages": ["bfdown"]})
     assert status == 200, body
-    # bfdown alone, holding bfbase 2.0; then all lines resolved afresh, and what changed
+    # bfdown alone without its requirements (bfbase 2.0, there, does not meet its bfbase<2),
+    # then with them, holding bfbase 2.0; then all lines resolved afresh, and what changed
     # installed.
     assert installer_runs == [
+        ["install", "bfdown"],
         ["install", "bfdown"],
         ["resolve", "bfbase", "bfdown"],
         ["install", "bfbase==1.0", "bfdown==2.0"],
