@@ -824,6 +824,16 @@ class PackageService:
         for directory in list(self._package_dirs.values()):
             await directory.bytecode.settled()
 
+    async def stop(self) -> None:
+        """Stop the background work (announcing a change, the clone made ahead of the next
+        one, compiling bytecode) and wait until it has: the server is stopping. What a
+        stopped clone or compile leaves, the next start's sweep removes or kernels redo."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for directory in list(self._package_dirs.values()):
+            await directory.bytecode.stop()
+
     def close(self) -> None:
         """Close the database and Redis connections."""
         for task in self._background:

@@ -88,6 +88,13 @@ class Bytecode:
         while self._running:
             await asyncio.wait(set(self._running))
 
+    async def stop(self) -> None:
+        """Stop every compile under way (its processes killed) and wait until they are: the
+        server is stopping, and what is not compiled the kernels compile as they import."""
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+
 
 async def _compile_niced(
     runtime: KernelRuntime, env: Path, modules: Sequence[str], timeout: float

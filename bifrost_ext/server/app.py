@@ -285,4 +285,5 @@ class BifrostApp(ExtensionApp, BifrostSettings):
             KernelProvisionerFactory.instance().default_provisioner_name = (
                 self._previous_provisioner
             )
+        await asyncio.wait_for(self.service.stop(), timeout=10)
         await asyncio.wait_for(asyncio.to_thread(self.service.close), timeout=10)
