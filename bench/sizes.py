@@ -178,6 +178,7 @@ class SizeRun:
         first = RequirementsRecord.of(WORKSPACE, content, 1)
         self.base = await self.package_dir.build_and_switch(first, commit, None, ())
         self.base_env = self.package_dir.current.resolve()
+        await self.package_dir.bytecode.settled()  # compiled after the switch: untimed
 
     async def change(self, lines: list[str]) -> float:
         base = self.base
@@ -208,6 +209,7 @@ class SizeRun:
         # What the service does after each change, off the request's path: the clone the
         # next change starts from.
         await self.package_dir.prepare_next()
+        await self.package_dir.bytecode.settled()
 
     def raw_command(self, kind: str, i: int, target: Path) -> list[str]:
         subcommand, specs = self.changes.raw(kind, i)
