@@ -454,15 +454,26 @@ class Grants:
         still exists (the administrator is a member of it now, which is what
         ``pg_terminate_backend`` asks of a non-superuser), waiting for each to end."""
         with self.store.guard(), self.store.engine.connect() as conn:
+            oid = _role_oid(conn, role)
             ended = conn.execute(
                 sa.text(
                     "SELECT pid, pg_catalog.pg_terminate_backend(pid, :wait)"
                     " FROM pg_catalog.pg_stat_activity WHERE usesysid = :oid"
                 ),
-                {"oid": _role_oid(conn, role), "wait": SESSION_END_SECONDS * 1000},
+                {"oid": oid, "wait": SESSION_END_SECONDS * 1000},
             ).all()
             conn.commit()
-        left = [pid for pid, gone in ended if not gone]
+            left = [pid for pid, gone in ended if not gone]
+            if left:  # false too for a session that ended on its own meanwhile: not left
+                still = conn.execute(
+                    sa.text(
+                        "SELECT pid FROM pg_catalog.pg_stat_activity"
+                        " WHERE usesysid = :oid AND pid = ANY(:left)"
+                    ),
+                    {"oid": oid, "left": left},
+                )
+                left = list(still.scalars())
+                conn.commit()
         if left:
             raise GrantError(
                 f"sessions {left} of role {role} did not end within {SESSION_END_SECONDS} s;"
