@@ -107,10 +107,10 @@ KINDS = ("add", "upgrade", "remove")
 def synthetic(size: int, wheelhouse: Path) -> Changes:
     return Changes(
         f"N = {size}",
-        [base_name(i) for i in range(size)],
+        [f"{base_name(i)}==1.0" for i in range(size)],
         lambda i: f"bfsizenew{i:02d}",
-        lambda i: (base_name(i), f"{base_name(i)}==2.0"),
-        base_name,
+        lambda i: (f"{base_name(i)}==1.0", f"{base_name(i)}==2.0"),
+        lambda i: f"{base_name(i)}==1.0",
         (str(wheelhouse),),
         True,
     )
