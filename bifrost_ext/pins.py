@@ -57,6 +57,7 @@ def _pin(name: str, version: str) -> Pin | None:
         return None
 
 
+@functools.lru_cache(maxsize=16384)
 def parse_pin(line: str) -> Pin | None:
     """The pin a ``name==version`` line spells, or None for anything else."""
     name, equals, version = line.strip().partition("==")

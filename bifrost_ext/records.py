@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -66,9 +67,10 @@ class RequirementsRecord:
         """Build a record, computing the hash from the content."""
         return cls(workspace, content, content_hash(content), version, lock)
 
-    @property
+    @functools.cached_property
     def lines(self) -> list[str]:
-        """The requirement lines, in file order."""
+        """The requirement lines, in file order (made once: a change reads them often; never
+        modified)."""
         return [line for line in self.content.splitlines() if line.strip()]
 
     @property
@@ -76,7 +78,7 @@ class RequirementsRecord:
         """Why the content fails validation (it was written past bifrost), or None."""
         return saved_error(self.content)
 
-    @property
+    @functools.cached_property
     def lock_lines(self) -> list[str]:
         """The pinned ``name==version`` lines, normalised; a saved line that is no valid pin
         (a row edited by hand) is left out, so it never becomes a constraint or an export."""

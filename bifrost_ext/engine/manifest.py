@@ -36,7 +36,6 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..pins import DIST_INFO, make_pin
-from ..private import write_atomic
 from .dist_info import dist_infos, record_paths
 
 #: The manifest's name at the top of each environment.
@@ -78,22 +77,16 @@ class Manifest:
         return cls(dists)
 
     def write(self, env: Path) -> None:
-        """Write it into ``env`` (over whatever a package shipped under its name)."""
-        data = {
-            "dists": {
-                name: {
-                    "version": entry.version,
-                    "dist_info": entry.dist_info,
-                    "tops": list(entry.tops),
-                    "requires": list(entry.requires),
-                }
-                for name, entry in sorted(self.dists.items())
-            }
-        }
+        """Write it into ``env``, a build not yet renamed into place (over whatever a package
+        shipped under its name). Each entry's JSON is made once per process: a change
+        writes a thousand entries and changes one."""
         path = env / MANIFEST
-        if path.is_symlink() or path.is_dir():  # a package's, under bifrost's name
+        if path.is_symlink() or path.exists():  # a package's, under bifrost's name
             _remove(path)
-        write_atomic(path, json.dumps(data, separators=(",", ":")))
+        text = '{"dists":{' + ",".join(_json(*item) for item in sorted(self.dists.items())) + "}}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(path, flags, 0o600), "w", encoding="utf-8") as file:
+            file.write(text)
 
     def changed(self, gone: Collection[str], came: Manifest) -> Manifest:
         """The manifest of this environment once the distributions named ``gone`` are out
@@ -108,9 +101,25 @@ class Manifest:
 
     def lock(self) -> str:
         """``name==version`` of each distribution, sorted: the environment's lock."""
+        return self._lock
+
+    @functools.cached_property
+    def _lock(self) -> str:
         return "".join(
             f"{pin}\n" for pin in sorted(f"{n}=={e.version}" for n, e in self.dists.items())
         )
+
+    @functools.cached_property
+    def _owners(self) -> dict[str, frozenset[str]]:
+        owners: dict[str, set[str]] = {}
+        for name, entry in self.dists.items():
+            for top in entry.tops:
+                owners.setdefault(top, set()).add(name)
+        return {top: frozenset(names) for top, names in owners.items()}
+
+    def owners(self, top: str) -> frozenset[str]:
+        """The distributions with files under the top-level name ``top``."""
+        return self._owners.get(top, frozenset())
 
     def tops(self, names: Iterable[str]) -> set[str]:
         """The top-level names the files of the distributions ``names`` are under."""
@@ -132,51 +141,89 @@ def needed(
     followed), the kernel's own (``kernel``: name → version) among them where they meet a
     requirement (their own requirements are the kernel's). None when a requirement is met by
     nothing there (a missing distribution, a version outside its specifier): then only a
-    resolution can say."""
+    resolution can say.
+
+    Every parse and version test is cached per process (:func:`parsed`, :func:`admits`):
+    an environment's lines and requirements recur at every change, so a walk over a
+    thousand distributions costs dictionary look-ups, not parsing."""
     found: set[str] = set()
     seen: set[tuple[str, str]] = set()
-    todo: list[tuple[Requirement, tuple[str, ...]]] = []
-    for line in lines:
-        if (parsed := _requirement(line)) is None:
-            return None
-        todo.append((parsed, ("",)))
+    todo: list[tuple[str, tuple[str, ...]]] = [(line, ("",)) for line in lines]
     while todo:
-        requirement, context = todo.pop()
-        marker = requirement.marker
+        text, context = todo.pop()
+        requirement = parsed(text)
+        if requirement is None:
+            return None
+        marker = requirement.requirement.marker
         if marker is not None and not any(
             marker.evaluate({**environment, "extra": extra}) for extra in context
         ):
             continue
-        name = str(canonicalize_name(requirement.name))
+        name = requirement.name
         entry = dists.get(name)
         version = entry.version if entry is not None else kernel.get(name)
-        if version is None:
-            return None
-        if requirement.url is None and not requirement.specifier.contains(
-            version, prereleases=True
-        ):
+        if version is None or not admits(text, version):
             return None
         found.add(name)
         if entry is None:
             continue  # the kernel's own: its requirements are the kernel's business
-        extras = ("", *sorted(requirement.extras))
-        fresh = tuple(extra for extra in extras if (name, extra) not in seen)
-        seen.update((name, extra) for extra in fresh)
-        for text in entry.requires if fresh else ():
-            if (parsed := _requirement(text)) is None:
-                return None
-            todo.append((parsed, fresh))
+        if not requirement.extras:  # the common case, without a generator
+            if (name, "") in seen:
+                continue
+            seen.add((name, ""))
+            fresh: tuple[str, ...] = ("",)
+        else:
+            extras = ("", *requirement.extras)
+            fresh = tuple(extra for extra in extras if (name, extra) not in seen)
+            seen.update((name, extra) for extra in fresh)
+        if fresh and entry.requires:
+            todo.extend((required, fresh) for required in entry.requires)
     return found
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A requirement's text parsed, with what every walk asks of it. Shared: never modified."""
+
+    requirement: Requirement
+    #: The canonical name of what it requires.
+    name: str
+    #: Its extras, sorted.
+    extras: tuple[str, ...]
+
+
 @functools.lru_cache(maxsize=16384)
-def _requirement(text: str) -> Requirement | None:
-    """``text`` parsed, once per process (an environment's requirements recur at every
-    change); None when it does not parse. Shared: never modified."""
+def parsed(text: str) -> Parsed | None:
+    """``text`` parsed, once per process; None when it does not parse."""
     try:
-        return Requirement(text)
+        requirement = Requirement(text)
     except InvalidRequirement:
         return None
+    name = str(canonicalize_name(requirement.name))
+    return Parsed(requirement, name, tuple(sorted(requirement.extras)))
+
+
+@functools.lru_cache(maxsize=65536)
+def admits(text: str, version: str) -> bool:
+    """Whether the requirement ``text`` (which :func:`parsed` accepts) admits ``version``: a
+    URL requirement admits any, a specifier its versions, pre-releases included."""
+    found = parsed(text)
+    if found is None:
+        return False
+    requirement = found.requirement
+    return requirement.url is not None or requirement.specifier.contains(version, prereleases=True)
+
+
+@functools.lru_cache(maxsize=16384)
+def _json(name: str, entry: Entry) -> str:
+    """One entry as :meth:`Manifest.write` writes it (``"name":{…}``), made once per process."""
+    value = {
+        "version": entry.version,
+        "dist_info": entry.dist_info,
+        "tops": list(entry.tops),
+        "requires": list(entry.requires),
+    }
+    return f"{json.dumps(name)}:{json.dumps(value, separators=(',', ':'))}"
 
 
 def _read(name: object, entry: Any) -> Entry:

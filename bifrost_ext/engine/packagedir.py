@@ -66,7 +66,6 @@ from pathlib import Path
 from bifrost_kernel.lease import LEASE
 
 from ..errors import EXIT_INSTALL, EXIT_SAVED_INVALID, BifrostError
-from ..pins import DIST_INFO
 from ..private import write_atomic
 from ..records import RequirementsRecord
 from .bytecode import Bytecode, python_files
@@ -333,8 +332,9 @@ class PackageDirectory:
         except OSError:
             return Manifest.of(real)
         identity = (marker.st_ino, marker.st_mtime_ns)
-        cached = self._manifests.get(real.name)
+        cached = self._manifests.pop(real.name, None)
         if cached is not None and cached[0] == identity:
+            self._manifests[real.name] = cached  # the most recently used, last
             return cached[1]
         manifest = Manifest.of(real)
         self._keep_manifest(real, manifest)
@@ -474,18 +474,24 @@ class PackageDirectory:
             going = have.tops(delta.remove)
             # A shared folder only what goes has files in goes whole: its link, not a copy
             # of its files to unlink one by one (an upgrade of pandas: thousands).
-            # (A .dist-info link stays for remove_distributions, which reads its RECORD.)
-            whole = going - have.tops(name for name in have.dists if name not in delta.remove)
-            for name in whole:
-                if not name.endswith(DIST_INFO) and (target / name).is_symlink():
-                    (target / name).unlink()
+            whole = {
+                top
+                for top in going
+                if have.owners(top) <= delta.remove.keys() and (target / top).is_symlink()
+            }
+            # What went whole, its .dist-info too, has nothing left to unlink file by file;
+            # the rest is unlinked as its RECORD lists it, read through its .dist-info link.
+            partly = [name for name in delta.remove if not set(have.dists[name].tops) <= whole]
+            for name in whole - {have.dists[name].dist_info for name in partly}:
+                (target / name).unlink()
             touched = (going | set(os.listdir(staging))) - whole
             # A distribution's top-level folders stay side by side in the pool (share): one
             # that shares a folder the change touches moves with it, all of it.
-            staying = [n for n in have.dists if n not in delta.remove]
-            touched |= have.tops(n for n in staying if touched & set(have.dists[n].tops))
+            touched |= have.tops(
+                name for top in touched for name in have.owners(top) if name not in delta.remove
+            )
             await asyncio.to_thread(own, target, touched)
-            remove_distributions(target, delta.remove, have.dist_info_folders(delta.remove))
+            remove_distributions(target, partly, have.dist_info_folders(partly))
             if on_output is not None:
                 for name, version in sorted(delta.remove.items()):
                     if name not in delta.add:

@@ -42,6 +42,7 @@ from bifrost_kernel.probes.import_check import MARKER
 
 from .installer import InstallError, installer_env
 from .interpreter import run_python
+from .manifest import parsed
 
 #: The root of every kernel's runtime.
 KERNEL_PACKAGE = "ipykernel"
@@ -97,11 +98,13 @@ class KernelRuntime:
     def check_requested(self, lines: Iterable[str]) -> None:
         """Refuse a requirement line that the kernel's own version does not satisfy."""
         for line in lines:
-            requirement = Requirement(line)
-            name = str(canonicalize_name(requirement.name))
-            if name not in self.versions or not self.applies(requirement):
+            found = parsed(line)  # cached: a thousand lines at every change
+            if found is None:
+                raise InvalidRequirement(f"not a requirement: {line[:200]!r}")
+            name = found.name
+            if name not in self.versions or not self.applies(found.requirement):
                 continue
-            if not requirement.specifier.contains(self.versions[name], prereleases=True):
+            if not found.requirement.specifier.contains(self.versions[name], prereleases=True):
                 raise ProtectedPackage(
                     f"{self.held(name)}, so {line} cannot be installed: {NO_REPLACING}"
                 )

@@ -16,6 +16,7 @@ packages the requirements would move
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -23,16 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-
 from ..pins import pin_name
 from ..records import RequirementsRecord, lock_pins
 from .delta import Delta, remove_distributions
 from .dist_info import freeze
 from .installer import Installer, InstallError, OutputCallback
 from .layout import suffix
-from .manifest import Manifest, needed
+from .manifest import Manifest, needed, parsed
 from .protection import KernelRuntime, ProtectedPackage
 from .scripts import anchor_scripts
 
@@ -111,7 +109,7 @@ class Staging:
         added = [line for line in record.lines if line not in before]
         only_added = bool(added) and before <= set(record.lines)
         if added:
-            names = {str(canonicalize_name(Requirement(line).name)) for line in added}
+            names = {found.name for line in added if (found := parsed(line)) is not None}
             own = [pin for pin in constraints if pin_name(pin) in names]
             await self.installer.install(
                 self.python, staging, added, self.on_output, own, no_deps=True
@@ -242,6 +240,7 @@ def quoted_pins(output: str, pins: Iterable[str]) -> list[str]:
 
 
 def _empty(folder: Path) -> None:
-    """Make ``folder`` an empty folder."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
+    """Make ``folder`` (which exists) an empty folder."""
+    if os.listdir(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
