@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import bifrost_ext.engine.kernel_check as kernel_check
-from bifrost_ext.engine.delta import SHARED, reach
+from bifrost_ext.engine.delta import SHARED, Reach, reach
 from bifrost_ext.engine.dist_info import freeze
 from bifrost_ext.engine.installer import Installer, InstallError
 from bifrost_ext.engine.kernel_check import KERNEL_IMPORTS
@@ -248,9 +248,9 @@ async def test_old_environments_are_collected_at_the_next_switch(
     kept = set(built[-3:])
     left = os.listdir(pkg.envs)
     assert sorted(name for name in left if name != SHARED) == sorted(kept)
-    reached = set().union(*(reach(pkg.envs / name).shared for name in kept))
-    assert set(os.listdir(pkg.envs / SHARED)) == reached
-    names = set().union(*(reach(pkg.envs / name).names for name in kept))
+    pools = [reach(pkg.envs / name).pool for name in kept]
+    assert set(os.listdir(pkg.envs / SHARED)) == {place for pool in pools for place in pool}
+    names = {f"{place}/{n}" for pool in pools for place, held in pool.items() for n in held}
     pool = pkg.envs / SHARED
     assert {f"{i}/{n}" for i in os.listdir(pool) for n in os.listdir(pool / i)} == names
     assert run(pkg.current, "import bfdemo, bfwide; print(bfdemo.__version__)").strip() == "1.0"
@@ -387,8 +387,13 @@ async def test_a_change_runs_the_installer_only_for_what_it_cannot_know(
     pkg, installer = counted(tmp_path / "a", graph)
     await pkg.ensure(record(before, 1))
     installer.installs = installer.resolutions = 0
+    known: list[tuple[Path, Reach]] = []
+    pkg.collector.know = lambda env, found: known.append((env, found))  # type: ignore[method-assign]
     await pkg.ensure(record(after, 2))
     assert (installer.installs, installer.resolutions) == (installs, resolutions)
+    # What the change told the collector its environment links to, without reading every
+    # link, is what reading them gives.
+    assert known == [(pkg.current.resolve(), reach(pkg.current.resolve()))]
     lock = pkg.freeze(pkg.current)
     # The same environment a resolution of the new lines from nothing gives...
     assert lock == await from_nothing(tmp_path / "b", graph, after)

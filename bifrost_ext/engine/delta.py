@@ -153,7 +153,7 @@ def _make(folders: list[str], files: list[tuple[str, str, bool]]) -> None:
             del done  # raises the first error, if any
 
 
-def share(env: Path) -> None:
+def share(env: Path) -> list[str]:
     """Move each top-level folder of ``env`` (a build not yet renamed into place) into one
     folder of the pool beside it, ``<envs>/.shared/<id>/<name>``, and leave a relative link in
     its place: from then on the folder belongs to the pool, not to ``env``, and every clone
@@ -161,7 +161,7 @@ def share(env: Path) -> None:
     them: a compiled module finds its distribution's libraries by a path relative to its own
     real place (numpy's ``_multiarray_umath`` loads ``$ORIGIN/../../numpy.libs/…``). ``bin``
     and ``__pycache__`` stay: every build has its own (a console script finds its
-    environment from its real path), and clones copy them."""
+    environment from its real path), and clones copy them. Returns the names it moved."""
     with os.scandir(env) as entries:
         names = [
             entry.name
@@ -169,7 +169,7 @@ def share(env: Path) -> None:
             if entry.is_dir(follow_symlinks=False) and entry.name not in OWN
         ]
     if not names:
-        return
+        return names
     pool = env.parent / SHARED
     with suppress(FileExistsError):
         os.mkdir(pool, 0o700)
@@ -183,6 +183,7 @@ def share(env: Path) -> None:
     for name in names:
         os.rename(env / name, pool / place / name)
         os.symlink(os.path.join(os.pardir, SHARED, place, name), env / name)
+    return names
 
 
 def short_name(env: Path) -> str:
@@ -204,37 +205,89 @@ def short_name(env: Path) -> str:
 class Reach:
     """What an environment's top-level links lead to, by name beside it."""
 
-    #: The pool folders (``.shared/<id>``) it links into.
-    shared: frozenset[str]
-    #: What it links to in them: ``<id>/<name>``.
-    names: frozenset[str]
+    #: Each top-level link's target, by the link's name.
+    links: Mapping[str, str]
+    #: What it links to in the pool, by pool folder (``.shared/<id>``): the names in it.
+    pool: Mapping[str, frozenset[str]]
     #: Environments built before the pool whose folders it links into, and their short names.
     environments: frozenset[str]
+    #: Its top-level folders that are no link (``bin`` and ``__pycache__`` aside): an
+    #: environment built before the pool, which a clone links to through its short name.
+    folders: frozenset[str]
+
+    def after(self, env: Path, changed: Iterable[str]) -> Reach | None:
+        """The reach of ``env``, a clone of this environment whose top-level names
+        ``changed`` alone may differ from it: a ``readlink`` per changed name, not one per
+        entry (thousands). None when it cannot be told that way (a clone of an environment
+        from before the pool, a changed link that does not lead into the pool): read it."""
+        if self.folders:
+            return None
+        links = dict(self.links)
+        gone: dict[str, set[str]] = {}
+        came: dict[str, set[str]] = {}
+        for name in set(changed):
+            old = links.pop(name, None)
+            if old is not None:
+                if (was := _in_pool(old)) is None:
+                    return None
+                gone.setdefault(was[0], set()).add(was[1])
+            try:
+                target = os.readlink(os.path.join(env, name))
+            except OSError:
+                continue  # gone, or no link (a file, bin/)
+            if (now := _in_pool(target)) is None:
+                return None
+            links[name] = target
+            came.setdefault(now[0], set()).add(now[1])
+        pool = dict(self.pool)
+        for place in gone.keys() | came.keys():
+            names = (pool.get(place, frozenset()) - gone.get(place, set())) | came.get(place, set())
+            if names:
+                pool[place] = frozenset(names)
+            else:
+                pool.pop(place, frozenset())
+        return Reach(links, pool, self.environments, self.folders)
+
+
+def _in_pool(target: str) -> tuple[str, str] | None:
+    """The pool folder and name a link's target ``../.shared/<id>/<name>`` leads to."""
+    parts = target.split("/")
+    if len(parts) == 4 and parts[0] == os.pardir and parts[1] == SHARED:
+        return parts[2], parts[3]
+    return None
 
 
 def reach(env: Path) -> Reach:
     """What the top-level links of ``env`` lead to: one ``scandir`` and a ``readlink`` per
     link. Links are copied verbatim by every clone, so this is all of it: nothing chains."""
-    shared: set[str] = set()
-    names: set[str] = set()
+    links: dict[str, str] = {}
+    pool: dict[str, set[str]] = {}
     environments: set[str] = set()
-    pool = f"{os.pardir}/{SHARED}/"
+    folders: set[str] = set()
     with os.scandir(env) as entries:
         for entry in entries:
             if not entry.is_symlink():
+                if entry.is_dir(follow_symlinks=False) and entry.name not in OWN:
+                    folders.add(entry.name)
                 continue
             target = os.readlink(entry.path)  # a string: thousands of links, no Path parsing
+            links[entry.name] = target
+            if (place := _in_pool(target)) is not None:
+                pool.setdefault(place[0], set()).add(place[1])
+                continue
             parts = target.split("/")
-            if target.startswith(pool) and len(parts) == 4:
-                shared.add(parts[2])
-                names.add(f"{parts[2]}/{parts[3]}")
-            elif len(parts) == 3 and parts[0] == os.pardir:
+            if len(parts) == 3 and parts[0] == os.pardir:
                 environments.add(parts[1])
     for name in list(environments):
         if name.startswith("@"):
             with suppress(OSError):
                 environments.add(os.readlink(env.parent / name))
-    return Reach(frozenset(shared), frozenset(names), frozenset(environments))
+    return Reach(
+        links,
+        {place: frozenset(names) for place, names in pool.items()},
+        frozenset(environments),
+        frozenset(folders),
+    )
 
 
 def _tree(source: str, target: str, folders: list[str], files: list[tuple[str, str, bool]]) -> None:

@@ -71,10 +71,12 @@ from ..records import RequirementsRecord
 from .bytecode import Bytecode, python_files
 from .delta import (
     Delta,
+    Reach,
     clone,
     import_names,
     merge,
     own,
+    reach,
     remove_distributions,
     share,
 )
@@ -193,6 +195,9 @@ class PackageDirectory:
         self.kernel_kept: dict[str, dict[str, str]] = {}
         #: By environment name: its manifest, and the identity of its completion marker.
         self._manifests: dict[str, tuple[tuple[int, int], Manifest]] = {}
+        #: What each spare's links lead to, read as :meth:`prepare_next` made it, by the name
+        #: of the environment it is a clone of.
+        self._spare_reach: dict[str, Reach] = {}
 
     def active_hash(self) -> str | None:
         """The hash that ``current`` points at, or None before the first switch."""
@@ -373,6 +378,8 @@ class PackageDirectory:
         pins = record.lock_lines if pins is None else pins
         base = self._base()
         compiled: tuple[KernelRuntime, list[str]] | None = None
+        cloned: Reach | None = None  # a change's: what its clone of base linked to
+        changed: set[str] | None = None  # and the names that differ from it now
         started = datetime.now(timezone.utc)
         self.building[record.hash] = Build(record.hash, len(record.lines), started, purpose)
         try:
@@ -384,7 +391,8 @@ class PackageDirectory:
                     os.link(base / KERNEL_IMPORTS, tmp / KERNEL_IMPORTS)
                 manifest = Manifest({})
             elif base is not None:
-                manifest, compiled = await self._change(base, tmp, record, on_output, pins)
+                built = await self._change(base, tmp, record, on_output, pins)
+                manifest, compiled, cloned, changed = built
             else:
                 runtime = await self._runtime()
                 tmp.mkdir()
@@ -404,12 +412,21 @@ class PackageDirectory:
             # would become a link into the pool, which no kernel can lock, and the collector
             # would take the environment for one no kernel holds).
             remove(tmp / LEASE)
-            share(tmp)  # its folders into the pool, before any kernel or clone sees them
+            # Its folders into the pool, before any kernel or clone sees them.
+            pooled = share(tmp)
+            if changed is not None:
+                changed.update(pooled)
             (tmp / LEASE).touch()  # made here, so that kernels holding it change nothing
             manifest.write(tmp)  # over anything a package shipped under its name
             (tmp / marker).touch()
             os.rename(tmp, env)
             self._keep_manifest(env, manifest)
+            if cloned is not None and changed is not None:
+                # What it links to, from what its clone linked to and the names the change
+                # made differ: the collector need not read thousands of links at the switch.
+                found = cloned.after(env, changed)
+                if found is not None:
+                    self.collector.know(env, found)
             if compiled is not None:
                 self.bytecode.pending(env, *compiled, self.installer.timeout)
         finally:
@@ -452,13 +469,14 @@ class PackageDirectory:
         record: RequirementsRecord,
         on_output: OutputCallback | None,
         pins: Sequence[str],
-    ) -> tuple[Manifest, tuple[KernelRuntime, list[str]]]:
+    ) -> tuple[Manifest, tuple[KernelRuntime, list[str]], Reach, set[str]]:
         """Build ``record`` in ``target`` from the complete environment ``base``: what comes
         is installed into a staging folder while ``base`` is cloned (every top-level folder
         shared), the clone gets folders of its own where the change touches it, what goes
         is unlinked and what comes renamed in; then the kernel check when the change
-        touched what a kernel imports. Returns the manifest of ``target`` and the modules to
-        compile after the switch."""
+        touched what a kernel imports. Returns the manifest of ``target``, the modules to
+        compile after the switch, what the clone linked to and the top-level names that may
+        differ from it now."""
         runtime = await self._runtime()
         runtime.check_requested(record.lines)
         staging = self.envs / f".tmp-staging-{suffix()}"
@@ -469,7 +487,7 @@ class PackageDirectory:
             want = await self._staging(record, runtime, on_output).stage(
                 staging, have, pins, self._base_record()
             )
-            await cloning
+            cloned = await cloning
             delta = Delta.between(have.pins(), want)
             going = have.tops(delta.remove)
             # A shared folder only what goes has files in goes whole: its link, not a copy
@@ -491,7 +509,7 @@ class PackageDirectory:
                 name for top in touched for name in have.owners(top) if name not in delta.remove
             )
             await asyncio.to_thread(own, target, touched)
-            remove_distributions(target, partly, have.dist_info_folders(partly))
+            emptied = remove_distributions(target, partly, have.dist_info_folders(partly))
             if on_output is not None:
                 for name, version in sorted(delta.remove.items()):
                     if name not in delta.add:
@@ -504,7 +522,8 @@ class PackageDirectory:
             shutil.rmtree(staging, ignore_errors=True)
         await check_kernel(runtime, target, self.installer.timeout, import_names([*going, *moved]))
         modules = [path for path in moved if path.endswith(".py")]
-        return have.changed(delta.remove, came), (runtime, modules)
+        changed = whole | touched | emptied | {path.split(os.sep, 1)[0] for path in moved}
+        return have.changed(delta.remove, came), (runtime, modules), cloned, changed
 
     async def prepare_next(self) -> None:
         """Clone the environment ``current`` holds ahead of the next change, which then starts
@@ -518,20 +537,23 @@ class PackageDirectory:
             tmp = self.envs / f".tmp-spare-{suffix()}"
             try:
                 await asyncio.to_thread(_clone, base, tmp)
+                found = await asyncio.to_thread(reach, tmp)  # off the next change's path too
                 os.rename(tmp, self.envs / spare(base.name))
+                self._spare_reach = {base.name: found}
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)
 
-    @staticmethod
-    def _clone_of(base: Path, target: Path) -> None:
+    def _clone_of(self, base: Path, target: Path) -> Reach:
         """Make ``target`` a clone of ``base``: the spare :meth:`prepare_next` made when there
-        is one (renamed, with the bytecode kernels wrote into ``base`` since), else now."""
+        is one (renamed, with the bytecode kernels wrote into ``base`` since), else now.
+        Returns what its links lead to."""
+        found = self._spare_reach.pop(base.name, None)
         try:
             os.rename(base.parent / spare(base.name), target)
         except FileNotFoundError:
             _clone(base, target)
-            return
+            return reach(target)
         cache, copy = base / "__pycache__", target / "__pycache__"
         if cache.is_dir() and not cache.is_symlink():
             copy.mkdir(exist_ok=True)
@@ -540,6 +562,7 @@ class PackageDirectory:
                 if name not in have:
                     with suppress(OSError):
                         os.link(cache / name, copy / name, follow_symlinks=False)
+        return found if found is not None else reach(target)
 
     def _locked(self) -> AbstractAsyncContextManager[None]:
         """The directory's lock, waited for as long as a build may take and a minute more."""

@@ -120,6 +120,27 @@ class Collector:
         #: its completion marker (a rebuild under the same name is another): a complete
         #: environment never changes, so each switch reads only the new one's links.
         self._reach: dict[str, tuple[tuple[int, int], Reach]] = {}
+        #: What each pool folder held when last collected: a pool folder is complete when
+        #: its build is renamed into place, so only what the collector removes changes it.
+        self._pool: dict[str, set[str]] = {}
+
+    def reach_of(self, env: Path) -> Reach:
+        """What the complete environment ``env`` links to (kept once read)."""
+        identity = _identity(env)
+        cached = self._reach.get(env.name)
+        if identity is not None and cached is not None and cached[0] == identity:
+            return cached[1]
+        found = reach(env)
+        if identity is not None:
+            self._reach[env.name] = (identity, found)
+        return found
+
+    def know(self, env: Path, found: Reach) -> None:
+        """``found`` is what the complete environment ``env``, just renamed into place,
+        links to (its build knows which names it changed from the environment it cloned)."""
+        identity = _identity(env)
+        if identity is not None:
+            self._reach[env.name] = (identity, found)
 
     def collect(
         self,
@@ -161,7 +182,7 @@ class Collector:
                         roots.add(entry.name)  # a running kernel's: kept for it
                     elif claim is not None:
                         claims.append(claim)  # held until it is removed: no kernel takes it
-            kept, shared, names = self._reachable(roots)
+            kept, reached = self._reachable(roots)
             kept |= {spare(name) for name in keep}  # the next change's clone of ``current``
             for entry in by_age:
                 if entry.name.startswith("@"):  # a short name: kept with its environment
@@ -172,30 +193,41 @@ class Collector:
                     remove(entry)
             for name in set(self._reach) - kept:
                 del self._reach[name]
-            pool = self.envs / SHARED
-            if pool.is_dir() and not pool.is_symlink():
-                for folder in pool.iterdir():
-                    if not SHARED_ID.fullmatch(folder.name):
-                        continue
-                    if folder.name not in shared:
-                        remove(folder)
-                        continue
-                    # A folder a later change replaced (an upgrade's old version) goes,
-                    # though its build's other folders stay.
-                    for entry in folder.iterdir():
-                        if f"{folder.name}/{entry.name}" not in names:
-                            remove(entry)
+            self._collect_pool(reached)
         finally:
             for claim in claims:
                 os.close(claim)
 
-    def _reachable(self, roots: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
+    def _collect_pool(self, reached: dict[str, set[str]]) -> None:
+        """Remove each pool folder nothing kept reaches, and in the others what nothing
+        kept reaches (a folder a later change replaced, such as an upgrade's old version,
+        goes; its build's other folders stay)."""
+        pool = self.envs / SHARED
+        if not pool.is_dir() or pool.is_symlink():
+            self._pool.clear()
+            return
+        folders = [name for name in os.listdir(pool) if SHARED_ID.fullmatch(name)]
+        for place in set(self._pool) - set(folders):
+            del self._pool[place]
+        for place in folders:
+            names = reached.get(place)
+            if names is None:
+                remove(pool / place)
+                self._pool.pop(place, None)
+                continue
+            held = self._pool.get(place)
+            if held is None:
+                held = set(os.listdir(pool / place))
+            for name in held - names:
+                remove(pool / place / name)
+            self._pool[place] = held & names
+
+    def _reachable(self, roots: Iterable[str]) -> tuple[set[str], dict[str, set[str]]]:
         """The environments ``roots`` name and those their links lead to (only environments
-        from before the pool are led to), the pool folders they all link into, and what in
-        them (``<id>/<name>``)."""
+        from before the pool are led to), and what in the pool they all link to, by pool
+        folder."""
         kept: set[str] = set()
-        shared: set[str] = set()
-        names: set[str] = set()
+        reached: dict[str, set[str]] = {}
         todo = list(roots)
         while todo:
             name = todo.pop()
@@ -203,24 +235,26 @@ class Collector:
                 continue
             kept.add(name)
             try:
-                marker = os.stat(self.envs / name / complete_marker(name))
-                identity = (marker.st_ino, marker.st_mtime_ns)
-            except OSError:  # not complete (or a short name): read every time
-                identity = None
-            cached = self._reach.get(name)
-            if identity is not None and cached is not None and cached[0] == identity:
-                found = cached[1]
-            else:
-                try:
-                    found = reach(self.envs / name)
-                except OSError:  # a short name, or gone
-                    continue
-                if identity is not None:
-                    self._reach[name] = (identity, found)
-            shared |= found.shared
-            names |= found.names
+                found = self.reach_of(self.envs / name)
+            except OSError:  # a short name, or gone
+                continue
+            for place, names in found.pool.items():
+                if place in reached:
+                    reached[place] |= names
+                else:
+                    reached[place] = set(names)
             todo.extend(found.environments)
-        return kept, shared, names
+        return kept, reached
+
+
+def _identity(env: Path) -> tuple[int, int] | None:
+    """The identity of a complete environment's completion marker (a rebuild under the same
+    name is another environment); None for one that is not complete."""
+    try:
+        marker = os.stat(env / complete_marker(env.name))
+    except OSError:
+        return None
+    return marker.st_ino, marker.st_mtime_ns
 
 
 def remove(entry: Path) -> None:
