@@ -153,7 +153,7 @@ def _make(folders: list[str], files: list[tuple[str, str, bool]]) -> None:
             del done  # raises the first error, if any
 
 
-def share(env: Path) -> list[str]:
+def share(env: Path, candidates: Iterable[str] | None = None) -> list[str]:
     """Move each top-level folder of ``env`` (a build not yet renamed into place) into one
     folder of the pool beside it, ``<envs>/.shared/<id>/<name>``, and leave a relative link in
     its place: from then on the folder belongs to the pool, not to ``env``, and every clone
@@ -161,13 +161,23 @@ def share(env: Path) -> list[str]:
     them: a compiled module finds its distribution's libraries by a path relative to its own
     real place (numpy's ``_multiarray_umath`` loads ``$ORIGIN/../../numpy.libs/…``). ``bin``
     and ``__pycache__`` stay: every build has its own (a console script finds its
-    environment from its real path), and clones copy them. Returns the names it moved."""
-    with os.scandir(env) as entries:
-        names = [
-            entry.name
-            for entry in entries
-            if entry.is_dir(follow_symlinks=False) and entry.name not in OWN
-        ]
+    environment from its real path), and clones copy them. Returns the names it moved.
+
+    ``candidates``: the only top-level names that may be folders (a clone's others are all
+    links): a change looks at those, not at thousands of entries."""
+    if candidates is None:
+        with os.scandir(env) as entries:
+            names = [
+                entry.name
+                for entry in entries
+                if entry.is_dir(follow_symlinks=False) and entry.name not in OWN
+            ]
+    else:
+        names = sorted(
+            name
+            for name in set(candidates) - set(OWN)
+            if os.path.isdir(path := os.path.join(env, name)) and not os.path.islink(path)
+        )
     if not names:
         return names
     pool = env.parent / SHARED

@@ -413,7 +413,7 @@ class PackageDirectory:
             # would take the environment for one no kernel holds).
             remove(tmp / LEASE)
             # Its folders into the pool, before any kernel or clone sees them.
-            pooled = share(tmp)
+            pooled = share(tmp, changed)
             if changed is not None:
                 changed.update(pooled)
             (tmp / LEASE).touch()  # made here, so that kernels holding it change nothing
