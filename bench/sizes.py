@@ -293,6 +293,15 @@ async def sizes(work: Path, repeat: int, index: bool = True) -> None:
                 run.raw[kind],
                 RATIO_LIMIT[kind],
             )
+    # The issue's own words: a removal costs no more than an addition (bifrost's medians).
+    for run in [*runs, *([science] if science else [])]:
+        ratio = statistics.median(run.bifrost["remove"]) / statistics.median(run.bifrost["add"])
+        line(
+            f"remove / add, {run.changes.name} (bifrost's medians)",
+            f"{ratio:.3f}",
+            "≤ 1.00",
+            ratio <= 1.0,
+        )
     smallest, largest = runs[0], runs[-1]
     for kind in KINDS:
         ratio = statistics.median(largest.bifrost[kind]) / statistics.median(smallest.bifrost[kind])

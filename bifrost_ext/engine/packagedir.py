@@ -508,7 +508,8 @@ class PackageDirectory:
             touched |= have.tops(
                 name for top in touched for name in have.owners(top) if name not in delta.remove
             )
-            await asyncio.to_thread(own, target, touched)
+            if linked := [name for name in touched if (target / name).is_symlink()]:
+                await asyncio.to_thread(own, target, linked)  # else no thread hop at all
             emptied = remove_distributions(target, partly, have.dist_info_folders(partly))
             if on_output is not None:
                 for name, version in sorted(delta.remove.items()):
