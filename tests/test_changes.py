@@ -27,7 +27,7 @@ from bifrost_ext.engine.packagedir import PackageDirectory
 from bifrost_ext.engine.protection import BreaksKernel
 from bifrost_ext.records import RequirementsRecord
 from bifrost_kernel.lease import LEASE
-from tests.wheels import build_wheel, make_service
+from tests.wheels import build_wheel, make_service, stopped
 
 BASE = "bfapp\nbfdemo==1.0\nbfnsa\nbfscript\nbfwide\n"
 #: A change of each kind, one after the other: add lines (one of them bringing a file that
@@ -305,8 +305,7 @@ async def test_a_build_from_nothing_gets_its_bytecode_for_the_kernel_interpreter
         ) == ("ok\n")
         assert {path: path.stat().st_mtime_ns for path in env.rglob("*.pyc")} == stamps
     finally:
-        before.close()
-        new.close()
+        await stopped(before, new)
 
 
 # -- what a change runs: the manifest, and no resolution it does not need -------------------

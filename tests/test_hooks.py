@@ -16,7 +16,7 @@ from bifrost_ext.engine.installer import InstallError
 from bifrost_ext.records import Origin, RequirementsRecord
 from tests.cli import CLI, cli_env
 from tests.servers import ServerProcess
-from tests.wheels import make_service
+from tests.wheels import make_service, stopped
 
 REPO_HOOKS = Path(__file__).resolve().parent.parent / "hooks"
 
@@ -184,5 +184,4 @@ async def test_every_hook_is_called_at_its_moment(
     await fresh.prepare_kernel(sys.executable)
     await fresh.prepare_kernel(sys.executable)
     assert recorder.calls == [("before_kernel_install", {"version": 1})]
-    service.close()
-    fresh.close()
+    await stopped(service, fresh)

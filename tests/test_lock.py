@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ import pytest
 
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.service import PackageService
-from tests.wheels import build_wheel, make_service
+from tests.wheels import build_wheel, make_service, stopped
 
 
 @pytest.fixture
@@ -25,11 +26,15 @@ def growing_wheelhouse(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def service(
-    database_url: str, redis_url: str, site_dir: Path, growing_wheelhouse: Path
+    database_url: str,
+    redis_url: str,
+    site_dir: Path,
+    growing_wheelhouse: Path,
+    jp_asyncio_loop: asyncio.AbstractEventLoop,
 ) -> Iterator[PackageService]:
     service = make_service(database_url, redis_url, site_dir, growing_wheelhouse)
     yield service
-    service.close()
+    jp_asyncio_loop.run_until_complete(stopped(service))
 
 
 async def versions(service: PackageService) -> dict[str, str]:

@@ -17,7 +17,7 @@ import redis
 from bifrost_ext.records import RequirementsRecord
 from bifrost_ext.service import PackageService
 from bifrost_ext.storage.local_copy import LocalCopy
-from tests.wheels import make_service
+from tests.wheels import make_service, stopped
 
 
 def disk(folder: Path) -> dict[str, tuple[int, int, int]]:
@@ -45,13 +45,12 @@ def commands(client: redis.Redis) -> dict[str, int]:
 
 
 @pytest.fixture
-def services() -> Iterator[list[PackageService]]:
+def services(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[list[PackageService]]:
     """The services a test made (each a server, or a standalone kernel's process, of the
     workspace ``default`` on this machine), closed after it."""
     made: list[PackageService] = []
     yield made
-    for service in made:
-        service.close()
+    jp_asyncio_loop.run_until_complete(stopped(*made))
 
 
 def new_service(

@@ -17,7 +17,7 @@ from bifrost_ext.settings import SERVICE_SETTING
 from bifrost_ext.storage.store import RequirementsStore
 from tests.api import call
 from tests.kernels import IMPORT_BFDEMO, run_cell, served_kernel
-from tests.wheels import make_service
+from tests.wheels import make_service, stopped
 
 pytestmark = pytest.mark.usefixtures("jp_serverapp")
 
@@ -262,7 +262,7 @@ class TestRestartAfterAChangeNoEventAnnounced:
         try:
             await other.install(["bfdemo==2.0"])
         finally:
-            other.close()
+            await stopped(other)
         active = (
             await jp_serverapp.web_app.settings[SERVICE_SETTING].package_dir()
         ).active_record()

@@ -20,19 +20,22 @@ from bifrost_ext.settings import Settings
 from bifrost_ext.storage.cache import RequirementsCache
 from bifrost_ext.storage.redis_names import cache_key, events_channel
 from tests.servers import wait_until_async
-from tests.wheels import build_wheel, make_service, versions
+from tests.wheels import build_wheel, make_service, stopped, versions
 
 
 @pytest.fixture
 def two_servers(
-    database_url: str, redis_url: str, tmp_path: Path, wheelhouse: Path
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    wheelhouse: Path,
+    jp_asyncio_loop: asyncio.AbstractEventLoop,
 ) -> Iterator[tuple[PackageService, PackageService]]:
     """Two services sharing the database and Redis, each with its own package directory."""
     first = make_service(database_url, redis_url, tmp_path / "a", wheelhouse)
     second = make_service(database_url, redis_url, tmp_path / "b", wheelhouse)
     yield first, second
-    first.close()
-    second.close()
+    jp_asyncio_loop.run_until_complete(stopped(first, second))
 
 
 async def test_concurrent_installs_on_two_servers_keep_both(
@@ -68,7 +71,7 @@ async def test_kernel_requirements_fall_back_to_the_local_copy(
 ) -> None:
     live = make_service(database_url, redis_url, tmp_path / "site", wheelhouse)
     saved = (await live.install(["bfdemo==1.0"])).record
-    live.close()
+    await stopped(live)
     down = make_service(
         "postgresql://postgres@127.0.0.1:1/down",
         "redis://127.0.0.1:1/0",
@@ -76,7 +79,7 @@ async def test_kernel_requirements_fall_back_to_the_local_copy(
         wheelhouse,
     )
     assert await down.requirements_for_kernel() == saved
-    down.close()
+    await stopped(down)
 
 
 async def test_warm_replaces_a_cache_that_is_ahead_of_the_database(
@@ -175,7 +178,7 @@ async def test_status_lists_the_builds_under_way_and_for_what(
     installer.proceed.set()
     await install
     assert (await service.status())["builds"] == []
-    service.close()
+    await stopped(service)
 
 
 @pytest.fixture
@@ -188,7 +191,11 @@ def growing_wheelhouse(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def services(
-    sqlite_url: str, redis_url: str, tmp_path: Path, growing_wheelhouse: Path
+    sqlite_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    growing_wheelhouse: Path,
+    jp_asyncio_loop: asyncio.AbstractEventLoop,
 ) -> Iterator[list[PackageService]]:
     """Two servers of one workspace, each in its own container (package directory)."""
     made = [
@@ -196,8 +203,7 @@ def services(
         for name in ("first", "second")
     ]
     yield made
-    for service in made:
-        service.close()
+    jp_asyncio_loop.run_until_complete(stopped(*made))
 
 
 async def test_a_rollback_installs_the_revisions_locked_versions(
@@ -240,11 +246,15 @@ async def test_a_kernel_that_was_only_switched_says_it_installed_nothing(
 
 @pytest.fixture
 def cached_service(
-    sqlite_url: str, redis_url: str, tmp_path: Path, wheelhouse: Path
+    sqlite_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    wheelhouse: Path,
+    jp_asyncio_loop: asyncio.AbstractEventLoop,
 ) -> Iterator[PackageService]:
     service = make_service(sqlite_url, redis_url, tmp_path / "site", wheelhouse)
     yield service
-    service.close()
+    jp_asyncio_loop.run_until_complete(stopped(service))
 
 
 def redis_holds(redis_url: str) -> dict[str, Any] | None:

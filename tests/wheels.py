@@ -116,3 +116,13 @@ def make_service(
 def versions(pkg: PackageDirectory) -> dict[str, str]:
     """What ``pkg``'s ``current`` environment holds: each name at its version."""
     return {d["name"]: d["version"] for d in pkg.installed()}
+
+
+async def stopped(*services: PackageService) -> None:
+    """Stop and close ``services`` as a server does as it stops: the background work (the
+    clone made ahead of the next change, the bytecode compile) cancelled and waited for, then
+    the connections closed. ``close`` alone leaves cancelled tasks that the test's event loop
+    never runs ("Task was destroyed but it is pending")."""
+    for service in services:
+        await service.stop()
+        service.close()
