@@ -199,6 +199,8 @@ def _checked_database_url(value: str) -> str:
     (which names the setting, never the URL: it may hold a password)."""
     if PLAIN_SQLITE_URL.fullmatch(value):
         return value  # read without SQLAlchemy (12 MiB), which a SQLite server never loads
+    if value.startswith(("postgresql://", "postgresql+")):
+        return _checked_postgresql_url(value)  # nor does a PostgreSQL one (storage.postgres)
     from sqlalchemy.engine import make_url  # not at import: kernels read these settings too
     from sqlalchemy.exc import ArgumentError
 
@@ -209,6 +211,21 @@ def _checked_database_url(value: str) -> str:
         raise ValueError("database_url is not a URL SQLAlchemy can read") from None
     if backend not in ("sqlite", "postgresql"):
         raise ValueError(f"database_url must be sqlite:/// or postgresql://, not {backend}://")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("database_url has a port outside 1-65535")
+    return value
+
+
+def _checked_postgresql_url(value: str) -> str:
+    """``value`` when it is a ``postgresql[+driver]://`` URL with a valid port, read without
+    SQLAlchemy (as its ``make_url`` reads one), else ValueError naming the setting."""
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError:
+        raise ValueError("database_url is not a URL (check its host and port)") from None
+    if url.scheme != "postgresql" and not re.fullmatch(r"postgresql\+\w+", url.scheme):
+        raise ValueError("database_url is not a URL SQLAlchemy can read")
     if port is not None and not 0 < port < 65536:
         raise ValueError("database_url has a port outside 1-65535")
     return value
