@@ -108,8 +108,8 @@ def test_a_server_on_postgresql_and_redis_migrates_a_new_database_apart(
     }
     modules = _modules_after_an_install(tmp_path / "home", env)
     assert "bifrost_ext.storage.postgres" in modules  # libpq itself, through ctypes
-    assert _loaded(modules, ("psycopg", "sqlalchemy")) == []
-    assert "redis" in modules
+    assert "bifrost_ext.storage.resp" in modules  # and Redis through bifrost's own client
+    assert _loaded(modules, ("psycopg", "sqlalchemy", "redis")) == []
     assert _loaded(modules, MIGRATION_ONLY) == []
     engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as conn:
