@@ -17,11 +17,11 @@ error) with its words. The hub (:mod:`bifrost_ext.hub`) and the tests keep redis
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -380,6 +380,11 @@ class Redis:
             connection.close()
 
 
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 #: What :meth:`Subscription._next` gives when nothing came in time.
 _QUIET = object()
 
@@ -397,7 +402,10 @@ class Subscription:
         self.address = parse_url(url)
         self.interval = interval
         self._writer: asyncio.StreamWriter | None = None
-        self._replies: asyncio.Queue[Any] = asyncio.Queue()
+        self._replies: deque[Any] = deque()
+        #: Resolved when a reply comes (or the wait times out): a future of our own, not
+        #: ``wait_for``, so that a cancelled wait ends at once (a server stopping).
+        self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._heard = time.monotonic()
 
@@ -449,13 +457,18 @@ class Subscription:
 
         try:
             while True:
-                self._replies.put_nowait(await reply())
+                self._arrived(await reply())
         except (OSError, asyncio.IncompleteReadError) as exc:
-            self._replies.put_nowait(
+            self._arrived(
                 RedisConnectionError(f"Error while reading from {self.address.where}: {exc}")
             )
         except RedisError as exc:
-            self._replies.put_nowait(exc)
+            self._arrived(exc)
+
+    def _arrived(self, reply: Any) -> None:
+        self._replies.append(reply)
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     async def _send(self, args: Sequence[str | bytes | int | float]) -> None:
         assert self._writer is not None
@@ -467,13 +480,20 @@ class Subscription:
 
     async def _next(self, timeout: float) -> Any:
         """The next reply, or :data:`_QUIET` when none came within ``timeout`` seconds."""
-        try:
-            reply = await asyncio.wait_for(self._replies.get(), timeout)
-        except asyncio.TimeoutError:
-            return _QUIET
+        if not self._replies:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            timer = waiter.get_loop().call_later(timeout, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+            if not self._replies:
+                return _QUIET
+        reply = self._replies[0]
         if isinstance(reply, RedisError):
-            self._replies.put_nowait(reply)  # the connection stays broken
-            raise reply
+            raise reply  # left in place: the connection stays broken
+        self._replies.popleft()
         self._heard = time.monotonic()
         return _raise_errors(reply)
 
@@ -514,7 +534,7 @@ class Subscription:
         if self._task is not None:
             self._task.cancel()
         if self._writer is not None:
+            # Not waiting for the close to complete: a listener being cancelled (a server
+            # stopping) must end here, not at the loop's next turns.
             self._writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):  # one already broken says so
-                await self._writer.wait_closed()
             self._writer = None
