@@ -243,6 +243,9 @@ def _checked_redis_url(value: str | None) -> str | None:
         raise ValueError("redis_url is not a URL (check its host and port)") from None
     if url.scheme not in ("redis", "rediss", "unix"):
         raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+    from .storage.resp import parse_url  # the standard library only, as the server reads it
+
+    parse_url(value)  # options it does not read, a database that is not a number
     return value
 
 
