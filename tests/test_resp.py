@@ -72,6 +72,8 @@ def test_the_url_s_database_is_selected(redis_server: ThrowawayRedis, redis_url:
         ours.set("in-3", "yes")
         assert other.get("in-3") == b"yes"
         assert redis.Redis.from_url(redis_url).get("in-3") is None
+        with pytest.raises(ResponseError, match="DB index is out of range"):
+            client(f"{base}/99").get("k")  # said as Redis says it, at the first command
     finally:
         other.flushdb()
         ours.close()

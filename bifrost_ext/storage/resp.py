@@ -304,20 +304,17 @@ class Redis:
                 connection = self._take()
                 try:
                     reply = connection.command(args)
-                except RedisConnectionError:
-                    connection.close()
+                except ResponseError:
+                    self._give_back(connection)  # a whole reply was read: the stream is good
                     raise
                 except BaseException:
-                    connection.close()  # a reply half read: the stream cannot be trusted
+                    connection.close()  # broken, or a reply half read: not to be reused
                     raise
             except RedisConnectionError:
                 if attempt == 2:
                     raise
                 time.sleep(RETRY_DELAY)
                 continue
-            except ResponseError:
-                self._give_back(connection)
-                raise
             self._give_back(connection)
             return reply
         raise AssertionError("unreachable")
