@@ -59,3 +59,14 @@ def test_an_unreachable_database_is_a_connection_problem() -> None:
         database.run("SELECT 1", {})
     assert caught.value.sqlstate is None
     assert caught.value.connection_problem
+
+
+def test_no_notice_reaches_the_server_s_stderr(
+    pg_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    database = PostgresDatabase(pg_url, 5, {})
+    try:
+        database.run("DO $$ BEGIN RAISE WARNING 'a warning for nobody'; END $$", {})
+    finally:
+        database.close()
+    assert "a warning for nobody" not in capfd.readouterr().err

@@ -204,9 +204,11 @@ class PostgresDatabase:
             raise PostgresError(message)
         try:
             # Bound every wait (a lock someone holds is an error that names it, never a
-            # hang), and times as text fromisoformat reads, in UTC.
+            # hang), times as text fromisoformat reads, in UTC; and no notices, which libpq
+            # would print on the server's stderr (psycopg, with no handler, dropped them).
             waits = [f"SET {name} = {max(0, int(s * 1000))}" for name, s in self.settings.items()]
-            for statement in [*waits, "SET TimeZone = 'UTC'", "SET DateStyle = 'ISO'"]:
+            session = ["SET TimeZone = 'UTC'", "SET DateStyle = 'ISO'"]
+            for statement in [*waits, *session, "SET client_min_messages = error"]:
                 self._run_on(connection, statement, [])
         except PostgresError:
             lib.finish(connection)
