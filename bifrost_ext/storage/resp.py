@@ -17,6 +17,7 @@ error) with its words. The hub (:mod:`bifrost_ext.hub`) and the tests keep redis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import threading
@@ -27,21 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..settings import REDIS_URL_OPTIONS
+
 #: Seconds before the one retry of a command whose connection failed (redis-py's backoff).
 RETRY_DELAY = 0.02
-#: The options a URL's query may give (as ``Redis.from_url`` reads them).
-URL_OPTIONS = frozenset(
-    {
-        "db",
-        "username",
-        "password",
-        "ssl_ca_certs",
-        "ssl_certfile",
-        "ssl_keyfile",
-        "ssl_cert_reqs",
-        "ssl_check_hostname",
-    }
-)
 
 
 class RedisError(Exception):
@@ -135,7 +125,7 @@ def parse_url(url: str) -> Address:
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError("redis_url must start with redis://, rediss:// or unix://")
     query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
-    unknown = sorted(set(query) - URL_OPTIONS)
+    unknown = sorted(set(query) - REDIS_URL_OPTIONS)
     if unknown:
         raise ValueError(f"redis_url has options bifrost does not read: {', '.join(unknown)}")
     username = unquote(parts.username) if parts.username else query.get("username")
@@ -277,6 +267,12 @@ class _Connection:
             self.reader.stream.close()
         finally:
             self.sock.close()
+
+    def __del__(self) -> None:
+        # A client dropped unclosed (a component nobody closed) lets its sockets go quietly,
+        # as redis-py's connections do, not with a ResourceWarning at some later collection.
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 class Redis:
