@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from packaging.utils import canonicalize_name
 from traitlets import Bool, Enum, Float, HasTraits, List, TraitType, Undefined, Unicode, default
@@ -199,6 +199,8 @@ def _checked_database_url(value: str) -> str:
     (which names the setting, never the URL: it may hold a password)."""
     if PLAIN_SQLITE_URL.fullmatch(value):
         return value  # read without SQLAlchemy (12 MiB), which a SQLite server never loads
+    if value.startswith(("postgresql://", "postgresql+")):
+        return _checked_postgresql_url(value)  # nor does a PostgreSQL one (storage.postgres)
     from sqlalchemy.engine import make_url  # not at import: kernels read these settings too
     from sqlalchemy.exc import ArgumentError
 
@@ -214,6 +216,37 @@ def _checked_database_url(value: str) -> str:
     return value
 
 
+def _checked_postgresql_url(value: str) -> str:
+    """``value`` when it is a ``postgresql[+driver]://`` URL with a valid port, read without
+    SQLAlchemy (as its ``make_url`` reads one), else ValueError naming the setting."""
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError:
+        raise ValueError("database_url is not a URL (check its host and port)") from None
+    if url.scheme != "postgresql" and not re.fullmatch(r"postgresql\+\w+", url.scheme):
+        raise ValueError("database_url is not a URL SQLAlchemy can read")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("database_url has a port outside 1-65535")
+    return value
+
+
+#: The options a ``redis_url``'s query may give: what the server's Redis client reads
+#: (:mod:`bifrost_ext.storage.resp`), as redis-py's ``from_url`` reads them.
+REDIS_URL_OPTIONS = frozenset(
+    {
+        "db",
+        "username",
+        "password",
+        "ssl_ca_certs",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_cert_reqs",
+        "ssl_check_hostname",
+    }
+)
+
+
 def _checked_redis_url(value: str | None) -> str | None:
     """``value`` (None for none) when it is a redis://, rediss:// or unix:// URL with a
     valid host and port, else ValueError naming the setting, never the URL."""
@@ -226,6 +259,10 @@ def _checked_redis_url(value: str | None) -> str | None:
         raise ValueError("redis_url is not a URL (check its host and port)") from None
     if url.scheme not in ("redis", "rediss", "unix"):
         raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+    options = set(parse_qs(url.query))
+    unknown = sorted(options - REDIS_URL_OPTIONS)
+    if unknown:  # said when read, not ignored by the server's client (storage.resp)
+        raise ValueError(f"redis_url has options bifrost does not read: {', '.join(unknown)}")
     return value
 
 
@@ -279,8 +316,10 @@ class BifrostSettings(HasTraits):
     redis_url = Unicode(
         None,
         allow_none=True,
-        help="Redis URL of the requirements cache and the servers' change events; none: reads"
-        " go to the database.",
+        help="Redis URL (`redis://`, `rediss://` for TLS, `unix://`) of the requirements cache"
+        " and the servers' change events; none: reads go to the database. Its query may give"
+        " `db`, `username`, `password` and, for TLS, `ssl_ca_certs`, `ssl_certfile`,"
+        " `ssl_keyfile`, `ssl_cert_reqs`, `ssl_check_hostname`; any other option is refused.",
     ).tag(flag=True, secret=True, normalise=_checked_redis_url)
     workspace = Unicode(
         help="Workspace whose requirements this server serves: 1-128 letters, digits and"

@@ -5,7 +5,8 @@ server's ``sys.modules`` to a file when it gets SIGUSR2 (SIGUSR1 is jupyter_serv
 read after start-up (a new database, so its first migration ran) and an install through the
 API. On the embedded default (SQLite,
 no Redis) no Redis client, PostgreSQL driver nor SQLAlchemy is imported (the file is read
-with ``sqlite3``: :mod:`bifrost_ext.storage.embedded`), and on any database the
+with ``sqlite3``: :mod:`bifrost_ext.storage.embedded`), on PostgreSQL neither SQLAlchemy nor
+psycopg (libpq is called directly: :mod:`bifrost_ext.storage.postgres`), and on any database the
 migration ran in a child process: no Alembic (nor the Mako and Pygments it brings) in the
 server. How much memory that saves is measured in ``bench/`` (target 9), never here.
 """
@@ -106,8 +107,9 @@ def test_a_server_on_postgresql_and_redis_migrates_a_new_database_apart(
         "BIFROST_REDIS_URL": redis_url,
     }
     modules = _modules_after_an_install(tmp_path / "home", env)
-    assert "psycopg" in modules  # what this configuration needs
-    assert "redis" in modules
+    assert "bifrost_ext.storage.postgres" in modules  # libpq itself, through ctypes
+    assert "bifrost_ext.storage.resp" in modules  # and Redis through bifrost's own client
+    assert _loaded(modules, ("psycopg", "sqlalchemy", "redis")) == []
     assert _loaded(modules, MIGRATION_ONLY) == []
     engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as conn:

@@ -23,6 +23,7 @@ from ..engine.installer import InstallError
 from ..records import RequirementsRecord
 from ..service import PackageService
 from ..storage.redis_connection import cache_error
+from ..storage.resp import RedisError
 from ..storage.store import StoreUnavailable
 
 #: Called with what the package directory held before a sync and holds after it.
@@ -47,12 +48,10 @@ class ChangeListener:
         A failure is Redis's health to say at WARNING (:meth:`RedisHealth.failed`: once, and
         once more if it turns from "unreachable" into "refused"), so that a Redis that lost
         this server's grant makes one warning, not one per component or per retry."""
-        import redis  # only a server with Redis listens: none other loads the client
-
         while True:
             try:
                 await self._listen()
-            except (redis.RedisError, OSError) as exc:
+            except (RedisError, OSError) as exc:
                 self.service.redis_health.failed(cache_error(exc))
                 if not self._paused:
                     self.log.info(

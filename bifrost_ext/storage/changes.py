@@ -49,27 +49,23 @@ class ChangeChannel:
         """Subscribe; yield the events as they come, and None after each ``interval`` seconds
         without one (a quiet period). What is not an event (garbage anyone with access to
         Redis may publish) is skipped. Redis failures rise as they are."""
-        client = self.connection.subscriber(interval)
-        pubsub = client.pubsub()
+        subscription = self.connection.subscriber(interval)
         try:
-            await pubsub.subscribe(events_channel(self.workspace))
+            await subscription.subscribe(events_channel(self.workspace))
 
             async def events() -> AsyncIterator[ChangeEvent | None]:
                 while True:
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=interval
-                    )
+                    message = await subscription.get_message(timeout=interval)
                     if message is None:
                         yield None
                         continue
-                    event = parse_event(message.get("data"))
+                    event = parse_event(message)
                     if event is not None:
                         yield event
 
             yield events()
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await client.aclose()
+            await subscription.close()
 
 
 def parse_event(data: object) -> ChangeEvent | None:

@@ -2,12 +2,12 @@
 
 … installer → **store** (:mod:`.store`, on SQLite) → cache → kernels.
 
-The store reaches PostgreSQL through SQLAlchemy; the embedded default, a file on this
-machine, needs none of it: SQLAlchemy costs a server process 12 MiB, and ``sqlite3`` is
-already loaded by jupyter_server. So a plain ``sqlite:///<path>`` URL (no query string) is
-opened here, with what SQLAlchemy's engine did for it: one connection per thread, each
-statement its own transaction (autocommit), WAL so that kernel starts read while an install
-writes, and ``busy_timeout`` to wait for another writer. Migrations (Alembic, on
+The store reaches PostgreSQL through libpq (:mod:`.postgres`); the embedded default, a file
+on this machine, needs no SQLAlchemy either: SQLAlchemy costs a server process 12 MiB, and
+``sqlite3`` is already loaded by jupyter_server. So a plain ``sqlite:///<path>`` URL (no
+query string) is opened here, with what SQLAlchemy's engine did for it: one connection per
+thread, each statement its own transaction (autocommit), WAL so that kernel starts read
+while an install writes, and ``busy_timeout`` to wait for another writer. Migrations (Alembic, on
 SQLAlchemy) still run on SQLAlchemy, in a child process when in a server (:mod:`.migrate`).
 Any other SQLite URL (``:memory:``, options in a query string) goes through SQLAlchemy, as
 before.

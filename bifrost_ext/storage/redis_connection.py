@@ -6,9 +6,9 @@
 of requirements records (:mod:`.cache`), the channel of change announcements
 (:mod:`.changes`) and the server registry (:mod:`.servers`). Every Redis failure reaches
 them as a :class:`CacheUnavailable` that says what it is, and :class:`RedisHealth` says it at
-WARNING once per kind of failure, whichever of them met it. With no URL nothing connects,
-and the Redis client library (5 MiB in a server process) is never imported: each function
-here imports it when it is first called, which only a configured Redis leads to.
+WARNING once per kind of failure, whichever of them met it. The client is bifrost's own
+(:mod:`.resp`, the standard library only): redis-py would cost a server process 5.7 MiB.
+With no URL nothing connects.
 """
 
 from __future__ import annotations
@@ -17,13 +17,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import EXIT_STORE, BifrostError
-
-if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
+from .resp import AuthenticationError, Redis, RedisError, Subscription
 
 T = TypeVar("T")
 
@@ -49,11 +46,9 @@ class FunctionsMissing(CacheUnavailable):
 REFUSED_HINT = "granted users a Redis restart lost come back with `jupyter bifrost regrant`"
 
 
-def cache_error(exc: redis.RedisError | OSError) -> CacheUnavailable:
+def cache_error(exc: RedisError | OSError) -> CacheUnavailable:
     """A Redis client failure as the :class:`CacheUnavailable` that says what it is."""
-    import redis
-
-    if isinstance(exc, redis.AuthenticationError):
+    if isinstance(exc, AuthenticationError):
         reason = str(exc).rstrip(".") or "authentication failed"
         return CredentialsRefused(
             f"Redis refused this server's credentials ({reason}); {REFUSED_HINT}"
@@ -64,11 +59,9 @@ def cache_error(exc: redis.RedisError | OSError) -> CacheUnavailable:
 @contextmanager
 def redis_errors() -> Iterator[None]:
     """Turn any Redis client failure into :class:`CacheUnavailable`."""
-    import redis
-
     try:
         yield
-    except redis.RedisError as exc:
+    except RedisError as exc:
         raise cache_error(exc) from exc
 
 
@@ -79,7 +72,7 @@ class RedisConnection:
         self.url = url
         #: Seconds to wait for Redis to connect or answer before treating it as down.
         self.socket_timeout = socket_timeout
-        self._client: redis.Redis | None = None
+        self._client: Redis | None = None
 
     @property
     def enabled(self) -> bool:
@@ -87,35 +80,19 @@ class RedisConnection:
         return bool(self.url)
 
     @property
-    def client(self) -> redis.Redis:
-        """The client, created on first use with explicit timeouts and one quick retry."""
+    def client(self) -> Redis:
+        """The client, created on first use with explicit timeouts (and one quick retry of a
+        command whose connection failed)."""
         if self._client is None:
             assert self.url
-            import redis
-            from redis.backoff import ExponentialBackoff
-            from redis.retry import Retry
-
-            self._client = redis.Redis.from_url(
-                self.url,
-                socket_timeout=self.socket_timeout,
-                socket_connect_timeout=self.socket_timeout,
-                retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
-                health_check_interval=30,
-            )
+            self._client = Redis(self.url, self.socket_timeout, self.socket_timeout)
         return self._client
 
-    def subscriber(self, interval: float) -> redis.asyncio.Redis:
-        """A new asyncio client for one subscription that wakes at least every ``interval``
+    def subscriber(self, interval: float) -> Subscription:
+        """A new connection for one subscription that wakes at least every ``interval``
         seconds (a pub/sub connection waits for messages, so it has its own timeouts)."""
         assert self.url
-        import redis.asyncio
-
-        return redis.asyncio.Redis.from_url(
-            self.url,
-            socket_connect_timeout=interval,
-            socket_timeout=interval * 2,
-            health_check_interval=interval,
-        )
+        return Subscription(self.url, interval)
 
     def close(self) -> None:
         """Close the connection pool."""

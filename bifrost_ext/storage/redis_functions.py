@@ -12,12 +12,19 @@ that leaves Redis answering ``BUSY`` to every client). Whoever may load the libr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .redis_connection import FunctionsMissing
+from .resp import NoPermissionError, Redis, ResponseError
 
-if TYPE_CHECKING:
-    import redis
+
+class FunctionLoader(Protocol):
+    """A client that loads a function library: the server's (:mod:`.resp`), or redis-py's in
+    the hub and the tests."""
+
+    def function_load(self, code: str, replace: bool = ...) -> Any:
+        """``FUNCTION LOAD``."""
+
 
 #: The function that sets KEYS[1] to ARGV[1] unless the stored value carries a newer version
 #: than ARGV[2], in bifrost's Redis 7 function library. A workspace's user may put anything
@@ -55,30 +62,28 @@ FUNCTION_LIBRARY = (
 )
 
 
-def load_functions(client: redis.Redis) -> None:
+def load_functions(client: FunctionLoader) -> None:
     """Load (or replace with this release's) bifrost's function library; needs a Redis user
     allowed ``FUNCTION LOAD``, which no workspace's is."""
     client.function_load(FUNCTION_LIBRARY, replace=True)
 
 
-def put_if_newer(client: redis.Redis, key: str, value: str, version: int) -> bool:
+def put_if_newer(client: Redis, key: str, value: str, version: int) -> bool:
     """``FCALL`` the compare-and-set (True if written), loading the library when Redis has
     none (one user, a plain Redis, or one that restarted without persistence) and this user
     may; :class:`~.redis_connection.FunctionsMissing` when it may not."""
-    import redis
-
     try:
         return bool(client.fcall(PUT_FUNCTION, 1, key, value, version))
-    except redis.exceptions.NoPermissionError:
+    except NoPermissionError:
         raise
-    except redis.ResponseError as exc:
+    except ResponseError as exc:
         if "unknown command" in str(exc):  # Redis 6: no functions, nor ACL-bound users
             return bool(client.eval(PUT_IF_NEWER, 1, key, value, version))
         if "Function not found" not in str(exc):
             raise
     try:
         load_functions(client)
-    except redis.exceptions.NoPermissionError as exc:
+    except NoPermissionError as exc:
         raise FunctionsMissing(
             "Redis has no bifrost function library (restarted without persistence?) and"
             " this workspace's user may not load it: `jupyter bifrost regrant` (the hub's"

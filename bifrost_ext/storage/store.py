@@ -7,8 +7,9 @@ and a ``version`` that grows by one with each saved change. Writes are optimisti
 save names the version it read and fails with :class:`VersionConflict` when another writer got
 there first, which works the same on SQLite and PostgreSQL. The queries are SQL text with
 ``:name`` parameters, which both read: the embedded SQLite file runs them through ``sqlite3``
-(:mod:`.embedded`, so that a SQLite server never imports SQLAlchemy), PostgreSQL through
-SQLAlchemy's engine. The schema is created and upgraded by the Alembic migrations in
+(:mod:`.embedded`), PostgreSQL through libpq (:mod:`.postgres`), so that a server imports
+neither SQLAlchemy nor psycopg; any other SQLite URL goes through SQLAlchemy's engine. The
+schema is created and upgraded by the Alembic migrations in
 :mod:`bifrost_ext.storage.migrations` on first use (in a server, by a child process:
 :mod:`.migrate`); a schema at :data:`SCHEMA_HEAD` is only read. Related modules:
 :mod:`bifrost_ext.storage.cache` (the Redis copy), :mod:`bifrost_ext.service` (the flow).
@@ -44,6 +45,7 @@ from ..records import Origin, RequirementsRecord, Revision, short_source
 from ..redaction import redact_urls
 from ..settings import BifrostSettings, SettingsComponent
 from .embedded import SQLiteFile, from_text, sqlite_file, to_text
+from .postgres import PostgresDatabase, PostgresError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -127,6 +129,12 @@ def engine_url(url: str) -> sa.URL:
     return parsed
 
 
+def libpq_url(url: str) -> str:
+    """A PostgreSQL URL as libpq reads it: without SQLAlchemy's ``+driver``."""
+    scheme, rest = url.split(":", 1)
+    return f"{scheme.split('+', 1)[0]}:{rest}"
+
+
 @dataclass(frozen=True)
 class _Save:
     """One conditional save: the record to write, what the row must still hold, and who."""
@@ -170,6 +178,8 @@ class RequirementsStore(SettingsComponent):
         #: every statement then goes through SQLAlchemy's engine.
         self._file_path = sqlite_file(self.url)
         self._file: SQLiteFile | None = None
+        #: PostgreSQL's connections, through libpq (:mod:`.postgres`), made on first use.
+        self._database: PostgresDatabase | None = None
         self._schema_ready = False
         self._schema_lock = threading.Lock()
 
@@ -194,6 +204,16 @@ class RequirementsStore(SettingsComponent):
             _private_database(self._file_path)
             self._file = SQLiteFile(self._file_path, self.busy_timeout)
         return self._file
+
+    def _postgres(self) -> PostgresDatabase:
+        if self._database is None:
+            self._database = PostgresDatabase(
+                libpq_url(self.url),
+                self.connect_timeout,
+                {"lock_timeout": self.lock_timeout, "statement_timeout": self.statement_timeout},
+                lambda: self.log.info("bifrost: database connection was lost; reconnecting"),
+            )
+        return self._database
 
     def _create_engine(self) -> Engine:
         import sqlalchemy as sa
@@ -231,6 +251,10 @@ class RequirementsStore(SettingsComponent):
                     self._migrate_in_child()
                 else:
                     self._migrate()
+                    if self._engine is not None and self.dialect == "postgresql":
+                        # The statements that follow go through libpq: no idle connection
+                        # is kept for a migration done once.
+                        self._engine.dispose()
             self._schema_ready = True
 
     def _migrate(self) -> None:
@@ -255,6 +279,13 @@ class RequirementsStore(SettingsComponent):
             if not file.has_table(VERSION_TABLE):
                 return False
             current = tuple(row[0] for row in file.run(query, {})[1])
+        elif self.dialect == "postgresql":
+            database = self._postgres()
+            exists = "SELECT to_regclass(:name) IS NOT NULL"
+            _, found = database.run(exists, {"name": VERSION_TABLE})
+            if not found[0][0]:
+                return False
+            current = tuple(row[0] for row in database.run(query, {})[1])
         else:
             import sqlalchemy as sa
 
@@ -445,16 +476,18 @@ class RequirementsStore(SettingsComponent):
 
     def _query(self, sql: str, params: dict[str, Any]) -> tuple[int, list[tuple[Any, ...]]]:
         """Run one statement of SQL text (``:name`` parameters, which both databases read)
-        in its own transaction: on the embedded file through ``sqlite3``, else through the
-        engine."""
-        if self._file_path is None:
+        in its own transaction: on the embedded file through ``sqlite3``, on PostgreSQL
+        through libpq, else through the engine."""
+        if self._file_path is None and self.dialect != "postgresql":
             import sqlalchemy as sa
 
             count, rows = self._execute(sa.text(sql).bindparams(**params))
             return count, [tuple(row) for row in rows]
         self.ensure_schema()
         with self.guard():
-            return self._sqlite().run(sql, params)
+            if self._file_path is not None:
+                return self._sqlite().run(sql, params)
+            return self._postgres().run(sql, params)
 
     def _execute(self, statement: sa.Executable) -> tuple[int, list[sa.Row[Any]]]:
         """Run one statement in its own transaction; return its row count and rows.
@@ -485,6 +518,9 @@ class RequirementsStore(SettingsComponent):
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._database is not None:
+            self._database.close()
+            self._database = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -528,6 +564,8 @@ class _StoreErrors:
             return
         if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
             self._sqlite_error(exc)
+        if isinstance(exc, PostgresError):
+            self._postgres_error(exc)
         sa_exc = sys.modules.get("sqlalchemy.exc")  # not loaded: not one of its errors
         if sa_exc is None:
             return
@@ -545,6 +583,19 @@ class _StoreErrors:
             orig = getattr(exc, "orig", None)
             detail = str(orig).strip().splitlines()[0] if orig else str(exc)
             raise StoreUnavailable(f"database {self._where} cannot be read: {detail}") from exc
+
+    def _postgres_error(self, exc: PostgresError) -> None:
+        """libpq's failures (:mod:`.postgres`), said as psycopg's were through SQLAlchemy."""
+        detail = (str(exc).strip().splitlines() or ["the database failed"])[0]
+        if exc.connection_problem:
+            if _PASSWORD_REFUSED in detail:  # libpq gives a refused login no SQLSTATE
+                detail += _LOGIN_GONE
+            raise StoreUnavailable(f"database {self._where} unavailable: {detail}") from exc
+        if exc.sqlstate == "42501":
+            raise StoreRefused(
+                f"database {self._where} refused: {detail} (the credentials in use"
+                " are for another workspace, or lack a privilege `jupyter bifrost grant` gives)"
+            ) from exc
 
     def _sqlite_error(self, exc: sqlite3.Error) -> None:
         """The embedded file's failures, said as SQLAlchemy's were (:mod:`.embedded`)."""
