@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import http.client
 import json
@@ -51,7 +52,7 @@ from bifrost_ext.engine.packagedir import PackageDirectory  # noqa: E402
 from bifrost_ext.records import RequirementsRecord  # noqa: E402
 from bifrost_ext.service import PackageService  # noqa: E402
 from bifrost_ext.settings import Settings, component_config  # noqa: E402
-from tests.servers import ServerProcess, ThrowawayRedis  # noqa: E402
+from tests.servers import ServerProcess, ThrowawayRedis, wait_until  # noqa: E402
 from tests.wheels import build_wheel  # noqa: E402
 
 PG_ADMIN = os.environ.get("BIFROST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -63,6 +64,17 @@ async def timed(action: Callable[[], Awaitable[Any]]) -> float:
     start = time.perf_counter()
     await action()
     return time.perf_counter() - start
+
+
+def children(proc: subprocess.Popen[bytes] | None) -> list[str]:
+    """The pids of the running children of ``proc`` (Linux: every thread's ``children``)."""
+    if proc is None:
+        return []
+    found: list[str] = []
+    for task in Path(f"/proc/{proc.pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += task.read_text().split()
+    return found
 
 
 def run_timed(cmd: list[str], **kwargs: Any) -> float:
@@ -348,14 +360,19 @@ class Bench:
                 for i in range(self.repeat):
                     post("/api/packages/uninstall", {"packages": [wheel]})
                     # Drop built environments so that every install really runs the installer
-                    # (not the current one, nor the pool of folders it links into).
+                    # (not the current one, nor the pool of folders it links into), once the
+                    # server's background work is done with them: a compile it started (the
+                    # server's only child processes here) writes into the environment it
+                    # compiles. Its own folders (the spare clone made ahead of the next
+                    # change, temporary ones) are no builds: they stay.
+                    wait_until(lambda: not children(server.proc), 60, "the server's compiles")
                     keep = {SHARED}
                     for current in site.glob(f"{workspace}/*/current"):
                         keep.add(current.resolve().name)
                     for env_dir in site.glob(f"{workspace}/*/envs/*"):
                         if env_dir.is_symlink() and env_dir.resolve().name not in keep:
                             env_dir.unlink()
-                        elif not env_dir.is_symlink() and env_dir.name not in keep:
+                        elif not env_dir.name.startswith(".") and env_dir.name not in keep:
                             shutil.rmtree(env_dir)
                     target = self.work / f"raw-{wheel}-{i}"
                     if i % 2:  # take turns to go first

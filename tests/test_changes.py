@@ -176,6 +176,22 @@ async def test_every_module_gets_its_bytecode_after_the_switch(
     assert {path: path.stat().st_mtime_ns for path in compiled} == stamps
 
 
+async def test_no_compile_goes_on_for_an_environment_switched_away_from(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    """Its kernels are gone or going: what they import they compile themselves, and the CPU
+    goes to the environment ``current`` holds now (bench 3 switches away within ms)."""
+    pkg = package_dir(tmp_path, wheels, "uv")
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 1))
+    first = pkg.current.resolve()
+    assert pkg.bytecode.compiling() == {first}  # 31 modules at nice 19: still under way
+    await pkg.ensure(record("bfdemo==1.0\n", 2))
+    assert first not in pkg.bytecode.compiling()
+    await pkg.bytecode.settled()
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 1))  # back: no compile left to start
+    assert pkg.bytecode.compiling() == set()
+
+
 async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_imports(
     tmp_path: Path, wheels: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -62,6 +62,8 @@ class Bytecode:
     def __init__(self) -> None:
         self._pending: dict[Path, _Job] = {}
         self._running: set[asyncio.Task[None]] = set()
+        #: The compile under way for each environment.
+        self._compiling: dict[Path, asyncio.Task[None]] = {}
 
     def pending(
         self, env: Path, runtime: KernelRuntime, modules: Sequence[str], timeout: float
@@ -75,13 +77,27 @@ class Bytecode:
 
     def start(self, env: Path) -> None:
         """``current`` points at ``env`` now: compile what its build noted, in the
-        background (a task of the running loop, which ends with the loop if not before)."""
+        background (a task of the running loop, which ends with the loop if not before).
+        A compile of an environment ``current`` moved away from stops (its processes
+        killed): its kernels are gone or going, and compile what they still import."""
+        for other in [path for path in self._compiling if path != env]:
+            self._compiling.pop(other).cancel()
         job = self._pending.pop(env, None)
         if job is None:
             return
         task = asyncio.ensure_future(_compile_niced(job.runtime, env, job.modules, job.timeout))
         self._running.add(task)
+        self._compiling[env] = task
         task.add_done_callback(self._running.discard)
+        task.add_done_callback(lambda done: self._forget(env, done))
+
+    def _forget(self, env: Path, task: asyncio.Task[None]) -> None:
+        if self._compiling.get(env) is task:
+            del self._compiling[env]
+
+    def compiling(self) -> set[Path]:
+        """The environments whose compile is under way."""
+        return set(self._compiling)
 
     async def settled(self) -> None:
         """Wait for every compile under way (tests and benchmarks ask, nothing else waits)."""
