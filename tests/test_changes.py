@@ -224,6 +224,42 @@ async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_impor
     assert pkg.active_record() == record("bfbase\n", 4)
 
 
+async def test_the_empty_environment_a_server_starts_with_needs_no_check_at_its_first_change(
+    tmp_path: Path, wheels: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workspace with no requirements: the server builds an empty environment, with no base
+    to take what the kernel imports from. Noted in the background at server start (checked
+    once per kernel runtime: a new container finds the note), its first change checks
+    nothing."""
+    checks: list[Path] = []
+    real = kernel_check.try_kernel
+
+    async def counted(runtime: Any, directory: Path, timeout: float) -> set[str] | None:
+        checks.append(directory)
+        return await real(runtime, directory, timeout)
+
+    monkeypatch.setattr(kernel_check, "try_kernel", counted)
+    pkg = package_dir(tmp_path, wheels, "uv")
+    await pkg.ensure(record("", 1))
+    assert not (pkg.current / KERNEL_IMPORTS).exists()
+    await pkg.prepare_next()  # a spare made before the note takes it too
+    await pkg.know_kernel_imports()
+    assert len(checks) == 1
+    assert '"ipykernel"' in (pkg.current / KERNEL_IMPORTS).read_text("utf-8")
+    await pkg.ensure(record("bfbase\n", 2))
+    assert len(checks) == 1  # bfbase: no name the kernel imports
+
+    installer = Installer(
+        tool="uv", find_links=wheels, no_index=True, cache_dir=str(tmp_path / "c")
+    )
+    again = PackageDirectory(tmp_path / "new-container" / "pkg", installer, sys.executable)
+    await again.ensure(record("", 1))
+    await again.know_kernel_imports()
+    assert len(checks) == 1  # the note beside the installer's cache
+    await again.ensure(record("bfbase\n", 2))
+    assert len(checks) == 1
+
+
 async def test_a_failed_change_leaves_nothing_behind(tmp_path: Path, wheels: list[str]) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record(BASE, 1))

@@ -526,6 +526,30 @@ class PackageDirectory:
         changed = whole | touched | emptied | {path.split(os.sep, 1)[0] for path in moved}
         return have.changed(delta.remove, came), (runtime, modules), cloned, changed
 
+    async def ask_runtime(self) -> None:
+        """Ask what the kernel interpreter runs on (a process of the kernel interpreter,
+        150-200 ms), kept for this process: a server asks as it starts, so that neither its
+        first build (a new container's restore, which its first kernel start waits for) nor
+        its first change waits for the answer."""
+        await self._runtime()
+
+    async def know_kernel_imports(self) -> None:
+        """Note what the kernel's imports look up in the environment ``current`` holds when
+        it has no note of that (the empty one a server builds for a workspace with no
+        requirements has no base to take it from): its first change then needs no kernel
+        check of its own. Checked once per lock and kernel runtime, as a build from nothing
+        is (the note beside the installer's cache); run in the background at server start,
+        under the directory's lock. :class:`BreaksKernel` when ``current`` fails the check
+        (it is current already: nothing changes)."""
+        async with self._locked():
+            base = self._base()
+            if base is None or (base / KERNEL_IMPORTS).is_file():
+                return
+            runtime = await self._runtime()
+            notes = Path(self.installer.cache_dir or self.root) / PASSED_CHECKS
+            passed = await PassedCheck.for_build(notes, self.manifest(base).lock(), runtime)
+            await check_kernel(runtime, base, self.installer.timeout, passed=passed)
+
     async def prepare_next(self) -> None:
         """Clone the environment ``current`` holds ahead of the next change, which then starts
         from it (:meth:`_clone_of`): a clone costs a link per top-level entry, thousands in a
@@ -555,6 +579,9 @@ class PackageDirectory:
         except FileNotFoundError:
             _clone(base, target)
             return reach(target)
+        if not (target / KERNEL_IMPORTS).exists():  # noted in base after the spare was made
+            with suppress(OSError):
+                os.link(base / KERNEL_IMPORTS, target / KERNEL_IMPORTS)
         cache, copy = base / "__pycache__", target / "__pycache__"
         if cache.is_dir() and not cache.is_symlink():
             copy.mkdir(exist_ok=True)
