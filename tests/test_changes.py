@@ -180,16 +180,23 @@ async def test_no_compile_goes_on_for_an_environment_switched_away_from(
     tmp_path: Path, wheels: list[str]
 ) -> None:
     """Its kernels are gone or going: what they import they compile themselves, and the CPU
-    goes to the environment ``current`` holds now (bench 3 switches away within ms)."""
+    goes to the environment ``current`` holds now (bench 3 switches away within ms). Unless
+    the new one shares what it compiles: a change's clone shares untouched folders."""
     pkg = package_dir(tmp_path, wheels, "uv")
-    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 1))
-    first = pkg.current.resolve()
-    assert pkg.bytecode.compiling() == {first}  # 31 modules at nice 19: still under way
-    await pkg.ensure(record("bfdemo==1.0\n", 2))
-    assert first not in pkg.bytecode.compiling()
+    await pkg.ensure(record("bfdemo==1.0\n", 1))
     await pkg.bytecode.settled()
-    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 1))  # back: no compile left to start
-    assert pkg.bytecode.compiling() == set()
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 2))  # bfwide's 31 modules to compile
+    wide = pkg.current.resolve()
+    assert pkg.bytecode.compiling() == {wide}  # at nice 19: still under way
+    await pkg.ensure(record("bfdemo==1.0\n", 3))  # back to the first: a switch, no bfwide
+    assert wide not in pkg.bytecode.compiling()
+    await pkg.bytecode.settled()
+
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\nbfbase\n", 4))
+    both = pkg.current.resolve()
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\nbfbase\nbftop\n", 5))  # shares bfwide/
+    assert both in pkg.bytecode.compiling()
+    await pkg.bytecode.settled()
 
 
 async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_imports(

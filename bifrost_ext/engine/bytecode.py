@@ -62,8 +62,8 @@ class Bytecode:
     def __init__(self) -> None:
         self._pending: dict[Path, _Job] = {}
         self._running: set[asyncio.Task[None]] = set()
-        #: The compile under way for each environment.
-        self._compiling: dict[Path, asyncio.Task[None]] = {}
+        #: The compile under way for each environment, and the top-level names it compiles in.
+        self._compiling: dict[Path, tuple[asyncio.Task[None], set[str]]] = {}
 
     def pending(
         self, env: Path, runtime: KernelRuntime, modules: Sequence[str], timeout: float
@@ -79,20 +79,23 @@ class Bytecode:
         """``current`` points at ``env`` now: compile what its build noted, in the
         background (a task of the running loop, which ends with the loop if not before).
         A compile of an environment ``current`` moved away from stops (its processes
-        killed): its kernels are gone or going, and compile what they still import."""
+        killed) unless ``env`` shares some of what it compiles (a change's clone shares
+        the folders it did not touch): the kernels of the other are gone or going, and
+        compile what they still import."""
         for other in [path for path in self._compiling if path != env]:
-            self._compiling.pop(other).cancel()
+            if not _shares(env, other, self._compiling[other][1]):
+                self._compiling.pop(other)[0].cancel()
         job = self._pending.pop(env, None)
         if job is None:
             return
         task = asyncio.ensure_future(_compile_niced(job.runtime, env, job.modules, job.timeout))
         self._running.add(task)
-        self._compiling[env] = task
+        self._compiling[env] = (task, {path.split(os.sep, 1)[0] for path in job.modules})
         task.add_done_callback(self._running.discard)
         task.add_done_callback(lambda done: self._forget(env, done))
 
     def _forget(self, env: Path, task: asyncio.Task[None]) -> None:
-        if self._compiling.get(env) is task:
+        if env in self._compiling and self._compiling[env][0] is task:
             del self._compiling[env]
 
     def compiling(self) -> set[Path]:
@@ -110,6 +113,16 @@ class Bytecode:
         for task in self._running:
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
+
+
+def _shares(env: Path, other: Path, tops: set[str]) -> bool:
+    """Whether ``env`` has any of the top-level entries ``tops`` of ``other`` as they are
+    (a link to the same pool folder, a hard link of the same module)."""
+    for top in tops:
+        with suppress(OSError):
+            if os.path.samefile(env / top, other / top):
+                return True
+    return False
 
 
 async def _compile_niced(
