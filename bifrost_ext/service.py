@@ -36,6 +36,7 @@ import pluggy
 from filelock import Timeout
 from packaging.utils import canonicalize_name
 
+from .engine.bytecode import START_DELAY
 from .engine.installer import Installer, InstallError, OutputCallback
 from .engine.interpreter import interpreter_key
 from .engine.packagedir import PackageDirectory, SavedNotSwitched
@@ -727,7 +728,9 @@ class PackageService:
     async def _prepare_next(self, package_dir: PackageDirectory) -> None:
         """The clone the next change starts from, made off the request's path
         (:meth:`PackageDirectory.prepare_next`); when it fails, the next change clones for
-        itself."""
+        itself. A moment after the change, as its compile (:data:`START_DELAY`): its answer
+        goes out first, not behind four threads making links."""
+        await asyncio.sleep(START_DELAY)
         try:
             await package_dir.prepare_next()
         except (OSError, InstallError, Timeout) as exc:

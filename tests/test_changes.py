@@ -140,6 +140,7 @@ async def test_unchanged_files_are_shared_and_only_the_difference_takes_space(
 ) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record(BASE, 1))
+    await pkg.bytecode.settled()  # compiled after the switch: the clone shares it
     old = pkg.current.resolve()
     await pkg.ensure(record(BASE.replace("bfdemo==1.0", "bfdemo==2.0"), 2))
     new = pkg.current.resolve()

@@ -46,12 +46,18 @@ COMPILE_BATCH = 400
 MIN_BATCH = 50
 #: The priority the compile runs at (``nice``'s increment: the lowest there is).
 NICENESS = 19
+#: Seconds between the switch and the compile's start: the kernel start or the request that
+#: waited for the build gets its answer first (its processes starting on the build's heels
+#: held a restore up by ~10 ms of ~40 on two busy cores), and a kernel's first import, a few
+#: hundred ms on, still finds the compile under way.
+START_DELAY = 0.1
 
 
 @dataclass(frozen=True)
 class _Job:
     runtime: KernelRuntime
-    modules: tuple[str, ...]
+    #: None: every module of the environment.
+    modules: tuple[str, ...] | None
     timeout: float
 
 
@@ -63,17 +69,18 @@ class Bytecode:
         self._pending: dict[Path, _Job] = {}
         self._running: set[asyncio.Task[None]] = set()
         #: The compile under way for each environment, and the top-level names it compiles in.
-        self._compiling: dict[Path, tuple[asyncio.Task[None], set[str]]] = {}
+        self._compiling: dict[Path, tuple[asyncio.Task[None], set[str] | None]] = {}
 
     def pending(
-        self, env: Path, runtime: KernelRuntime, modules: Sequence[str], timeout: float
+        self, env: Path, runtime: KernelRuntime, modules: Sequence[str] | None, timeout: float
     ) -> None:
-        """Note that ``modules`` (paths relative to the complete build ``env``) are to be
+        """Note that ``modules`` (paths relative to the complete build ``env``; None: every
+        ``.py`` file it has, listed when the compile starts, off the build's path) are to be
         compiled for ``runtime`` once ``current`` points at ``env``."""
         for built in [path for path in self._pending if not path.exists()]:
             del self._pending[built]  # collected before anything switched to it
-        if modules:
-            self._pending[env] = _Job(runtime, tuple(modules), timeout)
+        if modules is None or modules:
+            self._pending[env] = _Job(runtime, None if modules is None else tuple(modules), timeout)
 
     def start(self, env: Path) -> None:
         """``current`` points at ``env`` now: compile what its build noted, in the
@@ -90,7 +97,9 @@ class Bytecode:
             return
         task = asyncio.ensure_future(_compile_niced(job.runtime, env, job.modules, job.timeout))
         self._running.add(task)
-        self._compiling[env] = (task, {path.split(os.sep, 1)[0] for path in job.modules})
+        # None: all of ``env`` (read at the next switch, if ever: off this one's path).
+        tops = None if job.modules is None else {p.split(os.sep, 1)[0] for p in job.modules}
+        self._compiling[env] = (task, tops)
         task.add_done_callback(self._running.discard)
         task.add_done_callback(lambda done: self._forget(env, done))
 
@@ -115,9 +124,14 @@ class Bytecode:
         await asyncio.gather(*self._running, return_exceptions=True)
 
 
-def _shares(env: Path, other: Path, tops: set[str]) -> bool:
-    """Whether ``env`` has any of the top-level entries ``tops`` of ``other`` as they are
-    (a link to the same pool folder, a hard link of the same module)."""
+def _shares(env: Path, other: Path, tops: set[str] | None) -> bool:
+    """Whether ``env`` has any of the top-level entries ``tops`` of ``other`` (None: all of
+    them) as they are (a link to the same pool folder, a hard link of the same module)."""
+    if tops is None:
+        try:
+            tops = set(os.listdir(other)) - {"bin", "__pycache__"}
+        except OSError:
+            return False
     for top in tops:
         with suppress(OSError):
             if os.path.samefile(env / top, other / top):
@@ -126,12 +140,15 @@ def _shares(env: Path, other: Path, tops: set[str]) -> bool:
 
 
 async def _compile_niced(
-    runtime: KernelRuntime, env: Path, modules: Sequence[str], timeout: float
+    runtime: KernelRuntime, env: Path, modules: Sequence[str] | None, timeout: float
 ) -> None:
     """Compile ``modules`` under ``env`` in the kernel interpreter at the lowest priority: at
     most one process per core, each taking batches of :data:`MIN_BATCH` to
     :data:`COMPILE_BATCH` modules in turn. A failure (a killed process, an environment
     collected meanwhile) costs only speed: the kernel compiles what it imports."""
+    await asyncio.sleep(START_DELAY)
+    if modules is None:
+        modules = await asyncio.to_thread(python_files, env)
     cores = os.cpu_count() or 1
     size = min(COMPILE_BATCH, max(MIN_BATCH, -(-len(modules) // cores)))
     batches = [modules[i : i + size] for i in range(0, len(modules), size)]
@@ -149,10 +166,15 @@ async def _compile_niced(
 
 
 def python_files(env: Path) -> list[str]:
-    """The ``.py`` files under ``env`` (an environment being built), relative to it."""
+    """The ``.py`` files under ``env``, relative to it, through its top-level links too (a
+    build from nothing, its folders moved into the pool: all of them its own)."""
     found = []
     for folder, subfolders, names in os.walk(env):
         subfolders[:] = [name for name in subfolders if name != "__pycache__"]
         relative = os.path.relpath(folder, env)
+        if relative == os.curdir:  # os.walk lists top-level links as folders, enters none
+            for name in list(subfolders):
+                if os.path.islink(os.path.join(env, name)):
+                    found += [os.path.join(name, path) for path in python_files(env / name)]
         found += [os.path.normpath(os.path.join(relative, n)) for n in names if n.endswith(".py")]
     return sorted(found)

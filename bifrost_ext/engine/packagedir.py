@@ -40,7 +40,8 @@ build's steps, each a module of its own (as conda-store's build actions are):
    :mod:`~bifrost_ext.engine.shadowing`: none of its console scripts shadows a command on
    kernels' ``PATH``;
 5. :mod:`~bifrost_ext.engine.switching`: renamed into place, ``current`` switched by an atomic
-   rename, and what nothing reaches any more collected, under the directory's lock;
+   rename, and what nothing reaches any more collected, under the directory's lock (a
+   change's after its answer, with the spare: :meth:`PackageDirectory.prepare_next`);
 6. :mod:`~bifrost_ext.engine.bytecode`: what came is compiled after the switch, in the
    background at low priority (:attr:`PackageDirectory.bytecode`).
 
@@ -68,7 +69,7 @@ from bifrost_kernel.lease import LEASE
 from ..errors import EXIT_INSTALL, EXIT_SAVED_INVALID, BifrostError
 from ..private import write_atomic
 from ..records import RequirementsRecord
-from .bytecode import Bytecode, python_files
+from .bytecode import Bytecode
 from .delta import (
     Delta,
     Reach,
@@ -198,6 +199,8 @@ class PackageDirectory:
         #: What each spare's links lead to, read as :meth:`prepare_next` made it, by the name
         #: of the environment it is a clone of.
         self._spare_reach: dict[str, Reach] = {}
+        #: A change switched without collecting: :meth:`prepare_next` collects, after it.
+        self._collect_due = False
 
     def active_hash(self) -> str | None:
         """The hash that ``current`` points at, or None before the first switch."""
@@ -257,9 +260,13 @@ class PackageDirectory:
             # Saved under the lock and conditional on the database's version: nothing newer
             # can exist, so switch even over an active.json from before a database restore.
             try:
-                self._switch(env, saved)
+                # What the switch leaves unreached is collected after the answer, with the
+                # spare (:meth:`prepare_next`): removing an old build of 200 modules and their
+                # bytecode took 25 ms, which the change's answer does not need.
+                self._switch(env, saved, collect=False)
             except OSError as exc:
                 raise SavedNotSwitched(saved, exc) from exc
+            self._collect_due = True
         return saved
 
     async def ensure(
@@ -377,7 +384,7 @@ class PackageDirectory:
         tmp = self.envs / f".tmp-{record.hash[:12]}-{suffix()}"
         pins = record.lock_lines if pins is None else pins
         base = self._base()
-        compiled: tuple[KernelRuntime, list[str]] | None = None
+        compiled: tuple[KernelRuntime, list[str] | None] | None = None
         cloned: Reach | None = None  # a change's: what its clone of base linked to
         changed: set[str] | None = None  # and the names that differ from it now
         started = datetime.now(timezone.utc)
@@ -405,7 +412,7 @@ class PackageDirectory:
                 passed = await PassedCheck.for_build(notes, manifest.lock(), runtime)
                 await check_kernel(runtime, tmp, self.installer.timeout, passed=passed)
                 # After the switch, at low priority: the kernel that waited starts now.
-                compiled = (runtime, python_files(tmp))
+                compiled = (runtime, None)  # listed as the compile starts
             # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
             self.commands.check(tmp)
             # The lease's name is bifrost's: what a package shipped under it goes (a folder
@@ -554,9 +561,13 @@ class PackageDirectory:
         """Clone the environment ``current`` holds ahead of the next change, which then starts
         from it (:meth:`_clone_of`): a clone costs a link per top-level entry, thousands in a
         large environment, and this puts that off every request's path. Run in the
-        background after a switch; under the directory's lock, like every build."""
+        background after a switch; under the directory's lock, like every build. First it
+        collects what the last change's switch left (:meth:`build_and_switch`)."""
         async with self._locked():
             base = self._base()
+            if self._collect_due and base is not None:  # the last change's, after its answer
+                self._collect_due = False
+                await asyncio.to_thread(self._collect, {base.name})
             if base is None or (self.envs / spare(base.name)).is_dir():
                 return
             tmp = self.envs / f".tmp-spare-{suffix()}"
@@ -600,13 +611,15 @@ class PackageDirectory:
         active = self.active_record()
         return active is not None and active.version > record.version
 
-    def _switch(self, env: Path, record: RequirementsRecord) -> None:
+    def _switch(self, env: Path, record: RequirementsRecord, collect: bool = True) -> None:
         """Point ``current`` at ``env`` (an atomic rename of a new link), then say so in
-        active.json."""
+        active.json; and (``collect``) remove what nothing reaches any more."""
         point(self.current, env)
         self._write_active(record)
         self.bytecode.start(env)
-        self._collect(keep={env.name})
+        if collect:
+            self._collect_due = False
+            self._collect(keep={env.name})
 
     def _collect(self, keep: set[str]) -> None:
         self.collector.collect(keep, self.keep_previous, self.keep_recent_seconds)
