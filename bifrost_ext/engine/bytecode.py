@@ -48,9 +48,10 @@ MIN_BATCH = 50
 NICENESS = 19
 #: Seconds between the switch and the compile's start: the kernel start or the request that
 #: waited for the build gets its answer first (its processes starting on the build's heels
-#: held a restore up by ~10 ms of ~40 on two busy cores), and a kernel's first import, a few
-#: hundred ms on, still finds the compile under way.
-START_DELAY = 0.1
+#: held a restore up by up to ~10 ms of ~40 on two busy cores; the answer needs ~1-5 ms
+#: more), while the compile still starts well before a kernel's first import (bench 2: a
+#: delay of 0.1 s left the compile behind an import started at once, five times slower alone).
+START_DELAY = 0.02
 
 
 @dataclass(frozen=True)
