@@ -46,16 +46,21 @@ COMPILE_BATCH = 400
 MIN_BATCH = 50
 #: The priority the compile runs at (``nice``'s increment: the lowest there is).
 NICENESS = 19
-#: Seconds between the switch and the compile's start: the kernel start or the request that
-#: waited for the build gets its answer first (its processes starting on the build's heels
-#: held a restore up by up to ~10 ms of ~40 on two busy cores; the answer needs ~1-5 ms
-#: more), while the compile still starts well before a kernel's first import (bench 2: a
-#: delay of 0.1 s left the compile behind an import started at once, five times slower alone).
+#: Seconds between the switch and the compile's start, so that whoever waited for the build
+#: gets its answer first (the compile's processes starting on the switch's heels held a restore
+#: up by up to ~10 ms of ~40 on two busy cores). A change's modules (:data:`CHANGE_DELAY`) are
+#: imported by a person's next cell, seconds on: its compile waits until the change's answer
+#: is surely out (at 20 ms, bench 3's bfwide answer measured 58 ms against 25 at 100 ms). A
+#: build from nothing is what a kernel start waits for, and the kernel imports from it a few
+#: hundred ms on: its compile starts sooner (:data:`START_DELAY`; at 100 ms bench 2's first
+#: import of bfwide right after a restore was five times slower alone).
 START_DELAY = 0.02
+CHANGE_DELAY = 0.1
 
 
 @dataclass(frozen=True)
 class _Job:
+    delay: float
     runtime: KernelRuntime
     #: None: every module of the environment.
     modules: tuple[str, ...] | None
@@ -73,15 +78,22 @@ class Bytecode:
         self._compiling: dict[Path, tuple[asyncio.Task[None], set[str] | None]] = {}
 
     def pending(
-        self, env: Path, runtime: KernelRuntime, modules: Sequence[str] | None, timeout: float
+        self,
+        env: Path,
+        runtime: KernelRuntime,
+        modules: Sequence[str] | None,
+        timeout: float,
+        delay: float = START_DELAY,
     ) -> None:
         """Note that ``modules`` (paths relative to the complete build ``env``; None: every
         ``.py`` file it has, listed when the compile starts, off the build's path) are to be
-        compiled for ``runtime`` once ``current`` points at ``env``."""
+        compiled for ``runtime`` once ``current`` points at ``env``, ``delay`` seconds on."""
         for built in [path for path in self._pending if not path.exists()]:
             del self._pending[built]  # collected before anything switched to it
         if modules is None or modules:
-            self._pending[env] = _Job(runtime, None if modules is None else tuple(modules), timeout)
+            self._pending[env] = _Job(
+                delay, runtime, None if modules is None else tuple(modules), timeout
+            )
 
     def start(self, env: Path) -> None:
         """``current`` points at ``env`` now: compile what its build noted, in the
@@ -96,7 +108,7 @@ class Bytecode:
         job = self._pending.pop(env, None)
         if job is None:
             return
-        task = asyncio.ensure_future(_compile_niced(job.runtime, env, job.modules, job.timeout))
+        task = asyncio.ensure_future(_compile_niced(job, env))
         self._running.add(task)
         # None: all of ``env`` (read at the next switch, if ever: off this one's path).
         tops = None if job.modules is None else {p.split(os.sep, 1)[0] for p in job.modules}
@@ -140,16 +152,16 @@ def _shares(env: Path, other: Path, tops: set[str] | None) -> bool:
     return False
 
 
-async def _compile_niced(
-    runtime: KernelRuntime, env: Path, modules: Sequence[str] | None, timeout: float
-) -> None:
+async def _compile_niced(job: _Job, env: Path) -> None:
     """Compile ``modules`` under ``env`` in the kernel interpreter at the lowest priority: at
     most one process per core, each taking batches of :data:`MIN_BATCH` to
     :data:`COMPILE_BATCH` modules in turn. A failure (a killed process, an environment
     collected meanwhile) costs only speed: the kernel compiles what it imports."""
-    await asyncio.sleep(START_DELAY)
-    if modules is None:
-        modules = await asyncio.to_thread(python_files, env)
+    await asyncio.sleep(job.delay)
+    runtime, timeout = job.runtime, job.timeout
+    modules: Sequence[str] = (
+        job.modules if job.modules is not None else await asyncio.to_thread(python_files, env)
+    )
     cores = os.cpu_count() or 1
     size = min(COMPILE_BATCH, max(MIN_BATCH, -(-len(modules) // cores)))
     batches = [modules[i : i + size] for i in range(0, len(modules), size)]

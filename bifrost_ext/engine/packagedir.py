@@ -69,7 +69,7 @@ from bifrost_kernel.lease import LEASE
 from ..errors import EXIT_INSTALL, EXIT_SAVED_INVALID, BifrostError
 from ..private import write_atomic
 from ..records import RequirementsRecord
-from .bytecode import Bytecode
+from .bytecode import CHANGE_DELAY, START_DELAY, Bytecode
 from .delta import (
     Delta,
     Reach,
@@ -435,7 +435,10 @@ class PackageDirectory:
                 if found is not None:
                     self.collector.know(env, found)
             if compiled is not None:
-                self.bytecode.pending(env, *compiled, self.installer.timeout)
+                # A change's modules are imported by a person's next cell, a restore's by the
+                # kernel that waited for it: the change's compile waits for its answer.
+                delay = START_DELAY if cloned is None else CHANGE_DELAY
+                self.bytecode.pending(env, *compiled, self.installer.timeout, delay)
         finally:
             self.building.pop(record.hash, None)
             if tmp.exists():
