@@ -329,6 +329,23 @@ async def test_a_change_trusts_only_what_the_current_environment_holds(
     assert pkg.freeze(pkg.current) == "bfbase==2.0\nbfdemo==1.0\nbfwide==1.0\n"
 
 
+async def test_a_change_collects_after_its_answer_with_the_spare(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    """The switch of a change removes nothing on the answer's path: what it left unreached
+    goes when the spare is made, in the background, under the directory's lock."""
+    pkg = package_dir(tmp_path, wheels, "uv")
+    pkg.keep_previous = 0  # nothing kept for an undo: the old environment is garbage at once
+    await pkg.build_and_switch(record("bfdemo==1.0\n", 1), saved_as(1))
+    old = pkg.current.resolve()
+    await pkg.build_and_switch(record("bfdemo==1.0\nbfwide\n", 2), saved_as(2))
+    assert old.is_dir()  # not collected before the answer
+    await pkg.prepare_next()
+    assert not old.exists()
+    assert pkg.freeze(pkg.current) == "bfdemo==1.0\nbfwide==1.0\n"
+    await pkg.bytecode.settled()
+
+
 def saved_as(version: int) -> Callable[[str], Awaitable[RequirementsRecord]]:
     """A commit that saves nothing: the record built, with the lock it was given."""
 
