@@ -8,7 +8,6 @@ name no other session can pick; tests touch only those (and their own temporary 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import time
@@ -43,23 +42,6 @@ def pytest_configure(config: pytest.Config) -> None:
             ),
             stacklevel=2,
         )
-
-
-@pytest.fixture(autouse=True)
-def _leftover_tasks_cancelled(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[None]:
-    """A test's loop ends as ``asyncio.run`` ends one: what is still running on it (a build's
-    compile, started a moment after its switch; a clone made ahead of the next change) is
-    cancelled and awaited, its processes killed, before the loop closes. Else a test that ends
-    on a switch leaves a compile whose process and pipes outlive their loop."""
-    yield
-    loop = jp_asyncio_loop
-    if loop.is_closed():
-        return
-    left = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in left:
-        task.cancel()
-    if left:
-        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
 
 
 def _worker_number(worker_id: str) -> int:

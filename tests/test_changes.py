@@ -337,6 +337,7 @@ async def test_a_change_collects_after_its_answer_with_the_spare(
     pkg = package_dir(tmp_path, wheels, "uv")
     pkg.keep_previous = 0  # nothing kept for an undo: the old environment is garbage at once
     await pkg.build_and_switch(record("bfdemo==1.0\n", 1), saved_as(1))
+    await pkg.bytecode.settled()  # no compile writing into what is to be removed
     old = pkg.current.resolve()
     await pkg.build_and_switch(record("bfdemo==1.0\nbfwide\n", 2), saved_as(2))
     assert old.is_dir()  # not collected before the answer

@@ -143,6 +143,8 @@ _runtimes: dict[_Key, KernelRuntime] = {}
 #: <bifrost_ext.engine.packagedir.PackageDirectory.ask_runtime>`), and a build that comes
 #: meanwhile waits for that answer rather than asking again.
 _asking: dict[_Key, asyncio.Task[KernelRuntime]] = {}
+#: How many wait for each ask.
+_waiting: dict[asyncio.Task[KernelRuntime], int] = {}
 
 
 async def kernel_runtime(python: str, extra: Collection[str], timeout: float) -> KernelRuntime:
@@ -160,8 +162,19 @@ async def kernel_runtime(python: str, extra: Collection[str], timeout: float) ->
         asking = asyncio.ensure_future(_ask(key, timeout))
         _asking[key] = asking
         asking.add_done_callback(lambda done: _forget_ask(key, done))
-    # Shielded: one waiter cancelled (a kernel start given up) leaves the ask to the others.
-    return await asyncio.shield(asking)
+    # Shielded: one waiter cancelled (a kernel start given up) leaves the ask to the others;
+    # the last one cancelled stops it (its process killed: nothing outlives a stopped server).
+    _waiting[asking] = _waiting.get(asking, 0) + 1
+    try:
+        return await asyncio.shield(asking)
+    except asyncio.CancelledError:
+        if _waiting[asking] == 1:
+            asking.cancel()
+        raise
+    finally:
+        _waiting[asking] -= 1
+        if not _waiting[asking]:
+            del _waiting[asking]
 
 
 def _forget_ask(key: _Key, task: asyncio.Task[KernelRuntime]) -> None:
