@@ -36,6 +36,7 @@ import pluggy
 from filelock import Timeout
 from packaging.utils import canonicalize_name
 
+from .engine.bytecode import START_DELAY
 from .engine.installer import Installer, InstallError, OutputCallback
 from .engine.interpreter import interpreter_key
 from .engine.packagedir import PackageDirectory, SavedNotSwitched
@@ -727,11 +728,40 @@ class PackageService:
     async def _prepare_next(self, package_dir: PackageDirectory) -> None:
         """The clone the next change starts from, made off the request's path
         (:meth:`PackageDirectory.prepare_next`); when it fails, the next change clones for
-        itself."""
+        itself. A moment after the change, as its compile (:data:`START_DELAY`): its answer
+        goes out first, not behind four threads making links."""
+        await asyncio.sleep(START_DELAY)
         try:
             await package_dir.prepare_next()
         except (OSError, InstallError, Timeout) as exc:
             self.log.debug("bifrost: no clone made ahead of the next change: %s", exc)
+
+    def ask_runtime_ahead(self) -> None:
+        """At server start, in the background: ask what the default kernel interpreter runs
+        on (:meth:`PackageDirectory.ask_runtime`), beside the warm-up, so that a new
+        container's first build (which its first kernel start waits for) does not ask it."""
+        self._in_background(self._ask_runtime())
+
+    async def _ask_runtime(self) -> None:
+        try:
+            await (await self.package_dir()).ask_runtime()
+        except (OSError, InstallError) as exc:  # the build that needs it says why
+            self.log.debug("bifrost: the kernel runtime was not asked ahead: %s", exc)
+
+    def prepare_ahead(self) -> None:
+        """Once the server's package directory follows the database, in the background: what
+        the kernel's imports look up noted in ``current`` when it lacks it (the empty
+        environment of a workspace with no requirements), then the clone the first change
+        starts from: neither on that change's path."""
+        self._in_background(self._prepare_ahead())
+
+    async def _prepare_ahead(self) -> None:
+        package_dir = await self.package_dir()
+        try:
+            await package_dir.know_kernel_imports()
+        except (OSError, InstallError, Timeout) as exc:  # the first change checks, then
+            self.log.debug("bifrost: what the kernel imports was not noted ahead: %s", exc)
+        await self._prepare_next(package_dir)
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
         notify(self.plugins, hook, self.log, workspace=self.workspace, **kwargs)

@@ -140,6 +140,7 @@ async def test_unchanged_files_are_shared_and_only_the_difference_takes_space(
 ) -> None:
     pkg = package_dir(tmp_path, wheels, "uv")
     await pkg.ensure(record(BASE, 1))
+    await pkg.bytecode.settled()  # compiled after the switch: the clone shares it
     old = pkg.current.resolve()
     await pkg.ensure(record(BASE.replace("bfdemo==1.0", "bfdemo==2.0"), 2))
     new = pkg.current.resolve()
@@ -176,6 +177,29 @@ async def test_every_module_gets_its_bytecode_after_the_switch(
     assert {path: path.stat().st_mtime_ns for path in compiled} == stamps
 
 
+async def test_no_compile_goes_on_for_an_environment_switched_away_from(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    """Its kernels are gone or going: what they import they compile themselves, and the CPU
+    goes to the environment ``current`` holds now (bench 3 switches away within ms). Unless
+    the new one shares what it compiles: a change's clone shares untouched folders."""
+    pkg = package_dir(tmp_path, wheels, "uv")
+    await pkg.ensure(record("bfdemo==1.0\n", 1))
+    await pkg.bytecode.settled()
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\n", 2))  # bfwide's 31 modules to compile
+    wide = pkg.current.resolve()
+    assert pkg.bytecode.compiling() == {wide}  # at nice 19: still under way
+    await pkg.ensure(record("bfdemo==1.0\n", 3))  # back to the first: a switch, no bfwide
+    assert wide not in pkg.bytecode.compiling()
+    await pkg.bytecode.settled()
+
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\nbfbase\n", 4))
+    both = pkg.current.resolve()
+    await pkg.ensure(record("bfdemo==1.0\nbfwide\nbfbase\nbftop\n", 5))  # shares bfwide/
+    assert both in pkg.bytecode.compiling()
+    await pkg.bytecode.settled()
+
+
 async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_imports(
     tmp_path: Path, wheels: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -206,6 +230,42 @@ async def test_the_kernel_check_runs_when_a_change_touches_what_the_kernel_impor
     assert len(checks) == 2  # bfshadow brings dateutil/: checked, and refused
     assert pkg.current.resolve() == current
     assert pkg.active_record() == record("bfbase\n", 4)
+
+
+async def test_the_empty_environment_a_server_starts_with_needs_no_check_at_its_first_change(
+    tmp_path: Path, wheels: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workspace with no requirements: the server builds an empty environment, with no base
+    to take what the kernel imports from. Noted in the background at server start (checked
+    once per kernel runtime: a new container finds the note), its first change checks
+    nothing."""
+    checks: list[Path] = []
+    real = kernel_check.try_kernel
+
+    async def counted(runtime: Any, directory: Path, timeout: float) -> set[str] | None:
+        checks.append(directory)
+        return await real(runtime, directory, timeout)
+
+    monkeypatch.setattr(kernel_check, "try_kernel", counted)
+    pkg = package_dir(tmp_path, wheels, "uv")
+    await pkg.ensure(record("", 1))
+    assert not (pkg.current / KERNEL_IMPORTS).exists()
+    await pkg.prepare_next()  # a spare made before the note takes it too
+    await pkg.know_kernel_imports()
+    assert len(checks) == 1
+    assert '"ipykernel"' in (pkg.current / KERNEL_IMPORTS).read_text("utf-8")
+    await pkg.ensure(record("bfbase\n", 2))
+    assert len(checks) == 1  # bfbase: no name the kernel imports
+
+    installer = Installer(
+        tool="uv", find_links=wheels, no_index=True, cache_dir=str(tmp_path / "c")
+    )
+    again = PackageDirectory(tmp_path / "new-container" / "pkg", installer, sys.executable)
+    await again.ensure(record("", 1))
+    await again.know_kernel_imports()
+    assert len(checks) == 1  # the note beside the installer's cache
+    await again.ensure(record("bfbase\n", 2))
+    assert len(checks) == 1
 
 
 async def test_a_failed_change_leaves_nothing_behind(tmp_path: Path, wheels: list[str]) -> None:
@@ -267,6 +327,24 @@ async def test_a_change_trusts_only_what_the_current_environment_holds(
     (pkg.root / "active.json").write_text(json.dumps(claimed))
     await pkg.build_and_switch(record("bfbase\nbfdemo==1.0\nbfwide\n", 2), saved_as(2))
     assert pkg.freeze(pkg.current) == "bfbase==2.0\nbfdemo==1.0\nbfwide==1.0\n"
+
+
+async def test_a_change_collects_after_its_answer_with_the_spare(
+    tmp_path: Path, wheels: list[str]
+) -> None:
+    """The switch of a change removes nothing on the answer's path: what it left unreached
+    goes when the spare is made, in the background, under the directory's lock."""
+    pkg = package_dir(tmp_path, wheels, "uv")
+    pkg.keep_previous = 0  # nothing kept for an undo: the old environment is garbage at once
+    await pkg.build_and_switch(record("bfdemo==1.0\n", 1), saved_as(1))
+    await pkg.bytecode.settled()  # no compile writing into what is to be removed
+    old = pkg.current.resolve()
+    await pkg.build_and_switch(record("bfdemo==1.0\nbfwide\n", 2), saved_as(2))
+    assert old.is_dir()  # not collected before the answer
+    await pkg.prepare_next()
+    assert not old.exists()
+    assert pkg.freeze(pkg.current) == "bfdemo==1.0\nbfwide==1.0\n"
+    await pkg.bytecode.settled()
 
 
 def saved_as(version: int) -> Callable[[str], Awaitable[RequirementsRecord]]:

@@ -331,7 +331,9 @@ def _link_all(entries: Iterable[tuple[str, str, bool]]) -> None:
 
 def merge(staging: Path, target: Path) -> list[str]:
     """Move everything in ``staging`` into ``target`` by ``rename`` (a name already in
-    ``target`` is replaced, never written through); return the paths moved, relative."""
+    ``target`` is replaced, never written through); return the paths moved, relative. A
+    folder ``target`` has no name for moves whole, by one ``rename`` (a new package of 200
+    modules: one, not 200 and a ``mkdir`` per subfolder)."""
     moved: list[str] = []
     for folder, subfolders, files in os.walk(staging):
         relative = os.path.relpath(folder, staging)
@@ -339,6 +341,14 @@ def merge(staging: Path, target: Path) -> list[str]:
         if into.is_symlink() or (into.exists() and not into.is_dir()):
             into.unlink()
         into.mkdir(exist_ok=True)
+        for name in list(subfolders):
+            path = os.path.join(folder, name)
+            if not os.path.islink(path) and not os.path.lexists(into / name):
+                os.rename(path, into / name)
+                subfolders.remove(name)  # not walked: nothing left in staging
+                moved += _entries(
+                    into / name, name if relative == "." else os.path.join(relative, name)
+                )
         for name in files:
             destination = into / name
             if destination.is_dir() and not destination.is_symlink():
@@ -354,6 +364,21 @@ def merge(staging: Path, target: Path) -> list[str]:
                 os.replace(path, destination)
                 moved.append(name if relative == "." else os.path.join(relative, name))
     return moved
+
+
+def _entries(folder: Path, relative: str) -> list[str]:
+    """What :func:`merge` lists of a folder it moved whole: its files and links to folders,
+    as ``relative`` paths."""
+    found: list[str] = []
+    for inside, subfolders, files in os.walk(folder):
+        at = os.path.join(relative, os.path.relpath(inside, folder))
+        found += [os.path.normpath(os.path.join(at, name)) for name in files]
+        found += [
+            os.path.normpath(os.path.join(at, name))
+            for name in subfolders
+            if os.path.islink(os.path.join(inside, name))
+        ]
+    return found
 
 
 def _dist_infos(directory: Path, names: Collection[str]) -> list[Path]:

@@ -40,7 +40,8 @@ build's steps, each a module of its own (as conda-store's build actions are):
    :mod:`~bifrost_ext.engine.shadowing`: none of its console scripts shadows a command on
    kernels' ``PATH``;
 5. :mod:`~bifrost_ext.engine.switching`: renamed into place, ``current`` switched by an atomic
-   rename, and what nothing reaches any more collected, under the directory's lock;
+   rename, and what nothing reaches any more collected, under the directory's lock (a
+   change's after its answer, with the spare: :meth:`PackageDirectory.prepare_next`);
 6. :mod:`~bifrost_ext.engine.bytecode`: what came is compiled after the switch, in the
    background at low priority (:attr:`PackageDirectory.bytecode`).
 
@@ -68,7 +69,7 @@ from bifrost_kernel.lease import LEASE
 from ..errors import EXIT_INSTALL, EXIT_SAVED_INVALID, BifrostError
 from ..private import write_atomic
 from ..records import RequirementsRecord
-from .bytecode import Bytecode, python_files
+from .bytecode import CHANGE_DELAY, START_DELAY, Bytecode
 from .delta import (
     Delta,
     Reach,
@@ -198,6 +199,8 @@ class PackageDirectory:
         #: What each spare's links lead to, read as :meth:`prepare_next` made it, by the name
         #: of the environment it is a clone of.
         self._spare_reach: dict[str, Reach] = {}
+        #: A change switched without collecting: :meth:`prepare_next` collects, after it.
+        self._collect_due = False
 
     def active_hash(self) -> str | None:
         """The hash that ``current`` points at, or None before the first switch."""
@@ -257,9 +260,13 @@ class PackageDirectory:
             # Saved under the lock and conditional on the database's version: nothing newer
             # can exist, so switch even over an active.json from before a database restore.
             try:
-                self._switch(env, saved)
+                # What the switch leaves unreached is collected after the answer, with the
+                # spare (:meth:`prepare_next`): removing an old build of 200 modules and their
+                # bytecode took 25 ms, which the change's answer does not need.
+                self._switch(env, saved, collect=False)
             except OSError as exc:
                 raise SavedNotSwitched(saved, exc) from exc
+            self._collect_due = True
         return saved
 
     async def ensure(
@@ -377,7 +384,7 @@ class PackageDirectory:
         tmp = self.envs / f".tmp-{record.hash[:12]}-{suffix()}"
         pins = record.lock_lines if pins is None else pins
         base = self._base()
-        compiled: tuple[KernelRuntime, list[str]] | None = None
+        compiled: tuple[KernelRuntime, list[str] | None] | None = None
         cloned: Reach | None = None  # a change's: what its clone of base linked to
         changed: set[str] | None = None  # and the names that differ from it now
         started = datetime.now(timezone.utc)
@@ -405,7 +412,7 @@ class PackageDirectory:
                 passed = await PassedCheck.for_build(notes, manifest.lock(), runtime)
                 await check_kernel(runtime, tmp, self.installer.timeout, passed=passed)
                 # After the switch, at low priority: the kernel that waited starts now.
-                compiled = (runtime, python_files(tmp))
+                compiled = (runtime, None)  # listed as the compile starts
             # Whatever built it: no build's scripts reach kernels' PATH ahead of a command.
             self.commands.check(tmp)
             # The lease's name is bifrost's: what a package shipped under it goes (a folder
@@ -428,7 +435,10 @@ class PackageDirectory:
                 if found is not None:
                     self.collector.know(env, found)
             if compiled is not None:
-                self.bytecode.pending(env, *compiled, self.installer.timeout)
+                # A change's modules are imported by a person's next cell, a restore's by the
+                # kernel that waited for it: the change's compile waits for its answer.
+                delay = START_DELAY if cloned is None else CHANGE_DELAY
+                self.bytecode.pending(env, *compiled, self.installer.timeout, delay)
         finally:
             self.building.pop(record.hash, None)
             if tmp.exists():
@@ -526,13 +536,41 @@ class PackageDirectory:
         changed = whole | touched | emptied | {path.split(os.sep, 1)[0] for path in moved}
         return have.changed(delta.remove, came), (runtime, modules), cloned, changed
 
+    async def ask_runtime(self) -> None:
+        """Ask what the kernel interpreter runs on (a process of the kernel interpreter,
+        150-200 ms), kept for this process: a server asks as it starts, so that neither its
+        first build (a new container's restore, which its first kernel start waits for) nor
+        its first change waits for the answer."""
+        await self._runtime()
+
+    async def know_kernel_imports(self) -> None:
+        """Note what the kernel's imports look up in the environment ``current`` holds when
+        it has no note of that (the empty one a server builds for a workspace with no
+        requirements has no base to take it from): its first change then needs no kernel
+        check of its own. Checked once per lock and kernel runtime, as a build from nothing
+        is (the note beside the installer's cache); run in the background at server start,
+        under the directory's lock. :class:`BreaksKernel` when ``current`` fails the check
+        (it is current already: nothing changes)."""
+        async with self._locked():
+            base = self._base()
+            if base is None or (base / KERNEL_IMPORTS).is_file():
+                return
+            runtime = await self._runtime()
+            notes = Path(self.installer.cache_dir or self.root) / PASSED_CHECKS
+            passed = await PassedCheck.for_build(notes, self.manifest(base).lock(), runtime)
+            await check_kernel(runtime, base, self.installer.timeout, passed=passed)
+
     async def prepare_next(self) -> None:
         """Clone the environment ``current`` holds ahead of the next change, which then starts
         from it (:meth:`_clone_of`): a clone costs a link per top-level entry, thousands in a
         large environment, and this puts that off every request's path. Run in the
-        background after a switch; under the directory's lock, like every build."""
+        background after a switch; under the directory's lock, like every build. First it
+        collects what the last change's switch left (:meth:`build_and_switch`)."""
         async with self._locked():
             base = self._base()
+            if self._collect_due and base is not None:  # the last change's, after its answer
+                self._collect_due = False
+                await asyncio.to_thread(self._collect, {base.name})
             if base is None or (self.envs / spare(base.name)).is_dir():
                 return
             tmp = self.envs / f".tmp-spare-{suffix()}"
@@ -555,6 +593,9 @@ class PackageDirectory:
         except FileNotFoundError:
             _clone(base, target)
             return reach(target)
+        if not (target / KERNEL_IMPORTS).exists():  # noted in base after the spare was made
+            with suppress(OSError):
+                os.link(base / KERNEL_IMPORTS, target / KERNEL_IMPORTS)
         cache, copy = base / "__pycache__", target / "__pycache__"
         if cache.is_dir() and not cache.is_symlink():
             copy.mkdir(exist_ok=True)
@@ -573,13 +614,15 @@ class PackageDirectory:
         active = self.active_record()
         return active is not None and active.version > record.version
 
-    def _switch(self, env: Path, record: RequirementsRecord) -> None:
+    def _switch(self, env: Path, record: RequirementsRecord, collect: bool = True) -> None:
         """Point ``current`` at ``env`` (an atomic rename of a new link), then say so in
-        active.json."""
+        active.json; and (``collect``) remove what nothing reaches any more."""
         point(self.current, env)
         self._write_active(record)
         self.bytecode.start(env)
-        self._collect(keep={env.name})
+        if collect:
+            self._collect_due = False
+            self._collect(keep={env.name})
 
     def _collect(self, keep: set[str]) -> None:
         self.collector.collect(keep, self.keep_previous, self.keep_recent_seconds)

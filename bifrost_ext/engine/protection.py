@@ -26,6 +26,7 @@ Each refusal is a :class:`ProtectedPackage` or :class:`BreaksKernel`, both an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections import deque
@@ -136,7 +137,14 @@ class KernelRuntime:
         return [module for name, module in KERNEL_MODULES.items() if name in self.versions]
 
 
-_runtimes: dict[tuple[str, int, tuple[str, ...]], KernelRuntime] = {}
+_Key = tuple[str, int, tuple[str, ...]]
+_runtimes: dict[_Key, KernelRuntime] = {}
+#: The asks under way, by key: a server asks as it starts (:meth:`PackageDirectory.ask_runtime
+#: <bifrost_ext.engine.packagedir.PackageDirectory.ask_runtime>`), and a build that comes
+#: meanwhile waits for that answer rather than asking again.
+_asking: dict[_Key, asyncio.Task[KernelRuntime]] = {}
+#: How many wait for each ask.
+_waiting: dict[asyncio.Task[KernelRuntime], int] = {}
 
 
 async def kernel_runtime(python: str, extra: Collection[str], timeout: float) -> KernelRuntime:
@@ -147,6 +155,35 @@ async def kernel_runtime(python: str, extra: Collection[str], timeout: float) ->
         key = (python, os.stat(python).st_mtime_ns, tuple(sorted(extra)))
     except OSError as exc:
         raise InstallError(f"cannot run the kernel interpreter {python}: {exc}") from exc
+    if key in _runtimes:
+        return _runtimes[key]
+    asking = _asking.get(key)
+    if asking is None or asking.done() or asking.get_loop() is not asyncio.get_running_loop():
+        asking = asyncio.ensure_future(_ask(key, timeout))
+        _asking[key] = asking
+        asking.add_done_callback(lambda done: _forget_ask(key, done))
+    # Shielded: one waiter cancelled (a kernel start given up) leaves the ask to the others;
+    # the last one cancelled stops it (its process killed: nothing outlives a stopped server).
+    _waiting[asking] = _waiting.get(asking, 0) + 1
+    try:
+        return await asyncio.shield(asking)
+    except asyncio.CancelledError:
+        if _waiting[asking] == 1:
+            asking.cancel()
+        raise
+    finally:
+        _waiting[asking] -= 1
+        if not _waiting[asking]:
+            del _waiting[asking]
+
+
+def _forget_ask(key: _Key, task: asyncio.Task[KernelRuntime]) -> None:
+    if _asking.get(key) is task:
+        del _asking[key]
+
+
+async def _ask(key: _Key, timeout: float) -> KernelRuntime:
+    python = key[0]
     if key not in _runtimes:
         code, out = await run_python(
             python, ["-I", KERNEL_RUNTIME, KERNEL_PACKAGE, *key[2]], timeout

@@ -214,6 +214,7 @@ class BifrostApp(ExtensionApp, BifrostSettings):
     async def _warm_until_done(self) -> None:
         assert self.service is not None
         service = self.service
+        service.ask_runtime_ahead()
         warned = False
         while True:
             try:
@@ -251,6 +252,7 @@ class BifrostApp(ExtensionApp, BifrostSettings):
                 exc,
             )
         else:
+            service.prepare_ahead()
             if moved(before, after):
                 await self._on_change(before, after)
         if service.cache.enabled:
