@@ -8,6 +8,7 @@ name no other session can pick; tests touch only those (and their own temporary 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 import redis
 
+from bifrost_ext.engine.bytecode import Bytecode
 from bifrost_ext.storage.store import RequirementsStore
 from tests.servers import ServerProcess, ThrowawayPostgres, ThrowawayRedis
 from tests.wheels import build_suite_wheels
@@ -42,6 +44,29 @@ def pytest_configure(config: pytest.Config) -> None:
             ),
             stacklevel=2,
         )
+
+
+@pytest.fixture(autouse=True)
+def _compiles_stopped(
+    jp_asyncio_loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Every bytecode compile a test started on its loop is stopped, and waited for, before
+    that loop closes. A build's compile is a niced process that starts after the switch: a
+    test that returns right after its change would leave it running (a subprocess still
+    running, a task destroyed pending), as a server that stops does not (it awaits
+    :meth:`Bytecode.stop`)."""
+    made: list[Bytecode] = []
+    original = Bytecode.__init__
+
+    def register(self: Bytecode) -> None:
+        original(self)
+        made.append(self)
+
+    monkeypatch.setattr(Bytecode, "__init__", register)
+    yield
+    for bytecode in made:
+        if any(task.get_loop() is jp_asyncio_loop for task in bytecode._running):
+            jp_asyncio_loop.run_until_complete(bytecode.stop())
 
 
 def _worker_number(worker_id: str) -> int:
