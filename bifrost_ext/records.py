@@ -73,7 +73,7 @@ class RequirementsRecord:
         modified)."""
         return [line for line in self.content.splitlines() if line.strip()]
 
-    @property
+    @functools.cached_property
     def saved_error(self) -> str | None:
         """Why the content fails validation (it was written past bifrost), or None."""
         return saved_error(self.content)
