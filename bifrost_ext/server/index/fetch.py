@@ -112,7 +112,9 @@ def get(
 def _read(answer: object, label: str, max_bytes: int, end: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    read = answer.read  # type: ignore[attr-defined]
+    # read1: whatever one receive brings, so that a body dribbled a byte at a time meets the
+    # deadline (read(n) would wait for all n bytes, each receive within the socket timeout).
+    read = answer.read1  # type: ignore[attr-defined]
     while True:
         if time.monotonic() > end:
             raise IndexUnreachable(f"{label} was too slow to answer")

@@ -138,6 +138,7 @@ class PackageIndex:
     max_page_bytes: int = MAX_PAGE_BYTES
     timeout: float = TIMEOUT
     list_deadline: float = LIST_DEADLINE
+    page_deadline: float = PAGE_DEADLINE
 
     def __post_init__(self) -> None:
         self._names: NameList | None = None
@@ -145,7 +146,7 @@ class PackageIndex:
         #: The last failure of a request to the index (cleared by its next answer).
         self._failed: tuple[float, str] | None = None
         #: When the list's download last failed: not tried again before RETRY_AFTER.
-        self._list_failed = 0.0
+        self._list_failed = -RETRY_AFTER
         self._refreshing: asyncio.Task[None] | None = None
         self._projects: OrderedDict[str, _Project] = OrderedDict()
         self._links: tuple[float, dict[str, list[IndexFile]]] | None = None
@@ -223,7 +224,7 @@ class PackageIndex:
         return answer
 
     async def _close(self, key: str) -> list[str]:
-        names = self._names
+        names = await self._project_list()
         close = names.close(key) if names is not None else []
         links = await self._link_files()
         close += [n for n in NameList.build(links).close(key) if n not in close]
@@ -248,7 +249,7 @@ class PackageIndex:
                 label,
                 max_bytes=self.max_page_bytes,
                 timeout=self.timeout,
-                deadline=PAGE_DEADLINE,
+                deadline=self.page_deadline,
             )
             files = None
             if response.status < 300:
@@ -295,7 +296,7 @@ class PackageIndex:
                 label,
                 max_bytes=self.max_page_bytes,
                 timeout=self.timeout,
-                deadline=PAGE_DEADLINE,
+                deadline=self.page_deadline,
             )
             if response.status >= 300:
                 raise IndexUnreachable(f"{label} answered HTTP {response.status}")
@@ -311,19 +312,19 @@ class PackageIndex:
         first download has not ended within :data:`FIRST_WAIT`)."""
         if self.config.url is None:
             return None
-        if self._fresh():
-            return self._names
-        await self._load_shared()
-        if self._fresh():
-            return self._names
-        if self._list_failed and time.monotonic() - self._list_failed < RETRY_AFTER:
-            return self._names
+        if not self._fresh():
+            await self._load_shared()
+        if not self._fresh() and time.monotonic() - self._list_failed >= RETRY_AFTER:
+            await self._start_refresh()
+        return self._names if self._state.kind != "none" else None
+
+    async def _start_refresh(self) -> None:
+        """Download the list in the background; a server with no copy yet waits for it."""
         if self._refreshing is None:
             self._refreshing = asyncio.ensure_future(self._refresh())
         if self._names is None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._refreshing), FIRST_WAIT)
-        return self._names
 
     def _fresh(self) -> bool:
         return bool(self._state.fetched_at) and time.time() - self._state.fetched_at < LIST_TTL
