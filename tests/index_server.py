@@ -152,7 +152,17 @@ class TestIndex:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            head_only = False
+
             def do_GET(self) -> None:
+                self.head_only = False  # one handler serves every request of a connection
+                self.answer()
+
+            def do_HEAD(self) -> None:  # installers ask for a file's size first
+                self.head_only = True
+                self.answer()
+
+            def answer(self) -> None:
                 index.requests[self.path] += 1
                 index.authorizations.append(self.headers.get("Authorization"))
                 index.serve(self)
@@ -251,7 +261,8 @@ def _send(handler: BaseHTTPRequestHandler, status: int, content_type: str, body:
         handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
-        handler.wfile.write(body)
+        if not getattr(handler, "head_only", False):
+            handler.wfile.write(body)
     except OSError:
         pass
 
