@@ -260,3 +260,43 @@ async def test_a_50_mb_list_is_read_within_bounds(tmp_path: Path) -> None:
         found = await index.search("project-00479999", 5)
         assert [n["name"] for n in found["names"]] == [names[-1]]
         assert len(index._names or ()) == len(names)
+
+
+@pytest.mark.parametrize("refusal", ["acl", "down"])
+async def test_a_redis_that_refuses_the_keys_leaves_the_copy_on_disk(
+    index_server: TestIndex,
+    tmp_path: Path,
+    redis_url: str,
+    redis_client: Any,
+    refusal: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A per-workspace ACL user (jupyter bifrost grant) may touch its workspace's keys only.
+    redis_client.acl_setuser(
+        "idx-user",
+        enabled=True,
+        passwords=["+idx-pw"],
+        keys=["bifrost:requirements:*"],
+        commands=["+@all"],
+    )
+    try:
+        host_port = redis_url.split("://")[1].split("/")[0]
+        if refusal == "acl":
+            url = f"redis://idx-user:idx-pw@{host_port}/0"
+        else:
+            with make_index(tmp_path) as closed:
+                url = f"redis://127.0.0.1:{closed.port}/0"  # nothing listens there now
+        first = reader(index_server.url, tmp_path, url)
+        assert [n["name"] for n in (await first.search("bfap", 5))["names"]] == ["bfapp"]
+        second = reader(index_server.url, tmp_path, url)  # the same disk: its copy is used
+        assert [n["name"] for n in (await second.search("bfde", 5))["names"]] == [
+            "bfdemo",
+            "bfdep",
+        ]
+        assert index_server.requests["/simple/"] == 1
+        assert list((tmp_path / "index-cache").iterdir())
+        assert redis_client.keys("bifrost:index:*") == []
+        assert "kept on disk" in caplog.text
+        assert "idx-pw" not in caplog.text
+    finally:
+        redis_client.acl_deluser("idx-user")

@@ -63,13 +63,23 @@ class NameList:
 
     @classmethod
     def build(cls, names: Iterable[str]) -> NameList:
-        """From display names: invalid ones dropped, one line per canonical name."""
-        lines: dict[str, str] = {}
+        """From display names: invalid ones dropped, one line per canonical name. Lines, not
+        a dict, while it is built: PyPI's list is 700 000 names."""
+        lines = []
         for name in names:
             if valid_name(name):
                 key = canonical(name)
-                lines.setdefault(key, key if name == key else f"{key}\t{name}")
-        return cls("".join(f"{lines[key]}\n" for key in sorted(lines)).encode("ascii"))
+                lines.append(key if name == key else f"{key}\t{name}")
+        lines.sort()  # a tab sorts before every name character: by canonical name
+        kept: list[str] = []
+        last = None
+        for line in lines:
+            key = line.partition("\t")[0]
+            if key != last:
+                kept.append(line)
+                last = key
+        del lines
+        return cls("".join(f"{line}\n" for line in kept).encode("ascii"))
 
     def __len__(self) -> int:
         return len(self._starts) - 1

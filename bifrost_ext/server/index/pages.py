@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from html.parser import HTMLParser
@@ -65,24 +66,25 @@ def kind_of(response: Response, label: str) -> str:
     raise IndexUnreachable(f"{label} answered with something that is not an index page")
 
 
-def project_names(response: Response, label: str) -> list[str]:
-    """The project names of a ``/simple/`` page (valid ones only)."""
+def project_names(response: Response, label: str) -> Iterator[str]:
+    """The project names of a ``/simple/`` page (valid ones only), one at a time: PyPI's
+    list is 700 000 of them."""
     if kind_of(response, label) == "simple-json":
         head = response.body[:4096].lstrip()
         if not head.startswith(b"{") or b'"projects"' not in response.body:
             raise IndexUnreachable(f"{label} sent a project list that is not PEP 691 JSON")
-        found = _JSON_NAME.findall(response.body)
-    else:
-        found = _ANCHOR.findall(response.body)
-    names = []
-    for raw in found:
+        return _valid_names(_JSON_NAME.finditer(response.body))
+    return _valid_names(_ANCHOR.finditer(response.body))
+
+
+def _valid_names(found: Iterator[re.Match[bytes]]) -> Iterator[str]:
+    for match in found:
         try:
-            name = raw.decode("ascii")
+            name = match.group(1).decode("ascii")
         except UnicodeDecodeError:
             continue
         if valid_name(name):
-            names.append(name)
-    return names
+            yield name
 
 
 def project_files(response: Response, name: str, label: str) -> list[IndexFile]:

@@ -151,7 +151,8 @@ class PackageIndex:
         self._projects: OrderedDict[str, _Project] = OrderedDict()
         self._links: tuple[float, dict[str, list[IndexFile]]] | None = None
         self._links_failed: str | None = None
-        self._redis_refused = False
+        #: When Redis last failed for this index's copy: the disk serves until RETRY_AFTER.
+        self._redis_failed = float("-inf")
 
     # -- answers ----------------------------------------------------------------------------
 
@@ -368,7 +369,7 @@ class PackageIndex:
             state, names = ListState(now, "none"), NameList(b"")
         else:
             kind = kind_of(response, label)
-            found = await asyncio.to_thread(project_names, response, label)
+            found = project_names(response, label)  # checked here, read in the thread
             names = await asyncio.to_thread(NameList.build, found)
             state = ListState(now, kind, response.etag)
         self._names, self._state, self._failed = names, state, None
@@ -394,18 +395,21 @@ class PackageIndex:
         return f"{KEY_PREFIX}:{self.config.digest}:{part}"
 
     def _use_redis(self) -> bool:
-        return self.redis is not None and self.redis.enabled and not self._redis_refused
+        recent = time.monotonic() - self._redis_failed < RETRY_AFTER
+        return self.redis is not None and self.redis.enabled and not recent
 
     async def _redis(self, *args: Any) -> Any:
-        """One Redis command; on a failure, this index keeps its copy on disk from now on."""
+        """One Redis command; on a failure (down, or refusing the keys: a per-workspace ACL user
+        may touch its workspace's keys only) the copy is kept on disk for a while."""
         assert self.redis is not None
         try:
             return await asyncio.to_thread(self.redis.client.execute, *args)
         except (RedisError, OSError) as exc:
-            self.log.warning(
-                "bifrost: the index's project list is kept on disk, Redis failed: %s", exc
-            )
-            self._redis_refused = True
+            if time.monotonic() - self._redis_failed >= 2 * RETRY_AFTER:  # said once, not each time
+                self.log.warning(
+                    "bifrost: the index's project list is kept on disk, Redis failed: %s", exc
+                )
+            self._redis_failed = time.monotonic()
             raise _NoRedis from None
 
     async def _take_lock(self) -> bool:
