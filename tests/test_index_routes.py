@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
 
 from tests.api import call
@@ -143,3 +144,43 @@ async def test_a_failing_index_is_200_and_says_so(
         assert body["index"]["reachable"] is False
         assert body["index"]["message"]
     assert SECRET not in json.dumps(body)
+
+
+NEW_ROUTES = [("index",), ("index", "search"), ("index", "project"), ("tree",)]
+
+
+@pytest.mark.parametrize("path", NEW_ROUTES)
+async def test_unauthenticated_is_403(jp_fetch: Any, path: tuple[str, ...]) -> None:
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch(
+            "api",
+            "packages",
+            *path,
+            params={"q": "bf", "name": "bf"},
+            headers={"Authorization": ""},
+        )
+    assert info.value.code == 403
+
+
+class NoPackageReads(Authorizer):
+    """An operator's policy: nobody may read packages."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return not (resource == "packages" and action == "read")
+
+
+class TestReadPermission:
+    @pytest.fixture
+    def jp_server_config(self, jp_server_config: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **jp_server_config,
+            "ServerApp": {**jp_server_config["ServerApp"], "authorizer_class": NoPackageReads},
+        }
+
+    @pytest.mark.parametrize("path", NEW_ROUTES)
+    async def test_each_route_needs_read(
+        self, jp_fetch: Any, index_server: TestIndex, path: tuple[str, ...]
+    ) -> None:
+        status, _ = await get(jp_fetch, *path, q="bf", name="bf")
+        assert status == 403
+        assert index_server.requests == {}  # refused before the index was asked
