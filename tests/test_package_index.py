@@ -222,6 +222,9 @@ async def test_a_hostile_index_is_an_answer(
         answer = await index.project("bfdemo")
         assert answer["found"] is False
         assert answer["index"]["reachable"] is False
+        # Only the list was asked for: after a failure the index rests (FAILURE_PAUSE), so
+        # a search per keystroke does not wait on it again each time.
+        assert dict(server.requests) == {"/simple/": 1}
 
 
 async def test_an_unreachable_index_is_an_answer(tmp_path: Path) -> None:

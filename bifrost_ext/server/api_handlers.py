@@ -404,6 +404,7 @@ class IndexAPIHandler(PackagesAPIHandler):
                 service.cache.connection,
                 service.settings.site_dir / ".index",
                 python,
+                service.log,
             )
             self.settings[INDEX_SETTING] = index
         return index

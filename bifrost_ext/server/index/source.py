@@ -51,6 +51,8 @@ INSTALLER_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
 LIST_TTL = 24 * 3600.0
 RETRY_AFTER = 300.0
 PROJECT_TTL = 300.0
+#: After a failed request, how long the index is not asked again for a project's page.
+FAILURE_PAUSE = 30.0
 #: Project pages and find-links folders kept in memory at most.
 MAX_PROJECTS = 512
 MAX_FOLDER_FILES = 20_000
@@ -241,6 +243,8 @@ class PackageIndex:
         if kept is not None and time.monotonic() - kept.at < PROJECT_TTL:
             self._projects.move_to_end(key)
             return kept.files
+        if self._failed and time.monotonic() - self._failed[0] < FAILURE_PAUSE:
+            return None  # a search per keystroke must not wait on a silent index each time
         url = self.config.url.rstrip("/") + f"/{key}/"
         label = self.config.label
         try:
