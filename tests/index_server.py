@@ -25,7 +25,17 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 #: What :attr:`TestIndex.hostile` can make the index do, for every page.
-HOSTILE = ("500", "garbage", "not-json", "huge", "never-ending", "slow", "silent", "markup")
+HOSTILE = (
+    "500",
+    "garbage",
+    "not-json",
+    "huge",
+    "never-ending",
+    "slow",
+    "silent",
+    "markup",
+    "redirect-ftp",
+)
 
 
 class TestIndex:
@@ -251,6 +261,11 @@ class TestIndex:
                     handler.wfile.write(chunk)
             except OSError:
                 return
+        elif kind == "redirect-ftp":
+            handler.send_response(302)
+            handler.send_header("Location", "ftp://127.0.0.1:9/simple/")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
         elif kind == "silent":
             time.sleep(30)
 

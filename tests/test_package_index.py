@@ -202,6 +202,7 @@ async def test_credentials_are_sent_and_never_shown(
         ("never-ending", "more than 64 MiB"),
         ("slow", "too slow"),
         ("silent", "could not be reached"),
+        ("redirect-ftp", "a redirect to another kind of URL"),
     ],
 )
 async def test_a_hostile_index_is_an_answer(

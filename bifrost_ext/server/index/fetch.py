@@ -21,6 +21,7 @@ import urllib.parse
 import urllib.request
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from ...redaction import redact_urls
 
@@ -48,6 +49,27 @@ class Response:
     content_type: str
     body: bytes
     etag: str | None
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects to http and https URLs only (urllib would follow one to ftp too)."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise urllib.error.URLError("a redirect to another kind of URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+#: urllib's default handlers (proxies from the environment among them), redirects limited.
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
 
 
 def split_credentials(url: str) -> tuple[str, str | None]:
@@ -90,7 +112,7 @@ def get(
         request.add_unredirected_header("Authorization", auth)
     end = time.monotonic() + deadline
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        with _OPENER.open(request, timeout=timeout) as answer:
             body = _read(answer, label, max_bytes, end)
             status = answer.status
             headers = answer.headers
