@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bifrost_ext.server.index import IndexConfig, PackageIndex
+from bifrost_ext.settings import Settings
 from bifrost_ext.storage.redis_connection import RedisConnection
 from tests.index_server import TestIndex
 from tests.wheels import build_wheel
@@ -304,3 +305,36 @@ async def test_a_redis_that_refuses_the_keys_leaves_the_copy_on_disk(
         assert "idx-pw" not in caplog.text
     finally:
         redis_client.acl_deluser("idx-user")
+
+
+@pytest.mark.parametrize(
+    ("values", "environ", "url", "label"),
+    [
+        ({}, {}, "https://pypi.org/simple/", "PyPI"),
+        ({}, {"UV_INDEX_URL": "https://u:p@mirror.example/simple"}, None, "mirror.example"),
+        ({}, {"PIP_INDEX_URL": "https://pip.example/simple"}, "https://pypi.org/simple/", "PyPI"),
+        ({"installer": "pip"}, {"PIP_INDEX_URL": "https://pip.example/s"}, None, "pip.example"),
+        ({"index_url": "https://own.example/s"}, {"UV_DEFAULT_INDEX": "https://x/"}, None, None),
+        ({"no_index": True, "find_links": ["/w"]}, {"UV_INDEX_URL": "https://x/"}, None, None),
+    ],
+)
+def test_the_index_is_the_installers(
+    tmp_path: Path,
+    values: dict[str, Any],
+    environ: dict[str, str],
+    url: str | None,
+    label: str | None,
+) -> None:
+    settings = Settings.from_values(
+        {"database_url": f"sqlite:///{tmp_path}/db", "site_dir": str(tmp_path), **values},
+        environ={},
+    )
+    config = IndexConfig.of(settings, environ)
+    if values.get("no_index"):
+        assert config.url is None
+        assert config.label == "find-links"
+        return
+    expected = url or values.get("index_url") or next(iter(environ.values()))
+    assert config.url == expected
+    assert config.label == (label or "own.example")
+    assert expected not in config.digest

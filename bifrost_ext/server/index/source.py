@@ -37,6 +37,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from ...engine.tools import find_uv
 from ...settings import Settings
 from ...storage.redis_connection import RedisConnection
 from ...storage.resp import RedisError
@@ -46,8 +47,11 @@ from .names import NameList, canonical
 from .pages import IndexFile, file_of, kind_of, project_files, project_names, project_of
 
 PYPI = "https://pypi.org/simple/"
-#: Where the installers read an index URL when bifrost gives none (uv's first).
-INSTALLER_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
+#: Where each installer reads an index URL when bifrost gives none (uv ignores pip's).
+INSTALLER_VARIABLES = {
+    "uv": ("UV_DEFAULT_INDEX", "UV_INDEX_URL"),
+    "pip": ("PIP_INDEX_URL",),
+}
 LIST_TTL = 24 * 3600.0
 RETRY_AFTER = 300.0
 PROJECT_TTL = 300.0
@@ -81,9 +85,14 @@ class IndexConfig:
         environ = os.environ if environ is None else environ
         if settings.no_index:
             return cls(None, settings.find_links)
-        url = settings.index_url or next(
-            (environ[v] for v in INSTALLER_VARIABLES if environ.get(v)), PYPI
+        # "auto" is uv, bifrost's dependency, whenever it is there.
+        tool = (
+            "pip"
+            if settings.installer == "pip" or (settings.installer == "auto" and find_uv() is None)
+            else "uv"
         )
+        variables = INSTALLER_VARIABLES[tool]
+        url = settings.index_url or next((environ[v] for v in variables if environ.get(v)), PYPI)
         return cls(url, settings.find_links)
 
     @property
