@@ -1,5 +1,6 @@
-"""REST API under ``/api/packages``: read (``""``, ``/status``, ``/history``) and change
-(``/install``, ``/uninstall``, ``/rollback``).
+"""REST API under ``/api/packages``: read (``""``, ``/status``, ``/history``; the package
+index's ``/index``, ``/index/search``, ``/index/project`` and the environment's ``/tree``,
+:mod:`.index` and :mod:`.tree`) and change (``/install``, ``/uninstall``, ``/rollback``).
 
 The entry of the flow: request → requirements → installer → store → cache → kernels. Every
 method is authenticated and authorized on the ``packages`` resource; the work itself is done
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable
 from http.client import responses
 from types import TracebackType
@@ -28,6 +30,8 @@ from tornado import web
 
 from bifrost_kernel.distributions import installable_distribution
 
+from ..engine.manifest import Manifest
+from ..engine.protection import kernel_runtime
 from ..errors import BifrostError
 from ..exporters import EXPORT_FILENAMES, EXPORT_FORMATS, export, export_formats
 from ..records import Origin, RequirementsRecord, Source, kernel_source, printable
@@ -35,7 +39,10 @@ from ..requirements import InvalidSpec, excerpt
 from ..service import Caller, ChangeResult, PackageService
 from ..settings import GATEWAY_SETTING, IDENTITY_SETTING, SERVICE_SETTING, UNAVAILABLE_SETTING
 from .credentials import KernelGrant, KernelIdentityProvider, recorded_name
+from .index import IndexConfig, PackageIndex
+from .index.names import canonical, valid_name
 from .recycle import restart_when_idle
+from .tree import dependency_tree
 
 AUTH_RESOURCE = "packages"
 #: Most revisions one history request lists.
@@ -46,6 +53,11 @@ CLIENT_HEADER = "X-Bifrost-Client"
 KNOWN_CLIENTS = frozenset({Source.PANEL})
 #: Longest source the history keeps (its database column's size).
 MAX_SOURCE = 256
+#: Where the web app keeps the workspace's :class:`~.index.PackageIndex`, made on first use.
+INDEX_SETTING = "bifrost_package_index"
+#: What a search may ask for: the start of a project name.
+SEARCH_QUERY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_SEARCH_LIMIT = 50
 
 
 class PackagesAPIHandler(APIHandler):
@@ -374,6 +386,130 @@ class KernelRestartHandler(PackagesAPIHandler):
         _background(restart_when_idle(kernel_manager, kernel_id, self.log), self.log)
 
 
+class IndexAPIHandler(PackagesAPIHandler):
+    """A route that reads the package index (:mod:`.index`) or the environment's graph."""
+
+    @property
+    def index(self) -> PackageIndex:
+        """The workspace's index, with the service's settings, Redis and interpreter."""
+        index: PackageIndex | None = self.settings.get(INDEX_SETTING)
+        if index is None:
+            service = self.service
+
+            async def python() -> str:
+                return (await _kernel_environment(service))["python_full_version"]
+
+            index = PackageIndex(
+                IndexConfig.of(service.settings),
+                service.cache.connection,
+                service.settings.site_dir / ".index",
+                python,
+                service.log,
+            )
+            self.settings[INDEX_SETTING] = index
+        return index
+
+
+class IndexHandler(IndexAPIHandler):
+    """``GET /api/packages/index``: which index the panel searches, and whether it answers."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """``{"index": {"label", "kind", "list", "fetched_at", "reachable", "message"}}``."""
+        self.reply(200, {"index": await self.index.info()})
+
+
+class IndexSearchHandler(IndexAPIHandler):
+    """``GET /api/packages/index/search?q=&limit=``: project names that start with ``q``."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """``{"query", "mode", "names": [{"name", "display", "saved"}], "more", "index"}``."""
+        query = self.get_query_argument("q", "")
+        if not SEARCH_QUERY.match(query):
+            raise web.HTTPError(
+                400,
+                "q must be the start of a project name: 1-100 letters, digits and . _ -,"
+                " starting with a letter or a digit",
+            )
+        try:
+            limit = int(self.get_query_argument("limit", "20"))
+        except ValueError:
+            raise web.HTTPError(400, "limit must be a whole number") from None
+        if not 1 <= limit <= MAX_SEARCH_LIMIT:
+            raise web.HTTPError(400, f"limit must be between 1 and {MAX_SEARCH_LIMIT}")
+        answer = await self.index.search(query, limit)
+        saved = set(_saved_names(await self.service.read()))
+        for entry in answer["names"]:
+            entry["saved"] = entry["name"] in saved
+        self.reply(200, answer)
+
+
+class IndexProjectHandler(IndexAPIHandler):
+    """``GET /api/packages/index/project?name=``: the versions the index has of a project."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """``{"name", "found", "locked", "versions": [...], "close"?, "index"}``."""
+        name = self.get_query_argument("name", "")
+        if not valid_name(name):
+            raise web.HTTPError(
+                400,
+                "name must be a project name: 1-100 letters, digits and . _ -, starting and"
+                " ending with a letter or a digit",
+            )
+        answer = await self.index.project(name)
+        answer["locked"] = (await self.service.read()).locked.get(canonical(name))
+        self.reply(200, answer)
+
+
+class TreeHandler(IndexAPIHandler):
+    """``GET /api/packages/tree``: the current environment's dependency graph (:mod:`.tree`)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """``{"workspace", "hash", "python", "roots", "nodes", "required_by"}``."""
+        service = self.service
+        package_dir = await service.package_dir()
+        record = package_dir.active_record()
+        if record is None or package_dir.active_hash() is None:
+            record, manifest = await service.read(), Manifest({})
+        else:
+            manifest = await asyncio.to_thread(package_dir.manifest, package_dir.current)
+        environment = await _kernel_environment(service)
+        tree = dependency_tree(record.lines, manifest, environment)
+        self.reply(
+            200,
+            {
+                "workspace": service.workspace,
+                "hash": record.hash,
+                "python": environment["python_full_version"],
+                **tree,
+            },
+        )
+
+
+async def _kernel_environment(service: PackageService) -> dict[str, str]:
+    """The default kernel interpreter's marker values (asked once per interpreter)."""
+    runtime = await kernel_runtime(
+        service.python, service.settings.protected_packages, service.installer.timeout
+    )
+    return dict(runtime.environment)
+
+
+def _saved_names(record: RequirementsRecord) -> list[str]:
+    names = []
+    for line in record.lines:
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+        if match:
+            names.append(canonical(match.group(0)))
+    return names
+
+
 def install_specs(body: dict[str, Any]) -> object:
     """The specs of an install body, ``{"packages": [...]}``: its only form."""
     if "packages" not in body:
@@ -441,4 +577,8 @@ default_handlers = [
     (r"/api/packages/rollback", RollbackHandler),
     (r"/api/packages/distribution", DistributionHandler),
     (r"/api/packages/kernel/restart", KernelRestartHandler),
+    (r"/api/packages/index", IndexHandler),
+    (r"/api/packages/index/search", IndexSearchHandler),
+    (r"/api/packages/index/project", IndexProjectHandler),
+    (r"/api/packages/tree", TreeHandler),
 ]
