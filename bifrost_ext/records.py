@@ -71,7 +71,7 @@ class RequirementsRecord:
     def lines(self) -> list[str]:
         """The requirement lines, in file order (made once: a change reads them often; never
         modified)."""
-        return [line for line in self.content.splitlines() if line.strip()]
+        return list(filter(str.strip, self.content.splitlines()))
 
     @functools.cached_property
     def saved_error(self) -> str | None:

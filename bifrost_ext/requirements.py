@@ -11,7 +11,6 @@ rendered as a stable, sorted ``requirements.txt``.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import reprlib
@@ -190,27 +189,38 @@ def saved_error(content: str) -> str | None:
     """Why saved content fails validation (a row written past bifrost, by hand or by a
     workspace role's own ``UPDATE``), or None when it passes: the one definition every
     surface (API, CLI, magic, panel, builds) uses. Each line is checked once per process
-    (:func:`_checked_line`): a change to a long file costs its new lines."""
+    (:data:`_PASSED`): a change to a long file costs its new lines."""
+    lines = list(filter(str.strip, content.splitlines()))
+    for line in set(lines).difference(_PASSED):
+        try:
+            name = parse_spec(line).name
+        except InvalidSpec:
+            return _first_error(lines)
+        if len(_PASSED) >= _MOST_PASSED:
+            _PASSED.clear()
+        _PASSED[line] = name
+    names = set(map(_PASSED.get, lines))
+    return None if len(names) == len(lines) and None not in names else _first_error(lines)
+
+
+def _first_error(lines: list[str]) -> str | None:
+    """The first of ``lines`` that fails, in order: invalid, or a project named again."""
     names: set[str] = set()
-    for line in content.splitlines():
-        if not line.strip():
-            continue
-        name, error = _checked_line(line)
-        if error is not None:
-            return error
+    for line in lines:
+        try:
+            name = parse_spec(line).name
+        except InvalidSpec as exc:
+            return str(exc)
         if name in names:
             return str(InvalidSpec(line, f"{name!r} is given more than once"))
         names.add(name)
     return None
 
 
-@functools.lru_cache(maxsize=4096)
-def _checked_line(line: str) -> tuple[str, str | None]:
-    """A saved line's canonical name, and why it fails :func:`parse_spec` (None: it passes)."""
-    try:
-        return parse_spec(line).name, None
-    except InvalidSpec as exc:
-        return "", str(exc)
+#: Saved lines that passed :func:`parse_spec`, each with its canonical name.
+_PASSED: dict[str, str] = {}
+#: At most this many are kept (then forgotten all at once, and checked again as they come).
+_MOST_PASSED = 65536
 
 
 def merge(current: Mapping[str, Requirement], new: Mapping[str, Requirement]) -> Requirements:

@@ -23,12 +23,13 @@ from nothing.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import os
 import shutil
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ class Manifest:
     """The distributions of one environment, by canonical name."""
 
     dists: Mapping[str, Entry]
+    #: What a build found its requirement lines need here (:meth:`needs`), by who asked.
+    _needs: dict[int, tuple[object, Needs]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def scan(cls, env: Path) -> Manifest:
@@ -78,22 +81,57 @@ class Manifest:
 
     def write(self, env: Path) -> None:
         """Write it into ``env``, a build not yet renamed into place (over whatever a package
-        shipped under its name). Each entry's JSON is made once per process: a change
-        writes a thousand entries and changes one."""
+        shipped under its name). Each entry's JSON is made once and carried from one
+        manifest to the next (:meth:`changed`): a change writes a thousand entries and
+        changes one."""
         path = env / MANIFEST
         if path.is_symlink() or path.exists():  # a package's, under bifrost's name
             _remove(path)
-        text = '{"dists":{' + ",".join(_json(*item) for item in sorted(self.dists.items())) + "}}"
+        texts = self._texts
+        text = '{"dists":{' + ",".join([texts[name] for name in sorted(texts)]) + "}}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(path, flags, 0o600), "w", encoding="utf-8") as file:
             file.write(text)
 
     def changed(self, gone: Collection[str], came: Manifest) -> Manifest:
         """The manifest of this environment once the distributions named ``gone`` are out
-        and those of ``came`` (what a staging folder held) are in."""
-        dists = {name: entry for name, entry in self.dists.items() if name not in gone}
+        and those of ``came`` (what a staging folder held) are in. What this one derived
+        from its distributions (each entry's JSON, the lock's lines, the owners of each
+        top-level name), where it has, is carried over and edited where the change touched
+        it: the next change reads it without a pass over every distribution."""
+        out = {name for name in gone if name in self.dists} | (came.dists.keys() & self.dists)
+        dists = dict(self.dists)
+        for name in out:
+            del dists[name]
         dists.update(came.dists)
-        return Manifest(dists)
+        new = Manifest(dists)
+        known = self.__dict__
+        if "_texts" in known:
+            texts = dict(self._texts)
+            for name in out:
+                del texts[name]
+            texts.update((name, _json(name, entry)) for name, entry in came.dists.items())
+            new.__dict__["_texts"] = texts
+        if "_pins" in known:
+            pins = list(self._pins)
+            for name in out:
+                pins.remove(_pin(name, self.dists[name]))
+            for name, entry in came.dists.items():
+                bisect.insort(pins, _pin(name, entry))
+            new.__dict__["_pins"] = pins
+        if "_owners" in known:
+            owners = dict(self._owners)
+            for name in out:
+                for top in self.dists[name].tops:
+                    if rest := owners[top] - {name}:
+                        owners[top] = rest
+                    else:
+                        del owners[top]
+            for name, entry in came.dists.items():
+                for top in entry.tops:
+                    owners[top] = owners.get(top, frozenset()) | {name}
+            new.__dict__["_owners"] = owners
+        return new
 
     def pins(self) -> dict[str, str]:
         """Canonical name → version."""
@@ -105,9 +143,17 @@ class Manifest:
 
     @functools.cached_property
     def _lock(self) -> str:
-        return "".join(
-            f"{pin}\n" for pin in sorted(f"{n}=={e.version}" for n, e in self.dists.items())
-        )
+        return "\n".join(self._pins) + "\n" if self._pins else ""
+
+    @functools.cached_property
+    def _pins(self) -> list[str]:
+        """``name==version`` of each distribution, sorted (the lock's lines)."""
+        return sorted(_pin(name, entry) for name, entry in self.dists.items())
+
+    @functools.cached_property
+    def _texts(self) -> dict[str, str]:
+        """Each entry's JSON as :meth:`write` writes it, by name."""
+        return {name: _json(name, entry) for name, entry in self.dists.items()}
 
     @functools.cached_property
     def _owners(self) -> dict[str, frozenset[str]]:
@@ -124,6 +170,18 @@ class Manifest:
     def tops(self, names: Iterable[str]) -> set[str]:
         """The top-level names the files of the distributions ``names`` are under."""
         return {top for name in names if name in self.dists for top in self.dists[name].tops}
+
+    def needs(self, key: object, lines: Collection[str]) -> Needs | None:
+        """What the requirement ``lines`` need here, as :meth:`keep_needs` kept it for
+        ``key`` (a kernel runtime), when it was kept for these lines."""
+        kept = self._needs.get(id(key))
+        if kept is None or kept[0] is not key or kept[1].by_line.keys() != set(lines):
+            return None
+        return kept[1]
+
+    def keep_needs(self, key: object, needs: Needs) -> None:
+        """Keep what a build found its lines need here, for ``key`` (its kernel runtime)."""
+        self._needs[id(key)] = (key, needs)
 
     def dist_info_folders(self, names: Iterable[str]) -> dict[str, str]:
         """Canonical name → ``.dist-info`` folder, for those of ``names`` it holds."""
@@ -182,6 +240,59 @@ def needed(
 
 
 @dataclass(frozen=True)
+class Needs:
+    """What :func:`needed` finds for each requirement line of an environment, line by line:
+    the next change walks only the lines it adds and those whose walk passed a distribution
+    it changes, instead of every requirement of a thousand distributions."""
+
+    #: The names each line's walk found (its distributions, the kernel's own among them).
+    by_line: Mapping[str, frozenset[str]]
+    #: The lines whose walk found each name.
+    lines_of: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def walk(
+        cls,
+        lines: Iterable[str],
+        dists: Mapping[str, Entry],
+        environment: Mapping[str, str],
+        kernel: Mapping[str, str],
+    ) -> Needs | None:
+        """Walk each of ``lines`` over ``dists``; None when one is met by nothing there."""
+        return cls({}, {}).after(set(lines), dists, (), environment, kernel)
+
+    def after(
+        self,
+        lines: set[str],
+        dists: Mapping[str, Entry],
+        changed: Iterable[str],
+        environment: Mapping[str, str],
+        kernel: Mapping[str, str],
+    ) -> Needs | None:
+        """What ``lines`` need in ``dists``, which differ from the distributions these needs
+        were found in only in those named ``changed``; None when a line is met by nothing
+        there."""
+        redo = lines - self.by_line.keys()
+        for name in changed:
+            redo |= self.lines_of.get(name, frozenset()) & lines
+        by_line, lines_of = dict(self.by_line), dict(self.lines_of)
+        for line in (self.by_line.keys() - lines) | (redo & self.by_line.keys()):
+            for name in by_line.pop(line):
+                if rest := lines_of[name] - {line}:
+                    lines_of[name] = rest
+                else:
+                    del lines_of[name]
+        for line in redo:
+            found = needed((line,), dists, environment, kernel)
+            if found is None:
+                return None
+            by_line[line] = frozenset(found)
+            for name in found:
+                lines_of[name] = lines_of.get(name, frozenset()) | {line}
+        return Needs(by_line, lines_of)
+
+
+@dataclass(frozen=True)
 class Parsed:
     """A requirement's text parsed, with what every walk asks of it. Shared: never modified."""
 
@@ -214,9 +325,8 @@ def admits(text: str, version: str) -> bool:
     return requirement.url is not None or requirement.specifier.contains(version, prereleases=True)
 
 
-@functools.lru_cache(maxsize=16384)
 def _json(name: str, entry: Entry) -> str:
-    """One entry as :meth:`Manifest.write` writes it (``"name":{…}``), made once per process."""
+    """One entry as :meth:`Manifest.write` writes it (``"name":{…}``)."""
     value = {
         "version": entry.version,
         "dist_info": entry.dist_info,
@@ -224,6 +334,10 @@ def _json(name: str, entry: Entry) -> str:
         "requires": list(entry.requires),
     }
     return f"{json.dumps(name)}:{json.dumps(value, separators=(',', ':'))}"
+
+
+def _pin(name: str, entry: Entry) -> str:
+    return f"{name}=={entry.version}"
 
 
 def _read(name: object, entry: Any) -> Entry:

@@ -71,7 +71,6 @@ from ..private import write_atomic
 from ..records import RequirementsRecord
 from .bytecode import CHANGE_DELAY, START_DELAY, Bytecode
 from .delta import (
-    Delta,
     Reach,
     clone,
     import_names,
@@ -201,6 +200,8 @@ class PackageDirectory:
         self._spare_reach: dict[str, Reach] = {}
         #: A change switched without collecting: :meth:`prepare_next` collects, after it.
         self._collect_due = False
+        #: active.json as last read: its bytes and their record.
+        self._active: tuple[bytes, RequirementsRecord] | None = None
 
     def active_hash(self) -> str | None:
         """The hash that ``current`` points at, or None before the first switch."""
@@ -210,12 +211,19 @@ class PackageDirectory:
             return None
 
     def active_record(self) -> RequirementsRecord | None:
-        """The record that ``current`` holds, as written when it was switched."""
+        """The record that ``current`` holds, as written when it was switched (parsed again
+        only when the file's bytes changed: a thousand lines and their lock are 80 KB of
+        JSON and a hash)."""
         try:
-            data = json.loads((self.root / "active.json").read_text("utf-8"))
-            return RequirementsRecord.from_json(data["workspace"], data)
+            raw = (self.root / "active.json").read_bytes()
+            if self._active is not None and self._active[0] == raw:
+                return self._active[1]
+            data = json.loads(raw)
+            record = RequirementsRecord.from_json(data["workspace"], data)
         except (OSError, ValueError, KeyError, TypeError):
             return None
+        self._active = (raw, record)
+        return record
 
     def is_current(self, record: RequirementsRecord) -> bool:
         """True when ``current`` holds a complete build of exactly this record: the cheap fast
@@ -494,11 +502,11 @@ class PackageDirectory:
         cloning = asyncio.ensure_future(asyncio.to_thread(self._clone_of, base, target))
         try:
             have = self.manifest(base)
-            want = await self._staging(record, runtime, on_output).stage(
+            staged = await self._staging(record, runtime, on_output).stage(
                 staging, have, pins, self._base_record()
             )
             cloned = await cloning
-            delta = Delta.between(have.pins(), want)
+            delta = staged.delta
             going = have.tops(delta.remove)
             # A shared folder only what goes has files in goes whole: its link, not a copy
             # of its files to unlink one by one (an upgrade of pandas: thousands).
@@ -534,7 +542,10 @@ class PackageDirectory:
         await check_kernel(runtime, target, self.installer.timeout, import_names([*going, *moved]))
         modules = [path for path in moved if path.endswith(".py")]
         changed = whole | touched | emptied | {path.split(os.sep, 1)[0] for path in moved}
-        return have.changed(delta.remove, came), (runtime, modules), cloned, changed
+        manifest = have.changed(delta.remove, came)
+        if staged.needs is not None:  # the next change walks only what it changes
+            manifest.keep_needs(runtime, staged.needs)
+        return manifest, (runtime, modules), cloned, changed
 
     async def ask_runtime(self) -> None:
         """Ask what the kernel interpreter runs on (a process of the kernel interpreter,

@@ -76,6 +76,8 @@ class KernelRuntime:
     versions: Mapping[str, str]
     #: Canonical name → why it is protected (``ipykernel → jupyter-client → python-dateutil``).
     reasons: Mapping[str, str] = field(default_factory=dict)
+    #: Requirement lines :meth:`check_requested` passed: a change checks only its new ones.
+    _passed: set[str] = field(default_factory=set, compare=False, repr=False)
 
     def pins(self) -> list[str]:
         """``name==version`` constraints that hold the installer to the kernel's versions."""
@@ -98,17 +100,21 @@ class KernelRuntime:
 
     def check_requested(self, lines: Iterable[str]) -> None:
         """Refuse a requirement line that the kernel's own version does not satisfy."""
-        for line in lines:
+        for line in set(lines) - self._passed:
             found = parsed(line)  # cached: a thousand lines at every change
             if found is None:
                 raise InvalidRequirement(f"not a requirement: {line[:200]!r}")
             name = found.name
-            if name not in self.versions or not self.applies(found.requirement):
-                continue
-            if not found.requirement.specifier.contains(self.versions[name], prereleases=True):
+            held = self.versions.get(name)
+            if (
+                held is not None
+                and self.applies(found.requirement)
+                and not found.requirement.specifier.contains(held, prereleases=True)
+            ):
                 raise ProtectedPackage(
                     f"{self.held(name)}, so {line} cannot be installed: {NO_REPLACING}"
                 )
+            self._passed.add(line)
 
     def conflicts(self, trial: Path) -> list[str]:
         """Why an unconstrained trial build ``trial`` cannot be had with the kernel's

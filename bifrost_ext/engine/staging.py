@@ -16,10 +16,11 @@ packages the requirements would move
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -30,11 +31,43 @@ from .delta import Delta, remove_distributions
 from .dist_info import freeze
 from .installer import Installer, InstallError, OutputCallback
 from .layout import suffix
-from .manifest import Manifest, needed, parsed
+from .manifest import Manifest, Needs, needed, parsed
 from .protection import KernelRuntime, ProtectedPackage
 from .scripts import anchor_scripts
 
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What a change's staging settled."""
+
+    #: What turns the current environment into the next, by canonical name.
+    delta: Delta
+    #: What the record's lines need in the next environment, line by line, when known
+    #: (:class:`~bifrost_ext.engine.manifest.Needs`): kept with its manifest for the change
+    #: after.
+    needs: Needs | None
+
+
+class Held:
+    """The saved pins a build holds, the kernel's own left out; filtered and indexed on first
+    use: a change that only removes lines runs no installer and reads neither."""
+
+    def __init__(self, pins: Sequence[str], kernel: Mapping[str, str]) -> None:
+        self._pins = pins
+        self._kernel = kernel
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, str]:
+        """Each pin, by its canonical name."""
+        named = ((pin_name(pin), pin) for pin in self._pins)
+        return {name: pin for name, pin in named if name is not None and name not in self._kernel}
+
+    @property
+    def lines(self) -> list[str]:
+        """The pins, in the order given."""
+        return list(self.by_name.values())
 
 
 @dataclass(frozen=True)
@@ -58,10 +91,10 @@ class Staging:
         have: Manifest,
         pins: Sequence[str],
         base: RequirementsRecord | None,
-    ) -> dict[str, str]:
+    ) -> Staged:
         """Put into the empty ``staging`` the distributions that the record needs and ``have``
-        (the current environment) lacks; return all it needs, by name, the kernel's own left
-        out.
+        (the current environment) lacks; return what turns ``have`` into what the record
+        needs, the kernel's own left out.
 
         When ``base`` (the record ``have`` was built from; None when unknown) is known, a
         change costs what it changes (:meth:`_without_resolving`): lines only removed run no
@@ -72,75 +105,128 @@ class Staging:
         """
         record, runtime, on_output = self.record, self.runtime, self.on_output
 
-        async def attempt(held: Sequence[str], first: bool) -> dict[str, str]:
-            constraints = [*runtime.pins(), *held]
+        async def attempt(held: Held, first: bool) -> Staged:
             _empty(staging)
             if first and base is not None:
-                want = await self._without_resolving(staging, have, base, constraints)
-                if want is not None:
-                    return want
+                staged = await self._without_resolving(staging, have, base, held)
+                if staged is not None:
+                    return staged
                 _empty(staging)
             scratch = self.envs / f".tmp-resolve-{suffix()}"
+            constraints = [*runtime.pins(), *held.lines]
             found = await self.installer.resolve(
                 self.python, record.lines, scratch, on_output, constraints
             )
             self._keep_kernels(found)
             want = {name: v for name, v in found.items() if name not in runtime.versions}
-            if add := Delta.between(have.pins(), want).pins():
+            delta = Delta.between(have.pins(), want)
+            if add := delta.pins():
                 await self.installer.install(self.python, staging, add, on_output, no_deps=True)
-            return want
+            return Staged(delta, None)
 
         return await self._afresh_if_pins_misfit(attempt, pins)
 
     async def _without_resolving(
-        self, staging: Path, have: Manifest, base: RequirementsRecord, constraints: list[str]
-    ) -> dict[str, str] | None:
-        """What the record needs, by name, when it follows from ``base``'s environment
-        (``have``) and the lines that changed, with what comes put into ``staging``; None
-        when only a resolution can say.
+        self, staging: Path, have: Manifest, base: RequirementsRecord, held: Held
+    ) -> Staged | None:
+        """What turns ``have`` (``base``'s environment) into what the record needs, when it
+        follows from ``have`` and the lines that changed, with what comes put into
+        ``staging``; None when only a resolution can say.
 
         The new lines are installed alone, without their dependencies and held only to their
         own pins: in a large environment what they need is mostly there, and the installer
         takes ~60 ms longer for each run that carries the kernel's 30 pins. When what they
         need is not all there, added lines are installed once more with their dependencies,
         every pin held."""
-        record = self.record
-        before = set(base.lines)
+        record, runtime = self.record, self.runtime
+        lines, before = set(record.lines), set(base.lines)
         added = [line for line in record.lines if line not in before]
-        only_added = bool(added) and before <= set(record.lines)
+        only_added = bool(added) and before <= lines
         if added:
             names = {found.name for line in added if (found := parsed(line)) is not None}
-            own = [pin for pin in constraints if pin_name(pin) in names]
+            own = [pin for pin in runtime.pins() if pin_name(pin) in names]
+            own += [held.by_name[name] for name in sorted(names) if name in held.by_name]
             await self.installer.install(
                 self.python, staging, added, self.on_output, own, no_deps=True
             )
-        want = self._settled(staging, have, only_added)
-        if want is None and only_added:
+        staged = self._settled(staging, have, base, lines, only_added)
+        if staged is None and only_added:
             _empty(staging)
+            constraints = [*runtime.pins(), *held.lines]
             await self.installer.install(self.python, staging, added, self.on_output, constraints)
-            want = self._settled(staging, have, only_added)
-        return want
+            staged = self._settled(staging, have, base, lines, only_added)
+        return staged
 
-    def _settled(self, staging: Path, have: Manifest, only_added: bool) -> dict[str, str] | None:
-        """What the record needs, by name, from ``have`` and what ``staging`` holds (left
-        holding only what is not there already); None when something it needs is missing, or
-        when lines were only added and what came would move a distribution that is there."""
-        record, runtime = self.record, self.runtime
+    def _settled(
+        self,
+        staging: Path,
+        have: Manifest,
+        base: RequirementsRecord,
+        lines: set[str],
+        only_added: bool,
+    ) -> Staged | None:
+        """What turns ``have`` into what the record's ``lines`` need, from ``have`` and what
+        ``staging`` holds (left holding only what is not there already); None when something
+        they need is missing, or when lines were only added and what came would move a
+        distribution that is there.
+
+        What ``base``'s lines need in ``have`` is kept with its manifest, line by line
+        (:class:`~bifrost_ext.engine.manifest.Needs`): only the lines the change added and
+        those whose walk passed what came are walked again, and what goes is what no line
+        needs any more."""
+        runtime = self.runtime
         came = Manifest.scan(staging)
         remove_distributions(staging, runtime.versions)
         came = Manifest({n: e for n, e in came.dists.items() if n not in runtime.versions})
         dists = {**have.dists, **came.dists}
-        found = needed(record.lines, dists, runtime.environment, runtime.versions)
+        moved = {n for n, e in came.dists.items() if have.dists.get(n, e).version != e.version}
+        before = self._needs_of(have, base)
+        found: Collection[str] | None
+        if before is None:
+            found = needed(lines, dists, runtime.environment, runtime.versions)
+            needs = None
+        else:
+            changed = [n for n, e in came.dists.items() if have.dists.get(n) != e]
+            needs = before.after(lines, dists, changed, runtime.environment, runtime.versions)
+            found = None if needs is None else needs.lines_of.keys()
         if found is None:
             return None
-        moved = [n for n, e in came.dists.items() if have.dists.get(n, e).version != e.version]
         if moved and only_added:
             return None  # an added line would move what is there: resolve every line
-        self._keep_kernels({name: "" for name in found if name in runtime.versions})
+        self._keep_kernels({name: "" for name in runtime.versions if name in found})
         remove_distributions(
             staging, {n for n, e in came.dists.items() if n in have.dists and n not in moved}
         )
-        return {name: dists[name].version for name in found if name not in runtime.versions}
+        if before is None:
+            want = {name: dists[name].version for name in found if name not in runtime.versions}
+            return Staged(Delta.between(have.pins(), want), None)
+        # What ``have`` holds is what ``before`` found (see _needs_of): what goes is what
+        # nothing needs now, and what moved.
+        gone = {*(before.lines_of.keys() - found), *moved} & have.dists.keys()
+        delta = Delta(
+            remove={name: have.dists[name].version for name in sorted(gone)},
+            add={
+                name: entry.version
+                for name, entry in came.dists.items()
+                if name in found and (name in moved or name not in have.dists)
+            },
+        )
+        return Staged(delta, needs)
+
+    def _needs_of(self, have: Manifest, base: RequirementsRecord) -> Needs | None:
+        """What ``base``'s lines need in ``have``, line by line: kept with the manifest by the
+        change that built it, else walked now (once per environment and kernel runtime).
+        None when ``have`` holds anything else (then every line is walked at each change)."""
+        runtime = self.runtime
+        needs = have.needs(runtime, base.lines)
+        if needs is None:
+            needs = Needs.walk(base.lines, have.dists, runtime.environment, runtime.versions)
+            if needs is None:
+                return None
+            if needs.lines_of.keys() - runtime.versions.keys() != have.dists.keys():
+                return None
+            have.keep_needs(runtime, needs)
+        return needs
 
     async def install_all(self, target: Path, pins: Sequence[str]) -> None:
         """Install every line of the record into the empty ``target`` (a build from nothing)."""
@@ -148,12 +234,12 @@ class Staging:
         # The kernel's own packages stay at the kernel's versions, whatever else is asked.
         runtime.check_requested(record.lines)
 
-        async def install(held: Sequence[str], _first: bool) -> None:
+        async def install(held: Held, _first: bool) -> None:
             if any(target.iterdir()):  # a first attempt's leftovers
                 shutil.rmtree(target)
                 target.mkdir()
             await self.installer.install(
-                self.python, target, record.lines, self.on_output, [*runtime.pins(), *held]
+                self.python, target, record.lines, self.on_output, [*runtime.pins(), *held.lines]
             )
 
         await self._afresh_if_pins_misfit(install, pins)
@@ -173,19 +259,19 @@ class Staging:
             del self.kernel_kept[next(iter(self.kernel_kept))]
 
     async def _afresh_if_pins_misfit(
-        self, attempt: Callable[[Sequence[str], bool], Awaitable[_T]], pins: Sequence[str]
+        self, attempt: Callable[[Held, bool], Awaitable[_T]], pins: Sequence[str]
     ) -> _T:
         """``attempt(held, first)``, an install or a resolution that holds the kernel's
         versions and the saved pins ``held``; when it fails naming a saved pin, once more
         holding none (``first`` false)."""
-        pins = [pin for pin in pins if pin_name(pin) not in self.runtime.versions]
+        held = Held(pins, self.runtime.versions)
         try:
-            return await attempt(pins, True)
+            return await attempt(held, True)
         except InstallError as exc:
             # Only a failure that names a saved pin is the lock's doing (a spec that needs
             # another version, a lock from another Python): resolve afresh. A name or version
             # the index lacks would fail the same way again.
-            misfits = quoted_pins(exc.output, pins) if exc.returncode is not None else []
+            misfits = quoted_pins(exc.output, held.lines) if exc.returncode is not None else []
             if not misfits:
                 await self._explain(exc)
                 raise
@@ -194,7 +280,7 @@ class Staging:
                 verb = "does" if len(misfits) == 1 else "do"
                 self.on_output(f"bifrost: the saved {saved} {verb} not fit; resolving afresh")
         try:
-            return await attempt([], False)
+            return await attempt(Held((), {}), False)
         except InstallError as again:
             await self._explain(again)
             raise
