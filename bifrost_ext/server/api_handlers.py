@@ -252,6 +252,8 @@ class PackagesAPIHandler(APIHandler):
             versions=result.versions,
             also_changed=result.also_changed,
             kept=result.kept,
+            orphans=result.orphans,
+            summary=result.summary,
         )
 
 
