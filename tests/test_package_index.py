@@ -57,6 +57,7 @@ def reader(
     tmp_path: Path,
     redis_url: str | None = None,
     find_links: tuple[str, ...] = (),
+    workspace: str = "default",
     **kw: Any,
 ) -> PackageIndex:
     async def python() -> str:
@@ -67,6 +68,7 @@ def reader(
         RedisConnection(redis_url) if redis_url else None,
         tmp_path / "index-cache",
         python,
+        workspace,
         **kw,
     )
 

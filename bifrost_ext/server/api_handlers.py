@@ -406,6 +406,7 @@ class IndexAPIHandler(PackagesAPIHandler):
                 service.cache.connection,
                 service.settings.site_dir / ".index",
                 python,
+                service.workspace,
                 service.log,
             )
             self.settings[INDEX_SETTING] = index

@@ -4,12 +4,15 @@ request (``api/packages/index…``) → **index** → panel. Which index: the in
 (``index_url``, else the installer's own variables, else PyPI; ``find_links`` folders and
 pages beside it; ``no_index``: those alone), reached with the same credentials.
 
-- The project list (``/simple/``) is downloaded at most once a day per index (a failed
-  download is retried after :data:`RETRY_AFTER`), shared by the workspace's servers through
-  Redis (keys named by a hash of the index URL, never the URL; one server downloads under a
-  ``SET NX EX`` lock while the others serve the copy they had), or kept on disk (a private
-  file) when Redis is not configured or refuses the keys; in memory it is a
-  :class:`~.names.NameList`. An index that serves no list is searched by exact name.
+- The project list (``/simple/``) is downloaded at most once a day per index and workspace
+  (a failed download is retried after :data:`RETRY_AFTER`), shared by the workspace's servers
+  through Redis (keys under the workspace's own prefix,
+  :func:`~bifrost_ext.storage.redis_names.index_key`, named by a hash of the index URL, never
+  the URL; one server downloads under a ``SET NX EX`` lock while the others serve the copy
+  they had), or kept on disk (a private file) when Redis is not configured or refuses the
+  keys; in memory it is a :class:`~.names.NameList`. An index that serves no list is searched
+  by exact name. Never shared between workspaces: a copy one tenant could write would let it
+  plant names in every other tenant's search.
 - One project's page is fetched on demand and kept :data:`PROJECT_TTL` seconds.
 
 Every answer of the index is a state, never a failure of the request: an index that cannot be
@@ -40,6 +43,7 @@ from packaging.version import Version
 from ...engine.tools import find_uv
 from ...settings import Settings
 from ...storage.redis_connection import RedisConnection
+from ...storage.redis_names import index_key
 from ...storage.resp import RedisError
 from . import fetch
 from .fetch import IndexUnreachable
@@ -69,7 +73,6 @@ PAGE_DEADLINE = 20.0
 #: How long a request waits for the first download of a list before it answers without.
 FIRST_WAIT = 15.0
 LOCK_SECONDS = 600
-KEY_PREFIX = "bifrost:index"
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ class PackageIndex:
     redis: RedisConnection | None
     cache_dir: Path
     python_version: Callable[[], Awaitable[str]]
+    #: Whose copy: the workspace's servers share it, no other workspace reads it.
+    workspace: str
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("bifrost.index"))
     max_list_bytes: int = MAX_LIST_BYTES
     max_page_bytes: int = MAX_PAGE_BYTES
@@ -405,7 +410,7 @@ class PackageIndex:
     # -- shared copies: Redis, else a private file -------------------------------------------------
 
     def _key(self, part: str) -> str:
-        return f"{KEY_PREFIX}:{self.config.digest}:{part}"
+        return index_key(self.workspace, self.config.digest, part)
 
     def _use_redis(self) -> bool:
         recent = time.monotonic() - self._redis_failed < RETRY_AFTER
@@ -435,7 +440,8 @@ class PackageIndex:
 
     async def _lock_held(self) -> bool:
         try:
-            return self._use_redis() and bool(await self._redis("EXISTS", self._key("lock")))
+            # GET, not EXISTS: a workspace's ACL user is granted the commands bifrost needs.
+            return self._use_redis() and await self._redis("GET", self._key("lock")) is not None
         except _NoRedis:
             return False
 
@@ -481,7 +487,7 @@ class PackageIndex:
         await asyncio.to_thread(self._write_file, state, data)
 
     def _file(self, part: str) -> Path:
-        return self.cache_dir / f"{self.config.digest}.{part}"
+        return self.cache_dir / f"{self.workspace}.{self.config.digest}.{part}"
 
     def _read_file(self) -> tuple[ListState, bytes] | None:
         try:
