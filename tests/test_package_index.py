@@ -403,3 +403,25 @@ async def test_the_redis_copy_is_compressed(
     assert isinstance(stored, bytes)
     assert stored.startswith(b"\x1f\x8b")  # gzip
     assert gzip.decompress(stored) == b"bfapp\nbfdemo\nbfdep\nbfold\n"
+
+
+async def test_a_damaged_shared_copy_answers_without_what_is_not_a_name(
+    index_server: TestIndex, tmp_path: Path, redis_url: str
+) -> None:
+    index = reader(index_server.url, tmp_path, redis_url)
+    await index.search("bf", 5)
+    digest = index.config.digest
+    raw = redis.Redis.from_url(redis_url)
+    # Sorted, as a copy is, but with lines no list holds: bad bytes, markup, a display name
+    # of another project.
+    damaged = b"bfa\tbf<i>a\nbfapp\nbfb\t<script>x</script>\nbfc\tother\nbfdemo\nbfdz\xff\n"
+    raw.set(f"bifrost:index:default:{digest}:names", gzip.compress(damaged))
+    raw.set(
+        f"bifrost:index:default:{digest}:meta",
+        json.dumps({"fetched_at": 4e9, "kind": "simple-json"}),
+    )
+    raw.close()
+    other = reader(index_server.url, tmp_path / "other", redis_url)
+    found = await other.search("bf", 10)
+    assert [n["name"] for n in found["names"]] == ["bfapp", "bfdemo"]
+    assert (await other.project("bfq"))["index"]["reachable"] is True

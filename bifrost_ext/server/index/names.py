@@ -179,8 +179,11 @@ class NameList:
         found: list[tuple[str, str]] = []
         while offset < end and len(found) < most:
             line, offset = self._line_at(offset)
-            key, _, display = line.decode("ascii").partition("\t")
-            found.append((key, display or key))
+            key, _, display = line.decode("ascii", "replace").partition("\t")
+            display = display or key
+            # A file or a Redis copy damaged (or written by hand) must not reach the panel.
+            if valid_name(key) and valid_name(display) and canonical(display) == key:
+                found.append((key, display))
         return found
 
     def prefix(self, prefix: str, limit: int) -> tuple[list[tuple[str, str]], bool]:
