@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from changes import one_line_changes  # noqa: E402
 from figures import line, median_ms, paired_line  # noqa: E402
 from growth import growth  # noqa: E402
+from index_memory import index_memory  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 from jupyter_client.provisioning.factory import KernelProvisionerFactory  # noqa: E402
 from memory import server_memory  # noqa: E402
@@ -720,6 +721,8 @@ async def main() -> None:
             print()
         if 10 in chosen:
             await server_memory(work / "memory", PG_ADMIN)
+            print()
+            await asyncio.to_thread(index_memory, work / "index-memory")
             print()
     finally:
         redis_server.stop()

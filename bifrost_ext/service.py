@@ -74,6 +74,7 @@ from .storage.local_copy import LocalCopy
 from .storage.redis_connection import CacheUnavailable, RedisHealth
 from .storage.servers import ServerRegistry, own_server_id
 from .storage.store import RequirementsStore, StoreUnavailable, VersionConflict
+from .summaries import ChangeKind, change_summary, orphans
 
 #: Longest pause before retrying a change that another server's save overtook.
 MAX_RETRY_PAUSE = 0.05
@@ -147,6 +148,12 @@ class Change:
     report: bool = True
     #: Build from this lock (a rollback's) instead of the current one.
     pins: tuple[str, ...] | None = None
+    #: What the caller asked for, which the answer's summary says first.
+    kind: ChangeKind = "install"
+    #: The revision a rollback restores.
+    revision: int | None = None
+    #: How many requirements a replacement (an import) made the workspace's.
+    count: int = 0
 
     @property
     def purpose(self) -> BuildPurpose:
@@ -172,6 +179,11 @@ class ChangeResult:
     #: The kernel's own distributions the change needed: the installer named them, and the
     #: kernel's copies are used (:mod:`bifrost_ext.engine.protection`).
     kept: list[dict[str, str]] = field(default_factory=list)
+    #: The dependencies the change took away because nothing left needs them, sorted
+    #: (:func:`~bifrost_ext.summaries.orphans`).
+    orphans: list[str] = field(default_factory=list)
+    #: The one line every client shows for this change (:mod:`bifrost_ext.summaries`).
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -205,6 +217,26 @@ class PreparedKernel:
             f" {self.seconds:.1f} s before this kernel started"
         )
         return said if self.from_nothing else f"{said}: {describe_versions(self.changes)}"
+
+
+def _result(
+    change: Change, saved: RequirementsRecord, installed: list[dict[str, str]], **parts: Any
+) -> ChangeResult:
+    """The :class:`ChangeResult` of ``change``, with the summary its parts make."""
+    result = ChangeResult(saved, installed, **parts)
+    summary = change_summary(
+        change.kind,
+        named=change.named,
+        installed=result.installed,
+        changed=result.changed,
+        versions=result.versions,
+        also_changed=result.also_changed,
+        kept=result.kept,
+        gone=result.orphans,
+        revision=change.revision,
+        count=change.count,
+    )
+    return dataclasses.replace(result, summary=summary)
 
 
 def describe_versions(changes: list[dict[str, str | None]], most: int = 5) -> str:
@@ -548,7 +580,8 @@ class PackageService:
         afresh."""
         self._check_policy(requirements, caller.origin)
         wanted = dict(requirements)
-        return await self._apply(Change(lambda _: wanted, caller, tuple(wanted)))
+        change = Change(lambda _: wanted, caller, tuple(wanted), kind="replace", count=len(wanted))
+        return await self._apply(change)
 
     async def uninstall(self, names: object, caller: Caller = API_CALLER) -> ChangeResult:
         """Remove projects from the requirements and the package directory."""
@@ -560,7 +593,7 @@ class PackageService:
                 raise NotInRequirements(missing)
             return remove(current, canonical)
 
-        return await self._apply(Change(edit, caller, canonical, report=False))
+        return await self._apply(Change(edit, caller, canonical, report=False, kind="remove"))
 
     async def rollback(self, revision_id: object, caller: Caller = API_CALLER) -> ChangeResult:
         """Make a revision's requirements current again: a new revision, built from its lock."""
@@ -577,6 +610,8 @@ class PackageService:
             dataclasses.replace(caller, origin=Origin(origin.user, source)),
             report=False,
             pins=tuple(revision.record.lock_lines),
+            kind="rollback",
+            revision=revision_id,
         )
         return await self._apply(change)
 
@@ -680,13 +715,16 @@ class PackageService:
         kept = package_dir.kernel_kept.pop(saved.hash, {})
         kept = kept if change.report else {}  # an install's news; a removal keeps them on
         versions = version_changes(self._locked(base, change, package_dir), saved.locked)
-        return ChangeResult(
+        required = {} if invalid else parse_content(base.content)
+        return _result(
+            change,
             saved,
             self._installed(saved, change, package_dir),
             warning=warning,
             versions=versions,
             also_changed=moved_unasked(versions, change.named),
             kept=[{"name": name, "version": version} for name, version in kept.items()],
+            orphans=orphans(versions, [*required, *change.named]),
         )
 
     async def _unchanged(self, change: Change, base: RequirementsRecord) -> ChangeResult | Conflict:
@@ -698,7 +736,7 @@ class PackageService:
         package_dir = await self.package_dir(change.caller.python)
         await package_dir.ensure(saved, change.caller.on_output, purpose=change.purpose)
         await self.guarded_cache.put(saved)
-        return ChangeResult(saved, self._installed(saved, change, package_dir), changed=False)
+        return _result(change, saved, self._installed(saved, change, package_dir), changed=False)
 
     async def _save(
         self, base: RequirementsRecord, content: str, origin: Origin, lock: str

@@ -47,7 +47,7 @@ from .stale import (
     readlink,
     stale_distributions,
 )
-from .summary import change_summary, memory_mismatches, memory_verdict
+from .summary import memory_mismatches, memory_verdict
 from .watch import acknowledge, active_watch
 
 USAGE = """\
@@ -219,7 +219,8 @@ class BifrostMagics(Magics):
         body = client.post(f"api/packages/{route}", {"packages": items}, on_output=_say)
         importlib.invalidate_caches()
         acknowledge()  # the stale report below is this change's; the watch need not repeat it
-        _say(f"{change_summary(command, body, items)}; saved to workspace {body['workspace']!r}")
+        # Formed by the server (bifrost_ext/summaries.py), as the panel and the CLI show it.
+        _say(f"{body['summary']}; saved to workspace {body['workspace']!r}")
         if command == "remove":
             for line in still_importable(items):
                 _say(line)

@@ -124,7 +124,9 @@ def test_import_replaces_the_requirements(
     cli("install", "bfapp")
     good = tmp_path / "requirements.txt"
     good.write_text("# the team's list\nbfdemo==1.0  # pinned\n\nbfdep\n")
-    assert "imported 2 requirements; saved as version 2" in cli("import", str(good))
+    assert cli("import", str(good)).splitlines()[-1] == (
+        "imported 2 requirements; changed: bfapp 1.0 removed, bfdemo 1.0 added; saved as version 2"
+    )
     assert store.get("default").lines == ["bfdemo==1.0", "bfdep"]
     bad = tmp_path / "bad.txt"
     bad.write_text("bfdemo\n--index-url https://evil.example/simple\n")

@@ -62,7 +62,7 @@ def test_an_install_names_every_version_it_moved_and_what_the_kernel_kept(cli: C
     out = cli("remove", "bfapp")
     # Before: "removed bfapp; saved as version 3", bfdep's going unsaid.
     assert out.splitlines()[-1] == (
-        "removed bfapp 1.0; also changed: bfdep 1.0 removed; saved as version 3"
+        "removed bfapp 1.0; also removed its dependency bfdep; saved as version 3"
     )
 
 

@@ -5,15 +5,20 @@ a real Redis, and an index that misbehaves in each hostile way."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
+import mmap
+import random
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from bifrost_ext.server.index import IndexConfig, PackageIndex
+from bifrost_ext.server.index.names import NameList, canonical, valid_name
 from bifrost_ext.settings import Settings
 from bifrost_ext.storage.redis_connection import RedisConnection
 from tests.index_server import TestIndex
@@ -57,6 +62,7 @@ def reader(
     tmp_path: Path,
     redis_url: str | None = None,
     find_links: tuple[str, ...] = (),
+    workspace: str = "default",
     **kw: Any,
 ) -> PackageIndex:
     async def python() -> str:
@@ -67,6 +73,7 @@ def reader(
         RedisConnection(redis_url) if redis_url else None,
         tmp_path / "index-cache",
         python,
+        workspace,
         **kw,
     )
 
@@ -164,7 +171,9 @@ async def test_two_servers_sharing_redis_fetch_the_list_once(
     keys = redis_client.keys("bifrost:index:*")
     assert keys
     assert all("127.0.0.1" not in key for key in keys)
-    assert not (tmp_path / "a" / "index-cache").exists()  # Redis held it, not the disk
+    # Each server maps its own file; the second's came from Redis, not from the index.
+    lists = [(tmp_path / d / "index-cache" / f"default.{first.config.digest}.list") for d in "ab"]
+    assert lists[0].read_bytes() == lists[1].read_bytes() == b"bfapp\nbfdemo\nbfdep\nbfold\n"
     third = reader(index_server.url, tmp_path / "c", redis_url)
     assert (await third.search("bfa", 5))["names"] == one["names"]
     assert index_server.requests["/simple/"] == 1
@@ -338,3 +347,81 @@ def test_the_index_is_the_installers(
     assert config.url == expected
     assert config.label == (label or "own.example")
     assert expected not in config.digest
+
+
+def test_the_list_on_disk_answers_as_the_list_in_memory(tmp_path: Path) -> None:
+    """The mapped file (written a bucket at a time) and the in-memory list agree with a
+    plain scan, for every prefix, exact name and close name."""
+    rng = random.Random(26)
+    names = ["".join(rng.choices("abz09-_.XY", k=rng.randint(1, 7))) for _ in range(20_000)]
+    names += ["qq--rr", "A_B", "Zed.Thing", "not valid!", "-x", "ok<b>"]
+    path = tmp_path / "list"
+    NameList.write(names, path)
+    assert path.stat().st_mode & 0o077 == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["list"]  # no bucket left behind
+    mapped, held = NameList.open(path), NameList.build(names)
+    assert isinstance(mapped.data, mmap.mmap)
+    assert mapped.data[:] == held.data
+    assert len(mapped) == len(held) == held.data.count(b"\n")
+    lines = [line.decode().partition("\t") for line in held.data.splitlines()]
+    entries = [(key, display or key) for key, _, display in lines]
+    assert [key for key, _ in entries] == sorted({canonical(n) for n in names if valid_name(n)})
+    for query in ("a", "a-", "ab", "z", "zed-t", "0", "9z", "x", "y", "b"):
+        expected = [e for e in entries if e[0].startswith(canonical(query))]
+        for names_list in (mapped, held):
+            assert names_list.prefix(query, 5) == (expected[:5], len(expected) > 5), query
+            exact = [e for e in expected if e[0] == canonical(query)]
+            assert names_list.get(query) == (exact[0] if exact else None)
+    assert mapped.get("QQ.-_rr") == ("qq-rr", "qq--rr")  # its display name kept
+    assert mapped.close("zed-thin") == held.close("zed-thin") != []
+    assert NameList.open(tmp_path / "missing").prefix("a", 5) == ([], False)
+
+
+async def test_a_server_keeps_its_mapped_list_while_another_replaces_the_file(
+    index_server: TestIndex, tmp_path: Path
+) -> None:
+    first = reader(index_server.url, tmp_path)
+    assert [n["name"] for n in (await first.search("bfap", 5))["names"]] == ["bfapp"]
+    mapped = first._names
+    assert mapped is not None
+    assert isinstance(mapped.data, mmap.mmap)
+    (path,) = (tmp_path / "index-cache").glob("*.list")
+    NameList.write(["other"], path)  # as another server on this disk does, a day later
+    assert [n["name"] for n in (await first.search("bfde", 5))["names"]] == ["bfdemo", "bfdep"]
+    assert NameList.open(path).prefix("", 5) == ([("other", "other")], False)
+
+
+async def test_the_redis_copy_is_compressed(
+    index_server: TestIndex, tmp_path: Path, redis_url: str, redis_client: Any
+) -> None:
+    index = reader(index_server.url, tmp_path, redis_url)
+    await index.search("bf", 5)
+    (key,) = [k for k in redis_client.keys("bifrost:index:default:*") if k.endswith(":names")]
+    raw = redis.Redis.from_url(redis_url)  # the fixture's client decodes answers as text
+    stored = raw.get(key)
+    raw.close()
+    assert isinstance(stored, bytes)
+    assert stored.startswith(b"\x1f\x8b")  # gzip
+    assert gzip.decompress(stored) == b"bfapp\nbfdemo\nbfdep\nbfold\n"
+
+
+async def test_a_damaged_shared_copy_answers_without_what_is_not_a_name(
+    index_server: TestIndex, tmp_path: Path, redis_url: str
+) -> None:
+    index = reader(index_server.url, tmp_path, redis_url)
+    await index.search("bf", 5)
+    digest = index.config.digest
+    raw = redis.Redis.from_url(redis_url)
+    # Sorted, as a copy is, but with lines no list holds: bad bytes, markup, a display name
+    # of another project.
+    damaged = b"bfa\tbf<i>a\nbfapp\nbfb\t<script>x</script>\nbfc\tother\nbfdemo\nbfdz\xff\n"
+    raw.set(f"bifrost:index:default:{digest}:names", gzip.compress(damaged))
+    raw.set(
+        f"bifrost:index:default:{digest}:meta",
+        json.dumps({"fetched_at": 4e9, "kind": "simple-json"}),
+    )
+    raw.close()
+    other = reader(index_server.url, tmp_path / "other", redis_url)
+    found = await other.search("bf", 10)
+    assert [n["name"] for n in found["names"]] == ["bfapp", "bfdemo"]
+    assert (await other.project("bfq"))["index"]["reachable"] is True

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bifrost_kernel.env import ENV_KERNEL_TOKEN
-from bifrost_kernel.summary import change_summary
 
 from ..engine.installer import InstallError
 from ..engine.interpreter import DEFAULT_KERNEL_NAME, kernel_python
@@ -316,31 +315,18 @@ def _saved_invalid(reason: str) -> str:
 
 async def _install(service: PackageService, args: argparse.Namespace) -> int:
     result = await service.install(args.specs, await _on_behalf_of_operator(service, args))
-    # The magic's summary: every version the change moved, and what the kernel kept.
-    return _changed(
-        f"{change_summary('install', _answer(result), args.specs)};"
-        f" saved as version {result.record.version}",
-        result.warning,
-    )
+    return _changed(_saved_as(result), result.warning)
 
 
-def _answer(result: ChangeResult) -> dict[str, Any]:
-    """The parts of a change's result that the API answers with, for :func:`change_summary`."""
-    return {
-        "installed": result.installed,
-        "changed": result.changed,
-        "versions": result.versions,
-        "also_changed": result.also_changed,
-        "kept": result.kept,
-    }
+def _saved_as(result: ChangeResult) -> str:
+    """The server's summary of a change (the magic's and the panel's words), and the
+    version it saved."""
+    return f"{result.summary}; saved as version {result.record.version}"
 
 
 async def _remove(service: PackageService, args: argparse.Namespace) -> int:
     result = await service.uninstall(args.names, await _on_behalf_of_operator(service, args))
-    return _changed(
-        f"{change_summary('remove', _answer(result), args.names)};"
-        f" saved as version {result.record.version}"
-    )
+    return _changed(_saved_as(result), result.warning)
 
 
 async def _status(service: PackageService, args: argparse.Namespace) -> int:
@@ -436,9 +422,7 @@ async def _import(service: PackageService, args: argparse.Namespace) -> int:
         )
     requirements = parse_requirements_file(text)
     result = await service.replace(requirements, await _on_behalf_of_operator(service, args))
-    return _changed(
-        f"imported {len(requirements)} requirements; saved as version {result.record.version}"
-    )
+    return _changed(_saved_as(result), result.warning)
 
 
 class Progress:

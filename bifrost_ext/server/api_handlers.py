@@ -252,6 +252,8 @@ class PackagesAPIHandler(APIHandler):
             versions=result.versions,
             also_changed=result.also_changed,
             kept=result.kept,
+            orphans=result.orphans,
+            summary=result.summary,
         )
 
 
@@ -404,6 +406,7 @@ class IndexAPIHandler(PackagesAPIHandler):
                 service.cache.connection,
                 service.settings.site_dir / ".index",
                 python,
+                service.workspace,
                 service.log,
             )
             self.settings[INDEX_SETTING] = index

@@ -4,12 +4,16 @@ request (``api/packages/index…``) → **index** → panel. Which index: the in
 (``index_url``, else the installer's own variables, else PyPI; ``find_links`` folders and
 pages beside it; ``no_index``: those alone), reached with the same credentials.
 
-- The project list (``/simple/``) is downloaded at most once a day per index (a failed
-  download is retried after :data:`RETRY_AFTER`), shared by the workspace's servers through
-  Redis (keys named by a hash of the index URL, never the URL; one server downloads under a
-  ``SET NX EX`` lock while the others serve the copy they had), or kept on disk (a private
-  file) when Redis is not configured or refuses the keys; in memory it is a
-  :class:`~.names.NameList`. An index that serves no list is searched by exact name.
+- The project list (``/simple/``) is downloaded at most once a day per index and workspace
+  (a failed download is retried after :data:`RETRY_AFTER`), shared by the workspace's servers
+  through Redis (keys under the workspace's own prefix,
+  :func:`~bifrost_ext.storage.redis_names.index_key`, named by a hash of the index URL, never
+  the URL; one server downloads under a ``SET NX EX`` lock while the others serve the copy
+  they had), or kept on disk (a private file) when Redis is not configured or refuses the
+  keys. The server's own copy is a file under ``<site_dir>/.index/``, read by bisecting its
+  ``mmap`` (:class:`~.names.NameList`): held as pages the kernel can drop, not as heap. An
+  index that serves no list is searched by exact name. Never shared between workspaces: a
+  copy one tenant could write would let it plant names in every other tenant's search.
 - One project's page is fetched on demand and kept :data:`PROJECT_TTL` seconds.
 
 Every answer of the index is a state, never a failure of the request: an index that cannot be
@@ -27,6 +31,7 @@ import logging
 import os
 import time
 import urllib.parse
+import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,10 +45,11 @@ from packaging.version import Version
 from ...engine.tools import find_uv
 from ...settings import Settings
 from ...storage.redis_connection import RedisConnection
+from ...storage.redis_names import index_key
 from ...storage.resp import RedisError
 from . import fetch
 from .fetch import IndexUnreachable
-from .names import NameList, canonical
+from .names import CHUNK, NameList, canonical, replacing
 from .pages import IndexFile, file_of, kind_of, project_files, project_names, project_of
 
 PYPI = "https://pypi.org/simple/"
@@ -69,7 +75,6 @@ PAGE_DEADLINE = 20.0
 #: How long a request waits for the first download of a list before it answers without.
 FIRST_WAIT = 15.0
 LOCK_SECONDS = 600
-KEY_PREFIX = "bifrost:index"
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,8 @@ class PackageIndex:
     redis: RedisConnection | None
     cache_dir: Path
     python_version: Callable[[], Awaitable[str]]
+    #: Whose copy: the workspace's servers share it, no other workspace reads it.
+    workspace: str
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("bifrost.index"))
     max_list_bytes: int = MAX_LIST_BYTES
     max_page_bytes: int = MAX_PAGE_BYTES
@@ -382,9 +389,10 @@ class PackageIndex:
             state, names = ListState(now, "none"), NameList(b"")
         else:
             kind = kind_of(response, label)
-            found = project_names(response, label)  # checked here, read in the thread
-            names = await asyncio.to_thread(NameList.build, found)
+            project_names(response, label)  # checked here, read in the thread
+            names = await asyncio.to_thread(self._build, response)
             state = ListState(now, kind, response.etag)
+        del response  # the body (PyPI's is about 30 MB) is not kept past the build
         self._names, self._state, self._failed = names, state, None
         await self._store_shared(state, names)
         self.log.info("bifrost: %s lists %d projects", label, len(names))
@@ -405,7 +413,7 @@ class PackageIndex:
     # -- shared copies: Redis, else a private file -------------------------------------------------
 
     def _key(self, part: str) -> str:
-        return f"{KEY_PREFIX}:{self.config.digest}:{part}"
+        return index_key(self.workspace, self.config.digest, part)
 
     def _use_redis(self) -> bool:
         recent = time.monotonic() - self._redis_failed < RETRY_AFTER
@@ -435,7 +443,8 @@ class PackageIndex:
 
     async def _lock_held(self) -> bool:
         try:
-            return self._use_redis() and bool(await self._redis("EXISTS", self._key("lock")))
+            # GET, not EXISTS: a workspace's ACL user is granted the commands bifrost needs.
+            return self._use_redis() and await self._redis("GET", self._key("lock")) is not None
         except _NoRedis:
             return False
 
@@ -444,6 +453,46 @@ class PackageIndex:
             with contextlib.suppress(_NoRedis):
                 await self._redis("DEL", self._key("lock"))
 
+    def _build(self, response: fetch.Response) -> NameList:
+        """The list of a downloaded ``/simple/``, written to this server's file and mapped;
+        in memory when the file cannot be written."""
+        path = self._file("list")
+        try:
+            self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            NameList.write(project_names(response, self.config.label), path)
+        except OSError as exc:
+            self.log.warning("bifrost: the index's project list is kept in memory: %s", exc)
+            return NameList.build(project_names(response, self.config.label))
+        return NameList.open(path)
+
+    def _unpack(self, data: bytes | None) -> NameList:
+        """The list of a shared copy: Redis's (gzip, written to this server's file as it is
+        inflated, never whole in memory), or None for the file itself."""
+        path = self._file("list")
+        if data is None:
+            return NameList.open(path)
+        try:
+            self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with replacing(path) as out:
+                inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                written = 0
+                for at in range(0, len(data), CHUNK):
+                    chunk = inflate.decompress(data[at : at + CHUNK])
+                    written += len(chunk)
+                    if written > 2 * self.max_list_bytes:  # not a list this code wrote
+                        raise zlib.error("the shared copy is too large")
+                    out.write(chunk)
+                out.write(inflate.flush())
+        except zlib.error:
+            return NameList(b"")
+        except OSError as exc:
+            self.log.warning("bifrost: the index's project list is kept in memory: %s", exc)
+            try:
+                return NameList(gzip.decompress(data))
+            except (OSError, EOFError):
+                return NameList(b"")
+        return NameList.open(path)
+
     async def _load_shared(self) -> None:
         """Take the shared copy when it is newer than this server's."""
         found = await self._read_shared()
@@ -451,11 +500,12 @@ class PackageIndex:
             return
         state, data = found
         if state.fetched_at > self._state.fetched_at:
-            self._names = await asyncio.to_thread(_names_of, data)
+            self._names = await asyncio.to_thread(self._unpack, data)
             self._state = state
             self._failed = None
 
-    async def _read_shared(self) -> tuple[ListState, bytes] | None:
+    async def _read_shared(self) -> tuple[ListState, bytes | None] | None:
+        """A copy newer than this server's: Redis's gzip bytes, or None for the file."""
         if self._use_redis():
             try:
                 raw = await self._redis("GET", self._key("meta"))
@@ -469,38 +519,54 @@ class PackageIndex:
         return await asyncio.to_thread(self._read_file)
 
     async def _store_shared(self, state: ListState, names: NameList) -> None:
-        data = await asyncio.to_thread(gzip.compress, names.data, 6)
+        """Share the list: in Redis (compressed) for the workspace's servers, and the file's
+        ``meta`` beside it for a server on this disk."""
         if self._use_redis():
             try:
+                data = await asyncio.to_thread(self._packed, names)
                 ttl = int(LIST_TTL * 7)
                 await self._redis("SET", self._key("names"), data, "EX", ttl)
                 await self._redis("SET", self._key("meta"), state.to_json(), "EX", ttl)
-                return
             except _NoRedis:
                 pass
-        await asyncio.to_thread(self._write_file, state, data)
+        await asyncio.to_thread(self._write_file, state, names)
+
+    def _packed(self, names: NameList) -> bytes:
+        """The list gzip-compressed, read from its file in chunks (through the mapping
+        every page would count in this process's memory)."""
+        deflate = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        parts = []
+        try:
+            with self._file("list").open("rb") as file:
+                for chunk in iter(lambda: file.read(CHUNK), b""):
+                    parts.append(deflate.compress(chunk))
+        except OSError:  # kept in memory (its file could not be written)
+            parts.append(deflate.compress(bytes(names.data)))
+        parts.append(deflate.flush())
+        return b"".join(parts)
 
     def _file(self, part: str) -> Path:
-        return self.cache_dir / f"{self.config.digest}.{part}"
+        return self.cache_dir / f"{self.workspace}.{self.config.digest}.{part}"
 
-    def _read_file(self) -> tuple[ListState, bytes] | None:
+    def _read_file(self) -> tuple[ListState, bytes | None] | None:
         try:
             state = ListState.from_json(self._file("meta").read_bytes())
             if state is None or state.fetched_at <= self._state.fetched_at:
                 return None
-            return state, self._file("names.gz").read_bytes()
+            return (state, None) if self._file("list").exists() else None
         except OSError:
             return None
 
-    def _write_file(self, state: ListState, data: bytes) -> None:
+    def _write_file(self, state: ListState, names: NameList) -> None:
+        """The ``meta`` of this server's file (written beside it by :meth:`_build` or
+        :meth:`_unpack`; an index without a list gets an empty one)."""
         try:
             self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            for part, content in (("names.gz", data), ("meta", state.to_json().encode())):
-                tmp = self._file(f"{part}.{os.getpid()}.tmp")
-                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-                with os.fdopen(os.open(tmp, flags, 0o600), "wb") as file:
-                    file.write(content)
-                os.replace(tmp, self._file(part))
+            if not len(names) and not self._file("list").exists():
+                with replacing(self._file("list")):
+                    pass
+            with replacing(self._file("meta")) as file:
+                file.write(state.to_json().encode())
         except OSError as exc:
             self.log.warning("bifrost: could not keep the index's project list on disk: %s", exc)
 
@@ -541,13 +607,6 @@ def summarise(files: list[IndexFile], python: str) -> list[dict[str, Any]]:
 
 def _python_ok(requires: str | None, python: str) -> bool:
     return requires is None or SpecifierSet(requires).contains(python, prereleases=True)
-
-
-def _names_of(data: bytes) -> NameList:
-    try:
-        return NameList(gzip.decompress(data))
-    except (OSError, EOFError):
-        return NameList(b"")
 
 
 def _folder_files(folder: Path) -> list[str]:
