@@ -64,6 +64,14 @@ def parse_pin(line: str) -> Pin | None:
     return make_pin(name.strip(), version.strip()) if equals else None
 
 
+@functools.lru_cache(maxsize=16384)
+def normal_pin(line: str) -> str | None:
+    """The normal form of the pin a ``name==version`` line spells, or None (made once per
+    line: a lock of a thousand lines is read at every change)."""
+    pin = parse_pin(line)
+    return None if pin is None else str(pin)
+
+
 def pin_name(line: str) -> str | None:
     """The canonical name of the distribution a ``name==version`` line pins, or None for a
     line that is no pin."""

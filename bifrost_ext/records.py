@@ -11,7 +11,7 @@ from enum import Enum
 
 from packaging.utils import canonicalize_name
 
-from .pins import parse_lock
+from .pins import normal_pin, parse_lock
 from .requirements import content_hash, saved_error
 
 
@@ -82,7 +82,7 @@ class RequirementsRecord:
     def lock_lines(self) -> list[str]:
         """The pinned ``name==version`` lines, normalised; a saved line that is no valid pin
         (a row edited by hand) is left out, so it never becomes a constraint or an export."""
-        return [str(pin) for pin in parse_lock(self.lock)]
+        return [pin for line in self.lock.splitlines() if (pin := normal_pin(line)) is not None]
 
     @property
     def locked(self) -> dict[str, str]:

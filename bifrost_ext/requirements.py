@@ -11,6 +11,7 @@ rendered as a stable, sorted ``requirements.txt``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import reprlib
@@ -181,8 +182,32 @@ def parse_name(name: object) -> str:
 
 def parse_content(content: str) -> Requirements:
     """Parse a stored ``requirements.txt`` (written by :func:`render`) with the validator of
-    a user's specs: :class:`InvalidSpec` for content that was written past it."""
-    return _parse_each([line for line in content.splitlines() if line.strip()])
+    a user's specs: :class:`InvalidSpec` for content that was written past it. Each line is
+    parsed once per process (:func:`_saved_line`): every change parses the whole file, and a
+    thousand requirements took ~25 ms to parse, ~7 ms to render."""
+    parsed: Requirements = {}
+    for line in filter(str.strip, content.splitlines()):
+        req = _saved_line(line)
+        if req.name in parsed:
+            raise InvalidSpec(line, f"{req.name!r} is given more than once")
+        parsed[req.name] = req
+    return parsed
+
+
+@functools.lru_cache(maxsize=16384)
+def _saved_line(line: str) -> Requirement:
+    """:func:`parse_spec` of a saved line, with its rendering kept for :func:`render`. The
+    requirement is shared by every caller: never modified."""
+    req = parse_spec(line)
+    if len(_RENDERED) >= _MOST_PASSED:
+        _RENDERED.clear()
+    _RENDERED[id(req)] = (req, str(req))
+    return req
+
+
+#: Each shared requirement of :func:`_saved_line` and its rendering, by its ``id`` (held,
+#: so the ``id`` names no other object while it is here).
+_RENDERED: dict[int, tuple[Requirement, str]] = {}
 
 
 def saved_error(content: str) -> str | None:
@@ -236,7 +261,12 @@ def remove(current: Mapping[str, Requirement], names: Iterable[str]) -> Requirem
 
 def render(requirements: Mapping[str, Requirement]) -> str:
     """Render requirements as a stable, sorted ``requirements.txt`` text."""
-    return "".join(f"{requirements[name]}\n" for name in sorted(requirements))
+    return "".join([f"{_rendered(requirements[name])}\n" for name in sorted(requirements)])
+
+
+def _rendered(req: Requirement) -> str:
+    kept = _RENDERED.get(id(req))
+    return kept[1] if kept is not None and kept[0] is req else str(req)
 
 
 def content_hash(content: str) -> str:
