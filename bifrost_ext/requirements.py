@@ -210,11 +210,12 @@ def _saved_line(line: str) -> Requirement:
 _RENDERED: dict[int, tuple[Requirement, str]] = {}
 
 
+@functools.lru_cache(maxsize=64)
 def saved_error(content: str) -> str | None:
     """Why saved content fails validation (a row written past bifrost, by hand or by a
     workspace role's own ``UPDATE``), or None when it passes: the one definition every
-    surface (API, CLI, magic, panel, builds) uses. Each line is checked once per process
-    (:data:`_PASSED`): a change to a long file costs its new lines."""
+    surface (API, CLI, magic, panel, builds) uses. Each content and each line is checked
+    once per process (:data:`_PASSED`): a change to a long file costs its new lines."""
     lines = list(filter(str.strip, content.splitlines()))
     for line in set(lines).difference(_PASSED):
         try:

@@ -43,7 +43,6 @@ from .engine.packagedir import PackageDirectory, SavedNotSwitched
 from .engine.purpose import KERNEL_START, RETRY, BuildPurpose
 from .engine.shadowing import CommandGuard
 from .errors import EXIT_NOT_FOUND, BifrostError
-from .pins import pin_name
 from .plugins.manager import notify, plugin_manager
 from .private import tighten
 from .records import (
@@ -670,7 +669,8 @@ class PackageService:
         switch kernels to it; a :class:`Conflict` when another save came first."""
         invalid = base.saved_error
         # Content written past the validator is replaced, never merged into, nor its lock kept.
-        content = render(change.edit({} if invalid else parse_content(base.content)))
+        required = {} if invalid else parse_content(base.content)
+        content = render(change.edit(required))
         if content == base.content:
             return await self._unchanged(change, base)
         package_dir = await self.package_dir(change.caller.python)
@@ -684,7 +684,9 @@ class PackageService:
             )
             if change.caller.on_output is not None:
                 change.caller.on_output(f"bifrost: {warning}")
-        keep = [pin for pin in keep if pin_name(pin) not in change.named]
+        if change.named:  # lock lines are pins in their normal forms: canonical names
+            named = set(change.named)
+            keep = [pin for pin in keep if pin.partition("==")[0] not in named]
 
         async def commit(lock: str) -> RequirementsRecord:
             # What was resolved is known only now: the policy sees it before the save.
@@ -715,7 +717,6 @@ class PackageService:
         kept = package_dir.kernel_kept.pop(saved.hash, {})
         kept = kept if change.report else {}  # an install's news; a removal keeps them on
         versions = version_changes(self._locked(base, change, package_dir), saved.locked)
-        required = {} if invalid else parse_content(base.content)
         return _result(
             change,
             saved,

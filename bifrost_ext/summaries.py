@@ -22,13 +22,11 @@ VersionChange = Mapping[str, str | None]
 def orphans(versions: Iterable[VersionChange], required: Iterable[str]) -> list[str]:
     """The dependencies a change took away because nothing left needs them: each
     distribution the lock no longer holds that was not itself a requirement (a removed
-    requirement is what the user asked to remove, not an orphan). Sorted names."""
-    asked = {canonicalize_name(name) for name in required}
-    return sorted(
-        str(change["name"])
-        for change in versions
-        if change.get("new") is None and canonicalize_name(str(change["name"])) not in asked
-    )
+    requirement is what the user asked to remove, not an orphan). ``required``: canonical
+    names. Sorted names."""
+    gone = {str(change["name"]) for change in versions if change.get("new") is None}
+    asked = set(required)  # canonical already: a thousand requirements are not spelled again
+    return sorted(name for name in gone if canonicalize_name(name) not in asked)
 
 
 def change_summary(
