@@ -83,14 +83,19 @@ def bifrost_validate_requirement(requirement: Requirement) -> str | None:
 @hookimpl
 def bifrost_validate_environment(distributions: dict[str, str]) -> str | None:
     deny, allow = _policy()
-    allowed = {canonicalize_name(entry.name): entry for entry in allow}
-    for name, version in sorted(distributions.items()):
-        for entry in deny:
-            if canonicalize_name(entry.name) == name and entry.specifier.contains(
-                version, prereleases=True
-            ):
-                return f"resolves to {name} {version}, denied by the package policy ({entry})"
-        only = allowed.get(canonicalize_name(name))
-        if only is not None and not only.specifier.contains(version, prereleases=True):
-            return f"resolves to {name} {version}; only {only} is allowed"
-    return None
+    # The policy's entries are few and the environment's distributions (canonical names) may
+    # be a thousand: look each entry up. The first refusal by name is the one said.
+    refusals: list[tuple[str, int, str]] = []
+    for order, entry in enumerate(deny):
+        name = canonicalize_name(entry.name)
+        version = distributions.get(name)
+        if version is not None and entry.specifier.contains(version, prereleases=True):
+            said = f"resolves to {name} {version}, denied by the package policy ({entry})"
+            refusals.append((name, order, said))
+    for name, only in {canonicalize_name(entry.name): entry for entry in allow}.items():
+        version = distributions.get(name)
+        if version is not None and not only.specifier.contains(version, prereleases=True):
+            refusals.append(
+                (name, len(deny), f"resolves to {name} {version}; only {only} is allowed")
+            )
+    return min(refusals)[2] if refusals else None
