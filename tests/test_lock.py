@@ -82,3 +82,49 @@ async def test_pins_that_no_longer_fit_are_resolved_afresh(
     await (await service.package_dir()).ensure(record, lines.append)
     assert await versions(service) == {"bfdemo": "1.0"}
     assert "bifrost: the saved bfdemo==9.9 does not fit; resolving afresh" in lines
+
+
+@pytest.fixture
+def installs(service: PackageService, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Each installer run of ``service``'s builds: its specs, and ``--no-deps`` when given."""
+    runs: list[tuple[str, ...]] = []
+    real = service.installer.install
+
+    async def install(
+        python: str, target: Path, specs: list[str], *args: object, **kw: object
+    ) -> str:
+        runs.append((*specs, *(["--no-deps"] if kw.get("no_deps") else [])))
+        return await real(python, target, specs, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service.installer, "install", install)
+    return runs
+
+
+async def test_a_restore_installs_the_saved_lock_as_it_is(
+    service: PackageService,
+    site_dir: Path,
+    growing_wheelhouse: Path,
+    installs: list[tuple[str, ...]],
+) -> None:
+    build_wheel(growing_wheelhouse, "bfapp", "1.0", requires=["bfdep"])
+    await service.install(["bfapp"])
+    build_wheel(growing_wheelhouse, "bfdep", "2.0")
+    shutil.rmtree(site_dir)
+    installs.clear()
+    await service.prepare_kernel(sys.executable)
+    # One run, the lock's pins without their dependencies: nothing is resolved again.
+    assert installs == [("bfapp==1.0", "bfdep==1.0", "--no-deps")]
+    assert await versions(service) == {"bfapp": "1.0", "bfdep": "1.0"}
+
+
+async def test_a_lock_that_misses_what_the_lines_need_is_resolved(
+    service: PackageService, growing_wheelhouse: Path, installs: list[tuple[str, ...]]
+) -> None:
+    # Edited by hand: bfapp's dependency is missing, so its pins alone would break it.
+    build_wheel(growing_wheelhouse, "bfapp", "1.0", requires=["bfdep"])
+    record = RequirementsRecord.of("default", "bfapp\n", 1, "bfapp==1.0\n")
+    lines: list[str] = []
+    await (await service.package_dir()).ensure(record, lines.append)
+    assert await versions(service) == {"bfapp": "1.0", "bfdep": "1.0"}
+    assert "bifrost: the saved lock does not install as it is; resolving" in lines
+    assert installs == [("bfapp==1.0", "--no-deps"), ("bfapp",)]

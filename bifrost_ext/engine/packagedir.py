@@ -411,8 +411,7 @@ class PackageDirectory:
             else:
                 runtime = await self._runtime()
                 tmp.mkdir()
-                await self._staging(record, runtime, on_output).install_all(tmp, pins)
-                manifest = Manifest.scan(tmp)
+                manifest = await self._staging(record, runtime, on_output).install_all(tmp, pins)
                 # Only a directory the kernel still starts with is ever renamed into place;
                 # checked once per lock and kernel runtime, noted beside the installer's
                 # cache (which a new container keeps, when its site folder is new).

@@ -228,11 +228,19 @@ class Staging:
             have.keep_needs(runtime, needs)
         return needs
 
-    async def install_all(self, target: Path, pins: Sequence[str]) -> None:
-        """Install every line of the record into the empty ``target`` (a build from nothing)."""
+    async def install_all(self, target: Path, pins: Sequence[str]) -> Manifest:
+        """Install every line of the record into the empty ``target`` (a build from nothing);
+        return what it holds. A saved lock is installed as it is (:meth:`_install_locked`);
+        else, or when that does not give what the lines need, the lines are resolved."""
         record, runtime = self.record, self.runtime
         # The kernel's own packages stay at the kernel's versions, whatever else is asked.
         runtime.check_requested(record.lines)
+        locked = await self._install_locked(target, pins)
+        if locked is not None:
+            named = {pin.partition("==")[0] for pin in pins}
+            self._keep_kernels({name: "" for name in runtime.versions if name in named})
+            anchor_scripts(target)
+            return locked
 
         async def install(held: Held, _first: bool) -> None:
             if any(target.iterdir()):  # a first attempt's leftovers
@@ -247,6 +255,34 @@ class Staging:
         self._keep_kernels(lock_pins(freeze(target)))
         remove_distributions(target, runtime.versions)
         anchor_scripts(target)
+        return Manifest.scan(target)
+
+    async def _install_locked(self, target: Path, pins: Sequence[str]) -> Manifest | None:
+        """Install the saved ``pins`` (the kernel's own left out) into the empty ``target``
+        as they are, without dependencies: a restore reproduces what a build installed, and
+        needs no resolution. What ``target`` holds, when it is exactly what the record's
+        lines need; else None, with ``target`` empty again (a lock from another interpreter,
+        one edited by hand): then the lines are resolved."""
+        record, runtime = self.record, self.runtime
+        held = Held(pins, runtime.versions)
+        if not held.lines:
+            return None
+        try:
+            await self.installer.install(
+                self.python, target, held.lines, self.on_output, no_deps=True
+            )
+        except InstallError:
+            came = None
+        else:
+            came = Manifest.scan(target)
+            found = needed(record.lines, came.dists, runtime.environment, runtime.versions)
+            if found is None or came.dists.keys() != found - runtime.versions.keys():
+                came = None
+        if came is None:
+            _empty(target)
+            if self.on_output is not None:
+                self.on_output("bifrost: the saved lock does not install as it is; resolving")
+        return came
 
     def _keep_kernels(self, found: dict[str, str]) -> None:
         """Note which of ``found`` (what a build of the record installed or resolved) are
