@@ -1,3 +1,4 @@
+// @vitest-environment happy-dom
 // The model's state transitions against a fake server, kernel and event stream.
 import type { Event, Kernel } from '@jupyterlab/services';
 import { Signal } from '@lumino/signaling';
@@ -164,7 +165,6 @@ describe('PackagesModel', () => {
     await model.refresh();
     const done = model.install(['bfdemo==2.0']);
     expect(model.busy).toBe('Installing bfdemo==2.0…');
-    expect(model.logOpen).toBe(true);
     state.requirements = ['bfdemo==2.0'];
     state.locked = { bfdemo: '2.0' };
     state.hash = 'h2';
@@ -183,7 +183,8 @@ describe('PackagesModel', () => {
     expect(outcome).toEqual({
       ok: true,
       message: "Installed bfdemo 2.0; saved to workspace 'default'",
-      detail: undefined
+      detail: undefined,
+      restart: false
     });
     expect(model.busy).toBeNull();
     expect(model.log).toEqual(['Resolved 1 package', 'Installed bfdemo']);
