@@ -6,8 +6,9 @@
 Everything the server touches is its own: a free port, a token, and a temporary folder that
 holds its root dir, HOME, Jupyter config/data/runtime dirs, JupyterLab's settings and
 workspaces, the SQLite database (bifrost's embedded default, no Redis), the package
-directory and a wheelhouse of tiny wheels (tests/wheels.py) that the installer uses
-offline (``BIFROST_FIND_LINKS`` + ``BIFROST_NO_INDEX``, as tests/servers.py gives them).
+directory and a wheelhouse of tiny wheels (tests/wheels.py), served on a local port as a
+real PEP 691/503 index (tests/index_server.py, ``BIFROST_INDEX_URL``) that the panel's
+search and the installer read, offline.
 Several runs on one machine never meet.
 
 Once JupyterLab and the packages API answer, one JSON line goes to stdout
@@ -39,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.index_server import TestIndex  # noqa: E402
 from tests.servers import dies_with_parent, free_port  # noqa: E402
 from tests.wheels import build_wheel  # noqa: E402
 
@@ -49,7 +51,12 @@ WHEELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("bfdep", "1.0", ()),
     ("bfapp", "1.0", ("bfdep>=1",)),
     ("bf_tools", "1.0", ()),  # canonical name bf-tools
+    ("bfdemo", "0.9", ()),  # yanked, with a reason that is markup (YANKED)
+    ("bfdemo", "3.0rc1", ()),  # a pre-release
 )
+
+#: Yanked wheels of the test index, by file name: the reason must render as text.
+YANKED = {"bfdemo-0.9-py3-none-any.whl": "<b>broken</b> <img src=x onerror=alert(1)>"}
 
 #: No "official Jupyter news?" toast over the panel in screenshots, no request outside.
 NOTIFICATION_SETTINGS = {"fetchNews": "false", "checkForUpdates": False}
@@ -76,6 +83,9 @@ class Lab:
         self.token = os.urandom(16).hex()
         self.port = free_port()
         self.wheelhouse = self.root / "wheelhouse"
+        #: A real PEP 691/503 index of the wheelhouse: the panel's search and version lists
+        #: (and the installer) read it as they would PyPI.
+        self.index = TestIndex(self.wheelhouse, yanked=YANKED)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -100,8 +110,7 @@ class Lab:
             "JUPYTERLAB_WORKSPACES_DIR": str(self.root / "lab-workspaces"),
             "BIFROST_DATABASE_URL": f"sqlite:///{self.root / 'bifrost.db'}",
             "BIFROST_SITE_DIR": str(self.root / "site"),
-            "BIFROST_FIND_LINKS": str(self.wheelhouse),
-            "BIFROST_NO_INDEX": "1",
+            "BIFROST_INDEX_URL": self.index.url,
             # The read-only authorizer's module; kernels get their own path from bifrost.
             "PYTHONPATH": str(HERE),
         }
@@ -110,6 +119,7 @@ class Lab:
         """Wheels, folders, lab settings, and the requirements saved before the server starts."""
         for name, version, requires in WHEELS:
             build_wheel(self.wheelhouse, name, version, requires=requires)
+        self.index.start()
         for sub in ("home", "root", "config", "data", "runtime", "lab-workspaces"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         settings = self.root / "lab-settings" / "@jupyterlab" / "apputils-extension"
@@ -140,6 +150,8 @@ class Lab:
             f"--ServerApp.root_dir={self.root / 'root'}",
             "--ServerApp.allow_root=True",
             "--LabApp.expose_app_in_browser=True",
+            # The same server serves Notebook 7 (`tree`, `notebooks/…`): its app exposed too.
+            "--JupyterNotebookApp.expose_app_in_browser=True",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]
         if self.read_only:
@@ -223,6 +235,7 @@ class Lab:
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 20 s)."""
+        self.index.stop()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
