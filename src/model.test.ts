@@ -192,6 +192,50 @@ describe('PackagesModel', () => {
     expect(model.rows[0]).toMatchObject({ spec: 'bfdemo==2.0', locked: '2.0' });
   });
 
+  it('streams installer lines through logChanged alone, never stateChanged', async () => {
+    const { settings } = workspace(() =>
+      eventStream(
+        changeStream(['one', 'two', 'three'], 200, {
+          workspace: 'default',
+          changed: true
+        })
+      )
+    );
+    const model = new PackagesModel({ serverSettings: settings, trans });
+    await model.refresh();
+    const seen: string[] = [];
+    model.logChanged.connect((_, change) =>
+      seen.push(change.kind === 'reset' ? 'reset' : change.lines.join())
+    );
+    let states = 0;
+    model.stateChanged.connect(() => states++);
+    await model.install(['bfdemo']);
+    expect(seen).toEqual(['reset', 'one', 'two', 'three']);
+    // busy, done, the refresh: not one per line.
+    expect(states).toBeLessThanOrEqual(4);
+  });
+
+  it("shows the server's summary and a removal's orphans", async () => {
+    let summary: string | undefined =
+      'Removed bfapp and bfdep (nothing else needs it)';
+    const { settings } = workspace(() =>
+      eventStream(
+        changeStream([], 200, {
+          workspace: 'default',
+          changed: true,
+          summary,
+          orphans: ['bfdep']
+        })
+      )
+    );
+    const model = new PackagesModel({ serverSettings: settings, trans });
+    expect((await model.remove('bfapp')).message).toBe(summary);
+    summary = undefined;
+    expect((await model.remove('bfapp')).message).toBe(
+      "Removed bfapp; saved to workspace 'default' (also removed, nothing else needs them: bfdep)"
+    );
+  });
+
   it('a refused spec is an error and nothing changes', async () => {
     const { settings } = workspace(() =>
       eventStream(

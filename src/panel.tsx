@@ -167,9 +167,12 @@ export class PackagesPanel extends SidePanel {
     super.onAfterAttach(msg);
     if (!this._sized) {
       this._sized = true;
-      // The installed list gets most of the height; the log opens with a change.
-      this.accordion.setRelativeSizes([1, 5, 3, 2]);
-      this.accordion.collapse(SECTIONS.indexOf('log'));
+      // Once laid out: the installed list gets most of the height; the log opens with a
+      // change (and keeps the share it had when closed).
+      requestAnimationFrame(() => {
+        this.accordion.collapse(SECTIONS.indexOf('log'));
+        this.accordion.setRelativeSizes([2, 7, 4, 3]);
+      });
     }
     // A layout restored with the panel open shows it without an after-show message.
     if (this.isVisible) {
