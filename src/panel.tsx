@@ -56,6 +56,14 @@ export class PackagesPanel extends SidePanel {
       "Python packages of this workspace's kernels"
     );
 
+    // A small uppercase title as the Extension Manager's "PyPI Manager" has, saying which
+    // packages these are; its tooltip the caption.
+    const title = new Widget({ node: document.createElement('h2') });
+    title.addClass('jp-bifrost-title');
+    title.node.textContent = trans.__('Kernel packages');
+    title.node.title = this.title.caption;
+    this.header.addWidget(title);
+
     const header = ReactWidget.create(
       <UseSignal signal={model.stateChanged}>
         {() => (

@@ -443,7 +443,12 @@ const HistoryRow = React.memo(function HistoryRow({
           {revision.user ?? trans.__('unknown user')}
         </span>
         <time dateTime={revision.created_at} title={revision.created_at}>
-          {isNaN(when.getTime()) ? revision.created_at : when.toLocaleString()}
+          {isNaN(when.getTime())
+            ? revision.created_at
+            : when.toLocaleString(undefined, {
+                dateStyle: 'short',
+                timeStyle: 'short'
+              })}
         </time>
         <span
           className="jp-bifrost-revision-source jp-bifrost-ellipsis"

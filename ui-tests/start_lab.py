@@ -1,7 +1,7 @@
 """Start a real ``jupyter lab`` with bifrost_ext for the browser tests, and stop it again.
 
     .venv/bin/python ui-tests/start_lab.py [--base-url /user/alice/] [--read-only]
-                                           [--seed SPEC ...] [--log FILE]
+                                           [--seed SPEC ...] [--log FILE] [--bulk-wheels N]
 
 Everything the server touches is its own: a free port, a token, and a temporary folder that
 holds its root dir, HOME, Jupyter config/data/runtime dirs, JupyterLab's settings and
@@ -64,6 +64,11 @@ NOTIFICATION_SETTINGS = {"fetchNews": "false", "checkForUpdates": False}
 START_TIMEOUT = 180.0  # a loaded 2-core machine running several suites at once
 
 
+def bulk_name(i: int) -> str:
+    """The name of the ``i``-th bulk wheel (``--bulk-wheels``)."""
+    return f"bfbulk{i:03d}"
+
+
 class StartError(RuntimeError):
     """The server did not come up; the message holds the end of its log."""
 
@@ -115,10 +120,13 @@ class Lab:
             "PYTHONPATH": str(HERE),
         }
 
-    def prepare(self, seed: list[str]) -> None:
-        """Wheels, folders, lab settings, and the requirements saved before the server starts."""
+    def prepare(self, seed: list[str], bulk: int = 0) -> None:
+        """Wheels (and ``bulk`` more, ``bfbulk000``…, for the panel's benchmark), folders, lab
+        settings, and the requirements saved before the server starts."""
         for name, version, requires in WHEELS:
             build_wheel(self.wheelhouse, name, version, requires=requires)
+        for i in range(bulk):
+            build_wheel(self.wheelhouse, bulk_name(i), "1.0")
         self.index.start()
         for sub in ("home", "root", "config", "data", "runtime", "lab-workspaces"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -130,10 +138,15 @@ class Lab:
         if seed:
             # The operator's CLI on the same settings: how a read-only server gets requirements
             # that nobody may change through it.
-            cli = [sys.executable, "-m", "bifrost_ext.cli.main", "install", *seed]
-            done = subprocess.run(cli, env=self.env(), capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise StartError(f"seeding {seed} failed:\n{done.stdout}\n{done.stderr}")
+            # At most 100 requirements per request (the API's limit): in turns.
+            for start in range(0, len(seed), 100):
+                part = seed[start : start + 100]
+                cli = [sys.executable, "-m", "bifrost_ext.cli.main", "install", *part]
+                done = subprocess.run(
+                    cli, env=self.env(), capture_output=True, text=True, check=False
+                )
+                if done.returncode != 0:
+                    raise StartError(f"seeding {part} failed:\n{done.stdout}\n{done.stderr}")
 
     def command(self) -> list[str]:
         """``jupyter lab`` with the settings the tests rely on."""
@@ -262,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", nargs="*", default=[], help="requirements saved (CLI) before the server starts"
     )
     parser.add_argument("--log", type=Path, help="where the server's log goes")
+    parser.add_argument(
+        "--bulk-wheels", type=int, default=0, help="N more tiny wheels bfbulk000… to seed from"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the folder after stopping")
     args = parser.parse_args(argv)
 
@@ -274,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        lab.prepare(args.seed)
+        lab.prepare(args.seed, args.bulk_wheels)
         lab.start()
         print(json.dumps(lab.info()), flush=True)
 

@@ -148,3 +148,39 @@ test('the panel in Notebook 7, by its command, with its caption', async ({ lab, 
   const panel = await openPanel(page);
   await expect(panel.getByLabel('Package specs to install')).toBeVisible();
 });
+
+test("Notebook 7's notebook view: View → Left Sidebar shows the panel, following that notebook", async ({
+  lab,
+  page
+}, testInfo) => {
+  const name = 'seven <b>x</b>.ipynb'; // markup in the notebook's name: shown as text
+  const created = await page.request.put(
+    `${lab.url}${lab.base_url}api/contents/${encodeURIComponent(name)}`,
+    {
+      headers: { Authorization: `token ${lab.token}` },
+      data: {
+        type: 'notebook',
+        format: 'json',
+        content: {
+          cells: [],
+          metadata: { kernelspec: { name: 'python3', display_name: 'Python 3', language: 'python' } },
+          nbformat: 4,
+          nbformat_minor: 5
+        }
+      }
+    }
+  );
+  expect(created.status()).toBe(201);
+  await page.goto(`${lab.url}${lab.base_url}notebooks/${encodeURIComponent(name)}?token=${lab.token}`);
+  await page.waitForFunction(() => !!(window as any).jupyterapp, undefined, { timeout: 60_000 });
+  await page.evaluate(() => (window as any).jupyterapp.restored);
+  await page.getByRole('menuitem', { name: 'View' }).click();
+  await page.getByRole('menuitem', { name: 'Left Sidebar' }).click();
+  await page.getByRole('menuitem', { name: "Show Python packages of this workspace's kernels" }).click();
+  const panel = page.locator('#bifrost-packages');
+  await expect(panel).toBeVisible();
+  const kernel = panel.locator('[data-bifrost="kernel"]');
+  await expect(kernel).toHaveText(`Kernel of ${name}`);
+  await expect(kernel.locator('b')).toHaveCount(0);
+  await keepScreenshot(page, testInfo, 'notebook7');
+});
