@@ -69,9 +69,9 @@ function InstallForm({ model, search, actions, trans }: IProps): JSX.Element {
           className="jp-bifrost-install-input"
           type="text"
           aria-label={trans.__('Package specs to install')}
-          placeholder={trans.__('Search or type specs, e.g. pandas==2.2')}
+          placeholder={trans.__('Search or spec')}
           title={trans.__(
-            'A project name searches the index; one or more PEP 508 specs install (quote a spec with spaces)'
+            'A project name searches the index; one or more PEP 508 specs (pandas==2.2 "requests[socks]>=2") install'
           )}
           value={search.text}
           onChange={event => search.setText(event.currentTarget.value)}

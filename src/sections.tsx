@@ -10,9 +10,9 @@ import {
   caretRightIcon,
   deleteIcon,
   kernelIcon,
+  listIcon,
   moveUpIcon,
   refreshIcon,
-  tagIcon,
   undoIcon
 } from '@jupyterlab/ui-components';
 import * as React from 'react';
@@ -366,7 +366,7 @@ function Line({
         {writable && (
           <>
             <ToolbarButtonComponent
-              icon={tagIcon}
+              icon={listIcon}
               tooltip={trans.__('Change version')}
               enabled={!busy}
               onClick={() => void actions.changeVersion(row)}

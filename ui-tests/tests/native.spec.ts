@@ -153,7 +153,7 @@ test("Notebook 7's notebook view: View → Left Sidebar shows the panel, followi
   lab,
   page
 }, testInfo) => {
-  const name = 'seven <b>x</b>.ipynb'; // markup in the notebook's name: shown as text
+  const name = 'seven <b>x.ipynb'; // markup in the notebook's name (no "/": a path): text
   const created = await page.request.put(
     `${lab.url}${lab.base_url}api/contents/${encodeURIComponent(name)}`,
     {
@@ -174,9 +174,9 @@ test("Notebook 7's notebook view: View → Left Sidebar shows the panel, followi
   await page.goto(`${lab.url}${lab.base_url}notebooks/${encodeURIComponent(name)}?token=${lab.token}`);
   await page.waitForFunction(() => !!(window as any).jupyterapp, undefined, { timeout: 60_000 });
   await page.evaluate(() => (window as any).jupyterapp.restored);
-  await page.getByRole('menuitem', { name: 'View' }).click();
-  await page.getByRole('menuitem', { name: 'Left Sidebar' }).click();
-  await page.getByRole('menuitem', { name: "Show Python packages of this workspace's kernels" }).click();
+  await page.locator('.lm-MenuBar-item', { hasText: 'View' }).click();
+  await page.locator('.lm-Menu-item', { hasText: 'Left Sidebar' }).click();
+  await page.locator('.lm-Menu-item', { hasText: "Show Python packages of this workspace's kernels" }).click();
   const panel = page.locator('#bifrost-packages');
   await expect(panel).toBeVisible();
   const kernel = panel.locator('[data-bifrost="kernel"]');
