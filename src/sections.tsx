@@ -12,7 +12,6 @@ import {
   kernelIcon,
   listIcon,
   moveUpIcon,
-  refreshIcon,
   undoIcon
 } from '@jupyterlab/ui-components';
 import * as React from 'react';
@@ -30,8 +29,11 @@ export const LINE_HEIGHT = 24;
 /** Lists longer than this are windowed: only the lines in view (and a margin) are in the DOM. */
 export const WINDOW_FROM = 60;
 
+/** Diff lines a revision shows before "N more lines". */
+const DIFF_LINES = 6;
+
 /** Lines rendered above and below the visible ones. */
-const OVERSCAN = 10;
+const OVERSCAN = 5;
 
 interface IViewProps {
   model: PackagesModel;
@@ -179,7 +181,10 @@ export function InstalledView({
   trans,
   scroller
 }: IViewProps & { scroller: HTMLElement }): JSX.Element {
-  const [view, setView] = React.useState({ top: 0, height: 600 });
+  const [view, setView] = React.useState(() => ({
+    top: scroller.scrollTop,
+    height: scroller.clientHeight || 600
+  }));
   React.useEffect(() => {
     const update = () =>
       setView({ top: scroller.scrollTop, height: scroller.clientHeight });
@@ -339,7 +344,10 @@ function Line({
         {row.spec.slice(0, row.spec.length - constraint.length)}
         <span className="jp-bifrost-constraint">{constraint}</span>
       </code>
-      <span className="jp-bifrost-version" data-bifrost="locked">
+      <span
+        className={row.stale ? 'jp-bifrost-sr-only' : 'jp-bifrost-version'}
+        data-bifrost="locked"
+      >
         {row.locked ?? '—'}
       </span>
       <span className="jp-bifrost-sr-only">
@@ -347,22 +355,23 @@ function Line({
         <span data-bifrost="loaded">{row.loaded ?? '—'}</span>
       </span>
       {row.stale && (
-        <span
-          className="jp-bifrost-badge jp-mod-warn"
+        // The badge is the restart: one control, so the name keeps its room.
+        <button
+          type="button"
+          className="jp-bifrost-badge jp-mod-warn jp-bifrost-restart"
           data-bifrost="mismatch"
-          title={trans.__('The kernel has %1 in memory', row.loaded ?? '')}
+          aria-label={trans.__('Restart kernel')}
+          title={trans.__(
+            'The kernel has %1 in memory: restart it to use %2',
+            row.loaded ?? '',
+            row.locked ?? ''
+          )}
+          onClick={() => void actions.restartKernel()}
         >
           {trans.__('restart to use %1', row.locked ?? '')}
-        </span>
+        </button>
       )}
       <span className="jp-bifrost-actions">
-        {row.stale && (
-          <ToolbarButtonComponent
-            icon={refreshIcon}
-            tooltip={trans.__('Restart kernel')}
-            onClick={() => void actions.restartKernel()}
-          />
-        )}
         {writable && (
           <>
             <ToolbarButtonComponent
@@ -433,7 +442,17 @@ const HistoryRow = React.memo(function HistoryRow({
   busy: boolean;
   actions: IPanelActions;
 }): JSX.Element {
-  const diff = diffRequirements(revision.previous_content, revision.content);
+  const [open, setOpen] = React.useState(false);
+  const lines = React.useMemo(() => {
+    const diff = diffRequirements(revision.previous_content, revision.content);
+    return [
+      ...diff.added.map(line => ({ sign: '+', line })),
+      ...diff.removed.map(line => ({ sign: '-', line }))
+    ];
+  }, [revision.previous_content, revision.content]);
+  // A revision of a hundred lines shows its first few: the history stays short to render.
+  const shown = open ? lines : lines.slice(0, DIFF_LINES);
+  const hidden = lines.length - shown.length;
   const when = new Date(revision.created_at);
   return (
     <li className="jp-bifrost-revision" data-revision={revision.id}>
@@ -471,21 +490,33 @@ const HistoryRow = React.memo(function HistoryRow({
         className="jp-bifrost-diff"
         aria-label={trans.__('Changes in revision %1', revision.id)}
       >
-        {diff.added.map(line => (
-          <li key={`+${line}`} className="jp-bifrost-diff-added">
-            <span aria-hidden="true">+ </span>
-            <span className="jp-bifrost-sr-only">{trans.__('added')} </span>
-            {line}
+        {shown.map(({ sign, line }) =>
+          sign === '+' ? (
+            <li key={`+${line}`} className="jp-bifrost-diff-added">
+              <span aria-hidden="true">+ </span>
+              <span className="jp-bifrost-sr-only">{trans.__('added')} </span>
+              {line}
+            </li>
+          ) : (
+            <li key={`-${line}`} className="jp-bifrost-diff-removed">
+              <span aria-hidden="true">− </span>
+              <span className="jp-bifrost-sr-only">{trans.__('removed')} </span>
+              {line}
+            </li>
+          )
+        )}
+        {hidden > 0 && (
+          <li className="jp-bifrost-diff-none">
+            <button
+              type="button"
+              className="jp-bifrost-link"
+              onClick={() => setOpen(true)}
+            >
+              {trans._n('%1 more line', '%1 more lines', hidden)}
+            </button>
           </li>
-        ))}
-        {diff.removed.map(line => (
-          <li key={`-${line}`} className="jp-bifrost-diff-removed">
-            <span aria-hidden="true">− </span>
-            <span className="jp-bifrost-sr-only">{trans.__('removed')} </span>
-            {line}
-          </li>
-        ))}
-        {diff.added.length + diff.removed.length === 0 && (
+        )}
+        {lines.length === 0 && (
           <li className="jp-bifrost-diff-none">
             {trans.__('no change in the requirements')}
           </li>
