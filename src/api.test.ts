@@ -1,14 +1,20 @@
 // The API client: URLs under a base_url, JSON errors, network errors, the streaming change().
+import { ServerConnection } from '@jupyterlab/services';
 import { describe, expect, it } from 'vitest';
 
 import {
-  APIError,
+  IErrorBody,
+  PackagesError,
   canWrite,
   change,
   getExport,
   getHistory,
+  getIndexInfo,
+  getProject,
   getRequirements,
-  requestAPI
+  getTree,
+  requestAPI,
+  searchIndex
 } from './api';
 import { changeStream, eventStream, fakeServer, json } from './testing';
 
@@ -36,32 +42,49 @@ describe('requestAPI', () => {
     expect(seen[0].url).toBe('http://localhost:8888/api/packages/status');
   });
 
-  it('turns an error status into an APIError carrying the JSON body', async () => {
+  it('turns an error status into a ResponseError carrying the JSON body', async () => {
     const { settings } = fakeServer(() =>
       json(503, { message: 'database down' })
     );
     const error = await getRequirements(settings).catch(e => e);
-    expect(error).toBeInstanceOf(APIError);
-    expect(error.status).toBe(503);
+    expect(error).toBeInstanceOf(ServerConnection.ResponseError);
+    expect(error).toBeInstanceOf(PackagesError);
+    expect(error.response.status).toBe(503);
     expect(error.body).toEqual({ message: 'database down' });
+    expect(error.message).toBe('database down');
   });
 
-  it('turns an answer that is not JSON into an APIError', async () => {
+  it('turns an answer that is not JSON into a ResponseError', async () => {
     const { settings } = fakeServer(
       () => new Response('<html>proxy</html>', { status: 502 })
     );
     const error = await getRequirements(settings).catch(e => e);
-    expect(error).toBeInstanceOf(APIError);
-    expect(error.status).toBe(502);
+    expect(error).toBeInstanceOf(PackagesError);
+    expect(error.response.status).toBe(502);
   });
 
-  it('turns a network failure into an APIError with status 0', async () => {
+  it('turns a network failure into a NetworkError', async () => {
     const { settings } = fakeServer(() => {
       throw new TypeError('fetch failed');
     });
     const error = await getRequirements(settings).catch(e => e);
-    expect(error).toBeInstanceOf(APIError);
-    expect(error.status).toBe(0);
+    expect(error).toBeInstanceOf(ServerConnection.NetworkError);
+  });
+
+  it('asks the index routes with their query encoded', async () => {
+    const { settings, seen } = fakeServer(() =>
+      json(200, { index: { label: 'PyPI' } })
+    );
+    await searchIndex(settings, 'pan', 5);
+    await getProject(settings, 'a&b');
+    await getTree(settings);
+    expect(await getIndexInfo(settings)).toEqual({ label: 'PyPI' });
+    expect(seen.map(r => r.url)).toEqual([
+      'http://localhost:8888/user/alice/api/packages/index/search?q=pan&limit=5',
+      'http://localhost:8888/user/alice/api/packages/index/project?name=a%26b',
+      'http://localhost:8888/user/alice/api/packages/tree',
+      'http://localhost:8888/user/alice/api/packages/index'
+    ]);
   });
 });
 
@@ -134,7 +157,7 @@ describe('change', () => {
       () => {}
     );
     expect(result.status).toBe(400);
-    expect(result.body.reason).toBe('bad');
+    expect((result.body as IErrorBody).reason).toBe('bad');
   });
 
   it('takes the HTTP status of an answer that is not a stream', async () => {
@@ -148,7 +171,30 @@ describe('change', () => {
     expect(result).toEqual({ status: 403, body: { message: 'Forbidden' } });
   });
 
-  it('fails with status 0 when the stream ends without a result', async () => {
+  it('reads the same stream whatever the chunks are split at, LF, CRLF or CR', async () => {
+    const stream = changeStream(['Resolved 1 package', 'Installed "x"'], 200, {
+      changed: true
+    }).join('');
+    for (const text of [
+      stream,
+      stream.replace(/\n/g, '\r\n'),
+      stream.replace(/\n/g, '\r')
+    ]) {
+      for (let cut = 0; cut <= text.length; cut += 3) {
+        const { settings } = fakeServer(() =>
+          eventStream([text.slice(0, cut), text.slice(cut)])
+        );
+        const lines: string[] = [];
+        const result = await change(settings, 'install', {}, l =>
+          lines.push(l)
+        );
+        expect(lines).toEqual(['Resolved 1 package', 'Installed "x"']);
+        expect(result).toEqual({ status: 200, body: { changed: true } });
+      }
+    }
+  });
+
+  it('fails with a NetworkError when the stream ends without a result', async () => {
     const { settings } = fakeServer(() =>
       eventStream(['event: output\ndata: "x"\n\n'])
     );
@@ -158,7 +204,6 @@ describe('change', () => {
       { revision: 1 },
       () => {}
     ).catch(e => e);
-    expect(error).toBeInstanceOf(APIError);
-    expect(error.status).toBe(0);
+    expect(error).toBeInstanceOf(ServerConnection.NetworkError);
   });
 });

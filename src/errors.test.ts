@@ -1,9 +1,13 @@
 // Every error status gets its own words.
 import { describe, expect, it } from 'vitest';
 
+import { ServerConnection } from '@jupyterlab/services';
+
+import { PackagesError } from './api';
 import {
   OUTPUT_TAIL,
   describeError,
+  describeFailure,
   notificationText,
   outputTail
 } from './errors';
@@ -155,9 +159,30 @@ describe('describeError', () => {
     );
   });
 
-  it('no answer at all', () => {
-    expect(describeError(0, {}, trans).message).toBe(
+  it("no answer at all (JupyterLab's NetworkError)", () => {
+    const error = new ServerConnection.NetworkError(new TypeError('offline'));
+    expect(describeFailure(error, trans).message).toBe(
       'The server did not answer; nothing was changed'
+    );
+  });
+
+  it("an error status (JupyterLab's ResponseError) keeps bifrost's words", () => {
+    const error = new PackagesError(new Response('', { status: 422 }), {
+      kind: 'install-failed',
+      message: "'reqests' not found in the package index; nothing was saved",
+      output: ['line 1', 'line 2']
+    });
+    expect(error).toBeInstanceOf(ServerConnection.ResponseError);
+    expect(describeFailure(error, trans)).toEqual({
+      message: "'reqests' not found in the package index; nothing was saved",
+      detail: 'line 1\nline 2'
+    });
+    const plain = new ServerConnection.ResponseError(
+      new Response('', { status: 502 }),
+      'Bad Gateway'
+    );
+    expect(describeFailure(plain, trans).message).toBe(
+      'The server answered 502: Bad Gateway'
     );
   });
 });

@@ -3,9 +3,12 @@
 // `kind` and the one-line `message` the magic and the CLI show too, and the panel shows that
 // line, with an installer's output only as details, never as the headline. An answer that
 // bifrost did not word (jupyter_server's authorizer or a refused body, a proxy in between,
-// no answer at all) is worded here by its status.
+// no answer at all: ServerConnection.NetworkError) is worded here by its status.
 
+import { ServerConnection } from '@jupyterlab/services';
 import type { TranslationBundle } from '@jupyterlab/translation';
+
+import { type IErrorBody, PackagesError } from './api';
 
 /** Lines of installer output a failure shows. */
 export const OUTPUT_TAIL = 20;
@@ -16,22 +19,41 @@ export interface IErrorWords {
   detail?: string;
 }
 
-/** The words for an answer with this status and body (status 0: no answer at all). */
+/** The words for a failed request: no answer at all, an error status, or anything else. */
+export function describeFailure(
+  error: unknown,
+  trans: TranslationBundle
+): IErrorWords {
+  if (error instanceof ServerConnection.NetworkError) {
+    return {
+      message: trans.__('The server did not answer; nothing was changed')
+    };
+  }
+  if (error instanceof PackagesError) {
+    return describeError(error.response.status, error.body, trans);
+  }
+  if (error instanceof ServerConnection.ResponseError) {
+    return describeError(
+      error.response.status,
+      { message: error.message },
+      trans
+    );
+  }
+  return { message: String(error) };
+}
+
+/** The words for an answer with this status and body. */
 export function describeError(
   status: number,
-  body: Record<string, any>,
+  body: IErrorBody,
   trans: TranslationBundle
 ): IErrorWords {
   const message = typeof body.message === 'string' ? body.message : '';
-  if (status !== 0 && typeof body.kind === 'string' && message) {
+  if (typeof body.kind === 'string' && message) {
     const detail = outputTail(body.output);
     return detail ? { message, detail } : { message };
   }
   switch (status) {
-    case 0:
-      return {
-        message: trans.__('The server did not answer; nothing was changed')
-      };
     case 400:
       return { message: trans.__('Refused: %1; nothing was saved', message) };
     case 403:

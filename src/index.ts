@@ -1,6 +1,6 @@
-// The JupyterLab plugin: registers the Packages sidebar panel, its command (palette,
-// Settings menu, launcher), its settings, and wires the model to the server's events and
-// the active notebook's kernel.
+// The JupyterLab (and Notebook 7) plugin: registers the Packages sidebar panel, its commands
+// (open: palette, Settings menu, launcher; refresh, export, settings: the panel's toolbar),
+// its settings, and wires the model to the server's events and the active notebook's kernel.
 
 import {
   ILayoutRestorer,
@@ -14,17 +14,19 @@ import { IMainMenu } from '@jupyterlab/mainmenu';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import { refreshIcon } from '@jupyterlab/ui-components';
 
 import { createActions } from './actions';
 import { packagesIcon } from './icon';
 import { NotebookKernelSource } from './kernelsource';
 import { DEFAULT_SETTINGS, IModelSettings, PackagesModel } from './model';
-import { PackagesPanel } from './view';
+import { CommandIDs, PackagesPanel } from './panel';
+import { SearchModel } from './search';
 import { MISSING_IMPORT_MIME } from './missingimport';
 import { MissingImportRenderer } from './missingrenderer';
 
 const PLUGIN_ID = 'bifrost-ext:plugin';
-const COMMAND = 'bifrost:open-packages';
+const COMMAND = CommandIDs.open;
 const PANEL_ID = 'bifrost-packages';
 /** Just after the Extension Manager (rank 1000) in the left sidebar. */
 const SIDEBAR_RANK = 1001;
@@ -62,28 +64,54 @@ const plugin: JupyterFrontEndPlugin<void> = {
       kernels: new NotebookKernelSource(tracker),
       events: app.serviceManager.events
     });
+    const search = new SearchModel(app.serviceManager.serverSettings, trans);
     const showLog = () => {
       app.shell.activateById(PANEL_ID);
       panel.showLog();
     };
     const actions = createActions(model, trans, showLog);
-    const panel = new PackagesPanel(model, actions, trans);
+    const panel = new PackagesPanel({
+      model,
+      search,
+      actions,
+      trans,
+      commands: app.commands,
+      translator: translator ?? undefined
+    });
     panel.id = PANEL_ID;
-    panel.title.icon = packagesIcon;
-    panel.title.caption = trans.__('Packages');
     panel.node.setAttribute('role', 'region');
     panel.node.setAttribute('aria-label', trans.__('Packages section'));
-    panel.disposed.connect(() => model.dispose());
+    panel.disposed.connect(() => {
+      model.dispose();
+      search.dispose();
+    });
     app.shell.add(panel, 'left', { rank: SIDEBAR_RANK, type: 'Packages' });
     restorer?.add(panel, PANEL_ID);
 
     app.commands.addCommand(COMMAND, {
       label: trans.__('Packages'),
-      caption: trans.__('Install, remove and roll back packages that persist'),
+      caption: trans.__("Python packages of this workspace's kernels"),
       icon: packagesIcon,
       execute: () => {
         app.shell.activateById(PANEL_ID);
       }
+    });
+    app.commands.addCommand(CommandIDs.refresh, {
+      label: trans.__('Read the packages again'),
+      icon: args => (args.toolbar ? refreshIcon : undefined),
+      execute: () => model.refresh()
+    });
+    app.commands.addCommand(CommandIDs.exportAs, {
+      label: args =>
+        typeof args.label === 'string'
+          ? trans.__(args.label)
+          : trans.__('Export the requirements'),
+      execute: args => actions.exportAs(String(args.format))
+    });
+    app.commands.addCommand(CommandIDs.settings, {
+      label: trans.__('Settings of the Packages panel'),
+      execute: () =>
+        app.commands.execute('settingeditor:open', { query: 'Packages' })
     });
     palette?.addItem({ command: COMMAND, category: trans.__('Packages') });
     mainMenu?.settingsMenu.addGroup([{ command: COMMAND }], 100);

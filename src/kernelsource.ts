@@ -23,6 +23,12 @@ export class NotebookKernelSource implements IKernelSource {
     return this._context?.session?.kernel ?? null;
   }
 
+  /** The active notebook's file name (never its kernel's id); null when none is active. */
+  get name(): string | null {
+    const path = this._tracker?.currentWidget?.context.path;
+    return path ? (path.split('/').pop() ?? path) : null;
+  }
+
   async restart(): Promise<void> {
     await this._context?.restartKernel();
   }

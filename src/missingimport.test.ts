@@ -1,3 +1,4 @@
+// @vitest-environment happy-dom
 // The missing-import output's data, the server's answer for it, and the panel's offers.
 import { describe, expect, it } from 'vitest';
 

@@ -1,3 +1,4 @@
+// @vitest-environment happy-dom
 // The model's state transitions against a fake server, kernel and event stream.
 import type { Event, Kernel } from '@jupyterlab/services';
 import { Signal } from '@lumino/signaling';
@@ -164,7 +165,6 @@ describe('PackagesModel', () => {
     await model.refresh();
     const done = model.install(['bfdemo==2.0']);
     expect(model.busy).toBe('Installing bfdemo==2.0…');
-    expect(model.logOpen).toBe(true);
     state.requirements = ['bfdemo==2.0'];
     state.locked = { bfdemo: '2.0' };
     state.hash = 'h2';
@@ -183,12 +183,57 @@ describe('PackagesModel', () => {
     expect(outcome).toEqual({
       ok: true,
       message: "Installed bfdemo 2.0; saved to workspace 'default'",
-      detail: undefined
+      detail: undefined,
+      restart: false
     });
     expect(model.busy).toBeNull();
     expect(model.log).toEqual(['Resolved 1 package', 'Installed bfdemo']);
     expect(model.message).toBe(outcome.message);
     expect(model.rows[0]).toMatchObject({ spec: 'bfdemo==2.0', locked: '2.0' });
+  });
+
+  it('streams installer lines through logChanged alone, never stateChanged', async () => {
+    const { settings } = workspace(() =>
+      eventStream(
+        changeStream(['one', 'two', 'three'], 200, {
+          workspace: 'default',
+          changed: true
+        })
+      )
+    );
+    const model = new PackagesModel({ serverSettings: settings, trans });
+    await model.refresh();
+    const seen: string[] = [];
+    model.logChanged.connect((_, change) =>
+      seen.push(change.kind === 'reset' ? 'reset' : change.lines.join())
+    );
+    let states = 0;
+    model.stateChanged.connect(() => states++);
+    await model.install(['bfdemo']);
+    expect(seen).toEqual(['reset', 'one', 'two', 'three']);
+    // busy, done, the refresh: not one per line.
+    expect(states).toBeLessThanOrEqual(4);
+  });
+
+  it("shows the server's summary and a removal's orphans", async () => {
+    let summary: string | undefined =
+      'Removed bfapp and bfdep (nothing else needs it)';
+    const { settings } = workspace(() =>
+      eventStream(
+        changeStream([], 200, {
+          workspace: 'default',
+          changed: true,
+          summary,
+          orphans: ['bfdep']
+        })
+      )
+    );
+    const model = new PackagesModel({ serverSettings: settings, trans });
+    expect((await model.remove('bfapp')).message).toBe(summary);
+    summary = undefined;
+    expect((await model.remove('bfapp')).message).toBe(
+      "Removed bfapp; saved to workspace 'default' (also removed, nothing else needs them: bfdep)"
+    );
   });
 
   it('a refused spec is an error and nothing changes', async () => {

@@ -1,29 +1,35 @@
 // The Packages panel's state and the only code that changes it: what is saved, locked and
-// loaded, the status, the history, permissions, the change under way and its log. The view
-// renders it; nothing here touches the DOM.
+// loaded, the status, the history, the dependency tree, permissions, the change under way and
+// its log. A VDomModel as the Extension Manager's: views render it and call it, nothing here
+// touches the DOM. The installer's lines go out through `logChanged` alone, so a streaming
+// install re-renders the log and nothing else.
 
 import type { Event, Kernel, ServerConnection } from '@jupyterlab/services';
 import type { TranslationBundle } from '@jupyterlab/translation';
-import type { IDisposable } from '@lumino/disposable';
+import { VDomModel } from '@jupyterlab/ui-components';
+import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
-  APIError,
   ChangeRoute,
+  IChangeBody,
   IChangeResult,
+  IErrorBody,
   IExport,
   IRequirements,
   IRevision,
   IStatus,
+  ITree,
   canWrite,
   change,
   getDistribution,
   getExport,
   getHistory,
   getRequirements,
-  getStatus
+  getStatus,
+  getTree
 } from './api';
-import { IErrorWords, describeError } from './errors';
+import { IErrorWords, describeError, describeFailure } from './errors';
 import {
   LoadedVersions,
   REPORT_EXPRESSION,
@@ -32,6 +38,7 @@ import {
 import { IMissingOffer, readMissingOffer } from './missingimport';
 import { describeVersionChanges, readVersions } from './versions';
 import { canonicalName, projectName, withoutVersion } from './requirements';
+import { ITreeLine, treeLines } from './tree';
 
 /** The jupyter_events schema of the server's "requirements changed" events. */
 export const EVENT_SCHEMA_ID = 'https://bifrost-ext.dev/events/packages/v1';
@@ -42,11 +49,16 @@ const MAX_MISSING_OFFERS = 5;
 /** How long the panel waits for a kernel to report its loaded versions. */
 const KERNEL_REPORT_TIMEOUT_MS = 10000;
 
+/** The longest the status poll backs off to while the server fails. */
+const POLL_MAX_MS = 60000;
+
 /** The active notebook's kernel, as far as the model needs it. */
 export interface IKernelSource {
-  /** Emitted when the active kernel changes or restarts. */
+  /** Emitted when the active notebook, its kernel, or the kernel's process changes. */
   readonly changed: ISignal<unknown, void>;
   readonly kernel: Kernel.IKernelConnection | null;
+  /** The active notebook's file name (what the panel says it follows); null: none. */
+  readonly name?: string | null;
   restart(): Promise<void>;
 }
 
@@ -66,7 +78,12 @@ export interface IChangeOutcome {
   ok: boolean;
   message: string;
   detail?: string;
+  /** The active kernel holds another version of something the change moved. */
+  restart?: boolean;
 }
+
+/** What the installer log was told: new lines, or a fresh start (a change began). */
+export type LogChange = { kind: 'reset' } | { kind: 'append'; lines: string[] };
 
 /** Settings the user may change at run time (schema/plugin.json). */
 export interface IModelSettings {
@@ -82,17 +99,29 @@ export const DEFAULT_SETTINGS: IModelSettings = {
 };
 
 /** The panel's model. */
-export class PackagesModel implements IDisposable {
+export class PackagesModel extends VDomModel {
   constructor(options: PackagesModel.IOptions) {
+    super();
     this._server = options.serverSettings;
     this._trans = options.trans;
     this._kernels = options.kernels ?? null;
     this._events = options.events ?? null;
     this._kernels?.changed.connect(this._onKernelChanged, this);
     this._events?.stream.connect(this._onEvent, this);
+    this._poll = new Poll({
+      auto: false,
+      factory: () => this._pollStatus(),
+      frequency: this._frequency(),
+      // Not while the browser tab is hidden; the panel being hidden stops it altogether.
+      standby: 'when-hidden',
+      name: 'bifrost-ext:status'
+    });
   }
 
-  readonly stateChanged: ISignal<this, void> = new Signal<this, void>(this);
+  /** Installer output, apart from `stateChanged`: only the log listens to it. */
+  get logChanged(): ISignal<this, LogChange> {
+    return this._logChanged;
+  }
 
   requirements: IRequirements | null = null;
   status: IStatus | null = null;
@@ -101,8 +130,6 @@ export class PackagesModel implements IDisposable {
   readOnly = false;
   /** What the change under way does, in the user's words; null when idle. */
   busy: string | null = null;
-  log: string[] = [];
-  logOpen = false;
   /** Why the last change failed. */
   error: IErrorWords | null = null;
   /** Why the last refresh could not read everything. */
@@ -111,6 +138,25 @@ export class PackagesModel implements IDisposable {
   message: string | null = null;
   /** True until the first refresh has answered. */
   loading = true;
+  /** The dependency graph, once a requirement was expanded; null before. */
+  tree: ITree | null = null;
+  /** Why the tree could not be read. */
+  treeError: string | null = null;
+
+  /** The installer's lines of the last change (at most `maxLogLines`). */
+  get log(): readonly string[] {
+    return this._log;
+  }
+
+  /** The active notebook's name; null when no notebook is active. */
+  get kernelName(): string | null {
+    return this._kernels?.name ?? null;
+  }
+
+  /** Whether a notebook (with a kernel) is active. */
+  get hasKernel(): boolean {
+    return !!this._kernels?.kernel;
+  }
 
   /** Why the saved requirements fail validation (the server's words), or null. */
   get savedError(): string | null {
@@ -155,56 +201,101 @@ export class PackagesModel implements IDisposable {
     this._changed();
   }
 
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
   get settings(): IModelSettings {
     return this._settings;
   }
 
+  /** The server settings the panel's requests use (the search box asks the same server). */
+  get serverSettings(): ServerConnection.ISettings {
+    return this._server;
+  }
+
   /** One row per saved requirement, with its locked and loaded versions. */
   get rows(): IRequirementRow[] {
-    const locked = this.requirements?.locked ?? {};
-    return (this.requirements?.requirements ?? []).map(spec => {
-      const name = projectName(spec);
-      const lockedVersion = locked[name] ?? null;
-      const loadedVersion = this.loaded?.[name] ?? null;
-      return {
-        name,
-        spec,
-        locked: lockedVersion,
-        loaded: loadedVersion,
-        stale:
-          lockedVersion !== null &&
-          loadedVersion !== null &&
-          loadedVersion !== lockedVersion
-      };
-    });
+    if (this._rows === null) {
+      const locked = this.requirements?.locked ?? {};
+      this._rows = (this.requirements?.requirements ?? []).map(spec => {
+        const name = projectName(spec);
+        const lockedVersion = locked[name] ?? null;
+        const loadedVersion = this.loaded?.[name] ?? null;
+        return {
+          name,
+          spec,
+          locked: lockedVersion,
+          loaded: loadedVersion,
+          stale:
+            lockedVersion !== null &&
+            loadedVersion !== null &&
+            loadedVersion !== lockedVersion
+        };
+      });
+    }
+    return this._rows;
+  }
+
+  /**
+   * The installed section's lines: each requirement, and under an expanded one what it
+   * pulled in (expanded lazily, a cycle marked and not expanded again).
+   */
+  get lines(): ITreeLine[] {
+    if (this._lines === null) {
+      this._lines = treeLines(this.rows, this.tree, this._expanded);
+    }
+    return this._lines;
+  }
+
+  /** Whether the line at `path` (names from a root, joined by `/`) is expanded. */
+  isExpanded(path: string): boolean {
+    return this._expanded.has(path);
+  }
+
+  /** Expand or collapse a line; the first expansion reads the tree. */
+  toggle(path: string): void {
+    if (this._expanded.has(path)) {
+      this._expanded.delete(path);
+    } else {
+      this._expanded.add(path);
+      if (this.tree === null) {
+        void this.loadTree();
+      }
+    }
+    this._changed();
+  }
+
+  /** Read the dependency tree (`GET api/packages/tree`). */
+  async loadTree(): Promise<void> {
+    try {
+      this.tree = await getTree(this._server);
+      this.treeError = null;
+    } catch (error) {
+      this.treeError = describeFailure(error, this._trans).message;
+    }
+    this._changed();
   }
 
   configure(settings: Partial<IModelSettings>): void {
     this._settings = { ...this._settings, ...settings };
+    this._poll.frequency = this._frequency();
     if (this._visible) {
-      this._schedulePoll();
+      void (this._interval() === Poll.NEVER
+        ? this._poll.stop()
+        : this._poll.start());
     }
   }
 
-  /** The panel is shown (poll the status) or hidden (stop polling). */
+  /** The panel is shown (read everything, poll the status) or hidden (stop polling). */
   setVisible(visible: boolean): void {
+    if (this._visible === visible) {
+      return;
+    }
     this._visible = visible;
     if (visible) {
       void this.refresh();
-      this._schedulePoll();
+      if (this._interval() !== Poll.NEVER) {
+        void this._poll.start();
+      }
     } else {
-      this._stopPoll();
-    }
-  }
-
-  setLogOpen(open: boolean): void {
-    if (this.logOpen !== open) {
-      this.logOpen = open;
-      this._changed();
+      void this._poll.stop();
     }
   }
 
@@ -216,7 +307,7 @@ export class PackagesModel implements IDisposable {
     }
     this._refreshing = this._refresh().finally(() => {
       this._refreshing = null;
-      if (this._refreshAgain && !this._disposed) {
+      if (this._refreshAgain && !this.isDisposed) {
         this._refreshAgain = false;
         void this.refresh();
       }
@@ -228,7 +319,7 @@ export class PackagesModel implements IDisposable {
   async refreshLoaded(): Promise<void> {
     const ticket = ++this._kernelTicket;
     const loaded = await this._kernelReport();
-    if (ticket === this._kernelTicket && !this._disposed) {
+    if (ticket === this._kernelTicket && !this.isDisposed) {
       this.loaded = loaded;
       this._changed();
     }
@@ -252,8 +343,9 @@ export class PackagesModel implements IDisposable {
     );
   }
 
-  changeVersion(spec: string): Promise<IChangeOutcome> {
-    return this.install([spec]);
+  /** Pin a saved requirement to one version (`name==version`). */
+  changeVersion(name: string, version: string): Promise<IChangeOutcome> {
+    return this.install([`${name}==${version}`]);
   }
 
   remove(name: string): Promise<IChangeOutcome> {
@@ -272,7 +364,7 @@ export class PackagesModel implements IDisposable {
     );
   }
 
-  /** Fetch an export; errors come back as APIError for the caller to show. */
+  /** Fetch an export; errors are JupyterLab's ResponseError/NetworkError for the caller. */
   exportAs(format: string): Promise<IExport> {
     return getExport(this._server, format);
   }
@@ -286,12 +378,22 @@ export class PackagesModel implements IDisposable {
   }
 
   dispose(): void {
-    if (this._disposed) {
+    if (this.isDisposed) {
       return;
     }
-    this._disposed = true;
-    this._stopPoll();
+    this._poll.dispose();
     Signal.clearData(this);
+    super.dispose();
+  }
+
+  private _frequency(): { interval: number; backoff: boolean; max: number } {
+    const interval = this._interval();
+    return { interval, backoff: true, max: Math.max(interval, POLL_MAX_MS) };
+  }
+
+  private _interval(): number {
+    const seconds = this._settings.pollInterval;
+    return seconds > 0 ? seconds * 1000 : Poll.NEVER;
   }
 
   private async _refresh(): Promise<void> {
@@ -304,7 +406,7 @@ export class PackagesModel implements IDisposable {
       canWrite(server)
     ]);
     await loaded;
-    if (this._disposed) {
+    if (this.isDisposed) {
       return;
     }
     this.loading = false;
@@ -312,7 +414,11 @@ export class PackagesModel implements IDisposable {
       r => r.status === 'rejected'
     );
     if (requirements.status === 'fulfilled') {
+      const moved = this.requirements?.hash !== requirements.value.hash;
       this.requirements = requirements.value;
+      if (moved && this.tree !== null) {
+        void this.loadTree(); // the tree is the environment's: it moved with the hash
+      }
     }
     if (history.status === 'fulfilled') {
       this.history = history.value.revisions;
@@ -325,7 +431,9 @@ export class PackagesModel implements IDisposable {
       this.readOnly = this._forbidden || !writable.value;
     }
     this.loadError =
-      failed?.status === 'rejected' ? this._words(failed.reason) : null;
+      failed?.status === 'rejected'
+        ? describeFailure(failed.reason, this._trans)
+        : null;
     this._changed();
   }
 
@@ -341,36 +449,37 @@ export class PackagesModel implements IDisposable {
       };
     }
     this.busy = doing;
-    this.log = [];
-    this.logOpen = true;
+    this._log = [];
+    this._logChanged.emit({ kind: 'reset' });
     this.error = null;
     this.message = null;
     this._changed();
-    let result: IChangeResult;
+    let result: IChangeResult | null = null;
+    let outcome: IChangeOutcome;
     try {
       result = await change(this._server, route, body, line =>
         this._appendLog(line)
       );
+      outcome = this._outcome(route, body, result);
     } catch (error) {
-      result = {
-        status: error instanceof APIError ? error.status : 0,
-        body: error instanceof APIError ? error.body : {}
-      };
+      outcome = { ok: false, ...describeFailure(error, this._trans) };
     }
-    const outcome = this._outcome(route, body, result);
     this.busy = null;
     if (outcome.ok) {
       this.message = outcome.message;
     } else {
       this.error = { message: outcome.message, detail: outcome.detail };
-      if (result.status === 403) {
+      if (result?.status === 403) {
         this._forbidden = true;
         this.readOnly = true;
       }
     }
     this._changed();
-    if (!this._disposed) {
+    if (!this.isDisposed) {
       await this.refresh();
+    }
+    if (outcome.ok) {
+      outcome.restart = this.rows.some(row => row.stale);
     }
     return outcome;
   }
@@ -383,17 +492,20 @@ export class PackagesModel implements IDisposable {
     if (result.status !== 200) {
       return {
         ok: false,
-        ...describeError(result.status, result.body, this._trans)
+        ...describeError(result.status, result.body as IErrorBody, this._trans)
       };
     }
-    const answer = result.body;
+    const answer = result.body as IChangeBody;
+    const warning =
+      typeof answer.warning === 'string' ? answer.warning : undefined;
+    // The server's one line for the change, the one the magic prints, when it sends one.
+    if (typeof answer.summary === 'string' && answer.summary) {
+      return { ok: true, message: answer.summary, detail: warning };
+    }
     const workspace = String(answer.workspace ?? '');
-    const installed: { name: string; version: string }[] = Array.isArray(
-      answer.installed
-    )
-      ? answer.installed
-      : [];
+    const installed = Array.isArray(answer.installed) ? answer.installed : [];
     const names = installed.map(i => `${i.name} ${i.version}`).join(', ');
+    const packages = (body as { packages?: string[] }).packages ?? [];
     let message: string;
     if (route === 'rollback') {
       message = this._trans.__(
@@ -404,14 +516,23 @@ export class PackagesModel implements IDisposable {
     } else if (route === 'uninstall') {
       message = this._trans.__(
         "Removed %1; saved to workspace '%2'",
-        (body as { packages: string[] }).packages.join(', '),
+        packages.join(', '),
         workspace
       );
+      const orphans = Array.isArray(answer.orphans) ? answer.orphans : [];
+      if (orphans.length) {
+        message +=
+          ' ' +
+          this._trans.__(
+            '(also removed, nothing else needs them: %1)',
+            orphans.join(', ')
+          );
+      }
     } else if (answer.changed === false) {
       message = this._trans.__(
         "Already saved in workspace '%1': %2",
         workspace,
-        names || (body as { packages: string[] }).packages.join(', ')
+        names || packages.join(', ')
       );
     } else {
       message = this._trans.__(
@@ -428,14 +549,16 @@ export class PackagesModel implements IDisposable {
     if (others) {
       message += ' ' + this._trans.__('(also changed: %1)', others);
     }
-    const warning =
-      typeof answer.warning === 'string' ? answer.warning : undefined;
     return { ok: true, message, detail: warning };
   }
 
   private _appendLog(line: string): void {
-    this.log = [...this.log, line].slice(-this._settings.maxLogLines);
-    this._changed();
+    this._log.push(line);
+    const max = this._settings.maxLogLines;
+    if (this._log.length > max) {
+      this._log.splice(0, this._log.length - max);
+    }
+    this._logChanged.emit({ kind: 'append', lines: [line] });
   }
 
   private async _kernelReport(): Promise<LoadedVersions | null> {
@@ -471,6 +594,7 @@ export class PackagesModel implements IDisposable {
   }
 
   private _onKernelChanged(): void {
+    this._changed(); // the kernel's name, at once; its versions when it answers
     void this.refreshLoaded();
   }
 
@@ -480,33 +604,16 @@ export class PackagesModel implements IDisposable {
     }
   }
 
-  private _schedulePoll(): void {
-    this._stopPoll();
-    const seconds = this._settings.pollInterval;
-    if (seconds > 0) {
-      this._poll = setInterval(() => void this._pollStatus(), seconds * 1000);
-    }
-  }
-
-  private _stopPoll(): void {
-    if (this._poll !== undefined) {
-      clearInterval(this._poll);
-      this._poll = undefined;
-    }
-  }
-
-  /** The backstop for changes no event announced (a CLI on a server without Redis). */
+  /**
+   * The backstop for changes no event announced (a CLI on a server without Redis). A
+   * failure rejects, so the poll backs off.
+   */
   private async _pollStatus(): Promise<void> {
-    if (this._refreshing || this._disposed) {
+    if (this._refreshing || this.isDisposed) {
       return;
     }
-    let status: IStatus;
-    try {
-      status = await getStatus(this._server);
-    } catch {
-      return;
-    }
-    if (this._disposed) {
+    const status = await getStatus(this._server);
+    if (this.isDisposed) {
       return;
     }
     this.status = status;
@@ -517,15 +624,11 @@ export class PackagesModel implements IDisposable {
     this._changed();
   }
 
-  private _words(error: unknown): IErrorWords {
-    return error instanceof APIError
-      ? describeError(error.status, error.body, this._trans)
-      : { message: String(error) };
-  }
-
   private _changed(): void {
-    if (!this._disposed) {
-      (this.stateChanged as Signal<this, void>).emit();
+    if (!this.isDisposed) {
+      this._rows = null;
+      this._lines = null;
+      this.stateChanged.emit();
     }
   }
 
@@ -535,14 +638,18 @@ export class PackagesModel implements IDisposable {
   private _events: Event.IManager | null;
   private _settings: IModelSettings = DEFAULT_SETTINGS;
   private _visible = false;
-  private _poll: ReturnType<typeof setInterval> | undefined;
+  private _poll: Poll;
   private _refreshing: Promise<void> | null = null;
   private _refreshAgain = false;
   private _kernelTicket = 0;
   private _forbidden = false;
   private _missing: IMissingOffer[] = [];
   private _resolved = new Map<string, Promise<IMissingOffer | null>>();
-  private _disposed = false;
+  private _log: string[] = [];
+  private _logChanged = new Signal<this, LogChange>(this);
+  private _expanded = new Set<string>();
+  private _rows: IRequirementRow[] | null = null;
+  private _lines: ITreeLine[] | null = null;
 }
 
 export namespace PackagesModel {

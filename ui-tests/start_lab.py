@@ -1,13 +1,14 @@
 """Start a real ``jupyter lab`` with bifrost_ext for the browser tests, and stop it again.
 
     .venv/bin/python ui-tests/start_lab.py [--base-url /user/alice/] [--read-only]
-                                           [--seed SPEC ...] [--log FILE]
+                                           [--seed SPEC ...] [--log FILE] [--bulk-wheels N]
 
 Everything the server touches is its own: a free port, a token, and a temporary folder that
 holds its root dir, HOME, Jupyter config/data/runtime dirs, JupyterLab's settings and
 workspaces, the SQLite database (bifrost's embedded default, no Redis), the package
-directory and a wheelhouse of tiny wheels (tests/wheels.py) that the installer uses
-offline (``BIFROST_FIND_LINKS`` + ``BIFROST_NO_INDEX``, as tests/servers.py gives them).
+directory and a wheelhouse of tiny wheels (tests/wheels.py), served on a local port as a
+real PEP 691/503 index (tests/index_server.py, ``BIFROST_INDEX_URL``) that the panel's
+search and the installer read, offline.
 Several runs on one machine never meet.
 
 Once JupyterLab and the packages API answer, one JSON line goes to stdout
@@ -39,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.index_server import TestIndex  # noqa: E402
 from tests.servers import dies_with_parent, free_port  # noqa: E402
 from tests.wheels import build_wheel  # noqa: E402
 
@@ -49,12 +51,22 @@ WHEELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("bfdep", "1.0", ()),
     ("bfapp", "1.0", ("bfdep>=1",)),
     ("bf_tools", "1.0", ()),  # canonical name bf-tools
+    ("bfdemo", "0.9", ()),  # yanked, with a reason that is markup (YANKED)
+    ("bfdemo", "3.0rc1", ()),  # a pre-release
 )
+
+#: Yanked wheels of the test index, by file name: the reason must render as text.
+YANKED = {"bfdemo-0.9-py3-none-any.whl": "<b>broken</b> <img src=x onerror=alert(1)>"}
 
 #: No "official Jupyter news?" toast over the panel in screenshots, no request outside.
 NOTIFICATION_SETTINGS = {"fetchNews": "false", "checkForUpdates": False}
 
 START_TIMEOUT = 180.0  # a loaded 2-core machine running several suites at once
+
+
+def bulk_name(i: int) -> str:
+    """The name of the ``i``-th bulk wheel (``--bulk-wheels``)."""
+    return f"bfbulk{i:03d}"
 
 
 class StartError(RuntimeError):
@@ -76,6 +88,9 @@ class Lab:
         self.token = os.urandom(16).hex()
         self.port = free_port()
         self.wheelhouse = self.root / "wheelhouse"
+        #: A real PEP 691/503 index of the wheelhouse: the panel's search and version lists
+        #: (and the installer) read it as they would PyPI.
+        self.index = TestIndex(self.wheelhouse, yanked=YANKED)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -100,16 +115,19 @@ class Lab:
             "JUPYTERLAB_WORKSPACES_DIR": str(self.root / "lab-workspaces"),
             "BIFROST_DATABASE_URL": f"sqlite:///{self.root / 'bifrost.db'}",
             "BIFROST_SITE_DIR": str(self.root / "site"),
-            "BIFROST_FIND_LINKS": str(self.wheelhouse),
-            "BIFROST_NO_INDEX": "1",
+            "BIFROST_INDEX_URL": self.index.url,
             # The read-only authorizer's module; kernels get their own path from bifrost.
             "PYTHONPATH": str(HERE),
         }
 
-    def prepare(self, seed: list[str]) -> None:
-        """Wheels, folders, lab settings, and the requirements saved before the server starts."""
+    def prepare(self, seed: list[str], bulk: int = 0) -> None:
+        """Wheels (and ``bulk`` more, ``bfbulk000``…, for the panel's benchmark), folders, lab
+        settings, and the requirements saved before the server starts."""
         for name, version, requires in WHEELS:
             build_wheel(self.wheelhouse, name, version, requires=requires)
+        for i in range(bulk):
+            build_wheel(self.wheelhouse, bulk_name(i), "1.0")
+        self.index.start()
         for sub in ("home", "root", "config", "data", "runtime", "lab-workspaces"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         settings = self.root / "lab-settings" / "@jupyterlab" / "apputils-extension"
@@ -120,10 +138,15 @@ class Lab:
         if seed:
             # The operator's CLI on the same settings: how a read-only server gets requirements
             # that nobody may change through it.
-            cli = [sys.executable, "-m", "bifrost_ext.cli.main", "install", *seed]
-            done = subprocess.run(cli, env=self.env(), capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise StartError(f"seeding {seed} failed:\n{done.stdout}\n{done.stderr}")
+            # At most 100 requirements per request (the API's limit): in turns.
+            for start in range(0, len(seed), 100):
+                part = seed[start : start + 100]
+                cli = [sys.executable, "-m", "bifrost_ext.cli.main", "install", *part]
+                done = subprocess.run(
+                    cli, env=self.env(), capture_output=True, text=True, check=False
+                )
+                if done.returncode != 0:
+                    raise StartError(f"seeding {part} failed:\n{done.stdout}\n{done.stderr}")
 
     def command(self) -> list[str]:
         """``jupyter lab`` with the settings the tests rely on."""
@@ -140,6 +163,8 @@ class Lab:
             f"--ServerApp.root_dir={self.root / 'root'}",
             "--ServerApp.allow_root=True",
             "--LabApp.expose_app_in_browser=True",
+            # The same server serves Notebook 7 (`tree`, `notebooks/…`): its app exposed too.
+            "--JupyterNotebookApp.expose_app_in_browser=True",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]
         if self.read_only:
@@ -223,6 +248,7 @@ class Lab:
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 20 s)."""
+        self.index.stop()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -249,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", nargs="*", default=[], help="requirements saved (CLI) before the server starts"
     )
     parser.add_argument("--log", type=Path, help="where the server's log goes")
+    parser.add_argument(
+        "--bulk-wheels", type=int, default=0, help="N more tiny wheels bfbulk000… to seed from"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the folder after stopping")
     args = parser.parse_args(argv)
 
@@ -261,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        lab.prepare(args.seed)
+        lab.prepare(args.seed, args.bulk_wheels)
         lab.start()
         print(json.dumps(lab.info()), flush=True)
 
